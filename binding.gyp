@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "trainlarge",
+      "sources": ["<!@(node scripts/sources.js --unity build/unity 8)"],
+      "include_dirs": [
+        "native",
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node scripts/torch.js include-dirs)"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "<!@(node scripts/torch.js defines)"
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
+      "ldflags": ["<!@(node scripts/torch.js ldflags)"],
+      "libraries": ["<!@(node scripts/torch.js libs)"]
+    }
+  ]
+}

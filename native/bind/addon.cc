@@ -1,0 +1,77 @@
+// The addon's entry point: classes, factories and process-wide functions.
+#include "bind/addon.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "bind/convert.h"
+#include "bind/data_wrap.h"
+#include "bind/job.h"
+#include "bind/model_wrap.h"
+#include "bind/trainer_wrap.h"
+#include "common/runtime.h"
+
+namespace trainlarge::bind {
+
+namespace {
+
+// [sync] engineInfo() -> { torchVersion, cudaBuilt, cudaAvailable, cudaDevices, threads, blasThreads, ... }
+Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("torchVersion", TRAINLARGE_TORCH_VERSION);
+    o.Set("cudaBuilt", cuda_built());
+    o.Set("cudaAvailable", cuda_available());
+    o.Set("cudaDevices", static_cast<double>(cuda_available() ? torch::cuda::device_count() : 0));
+    const auto [intra, blas] = thread_settings();
+    o.Set("threads", intra > 0 ? intra : at::get_num_threads());
+    o.Set("blasThreads", blas > 0 ? blas : blas_threads());
+    o.Set("hardwareThreads", static_cast<double>(std::thread::hardware_concurrency()));
+    auto engines = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (auto e : at::globalContext().supportedQEngines()) engines.Set(i++, c10::toString(e));
+    o.Set("quantizedEngines", engines);
+    o.Set("parallelInfo", at::get_parallel_info());
+    return o;
+  });
+}
+
+// [sync] setThreads(intraOp, blas): thread counts every later job applies on its worker thread (0 = keep)
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    set_thread_settings(static_cast<int>(int_arg(info, 0, "threads")), static_cast<int>(int_arg(info, 1, "blasThreads")));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);  // deleted with the env
+  auto model = ModelWrap::Define(env);
+  auto dataset = DatasetWrap::Define(env);
+  auto trainer = TrainerWrap::Define(env);
+  data->model_class = Napi::Persistent(model);
+  data->dataset_class = Napi::Persistent(dataset);
+  data->trainer_class = Napi::Persistent(trainer);
+  exports.Set("Model", model);
+  exports.Set("Dataset", dataset);
+  exports.Set("Trainer", trainer);
+  exports.Set("createModel", Napi::Function::New<ModelWrap::Create>(env, "createModel"));
+  exports.Set("loadModel", Napi::Function::New<ModelWrap::Load>(env, "loadModel"));
+  exports.Set("createMlmData", Napi::Function::New<DatasetWrap::CreateMlm>(env, "createMlmData"));
+  exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
+  exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
+  exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace trainlarge::bind
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return trainlarge::bind::Init(env, exports); }
+
+NODE_API_MODULE(trainlarge, InitAddon)

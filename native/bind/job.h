@@ -1,0 +1,43 @@
+// Runs engine work on a libuv worker thread and settles a Promise on the JS thread. Every C++ exception
+// (c10::Error included) becomes a JS Error carrying the libtorch message and a `code`; none escapes to
+// terminate the process. Also: Guard() for synchronous methods, with the same translation.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace trainlarge::bind {
+
+// Runs on the JS thread after the work finished: turns the work's result into a JS value.
+using Finish = std::function<Napi::Value(Napi::Env)>;
+// Runs on the worker thread; returns the finisher.
+using Work = std::function<Finish()>;
+
+// Starts `work` off the main thread; `keep_alive` objects (the wraps the work uses) are referenced until
+// the promise settles, so the garbage collector cannot finalize them mid-job.
+Napi::Promise run_async(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive = {});
+
+// Translates the exception being handled into a JS Error (call inside catch (...)).
+Napi::Error to_js_error(Napi::Env env);
+
+// Runs a synchronous method body, turning any C++ exception into a thrown JS Error.
+template <typename F>
+Napi::Value Guard(const Napi::CallbackInfo& info, F&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw to_js_error(info.Env());
+  }
+}
+
+// Applies the process-wide thread settings (setThreads) on the calling worker thread.
+void apply_thread_settings();
+void set_thread_settings(int intra_op, int blas);
+std::pair<int, int> thread_settings();
+
+}  // namespace trainlarge::bind

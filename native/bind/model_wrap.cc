@@ -1,0 +1,190 @@
+#include "bind/model_wrap.h"
+
+#include "bind/addon.h"
+#include "bind/convert.h"
+#include "bind/data_wrap.h"
+#include "bind/job.h"
+#include "train/trainer.h"
+
+namespace trainlarge::bind {
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Model",
+                     {
+                         InstanceAccessor<&ModelWrap::ParameterCount>("parameterCount"),
+                         InstanceAccessor<&ModelWrap::ParameterBytes>("parameterBytes"),
+                         InstanceAccessor<&ModelWrap::Device>("device"),
+                         InstanceAccessor<&ModelWrap::Config>("config"),
+                         InstanceAccessor<&ModelWrap::Disposed>("disposed"),
+                         InstanceMethod<&ModelWrap::Predict>("predict"),
+                         InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
+                         InstanceMethod<&ModelWrap::Save>("save"),
+                         InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
+                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                     });
+}
+
+Napi::Object ModelWrap::Wrap(Napi::Env env, std::shared_ptr<Model> model) {
+  auto holder = Napi::External<std::shared_ptr<Model>>::New(env, new std::shared_ptr<Model>(std::move(model)),
+                                                           [](Napi::Env, std::shared_ptr<Model>* p) { delete p; });
+  return addon_data(env).model_class.New({holder});
+}
+
+std::shared_ptr<Model> ModelWrap::From(const Napi::Value& value, const char* field) {
+  auto& ctor = addon_data(value.Env()).model_class;
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor.Value())) {
+    throw std::invalid_argument(std::string(field) + ": expected a native Model");
+  }
+  return Unwrap(value.As<Napi::Object>())->live(field);
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "Model: use createModel() or loadModel(), not new");
+  }
+  model_ = *info[0].As<Napi::External<std::shared_ptr<Model>>>().Data();
+  // Weights, plus gradients and AdamW's two moments once trained: tell V8 what this handle holds.
+  external_bytes_ = model_->parameter_bytes();
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+}
+
+ModelWrap::~ModelWrap() {
+  if (model_) release(Env());
+}
+
+void ModelWrap::release(Napi::Env env) {
+  model_.reset();
+  if (external_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -external_bytes_);
+  external_bytes_ = 0;
+}
+
+const std::shared_ptr<Model>& ModelWrap::live(const char* method) const {
+  if (!model_) throw std::invalid_argument(std::string(method) + ": the model was disposed");
+  return model_;
+}
+
+Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto config = ModelConfig::from_json(json_arg(info, 0, "config"));
+    const auto seed = static_cast<uint64_t>(int_arg(info, 1, "seed"));
+    const auto device = parse_device(string_arg(info, 2, "device"));
+    return run_async(info.Env(), "trainlarge.createModel", [=]() -> Finish {
+      auto model = std::make_shared<Model>(config, seed, device);
+      return [model](Napi::Env env) -> Napi::Value { return Wrap(env, model); };
+    });
+  });
+}
+
+Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto config = ModelConfig::from_json(json_arg(info, 0, "config"));
+    const auto path = string_arg(info, 1, "path");
+    const auto device = parse_device(string_arg(info, 2, "device"));
+    return run_async(info.Env(), "trainlarge.loadModel", [=]() -> Finish {
+      auto file = load_safetensors(path);
+      auto model = std::make_shared<Model>(config, /*seed=*/0, device);
+      model->load_weights(file.tensors, /*strict=*/true);
+      return [model](Napi::Env env) -> Napi::Value { return Wrap(env, model); };
+    });
+  });
+}
+
+Napi::Value ModelWrap::ParameterCount(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("parameterCount")->parameter_count())); });
+}
+
+Napi::Value ModelWrap::ParameterBytes(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("parameterBytes")->parameter_bytes())); });
+}
+
+Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), live("device")->device.str()); });
+}
+
+Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), live("config")->config().to_json().dump()); });
+}
+
+Napi::Value ModelWrap::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
+
+Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("predict");
+    const int64_t B = int_arg(info, 1, "batch"), T = int_arg(info, 2, "length");
+    if (B <= 0 || T <= 0) throw std::invalid_argument("tokens: batch and length must be > 0");
+    auto ids = ids_from_js(info[0], "tokens", {B, T});
+    torch::Tensor mask;
+    if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined()) mask = mask_from_js(info[3], "attentionMask", {B, T});
+    const auto precision = parse_precision(string_arg(info, 4, "precision"));
+    return run_async(info.Env(), "trainlarge.predict", [=]() -> Finish {
+      BusyGuard busy(*model, "predict");
+      auto logits = model->predict(ids, mask, precision);
+      return [logits](Napi::Env env) -> Napi::Value { return tensor_to_js(env, logits); };
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("evaluate");
+    auto data = DatasetWrap::From(info[0], "data");
+    const int64_t batch_size = int_arg(info, 1, "batchSize"), max_samples = int_arg(info, 2, "maxSamples");
+    const auto seed = static_cast<uint64_t>(int_arg(info, 3, "seed"));
+    const auto precision = parse_precision(string_arg(info, 4, "precision"));
+    if (batch_size <= 0) throw std::invalid_argument("batchSize: must be > 0");
+    return run_async(info.Env(), "trainlarge.evaluate", [=]() -> Finish {
+      BusyGuard busy(*model, "evaluate");
+      auto r = trainlarge::evaluate(*model, *data, batch_size, max_samples, seed, precision);
+      return [r](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        o.Set("loss", r.loss);
+        o.Set("count", static_cast<double>(r.count));
+        o.Set("correct", static_cast<double>(r.correct));
+        o.Set("samples", static_cast<double>(r.samples));
+        o.Set("seconds", r.seconds);
+        return o;
+      };
+    }, {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("save");
+    const auto path = string_arg(info, 0, "path");
+    std::map<std::string, std::string> metadata;
+    if (info.Length() > 1 && info[1].IsString()) {
+      const auto j = json_arg(info, 1, "metadata");
+      for (auto it = j.begin(); it != j.end(); ++it) metadata[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+    }
+    return run_async(info.Env(), "trainlarge.save", [=]() -> Finish {
+      BusyGuard busy(*model, "save");
+      model->save(path, metadata);
+      return nullptr;
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::LoadWeights(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("loadWeights");
+    const auto path = string_arg(info, 0, "path");
+    const bool strict = info.Length() > 1 && info[1].ToBoolean();
+    return run_async(info.Env(), "trainlarge.loadWeights", [=]() -> Finish {
+      BusyGuard busy(*model, "loadWeights");
+      auto missing = model->load_weights(load_safetensors(path).tensors, strict);
+      return [missing](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Array::New(env, missing.size());
+        for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);
+        return out;
+      };
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  if (model_) release(info.Env());
+  return info.Env().Undefined();
+}
+
+}  // namespace trainlarge::bind

@@ -1,0 +1,53 @@
+// JS class Model: a handle on an engine Model. Created by createModel / loadModel (async).
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "models/model.h"
+
+namespace trainlarge::bind {
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Model> model);
+  // The model behind a JS value; throws naming `field` if it is not a live Model.
+  static std::shared_ptr<Model> From(const Napi::Value& value, const char* field);
+
+  // [async] createModel(configJson, seed, device) -> Promise<Model>
+  static Napi::Value Create(const Napi::CallbackInfo& info);
+  // [async] loadModel(configJson, weightsPath, device) -> Promise<Model>; strict: exact tensors
+  static Napi::Value Load(const Napi::CallbackInfo& info);
+
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+  ~ModelWrap() override;
+
+ private:
+  // [sync] getters: parameterCount, parameterBytes, device, config (JSON text), disposed
+  Napi::Value ParameterCount(const Napi::CallbackInfo& info);
+  Napi::Value ParameterBytes(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  // [async] predict(ids: Int32Array, batch, length, mask: Uint8Array | null, precision)
+  //   -> Promise<{ data: Float32Array, dims }>  logits (B, T, V) for MLM, (B, C) for classify
+  Napi::Value Predict(const Napi::CallbackInfo& info);
+  // [async] evaluate(dataset, batchSize, maxSamples, seed, precision) -> Promise<{loss, count, correct, samples, seconds}>
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  // [async] save(path, metadataJson) -> Promise<void>; atomic safetensors write
+  Napi::Value Save(const Napi::CallbackInfo& info);
+  // [async] loadWeights(path, strict) -> Promise<string[]> names not found in the file
+  Napi::Value LoadWeights(const Napi::CallbackInfo& info);
+  // [sync] dispose(): frees the native memory now (a running job keeps it alive until it ends)
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  const std::shared_ptr<Model>& live(const char* method) const;
+  void release(Napi::Env env);
+
+  std::shared_ptr<Model> model_;
+  int64_t external_bytes_ = 0;
+};
+
+}  // namespace trainlarge::bind

@@ -1,0 +1,138 @@
+#include "bind/trainer_wrap.h"
+
+#include <chrono>
+
+#include "bind/convert.h"
+#include "bind/data_wrap.h"
+#include "bind/job.h"
+#include "bind/model_wrap.h"
+
+namespace trainlarge::bind {
+
+Napi::Function TrainerWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Trainer",
+                     {
+                         InstanceMethod<&TrainerWrap::Steps>("steps"),
+                         InstanceMethod<&TrainerWrap::Abort>("abort"),
+                         InstanceMethod<&TrainerWrap::SaveState>("saveState"),
+                         InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+                         InstanceAccessor<&TrainerWrap::Step>("step"),
+                         InstanceAccessor<&TrainerWrap::LossScale>("lossScale"),
+                         InstanceMethod<&TrainerWrap::Dispose>("dispose"),
+                     });
+}
+
+TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+  try {
+    model_ = ModelWrap::From(info[0], "model");
+    auto config = TrainConfig::from_json(json_arg(info, 1, "config"));
+    trainer_ = std::make_shared<Trainer>(model_, config);
+    external_bytes_ = 3 * model_->parameter_bytes();  // two AdamW moments + gradients
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw to_js_error(info.Env());
+  }
+}
+
+TrainerWrap::~TrainerWrap() {
+  if (external_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
+}
+
+const std::shared_ptr<Trainer>& TrainerWrap::live(const char* method) const {
+  if (!trainer_) throw std::invalid_argument(std::string(method) + ": the trainer was disposed");
+  return trainer_;
+}
+
+Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("steps");
+    auto model = model_;
+    auto data = DatasetWrap::From(info[0], "data");
+    const int64_t max_steps = int_arg(info, 1, "maxSteps");
+    const double max_seconds = number_arg(info, 2, "maxSeconds");
+    if (max_steps <= 0) throw std::invalid_argument("maxSteps: must be > 0");
+    auto abort = abort_;
+    abort->store(false);
+    return run_async(info.Env(), "trainlarge.steps", [=]() -> Finish {
+      BusyGuard busy(*model, "training");
+      const auto& c = trainer->config();
+      set_threads(c.intra_op_threads, c.blas_threads);
+      const auto start = std::chrono::steady_clock::now();
+      std::vector<StepStats> done;
+      while (static_cast<int64_t>(done.size()) < max_steps && !abort->load()) {
+        done.push_back(trainer->step(*data));
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (max_seconds > 0 && elapsed >= max_seconds) break;
+      }
+      return [done](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Array::New(env, done.size());
+        for (size_t i = 0; i < done.size(); ++i) {
+          const auto& s = done[i];
+          auto o = Napi::Object::New(env);
+          o.Set("step", static_cast<double>(s.step));
+          o.Set("loss", s.loss);
+          o.Set("lr", s.lr);
+          o.Set("gradNorm", s.grad_norm);
+          o.Set("tokens", static_cast<double>(s.tokens));
+          o.Set("targets", static_cast<double>(s.targets));
+          o.Set("seconds", s.seconds);
+          o.Set("dataSeconds", s.data_seconds);
+          o.Set("skipped", s.skipped);
+          out.Set(static_cast<uint32_t>(i), o);
+        }
+        return out;
+      };
+    }, {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::Abort(const Napi::CallbackInfo& info) {
+  abort_->store(true);
+  return info.Env().Undefined();
+}
+
+Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("saveState");
+    auto model = model_;
+    const auto path = string_arg(info, 0, "path");
+    return run_async(info.Env(), "trainlarge.saveState", [=]() -> Finish {
+      BusyGuard busy(*model, "saveState");
+      trainer->save_state(path);
+      return nullptr;
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("loadState");
+    auto model = model_;
+    const auto path = string_arg(info, 0, "path");
+    return run_async(info.Env(), "trainlarge.loadState", [=]() -> Finish {
+      BusyGuard busy(*model, "loadState");
+      trainer->load_state(path);
+      return nullptr;
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("step")->steps())); });
+}
+
+Napi::Value TrainerWrap::LossScale(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), live("lossScale")->loss_scale()); });
+}
+
+Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
+  trainer_.reset();
+  model_.reset();
+  if (external_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -external_bytes_);
+  external_bytes_ = 0;
+  return info.Env().Undefined();
+}
+
+}  // namespace trainlarge::bind

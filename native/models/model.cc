@@ -1,0 +1,101 @@
+#include "models/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#if TRAINLARGE_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#include <sstream>
+#include <stdexcept>
+
+namespace trainlarge {
+
+Model::Model(const ModelConfig& config, uint64_t seed, c10::Device device_)
+    : module(config, seed), device(device_) {
+  if (device.is_cuda()) {
+#if TRAINLARGE_CUDA
+    module->to(device);
+    module->dropout_gen = at::cuda::detail::createCUDAGenerator(device.index());
+    module->reseed_dropout(seed);
+#else
+    throw std::invalid_argument("device: this build has no CUDA");
+#endif
+  }
+}
+
+NamedTensors Model::named_parameters() const {
+  NamedTensors out;
+  for (const auto& item : module->named_parameters()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+int64_t Model::parameter_bytes() const {
+  int64_t n = 0;
+  for (const auto& p : module->parameters()) n += p.numel() * p.element_size();
+  return n;
+}
+
+std::vector<std::string> Model::load_weights(const std::map<std::string, torch::Tensor>& tensors, bool strict) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> missing;
+  size_t used = 0;
+  for (auto& [name, p] : named_parameters()) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    if (it->second.sizes() != p.sizes()) {
+      std::ostringstream why;
+      why << "weights: '" << name << "' has shape " << it->second.sizes() << " in the file but " << p.sizes() << " in the model";
+      throw std::invalid_argument(why.str());
+    }
+    p.copy_(it->second);
+    ++used;
+  }
+  if (strict && (!missing.empty() || used != tensors.size())) {
+    std::ostringstream why;
+    why << "weights: the file does not match the model config";
+    if (!missing.empty()) why << "; missing " << missing.size() << " (first: '" << missing.front() << "')";
+    for (const auto& [name, t] : tensors) {
+      bool known = false;
+      for (const auto& [n, p] : named_parameters()) known = known || n == name;
+      if (!known) {
+        why << "; unexpected '" << name << "'";
+        break;
+      }
+    }
+    throw std::invalid_argument(why.str());
+  }
+  return missing;
+}
+
+void Model::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  auto meta = metadata;
+  meta["format"] = "pt";  // what HuggingFace's loaders expect
+  save_safetensors(path, named_parameters(), meta);
+}
+
+torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision) {
+  module->check_input(ids, attention_mask);
+  torch::NoGradGuard no_grad;
+  const bool was_training = module->is_training();
+  module->eval();
+  torch::Tensor out;
+  {
+    AutocastScope autocast(precision, device.type());
+    out = module->logits(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
+  }
+  if (was_training) module->train();
+  return out.to(torch::kCPU, torch::kFloat).contiguous();
+}
+
+BusyGuard::BusyGuard(Model& model, const char* job) : model_(model) {
+  bool expected = false;
+  if (!model_.busy.compare_exchange_strong(expected, true)) {
+    throw std::runtime_error(std::string("model is busy with another job; ") + job +
+                             " must wait for it (await the previous call)");
+  }
+}
+
+}  // namespace trainlarge

@@ -1,0 +1,51 @@
+// The engine's model handle: a Transformer on a device, its weights I/O and inference, and a busy flag
+// so one native job at a time uses it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/runtime.h"
+#include "io/safetensors.h"
+#include "models/transformer.h"
+
+namespace trainlarge {
+
+class Model {
+ public:
+  Model(const ModelConfig& config, uint64_t seed, c10::Device device);
+
+  const ModelConfig& config() const { return module->config; }
+  NamedTensors named_parameters() const;  // safetensors keys, in registration order
+  int64_t parameter_count() const { return module->parameter_count(); }
+  int64_t parameter_bytes() const;
+
+  // strict: the file must hold exactly this model's tensors. Non-strict (a pretrained body under a
+  // new head) copies what matches and returns the names it did not find.
+  std::vector<std::string> load_weights(const std::map<std::string, torch::Tensor>& tensors, bool strict);
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;
+
+  // Logits for ids (B, T) int64 on CPU and an optional (B, T) bool mask; returns CPU float32.
+  torch::Tensor predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision);
+
+  Transformer module;
+  c10::Device device;
+  std::atomic<bool> busy{false};
+};
+
+// Marks the model busy for a scope; a second job fails with a clear message instead of racing.
+class BusyGuard {
+ public:
+  BusyGuard(Model& model, const char* job);
+  ~BusyGuard() { model_.busy.store(false); }
+  BusyGuard(const BusyGuard&) = delete;
+  BusyGuard& operator=(const BusyGuard&) = delete;
+
+ private:
+  Model& model_;
+};
+
+}  // namespace trainlarge

@@ -1,0 +1,189 @@
+#include "models/transformer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#if TRAINLARGE_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#include <cmath>
+#include <stdexcept>
+
+namespace trainlarge {
+
+namespace nn = torch::nn;
+
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Generator& gen) {
+  if (!training || p == 0.0) return x;
+  // As ATen's own CPU dropout: x * bernoulli(1 - p) / (1 - p), but with our generator.
+  auto keep = at::empty_like(x).bernoulli_(1.0 - p, gen);
+  return x * keep.div_(1.0 - p);
+}
+
+SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
+    : heads(c.heads), head_dim(c.head_dim()), attention_dropout(c.attention_dropout), dropout_p(c.dropout) {
+  qkv = register_module("qkv", nn::Linear(c.d_model, 3 * c.d_model));
+  proj = register_module("proj", nn::Linear(c.d_model, c.d_model));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen) {
+  const auto B = x.size(0), T = x.size(1), D = x.size(2);
+  auto qkv_ = qkv(x).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs)
+  auto q = qkv_[0], k = qkv_[1], v = qkv_[2];
+  // Scale q before the product: (T x hs) multiplies instead of (T x T).
+  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(head_dim))), k.transpose(-2, -1));  // (B, nh, T, T)
+  if (bias.defined()) scores = scores + bias;
+  auto probs = dropout(torch::softmax(scores, -1), attention_dropout, is_training(), gen);
+  auto y = torch::matmul(probs.to(v.scalar_type()), v);  // (B, nh, T, hs)
+  y = y.transpose(1, 2).reshape({B, T, D});
+  return dropout(proj(y), dropout_p, is_training(), gen);
+}
+
+FeedForwardImpl::FeedForwardImpl(const ModelConfig& c) : dropout_p(c.dropout) {
+  fc1 = register_module("fc1", nn::Linear(c.d_model, c.ffn));
+  fc2 = register_module("fc2", nn::Linear(c.ffn, c.d_model));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, at::Generator& gen) {
+  return dropout(fc2(torch::gelu(fc1(x))), dropout_p, is_training(), gen);
+}
+
+static nn::LayerNorm layer_norm(const ModelConfig& c) {
+  return nn::LayerNorm(nn::LayerNormOptions({c.d_model}).eps(c.layer_norm_eps));
+}
+
+// LayerNorm in the weights' precision: under bf16 autocast a GEMM output arrives in bf16, and
+// libtorch 1.13's CPU layer_norm refuses mixed dtypes (autocast does not cast it). A no-op in fp32.
+static torch::Tensor norm_fp32(nn::LayerNorm& norm, const torch::Tensor& x) {
+  return norm(x.to(norm->weight.scalar_type()));
+}
+
+BlockImpl::BlockImpl(const ModelConfig& c) : pre_norm(c.norm == NormPlacement::Pre) {
+  attn = register_module("attn", SelfAttention(c));
+  norm1 = register_module("norm1", layer_norm(c));
+  ffn = register_module("ffn", FeedForward(c));
+  norm2 = register_module("norm2", layer_norm(c));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen) {
+  if (pre_norm) {
+    auto h = x + attn->forward(norm_fp32(norm1, x), bias, gen);
+    return h + ffn->forward(norm_fp32(norm2, h), gen);
+  }
+  auto h = norm_fp32(norm1, x + attn->forward(x, bias, gen));
+  return norm_fp32(norm2, h + ffn->forward(h, gen));
+}
+
+MlmHeadImpl::MlmHeadImpl(const ModelConfig& c) {
+  dense = register_module("dense", nn::Linear(c.d_model, c.d_model));
+  norm = register_module("norm", layer_norm(c));
+  bias = register_parameter("bias", torch::zeros({c.vocab_size}));
+}
+
+torch::Tensor MlmHeadImpl::forward(const torch::Tensor& h, const torch::Tensor& token_embedding) {
+  return torch::linear(norm_fp32(norm, torch::gelu(dense(h))), token_embedding, bias);
+}
+
+ClassifierHeadImpl::ClassifierHeadImpl(const ModelConfig& c) : dropout_p(c.dropout) {
+  dense = register_module("dense", nn::Linear(c.d_model, c.d_model));
+  out = register_module("out", nn::Linear(c.d_model, c.num_labels));
+}
+
+torch::Tensor ClassifierHeadImpl::forward(const torch::Tensor& first_token, at::Generator& gen) {
+  auto h = torch::tanh(dense(dropout(first_token, dropout_p, is_training(), gen)));
+  return out(dropout(h, dropout_p, is_training(), gen));
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& c, uint64_t seed)
+    : config(c), dropout_gen(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+  tokens = register_module("tokens", nn::Embedding(c.vocab_size, c.d_model));
+  positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
+  if (c.norm == NormPlacement::Post) embed_norm = register_module("embed_norm", layer_norm(c));
+  layers = register_module("layers", nn::ModuleList());
+  for (int64_t i = 0; i < c.layers; ++i) layers->push_back(Block(c));
+  if (c.norm == NormPlacement::Pre) final_norm = register_module("final_norm", layer_norm(c));
+  if (c.task == Task::MLM) mlm_head = register_module("mlm_head", MlmHead(c));
+  else cls_head = register_module("cls_head", ClassifierHead(c));
+
+  // BERT/RoBERTa initialisation: N(0, 0.02) weights, zero biases, LayerNorm (1, 0); from a seeded
+  // generator so the same seed gives the same model on any thread.
+  torch::NoGradGuard no_grad;
+  auto init_gen = at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x9e3779b97f4a7c15ULL);
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<nn::Linear>()) {
+      lin->weight.normal_(0.0, 0.02, init_gen);
+      lin->bias.zero_();
+    } else if (auto* emb = m->as<nn::Embedding>()) {
+      emb->weight.normal_(0.0, 0.02, init_gen);
+    }
+  }
+}
+
+void TransformerImpl::reseed_dropout(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(dropout_gen.mutex());
+  dropout_gen.set_current_seed(seed);
+}
+
+void TransformerImpl::check_input(const torch::Tensor& ids, const torch::Tensor& attention_mask) const {
+  if (ids.dim() != 2) throw std::invalid_argument("tokens: expected shape [batch, length], got " + std::to_string(ids.dim()) + " dimensions");
+  if (ids.size(1) > config.max_len || ids.size(1) < 1) {
+    throw std::invalid_argument("tokens: length " + std::to_string(ids.size(1)) + " is outside 1..maxLen (" +
+                                std::to_string(config.max_len) + ")");
+  }
+  if (ids.numel() > 0) {
+    const auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    if (lo < 0 || hi >= config.vocab_size) {
+      throw std::invalid_argument("tokens: ids must be in [0, vocabSize=" + std::to_string(config.vocab_size) +
+                                  "), got values in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+  }
+  if (attention_mask.defined() && attention_mask.sizes() != ids.sizes()) {
+    throw std::invalid_argument("attentionMask: must have the same shape as tokens");
+  }
+}
+
+torch::Tensor TransformerImpl::encode(const torch::Tensor& ids, const torch::Tensor& attention_mask) {
+  const auto T = ids.size(1);
+  auto pos = torch::arange(T, ids.options());
+  auto x = tokens(ids) + positions(pos);  // (B, T, D)
+  if (embed_norm) x = norm_fp32(embed_norm, x);
+  x = dropout(x, config.dropout, is_training(), dropout_gen);
+  torch::Tensor bias;  // (B, 1, 1, T): 0 for real keys, a large negative for padding
+  if (attention_mask.defined()) {
+    bias = torch::zeros({ids.size(0), 1, 1, T}, x.options().dtype(torch::kFloat))
+               .masked_fill_(attention_mask.logical_not().view({ids.size(0), 1, 1, T}), -1e9);
+  }
+  for (const auto& layer : *layers) x = layer->as<BlockImpl>()->forward(x, bias, dropout_gen);
+  if (final_norm) x = norm_fp32(final_norm, x);
+  return x;
+}
+
+torch::Tensor TransformerImpl::logits(const torch::Tensor& ids, const torch::Tensor& attention_mask) {
+  auto h = encode(ids, attention_mask);
+  if (mlm_head) return mlm_head->forward(h, tokens->weight);
+  return cls_head->forward(h.select(1, 0), dropout_gen);
+}
+
+LossResult TransformerImpl::loss(const Batch& b, bool count_correct) {
+  auto h = encode(b.ids, b.attention_mask);
+  torch::Tensor logits;
+  if (mlm_head) {
+    if (!b.positions.defined()) throw std::invalid_argument("batch: an MLM batch needs masked positions");
+    auto picked = h.reshape({-1, h.size(-1)}).index_select(0, b.positions);  // (N, D)
+    logits = mlm_head->forward(picked, tokens->weight);                       // (N, V)
+  } else {
+    logits = cls_head->forward(h.select(1, 0), dropout_gen);  // (B, C)
+  }
+  LossResult r;
+  r.loss = torch::cross_entropy_loss(logits.to(torch::kFloat), b.targets);
+  r.count = b.targets.numel();
+  if (count_correct) r.correct = logits.argmax(-1).eq(b.targets).sum().item<int64_t>();
+  return r;
+}
+
+int64_t TransformerImpl::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace trainlarge

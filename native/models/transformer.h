@@ -1,0 +1,105 @@
+// A RoBERTa-style Transformer encoder, written as small modules in the order of the math
+// (nanoGPT's shape): embeddings, attention, feed-forward, block, encoder, heads.
+// Parameter names are the safetensors keys (see docs in README "Checkpoints").
+#pragma once
+
+#include <torch/torch.h>
+
+#include "data/batch.h"
+#include "models/config.h"
+
+namespace trainlarge {
+
+// Dropout drawing from the model's own generator, so a step's randomness depends only on the seed and
+// the step (reproducible resume, and independent of other models in the process).
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Generator& gen);
+
+struct SelfAttentionImpl : torch::nn::Module {
+  SelfAttentionImpl(const ModelConfig& c);
+  // x: (B, T, D); bias: (B, 1, 1, T) additive key mask or undefined
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen);
+
+  int64_t heads, head_dim;
+  double attention_dropout, dropout_p;
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};  // fused q, k, v: one GEMM instead of three
+};
+TORCH_MODULE(SelfAttention);
+
+struct FeedForwardImpl : torch::nn::Module {
+  FeedForwardImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, at::Generator& gen);
+
+  double dropout_p;
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen);
+
+  bool pre_norm;
+  SelfAttention attn{nullptr};
+  torch::nn::LayerNorm norm1{nullptr};
+  FeedForward ffn{nullptr};
+  torch::nn::LayerNorm norm2{nullptr};
+};
+TORCH_MODULE(Block);
+
+// RoBERTa's LM head: dense -> GELU -> LayerNorm -> decoder tied to the token embedding, + bias.
+struct MlmHeadImpl : torch::nn::Module {
+  MlmHeadImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& token_embedding);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::Tensor bias;
+};
+TORCH_MODULE(MlmHead);
+
+// RoBERTa's classification head on the first token: dropout -> dense -> tanh -> dropout -> out.
+struct ClassifierHeadImpl : torch::nn::Module {
+  ClassifierHeadImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& first_token, at::Generator& gen);
+
+  double dropout_p;
+  torch::nn::Linear dense{nullptr}, out{nullptr};
+};
+TORCH_MODULE(ClassifierHead);
+
+struct LossResult {
+  torch::Tensor loss;  // mean over the counted items, differentiable
+  int64_t count = 0;   // masked tokens (MLM) or examples (classify)
+  int64_t correct = 0; // argmax == target, computed only when asked
+};
+
+struct TransformerImpl : torch::nn::Module {
+  TransformerImpl(const ModelConfig& c, uint64_t seed);
+
+  // ids: (B, T) int64; attention_mask: (B, T) bool or undefined. Returns hidden states (B, T, D).
+  torch::Tensor encode(const torch::Tensor& ids, const torch::Tensor& attention_mask);
+  // The task head on all positions: MLM (B, T, V), classify (B, C).
+  torch::Tensor logits(const torch::Tensor& ids, const torch::Tensor& attention_mask);
+  // The training objective. MLM runs its head only on the masked positions (as fairseq does).
+  LossResult loss(const Batch& batch, bool count_correct = false);
+
+  void reseed_dropout(uint64_t seed);
+  void check_input(const torch::Tensor& ids, const torch::Tensor& attention_mask) const;
+  int64_t parameter_count() const;
+
+  ModelConfig config;
+  torch::nn::Embedding tokens{nullptr}, positions{nullptr};
+  torch::nn::LayerNorm embed_norm{nullptr};  // post-LN only (RoBERTa's embedding LayerNorm)
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::LayerNorm final_norm{nullptr};  // pre-LN only
+  MlmHead mlm_head{nullptr};
+  ClassifierHead cls_head{nullptr};
+  at::Generator dropout_gen;
+};
+TORCH_MODULE(Transformer);
+
+// AdamW's parameter groups: weight decay on matrices (linear and embedding weights), none on biases
+// and LayerNorm parameters, as RoBERTa and nanoGPT do.
+inline bool decays(const torch::Tensor& p) { return p.dim() >= 2; }
+
+}  // namespace trainlarge

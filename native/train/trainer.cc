@@ -1,0 +1,179 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+namespace trainlarge {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+template <typename T>
+T get(const nlohmann::json& j, const char* name) {
+  if (!j.contains(name)) throw std::invalid_argument(std::string("train config: missing field '") + name + "'");
+  try {
+    return j.at(name).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::invalid_argument(std::string("train config: field '") + name + "' has the wrong type");
+  }
+}
+
+constexpr double kInitialLossScale = 65536.0;
+constexpr int64_t kLossScaleGrowthInterval = 2000;  // torch.cuda.amp.GradScaler's default
+
+}  // namespace
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  c.schedule.kind = get<std::string>(j, "schedule");
+  if (c.schedule.kind != "linear" && c.schedule.kind != "polynomial" && c.schedule.kind != "cosine" && c.schedule.kind != "constant") {
+    throw std::invalid_argument("train config: schedule must be 'linear', 'polynomial', 'cosine' or 'constant'");
+  }
+  c.schedule.peak = get<double>(j, "lr");
+  c.schedule.end = get<double>(j, "endLr");
+  c.schedule.power = get<double>(j, "power");
+  c.schedule.warmup = get<int64_t>(j, "warmupSteps");
+  c.schedule.total = get<int64_t>(j, "maxSteps");
+  const auto betas = get<std::vector<double>>(j, "betas");
+  if (betas.size() != 2) throw std::invalid_argument("train config: betas must be [beta1, beta2]");
+  c.adamw = {betas[0], betas[1], get<double>(j, "eps"), get<double>(j, "weightDecay")};
+  c.clip_norm = get<double>(j, "clipNorm");
+  c.batch_size = get<int64_t>(j, "batchSize");
+  c.accum_steps = get<int64_t>(j, "accumSteps");
+  c.precision = parse_precision(get<std::string>(j, "precision"));
+  c.seed = get<uint64_t>(j, "seed");
+  c.intra_op_threads = get<int>(j, "threads");
+  c.blas_threads = get<int>(j, "blasThreads");
+  if (c.schedule.peak <= 0) throw std::invalid_argument("train config: lr must be > 0");
+  if (c.batch_size <= 0) throw std::invalid_argument("train config: batchSize must be > 0");
+  if (c.accum_steps <= 0) throw std::invalid_argument("train config: accumSteps must be > 0");
+  if (c.schedule.total <= 0) throw std::invalid_argument("train config: maxSteps must be > 0");
+  return c;
+}
+
+Trainer::Trainer(std::shared_ptr<Model> model, TrainConfig config)
+    : model_(std::move(model)), config_(std::move(config)), optimizer_(model_->named_parameters(), config_.adamw) {
+  if (config_.precision == Precision::FP16) {
+    if (!model_->device.is_cuda()) {
+      throw std::invalid_argument("precision: 'fp16' needs a CUDA device; on CPU use 'bf16' (CPU autocast is bf16 only)");
+    }
+    loss_scale_ = kInitialLossScale;
+  }
+}
+
+StepStats Trainer::step(const Dataset& data) {
+  auto& module = model_->module;
+  if (data.max_token_id() >= module->config.vocab_size) {
+    throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize (" +
+                                std::to_string(module->config.vocab_size) + ")");
+  }
+  const auto start = Clock::now();
+  StepStats s;
+  s.lr = config_.schedule.at(optimizer_.steps());
+  module->train();
+  optimizer_.zero_grad();
+  const bool fp16 = config_.precision == Precision::FP16;
+  for (int64_t m = 0; m < config_.accum_steps; ++m) {
+    const int64_t index = optimizer_.steps() * config_.accum_steps + m;
+    const auto t = Clock::now();
+    Batch batch = data.train_batch(index, config_.batch_size, config_.seed).to(model_->device);
+    s.data_seconds += since(t);
+    module->reseed_dropout(mix_seed(config_.seed ^ 0xd1b54a32d192ed03ULL, static_cast<uint64_t>(index)));
+    LossResult r;
+    {
+      AutocastScope autocast(config_.precision, model_->device.type());
+      r = module->loss(batch);
+    }
+    auto scaled = r.loss / static_cast<double>(config_.accum_steps);
+    if (fp16) scaled = scaled * loss_scale_;
+    scaled.backward();
+    s.loss += r.loss.item<double>() / static_cast<double>(config_.accum_steps);
+    s.tokens += batch.tokens;
+    s.targets += r.count;
+  }
+
+  // Global gradient norm (as torch.nn.utils.clip_grad_norm_), unscaled first under fp16.
+  std::vector<torch::Tensor> grads;
+  for (const auto& [name, p] : optimizer_.params())
+    if (p.grad().defined()) grads.push_back(p.grad());
+  torch::NoGradGuard no_grad;
+  if (fp16) for (auto& g : grads) g.div_(loss_scale_);
+  std::vector<torch::Tensor> norms;
+  norms.reserve(grads.size());
+  for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat));
+  s.grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm(2).item<double>();
+  const bool finite = std::isfinite(s.grad_norm);
+  if (fp16 && !finite) {  // overflow: skip the update, halve the scale (GradScaler's policy)
+    loss_scale_ /= 2.0;
+    good_steps_ = 0;
+    s.skipped = true;
+    optimizer_.zero_grad();
+  } else {
+    if (config_.clip_norm > 0 && s.grad_norm > config_.clip_norm) {
+      const double coef = config_.clip_norm / (s.grad_norm + 1e-6);
+      for (auto& g : grads) g.mul_(coef);
+    }
+    optimizer_.step(s.lr);
+    if (fp16 && ++good_steps_ % kLossScaleGrowthInterval == 0) loss_scale_ *= 2.0;
+  }
+  s.step = optimizer_.steps();
+  s.seconds = since(start);
+  return s;
+}
+
+void Trainer::save_state(const std::string& path) const {
+  NamedTensors all;
+  for (const auto& [name, p] : model_->named_parameters()) all.emplace_back("model/" + name, p);
+  for (auto& entry : optimizer_.state()) all.push_back(std::move(entry));
+  save_safetensors(path, all,
+                   {{"format", "trainlarge-trainer-state"},
+                    {"step", std::to_string(optimizer_.steps())},
+                    {"loss_scale", std::to_string(loss_scale_)},
+                    {"good_steps", std::to_string(good_steps_)}});
+}
+
+void Trainer::load_state(const std::string& path) {
+  auto file = load_safetensors(path);
+  if (file.metadata["format"] != "trainlarge-trainer-state") throw std::runtime_error(path + ": not a trainlarge trainer state file");
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [name, t] : file.tensors)
+    if (name.rfind("model/", 0) == 0) weights.emplace(name.substr(6), t);
+  model_->load_weights(weights, /*strict=*/true);
+  optimizer_.load_state(file.tensors, std::stoll(file.metadata["step"]));
+  loss_scale_ = std::stod(file.metadata["loss_scale"]);
+  good_steps_ = std::stoll(file.metadata["good_steps"]);
+}
+
+EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed,
+                    Precision precision) {
+  auto& module = model.module;
+  if (data.max_token_id() >= module->config.vocab_size) {
+    throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize");
+  }
+  const auto start = Clock::now();
+  torch::NoGradGuard no_grad;
+  const bool was_training = module->is_training();
+  module->eval();
+  const int64_t n = max_samples > 0 ? std::min(max_samples, data.size()) : data.size();
+  EvalResult r;
+  double loss_sum = 0;
+  for (int64_t first = 0; first < n; first += batch_size) {
+    const int64_t count = std::min(batch_size, n - first);
+    Batch batch = data.eval_batch(first, count, seed).to(model.device);
+    AutocastScope autocast(precision, model.device.type());
+    auto l = module->loss(batch, /*count_correct=*/true);
+    loss_sum += l.loss.item<double>() * static_cast<double>(l.count);
+    r.count += l.count;
+    r.correct += l.correct;
+    r.samples += count;
+  }
+  if (was_training) module->train();
+  r.loss = r.count > 0 ? loss_sum / static_cast<double>(r.count) : 0.0;
+  r.seconds = since(start);
+  return r;
+}
+
+}  // namespace trainlarge

@@ -1,0 +1,72 @@
+// The training loop: plain libtorch, one optimizer update per step() call. TypeScript decides when to
+// evaluate, checkpoint and stop; this computes.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "common/runtime.h"
+#include "data/dataset.h"
+#include "models/model.h"
+#include "train/adamw.h"
+#include "train/schedule.h"
+
+namespace trainlarge {
+
+struct TrainConfig {
+  Schedule schedule;
+  AdamWOptions adamw;
+  double clip_norm = 1.0;  // 0 = no clipping (the norm is still reported)
+  int64_t batch_size = 32;
+  int64_t accum_steps = 1;
+  Precision precision = Precision::FP32;
+  uint64_t seed = 1;
+  int intra_op_threads = 0;  // 0 = leave as is
+  int blas_threads = 0;
+
+  static TrainConfig from_json(const nlohmann::json& j);
+};
+
+struct StepStats {
+  int64_t step = 0;  // updates done after this one
+  double loss = 0, lr = 0, grad_norm = 0;
+  int64_t tokens = 0, targets = 0;
+  double seconds = 0, data_seconds = 0;
+  bool skipped = false;  // fp16 overflow: the update was skipped and the loss scale lowered
+};
+
+struct EvalResult {
+  double loss = 0;
+  int64_t count = 0, correct = 0, samples = 0;
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<Model> model, TrainConfig config);
+
+  StepStats step(const Dataset& data);
+  const TrainConfig& config() const { return config_; }
+  int64_t steps() const { return optimizer_.steps(); }
+  double loss_scale() const { return loss_scale_; }
+
+  // One file holding the model weights, the optimizer moments and the step: a consistent snapshot.
+  void save_state(const std::string& path) const;
+  void load_state(const std::string& path);
+
+ private:
+  std::shared_ptr<Model> model_;
+  TrainConfig config_;
+  AdamW optimizer_;
+  double loss_scale_ = 1.0;  // fp16 on CUDA only: dynamic loss scaling (no C++ GradScaler exists)
+  int64_t good_steps_ = 0;
+};
+
+// Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),
+// with dropout off and masking seeded by `seed`.
+EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed,
+                    Precision precision);
+
+}  // namespace trainlarge
