@@ -19,6 +19,11 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Gener
   return x * keep.div_(1.0 - p);
 }
 
+// aten::linear as PyTorch calls it: the bias is fused into the GEMM (addmm) for 2-D and contiguous 3-D
+// inputs. The C++ frontend's nn::Linear::forward does matmul then `+= bias` (an extra pass, and under
+// bf16 autocast an fp32 bias added unrounded, unlike PyTorch).
+static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) { return torch::linear(x, l->weight, l->bias); }
+
 SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
     : heads(c.heads), head_dim(c.head_dim()), attention_dropout(c.attention_dropout), dropout_p(c.dropout) {
   qkv = register_module("qkv", nn::Linear(c.d_model, 3 * c.d_model));
@@ -27,7 +32,7 @@ SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen) {
   const auto B = x.size(0), T = x.size(1), D = x.size(2);
-  auto qkv_ = qkv(x).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs)
+  auto qkv_ = linear(qkv, x).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs)
   auto q = qkv_[0], k = qkv_[1], v = qkv_[2];
   // Scale q before the product: (T x hs) multiplies instead of (T x T).
   auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(head_dim))), k.transpose(-2, -1));  // (B, nh, T, T)
@@ -35,7 +40,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   auto probs = dropout(torch::softmax(scores, -1), attention_dropout, is_training(), gen);
   auto y = torch::matmul(probs.to(v.scalar_type()), v);  // (B, nh, T, hs)
   y = y.transpose(1, 2).reshape({B, T, D});
-  return dropout(proj(y), dropout_p, is_training(), gen);
+  return dropout(linear(proj, y), dropout_p, is_training(), gen);
 }
 
 FeedForwardImpl::FeedForwardImpl(const ModelConfig& c) : dropout_p(c.dropout) {
@@ -44,7 +49,7 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& c) : dropout_p(c.dropout) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, at::Generator& gen) {
-  return dropout(fc2(torch::gelu(fc1(x))), dropout_p, is_training(), gen);
+  return dropout(linear(fc2, torch::gelu(linear(fc1, x))), dropout_p, is_training(), gen);
 }
 
 static nn::LayerNorm layer_norm(const ModelConfig& c) {
@@ -80,7 +85,7 @@ MlmHeadImpl::MlmHeadImpl(const ModelConfig& c) {
 }
 
 torch::Tensor MlmHeadImpl::forward(const torch::Tensor& h, const torch::Tensor& token_embedding) {
-  return torch::linear(norm_fp32(norm, torch::gelu(dense(h))), token_embedding, bias);
+  return torch::linear(norm_fp32(norm, torch::gelu(linear(dense, h))), token_embedding, bias);
 }
 
 ClassifierHeadImpl::ClassifierHeadImpl(const ModelConfig& c) : dropout_p(c.dropout) {
@@ -89,8 +94,8 @@ ClassifierHeadImpl::ClassifierHeadImpl(const ModelConfig& c) : dropout_p(c.dropo
 }
 
 torch::Tensor ClassifierHeadImpl::forward(const torch::Tensor& first_token, at::Generator& gen) {
-  auto h = torch::tanh(dense(dropout(first_token, dropout_p, is_training(), gen)));
-  return out(dropout(h, dropout_p, is_training(), gen));
+  auto h = torch::tanh(linear(dense, dropout(first_token, dropout_p, is_training(), gen)));
+  return linear(out, dropout(h, dropout_p, is_training(), gen));
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& c, uint64_t seed)

@@ -106,8 +106,11 @@ StepStats Trainer::step(const Dataset& data) {
   for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat));
   s.grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm(2).item<double>();
   const bool finite = std::isfinite(s.grad_norm);
-  if (fp16 && !finite) {  // overflow: skip the update, halve the scale (GradScaler's policy)
-    loss_scale_ /= 2.0;
+  if (!finite) {
+    // Never apply a NaN/inf update: it would corrupt every weight silently. Under fp16 this is an
+    // overflow (halve the scale, GradScaler's policy); otherwise the step is reported as skipped and
+    // the loss/grad norm tell the caller the run diverged.
+    if (fp16) loss_scale_ /= 2.0;
     good_steps_ = 0;
     s.skipped = true;
     optimizer_.zero_grad();

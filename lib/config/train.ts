@@ -1,0 +1,85 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import { z } from 'zod';
+import { parseConfig } from './parse';
+
+const positiveInt = z.number().int().positive();
+
+/**
+ * Optimisation settings (RoBERTa's recipe by default: AdamW with betas (0.9, 0.98), eps 1e-6,
+ * weight decay 0.01, linear warmup then linear decay over maxSteps).
+ */
+export const TrainConfigSchema = z
+  .object({
+    lr: z.number().positive().default(5e-4),
+    maxSteps: positiveInt,
+    warmupSteps: z.number().int().min(0).default(0),
+    schedule: z.enum(['linear', 'polynomial', 'cosine', 'constant']).default('linear'),
+    power: z.number().positive().default(1),
+    endLr: z.number().min(0).default(0),
+    weightDecay: z.number().min(0).default(0.01),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.98]),
+    eps: z.number().positive().default(1e-6),
+    clipNorm: z.number().min(0).default(1.0),
+    batchSize: positiveInt.default(32),
+    accumSteps: positiveInt.default(1),
+    /** 'auto': bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX), else fp32. */
+    precision: z.enum(['auto', 'fp32', 'bf16', 'fp16']).default('auto'),
+    seed: z.number().int().min(0).max(2 ** 52).default(1),
+    /** Intra-op threads for libtorch's own kernels; 'auto' picks by precision (see resolveThreads). */
+    threads: z.union([z.literal('auto'), positiveInt]).default('auto'),
+    /** OpenBLAS's thread pool (fp32 GEMMs run there); 'auto' uses every core. */
+    blasThreads: z.union([z.literal('auto'), positiveInt]).default('auto'),
+    evalBatchSize: positiveInt.optional(),
+    /** Masking seed for validation, fixed so numbers compare across runs and model sizes. */
+    evalSeed: z.number().int().min(0).default(1234),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.warmupSteps > c.maxSteps) {
+      ctx.addIssue({ code: 'custom', path: ['warmupSteps'], message: `must be <= maxSteps (${c.maxSteps})` });
+    }
+    if (c.endLr > c.lr) ctx.addIssue({ code: 'custom', path: ['endLr'], message: `must be <= lr (${c.lr})` });
+  });
+
+export type Precision = 'auto' | 'fp32' | 'bf16' | 'fp16';
+
+/**
+ * Whether this CPU computes bf16 natively. Without AVX512-BF16 or AMX, libtorch 1.13 falls back to a
+ * generic bf16 GEMM: measured on an AVX2-only EPYC, a medium-model step took 15.6 s in bf16 against
+ * 0.5 s in fp32 (BENCHMARKS.md), so 'auto' must not pick bf16 there.
+ */
+export function cpuHasNativeBf16(): boolean {
+  try {
+    const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+    return flags.includes('avx512_bf16') || flags.includes('amx_bf16');
+  } catch {
+    return false;
+  }
+}
+
+export function resolvePrecision(p: Precision, device: 'cpu' | 'cuda'): Exclude<Precision, 'auto'> {
+  if (p !== 'auto') return p;
+  if (device === 'cuda') return 'bf16';
+  return cpuHasNativeBf16() ? 'bf16' : 'fp32';
+}
+
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+export function parseTrainConfig(input: unknown): TrainConfig {
+  return parseConfig(TrainConfigSchema, input, 'train config');
+}
+
+/**
+ * Thread counts measured on a 2-core machine (BENCHMARKS.md): fp32 GEMMs run on OpenBLAS's own pool,
+ * so libtorch's OpenMP threads should stay at 1 (2 oversubscribed: 1.28 s vs 0.89 s a step); bf16
+ * GEMMs run on oneDNN over OpenMP, so there every core helps (0.43 s vs 0.70 s).
+ */
+export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> & { precision: Exclude<Precision, 'auto'> }): { threads: number; blasThreads: number } {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return {
+    threads: c.threads === 'auto' ? (c.precision === 'fp32' ? 1 : cores) : c.threads,
+    blasThreads: c.blasThreads === 'auto' ? cores : c.blasThreads,
+  };
+}

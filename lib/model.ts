@@ -1,0 +1,159 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
+import { parseConfig } from './config/parse';
+import { TrainingData } from './data/dataset';
+import { readJson, RUN_FILES, writeJsonAtomic } from './io';
+import { native, NativeModel, NativeTensor } from './native';
+
+export type Precision = 'fp32' | 'bf16' | 'fp16';
+
+/** Logits as a flat Float32Array in row-major order with its dims: MLM (B, T, V), classify (B, C). */
+export type Logits = NativeTensor;
+
+/** Token ids: one array per sequence (ragged is fine: padded with padId and masked), or a flat array + shape. */
+export type TokenInput = ArrayLike<number>[] | { ids: Int32Array; batch: number; length: number; attentionMask?: Uint8Array };
+
+export interface EvaluateOptions {
+  batchSize?: number;
+  /** Evaluate on the first N samples only (default: all). */
+  maxSamples?: number;
+  /** Masking seed for MLM data (fixed so numbers compare across runs). */
+  seed?: number;
+  precision?: Precision;
+}
+
+export interface EvalResult {
+  loss: number;
+  /** exp(loss): masked-LM perplexity for MLM data. */
+  perplexity: number;
+  /** Classification only. */
+  accuracy?: number;
+  /** Masked tokens (MLM) or examples (classify) the loss averages over. */
+  count: number;
+  seconds: number;
+}
+
+/** The on-disk config of a run directory or a saved model. */
+export interface RunConfigFile {
+  format: 'trainlarge-run';
+  version: 1;
+  model: ModelConfig;
+  [key: string]: unknown;
+}
+
+/**
+ * A RoBERTa-style Transformer encoder with an MLM or classification head, held in native memory.
+ * Every heavy call runs off the main thread and returns a Promise; calls on one model are queued.
+ */
+export class Transformer {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    /** @internal */ readonly handle: NativeModel,
+    readonly config: ModelConfig,
+  ) {}
+
+  /** A new model with BERT initialisation (N(0, 0.02)) from `seed`. */
+  static async create(config: ModelConfigInput, opts: { seed?: number; device?: Device } = {}): Promise<Transformer> {
+    const c = parseModelConfig(config);
+    const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
+    const handle = await native().createModel(JSON.stringify(c), opts.seed ?? 1, device);
+    return new Transformer(handle, c);
+  }
+
+  /** Loads a model saved by `save` (or a run directory written by Trainer.fit). */
+  static async load(dir: string, opts: { device?: Device } = {}): Promise<Transformer> {
+    const file = await readJson<RunConfigFile>(path.join(dir, RUN_FILES.config), 'Transformer.load');
+    if (file.format !== 'trainlarge-run') throw new Error(`Transformer.load: ${dir}/config.json is not a trainlarge config`);
+    const c = parseModelConfig(file.model);
+    const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
+    const handle = await native().loadModel(JSON.stringify(c), path.join(dir, RUN_FILES.weights), device);
+    return new Transformer(handle, c);
+  }
+
+  get parameterCount(): number {
+    return this.handle.parameterCount;
+  }
+
+  /** Bytes the parameters take in memory (fp32). */
+  get parameterBytes(): number {
+    return this.handle.parameterBytes;
+  }
+
+  get device(): 'cpu' | 'cuda' {
+    return this.handle.device.startsWith('cuda') ? 'cuda' : 'cpu';
+  }
+
+  get disposed(): boolean {
+    return this.handle.disposed;
+  }
+
+  /** Logits for a batch of token ids (dropout off, no gradients). */
+  predict(tokens: TokenInput, opts: { precision?: Precision } = {}): Promise<Logits> {
+    const { ids, batch, length, mask } = this.toBatch(tokens);
+    return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision ?? 'fp32'));
+  }
+
+  /** Mean loss (and perplexity, accuracy) over a dataset, dropout off. */
+  async evaluate(data: TrainingData, opts: EvaluateOptions = {}): Promise<EvalResult> {
+    if ((data.kind === 'mlm') !== (this.config.task === 'mlm')) {
+      throw new TypeError(`evaluate: a '${this.config.task}' model cannot evaluate '${data.kind}' data`);
+    }
+    const r = await this.run(() =>
+      this.handle.evaluate(data.handle, opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
+    );
+    return {
+      loss: r.loss,
+      perplexity: Math.exp(r.loss),
+      ...(this.config.task === 'classify' ? { accuracy: r.correct / r.count } : {}),
+      count: r.count,
+      seconds: r.seconds,
+    };
+  }
+
+  /** Writes `dir/model.safetensors` (readable by PyTorch and HuggingFace's safetensors) and `dir/config.json`. */
+  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await fs.promises.mkdir(dir, { recursive: true });
+    await this.run(() => this.handle.save(path.join(dir, RUN_FILES.weights), JSON.stringify({ trainlarge_config: JSON.stringify(this.config) })));
+    await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
+  }
+
+  /** Frees the native memory now (a running job finishes first); finalizers free it otherwise. */
+  dispose(): void {
+    this.handle.dispose();
+  }
+
+  /** @internal Runs native jobs on this model one at a time, in call order. */
+  run<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(job, job);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private toBatch(tokens: TokenInput): { ids: Int32Array; batch: number; length: number; mask: Uint8Array | null } {
+    if (!Array.isArray(tokens)) {
+      const t = tokens as Exclude<TokenInput, ArrayLike<number>[]>;
+      if (!(t.ids instanceof Int32Array)) throw new TypeError('tokens.ids: expected an Int32Array');
+      return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };
+    }
+    if (tokens.length === 0) throw new RangeError('tokens: the batch is empty');
+    const length = Math.max(...tokens.map((s) => s.length));
+    if (length === 0) throw new RangeError('tokens: every sequence is empty');
+    if (length > this.config.maxLen) throw new RangeError(`tokens: a sequence has ${length} tokens, more than maxLen (${this.config.maxLen})`);
+    const batch = tokens.length;
+    const ids = new Int32Array(batch * length).fill(this.config.padId);
+    const mask = new Uint8Array(batch * length);
+    let ragged = false;
+    tokens.forEach((s, b) => {
+      for (let i = 0; i < s.length; i++) {
+        const v = s[i];
+        if (!Number.isInteger(v)) throw new TypeError(`tokens[${b}][${i}]: expected an integer token id, got ${v}`);
+        ids[b * length + i] = v;
+        mask[b * length + i] = 1;
+      }
+      ragged ||= s.length !== length;
+    });
+    return { ids, batch, length, mask: ragged ? mask : null };
+  }
+}

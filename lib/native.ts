@@ -1,0 +1,127 @@
+// The one place that loads the addon and declares its exact TypeScript surface (see native/bind/).
+// Nothing else in lib/ touches the raw native API.
+import * as fs from 'fs';
+import * as path from 'path';
+
+export interface NativeTensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface NativeEval {
+  loss: number;
+  count: number;
+  correct: number;
+  samples: number;
+  seconds: number;
+}
+
+export interface NativeStepStats {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  targets: number;
+  seconds: number;
+  dataSeconds: number;
+  skipped: boolean;
+}
+
+export interface NativeBatch {
+  ids: Int32Array;
+  dims: [number, number];
+  targets: Int32Array;
+  positions?: Int32Array;
+  mask?: Uint8Array;
+}
+
+export type TokenArray = Int32Array | Uint32Array | Uint16Array;
+
+export interface NativeModel {
+  readonly parameterCount: number;
+  readonly parameterBytes: number;
+  readonly device: string;
+  readonly config: string;
+  readonly disposed: boolean;
+  predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<NativeTensor>;
+  evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
+  save(path: string, metadataJson: string): Promise<void>;
+  loadWeights(path: string, strict: boolean): Promise<string[]>;
+  dispose(): void;
+}
+
+export interface NativeDataset {
+  readonly size: number;
+  trainBatch(index: number, batchSize: number, seed: number): NativeBatch;
+  evalBatch(first: number, count: number, seed: number): NativeBatch;
+  dispose(): void;
+}
+
+export interface NativeTrainer {
+  readonly step: number;
+  readonly lossScale: number;
+  steps(data: NativeDataset, maxSteps: number, maxSeconds: number): Promise<NativeStepStats[]>;
+  abort(): void;
+  saveState(path: string): Promise<void>;
+  loadState(path: string): Promise<void>;
+  dispose(): void;
+}
+
+export interface EngineInfo {
+  torchVersion: string;
+  cudaBuilt: boolean;
+  cudaAvailable: boolean;
+  cudaDevices: number;
+  threads: number;
+  blasThreads: number;
+  hardwareThreads: number;
+  quantizedEngines: string[];
+  parallelInfo: string;
+}
+
+export interface NativeAddon {
+  abiVersion: number;
+  createModel(configJson: string, seed: number, device: string): Promise<NativeModel>;
+  loadModel(configJson: string, weightsPath: string, device: string): Promise<NativeModel>;
+  createMlmData(tokens: TokenArray, optionsJson: string): NativeDataset;
+  createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
+  Trainer: new (model: NativeModel, configJson: string) => NativeTrainer;
+  engineInfo(): EngineInfo;
+  setThreads(threads: number, blasThreads: number): void;
+}
+
+const ABI_VERSION = 1;
+const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded once. Throws an Error that says how to build it when it is missing or stale. */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const file = process.env.TRAINLARGE_ADDON ?? path.join(root, 'build', 'trainlarge.node');
+  if (!fs.existsSync(file)) {
+    throw new Error(`trainlarge: the native addon is not built (${file} is missing). Run 'npm run build' ` +
+      `(or 'npm run setup' on a new machine, which also installs libtorch).`);
+  }
+  let loaded: NativeAddon;
+  try {
+    loaded = require(file) as NativeAddon;
+  } catch (e) {
+    const stampFile = path.join(path.dirname(file), 'trainlarge.json');
+    let built = '';
+    if (fs.existsSync(stampFile)) {
+      const s = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+      built = ` It was built for Node ${s.node?.version} (ABI ${s.node?.modules}) against libtorch ${s.torch?.version} at ` +
+        `${s.torch?.prefix}; this is Node ${process.versions.node} (ABI ${process.versions.modules}).`;
+    }
+    throw new Error(`trainlarge: cannot load the native addon ${file}: ${(e as Error).message}.${built} ` +
+      `Rebuild it with 'npm run build -- --force'.`);
+  }
+  if (loaded.abiVersion !== ABI_VERSION) {
+    throw new Error(`trainlarge: the native addon at ${file} has interface version ${loaded.abiVersion}, ` +
+      `this library needs ${ABI_VERSION}: rebuild it with 'npm run build -- --force'.`);
+  }
+  addon = loaded;
+  return addon;
+}

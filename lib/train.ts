@@ -1,0 +1,240 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseTrainConfig, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
+import { TrainingData } from './data/dataset';
+import { readJson, RUN_FILES, writeJsonAtomic } from './io';
+import { EvalResult, Transformer } from './model';
+import { native, NativeStepStats, NativeTrainer } from './native';
+
+export interface StepRecord {
+  type: 'train';
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  /** Seconds of this step, and of its batch preparation within it. */
+  seconds: number;
+  dataSeconds: number;
+  /** Training seconds so far (evaluation and checkpoints excluded), across resumes. */
+  trainSeconds: number;
+}
+
+export interface EvalRecord {
+  type: 'eval';
+  step: number;
+  loss: number;
+  perplexity: number;
+  accuracy?: number;
+  trainSeconds: number;
+  /** Seconds the evaluation itself took (not counted in trainSeconds). */
+  seconds: number;
+}
+
+export type MetricRecord = StepRecord | EvalRecord;
+
+export interface Progress {
+  step: number;
+  maxSteps: number;
+  loss: number;
+  lr: number;
+  tokensPerSecond: number;
+  trainSeconds: number;
+  /** Seconds left at the recent pace (training only). */
+  etaSeconds: number;
+  lastEval?: EvalRecord;
+}
+
+export interface FitOptions {
+  validData?: TrainingData;
+  /** Evaluate every N steps (and at the end) when validData is given. Default: maxSteps / 10. */
+  evalEvery?: number;
+  /** Evaluate on the first N validation samples only (default: all). */
+  evalSamples?: number;
+  /** A run directory: checkpoints and metrics.jsonl go here, and fit resumes from a checkpoint in it. */
+  dir?: string;
+  /** Checkpoint every N steps (and at the end, and on abort). Default: evalEvery. */
+  checkpointEvery?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** onProgress fires at least this often while training (seconds). Default 0.5. */
+  progressSeconds?: number;
+}
+
+export interface FitResult {
+  steps: number;
+  resumedFrom: number;
+  trainSeconds: number;
+  history: MetricRecord[];
+  lastEval?: EvalRecord;
+}
+
+interface TrainerFile {
+  step: number;
+  trainSeconds: number;
+  train: TrainConfig;
+}
+
+/** Raised when fit stops because its AbortSignal fired; a checkpoint was written first when fit had a dir. */
+export class AbortError extends Error {
+  constructor(readonly step: number) {
+    super(`training aborted at step ${step}`);
+    this.name = 'AbortError';
+  }
+}
+
+/**
+ * Trains a Transformer with AdamW, warmup + decay, clipping, accumulation and optional bf16, one
+ * optimizer update per step. The work runs off the main thread; fit() decides when to evaluate,
+ * checkpoint and stop.
+ */
+export class Trainer {
+  readonly config: TrainConfig;
+  private readonly handle: NativeTrainer;
+  private trainSeconds = 0;
+
+  constructor(
+    readonly model: Transformer,
+    config: TrainConfigInput,
+  ) {
+    const parsed = parseTrainConfig(config);
+    this.config = { ...parsed, precision: resolvePrecision(parsed.precision, model.device) };
+    const threads = resolveThreads({ ...this.config, precision: this.config.precision as 'fp32' | 'bf16' | 'fp16' });
+    this.handle = new (native().Trainer)(model.handle, JSON.stringify({ ...this.config, ...threads }));
+  }
+
+  /** Optimizer updates done. */
+  get step(): number {
+    return this.handle.step;
+  }
+
+  async fit(data: TrainingData, opts: FitOptions = {}): Promise<FitResult> {
+    const c = this.config;
+    if ((data.kind === 'mlm') !== (this.model.config.task === 'mlm')) {
+      throw new TypeError(`fit: a '${this.model.config.task}' model cannot train on '${data.kind}' data`);
+    }
+    const evalEvery = opts.evalEvery ?? Math.max(1, Math.round(c.maxSteps / 10));
+    const checkpointEvery = opts.checkpointEvery ?? evalEvery;
+    if (!Number.isInteger(evalEvery) || evalEvery <= 0) throw new RangeError(`evalEvery: must be a positive integer, got ${evalEvery}`);
+    if (!Number.isInteger(checkpointEvery) || checkpointEvery <= 0) {
+      throw new RangeError(`checkpointEvery: must be a positive integer, got ${checkpointEvery}`);
+    }
+    const resumedFrom = opts.dir ? await this.resume(opts.dir) : this.step;
+    const history: MetricRecord[] = [];
+    let lastEval: EvalRecord | undefined;
+    const log = opts.dir ? fs.createWriteStream(path.join(opts.dir, RUN_FILES.metrics), { flags: 'a' }) : undefined;
+    const record = (r: MetricRecord) => {
+      history.push(r);
+      log?.write(JSON.stringify(r) + '\n');
+    };
+    const onAbort = () => this.handle.abort();
+    opts.signal?.addEventListener('abort', onAbort);
+    const recent: NativeStepStats[] = [];
+    try {
+      while (this.step < c.maxSteps) {
+        if (opts.signal?.aborted) break;
+        const nextStop = Math.min(c.maxSteps, nextMultiple(this.step, evalEvery), nextMultiple(this.step, checkpointEvery));
+        const stats = await this.model.run(() => this.handle.steps(data.handle, nextStop - this.step, opts.progressSeconds ?? 0.5));
+        for (const s of stats) {
+          if (!Number.isFinite(s.loss) || (s.skipped && c.precision !== 'fp16')) {
+            throw new Error(`training diverged: loss ${s.loss}, gradient norm ${s.gradNorm} at step ${s.step + 1} (lr ${s.lr.toExponential(2)}); ` +
+              'lower lr, raise warmupSteps or keep clipNorm on');
+          }
+          this.trainSeconds += s.seconds;
+          record({ type: 'train', step: s.step, loss: s.loss, lr: s.lr, gradNorm: s.gradNorm, tokens: s.tokens,
+            seconds: s.seconds, dataSeconds: s.dataSeconds, trainSeconds: this.trainSeconds });
+          recent.push(s);
+          if (recent.length > 20) recent.shift();
+        }
+        if (opts.signal?.aborted) break;
+        const atEnd = this.step >= c.maxSteps;
+        if (opts.validData && (this.step % evalEvery === 0 || atEnd)) {
+          lastEval = await this.evaluateRecord(opts.validData, opts.evalSamples);
+          record(lastEval);
+        }
+        if (opts.dir && (this.step % checkpointEvery === 0 || atEnd)) await this.checkpoint(opts.dir);
+        opts.onProgress?.(this.progress(recent, lastEval));
+      }
+      if (opts.signal?.aborted) {
+        if (opts.dir) await this.checkpoint(opts.dir);
+        throw new AbortError(this.step);
+      }
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (log) await new Promise((resolve) => log.end(resolve));
+    }
+    return { steps: this.step, resumedFrom, trainSeconds: this.trainSeconds, history, lastEval };
+  }
+
+  /** Writes the model (model.safetensors + config.json) and the trainer state to `dir`. */
+  async checkpoint(dir: string): Promise<void> {
+    await fs.promises.mkdir(dir, { recursive: true });
+    // One file holds weights + optimizer + step, so a crash between writes cannot mix two steps.
+    await this.model.run(() => this.handle.saveState(path.join(dir, RUN_FILES.trainerState)));
+    const file: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, train: this.config };
+    await writeJsonAtomic(path.join(dir, RUN_FILES.trainer), file);
+    await this.model.save(dir, { train: this.config });
+  }
+
+  /** Frees the optimizer state. */
+  dispose(): void {
+    this.handle.dispose();
+  }
+
+  private async evaluateRecord(data: TrainingData, maxSamples?: number): Promise<EvalRecord> {
+    const r: EvalResult = await this.model.evaluate(data, {
+      batchSize: this.config.evalBatchSize ?? this.config.batchSize,
+      maxSamples,
+      seed: this.config.evalSeed,
+      precision: this.config.precision === 'bf16' ? 'bf16' : 'fp32',
+    });
+    return { type: 'eval', step: this.step, loss: r.loss, perplexity: r.perplexity,
+      ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}), trainSeconds: this.trainSeconds, seconds: r.seconds };
+  }
+
+  /** Loads the checkpoint in `dir` if there is one, and drops metrics logged after it. */
+  private async resume(dir: string): Promise<number> {
+    const state = path.join(dir, RUN_FILES.trainerState);
+    await fs.promises.mkdir(dir, { recursive: true });
+    if (!fs.existsSync(state)) {
+      await fs.promises.rm(path.join(dir, RUN_FILES.metrics), { force: true });
+      return this.step;
+    }
+    const saved = await readJson<{ model: unknown }>(path.join(dir, RUN_FILES.config), 'resume');
+    if (JSON.stringify(saved.model) !== JSON.stringify(this.model.config)) {
+      throw new Error(`resume: ${dir} holds a run of another model config; use a new directory`);
+    }
+    await this.model.run(() => this.handle.loadState(state));
+    const file = await readJson<TrainerFile>(path.join(dir, RUN_FILES.trainer), 'resume');
+    this.trainSeconds = file.step === this.step ? file.trainSeconds : 0;
+    const metrics = path.join(dir, RUN_FILES.metrics);
+    if (fs.existsSync(metrics)) {
+      const kept = (await fs.promises.readFile(metrics, 'utf8'))
+        .split('\n')
+        .filter((line) => line && (JSON.parse(line) as MetricRecord).step <= this.step);
+      await fs.promises.writeFile(metrics, kept.map((l) => l + '\n').join(''));
+    }
+    return this.step;
+  }
+
+  private progress(recent: NativeStepStats[], lastEval?: EvalRecord): Progress {
+    const last = recent[recent.length - 1];
+    const secs = recent.reduce((n, s) => n + s.seconds, 0);
+    const toks = recent.reduce((n, s) => n + s.tokens, 0);
+    const perStep = recent.length ? secs / recent.length : 0;
+    return {
+      step: this.step,
+      maxSteps: this.config.maxSteps,
+      loss: last?.loss ?? NaN,
+      lr: last?.lr ?? 0,
+      tokensPerSecond: secs > 0 ? toks / secs : 0,
+      trainSeconds: this.trainSeconds,
+      etaSeconds: perStep * (this.config.maxSteps - this.step),
+      lastEval,
+    };
+  }
+}
+
+function nextMultiple(step: number, every: number): number {
+  return (Math.floor(step / every) + 1) * every;
+}
