@@ -161,6 +161,7 @@ def main():
         'losses': [round(x, 5) for x in shown],
         'stepSecondsMin': min(times),
         'stepSecondsMean': statistics.fmean(times),
+        'stepTimes': [round(x, 6) for x in times],
         'steps': len(times),
         'warmup': int(a['warmup']),
         'batchSize': B,

@@ -90,7 +90,7 @@ export class Transformer {
   }
 
   /** Logits for a batch of token ids (dropout off, no gradients). */
-  predict(tokens: TokenInput, opts: { precision?: Precision } = {}): Promise<Logits> {
+  async predict(tokens: TokenInput, opts: { precision?: Precision } = {}): Promise<Logits> {
     const { ids, batch, length, mask } = this.toBatch(tokens);
     return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision ?? 'fp32'));
   }

@@ -84,8 +84,7 @@ function locate() {
 function main() {
   const what = process.argv[2] || 'info';
   const t = locate();
-  const defines = [`_GLIBCXX_USE_CXX11_ABI=${t.cxx11abi}`, `TRAINLARGE_CUDA=${t.cuda ? 1 : 0}`,
-    `TRAINLARGE_TORCH_VERSION="${t.version}"`];
+  const defines = [`_GLIBCXX_USE_CXX11_ABI=${t.cxx11abi}`, `TRAINLARGE_CUDA=${t.cuda ? 1 : 0}`];
   const out = {
     'cmake-dir': t.cmakeDir,
     prefix: t.prefix,

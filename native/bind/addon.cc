@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "bind/convert.h"
 #include "bind/data_wrap.h"
@@ -21,7 +22,7 @@ Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto env = info.Env();
     auto o = Napi::Object::New(env);
-    o.Set("torchVersion", TRAINLARGE_TORCH_VERSION);
+    o.Set("torchVersion", TORCH_VERSION);
     o.Set("cudaBuilt", cuda_built());
     o.Set("cudaAvailable", cuda_available());
     o.Set("cudaDevices", static_cast<double>(cuda_available() ? torch::cuda::device_count() : 0));

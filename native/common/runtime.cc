@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
+#include <torch/version.h>
 
 #include <stdexcept>
 
@@ -34,7 +35,7 @@ c10::Device parse_device(const std::string& name) {
   if (name.rfind("cuda", 0) == 0) {
     if (!cuda_built()) {
       throw std::invalid_argument(
-          "device: 'cuda' was asked for, but this trainlarge build links a CPU-only libtorch (" TRAINLARGE_TORCH_VERSION
+          "device: 'cuda' was asked for, but this trainlarge build links a CPU-only libtorch (" TORCH_VERSION
           "). Rebuild against a CUDA libtorch: TORCH_DIR=/path/to/libtorch npm run build");
     }
     if (!torch::cuda::is_available()) {

@@ -1,0 +1,56 @@
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+import { ConfigError, Trainer, Transformer } from '../lib';
+import { small, speechData } from './helpers';
+
+describe('bad configs and inputs give JS errors that name the problem', () => {
+  test.each([
+    [{ ...small, dModel: -8 }, /dModel/],
+    [{ ...small, heads: 5 }, /heads: must divide dModel \(64\), got 5/],
+    [{ ...small, colour: 'red' }, /colour/],
+    [{ ...small, layers: '2' }, /layers/],
+    [{ ...small, dropout: 1.5 }, /dropout/],
+    [{ ...small, task: 'classify' }, /numLabels: is required/],
+    [{ ...small, norm: 'sandwich' }, /norm/],
+  ])('model config %#', async (config, message) => {
+    const p = Transformer.create(config as any);
+    await expect(p).rejects.toBeInstanceOf(ConfigError);
+    await expect(p).rejects.toThrow(message);
+  });
+
+  test('train config names the field', async () => {
+    const model = await Transformer.create(small);
+    expect(() => new Trainer(model, { maxSteps: 0 })).toThrow(/train config: maxSteps/);
+    expect(() => new Trainer(model, { maxSteps: 10, precision: 'fp8' } as any)).toThrow(/precision/);
+    expect(() => new Trainer(model, { maxSteps: 10, warmupSteps: 20 })).toThrow(/warmupSteps: must be <= maxSteps/);
+    expect(() => new Trainer(model, { maxSteps: 10, precision: 'fp16' })).toThrow(/fp16.*CUDA/);
+    model.dispose();
+  });
+
+  test('token ids out of range, wrong shapes and a disposed model are errors, and the process survives', async () => {
+    const model = await Transformer.create(small);
+    await expect(model.predict([[1, 2, 999]])).rejects.toThrow(/ids must be in \[0, vocabSize=261\)/);
+    await expect(model.predict([[1, 2, -1]])).rejects.toThrow(/vocabSize/);
+    await expect(model.predict([Array(65).fill(5)])).rejects.toThrow(/maxLen \(64\)/);
+    await expect(model.predict({ ids: new Int32Array(5), batch: 2, length: 3 })).rejects.toThrow(/tokens: has 5 elements but the shape needs 6/);
+    await expect(model.predict([[1, 2.5]])).rejects.toThrow(/expected an integer/);
+    await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(/CPU-only libtorch.*TORCH_DIR/);
+    await expect(Transformer.load('/nonexistent/run')).rejects.toThrow(/cannot read \/nonexistent\/run\/config.json/);
+    // A libtorch (c10::Error) failure surfaces as a JS Error with its message and a code.
+    const big = await Transformer.create({ ...small, vocabSize: 300 });
+    await expect(big.predict([[1, 2, 3]])).resolves.toBeDefined();
+    model.dispose();
+    await expect(model.predict([[1, 2]])).rejects.toThrow(/disposed/);
+    // Data whose ids exceed the model's vocabulary.
+    const { train } = speechData(64, 12);
+    const tiny = await Transformer.create({ ...small, vocabSize: 100 });
+    await expect(new Trainer(tiny, { maxSteps: 2 }).fit(train)).rejects.toThrow(/token id \d+ is >= the model's vocabSize \(100\)/);
+    expect(await big.predict([[1]])).toBeDefined(); // still alive
+  });
+
+  test('the addon loads and the process exits cleanly (no crash in static destructors)', () => {
+    const addon = path.resolve(__dirname, '../build/trainlarge.node');
+    const out = execFileSync(process.execPath, ['-e', `const a=require(${JSON.stringify(addon)});a.createModel(JSON.stringify({task:'mlm',vocabSize:10,maxLen:4,dModel:8,layers:1,heads:2,ffn:16,dropout:0,attentionDropout:0,norm:'post',layerNormEps:1e-5,padId:0}),1,'cpu').then(m=>console.log(m.parameterCount))`], { encoding: 'utf8' });
+    expect(Number(out.trim())).toBeGreaterThan(0);
+  });
+});
