@@ -1,5 +1,7 @@
 #include "models/config.h"
 
+#include "common/json_field.h"
+
 #include <stdexcept>
 
 namespace trainlarge {
@@ -8,12 +10,7 @@ namespace {
 
 template <typename T>
 T field(const nlohmann::json& j, const char* name) {
-  if (!j.contains(name)) throw std::invalid_argument(std::string("model config: missing field '") + name + "'");
-  try {
-    return j.at(name).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw std::invalid_argument(std::string("model config: field '") + name + "' has the wrong type");
-  }
+  return json_field<T>(j, "model config", name);
 }
 
 void positive(int64_t v, const char* name) {

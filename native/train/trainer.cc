@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "common/json_field.h"
+
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -13,12 +15,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 template <typename T>
 T get(const nlohmann::json& j, const char* name) {
-  if (!j.contains(name)) throw std::invalid_argument(std::string("train config: missing field '") + name + "'");
-  try {
-    return j.at(name).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw std::invalid_argument(std::string("train config: field '") + name + "' has the wrong type");
-  }
+  return json_field<T>(j, "train config", name);
 }
 
 constexpr double kInitialLossScale = 65536.0;

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { parseConfig } from '../config/parse';
+import { native, NativeBatch, NativeDataset, TokenArray } from '../native';
+import { specialIds, TokenizerLike } from './tokens';
+
+const MlmOptionsSchema = z
+  .object({
+    maxLen: z.number().int().min(2).default(128),
+    maskProb: z.number().gt(0).lt(1).default(0.15),
+    maskTokenProb: z.number().min(0).max(1).default(0.8),
+    randomTokenProb: z.number().min(0).max(1).default(0.1),
+  })
+  .strict()
+  .refine((o) => o.maskTokenProb + o.randomTokenProb <= 1, {
+    path: ['randomTokenProb'],
+    message: 'maskTokenProb + randomTokenProb must be <= 1',
+  });
+export type MlmOptions = z.input<typeof MlmOptionsSchema>;
+
+/** Anything a Trainer can draw batches from. */
+export interface TrainingData {
+  readonly kind: 'mlm' | 'classify';
+  readonly size: number;
+  /** @internal the native dataset */
+  readonly handle: NativeDataset;
+}
+
+/**
+ * Masked-LM data as RoBERTa's FULL-SENTENCES: documents joined by eos, cut into blocks of maxLen
+ * tokens (cls + maxLen - 1 text tokens) that cross document boundaries; 15% of tokens are chosen
+ * each time a block is drawn (80% -> mask, 10% -> random token, 10% kept), never special tokens.
+ */
+export class MlmDataset implements TrainingData {
+  readonly kind = 'mlm' as const;
+  private constructor(
+    readonly handle: NativeDataset,
+    readonly tokenCount: number,
+    readonly options: Required<MlmOptions>,
+  ) {}
+
+  /** From documents already tokenized: each is followed by the tokenizer's eos. */
+  static fromDocuments(docs: ArrayLike<number>[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
+    const total = docs.reduce((n, d) => n + d.length + 1, 0);
+    const stream = new Int32Array(total);
+    let at = 0;
+    for (const d of docs) {
+      stream.set(d, at);
+      at += d.length;
+      stream[at++] = tokenizer.special.eos;
+    }
+    return MlmDataset.fromStream(stream, tokenizer, options);
+  }
+
+  /** From one token stream (documents already separated). */
+  static fromStream(stream: TokenArray, tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
+    const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
+    const handle = native().createMlmData(stream, JSON.stringify({
+      blockLen: o.maxLen,
+      maskProb: o.maskProb,
+      maskTokenProb: o.maskTokenProb,
+      randomTokenProb: o.randomTokenProb,
+      maskId: tokenizer.special.mask,
+      clsId: tokenizer.special.cls,
+      vocabSize: tokenizer.vocabSize,
+      specialIds: specialIds(tokenizer.special),
+    }));
+    return new MlmDataset(handle, stream.length, o as Required<MlmOptions>);
+  }
+
+  /** Blocks of maxLen tokens. */
+  get size(): number {
+    return this.handle.size;
+  }
+
+  /** Batch `index` of the shuffled, masked training stream (what step index / accumulation would see). */
+  trainBatch(index: number, batchSize: number, seed: number): NativeBatch {
+    return this.handle.trainBatch(index, batchSize, seed);
+  }
+
+  /** Blocks [first, first + count) with validation masking seeded by `seed`. */
+  evalBatch(first: number, count: number, seed: number): NativeBatch {
+    return this.handle.evalBatch(first, count, seed);
+  }
+
+  dispose(): void {
+    this.handle.dispose();
+  }
+}
+
+/** Sequences with integer labels, for sequence classification (first-token head). */
+export class LabelledDataset implements TrainingData {
+  readonly kind = 'classify' as const;
+  private constructor(
+    readonly handle: NativeDataset,
+    readonly numLabels: number,
+  ) {}
+
+  /** Each sequence should start with the tokenizer's cls token; longer ones are truncated to maxLen. */
+  static fromSequences(sequences: ArrayLike<number>[], labels: number[], opts: { maxLen: number; padId: number }): LabelledDataset {
+    if (sequences.length !== labels.length) {
+      throw new RangeError(`labels: got ${labels.length} labels for ${sequences.length} sequences`);
+    }
+    const offsets = new Int32Array(sequences.length + 1);
+    sequences.forEach((s, i) => (offsets[i + 1] = offsets[i] + s.length));
+    const tokens = new Int32Array(offsets[sequences.length]);
+    sequences.forEach((s, i) => tokens.set(s, offsets[i]));
+    const handle = native().createLabelledData(tokens, offsets, Int32Array.from(labels), opts.maxLen, opts.padId);
+    return new LabelledDataset(handle, Math.max(...labels) + 1);
+  }
+
+  get size(): number {
+    return this.handle.size;
+  }
+
+  dispose(): void {
+    this.handle.dispose();
+  }
+}
