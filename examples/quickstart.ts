@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  ByteTokenizer, loadSpeeches, MlmDataset, splitSpeeches, Trainer, Transformer, engineInfo,
+  ByteTokenizer, loadSpeeches, MlmDataset, splitSpeeches, Trainer, Transformer, engineInfo, unigramEntropy,
 } from '../lib';
 import { measureStepSeconds } from '../lib/budget';
 import { progressReporter } from '../lib/progress';
@@ -13,14 +13,6 @@ import { progressReporter } from '../lib/progress';
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
-/** Entropy of the unigram token distribution (nats): the loss of a model that ignores context. */
-function unigramEntropy(docs: Int32Array[], vocabSize: number): number {
-  const counts = new Float64Array(vocabSize);
-  let n = 0;
-  for (const d of docs) for (const t of d) (counts[t]++, n++);
-  return -counts.reduce((h, c) => (c > 0 ? h + (c / n) * Math.log(c / n) : h), 0);
 }
 
 async function main(): Promise<void> {

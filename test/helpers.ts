@@ -16,13 +16,6 @@ export function speechData(maxLen: number, limit = 60): { train: MlmDataset; val
   };
 }
 
-export function unigramEntropy(docs: Int32Array[], vocabSize: number): number {
-  const counts = new Float64Array(vocabSize);
-  let n = 0;
-  for (const d of docs) for (const t of d) (counts[t]++, n++);
-  return -counts.reduce((h, c) => (c > 0 ? h + (c / n) * Math.log(c / n) : h), 0);
-}
-
 export function tempDir(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `trainlarge-${name}-`));
 }

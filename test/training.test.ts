@@ -1,5 +1,6 @@
 import { Trainer, Transformer } from '../lib';
-import { small, speechData, tok, unigramEntropy } from './helpers';
+import { LabelledDataset, loadSpeeches, unigramEntropy } from '../lib';
+import { small, speechData, tok } from './helpers';
 
 describe('training on real English', () => {
   test('mlm_loss_falls_well_below_unigram_entropy', async () => {
@@ -23,19 +24,17 @@ describe('training on real English', () => {
 
   test('classification_head_learns_a_real_label', async () => {
     // Label: does a 64-byte passage come from a speech before 1900? Real text, a real signal (style).
-    const { loadSpeeches } = await import('../lib');
-    const { LabelledDataset } = await import('../lib');
     const speeches = loadSpeeches().filter((_, i) => i % 3 === 0);
     const seqs: Int32Array[] = [];
     const labels: number[] = [];
-    speeches.forEach((s, i) => {
+    for (const s of speeches) {
       const bytes = tok.encode(s.text);
       for (let k = 0; k < 20 && (k + 1) * 63 < bytes.length; k++) {
-        seqs.push(Int32Array.from([tok.special.cls, ...bytes.subarray(k * 997 % Math.max(1, bytes.length - 63), k * 997 % Math.max(1, bytes.length - 63) + 63)]));
+        const start = (k * 997) % Math.max(1, bytes.length - 63);
+        seqs.push(Int32Array.from([tok.special.cls, ...bytes.subarray(start, start + 63)]));
         labels.push(s.year < 1900 ? 1 : 0);
       }
-      void i;
-    });
+    }
     const held = (i: number) => i % 5 === 0; // every fifth passage for testing
     const data = LabelledDataset.fromSequences(seqs.filter((_, i) => !held(i)), labels.filter((_, i) => !held(i)), { maxLen: 64, padId: 0 });
     const test = LabelledDataset.fromSequences(seqs.filter((_, i) => held(i)), labels.filter((_, i) => held(i)), { maxLen: 64, padId: 0 });

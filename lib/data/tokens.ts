@@ -41,3 +41,14 @@ export class ByteTokenizer implements TokenizerLike {
 export function specialIds(s: SpecialTokens): number[] {
   return [...new Set([s.pad, s.cls, s.eos, s.unk, s.mask])];
 }
+
+/** Entropy (nats) of the unigram token distribution: the loss of a model that ignores context. */
+export function unigramEntropy(docs: ArrayLike<number>[], vocabSize: number): number {
+  const counts = new Float64Array(vocabSize);
+  let n = 0;
+  for (const d of docs) {
+    for (let i = 0; i < d.length; i++) counts[d[i]]++;
+    n += d.length;
+  }
+  return -counts.reduce((h, c) => (c > 0 ? h + (c / n) * Math.log(c / n) : h), 0);
+}

@@ -5,6 +5,7 @@
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #endif
 
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -39,7 +40,8 @@ std::vector<std::string> Model::load_weights(const std::map<std::string, torch::
   torch::NoGradGuard no_grad;
   std::vector<std::string> missing;
   size_t used = 0;
-  for (auto& [name, p] : named_parameters()) {
+  const auto params = named_parameters();
+  for (const auto& [name, p] : params) {
     auto it = tensors.find(name);
     if (it == tensors.end()) {
       missing.push_back(name);
@@ -57,10 +59,10 @@ std::vector<std::string> Model::load_weights(const std::map<std::string, torch::
     std::ostringstream why;
     why << "weights: the file does not match the model config";
     if (!missing.empty()) why << "; missing " << missing.size() << " (first: '" << missing.front() << "')";
+    std::set<std::string> known;
+    for (const auto& [n, p] : params) known.insert(n);
     for (const auto& [name, t] : tensors) {
-      bool known = false;
-      for (const auto& [n, p] : named_parameters()) known = known || n == name;
-      if (!known) {
+      if (!known.count(name)) {
         why << "; unexpected '" << name << "'";
         break;
       }
