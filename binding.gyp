@@ -17,7 +17,18 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
       "ldflags": ["<!@(node scripts/torch.js ldflags)"],
-      "libraries": ["<!@(node scripts/torch.js libs)"]
+      "libraries": ["<!@(node scripts/torch.js libs)", "-ldl"]
+    },
+    {
+      "target_name": "trainlarge_spm",
+      "type": "shared_library",
+      "product_prefix": "",
+      "product_extension": "so",
+      "sources": ["<!@(node scripts/sources.js tokenizer)"],
+      "include_dirs": ["native"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-fvisibility=hidden"],
+      "libraries": ["-lsentencepiece_train", "-lsentencepiece", "-lpthread"]
     }
   ]
 }

@@ -68,6 +68,23 @@ export interface NativeTrainer {
   dispose(): void;
 }
 
+export interface NativeTokenizer {
+  readonly vocabSize: number;
+  modelBytes(): Uint8Array;
+  encode(text: string): Int32Array;
+  encodeUncached(text: string): Int32Array;
+  encodeBatch(texts: string[], threads: number): Promise<{ ids: Int32Array; offsets: Float64Array }>;
+  decode(ids: TokenArray): string;
+  piece(id: number): string;
+  pieceToId(piece: string): number;
+}
+
+export interface NativeShardInfo {
+  tokens: number;
+  tokenBytes: number;
+  vocabSize: number;
+}
+
 export interface EngineInfo {
   torchVersion: string;
   cudaBuilt: boolean;
@@ -85,13 +102,18 @@ export interface NativeAddon {
   createModel(configJson: string, seed: number, device: string): Promise<NativeModel>;
   loadModel(configJson: string, weightsPath: string, device: string): Promise<NativeModel>;
   createMlmData(tokens: TokenArray, optionsJson: string): NativeDataset;
+  createMlmShards(paths: string[], optionsJson: string): NativeDataset;
+  writeTokenShard(path: string, tokens: TokenArray, vocabSize: number): Promise<NativeShardInfo>;
+  readTokenShard(path: string): { ids: Int32Array; tokenBytes: number; vocabSize: number };
+  trainTokenizer(lines: string[], optionsJson: string): Promise<NativeTokenizer>;
+  loadTokenizer(modelBytes: Uint8Array): NativeTokenizer;
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
   Trainer: new (model: NativeModel, configJson: string) => NativeTrainer;
   engineInfo(): EngineInfo;
   setThreads(threads: number, blasThreads: number): void;
 }
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

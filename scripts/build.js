@@ -16,6 +16,8 @@ const builder = args.has('--gyp') ? 'node-gyp' : 'cmake-js';
 const out = path.join(root, 'build');
 const addon = path.join(out, 'trainlarge.node');
 const stampFile = path.join(out, 'trainlarge.json');
+// node-gyp names a shared_library target's output lib.target/<name>.so.
+const plugin = { file: path.join(out, 'trainlarge_spm.so'), built: { 'cmake-js': 'trainlarge_spm.so', 'node-gyp': 'lib.target/trainlarge_spm.so' } };
 
 function filesBelow(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -46,7 +48,7 @@ function main() {
     process.exit(1);
   }
   const digest = stamp(torch);
-  if (!args.has('--force') && fs.existsSync(addon) && fs.existsSync(stampFile)) {
+  if (!args.has('--force') && fs.existsSync(addon) && fs.existsSync(plugin.file) && fs.existsSync(stampFile)) {
     const previous = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
     if (previous.stamp === digest) return; // up to date: stay quiet
   }
@@ -58,14 +60,17 @@ function main() {
   if (builder === 'cmake-js') {
     const dir = path.join(out, 'cmake');
     run(bin('cmake-js'), ['compile', '--out', dir, '--parallel', jobs, '--log-level', 'warn']);
-    produced = path.join(dir, 'Release', 'trainlarge.node');
+    produced = path.join(dir, 'Release');
   } else {
     run(bin('node-gyp'), ['configure', '--silent']);
     run(bin('node-gyp'), ['build', '--jobs', jobs, '--silent']);
-    produced = path.join(out, 'Release', 'trainlarge.node');
+    produced = path.join(out, 'Release');
   }
-  fs.copyFileSync(produced, addon + '.tmp');
-  fs.renameSync(addon + '.tmp', addon);
+  // The addon and its tokenizer plugin (found beside it at run time).
+  for (const [name, dest] of [['trainlarge.node', addon], [plugin.built[builder], plugin.file]]) {
+    fs.copyFileSync(path.join(produced, name), dest + '.tmp');
+    fs.renameSync(dest + '.tmp', dest);
+  }
   const info = {
     stamp: digest,
     builder,

@@ -17,6 +17,19 @@ const MlmOptionsSchema = z
   });
 export type MlmOptions = z.input<typeof MlmOptionsSchema>;
 
+function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: TokenizerLike): string {
+  return JSON.stringify({
+    blockLen: o.maxLen,
+    maskProb: o.maskProb,
+    maskTokenProb: o.maskTokenProb,
+    randomTokenProb: o.randomTokenProb,
+    maskId: tokenizer.special.mask,
+    clsId: tokenizer.special.cls,
+    vocabSize: tokenizer.vocabSize,
+    specialIds: specialIds(tokenizer.special),
+  });
+}
+
 /** Anything a Trainer can draw batches from. */
 export interface TrainingData {
   readonly kind: 'mlm' | 'classify';
@@ -34,6 +47,7 @@ export class MlmDataset implements TrainingData {
   readonly kind = 'mlm' as const;
   private constructor(
     readonly handle: NativeDataset,
+    /** Tokens in the blocks (fromShards: whole blocks only). */
     readonly tokenCount: number,
     readonly options: Required<MlmOptions>,
   ) {}
@@ -54,17 +68,18 @@ export class MlmDataset implements TrainingData {
   /** From one token stream (documents already separated). */
   static fromStream(stream: TokenArray, tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
     const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
-    const handle = native().createMlmData(stream, JSON.stringify({
-      blockLen: o.maxLen,
-      maskProb: o.maskProb,
-      maskTokenProb: o.maskTokenProb,
-      randomTokenProb: o.randomTokenProb,
-      maskId: tokenizer.special.mask,
-      clsId: tokenizer.special.cls,
-      vocabSize: tokenizer.vocabSize,
-      specialIds: specialIds(tokenizer.special),
-    }));
+    const handle = native().createMlmData(stream, nativeMlmOptions(o, tokenizer));
     return new MlmDataset(handle, stream.length, o as Required<MlmOptions>);
+  }
+
+  /**
+   * From token shards on disk (Corpus.prepare writes them), memory-mapped by the engine and read as one
+   * stream in the order given: nothing is loaded into the JS heap.
+   */
+  static fromShards(paths: string[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
+    const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
+    const handle = native().createMlmShards(paths, nativeMlmOptions(o, tokenizer));
+    return new MlmDataset(handle, (handle.size * (o.maxLen - 1)), o as Required<MlmOptions>);
   }
 
   /** Blocks of maxLen tokens. */

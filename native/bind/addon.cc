@@ -10,6 +10,7 @@
 #include "bind/data_wrap.h"
 #include "bind/job.h"
 #include "bind/model_wrap.h"
+#include "bind/tokenizer_wrap.h"
 #include "bind/trainer_wrap.h"
 #include "common/runtime.h"
 
@@ -56,6 +57,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->model_class = Napi::Persistent(model);
   data->dataset_class = Napi::Persistent(dataset);
   data->trainer_class = Napi::Persistent(trainer);
+  auto tokenizer = TokenizerWrap::Define(env);
+  data->tokenizer_class = Napi::Persistent(tokenizer);
+  exports.Set("Tokenizer", tokenizer);
+  exports.Set("trainTokenizer", Napi::Function::New<TokenizerWrap::Train>(env, "trainTokenizer"));
+  exports.Set("loadTokenizer", Napi::Function::New<TokenizerWrap::Load>(env, "loadTokenizer"));
+  exports.Set("createMlmShards", Napi::Function::New<DatasetWrap::CreateMlmShards>(env, "createMlmShards"));
+  exports.Set("writeTokenShard", Napi::Function::New<DatasetWrap::WriteShard>(env, "writeTokenShard"));
+  exports.Set("readTokenShard", Napi::Function::New<DatasetWrap::ReadShard>(env, "readTokenShard"));
   exports.Set("Model", model);
   exports.Set("Dataset", dataset);
   exports.Set("Trainer", trainer);
@@ -65,7 +74,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

@@ -6,7 +6,7 @@
 namespace trainlarge::bind {
 
 struct AddonData {
-  Napi::FunctionReference model_class, dataset_class, trainer_class;
+  Napi::FunctionReference model_class, dataset_class, trainer_class, tokenizer_class;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

@@ -5,6 +5,7 @@
 #include "bind/addon.h"
 #include "bind/convert.h"
 #include "bind/job.h"
+#include "common/json_field.h"
 
 namespace trainlarge::bind {
 
@@ -76,25 +77,75 @@ static Napi::Value wrap_dataset(Napi::Env env, std::shared_ptr<Dataset> data, in
   return addon_data(env).dataset_class.New({holder, Napi::Number::New(env, static_cast<double>(bytes))});
 }
 
+static MlmOptions mlm_options(const nlohmann::json& j) {
+  const char* what = "MLM data options";
+  MlmOptions o;
+  o.block_len = json_field<int64_t>(j, what, "blockLen");
+  o.mask_prob = json_field<double>(j, what, "maskProb");
+  o.mask_token_prob = json_field<double>(j, what, "maskTokenProb");
+  o.random_token_prob = json_field<double>(j, what, "randomTokenProb");
+  o.mask_id = json_field<int64_t>(j, what, "maskId");
+  o.cls_id = json_field<int64_t>(j, what, "clsId");
+  o.vocab_size = json_field<int64_t>(j, what, "vocabSize");
+  o.special_ids = json_field<std::vector<int64_t>>(j, what, "specialIds");
+  return o;
+}
+
 Napi::Value DatasetWrap::CreateMlm(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto tokens = ids_from_js(info[0], "tokens");
-    auto j = json_arg(info, 1, "options");
-    MlmOptions o;
-    try {
-      o.block_len = j.at("blockLen").get<int64_t>();
-      o.mask_prob = j.at("maskProb").get<double>();
-      o.mask_token_prob = j.at("maskTokenProb").get<double>();
-      o.random_token_prob = j.at("randomTokenProb").get<double>();
-      o.mask_id = j.at("maskId").get<int64_t>();
-      o.cls_id = j.at("clsId").get<int64_t>();
-      o.vocab_size = j.at("vocabSize").get<int64_t>();
-      o.special_ids = j.at("specialIds").get<std::vector<int64_t>>();
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(std::string("MLM data options: ") + e.what());
-    }
-    auto data = std::make_shared<MlmBlocks>(tokens, o);
+    auto data = std::make_shared<MlmBlocks>(TokenStream::from_tensor(tokens), mlm_options(json_arg(info, 1, "options")));
     return wrap_dataset(info.Env(), data, tokens.numel() * 8);
+  });
+}
+
+Napi::Value DatasetWrap::CreateMlmShards(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (!info[0].IsArray()) throw std::invalid_argument("shards: expected an array of shard file paths");
+    auto array = info[0].As<Napi::Array>();
+    std::vector<std::string> paths;
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      auto v = array.Get(i);
+      if (!v.IsString()) throw std::invalid_argument("shards[" + std::to_string(i) + "]: expected a path");
+      paths.push_back(v.As<Napi::String>().Utf8Value());
+    }
+    auto data = std::make_shared<MlmBlocks>(TokenStream::map_shards(paths), mlm_options(json_arg(info, 1, "options")));
+    return wrap_dataset(info.Env(), data, 0);  // the shards are mapped, not allocated
+  });
+}
+
+Napi::Value DatasetWrap::WriteShard(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto path = string_arg(info, 0, "path");
+    auto ids = ids_from_js(info[1], "tokens");
+    const int64_t vocab_size = int_arg(info, 2, "vocabSize");
+    return run_async(info.Env(), "trainlarge.writeTokenShard", [path, ids, vocab_size]() -> Finish {
+      const auto shard = write_token_shard(path, ids, vocab_size);
+      return [shard](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        o.Set("tokens", static_cast<double>(shard.tokens));
+        o.Set("tokenBytes", shard.token_bytes);
+        o.Set("vocabSize", static_cast<double>(shard.vocab_size));
+        return o;
+      };
+    });
+  });
+}
+
+Napi::Value DatasetWrap::ReadShard(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    const auto path = string_arg(info, 0, "path");
+    const auto header = read_shard_header(path);
+    auto stream = TokenStream::map_shards({path});
+    auto ids = stream.slice(0, stream.size()).to(torch::kInt);
+    auto env = info.Env();
+    auto o = Napi::Object::New(env);
+    auto out = Napi::Int32Array::New(env, static_cast<size_t>(ids.numel()));
+    if (ids.numel() > 0) std::memcpy(out.Data(), ids.data_ptr<int32_t>(), ids.numel() * sizeof(int32_t));
+    o.Set("ids", out);
+    o.Set("tokenBytes", header.token_bytes);
+    o.Set("vocabSize", static_cast<double>(header.vocab_size));
+    return o;
   });
 }
 

@@ -16,6 +16,12 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
 
   // [sync] createMlmData(tokens: Int32Array|Uint16Array|Uint32Array, optionsJson) -> Dataset
   static Napi::Value CreateMlm(const Napi::CallbackInfo& info);
+  // [sync] createMlmShards(paths: string[], optionsJson) -> Dataset over memory-mapped token shards
+  static Napi::Value CreateMlmShards(const Napi::CallbackInfo& info);
+  // [async] writeTokenShard(path, tokens: Int32Array, vocabSize) -> Promise<{ tokens, tokenBytes, vocabSize }>
+  static Napi::Value WriteShard(const Napi::CallbackInfo& info);
+  // [sync] readTokenShard(path) -> { ids: Int32Array, tokenBytes, vocabSize } (through the memory map)
+  static Napi::Value ReadShard(const Napi::CallbackInfo& info);
   // [sync] createLabelledData(tokens, offsets: Int32Array, labels: Int32Array, maxLen, padId) -> Dataset
   static Napi::Value CreateLabelled(const Napi::CallbackInfo& info);
 

@@ -62,7 +62,7 @@ Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
       const auto start = std::chrono::steady_clock::now();
       std::vector<StepStats> done;
       while (static_cast<int64_t>(done.size()) < max_steps && !abort->load()) {
-        done.push_back(trainer->step(*data));
+        done.push_back(trainer->step(data));
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (max_seconds > 0 && elapsed >= max_seconds) break;
       }

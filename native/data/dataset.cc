@@ -58,24 +58,19 @@ Batch Dataset::eval_batch(int64_t first, int64_t count, uint64_t seed) const {
   return build(samples, seeds);
 }
 
-MlmBlocks::MlmBlocks(torch::Tensor tokens, MlmOptions options) : options_(std::move(options)) {
-  if (tokens.dim() != 1) throw std::invalid_argument("tokens: expected a 1-D array of token ids");
-  tokens_ = tokens.to(torch::kLong).contiguous();
+MlmBlocks::MlmBlocks(TokenStream tokens, MlmOptions options) : tokens_(std::move(tokens)), options_(std::move(options)) {
   const auto& o = options_;
   if (o.block_len < 2) throw std::invalid_argument("blockLen: must be >= 2");
   if (!(o.mask_prob > 0 && o.mask_prob < 1)) throw std::invalid_argument("maskProb: must be in (0, 1)");
   if (o.mask_token_prob < 0 || o.random_token_prob < 0 || o.mask_token_prob + o.random_token_prob > 1) {
     throw std::invalid_argument("maskTokenProb + randomTokenProb: must be within [0, 1]");
   }
-  num_blocks_ = tokens_.size(0) / (o.block_len - 1);
+  num_blocks_ = tokens_.size() / (o.block_len - 1);
   if (num_blocks_ == 0) {
-    throw std::invalid_argument("tokens: " + std::to_string(tokens_.size(0)) + " tokens make no block of " +
+    throw std::invalid_argument("tokens: " + std::to_string(tokens_.size()) + " tokens make no block of " +
                                 std::to_string(o.block_len - 1) + " (+ cls); give more text or a smaller maxLen");
   }
-  if (tokens_.numel() > 0) {
-    max_id_ = tokens_.max().item<int64_t>();
-    if (tokens_.min().item<int64_t>() < 0) throw std::invalid_argument("tokens: negative token id");
-  }
+  max_id_ = tokens_.max_id();
   max_id_ = std::max({max_id_, o.mask_id, o.cls_id});
   special_ids_ = torch::tensor(o.special_ids, torch::kLong);
   auto all = torch::arange(o.vocab_size, torch::kLong);
@@ -86,11 +81,10 @@ MlmBlocks::MlmBlocks(torch::Tensor tokens, MlmOptions options) : options_(std::m
 Batch MlmBlocks::build(const std::vector<int64_t>& samples, const std::vector<uint64_t>& row_seeds) const {
   const int64_t B = static_cast<int64_t>(samples.size()), L = options_.block_len, n = L - 1;
   auto ids = torch::empty({B, L}, torch::kLong);
-  auto src = tokens_.data_ptr<int64_t>();
   auto dst = ids.data_ptr<int64_t>();
   for (int64_t b = 0; b < B; ++b) {
     dst[b * L] = options_.cls_id;
-    std::copy_n(src + samples[b] * n, n, dst + b * L + 1);
+    tokens_.copy(samples[b] * n, n, dst + b * L + 1);
   }
   return mask(ids, row_seeds);
 }

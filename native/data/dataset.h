@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/batch.h"
+#include "data/token_stream.h"
 
 namespace trainlarge {
 
@@ -54,7 +55,7 @@ struct MlmOptions {
 // block_len - 1 tokens, each led by cls; dynamic masking each time a block is drawn.
 class MlmBlocks : public Dataset {
  public:
-  MlmBlocks(torch::Tensor tokens, MlmOptions options);
+  MlmBlocks(TokenStream tokens, MlmOptions options);
   int64_t size() const override { return num_blocks_; }
   int64_t max_token_id() const override { return max_id_; }
   const MlmOptions& options() const { return options_; }
@@ -65,7 +66,7 @@ class MlmBlocks : public Dataset {
   Batch build(const std::vector<int64_t>& samples, const std::vector<uint64_t>& row_seeds) const override;
 
  private:
-  torch::Tensor tokens_;  // (N) int64
+  TokenStream tokens_;  // in memory or memory-mapped shards
   MlmOptions options_;
   int64_t num_blocks_ = 0, max_id_ = 0;
   torch::Tensor special_ids_, normal_ids_;

@@ -61,7 +61,8 @@ Trainer::Trainer(std::shared_ptr<Model> model, TrainConfig config)
   }
 }
 
-StepStats Trainer::step(const Dataset& data) {
+StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
+  const Dataset& data = *data_ptr;
   auto& module = model_->module;
   if (data.max_token_id() >= module->config.vocab_size) {
     throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize (" +
@@ -75,9 +76,11 @@ StepStats Trainer::step(const Dataset& data) {
   const bool fp16 = config_.precision == Precision::FP16;
   for (int64_t m = 0; m < config_.accum_steps; ++m) {
     const int64_t index = optimizer_.steps() * config_.accum_steps + m;
+    double waited = 0;
+    Batch batch = prefetch_.get(data_ptr, index, config_.batch_size, config_.seed, &waited);
     const auto t = Clock::now();
-    Batch batch = data.train_batch(index, config_.batch_size, config_.seed).to(model_->device);
-    s.data_seconds += since(t);
+    batch = batch.to(model_->device);
+    s.data_seconds += waited + since(t);
     module->reseed_dropout(mix_seed(config_.seed ^ 0xd1b54a32d192ed03ULL, static_cast<uint64_t>(index)));
     LossResult r;
     {

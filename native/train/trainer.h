@@ -9,6 +9,7 @@
 
 #include "common/runtime.h"
 #include "data/dataset.h"
+#include "data/prefetch.h"
 #include "models/model.h"
 #include "train/adamw.h"
 #include "train/schedule.h"
@@ -47,7 +48,9 @@ class Trainer {
  public:
   Trainer(std::shared_ptr<Model> model, TrainConfig config);
 
-  StepStats step(const Dataset& data);
+  // One update; the next micro-batch is built on a background thread meanwhile.
+  StepStats step(const std::shared_ptr<const Dataset>& data);
+  void release_data() { prefetch_.reset(); }
   const TrainConfig& config() const { return config_; }
   int64_t steps() const { return optimizer_.steps(); }
   double loss_scale() const { return loss_scale_; }
@@ -62,6 +65,7 @@ class Trainer {
   AdamW optimizer_;
   double loss_scale_ = 1.0;  // fp16 on CUDA only: dynamic loss scaling (no C++ GradScaler exists)
   int64_t good_steps_ = 0;
+  Prefetcher prefetch_;
 };
 
 // Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),

@@ -1,0 +1,58 @@
+// Subword tokenizer interface. The implementation is Google's SentencePiece (Debian's libsentencepiece;
+// BPE or unigram) in a separate library, native/spm/, that the addon loads with dlopen(RTLD_LOCAL):
+// libsentencepiece carries its own copy of protobuf-lite and exports its symbols, and linked beside
+// libtorch (whose libprotobuf.so.32 then resolves to those copies) the process crashed while loading.
+// In its own symbol scope each library keeps its protobuf.
+//
+// Special ids (fixed, like the byte tokenizer's): pad 0, cls/bos <s> 1, eos </s> 2, unk 3, mask 4.
+// <mask> is a control symbol: text never encodes to it, only the masking does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace trainlarge {
+
+struct TokenizerTrainOptions {
+  int64_t vocab_size = 8000;
+  std::string model_type = "bpe";   // bpe | unigram
+  double character_coverage = 0.9995;
+  bool byte_fallback = true;        // characters outside the vocabulary become <0xNN> byte pieces, never unk
+  int64_t max_sentences = 2000000;  // lines sampled for training (SentencePiece's input_sentence_size)
+  int threads = 2;
+  uint32_t seed = 1;                // SentencePiece samples and shuffles lines: fixed for reproducible models
+};
+
+class Tokenizer {
+ public:
+  static constexpr int kPad = 0, kCls = 1, kEos = 2, kUnk = 3, kMask = 4;
+
+  // Trains on `lines` (one sentence or paragraph each). Throws std::invalid_argument on bad options and
+  // std::runtime_error with SentencePiece's message on failure (e.g. vocabulary larger than the text allows).
+  static std::shared_ptr<Tokenizer> train(const std::vector<std::string>& lines, const TokenizerTrainOptions& options);
+  // From a serialized SentencePiece model (the bytes of a .model file).
+  static std::shared_ptr<Tokenizer> from_model_proto(const std::string& bytes);
+
+  virtual ~Tokenizer() = default;
+  virtual int64_t vocab_size() const = 0;
+  virtual std::string model_proto() const = 0;
+  virtual std::string piece(int id) const = 0;
+  virtual int piece_to_id(const std::string& piece) const = 0;
+  // Ids of `text`, identical to SentencePiece's own encoding (tested): whitespace-separated words are
+  // encoded independently (SentencePiece never merges across "▁"), each once, then served from a cache.
+  virtual void encode(const std::string& text, std::vector<int32_t>* out) const = 0;
+  virtual void encode_uncached(const std::string& text, std::vector<int32_t>* out) const = 0;
+  // Encodes many documents on `threads` threads; returns ids concatenated and offsets (docs + 1).
+  virtual void encode_batch(const std::vector<std::string>& docs, int threads, std::vector<int32_t>* ids,
+                            std::vector<int64_t>* offsets) const = 0;
+  virtual std::string decode(const std::vector<int>& ids) const = 0;
+};
+
+// The plugin's entry points (extern "C" so dlsym finds them by name; C++ types cross because both sides
+// are built together with the same compiler and libstdc++).
+using TokenizerTrainFn = Tokenizer* (*)(const std::vector<std::string>& lines, const TokenizerTrainOptions& options);
+using TokenizerLoadFn = Tokenizer* (*)(const std::string& bytes);
+
+}  // namespace trainlarge
