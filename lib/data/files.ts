@@ -1,0 +1,287 @@
+import * as fs from 'fs';
+import type { Document, Example } from './sources';
+
+/**
+ * Loaders for users' own corpora (the paper's Wikipedia/BookCorpus text, MNLI or SST-2 TSV/JSONL),
+ * producing the same Document and Example shapes as the built-in sources. Every error names the file
+ * and, where it applies, the line or byte offset.
+ */
+
+/** How a file holds its texts: plain text, one JSON object per line, or tab-separated columns. */
+export type DocumentFormat = 'text' | 'jsonl' | 'tsv';
+
+/** A column: a header name (TSV) or key (JSONL), or a 0-based column index (TSV) or array index (JSONL). */
+export type Field = string | number;
+
+export interface DocumentSpec {
+  files: string[];
+  /** 'text' (default): plain text; 'jsonl': one JSON object per line; 'tsv': tab-separated columns. */
+  format?: DocumentFormat;
+  /** jsonl/tsv: where the text is (default 'text'; a TSV without a 'text' header uses column 0). */
+  textField?: Field;
+  /** text format: a document per file (default), per blank-line separated block, or per line. */
+  split?: 'file' | 'blank-line' | 'line';
+  /** tsv: whether the first row names the columns; default: when a field is a name. */
+  header?: boolean;
+}
+
+export interface ExampleSpec {
+  files: string[];
+  format: Extract<DocumentFormat, 'jsonl' | 'tsv'>;
+  textField: Field;
+  labelField: Field;
+  /** The label names in label order; default: in the order they first occur. */
+  labels?: string[];
+  /** A field naming the document an example comes from (splits keep a document together); default: file:line. */
+  docField?: Field;
+  header?: boolean;
+}
+
+/**
+ * Offset of the first byte that is not part of valid UTF-8 (the bytes TextDecoder's fatal mode
+ * rejects: stray continuation bytes, truncated or overlong sequences, surrogates, > U+10FFFF), or -1.
+ */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b === 0xe0) lo = 0xa0; // overlong
+      if (b === 0xed) hi = 0x9f; // UTF-16 surrogates
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b === 0xf0) lo = 0x90; // overlong
+      if (b === 0xf4) hi = 0x8f; // above U+10FFFF
+    } else return i;
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i; // undefined: truncated at the end
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/** 1-based line of a byte offset (counts '\n' bytes before it). */
+function lineOfByte(bytes: Uint8Array, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
+  return line;
+}
+
+/**
+ * The text of `files[index]`: a missing path, a directory, an empty file or bytes that are not UTF-8
+ * are errors naming the file. A byte-order mark is dropped and CRLF line ends become '\n'.
+ */
+export async function readTextFile(file: string, index: number): Promise<string> {
+  const what = `files[${index}]`;
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`${what}: no such file: ${file}`);
+    throw new Error(`${what}: cannot read ${file}: ${code ?? (e as Error).message}`);
+  }
+  if (stat.isDirectory()) throw new Error(`${what}: ${file} is a directory, not a file`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.promises.readFile(file);
+  } catch (e) {
+    throw new Error(`${what}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (bytes.length === 0) throw new Error(`${what}: ${file} is empty`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const where = at >= 0 ? `byte 0x${bytes[at].toString(16).padStart(2, '0')} at offset ${at} (line ${lineOfByte(bytes, at)})` : 'invalid bytes';
+    throw new Error(`${what}: ${file} is not UTF-8: ${where}; convert it, e.g. iconv -f latin1 -t utf-8`);
+  }
+  if (text.trim().length === 0) throw new Error(`${what}: ${file} is empty (only whitespace)`);
+  return text.replace(/\r\n?/g, '\n');
+}
+
+function requireFiles(files: unknown, what: string): string[] {
+  if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f.length > 0)) {
+    throw new Error(`${what}: files must be a non-empty list of paths`);
+  }
+  return files as string[];
+}
+
+/** The non-empty lines of a text with their 1-based line numbers. */
+function numberedLines(text: string): { line: number; text: string }[] {
+  return text
+    .split('\n')
+    .map((t, i) => ({ line: i + 1, text: t }))
+    .filter((l) => l.text.trim().length > 0);
+}
+
+/** A record of a JSONL or TSV file: get(field) gives the field as a string or throws naming the line. */
+interface Row {
+  line: number;
+  get(field: Field, role: string): string;
+}
+
+function fieldValue(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+function jsonlRows(file: string, text: string): Row[] {
+  return numberedLines(text).map(({ line, text: t }) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(t);
+    } catch (e) {
+      throw new Error(`${file}: line ${line}: bad JSON (${(e as Error).message})`);
+    }
+    if (value === null || typeof value !== 'object') throw new Error(`${file}: line ${line}: expected a JSON object or array, got ${JSON.stringify(value)}`);
+    const record = value as Record<string, unknown>;
+    return {
+      line,
+      get(field: Field, role: string): string {
+        const v = record[field];
+        if (v === undefined || v === null) throw new Error(`${file}: line ${line}: no ${role} field ${JSON.stringify(field)}`);
+        const s = fieldValue(v);
+        if (s === undefined) throw new Error(`${file}: line ${line}: ${role} field ${JSON.stringify(field)} is not a string or number`);
+        return s;
+      },
+    };
+  });
+}
+
+/**
+ * TSV rows (no quoting, as GLUE writes them). With a header, string fields name columns; numbers
+ * are 0-based indices either way.
+ */
+function tsvRows(file: string, text: string, header: boolean): Row[] {
+  const lines = numberedLines(text);
+  const names = header ? (lines.shift()?.text.split('\t') ?? []) : [];
+  return lines.map(({ line, text: t }) => {
+    const cells = t.split('\t');
+    return {
+      line,
+      get(field: Field, role: string): string {
+        let col: number;
+        if (typeof field === 'number') col = field;
+        else {
+          col = names.indexOf(field);
+          if (col < 0) {
+            throw new Error(header
+              ? `${file}: no ${role} column ${JSON.stringify(field)} in the header (columns: ${names.join(', ')})`
+              : `${file}: ${role} column ${JSON.stringify(field)} is a name but the file is read without a header row`);
+          }
+        }
+        if (col >= cells.length) throw new Error(`${file}: line ${line}: has ${cells.length} columns, no ${role} column ${typeof field === 'number' ? field : JSON.stringify(field)}`);
+        return cells[col];
+      },
+    };
+  });
+}
+
+/** Rows of a JSONL or TSV file; a TSV has a header unless told otherwise or every field is an index. */
+function rowsOf(file: string, text: string, format: 'jsonl' | 'tsv', fields: (Field | undefined)[], header: boolean | undefined): Row[] {
+  if (format === 'jsonl') return jsonlRows(file, text);
+  return tsvRows(file, text, header ?? fields.some((f) => typeof f === 'string'));
+}
+
+/**
+ * Documents from users' files. text: a document per file (ids are the paths), per blank-line
+ * separated block or per line (ids 'path:line'); jsonl and tsv: a document per line, its text in
+ * `textField` (default 'text'; a TSV whose first row has no 'text' column reads column 0 without a
+ * header). Empty texts are skipped.
+ */
+export async function readDocuments(spec: DocumentSpec): Promise<Document[]> {
+  const files = requireFiles(spec.files, 'readDocuments');
+  const format = spec.format ?? 'text';
+  if (!['text', 'jsonl', 'tsv'].includes(format)) throw new Error(`readDocuments: format must be 'text', 'jsonl' or 'tsv', got ${JSON.stringify(format)}`);
+  const split = spec.split ?? 'file';
+  if (!['file', 'blank-line', 'line'].includes(split)) throw new Error(`readDocuments: split must be 'file', 'blank-line' or 'line', got ${JSON.stringify(split)}`);
+  const docs: Document[] = [];
+  for (const [index, file] of files.entries()) {
+    const text = await readTextFile(file, index);
+    if (format === 'text') {
+      if (split === 'file') docs.push({ id: file, text: text.trim() });
+      else if (split === 'line') for (const l of numberedLines(text)) docs.push({ id: `${file}:${l.line}`, text: l.text.trim() });
+      else {
+        // Blocks between blank lines; a block's id is the line it starts on.
+        let start = 0;
+        let block: string[] = [];
+        const flush = (): void => {
+          if (block.length > 0) docs.push({ id: `${file}:${start}`, text: block.join('\n') });
+          block = [];
+        };
+        text.split('\n').forEach((t, i) => {
+          if (t.trim()) {
+            if (block.length === 0) start = i + 1;
+            block.push(t.trimEnd());
+          } else flush();
+        });
+        flush();
+      }
+      continue;
+    }
+    let field = spec.textField;
+    let header = spec.header;
+    if (field === undefined) {
+      field = 'text';
+      if (format === 'tsv' && header === undefined) {
+        const first = numberedLines(text)[0]?.text.split('\t') ?? [];
+        if (!first.includes('text')) {
+          field = 0;
+          header = false;
+        }
+      }
+    }
+    for (const row of rowsOf(file, text, format, [field], header)) {
+      const t = row.get(field, 'text').trim();
+      if (t) docs.push({ id: `${file}:${row.line}`, text: t });
+    }
+  }
+  return docs;
+}
+
+/**
+ * Labelled examples from users' JSONL or TSV files (e.g. SST-2's 'sentence\tlabel', MNLI's
+ * 'gold_label'). Labels are strings ('1' and 1 are the same label); with `labels` given, any other
+ * label is an error naming the line, else labels are numbered in the order they first occur.
+ */
+export async function readExamples(spec: ExampleSpec): Promise<{ labels: string[]; examples: Example[] }> {
+  const files = requireFiles(spec.files, 'readExamples');
+  if (spec.format !== 'jsonl' && spec.format !== 'tsv') throw new Error(`readExamples: format must be 'jsonl' or 'tsv', got ${JSON.stringify(spec.format)}`);
+  if (spec.textField === undefined || spec.labelField === undefined) throw new Error('readExamples: textField and labelField are required');
+  const fixed = spec.labels !== undefined;
+  const labels = fixed ? [...(spec.labels as string[])] : [];
+  if (fixed && (labels.length === 0 || new Set(labels).size !== labels.length)) throw new Error(`readExamples: labels must be distinct and non-empty, got ${JSON.stringify(labels)}`);
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const examples: Example[] = [];
+  for (const [i, file] of files.entries()) {
+    const text = await readTextFile(file, i);
+    for (const row of rowsOf(file, text, spec.format, [spec.textField, spec.labelField, spec.docField], spec.header)) {
+      const label = row.get(spec.labelField, 'label').trim();
+      let id = index.get(label);
+      if (id === undefined) {
+        if (fixed) throw new Error(`${file}: line ${row.line}: label ${JSON.stringify(label)} is not one of ${JSON.stringify(labels)}`);
+        id = labels.length;
+        labels.push(label);
+        index.set(label, id);
+      }
+      const where = `${file}:${row.line}`;
+      const doc = spec.docField === undefined ? where : row.get(spec.docField, 'doc');
+      examples.push({ id: where, doc, text: row.get(spec.textField, 'text').trim(), label: id });
+    }
+  }
+  return { labels, examples };
+}
