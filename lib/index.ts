@@ -6,4 +6,10 @@ export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, Metri
 export { MlmDataset, LabelledDataset, MlmOptions, TrainingData } from './data/dataset';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/sotu';
+export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
+export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
+export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles } from './data/classification';
+export { CLASSIFICATION_SOURCES, Document, Example } from './data/sources';
+export { readDocuments, readExamples } from './data/files';
+export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
 export { engineInfo, setThreads } from './engine';

