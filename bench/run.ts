@@ -17,9 +17,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
 import { cpuHasNativeBf16 } from '../lib/config/train';
+import { median, ROOT, writeSection } from './report';
 
 const PY = '/usr/bin/python3';
-const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const PEER = path.join(ROOT, 'bench', 'peer_train.py');
 
 const VOCAB = 8000;
@@ -60,12 +60,6 @@ function parseArgs(argv: string[]): { quick: boolean; sizes: string[]; write: bo
   const known = FULL.map((s) => s.name);
   for (const s of sizes ?? []) if (!known.includes(s)) throw new Error(`bench: unknown size '${s}' (known: ${known.join(', ')})`);
   return { quick, write, sizes: sizes ?? (quick ? ['small', 'medium'] : known) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function modelConfig(s: Size) {
@@ -298,21 +292,7 @@ async function main(): Promise<void> {
   ].join('\n');
 
   console.log('\n' + section);
-  if (args.write) {
-    const file = path.join(ROOT, 'BENCHMARKS.md');
-    let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const start = text.indexOf('## Training throughput');
-    if (start >= 0) {
-      const rest = text.slice(start + 1);
-      const next = rest.search(/\n## /);
-      const end = next >= 0 ? start + 1 + next + 1 : text.length;
-      text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
-    } else {
-      text = text.replace(/\s*$/, '\n\n') + section;
-    }
-    fs.writeFileSync(file, text);
-    console.log(`wrote ${file}`);
-  }
+  if (args.write) writeSection(section);
 }
 
 main().catch((e) => {
