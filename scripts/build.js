@@ -16,8 +16,8 @@ const builder = args.has('--gyp') ? 'node-gyp' : 'cmake-js';
 const out = path.join(root, 'build');
 const addon = path.join(out, 'trainlarge.node');
 const stampFile = path.join(out, 'trainlarge.json');
-// node-gyp names a shared_library target's output lib.target/<name>.so.
-const plugin = { file: path.join(out, 'trainlarge_spm.so'), built: { 'cmake-js': 'trainlarge_spm.so', 'node-gyp': 'lib.target/trainlarge_spm.so' } };
+// The tokenizer plugin (native/spm), loaded by the addon from beside itself.
+const plugin = path.join(out, 'trainlarge_spm.so');
 
 function filesBelow(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -48,7 +48,7 @@ function main() {
     process.exit(1);
   }
   const digest = stamp(torch);
-  if (!args.has('--force') && fs.existsSync(addon) && fs.existsSync(plugin.file) && fs.existsSync(stampFile)) {
+  if (!args.has('--force') && fs.existsSync(addon) && fs.existsSync(plugin) && fs.existsSync(stampFile)) {
     const previous = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
     if (previous.stamp === digest) return; // up to date: stay quiet
   }
@@ -67,7 +67,7 @@ function main() {
     produced = path.join(out, 'Release');
   }
   // The addon and its tokenizer plugin (found beside it at run time).
-  for (const [name, dest] of [['trainlarge.node', addon], [plugin.built[builder], plugin.file]]) {
+  for (const [name, dest] of [['trainlarge.node', addon], ['trainlarge_spm.so', plugin]]) {
     fs.copyFileSync(path.join(produced, name), dest + '.tmp');
     fs.renameSync(dest + '.tmp', dest);
   }

