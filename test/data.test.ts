@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Corpus, Dataset, Tokenizer } from '../lib';
 import { native } from '../lib/native';
-import { englishProseDocuments } from '../lib/data/sources';
+import { brownDocuments, englishProseDocuments } from '../lib/data/sources';
 import { tempDir } from './helpers';
 
 jest.setTimeout(300_000);
@@ -305,5 +305,39 @@ describe('classification tasks', () => {
     const inCorpus = new Set(rows);
     expect([...task.documents.test].filter((id) => inCorpus.has(id))).toEqual([]);
     task.dispose();
+  });
+
+  test('sentence pairs from your own TSV (the MNLI role) are laid out <s> a </s></s> b </s>, cut longest-first', async () => {
+    // A real pair task from Brown: does the second sentence follow the first, or come from another document?
+    const docs = (await brownDocuments()).slice(0, 40);
+    const rows = ['premise\thypothesis\tlabel\tdoc'];
+    docs.forEach((d, k) => {
+      for (let i = 0; i + 1 < d.sentences.length; i += 2) {
+        const other = docs[(k + 7) % docs.length].sentences[i % docs[(k + 7) % docs.length].sentences.length];
+        rows.push([d.sentences[i], i % 4 === 0 ? d.sentences[i + 1] : other, i % 4 === 0 ? 'next' : 'other', d.id].join('\t'));
+      }
+    });
+    const file = path.join(dir, 'pairs.tsv');
+    fs.writeFileSync(file, rows.join('\n') + '\n');
+    const spec = { files: [file], format: 'tsv' as const, textField: 'premise', pairField: 'hypothesis', labelField: 'label', docField: 'doc' };
+    const tok = corpus.tokenizer;
+    const task = await Dataset.classification({ source: { name: 'brown-next', train: spec }, tokenizer: tok, maxLen: 512 });
+    expect(task.labels).toEqual(['next', 'other']);
+    for (const id of task.documents.test) expect(task.documents.train.has(id)).toBe(false);
+    const first = rows[1].split('\t');
+    const firstDocSplit = (['train', 'valid', 'test'] as const).find((s) => task.documents[s].has(first[3]))!;
+    const row = task[firstDocSplit].handle.evalBatch(0, 1, 0);
+    const { cls, eos } = tok.special;
+    const a = Array.from(tok.encode(first[0])), b = Array.from(tok.encode(first[1]));
+    expect(Array.from(row.ids)).toEqual([cls, ...a, eos, eos, ...b, eos]);
+    const short = await Dataset.classification({ source: { name: 'brown-next', train: spec }, tokenizer: tok, maxLen: 16 });
+    const cut = Array.from(short[firstDocSplit].handle.evalBatch(0, 1, 0).ids);
+    expect(cut).toHaveLength(16);
+    const mid = cut.indexOf(eos);
+    expect(cut[mid + 1]).toBe(eos);
+    expect(cut[15]).toBe(eos);
+    expect(Math.abs((mid - 1) - (16 - mid - 3))).toBeLessThanOrEqual(1); // both segments kept, near-equal length
+    task.dispose();
+    short.dispose();
   });
 });

@@ -11,6 +11,8 @@ export interface ExampleFiles {
   files: string[];
   format: Extract<DocumentFormat, 'jsonl' | 'tsv'>;
   textField: string | number;
+  /** Sentence pairs (MNLI): the second segment; the model sees <s> text </s></s> pair </s>, as RoBERTa. */
+  pairField?: string | number;
   labelField: string | number;
 }
 
@@ -48,6 +50,36 @@ export interface ClassificationTask {
 async function encode(tokenizer: TokenizerLike, texts: string[]): Promise<ArrayLike<number>[]> {
   if (tokenizer instanceof Tokenizer) return tokenizer.encodeBatch(texts);
   return texts.map((t) => tokenizer.encode(t));
+}
+
+/**
+ * `<s> a </s>` or, for pairs, `<s> a </s></s> b </s>` (RoBERTa's layout), within maxLen: a single text is cut
+ * at the end; a pair loses tokens from the longer segment first (HF's 'longest_first'), so both stay.
+ */
+function layout(tok: TokenizerLike, a: ArrayLike<number>, b: ArrayLike<number> | undefined, maxLen: number): Int32Array {
+  const { cls, eos } = tok.special;
+  if (b === undefined) {
+    const n = Math.min(a.length, Math.max(0, maxLen - 2));
+    const s = new Int32Array(n + 2);
+    s[0] = cls;
+    for (let i = 0; i < n; i++) s[i + 1] = a[i];
+    s[n + 1] = eos;
+    return s;
+  }
+  let na = a.length, nb = b.length;
+  const room = Math.max(0, maxLen - 4);
+  while (na + nb > room) {
+    if (na >= nb) na--;
+    else nb--;
+  }
+  const s = new Int32Array(na + nb + 4);
+  s[0] = cls;
+  for (let i = 0; i < na; i++) s[1 + i] = a[i];
+  s[na + 1] = eos;
+  s[na + 2] = eos;
+  for (let i = 0; i < nb; i++) s[na + 3 + i] = b[i];
+  s[na + nb + 3] = eos;
+  return s;
 }
 
 /** Namespace for labelled datasets (MLM data comes from Corpus). */
@@ -88,14 +120,10 @@ export class Dataset {
     for (const split of ['train', 'valid', 'test'] as const) {
       const examples = splits[split];
       if (examples.length === 0) throw new Error(`${name}: the ${split} split is empty`);
-      const ids = await encode(tok, examples.map((e) => e.text));
-      const sequences = ids.map((t) => {
-        const s = new Int32Array(t.length + 2);
-        s[0] = tok.special.cls;
-        s.set(t, 1);
-        s[t.length + 1] = tok.special.eos;
-        return s;
-      });
+      const firsts = await encode(tok, examples.map((e) => e.text));
+      const hasPairs = examples.some((e) => e.pair !== undefined);
+      const seconds = hasPairs ? await encode(tok, examples.map((e) => e.pair ?? '')) : [];
+      const sequences = examples.map((e, i) => layout(tok, firsts[i], hasPairs ? seconds[i] : undefined, maxLen));
       made[split] = LabelledDataset.fromSequences(sequences, examples.map((e) => e.label), { maxLen, padId: tok.special.pad });
       counts[split] = labels.map((_, l) => examples.filter((e) => e.label === l).length);
       documents[split] = new Set(examples.map((e) => e.doc));

@@ -29,6 +29,8 @@ export interface ExampleSpec {
   files: string[];
   format: Extract<DocumentFormat, 'jsonl' | 'tsv'>;
   textField: Field;
+  /** Sentence-pair tasks (MNLI): the second segment's field (the hypothesis; textField is the premise). */
+  pairField?: Field;
   labelField: Field;
   /** The label names in label order; default: in the order they first occur. */
   labels?: string[];
@@ -269,7 +271,7 @@ export async function readExamples(spec: ExampleSpec): Promise<{ labels: string[
   const examples: Example[] = [];
   for (const [i, file] of files.entries()) {
     const text = await readTextFile(file, i);
-    for (const row of rowsOf(file, text, spec.format, [spec.textField, spec.labelField, spec.docField], spec.header)) {
+    for (const row of rowsOf(file, text, spec.format, [spec.textField, spec.labelField, spec.docField, spec.pairField], spec.header)) {
       const label = row.get(spec.labelField, 'label').trim();
       let id = index.get(label);
       if (id === undefined) {
@@ -280,7 +282,9 @@ export async function readExamples(spec: ExampleSpec): Promise<{ labels: string[
       }
       const where = `${file}:${row.line}`;
       const doc = spec.docField === undefined ? where : row.get(spec.docField, 'doc');
-      examples.push({ id: where, doc, text: row.get(spec.textField, 'text').trim(), label: id });
+      const example: Example = { id: where, doc, text: row.get(spec.textField, 'text').trim(), label: id };
+      if (spec.pairField !== undefined) example.pair = row.get(spec.pairField, 'pair').trim();
+      examples.push(example);
     }
   }
   return { labels, examples };

@@ -15,6 +15,8 @@ export interface Example {
   id: string;
   doc: string;
   text: string;
+  /** A second segment for sentence-pair tasks (MNLI's hypothesis after the premise in `text`). */
+  pair?: string;
   label: number;
 }
 
