@@ -1,7 +1,8 @@
 export { ConfigError } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, resolveThreads } from './config/train';
-export { Transformer, Logits, TokenInput, EvalResult, EvaluateOptions, Precision } from './model';
+export { Transformer, Logits, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
+export { prune, quantize, compressedSize, weightErrors, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';
 export { MlmDataset, LabelledDataset, MlmOptions, TrainingData } from './data/dataset';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, unigramEntropy } from './data/tokens';

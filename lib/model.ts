@@ -34,6 +34,13 @@ export interface EvalResult {
   seconds: number;
 }
 
+/** Compression a model carries: per weight, its pruning and quantization, and a gradual-pruning schedule. */
+export interface CompressionState {
+  pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
+  quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
+  schedule?: { initialSparsity: number; sparsity: number; startStep: number; endStep: number; every: number; scope: 'layer' | 'global'; targets: string[] };
+}
+
 /** The on-disk config of a run directory or a saved model. */
 export interface RunConfigFile {
   format: 'trainlarge-run';
@@ -70,6 +77,43 @@ export class Transformer {
     const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
     const handle = await native().loadModel(JSON.stringify(c), path.join(dir, RUN_FILES.weights), device);
     return new Transformer(handle, c);
+  }
+
+  /**
+   * A pretrained body under a new head: the encoder weights of a saved MLM model (or run directory)
+   * with a freshly initialised head for `task` (RoBERTa fine-tuning). Fails if any encoder weight is
+   * missing from the file.
+   */
+  static async fromPretrained(dir: string, opts: { task?: 'mlm' | 'classify'; numLabels?: number; seed?: number; device?: Device } = {}): Promise<Transformer> {
+    const file = await readJson<RunConfigFile>(path.join(dir, RUN_FILES.config), 'Transformer.fromPretrained');
+    if (file.format !== 'trainlarge-run') throw new Error(`Transformer.fromPretrained: ${dir}/config.json is not a trainlarge config`);
+    const { numLabels: _old, ...body } = file.model;
+    const task = opts.task ?? file.model.task;
+    const model = await Transformer.create({ ...body, task, ...(task === 'classify' ? { numLabels: opts.numLabels } : {}) }, opts);
+    const missing = await model.run(() => model.handle.loadWeights(path.join(dir, RUN_FILES.weights), false));
+    const head = task === 'classify' ? 'cls_head.' : 'mlm_head.';
+    const body_missing = missing.filter((n) => !n.startsWith(head));
+    if (body_missing.length > 0) {
+      model.dispose();
+      throw new Error(`Transformer.fromPretrained: ${dir} lacks encoder weights (first: '${body_missing[0]}')`);
+    }
+    return model;
+  }
+
+  /** A deep copy: weights and compression state (masks, quantization, pruning schedule). */
+  async clone(): Promise<Transformer> {
+    const handle = await this.run(() => this.handle.clone());
+    return new Transformer(handle, this.config);
+  }
+
+  /** What compression this model carries (see prune and quantize). */
+  get compression(): CompressionState {
+    return JSON.parse(this.handle.compression()) as CompressionState;
+  }
+
+  /** A copy of one parameter by its safetensors name (e.g. 'layers.0.attn.qkv.weight'). */
+  async weight(name: string): Promise<NativeTensor> {
+    return this.run(() => this.handle.parameter(name));
   }
 
   get parameterCount(): number {
@@ -115,8 +159,13 @@ export class Transformer {
   /** Writes `dir/model.safetensors` (readable by PyTorch and HuggingFace's safetensors) and `dir/config.json`. */
   async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
     await fs.promises.mkdir(dir, { recursive: true });
-    await this.run(() => this.handle.save(path.join(dir, RUN_FILES.weights), JSON.stringify({ trainlarge_config: JSON.stringify(this.config) })));
+    await this.run(() => this.handle.save(path.join(dir, RUN_FILES.weights), this.fileMetadata()));
     await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
+  }
+
+  /** @internal The metadata save() writes into model.safetensors (compressedSize counts it too). */
+  fileMetadata(): string {
+    return JSON.stringify({ trainlarge_config: JSON.stringify(this.config) });
   }
 
   /** Frees the native memory now (a running job finishes first); finalizers free it otherwise. */

@@ -48,6 +48,13 @@ export interface NativeModel {
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
   save(path: string, metadataJson: string): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
+  prune(optionsJson: string): Promise<void>;
+  quantize(optionsJson: string): Promise<void>;
+  clone(): Promise<NativeModel>;
+  compression(): string;
+  packedSize(metadataJson: string): Promise<{ fileBytes: number; headerBytes: number; tensors: Record<string, number> }>;
+  weightErrors(reference: NativeModel): Promise<Record<string, number>>;
+  parameter(name: string): Promise<NativeTensor>;
   dispose(): void;
 }
 
@@ -109,11 +116,17 @@ export interface NativeAddon {
   loadTokenizer(modelBytes: Uint8Array): NativeTokenizer;
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
   Trainer: new (model: NativeModel, configJson: string) => NativeTrainer;
+  magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
+  fakeQuantize(weight: Float32Array, dims: number[], bits: number, symmetric: boolean, perChannel: boolean): {
+    values: Float32Array; codes: Int32Array; scale: Float32Array; zeroPoint: Int32Array; qmin: number; qmax: number;
+  };
+  packBits(values: Int32Array, bits: number): Uint8Array;
+  unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
   engineInfo(): EngineInfo;
   setThreads(threads: number, blasThreads: number): void;
 }
 
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

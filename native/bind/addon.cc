@@ -74,7 +74,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  register_compression_ops(env, exports);
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

@@ -20,6 +20,13 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                          InstanceMethod<&ModelWrap::Save>("save"),
                          InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
+                         InstanceMethod<&ModelWrap::Prune>("prune"),
+                         InstanceMethod<&ModelWrap::Quantize>("quantize"),
+                         InstanceMethod<&ModelWrap::Clone>("clone"),
+                         InstanceMethod<&ModelWrap::CompressionInfo>("compression"),
+                         InstanceMethod<&ModelWrap::PackedSize>("packedSize"),
+                         InstanceMethod<&ModelWrap::WeightErrors>("weightErrors"),
+                         InstanceMethod<&ModelWrap::Parameter>("parameter"),
                          InstanceMethod<&ModelWrap::Dispose>("dispose"),
                      });
 }
@@ -83,7 +90,7 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
     return run_async(info.Env(), "trainlarge.loadModel", [=]() -> Finish {
       auto file = load_safetensors(path);
       auto model = std::make_shared<Model>(config, /*seed=*/0, device);
-      model->load_weights(file.tensors, /*strict=*/true);
+      model->load_file(file, /*strict=*/true);
       return [model](Napi::Env env) -> Napi::Value { return Wrap(env, model); };
     });
   });
@@ -172,7 +179,8 @@ Napi::Value ModelWrap::LoadWeights(const Napi::CallbackInfo& info) {
     const bool strict = info.Length() > 1 && info[1].ToBoolean();
     return run_async(info.Env(), "trainlarge.loadWeights", [=]() -> Finish {
       BusyGuard busy(*model, "loadWeights");
-      auto missing = model->load_weights(load_safetensors(path).tensors, strict);
+      auto file = load_safetensors(path);
+      auto missing = model->load_weights(is_packed(file.metadata) ? unpack(file, nullptr) : file.tensors, strict);
       return [missing](Napi::Env env) -> Napi::Value {
         auto out = Napi::Array::New(env, missing.size());
         for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);

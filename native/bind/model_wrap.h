@@ -9,6 +9,9 @@
 
 namespace trainlarge::bind {
 
+// Process-wide compression ops (magnitudeMasks, fakeQuantize, packBits, unpackBits).
+void register_compression_ops(Napi::Env env, Napi::Object exports);
+
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -40,6 +43,22 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Save(const Napi::CallbackInfo& info);
   // [async] loadWeights(path, strict) -> Promise<string[]> names not found in the file
   Napi::Value LoadWeights(const Napi::CallbackInfo& info);
+  // Compression (bind/compress_wrap.cc):
+  // [async] prune(optionsJson) -> Promise<void>: { sparsity, scope, schedule: 'oneshot'|'gradual',
+  //   initialSparsity, startStep, endStep, every, targets: { attention, ffn, embeddings } }
+  Napi::Value Prune(const Napi::CallbackInfo& info);
+  // [async] quantize(optionsJson) -> Promise<void>: { bits, symmetric, granularity, targets }
+  Napi::Value Quantize(const Napi::CallbackInfo& info);
+  // [async] clone() -> Promise<Model>: weights and compression state
+  Napi::Value Clone(const Napi::CallbackInfo& info);
+  // [sync] compression() -> JSON text { pruned: {name: {numel, kept, sparsity}}, quantized: {...}, schedule? }
+  Napi::Value CompressionInfo(const Napi::CallbackInfo& info);
+  // [async] packedSize(metadataJson) -> Promise<{ fileBytes, headerBytes, tensors: {name: bytes} }>: save()'s file
+  Napi::Value PackedSize(const Napi::CallbackInfo& info);
+  // [async] parameter(name) -> Promise<{ data: Float32Array, dims }>: a copy of one parameter
+  Napi::Value Parameter(const Napi::CallbackInfo& info);
+  // [async] weightErrors(reference: Model) -> Promise<{name: ||W - W_ref|| / ||W_ref||}>
+  Napi::Value WeightErrors(const Napi::CallbackInfo& info);
   // [sync] dispose(): frees the native memory now (a running job keeps it alive until it ends)
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

@@ -35,31 +35,33 @@ at::ScalarType dtype_of(const std::string& name, const std::string& path) {
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+std::string safetensors_header(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<torch::Tensor> data;
-  data.reserve(tensors.size());
   size_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    auto c = t.detach().to(torch::kCPU).contiguous();
-    const size_t bytes = c.numel() * c.element_size();
-    header[name] = {{"dtype", dtype_name(c.scalar_type())},
-                    {"shape", c.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
+    const size_t bytes = t.numel() * t.element_size();
+    header[name] = {{"dtype", dtype_name(t.scalar_type())}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    data.push_back(std::move(c));
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // the spec pads the header with spaces to 8-byte alignment
+  return text;
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  NamedTensors data;
+  data.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) data.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
+  const std::string text = safetensors_header(data, metadata);
   const uint64_t n = text.size();
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
   write_atomically(path, [&](int fd) {
     write_all(fd, len, 8, path);
     write_all(fd, text.data(), text.size(), path);
-    for (const auto& c : data) write_all(fd, c.data_ptr(), c.numel() * c.element_size(), path);
+    for (const auto& [name, c] : data) write_all(fd, c.data_ptr(), c.numel() * c.element_size(), path);
   });
 }
 

@@ -14,6 +14,9 @@ namespace trainlarge {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// The JSON header as written (padded with spaces to 8-byte alignment); the file is 8 + its size + data.
+std::string safetensors_header(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata = {});
+
 // Writes atomically: a temporary file beside `path`, fsynced, then renamed over it.
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata = {});

@@ -72,10 +72,48 @@ std::vector<std::string> Model::load_weights(const std::map<std::string, torch::
   return missing;
 }
 
+void Model::load_file(const SafetensorsFile& file, bool strict) {
+  if (!is_packed(file.metadata)) {
+    load_weights(file.tensors, strict);
+    return;
+  }
+  Compression state;
+  load_weights(unpack(file, &state), strict);
+  compression = std::move(state);
+  if (device.type() != torch::kCPU) {
+    for (auto& [name, m] : compression.masks) m = m.to(device);
+  }
+}
+
 void Model::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  if (!compression.masks.empty() || !compression.quant.empty()) {
+    const auto packed = pack(*this, metadata);
+    save_safetensors(path, packed.tensors, packed.metadata);
+    return;
+  }
   auto meta = metadata;
   meta["format"] = "pt";  // what HuggingFace's loaders expect
   save_safetensors(path, named_parameters(), meta);
+}
+
+std::shared_ptr<Model> Model::clone() const {
+  auto copy = std::make_shared<Model>(config(), /*seed=*/0, device);
+  torch::NoGradGuard no_grad;
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [name, p] : named_parameters()) weights.emplace(name, p);
+  copy->load_weights(weights, /*strict=*/true);
+  const auto& c = compression;
+  for (const auto& [name, m] : c.masks) copy->compression.masks[name] = m.clone();
+  for (const auto& [name, t] : c.latent) copy->compression.latent[name] = t.clone();
+  for (const auto& [name, q] : c.quant) {
+    QuantSpec d = q;
+    d.scale = q.scale.clone();
+    d.zero_point = q.zero_point.clone();
+    copy->compression.quant[name] = d;
+  }
+  copy->compression.schedule = c.schedule;
+  copy->module->train(module->is_training());
+  return copy;
 }
 
 torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision) {

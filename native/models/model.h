@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/runtime.h"
+#include "compress/compress.h"
 #include "io/safetensors.h"
 #include "models/transformer.h"
 
@@ -26,13 +27,20 @@ class Model {
   // strict: the file must hold exactly this model's tensors. Non-strict (a pretrained body under a
   // new head) copies what matches and returns the names it did not find.
   std::vector<std::string> load_weights(const std::map<std::string, torch::Tensor>& tensors, bool strict);
+  // Weights and, for a packed file (a compressed model's), the compression state too.
+  void load_file(const SafetensorsFile& file, bool strict);
+  // A compressed model (masks or quantization) is written packed (compress.h); the file's size is
+  // pack(...).file_bytes.
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;
+  // A deep copy (weights and compression state) on the same device.
+  std::shared_ptr<Model> clone() const;
 
   // Logits for ids (B, T) int64 on CPU and an optional (B, T) bool mask; returns CPU float32.
   torch::Tensor predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision);
 
   Transformer module;
   c10::Device device;
+  Compression compression;
   std::atomic<bool> busy{false};
 };
 

@@ -71,6 +71,7 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
   const auto start = Clock::now();
   StepStats s;
   s.lr = config_.schedule.at(optimizer_.steps());
+  prune_on_schedule(*model_, optimizer_.steps());  // gradual pruning (Zhu & Gupta), when the model has a schedule
   module->train();
   optimizer_.zero_grad();
   const bool fp16 = config_.precision == Precision::FP16;
@@ -119,7 +120,9 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
       const double coef = config_.clip_norm / (s.grad_norm + 1e-6);
       for (auto& g : grads) g.mul_(coef);
     }
+    begin_update(*model_);  // quantized weights: the update goes to the full-precision latent weights
     optimizer_.step(s.lr);
+    end_update(*model_);    // masks re-applied, weights re-quantized
     if (fp16 && ++good_steps_ % kLossScaleGrowthInterval == 0) loss_scale_ *= 2.0;
   }
   s.step = optimizer_.steps();

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { parseConfig } from './config/parse';
+import { TrainConfigInput } from './config/train';
+import { TrainingData } from './data/dataset';
+import { Transformer } from './model';
+import { FitOptions, FitResult, Trainer } from './train';
+
+const TargetsSchema = z.array(z.enum(['attention', 'ffn', 'embeddings'])).default(['attention', 'ffn']);
+
+/** Fine-tuning that runs inside prune (gradual) or quantize (qat). */
+export interface CompressionTraining {
+  data: TrainingData;
+  /** Trainer config; maxSteps is the length of the fine-tuning. */
+  config: TrainConfigInput;
+  fit?: Omit<FitOptions, 'signal'> & { signal?: AbortSignal };
+}
+
+const PruneSchema = z
+  .object({
+    /** Fraction of the selected weights set to zero, in [0, 1). */
+    sparsity: z.number().min(0).lt(1),
+    /** 'layer': each matrix loses `sparsity` of its entries; 'global': one threshold over all of them. */
+    scope: z.enum(['layer', 'global']).default('layer'),
+    /** 'oneshot' now; 'gradual': Zhu & Gupta's cubic schedule over fine-tuning steps [startStep, endStep]. */
+    schedule: z.enum(['oneshot', 'gradual']).default('oneshot'),
+    initialSparsity: z.number().min(0).lt(1).default(0),
+    startStep: z.number().int().min(0).default(0),
+    endStep: z.number().int().positive().optional(),
+    every: z.number().int().positive().default(10),
+    /** Which weight matrices: attention (qkv, proj), ffn (fc1, fc2), embeddings (the token embedding). */
+    targets: TargetsSchema,
+    /** Prune this model instead of a copy. */
+    inPlace: z.boolean().default(false),
+  })
+  .strict()
+  .refine((o) => o.schedule === 'oneshot' || o.endStep !== undefined, { path: ['endStep'], message: "is required for schedule 'gradual'" })
+  .refine((o) => o.endStep === undefined || o.endStep > o.startStep, { path: ['endStep'], message: 'must be > startStep' })
+  .refine((o) => o.initialSparsity <= o.sparsity, { path: ['initialSparsity'], message: 'must be <= sparsity' });
+export type PruneOptions = z.input<typeof PruneSchema>;
+
+const QuantizeSchema = z
+  .object({
+    /** Bits per weight, 2..8. */
+    bits: z.number().int().min(2).max(8),
+    granularity: z.enum(['channel', 'tensor']).default('channel'),
+    symmetric: z.boolean().default(true),
+    /** 'ptq': round to nearest now; 'qat': then fine-tune with fake quantization (straight-through estimator). */
+    method: z.enum(['ptq', 'qat']).default('ptq'),
+    targets: TargetsSchema,
+    inPlace: z.boolean().default(false),
+  })
+  .strict();
+export type QuantizeOptions = z.input<typeof QuantizeSchema>;
+
+function targetsJson(targets: string[]): { attention: boolean; ffn: boolean; embeddings: boolean } {
+  if (targets.length === 0) throw new RangeError('targets: select at least one of attention, ffn, embeddings');
+  return { attention: targets.includes('attention'), ffn: targets.includes('ffn'), embeddings: targets.includes('embeddings') };
+}
+
+async function fineTune(model: Transformer, train: CompressionTraining | undefined, what: string): Promise<FitResult | undefined> {
+  if (!train) return undefined;
+  const trainer = new Trainer(model, train.config);
+  try {
+    return await trainer.fit(train.data, { ...train.fit });
+  } catch (e) {
+    throw new Error(`${what}: fine-tuning failed: ${(e as Error).message}`);
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/**
+ * Magnitude pruning (unstructured, smallest |w| first) of the Transformer's weight matrices, as
+ * torch.nn.utils.prune's l1_unstructured (scope 'layer') or global_unstructured (scope 'global').
+ * Pruned weights stay zero through any later training: the trainer re-applies the masks after every
+ * optimizer update. 'gradual' attaches the schedule; pruning then happens during fine-tuning: the next
+ * Trainer.fit on the model, or `train` here. Returns a pruned copy unless inPlace.
+ */
+export async function prune(model: Transformer, options: PruneOptions & { train?: CompressionTraining }): Promise<Transformer> {
+  const { train, ...rest } = options;
+  const o = parseConfig(PruneSchema, rest, 'prune options');
+  const targets = targetsJson(o.targets);
+  if (o.schedule === 'gradual' && train && o.endStep! > Number(train.config.maxSteps ?? 0)) {
+    throw new RangeError(`prune: endStep (${o.endStep}) is beyond the fine-tuning's maxSteps (${train.config.maxSteps})`);
+  }
+  const target = o.inPlace ? model : await model.clone();
+  try {
+    await target.run(() => target.handle.prune(JSON.stringify({ ...o, endStep: o.endStep ?? 0, targets })));
+    await fineTune(target, train, 'prune');
+  } catch (e) {
+    if (!o.inPlace) target.dispose();
+    throw e;
+  }
+  return target;
+}
+
+/**
+ * Uniform k-bit weight quantization of the Transformer's weight matrices, per output channel or per
+ * tensor, symmetric or asymmetric (ranges as PyTorch's min/max observers; values as its fake-quant op).
+ * 'qat' then fine-tunes with `train`: forward and backward see the quantized weights, the optimizer
+ * updates full-precision copies (straight-through estimator) and the weights are re-quantized after each
+ * update. Quantizing a quantized model is an error. Returns a quantized copy unless inPlace.
+ */
+export async function quantize(model: Transformer, options: QuantizeOptions & { train?: CompressionTraining }): Promise<Transformer> {
+  const { train, ...rest } = options;
+  const o = parseConfig(QuantizeSchema, rest, 'quantize options');
+  if (o.method === 'qat' && !train) throw new TypeError("quantize: method 'qat' needs train: { data, config } to fine-tune with");
+  if (o.method === 'ptq' && train) throw new TypeError("quantize: method 'ptq' does not train; use method 'qat' to fine-tune");
+  const targets = targetsJson(o.targets);
+  const already = Object.keys(model.compression.quantized);
+  if (already.length > 0) {
+    throw new Error(`quantize: the model is already quantized (${already.length} weights, e.g. '${already[0]}' at ` +
+      `${model.compression.quantized[already[0]].bits} bits); quantize the full-precision model instead`);
+  }
+  const target = o.inPlace ? model : await model.clone();
+  try {
+    await target.run(() => target.handle.quantize(JSON.stringify({ bits: o.bits, symmetric: o.symmetric, granularity: o.granularity, targets })));
+    await fineTune(target, train, 'quantize');
+  } catch (e) {
+    if (!o.inPlace) target.dispose();
+    throw e;
+  }
+  return target;
+}
+
+export interface CompressedSize {
+  /** Bytes of model.safetensors as save() writes it: what the model costs to store and ship. */
+  bytes: number;
+  /** Of which the length prefix and JSON header. */
+  headerBytes: number;
+  /** Data bytes per model tensor (a compressed one: its codes, mask, values, scales, zero points). */
+  tensors: Record<string, number>;
+}
+
+/** The exact size of the file save() writes for this model (packed when it is compressed). */
+export async function compressedSize(model: Transformer): Promise<CompressedSize> {
+  const r = await model.run(() => model.handle.packedSize(model.fileMetadata()));
+  return { bytes: r.fileBytes, headerBytes: r.headerBytes, tensors: r.tensors };
+}
+
+/**
+ * The paper's analysis: for each weight matrix, how far compression moved it, ||W - C(W)|| / ||W||
+ * against the uncompressed `reference` (the same model before pruning or quantization).
+ */
+export async function weightErrors(compressed: Transformer, reference: Transformer): Promise<Record<string, number>> {
+  if (compressed === reference) throw new TypeError('weightErrors: the reference must be another model (the uncompressed original)');
+  return compressed.run(() => reference.run(() => compressed.handle.weightErrors(reference.handle)));
+}

@@ -1,0 +1,449 @@
+#include "compress/compress.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <stdexcept>
+
+#include "models/model.h"
+
+namespace trainlarge {
+
+PruneScope parse_scope(const std::string& s) {
+  if (s == "layer") return PruneScope::Layer;
+  if (s == "global") return PruneScope::Global;
+  throw std::invalid_argument("scope: must be 'layer' or 'global', got '" + s + "'");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Magnitude pruning
+
+namespace {
+
+// torch.nn.utils.prune._compute_nparams_toprune: Python's round(), i.e. half to even.
+int64_t count_to_prune(double sparsity, int64_t n) { return static_cast<int64_t>(std::nearbyint(sparsity * static_cast<double>(n))); }
+
+torch::Tensor keep_mask(const torch::Tensor& scores, int64_t k) {
+  auto mask = torch::ones({scores.numel()}, scores.options().dtype(torch::kBool));
+  if (k > 0) mask.index_fill_(0, std::get<1>(torch::topk(scores, k, /*dim=*/-1, /*largest=*/false)), false);
+  return mask;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> magnitude_masks(const std::vector<torch::Tensor>& weights, double sparsity, PruneScope scope) {
+  if (!(sparsity >= 0 && sparsity < 1)) throw std::invalid_argument("sparsity: must be in [0, 1), got " + std::to_string(sparsity));
+  if (weights.empty()) throw std::invalid_argument("prune: no weight matrices to prune");
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> masks;
+  if (scope == PruneScope::Layer) {
+    for (const auto& w : weights) masks.push_back(keep_mask(w.detach().abs().reshape(-1), count_to_prune(sparsity, w.numel())).view(w.sizes()));
+    return masks;
+  }
+  std::vector<torch::Tensor> flat;
+  int64_t total = 0;
+  for (const auto& w : weights) {
+    flat.push_back(w.detach().abs().reshape(-1));
+    total += w.numel();
+  }
+  auto all = keep_mask(torch::cat(flat), count_to_prune(sparsity, total));
+  int64_t at = 0;
+  for (const auto& w : weights) {
+    masks.push_back(all.narrow(0, at, w.numel()).view(w.sizes()).clone());
+    at += w.numel();
+  }
+  return masks;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Quantization
+
+QuantSpec calibrate(const torch::Tensor& w_in, int bits, bool symmetric, bool per_channel) {
+  if (bits < 2 || bits > 8) throw std::invalid_argument("bits: must be an integer in 2..8, got " + std::to_string(bits));
+  torch::NoGradGuard no_grad;
+  const auto w = w_in.detach().to(torch::kFloat);
+  QuantSpec q;
+  q.bits = bits;
+  q.symmetric = symmetric;
+  q.per_channel = per_channel && w.dim() >= 2;
+  q.qmin = symmetric ? -(int64_t{1} << (bits - 1)) : 0;
+  q.qmax = symmetric ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1;
+  const auto rows = q.per_channel ? w.reshape({w.size(0), -1}) : w.reshape({1, -1});
+  // PyTorch's _ObserverBase._calculate_qparams, in float32 as there.
+  const auto min_neg = std::get<0>(rows.min(1)).clamp_max(0);
+  auto max_pos = std::get<0>(rows.max(1)).clamp_min(0);
+  const auto eps = torch::tensor(std::numeric_limits<float>::epsilon());
+  if (symmetric) {
+    max_pos = torch::max(-min_neg, max_pos);
+    q.scale = torch::max(max_pos / (static_cast<float>(q.qmax - q.qmin) / 2), eps);
+    q.zero_point = torch::zeros_like(q.scale, torch::kInt);
+  } else {
+    q.scale = torch::max((max_pos - min_neg) / static_cast<float>(q.qmax - q.qmin), eps);
+    q.zero_point = (q.qmin - torch::round(min_neg / q.scale).to(torch::kInt)).clamp(q.qmin, q.qmax).to(torch::kInt);
+  }
+  q.scale = q.scale.contiguous();
+  q.zero_point = q.zero_point.contiguous();
+  return q;
+}
+
+torch::Tensor fake_quantize(const torch::Tensor& w, const QuantSpec& q) {
+  if (q.per_channel) return at::fake_quantize_per_channel_affine(w, q.scale.to(w.device()), q.zero_point.to(w.device()), 0, q.qmin, q.qmax);
+  return at::fake_quantize_per_tensor_affine(w, q.scale.item<double>(), q.zero_point.item<int64_t>(), q.qmin, q.qmax);
+}
+
+namespace {
+
+// Broadcast shape of a per-channel parameter against w: (C, 1, 1...).
+torch::Tensor per_row(const torch::Tensor& p, const torch::Tensor& w) {
+  std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
+  if (!shape.empty()) shape[0] = p.numel();
+  return p.view(shape);
+}
+
+}  // namespace
+
+torch::Tensor quant_codes(const torch::Tensor& w_in, const QuantSpec& q) {
+  torch::NoGradGuard no_grad;
+  const auto w = w_in.detach().to(torch::kCPU, torch::kFloat);
+  auto scale = q.scale.to(torch::kCPU), zp = q.zero_point.to(torch::kCPU, torch::kLong);
+  if (q.per_channel) {
+    scale = per_row(scale, w);
+    zp = per_row(zp, w);
+  }
+  // As PyTorch's fake-quant kernel: zero_point + nearbyint(x * (1 / scale)), clamped.
+  const auto inv = 1.0f / scale;
+  const auto qv = (torch::round(w * inv).to(torch::kLong) + zp).clamp(q.qmin, q.qmax);
+  return qv - q.qmin;
+}
+
+torch::Tensor dequantize_codes(const torch::Tensor& codes, const torch::Tensor& rows, const QuantSpec& q) {
+  auto scale = q.scale.to(torch::kCPU).index_select(0, rows);
+  auto zp = q.zero_point.to(torch::kCPU, torch::kLong).index_select(0, rows);
+  return (codes + q.qmin - zp).to(torch::kFloat) * scale;
+}
+
+torch::Tensor pack_bits(const torch::Tensor& values, int bits) {
+  if (bits < 1 || bits > 8) throw std::invalid_argument("pack_bits: bits must be in 1..8");
+  auto v = values.to(torch::kCPU, torch::kLong).contiguous().view(-1);
+  const int64_t n = v.numel();
+  auto out = torch::zeros({(n * bits + 7) / 8}, torch::kByte);
+  const int64_t* src = v.data_ptr<int64_t>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  const int64_t limit = int64_t{1} << bits;
+  int64_t pos = 0;
+  for (int64_t i = 0; i < n; ++i, pos += bits) {
+    const int64_t x = src[i];
+    if (x < 0 || x >= limit) throw std::invalid_argument("pack_bits: value " + std::to_string(x) + " does not fit in " + std::to_string(bits) + " bits");
+    // At most 8 bits: the value spans at most two bytes.
+    const uint32_t shifted = static_cast<uint32_t>(x) << (pos & 7);
+    dst[pos >> 3] |= static_cast<uint8_t>(shifted & 0xff);
+    if ((pos & 7) + bits > 8) dst[(pos >> 3) + 1] |= static_cast<uint8_t>(shifted >> 8);
+  }
+  return out;
+}
+
+torch::Tensor unpack_bits(const torch::Tensor& packed, int64_t count, int bits) {
+  if (bits < 1 || bits > 8) throw std::invalid_argument("unpack_bits: bits must be in 1..8");
+  auto p = packed.to(torch::kCPU, torch::kByte).contiguous().view(-1);
+  if (p.numel() != (count * bits + 7) / 8) throw std::runtime_error("packed data: " + std::to_string(p.numel()) + " bytes cannot hold " + std::to_string(count) + " values of " + std::to_string(bits) + " bits");
+  auto out = torch::empty({count}, torch::kLong);
+  const uint8_t* src = p.data_ptr<uint8_t>();
+  int64_t* dst = out.data_ptr<int64_t>();
+  const uint32_t mask = (1u << bits) - 1;
+  int64_t pos = 0;
+  for (int64_t i = 0; i < count; ++i, pos += bits) {
+    uint32_t word = src[pos >> 3];
+    if ((pos & 7) + bits > 8) word |= static_cast<uint32_t>(src[(pos >> 3) + 1]) << 8;
+    dst[i] = (word >> (pos & 7)) & mask;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Gradual pruning
+
+double GradualPruning::sparsity_at(int64_t step) const {
+  if (step <= start) return initial;
+  if (step >= end) return final;
+  const double progress = static_cast<double>(step - start) / static_cast<double>(end - start);
+  return final + (initial - final) * std::pow(1.0 - progress, 3);
+}
+
+bool GradualPruning::due(int64_t step) const {
+  if (step < start || step > end) return false;
+  return step == end || (step - start) % every == 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Model-level operations
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::map<std::string, torch::Tensor> params_by_name(const Model& model) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, p] : model.named_parameters()) out.emplace(name, p);
+  return out;
+}
+
+std::vector<torch::Tensor> select(const std::map<std::string, torch::Tensor>& params, const std::vector<std::string>& targets) {
+  std::vector<torch::Tensor> out;
+  for (const auto& name : targets) {
+    auto it = params.find(name);
+    if (it == params.end()) throw std::invalid_argument("targets: the model has no weight '" + name + "'");
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> compressible(const Model& model, bool attention, bool ffn, bool embeddings) {
+  std::vector<std::string> out;
+  for (const auto& [name, p] : model.named_parameters()) {
+    const bool in_layer = name.rfind("layers.", 0) == 0;
+    if ((attention && in_layer && (ends_with(name, ".attn.qkv.weight") || ends_with(name, ".attn.proj.weight"))) ||
+        (ffn && in_layer && (ends_with(name, ".ffn.fc1.weight") || ends_with(name, ".ffn.fc2.weight"))) ||
+        (embeddings && name == "tokens.weight")) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
+void prune_model(Model& model, double sparsity, PruneScope scope, const std::vector<std::string>& targets) {
+  if (targets.empty()) throw std::invalid_argument("prune: the model has no weight matrices to prune (select attention, ffn or embeddings)");
+  torch::NoGradGuard no_grad;
+  auto params = params_by_name(model);
+  auto weights = select(params, targets);
+  auto masks = magnitude_masks(weights, sparsity, scope);
+  auto& c = model.compression;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto mask = masks[i];
+    auto old = c.masks.find(targets[i]);
+    if (old != c.masks.end()) mask = mask.logical_and(old->second);  // pruned stays pruned
+    weights[i].masked_fill_(mask.logical_not(), 0);  // +0, not w * 0 (which keeps the sign: -0)
+    auto latent = c.latent.find(targets[i]);
+    if (latent != c.latent.end()) latent->second.masked_fill_(mask.logical_not(), 0);
+    c.masks[targets[i]] = mask;
+  }
+}
+
+void quantize_model(Model& model, int bits, bool symmetric, bool per_channel, const std::vector<std::string>& targets) {
+  if (targets.empty()) throw std::invalid_argument("quantize: the model has no weight matrices to quantize (select attention, ffn or embeddings)");
+  auto& c = model.compression;
+  for (const auto& name : targets) {
+    if (c.quant.count(name)) {
+      throw std::invalid_argument("quantize: '" + name + "' is already quantized (" + std::to_string(c.quant.at(name).bits) +
+                                  " bits); quantize the full-precision model instead");
+    }
+  }
+  torch::NoGradGuard no_grad;
+  auto params = params_by_name(model);
+  auto weights = select(params, targets);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto spec = calibrate(weights[i], bits, symmetric, per_channel);
+    c.latent[targets[i]] = weights[i].detach().clone();  // kept for quantization-aware fine-tuning
+    weights[i].copy_(fake_quantize(weights[i], spec));
+    c.quant[targets[i]] = spec;
+  }
+}
+
+void apply_masks(Model& model) {
+  if (model.compression.masks.empty()) return;
+  torch::NoGradGuard no_grad;
+  auto params = params_by_name(model);
+  for (const auto& [name, mask] : model.compression.masks) params.at(name).masked_fill_(mask.logical_not(), 0);
+}
+
+void begin_update(Model& model) {
+  auto& c = model.compression;
+  if (c.quant.empty()) return;
+  torch::NoGradGuard no_grad;
+  auto params = params_by_name(model);
+  for (const auto& [name, spec] : c.quant) {
+    auto& p = params.at(name);
+    auto it = c.latent.find(name);
+    if (it == c.latent.end()) it = c.latent.emplace(name, p.detach().clone()).first;  // e.g. loaded from a packed file
+    p.copy_(it->second);
+  }
+}
+
+void end_update(Model& model) {
+  auto& c = model.compression;
+  apply_masks(model);
+  if (c.quant.empty()) return;
+  torch::NoGradGuard no_grad;
+  auto params = params_by_name(model);
+  for (auto& [name, spec] : c.quant) {
+    auto& p = params.at(name);
+    c.latent.at(name).copy_(p);
+    spec = calibrate(p, spec.bits, spec.symmetric, spec.per_channel);
+    p.copy_(fake_quantize(p, spec));
+  }
+}
+
+void prune_on_schedule(Model& model, int64_t step) {
+  const auto& s = model.compression.schedule;
+  if (!s || !s->due(step)) return;
+  const auto schedule = *s;
+  prune_model(model, schedule.sparsity_at(step), schedule.scope, schedule.targets);
+  // Pruned quantized weights: the kept ones stay on their grid, the pruned ones are exactly 0.
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The packed file
+
+namespace {
+
+constexpr const char* kCompressionKey = "trainlarge.compression";
+constexpr const char* kPackedFormat = "trainlarge-packed";
+
+int64_t bytes_of(const torch::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
+
+torch::Tensor row_of_each(const torch::Tensor& flat_index, const std::vector<int64_t>& shape, bool per_channel) {
+  if (!per_channel || shape.empty()) return torch::zeros_like(flat_index);
+  int64_t row = 1;
+  for (size_t i = 1; i < shape.size(); ++i) row *= shape[i];
+  return torch::div(flat_index, row, "floor");
+}
+
+}  // namespace
+
+bool is_packed(const std::map<std::string, std::string>& metadata) {
+  auto it = metadata.find("format");
+  return it != metadata.end() && it->second == kPackedFormat;
+}
+
+Packed pack(const Model& model, const std::map<std::string, std::string>& metadata) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model.compression;
+  Packed out;
+  nlohmann::json info = nlohmann::json::object();
+  for (const auto& [name, p] : model.named_parameters()) {
+    const auto w = p.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    const auto mask_it = c.masks.find(name);
+    const auto quant_it = c.quant.find(name);
+    const bool pruned = mask_it != c.masks.end(), quantized = quant_it != c.quant.end();
+    if (!pruned && !quantized) {
+      out.tensors.emplace_back(name, w);
+      out.bytes_per_tensor[name] = bytes_of(w);
+      continue;
+    }
+    nlohmann::json e = {{"shape", w.sizes().vec()}};
+    int64_t bytes = 0;
+    auto add = [&](const std::string& part, const torch::Tensor& t) {
+      out.tensors.emplace_back(name + "#" + part, t);
+      bytes += bytes_of(t);
+    };
+    auto flat = w.view(-1);
+    torch::Tensor kept;  // flat indices of the stored entries
+    if (pruned) {
+      const auto mask = mask_it->second.to(torch::kCPU).reshape(-1);
+      add("mask", pack_bits(mask.to(torch::kLong), 1));
+      kept = mask.nonzero().squeeze(1);
+      e["kept"] = kept.numel();
+    }
+    if (quantized) {
+      const auto& q = quant_it->second;
+      auto codes = quant_codes(w, q).view(-1);
+      if (pruned) codes = codes.index_select(0, kept);
+      add("codes", pack_bits(codes, q.bits));
+      add("scale", q.scale.to(torch::kCPU, torch::kFloat).contiguous());
+      if (!q.symmetric) add("zero_point", q.zero_point.to(torch::kCPU, torch::kByte).contiguous());
+      e["bits"] = q.bits;
+      e["symmetric"] = q.symmetric;
+      e["granularity"] = q.per_channel ? "channel" : "tensor";
+      e["encoding"] = pruned ? "mask+codes" : "codes";
+    } else {
+      add("values", flat.index_select(0, kept).contiguous());
+      e["encoding"] = "mask+values";
+    }
+    info[name] = e;
+    out.bytes_per_tensor[name] = bytes;
+  }
+  out.metadata = metadata;
+  out.metadata["format"] = kPackedFormat;
+  out.metadata[kCompressionKey] = info.dump();
+  const auto header = safetensors_header(out.tensors, out.metadata);
+  out.header_bytes = 8 + static_cast<int64_t>(header.size());
+  out.file_bytes = out.header_bytes;
+  for (const auto& [name, t] : out.tensors) out.file_bytes += bytes_of(t);
+  return out;
+}
+
+std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compression* state) {
+  const auto it = file.metadata.find(kCompressionKey);
+  if (it == file.metadata.end()) throw std::runtime_error("packed model: no '" + std::string(kCompressionKey) + "' metadata");
+  const auto info = nlohmann::json::parse(it->second);
+  std::map<std::string, torch::Tensor> dense;
+  std::set<std::string> parts;
+  auto part = [&](const std::string& name, const std::string& which) -> const torch::Tensor& {
+    auto t = file.tensors.find(name + "#" + which);
+    if (t == file.tensors.end()) throw std::runtime_error("packed model: '" + name + "' lacks its '" + which + "' part");
+    parts.insert(t->first);
+    return t->second;
+  };
+  for (const auto& [name, e] : info.items()) {
+    const auto shape = e.at("shape").get<std::vector<int64_t>>();
+    int64_t numel = 1;
+    for (auto d : shape) numel *= d;
+    const auto encoding = e.at("encoding").get<std::string>();
+    torch::Tensor kept, mask;
+    if (encoding != "codes") {
+      mask = unpack_bits(part(name, "mask"), numel, 1).to(torch::kBool);
+      kept = mask.nonzero().squeeze(1);
+      if (kept.numel() != e.at("kept").get<int64_t>()) throw std::runtime_error("packed model: '" + name + "' mask does not match its kept count");
+    } else {
+      kept = torch::arange(numel, torch::kLong);
+    }
+    auto flat = torch::zeros({numel}, torch::kFloat);
+    if (encoding == "mask+values") {
+      const auto& values = part(name, "values");
+      if (values.numel() != kept.numel()) throw std::runtime_error("packed model: '" + name + "' has " + std::to_string(values.numel()) + " values for " + std::to_string(kept.numel()) + " kept entries");
+      flat.index_put_({kept}, values.to(torch::kFloat));
+    } else {
+      QuantSpec q;
+      q.bits = e.at("bits").get<int>();
+      q.symmetric = e.at("symmetric").get<bool>();
+      q.per_channel = e.at("granularity").get<std::string>() == "channel";
+      q.qmin = q.symmetric ? -(int64_t{1} << (q.bits - 1)) : 0;
+      q.qmax = q.symmetric ? (int64_t{1} << (q.bits - 1)) - 1 : (int64_t{1} << q.bits) - 1;
+      q.scale = part(name, "scale").to(torch::kFloat).contiguous();
+      q.zero_point = q.symmetric ? torch::zeros({q.scale.numel()}, torch::kInt) : part(name, "zero_point").to(torch::kInt).contiguous();
+      const auto codes = unpack_bits(part(name, "codes"), kept.numel(), q.bits);
+      flat.index_put_({kept}, dequantize_codes(codes, row_of_each(kept, shape, q.per_channel), q));
+      if (state) state->quant[name] = q;
+    }
+    if (state && mask.defined()) state->masks[name] = mask.view(shape);
+    dense[name] = flat.view(shape);
+  }
+  for (const auto& [name, t] : file.tensors) {
+    if (name.find('#') == std::string::npos) dense[name] = t;
+    else if (!parts.count(name)) throw std::runtime_error("packed model: unexpected part '" + name + "'");
+  }
+  return dense;
+}
+
+std::map<std::string, double> relative_errors(const Model& compressed, const Model& reference) {
+  torch::NoGradGuard no_grad;
+  auto ref = params_by_name(reference);
+  std::map<std::string, double> out;
+  for (const auto& [name, p] : compressed.named_parameters()) {
+    if (p.dim() < 2) continue;
+    auto r = ref.find(name);
+    if (r == ref.end() || r->second.sizes() != p.sizes()) throw std::invalid_argument("reference: the models differ in '" + name + "'");
+    const auto w = r->second.detach().to(torch::kCPU, torch::kDouble);
+    const double denom = w.norm().item<double>();
+    out[name] = denom > 0 ? (p.detach().to(torch::kCPU, torch::kDouble) - w).norm().item<double>() / denom : 0.0;
+  }
+  return out;
+}
+
+}  // namespace trainlarge
