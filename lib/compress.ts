@@ -146,3 +146,17 @@ export async function weightErrors(compressed: Transformer, reference: Transform
   if (compressed === reference) throw new TypeError('weightErrors: the reference must be another model (the uncompressed original)');
   return compressed.run(() => reference.run(() => compressed.handle.weightErrors(reference.handle)));
 }
+
+/**
+ * A copy whose encoder Linear layers run on libtorch's int8 kernels (dynamic quantization: weights int8
+ * per output channel, activations quantized per call) for CPU inference. A model quantized
+ * symmetrically keeps its exact grid; any other model is quantized to 8 bits here. Inference only:
+ * fine-tune the model it came from. `engine`: 'auto' (onednn when available), 'onednn' or 'qnnpack'.
+ */
+export async function toInt8(model: Transformer, opts: { engine?: 'auto' | 'onednn' | 'qnnpack' | 'fbgemm' } = {}): Promise<Transformer> {
+  const engine = opts.engine ?? 'auto';
+  if (!['auto', 'onednn', 'qnnpack', 'fbgemm'].includes(engine)) throw new RangeError(`engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got '${engine}'`);
+  if (model.device !== 'cpu') throw new Error("toInt8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
+  const handle = await model.run(() => model.handle.toInt8(engine));
+  return model.derive(handle);
+}

@@ -38,6 +38,8 @@ export interface EvalResult {
 export interface CompressionState {
   pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
   quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
+  /** Set on a model made by toInt8: its encoder's Linear layers run on int8 kernels. */
+  int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
   schedule?: { initialSparsity: number; sparsity: number; startStep: number; endStep: number; every: number; scope: 'layer' | 'global'; targets: string[] };
 }
 
@@ -98,6 +100,11 @@ export class Transformer {
       throw new Error(`Transformer.fromPretrained: ${dir} lacks encoder weights (first: '${body_missing[0]}')`);
     }
     return model;
+  }
+
+  /** @internal wraps a native model made from this one (same config). */
+  derive(handle: NativeModel): Transformer {
+    return new Transformer(handle, this.config);
   }
 
   /** A deep copy: weights and compression state (masks, quantization, pruning schedule). */

@@ -51,6 +51,7 @@ export interface NativeModel {
   prune(optionsJson: string): Promise<void>;
   quantize(optionsJson: string): Promise<void>;
   clone(): Promise<NativeModel>;
+  toInt8(engine: string): Promise<NativeModel>;
   compression(): string;
   packedSize(metadataJson: string): Promise<{ fileBytes: number; headerBytes: number; tensors: Record<string, number> }>;
   weightErrors(reference: NativeModel): Promise<Record<string, number>>;

@@ -3,7 +3,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { compressedSize, Dataset, prune, quantize, Tokenizer, Trainer, Transformer, weightErrors } from '../lib';
+import { compressedSize, compressionStudy, Dataset, prune, quantize, toInt8, Tokenizer, Trainer, Transformer, weightErrors } from '../lib';
 import { ClassificationTask } from '../lib/data/classification';
 import { native } from '../lib/native';
 import { englishProseDocuments } from '../lib/data/sources';
@@ -237,6 +237,47 @@ describe('packed file', () => {
     }
     m.dispose();
     loaded.dispose();
+  });
+});
+
+describe('int8 inference', () => {
+  test('toInt8 runs the encoder on int8 kernels with the quantized grid kept exactly; accuracy holds', async () => {
+    const q8 = await quantize(base, { bits: 8 });
+    const fastest = await toInt8(q8);
+    expect(fastest.compression.int8).toMatchObject({ layers: 8, exactLayers: 8 });
+    const sentences = ['A wonderful, moving film.', 'Terrible service and cold food.', 'It works, I guess.'].map((t) => [tok.special.cls, ...tok.encode(t)]);
+    const a = await q8.predict(sentences);
+    const b = await fastest.predict(sentences);
+    const diff = Math.max(...Array.from(a.data).map((x, i) => Math.abs(x - b.data[i])));
+    expect(diff).toBeGreaterThan(0); // activations are quantized on the fly: not the fp32 kernel
+    expect(diff).toBeLessThan(0.05);
+    const [accFp32, accInt8] = [(await base.evaluate(task.test)).accuracy!, (await fastest.evaluate(task.test)).accuracy!];
+    expect(Math.abs(accFp32 - accInt8)).toBeLessThan(0.03);
+    const plain = await toInt8(base, { engine: 'qnnpack' }); // not quantized: packed to 8 bits here
+    expect(plain.compression.int8).toMatchObject({ engine: 'qnnpack', layers: 8, exactLayers: 0 });
+    expect(() => new Trainer(fastest, { maxSteps: 1 })).toThrow(/int8 model is for inference/);
+    await expect(toInt8(base, { engine: 'fbgemm' })).rejects.toThrow(/'fbgemm' is not a quantized engine of this libtorch; available: .*onednn/i);
+    [q8, fastest, plain].forEach((m) => m.dispose());
+  });
+});
+
+describe('analysis', () => {
+  test('compressionStudy reports bytes, accuracy drop and weight error per setting for each model', async () => {
+    const rows = await compressionStudy({ models: [{ name: 'base', model: base }], data: task.test, sparsities: [0.3, 0.6, 0.9], bits: [8, 4, 2] });
+    expect(rows.map((r) => `${r.method}:${r.setting}`)).toEqual(['none:0', 'prune:0.3', 'prune:0.6', 'prune:0.9', 'quantize:8', 'quantize:4', 'quantize:2']);
+    const pruneRows = rows.filter((r) => r.method === 'prune');
+    const quantRows = rows.filter((r) => r.method === 'quantize');
+    // More zeros: a smaller file and weights further from the original; fewer bits likewise.
+    for (let i = 1; i < 3; i++) {
+      expect(pruneRows[i].bytes).toBeLessThan(pruneRows[i - 1].bytes);
+      expect(pruneRows[i].meanWeightError).toBeGreaterThan(pruneRows[i - 1].meanWeightError);
+      expect(quantRows[i].bytes).toBeLessThan(quantRows[i - 1].bytes);
+      expect(quantRows[i].meanWeightError).toBeGreaterThan(quantRows[i - 1].meanWeightError);
+    }
+    expect(Object.keys(pruneRows[0].weightErrors)).toHaveLength(8);
+    expect(rows[0].accuracyDrop).toBe(0);
+    expect(rows[0].accuracy).toBeGreaterThan(0.5);
+    expect(quantRows[0].accuracyDrop).toBeLessThan(0.03); // 8 bits costs almost nothing
   });
 });
 

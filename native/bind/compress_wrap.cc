@@ -6,6 +6,7 @@
 #include "bind/model_wrap.h"
 #include "common/json_field.h"
 #include "compress/compress.h"
+#include "compress/int8.h"
 
 namespace trainlarge::bind {
 
@@ -68,6 +69,7 @@ nlohmann::json describe(const Model& model) {
   for (const auto& [name, q] : c.quant) {
     j["quantized"][name] = {{"bits", q.bits}, {"symmetric", q.symmetric}, {"granularity", q.per_channel ? "channel" : "tensor"}};
   }
+  if (model.int8) j["int8"] = {{"engine", model.int8->engine}, {"layers", model.int8->packed.size()}, {"exactLayers", model.int8->exact}, {"weightBytes", model.int8->weight_bytes}};
   if (c.schedule) {
     const auto& s = *c.schedule;
     j["schedule"] = {{"initialSparsity", s.initial}, {"sparsity", s.final}, {"startStep", s.start}, {"endStep", s.end}, {"every", s.every},
@@ -137,6 +139,19 @@ Napi::Value ModelWrap::Clone(const Napi::CallbackInfo& info) {
     return run_async(info.Env(), "trainlarge.clone", [=]() -> Finish {
       BusyGuard busy(*model, "clone");
       auto copy = model->clone();
+      return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::ToInt8(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("toInt8");
+    const auto engine = string_arg(info, 0, "engine");
+    return run_async(info.Env(), "trainlarge.toInt8", [=]() -> Finish {
+      BusyGuard busy(*model, "toInt8");
+      auto copy = model->clone();
+      if (!copy->int8) copy->int8 = pack_int8(*copy, engine);
       return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
     }, {info.This().As<Napi::Object>()});
   });

@@ -23,6 +23,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Prune>("prune"),
                          InstanceMethod<&ModelWrap::Quantize>("quantize"),
                          InstanceMethod<&ModelWrap::Clone>("clone"),
+                         InstanceMethod<&ModelWrap::ToInt8>("toInt8"),
                          InstanceMethod<&ModelWrap::CompressionInfo>("compression"),
                          InstanceMethod<&ModelWrap::PackedSize>("packedSize"),
                          InstanceMethod<&ModelWrap::WeightErrors>("weightErrors"),

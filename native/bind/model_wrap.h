@@ -51,6 +51,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Quantize(const Napi::CallbackInfo& info);
   // [async] clone() -> Promise<Model>: weights and compression state
   Napi::Value Clone(const Napi::CallbackInfo& info);
+  // [async] toInt8(engine: 'auto'|'onednn'|'qnnpack') -> Promise<Model>: a copy whose encoder runs int8 kernels
+  Napi::Value ToInt8(const Napi::CallbackInfo& info);
   // [sync] compression() -> JSON text { pruned: {name: {numel, kept, sparsity}}, quantized: {...}, schedule? }
   Napi::Value CompressionInfo(const Napi::CallbackInfo& info);
   // [async] packedSize(metadataJson) -> Promise<{ fileBytes, headerBytes, tensors: {name: bytes} }>: save()'s file

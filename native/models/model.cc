@@ -112,6 +112,7 @@ std::shared_ptr<Model> Model::clone() const {
     copy->compression.quant[name] = d;
   }
   copy->compression.schedule = c.schedule;
+  if (int8) copy->int8 = pack_int8(*copy, int8->engine);
   copy->module->train(module->is_training());
   return copy;
 }
@@ -124,6 +125,7 @@ torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& atte
   torch::Tensor out;
   {
     AutocastScope autocast(precision, device.type());
+    Int8Scope int8_scope(int8.get());
     out = module->logits(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
   }
   if (was_training) module->train();

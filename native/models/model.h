@@ -10,6 +10,7 @@
 
 #include "common/runtime.h"
 #include "compress/compress.h"
+#include "compress/int8.h"
 #include "io/safetensors.h"
 #include "models/transformer.h"
 
@@ -41,6 +42,7 @@ class Model {
   Transformer module;
   c10::Device device;
   Compression compression;
+  std::shared_ptr<Int8Linears> int8;  // set: inference runs the encoder's Linear layers on int8 kernels
   std::atomic<bool> busy{false};
 };
 

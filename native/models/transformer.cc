@@ -1,5 +1,7 @@
 #include "models/transformer.h"
 
+#include "compress/int8.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #if TRAINLARGE_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -22,7 +24,11 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Gener
 // aten::linear as PyTorch calls it: the bias is fused into the GEMM (addmm) for 2-D and contiguous 3-D
 // inputs. The C++ frontend's nn::Linear::forward does matmul then `+= bias` (an extra pass, and under
 // bf16 autocast an fp32 bias added unrounded, unlike PyTorch).
-static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) { return torch::linear(x, l->weight, l->bias); }
+// An int8 model (compress/int8.h) runs its packed encoder layers on the quantized kernels instead.
+static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) {
+  if (auto y = int8_linear(l.get(), x); y.defined()) return y;
+  return torch::linear(x, l->weight, l->bias);
+}
 
 SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
     : heads(c.heads), head_dim(c.head_dim()), attention_dropout(c.attention_dropout), dropout_p(c.dropout) {

@@ -53,6 +53,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 
 Trainer::Trainer(std::shared_ptr<Model> model, TrainConfig config)
     : model_(std::move(model)), config_(std::move(config)), optimizer_(model_->named_parameters(), config_.adamw) {
+  if (model_->int8) {
+    throw std::invalid_argument("model: an int8 model is for inference; fine-tune the model it was made from (toInt8 returns a copy)");
+  }
   if (config_.precision == Precision::FP16) {
     if (!model_->device.is_cuda()) {
       throw std::invalid_argument("precision: 'fp16' needs a CUDA device; on CPU use 'bf16' (CPU autocast is bf16 only)");
@@ -170,6 +173,7 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
     const int64_t count = std::min(batch_size, n - first);
     Batch batch = data.eval_batch(first, count, seed).to(model.device);
     AutocastScope autocast(precision, model.device.type());
+    Int8Scope int8_scope(model.int8.get());
     auto l = module->loss(batch, /*count_correct=*/true);
     loss_sum += l.loss.item<double>() * static_cast<double>(l.count);
     r.count += l.count;

@@ -1,0 +1,83 @@
+#include "compress/int8.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <stdexcept>
+
+#include "compress/compress.h"
+#include "models/model.h"
+
+namespace trainlarge {
+
+namespace {
+
+thread_local const Int8Linears* tls_linears = nullptr;
+
+at::QEngine engine_named(const std::string& name) {
+  const auto& supported = at::globalContext().supportedQEngines();
+  auto has = [&](at::QEngine e) { return std::find(supported.begin(), supported.end(), e) != supported.end(); };
+  std::string available;
+  for (auto e : supported) available += (available.empty() ? "" : ", ") + c10::toString(e);
+  if (name == "auto") {
+    if (has(at::QEngine::ONEDNN)) return at::QEngine::ONEDNN;
+    if (has(at::QEngine::FBGEMM)) return at::QEngine::FBGEMM;
+    if (has(at::QEngine::QNNPACK)) return at::QEngine::QNNPACK;
+  } else {
+    for (auto e : supported) {
+      std::string n = c10::toString(e);
+      std::transform(n.begin(), n.end(), n.begin(), ::tolower);
+      if (n == name) return e;
+    }
+  }
+  throw std::invalid_argument("engine: '" + name + "' is not a quantized engine of this libtorch; available: " + available + " (or 'auto')");
+}
+
+}  // namespace
+
+std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_name) {
+  if (!model.device.is_cpu()) throw std::invalid_argument("int8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
+  const auto engine = engine_named(engine_name);
+  at::globalContext().setQEngine(engine);
+  static auto prepack = c10::Dispatcher::singleton()
+                            .findSchemaOrThrow("quantized::linear_prepack", "")
+                            .typed<c10::intrusive_ptr<LinearPackedParamsBase>(at::Tensor, c10::optional<at::Tensor>)>();
+  auto out = std::make_shared<Int8Linears>();
+  std::string n = c10::toString(engine);
+  std::transform(n.begin(), n.end(), n.begin(), ::tolower);
+  out->engine = n;
+  const auto targets = compressible(model, true, true, false);
+  torch::NoGradGuard no_grad;
+  for (const auto& item : model.module->named_modules()) {
+    const std::string weight = item.key() + ".weight";
+    if (std::find(targets.begin(), targets.end(), weight) == targets.end()) continue;
+    auto* linear = dynamic_cast<torch::nn::LinearImpl*>(item.value().get());
+    if (linear == nullptr) continue;
+    const auto w = linear->weight.detach().contiguous();
+    auto it = model.compression.quant.find(weight);
+    const bool exact = it != model.compression.quant.end() && it->second.symmetric;
+    const QuantSpec q = exact ? it->second : calibrate(w, 8, /*symmetric=*/true, /*per_channel=*/true);
+    at::Tensor qw = q.per_channel
+                        ? at::quantize_per_channel(w, q.scale.to(torch::kDouble), q.zero_point.to(torch::kLong), 0, at::kQInt8)
+                        : at::quantize_per_tensor(w, q.scale.item<double>(), 0, at::kQInt8);
+    out->packed[linear] = prepack.call(qw, c10::optional<at::Tensor>(linear->bias.detach().contiguous()));
+    out->weight_bytes += w.numel() + q.scale.numel() * 4;
+    out->exact += exact ? 1 : 0;
+  }
+  if (out->packed.empty()) throw std::invalid_argument("int8: the model has no encoder Linear layers to pack");
+  return out;
+}
+
+Int8Scope::Int8Scope(const Int8Linears* linears) : previous_(tls_linears) { tls_linears = linears; }
+Int8Scope::~Int8Scope() { tls_linears = previous_; }
+
+torch::Tensor int8_linear(const torch::nn::LinearImpl* layer, const torch::Tensor& x) {
+  if (tls_linears == nullptr) return {};
+  auto it = tls_linears->packed.find(layer);
+  if (it == tls_linears->packed.end()) return {};
+  auto sizes = x.sizes().vec();
+  auto y = it->second->apply_dynamic(x.reshape({-1, sizes.back()}).contiguous().to(torch::kFloat), /*reduce_range=*/false);
+  sizes.back() = y.size(1);
+  return y.view(sizes);
+}
+
+}  // namespace trainlarge
