@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     await mlm.save(runDir);
     mlm.dispose();
     const clf = await Transformer.fromPretrained(runDir, { task: 'classify', numLabels: 2 });
-    const ft = new Trainer(clf, { lr: 1e-4, batchSize: 32, maxSteps: finetuneSteps, warmupSteps: Math.round(finetuneSteps * 0.06) });
+    const ft = new Trainer(clf, { lr: 5e-4, batchSize: 32, maxSteps: finetuneSteps, warmupSteps: Math.round(finetuneSteps * 0.06) });
     const r = await ft.fit(task.train, { validData: task.valid, evalEvery: finetuneSteps });
     ft.dispose();
     console.log(`${s.name}: ${(clf.parameterCount / 1e6).toFixed(2)} M parameters, pretrained ${steps} steps (~${seconds} s), ` +
