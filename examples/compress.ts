@@ -53,6 +53,15 @@ async function main(): Promise<void> {
   });
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'compression.json'), JSON.stringify(rows, null, 2) + '\n');
+  // A classifier at the majority-class rate has nothing to lose: comparing its drop would say nothing.
+  const majority = Math.max(...task.counts.test) / task.counts.test.reduce((a, b) => a + b, 0);
+  for (const m of models) {
+    const r = rows.find((x) => x.model === m.name && x.method === 'none')!;
+    if (r.accuracy <= majority + 0.02) {
+      console.log(`\nwarning: ${m.name} scores ${r.accuracy.toFixed(3)}, the majority-class rate is ${majority.toFixed(3)}: it did not learn ` +
+        'the task, so its accuracy drops below are not evidence either way (train longer or tune lr)');
+    }
+  }
   // The paper's claim, checked on these numbers: at each setting, does the larger model lose less?
   const at = (m: string, method: string, setting: number): CompressionRow | undefined => rows.find((r) => r.model === m && r.method === method && r.setting === setting);
   console.log('\nlarger model more robust? (medium vs small, same setting)');
