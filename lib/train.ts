@@ -59,12 +59,25 @@ export interface FitOptions {
   onProgress?: (p: Progress) => void;
   /** onProgress fires at least this often while training (seconds). Default 0.5. */
   progressSeconds?: number;
+  /**
+   * Wall-clock budget: stop once this many training seconds (evaluation and checkpoints excluded, across
+   * resumes) have passed, within one step. The LR schedule still runs over maxSteps: set maxSteps to the
+   * steps the budget is expected to allow (see budget.ts) so the schedule is laid over the budget.
+   */
+  maxSeconds?: number;
+  /** Token budget: stop once this many input tokens have been trained on (across resumes), within one step. */
+  maxTokens?: number;
+  /** Also evaluate each time training seconds cross a multiple of this (a wall-clock cadence). */
+  evalEverySeconds?: number;
 }
 
 export interface FitResult {
   steps: number;
   resumedFrom: number;
   trainSeconds: number;
+  trainTokens: number;
+  /** What ended training: maxSteps, the seconds budget or the token budget. */
+  stoppedBy: 'steps' | 'seconds' | 'tokens';
   history: MetricRecord[];
   lastEval?: EvalRecord;
 }
@@ -72,6 +85,7 @@ export interface FitResult {
 interface TrainerFile {
   step: number;
   trainSeconds: number;
+  trainTokens?: number;
   train: TrainConfig;
 }
 
@@ -92,6 +106,7 @@ export class Trainer {
   readonly config: TrainConfig;
   private readonly handle: NativeTrainer;
   private trainSeconds = 0;
+  private trainTokens = 0;
 
   constructor(
     readonly model: Transformer,
@@ -119,7 +134,12 @@ export class Trainer {
     if (!Number.isInteger(checkpointEvery) || checkpointEvery <= 0) {
       throw new RangeError(`checkpointEvery: must be a positive integer, got ${checkpointEvery}`);
     }
+    for (const [name, v] of [['maxSeconds', opts.maxSeconds], ['maxTokens', opts.maxTokens], ['evalEverySeconds', opts.evalEverySeconds]] as const) {
+      if (v !== undefined && !(typeof v === 'number' && v > 0)) throw new RangeError(`${name}: must be a positive number, got ${v}`);
+    }
     const resumedFrom = opts.dir ? await this.resume(opts.dir) : this.step;
+    let stoppedBy: FitResult['stoppedBy'] = 'steps';
+    let nextEvalSeconds = opts.evalEverySeconds ? (Math.floor(this.trainSeconds / opts.evalEverySeconds) + 1) * opts.evalEverySeconds : Infinity;
     const history: MetricRecord[] = [];
     let lastEval: EvalRecord | undefined;
     const log = opts.dir ? fs.createWriteStream(path.join(opts.dir, RUN_FILES.metrics), { flags: 'a' }) : undefined;
@@ -133,22 +153,42 @@ export class Trainer {
     try {
       while (this.step < c.maxSteps) {
         if (opts.signal?.aborted) break;
-        const nextStop = Math.min(c.maxSteps, nextMultiple(this.step, evalEvery), nextMultiple(this.step, checkpointEvery));
-        const stats = await this.model.run(() => this.handle.steps(data.handle, nextStop - this.step, opts.progressSeconds ?? 0.5));
+        if (opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds) {
+          stoppedBy = 'seconds';
+          break;
+        }
+        if (opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens) {
+          stoppedBy = 'tokens';
+          break;
+        }
+        let nextStop = Math.min(c.maxSteps, nextMultiple(this.step, evalEvery), nextMultiple(this.step, checkpointEvery));
+        if (opts.maxTokens !== undefined) {
+          // Steps until the token budget at the recent tokens per step (one step first, to measure it).
+          const perStep = recent.length ? recent.reduce((n, s) => n + s.tokens, 0) / recent.length : Infinity;
+          nextStop = Math.min(nextStop, this.step + Math.max(1, Math.ceil((opts.maxTokens - this.trainTokens) / perStep)));
+        }
+        // The native call returns after the step that crosses `seconds`: budgets and eval cadence hold within one step.
+        const seconds = Math.min(opts.progressSeconds ?? 0.5, (opts.maxSeconds ?? Infinity) - this.trainSeconds, nextEvalSeconds - this.trainSeconds);
+        const stats = await this.model.run(() => this.handle.steps(data.handle, nextStop - this.step, Math.max(seconds, 1e-6)));
         for (const s of stats) {
           if (!Number.isFinite(s.loss) || (s.skipped && c.precision !== 'fp16')) {
             throw new Error(`training diverged: loss ${s.loss}, gradient norm ${s.gradNorm} at step ${s.step + 1} (lr ${s.lr.toExponential(2)}); ` +
               'lower lr, raise warmupSteps or keep clipNorm on');
           }
           this.trainSeconds += s.seconds;
+          this.trainTokens += s.tokens;
           record({ type: 'train', step: s.step, loss: s.loss, lr: s.lr, gradNorm: s.gradNorm, tokens: s.tokens,
             seconds: s.seconds, dataSeconds: s.dataSeconds, trainSeconds: this.trainSeconds });
           recent.push(s);
           if (recent.length > 20) recent.shift();
         }
         if (opts.signal?.aborted) break;
-        const atEnd = this.step >= c.maxSteps;
-        if (opts.validData && (this.step % evalEvery === 0 || atEnd)) {
+        const budgetSpent = (opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds) ||
+          (opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens);
+        const atEnd = this.step >= c.maxSteps || budgetSpent;
+        const evalDue = this.trainSeconds >= nextEvalSeconds;
+        if (evalDue) nextEvalSeconds = (Math.floor(this.trainSeconds / opts.evalEverySeconds!) + 1) * opts.evalEverySeconds!;
+        if (opts.validData && (this.step % evalEvery === 0 || atEnd || evalDue)) {
           lastEval = await this.evaluateRecord(opts.validData, opts.evalSamples);
           record(lastEval);
         }
@@ -163,7 +203,8 @@ export class Trainer {
       opts.signal?.removeEventListener('abort', onAbort);
       if (log) await new Promise((resolve) => log.end(resolve));
     }
-    return { steps: this.step, resumedFrom, trainSeconds: this.trainSeconds, history, lastEval };
+    if (stoppedBy === 'steps' && this.step < c.maxSteps) stoppedBy = opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens ? 'tokens' : 'seconds';
+    return { steps: this.step, resumedFrom, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, stoppedBy, history, lastEval };
   }
 
   /** Writes the model (model.safetensors + config.json) and the trainer state to `dir`. */
@@ -171,7 +212,7 @@ export class Trainer {
     await fs.promises.mkdir(dir, { recursive: true });
     // One file holds weights + optimizer + step, so a crash between writes cannot mix two steps.
     await this.model.run(() => this.handle.saveState(path.join(dir, RUN_FILES.trainerState)));
-    const file: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, train: this.config };
+    const file: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, train: this.config };
     await writeJsonAtomic(path.join(dir, RUN_FILES.trainer), file);
     await this.model.save(dir, { train: this.config });
   }
@@ -207,6 +248,7 @@ export class Trainer {
     await this.model.run(() => this.handle.loadState(state));
     const file = await readJson<TrainerFile>(path.join(dir, RUN_FILES.trainer), 'resume');
     this.trainSeconds = file.step === this.step ? file.trainSeconds : 0;
+    this.trainTokens = file.step === this.step ? (file.trainTokens ?? 0) : 0;
     const metrics = path.join(dir, RUN_FILES.metrics);
     if (fs.existsSync(metrics)) {
       const kept = (await fs.promises.readFile(metrics, 'utf8'))
