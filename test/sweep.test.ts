@@ -1,0 +1,91 @@
+// Size sweeps under a budget: curves, the first model to reach a loss, results.csv, and resuming.
+import * as fs from 'fs';
+import * as path from 'path';
+import { AbortError, Corpus, loadSpeeches } from '../lib';
+import { Sweep, SweepProgress, SweepResults } from '../lib/experiment/sweep';
+import { tempDir } from './helpers';
+
+jest.setTimeout(300_000);
+
+let root: string;
+let corpusDir: string;
+
+beforeAll(async () => {
+  root = tempDir('sweep');
+  const files = loadSpeeches().slice(0, 60).map((s, i) => {
+    const f = path.join(root, `speech-${i}.txt`);
+    fs.writeFileSync(f, s.text);
+    return f;
+  });
+  corpusDir = path.join(root, 'corpus');
+  await Corpus.prepare({ source: { name: 'speeches', train: { files } }, dir: corpusDir, tokenizerOptions: { vocabSize: 500 } });
+});
+
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const models = [{ dModel: 32, layers: 1, heads: 2 }, { dModel: 64, layers: 2, heads: 4 }];
+
+test('a seconds-budget sweep gives each model its budget, curves on a wall-clock cadence and a CSV', async () => {
+  const dir = path.join(root, 'seconds');
+  const sweep = new Sweep({ name: 'depth', corpus: corpusDir, models, maxLen: 32, batchSize: 8, budget: { seconds: 3 }, evalEvery: { seconds: 1 }, evalSamples: 32 });
+  const results = await sweep.run({ dir });
+  expect(results.runs.map((r) => r.label)).toEqual(['d32-l1-h2', 'd64-l2-h4']);
+  for (const r of results.runs) {
+    // The clock ends the run unless the schedule (laid over the measured pace + 10%) ran out first.
+    if (r.stoppedBy === 'seconds') expect(r.trainSeconds).toBeGreaterThanOrEqual(3);
+    else expect(r.stoppedBy).toBe('steps');
+    expect(r.trainSeconds).toBeLessThan(3 + 0.5); // never beyond the budget by more than a step (milliseconds here)
+    expect(r.curve.length).toBeGreaterThanOrEqual(3);
+    expect(r.curve[r.curve.length - 1].loss).toBeLessThan(r.curve[0].loss);
+    r.curve.forEach((p, i) => i > 0 && expect(p.trainSeconds).toBeGreaterThan(r.curve[i - 1].trainSeconds));
+  }
+  const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
+  expect(csv[0]).toBe('run,parameters,step,train_seconds,loss,perplexity');
+  expect(csv.length - 1).toBe(results.runs.reduce((n, r) => n + r.curve.length, 0));
+  const worst = Math.max(...results.runs.map((r) => r.curve[0].loss));
+  const reach = results.firstToReach(worst);
+  expect(reach.reached).toHaveLength(2);
+  expect(reach.first!.seconds).toBe(Math.min(...reach.reached.map((x) => x.seconds)));
+  expect(results.firstToReach(0).first).toBeUndefined();
+  const loaded = await SweepResults.load(dir);
+  expect(loaded.runs).toEqual(results.runs);
+});
+
+test('running a finished sweep again redoes nothing; an interrupted one resumes where it stopped', async () => {
+  const dir = path.join(root, 'resume');
+  const spec = { name: 'resume', corpus: corpusDir, models, maxLen: 32, batchSize: 8, budget: { steps: 40 }, evalEvery: { steps: 10 } };
+  const controller = new AbortController();
+  const phases: string[] = [];
+  const first = new Sweep(spec).run({
+    dir, signal: controller.signal,
+    onProgress: (p: SweepProgress) => {
+      phases.push(`${p.run}:${p.phase}`);
+      if (p.index === 1 && p.phase === 'train' && (p.progress?.step ?? 0) >= 10) controller.abort();
+    },
+  });
+  await expect(first).rejects.toBeInstanceOf(AbortError);
+  expect(fs.existsSync(path.join(dir, 'd32-l1-h2', 'result.json'))).toBe(true);
+  expect(fs.existsSync(path.join(dir, 'd64-l2-h4', 'result.json'))).toBe(false);
+  const finished = fs.statSync(path.join(dir, 'd32-l1-h2', 'result.json')).mtimeMs;
+  const again: SweepProgress[] = [];
+  const results = await new Sweep(spec).run({ dir, onProgress: (p) => again.push(p) });
+  expect(again.filter((p) => p.run === 'd32-l1-h2').map((p) => p.phase)).toEqual(['skipped']);
+  const resumedAt = again.find((p) => p.run === 'd64-l2-h4' && p.phase === 'train')!.progress!.step;
+  expect(resumedAt).toBeGreaterThan(10); // continued from its checkpoint, not from step 0
+  expect(fs.statSync(path.join(dir, 'd32-l1-h2', 'result.json')).mtimeMs).toBe(finished);
+  for (const r of results.runs) {
+    expect(r.steps).toBe(40);
+    expect(r.stoppedBy).toBe('steps');
+    expect(r.curve.map((p) => p.step)).toEqual([10, 20, 30, 40]);
+  }
+  const third: SweepProgress[] = [];
+  await new Sweep(spec).run({ dir, onProgress: (p) => third.push(p) });
+  expect(third.map((p) => p.phase)).toEqual(['skipped', 'skipped']);
+  await expect(new Sweep({ ...spec, budget: { steps: 50 } }).run({ dir })).rejects.toThrow(/holds another sweep/);
+});
+
+test('bad sweep specs name the field', () => {
+  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models: [], budget: { seconds: 1 }, evalEvery: { steps: 1 } })).toThrow(/sweep: models/);
+  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models, budget: { minutes: 1 } as never, evalEvery: { steps: 1 } })).toThrow(/sweep: budget/);
+  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models: [models[0], models[0]], budget: { steps: 1 }, evalEvery: { steps: 1 } })).toThrow(/two models have the run name 'd32-l1-h2'/);
+});
