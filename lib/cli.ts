@@ -5,6 +5,10 @@ import { ConfigError } from './config/parse';
 import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus } from './data/corpus';
 import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from './data/fetch';
 import { CLASSIFICATION_SOURCES } from './data/sources';
+import { writeSweepReport } from './experiment/report';
+import { Sweep, SweepSpec } from './experiment/sweep';
+import { readJson } from './io';
+import { progressReporter } from './progress';
 
 const USAGE = `trainlarge <command>
 
@@ -18,6 +22,10 @@ const USAGE = `trainlarge <command>
       --shard-chars N              characters of text per shard (default 8000000)
       --files A,B,...              your own files (with --name NAME; --format text|jsonl|tsv, --text-field F,
                                    --split file|blank-line|line)
+
+  experiment run FILE.json [--dir DIR]   a size sweep (see lib/experiment/sweep.ts); DIR default runs/NAME;
+                                   resumes a crashed or interrupted sweep; writes results.csv and report.md
+  experiment report DIR            plots (SVG + PNG) and report.md of a sweep's finished runs
 `;
 
 class UsageError extends Error {}
@@ -109,6 +117,33 @@ async function dataPrepare(positional: string[], flags: Map<string, string>): Pr
     `vocabulary ${m.tokenizer.vocabSize}; checksum ${m.checksum.slice(0, 16)}`);
 }
 
+async function experimentRun(positional: string[], flags: Map<string, string>): Promise<void> {
+  if (!positional[0]) throw new UsageError('experiment run: give the experiment file (JSON)');
+  const spec = await readJson<SweepSpec>(positional[0], 'experiment');
+  const sweep = new Sweep(spec);
+  const dir = flags.get('dir') ?? path.join('runs', sweep.spec.name);
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    console.error('\ntrainlarge: stopping after the step in flight (checkpointing); run the same command again to resume');
+    controller.abort();
+  });
+  let bar: ReturnType<typeof progressReporter> | undefined;
+  await sweep.run({
+    dir, signal: controller.signal,
+    onProgress: (p) => {
+      if (p.phase === 'train') {
+        bar ??= progressReporter(`${p.run} (${p.index + 1}/${p.runs})`);
+        if (p.progress) bar.onProgress(p.progress);
+        return;
+      }
+      bar?.stop();
+      bar = undefined;
+      console.log(`[${p.index + 1}/${p.runs}] ${p.run}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : 'done'}`);
+    },
+  }).finally(() => bar?.stop());
+  console.log(`wrote ${path.join(dir, 'results.csv')} and ${await writeSweepReport(dir)}`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const { positional, flags } = parseArgs(argv);
   const [group, command, ...rest] = positional;
@@ -123,6 +158,12 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (group === 'data' && command === 'prepare') return dataPrepare(rest, flags);
+  if (group === 'experiment' && command === 'run') return experimentRun(rest, flags);
+  if (group === 'experiment' && command === 'report') {
+    if (!rest[0]) throw new UsageError('experiment report: give the sweep directory');
+    console.log(`wrote ${await writeSweepReport(rest[0])}`);
+    return;
+  }
   throw new UsageError(`unknown command '${positional.join(' ')}'`);
 }
 

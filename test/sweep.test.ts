@@ -2,7 +2,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AbortError, Corpus, loadSpeeches } from '../lib';
+import { checkFirstToReach, writeSweepReport } from '../lib/experiment/report';
 import { Sweep, SweepProgress, SweepResults } from '../lib/experiment/sweep';
+import { spawnSync } from 'child_process';
 import { tempDir } from './helpers';
 
 jest.setTimeout(300_000);
@@ -49,6 +51,22 @@ test('a seconds-budget sweep gives each model its budget, curves on a wall-clock
   expect(results.firstToReach(0).first).toBeUndefined();
   const loaded = await SweepResults.load(dir);
   expect(loaded.runs).toEqual(results.runs);
+
+  // The report: plots as SVG and PNG with one series per run, a table, and the paper's claim checked.
+  const report = fs.readFileSync(await writeSweepReport(dir), 'utf8');
+  for (const x of ['seconds', 'steps']) {
+    const svg = fs.readFileSync(path.join(dir, 'plots', `loss-vs-${x}.svg`), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    for (const r of results.runs) expect(svg).toContain(r.label);
+    expect((svg.match(/<path[^>]*aria-roledescription="line mark"/g) ?? []).length).toBe(2);
+    const png = fs.readFileSync(path.join(dir, 'plots', `loss-vs-${x}.png`));
+    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect(png.readUInt32BE(16)).toBe(960); // IHDR width
+  }
+  for (const r of results.runs) expect(report).toMatch(new RegExp(`\\| ${r.label} \\| ${r.parameters} \\| ${r.steps} \\|`));
+  const check = checkFirstToReach(results);
+  expect(report).toContain(`${check.claim}: ${check.holds ? '**true**' : '**false**'}`);
+  expect(check.evidence).toMatch(/reached by: d\d+-l\d-h\d [\d.]+ s/);
 });
 
 test('running a finished sweep again redoes nothing; an interrupted one resumes where it stopped', async () => {
@@ -82,6 +100,22 @@ test('running a finished sweep again redoes nothing; an interrupted one resumes 
   await new Sweep(spec).run({ dir, onProgress: (p) => third.push(p) });
   expect(third.map((p) => p.phase)).toEqual(['skipped', 'skipped']);
   await expect(new Sweep({ ...spec, budget: { steps: 50 } }).run({ dir })).rejects.toThrow(/holds another sweep/);
+});
+
+test('trainlarge experiment run and report, from a JSON file, as a user runs them', () => {
+  const file = path.join(root, 'tiny.json');
+  fs.writeFileSync(file, JSON.stringify({ name: 'tiny', corpus: corpusDir, models, maxLen: 32, batchSize: 8, budget: { steps: 12 }, evalEvery: { steps: 4 } }));
+  const dir = path.join(root, 'cli-sweep');
+  const cli = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
+  const r = spawnSync(process.execPath, [cli, 'experiment', 'run', file, '--dir', dir], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/\[2\/2\] d64-l2-h4: done/);
+  expect(fs.existsSync(path.join(dir, 'report.md'))).toBe(true);
+  const again = spawnSync(process.execPath, [cli, 'experiment', 'run', file, '--dir', dir], { encoding: 'utf8' });
+  expect(again.stdout).toMatch(/\[1\/2\] d32-l1-h2: finished earlier, skipped/);
+  const bad = spawnSync(process.execPath, [cli, 'experiment', 'report', path.join(root, 'nowhere')], { encoding: 'utf8' });
+  expect(bad.status).toBe(1);
+  expect(bad.stderr).toMatch(/nowhere.*sweep\.json/);
 });
 
 test('bad sweep specs name the field', () => {
