@@ -5,6 +5,8 @@ import { ConfigError } from './config/parse';
 import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus } from './data/corpus';
 import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from './data/fetch';
 import { CLASSIFICATION_SOURCES } from './data/sources';
+import { CompressionResults, CompressionSpec, runCompression } from './experiment/compression';
+import { recommend } from './experiment/planner';
 import { writeSweepReport } from './experiment/report';
 import { Sweep, SweepSpec } from './experiment/sweep';
 import { readJson } from './io';
@@ -26,6 +28,9 @@ const USAGE = `trainlarge <command>
   experiment run FILE.json [--dir DIR]   a size sweep (see lib/experiment/sweep.ts); DIR default runs/NAME;
                                    resumes a crashed or interrupted sweep; writes results.csv and report.md
   experiment report DIR            plots (SVG + PNG) and report.md of a sweep's finished runs
+      (a file with "kind": "compression" fine-tunes a sweep's sizes on a task, then prunes and quantizes them)
+  recommend --memory BYTES --seconds S --evidence DIR
+                                   model size + compression for a budget, from a compression experiment's results
 `;
 
 class UsageError extends Error {}
@@ -119,8 +124,15 @@ async function dataPrepare(positional: string[], flags: Map<string, string>): Pr
 
 async function experimentRun(positional: string[], flags: Map<string, string>): Promise<void> {
   if (!positional[0]) throw new UsageError('experiment run: give the experiment file (JSON)');
-  const spec = await readJson<SweepSpec>(positional[0], 'experiment');
-  const sweep = new Sweep(spec);
+  const spec = await readJson<SweepSpec | CompressionSpec>(positional[0], 'experiment');
+  if ((spec as CompressionSpec).kind === 'compression') {
+    const c = spec as CompressionSpec;
+    const dir = flags.get('dir') ?? path.join('runs', c.name);
+    const r = await runCompression(c, { dir, onLog: (l) => console.log(l) });
+    console.log(`wrote ${path.join(dir, 'results.csv')} and ${path.join(dir, 'report.md')} (${r.rows.length} rows, Pareto front of ${r.pareto.length})`);
+    return;
+  }
+  const sweep = new Sweep(spec as SweepSpec);
   const dir = flags.get('dir') ?? path.join('runs', sweep.spec.name);
   const controller = new AbortController();
   process.once('SIGINT', () => {
@@ -159,6 +171,16 @@ async function main(argv: string[]): Promise<void> {
   }
   if (group === 'data' && command === 'prepare') return dataPrepare(rest, flags);
   if (group === 'experiment' && command === 'run') return experimentRun(rest, flags);
+  if (group === 'recommend') {
+    const evidence = flags.get('evidence');
+    if (!evidence) throw new UsageError('recommend: give --evidence DIR (a compression experiment directory)');
+    const results = await readJson<CompressionResults>(path.join(evidence, 'compression.json'), 'recommend');
+    const memory = Number(flags.get('memory')), seconds = Number(flags.get('seconds'));
+    const r = recommend({ models: results.models, compression: results.rows }, { memoryBytes: memory, trainSeconds: seconds });
+    console.log(`recommend: ${r.model} (${r.parameters} parameters), ${r.method === 'none' ? 'uncompressed' : `${r.method} ${r.setting}`}: ` +
+      `${r.bytes} bytes, expected accuracy ${r.expectedAccuracy.toFixed(3)}\n  ${r.reason}`);
+    return;
+  }
   if (group === 'experiment' && command === 'report') {
     if (!rest[0]) throw new UsageError('experiment report: give the sweep directory');
     console.log(`wrote ${await writeSweepReport(rest[0])}`);

@@ -2,6 +2,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AbortError, Corpus, loadSpeeches } from '../lib';
+import { runCompression } from '../lib/experiment/compression';
+import { recommend } from '../lib/experiment/planner';
 import { checkFirstToReach, writeSweepReport } from '../lib/experiment/report';
 import { Sweep, SweepProgress, SweepResults } from '../lib/experiment/sweep';
 import { spawnSync } from 'child_process';
@@ -67,6 +69,30 @@ test('a seconds-budget sweep gives each model its budget, curves on a wall-clock
   const check = checkFirstToReach(results);
   expect(report).toContain(`${check.claim}: ${check.holds ? '**true**' : '**false**'}`);
   expect(check.evidence).toMatch(/reached by: d\d+-l\d-h\d [\d.]+ s/);
+});
+
+test('the compression experiment fine-tunes each size, compresses it, plots accuracy vs bytes and feeds the planner', async () => {
+  const spec = { kind: 'compression' as const, name: 'comp', sweep: path.join(root, 'seconds'), corpus: corpusDir, task: 'sentiment', maxLen: 32,
+    finetune: { steps: 20, batchSize: 16 }, sparsities: [0.5, 0.9], bits: [8, 2] };
+  const dir = path.join(root, 'compression');
+  const r = await runCompression(spec, { dir });
+  expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(['d32-l1-h2', 'd64-l2-h4'].flatMap((m) =>
+    [`${m}:none:0`, `${m}:prune:0.5`, `${m}:prune:0.9`, `${m}:quantize:8`, `${m}:quantize:2`]));
+  for (let i = 1; i < r.pareto.length; i++) {
+    expect(r.pareto[i].bytes).toBeGreaterThan(r.pareto[i - 1].bytes);
+    expect(r.pareto[i].accuracy).toBeGreaterThan(r.pareto[i - 1].accuracy);
+  }
+  for (const m of ['prune', 'quantize']) {
+    const svg = fs.readFileSync(path.join(dir, 'plots', `accuracy-vs-bytes-${m}.svg`), 'utf8');
+    expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(3); // two sizes + the Pareto front
+  }
+  expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(/a compressed larger model beats .*: (\*\*true\*\*|\*\*false\*\*|not decidable)/);
+  const logs: string[] = [];
+  await runCompression(spec, { dir, onLog: (l) => logs.push(l) });
+  expect(logs).toEqual(['d32-l1-h2: fine-tuned earlier, loaded', 'd64-l2-h4: fine-tuned earlier, loaded']);
+  const best = [...r.rows].sort((a, b) => b.accuracy - a.accuracy || a.bytes - b.bytes)[0];
+  const pick = recommend({ models: r.models, compression: r.rows }, { memoryBytes: 1e12, trainSeconds: 1e6 });
+  expect([pick.model, pick.method, pick.setting]).toEqual([best.model, best.method, best.setting]);
 });
 
 test('running a finished sweep again redoes nothing; an interrupted one resumes where it stopped', async () => {

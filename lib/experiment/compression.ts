@@ -1,0 +1,179 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+import { compressionStudy, CompressionRow } from '../analysis';
+import { parseConfig } from '../config/parse';
+import { Dataset } from '../data/classification';
+import { CLASSIFICATION_SOURCES } from '../data/sources';
+import { Tokenizer } from '../data/tokenizer';
+import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
+import { Transformer } from '../model';
+import { Trainer } from '../train';
+import { renderSvg, svgToPng, VegaLiteSpec } from './report';
+import { SweepResults } from './sweep';
+
+export const CompressionSpecSchema = z
+  .object({
+    kind: z.literal('compression'),
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/),
+    /** The directory of a finished sweep: its runs are the pretrained models, one per size. */
+    sweep: z.string().min(1),
+    /** The prepared corpus the sweep trained on (its tokenizer encodes the task). */
+    corpus: z.string().min(1),
+    task: z.enum(Object.keys(CLASSIFICATION_SOURCES) as [string, ...string[]]),
+    maxLen: z.number().int().min(4).default(64),
+    finetune: z.object({ steps: z.number().int().positive(), lr: z.number().positive().default(5e-4), batchSize: z.number().int().positive().default(32) }).strict(),
+    sparsities: z.array(z.number().min(0).lt(1)).default([0.3, 0.5, 0.7, 0.9]),
+    bits: z.array(z.number().int().min(2).max(8)).default([8, 6, 4, 3, 2]),
+    scope: z.enum(['layer', 'global']).default('layer'),
+    seed: z.number().int().min(0).default(1),
+  })
+  .strict();
+export type CompressionSpec = z.input<typeof CompressionSpecSchema>;
+
+export interface CompressionResults {
+  name: string;
+  models: { label: string; parameters: number; trainSeconds: number; fineTunedAccuracy: number }[];
+  rows: CompressionRow[];
+  /** Rows no other row beats on both bytes (fewer) and accuracy (higher). */
+  pareto: CompressionRow[];
+}
+
+export function paretoFront(rows: CompressionRow[]): CompressionRow[] {
+  const sorted = [...rows].sort((a, b) => a.bytes - b.bytes || b.accuracy - a.accuracy);
+  const front: CompressionRow[] = [];
+  for (const r of sorted) if (front.length === 0 || r.accuracy > front[front.length - 1].accuracy) front.push(r);
+  return front;
+}
+
+/**
+ * The paper's compression experiment: fine-tune each pretrained size of a sweep on a labelled task, then
+ * prune and quantize each to a grid of settings: accuracy vs compressed bytes, one curve per size, and the
+ * Pareto front across all. Fine-tuned models and each size's rows are saved, so a rerun skips them.
+ */
+export async function runCompression(spec: CompressionSpec, opts: { dir: string; onLog?: (line: string) => void }): Promise<CompressionResults> {
+  const s = parseConfig(CompressionSpecSchema, spec, 'compression experiment');
+  const log = opts.onLog ?? (() => {});
+  const dir = path.resolve(opts.dir);
+  await fs.promises.mkdir(dir, { recursive: true });
+  await writeJsonAtomic(path.join(dir, 'experiment.json'), s);
+  const sweep = await SweepResults.load(s.sweep);
+  if (sweep.runs.length === 0) throw new Error(`compression experiment: the sweep in ${s.sweep} has no finished runs`);
+  const tokenizer = Tokenizer.load(path.join(s.corpus, 'tokenizer.model'));
+  const task = await Dataset.classification({ source: s.task as keyof typeof CLASSIFICATION_SOURCES, tokenizer, maxLen: s.maxLen });
+  const models: CompressionResults['models'] = [];
+  const rows: CompressionRow[] = [];
+  try {
+    for (const run of sweep.runs) {
+      const out = path.join(dir, run.label);
+      const clfDir = path.join(out, 'classifier');
+      let clf: Transformer;
+      if (fs.existsSync(path.join(clfDir, RUN_FILES.weights))) {
+        clf = await Transformer.load(clfDir);
+        log(`${run.label}: fine-tuned earlier, loaded`);
+      } else {
+        clf = await Transformer.fromPretrained(path.join(s.sweep, run.label), { task: 'classify', numLabels: task.labels.length, seed: s.seed });
+        const t = new Trainer(clf, { lr: s.finetune.lr, batchSize: s.finetune.batchSize, maxSteps: s.finetune.steps, warmupSteps: Math.round(s.finetune.steps * 0.06), seed: s.seed });
+        await t.fit(task.train, { evalEvery: s.finetune.steps });
+        t.dispose();
+        await clf.save(clfDir);
+        log(`${run.label}: fine-tuned ${s.finetune.steps} steps on ${s.task}`);
+      }
+      const accuracy = (await clf.evaluate(task.valid)).accuracy!;
+      models.push({ label: run.label, parameters: run.parameters, trainSeconds: run.trainSeconds, fineTunedAccuracy: accuracy });
+      const rowsFile = path.join(out, 'compression.json');
+      if (fs.existsSync(rowsFile)) {
+        rows.push(...(await readJson<CompressionRow[]>(rowsFile, 'compression rows')));
+      } else {
+        const mine = await compressionStudy({
+          models: [{ name: run.label, model: clf }], data: task.test, sparsities: s.sparsities, bits: s.bits, scope: s.scope,
+          onRow: (r) => log(`${r.model} ${r.method} ${r.setting}: ${r.bytes} B, accuracy ${r.accuracy.toFixed(3)}`),
+        });
+        await writeJsonAtomic(rowsFile, mine);
+        rows.push(...mine);
+      }
+      clf.dispose();
+    }
+  } finally {
+    task.dispose();
+  }
+  const results: CompressionResults = { name: s.name, models, rows, pareto: paretoFront(rows) };
+  await writeJsonAtomic(path.join(dir, 'compression.json'), results);
+  const csv = ['model,parameters,method,setting,bytes,accuracy,accuracy_drop,mean_weight_error',
+    ...rows.map((r) => [r.model, r.parameters, r.method, r.setting, r.bytes, r.accuracy.toFixed(4), r.accuracyDrop.toFixed(4), r.meanWeightError.toFixed(5)].join(','))];
+  await writeFileAtomic(path.join(dir, 'results.csv'), csv.join('\n') + '\n');
+  await writeCompressionReport(dir, results);
+  return results;
+}
+
+function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize'): VegaLiteSpec {
+  const values = results.rows.filter((r) => r.method === method || r.method === 'none')
+    .map((r) => ({ model: `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`, megabytes: r.bytes / 1e6, accuracy: r.accuracy, setting: r.method === 'none' ? 'fp32' : String(r.setting) }));
+  const front = results.pareto.map((r) => ({ megabytes: r.bytes / 1e6, accuracy: r.accuracy }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `${results.name}: accuracy vs compressed size (${method === 'prune' ? 'magnitude pruning' : 'k-bit quantization'})`,
+    width: 480, height: 300, background: 'white',
+    layer: [
+      {
+        data: { values }, mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'megabytes', type: 'quantitative', title: 'model file (MB)', scale: { type: 'log' } },
+          y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { zero: false } },
+          color: { field: 'model', type: 'nominal', title: 'model' },
+          tooltip: [{ field: 'setting' }],
+        },
+      },
+      { data: { values: front }, mark: { type: 'line', strokeDash: [4, 3], color: 'black' }, encoding: { x: { field: 'megabytes', type: 'quantitative' }, y: { field: 'accuracy', type: 'quantitative' } } },
+    ],
+  };
+}
+
+/** The paper's second claim on these rows: at the small model's sizes, does a compressed larger model do better? */
+export function checkCompressedLargeBeatsSmall(results: CompressionResults): { holds: boolean | undefined; evidence: string } {
+  if (results.models.length < 2) return { holds: undefined, evidence: 'needs two model sizes' };
+  const bySize = [...results.models].sort((a, b) => a.parameters - b.parameters);
+  const small = bySize[0].label, large = bySize[bySize.length - 1].label;
+  const smallRows = results.rows.filter((r) => r.model === small && r.method !== 'none');
+  const wins: string[] = [];
+  let comparisons = 0;
+  for (const r of smallRows) {
+    const rivals = results.rows.filter((x) => x.model === large && x.bytes <= r.bytes);
+    if (rivals.length === 0) continue;
+    comparisons++;
+    const best = rivals.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+    if (best.accuracy > r.accuracy) wins.push(`${small} ${r.method} ${r.setting} ${r.accuracy.toFixed(3)} @ ${(r.bytes / 1e6).toFixed(2)} MB < ${large} ${best.method} ${best.setting} ${best.accuracy.toFixed(3)} @ ${(best.bytes / 1e6).toFixed(2)} MB`);
+  }
+  if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant` };
+  return { holds: wins.length * 2 > comparisons, evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}` };
+}
+
+async function writeCompressionReport(dir: string, results: CompressionResults): Promise<void> {
+  const plots = path.join(dir, 'plots');
+  await fs.promises.mkdir(plots, { recursive: true });
+  for (const method of ['prune', 'quantize'] as const) {
+    const svg = await renderSvg(accuracyVsBytesSpec(results, method));
+    await writeFileAtomic(path.join(plots, `accuracy-vs-bytes-${method}.svg`), svg);
+    await writeFileAtomic(path.join(plots, `accuracy-vs-bytes-${method}.png`), svgToPng(svg));
+  }
+  const check = checkCompressedLargeBeatsSmall(results);
+  const lines = [
+    `# Compression experiment ${results.name}`,
+    '',
+    '![accuracy vs bytes, pruning](plots/accuracy-vs-bytes-prune.png)',
+    '',
+    '![accuracy vs bytes, quantization](plots/accuracy-vs-bytes-quantize.png)',
+    '',
+    '| model | parameters | method | setting | file bytes | accuracy | drop | mean weight error |',
+    '|---|---|---|---|---|---|---|---|',
+    ...results.rows.map((r) => `| ${r.model} | ${r.parameters} | ${r.method} | ${r.setting} | ${r.bytes} | ${r.accuracy.toFixed(3)} | ${r.accuracyDrop.toFixed(3)} | ${r.meanWeightError.toFixed(4)} |`),
+    '',
+    '## Claims checked',
+    '',
+    `- a compressed larger model beats a compressed smaller one of the same or larger file size: ${check.holds === undefined ? 'not decidable' : check.holds ? '**true**' : '**false**'}. ${check.evidence}.`,
+    '',
+    `Pareto front (bytes, accuracy): ${results.pareto.map((r) => `${r.model} ${r.method} ${r.setting} (${r.bytes} B, ${r.accuracy.toFixed(3)})`).join(' → ')}.`,
+    '',
+  ];
+  await writeFileAtomic(path.join(dir, 'report.md'), lines.join('\n'));
+}
