@@ -1,4 +1,4 @@
-import { ModelConfigInput } from './config/model';
+import { Device, ModelConfigInput } from './config/model';
 import { TrainConfigInput } from './config/train';
 import { TrainingData } from './data/dataset';
 import { Transformer } from './model';
@@ -13,8 +13,9 @@ export async function measureStepSeconds(
   train: Omit<TrainConfigInput, 'maxSteps'>,
   data: TrainingData,
   steps = 3,
+  device: Device = 'cpu',
 ): Promise<number> {
-  const probe = await Transformer.create(model);
+  const probe = await Transformer.create(model, { device });
   const trainer = new Trainer(probe, { ...train, maxSteps: steps + 1 });
   try {
     const r = await trainer.fit(data, { evalEvery: steps + 1 });

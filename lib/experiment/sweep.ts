@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
+import { DeviceSchema } from '../config/model';
 import { parseConfig } from '../config/parse';
 import { Corpus, CORPUS_SOURCES } from '../data/corpus';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
@@ -46,6 +47,11 @@ export const SweepSpecSchema = z
     /** Warmup as a fraction of the steps the budget allows. */
     warmup: z.number().min(0).max(1).default(0.06),
     seed: z.number().int().min(0).default(1),
+    /** 'auto': CUDA when this libtorch and machine have it. */
+    device: DeviceSchema.default('cpu'),
+    precision: z.enum(['auto', 'fp32', 'bf16', 'fp16']).default('auto'),
+    /** Gradient accumulation: batchSize x accumSteps sequences per optimizer step. */
+    accumSteps: z.number().int().positive().default(1),
   })
   .strict();
 export type SweepSpec = z.input<typeof SweepSpecSchema>;
@@ -167,7 +173,7 @@ export class Sweep {
         if (opts.signal?.aborted) throw new AbortError(0);
         const config = { vocabSize: corpus.tokenizer.vocabSize, maxLen: s.maxLen, dModel: m.dModel, layers: m.layers, heads: m.heads,
           ...(m.ffn ? { ffn: m.ffn } : {}), ...(m.dropout !== undefined ? { dropout: m.dropout } : {}), ...(m.norm ? { norm: m.norm } : {}) };
-        const base = { lr: m.lr ?? s.lr, batchSize: m.batchSize ?? s.batchSize, seed: s.seed };
+        const base = { lr: m.lr ?? s.lr, batchSize: m.batchSize ?? s.batchSize, seed: s.seed, precision: s.precision, accumSteps: s.accumSteps };
         // The LR schedule is laid over the budget: the steps it allows (measured for a seconds budget).
         let maxSteps: number;
         const planFile = path.join(runDir, 'plan.json');
@@ -177,15 +183,15 @@ export class Sweep {
           if ('seconds' in s.budget) {
             report('measure');
             // 10% slack over the measured pace, so the clock (not the step count) usually ends the run.
-            maxSteps = Math.max(2, Math.ceil((1.1 * s.budget.seconds) / (await measureStepSeconds(config, base, train))));
+            maxSteps = Math.max(2, Math.ceil((1.1 * s.budget.seconds) / (await measureStepSeconds(config, base, train, 5, s.device))));
           } else if ('tokens' in s.budget) {
-            maxSteps = Math.ceil(s.budget.tokens / (base.batchSize * s.maxLen));
+            maxSteps = Math.ceil(s.budget.tokens / (base.batchSize * s.accumSteps * s.maxLen));
           } else {
             maxSteps = s.budget.steps;
           }
           await writeJsonAtomic(planFile, { maxSteps, budget: s.budget });
         }
-        const model = await Transformer.create(config, { seed: s.seed });
+        const model = await Transformer.create(config, { seed: s.seed, device: s.device });
         const trainer = new Trainer(model, { ...base, maxSteps, warmupSteps: Math.round(maxSteps * s.warmup) });
         try {
           const r = await trainer.fit(train, {

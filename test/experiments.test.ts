@@ -1,0 +1,28 @@
+// The shipped experiment files are valid specs, and the paper-small ones fit their 20-minute promise.
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseConfig } from '../lib/config/parse';
+import { CompressionSpecSchema } from '../lib/experiment/compression';
+import { SweepSpecSchema } from '../lib/experiment/sweep';
+
+const root = path.resolve(__dirname, '..', 'experiments');
+const files = ['paper-small', 'paper-scale'].flatMap((d) => fs.readdirSync(path.join(root, d)).filter((f) => f.endsWith('.json')).map((f) => path.join(d, f)));
+
+test.each(files)('%s is a valid experiment', (file) => {
+  const spec = JSON.parse(fs.readFileSync(path.join(root, file), 'utf8'));
+  if (spec.kind === 'compression') {
+    expect(() => parseConfig(CompressionSpecSchema, spec, file)).not.toThrow();
+    return;
+  }
+  const s = parseConfig(SweepSpecSchema, spec, file);
+  if (file.startsWith('paper-small')) {
+    // Training budgets plus ~10% for step-time measurement and evaluation stay within 20 minutes.
+    expect('seconds' in s.budget).toBe(true);
+    expect(s.models.length * (s.budget as { seconds: number }).seconds * 1.1).toBeLessThanOrEqual(20 * 60);
+  }
+});
+
+test('there is an experiment for every figure of the paper at small scale', () => {
+  expect(files.filter((f) => f.startsWith('paper-small')).sort()).toEqual(
+    ['paper-small/batch.json', 'paper-small/compression.json', 'paper-small/depth.json', 'paper-small/width.json']);
+});
