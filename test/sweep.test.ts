@@ -93,6 +93,12 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
   const best = [...r.rows].sort((a, b) => b.accuracy - a.accuracy || a.bytes - b.bytes)[0];
   const pick = recommend({ models: r.models, compression: r.rows }, { memoryBytes: 1e12, trainSeconds: 1e6 });
   expect([pick.model, pick.method, pick.setting]).toEqual([best.model, best.method, best.setting]);
+  const cli = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
+  const out = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1e12', '--seconds', '1e6'], { encoding: 'utf8' });
+  expect(out.stdout).toContain(`recommend: ${best.model}`);
+  const none = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1000', '--seconds', '1e6'], { encoding: 'utf8' });
+  expect(none.status).toBe(1);
+  expect(none.stderr).toMatch(/nothing measured fits in 1000 bytes; the smallest is/);
 });
 
 test('running a finished sweep again redoes nothing; an interrupted one resumes where it stopped', async () => {
