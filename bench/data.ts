@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Corpus, Tokenizer, Trainer, Transformer } from '../lib';
 import { englishProseDocuments } from '../lib/data/sources';
-import { median, ROOT, writeSection } from './report';
+import { cpuName, median, ROOT, writeSection } from './report';
 
 const MAX_LEN = 128;
 const BATCH = 16;
@@ -19,7 +19,7 @@ const BATCH = 16;
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const write = !process.argv.includes('--no-write');
-  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
+  const cpu = cpuName();
   const corpus = await Corpus.prepare({ source: 'english-prose', dir: path.join(ROOT, 'data', 'english-prose') });
   const tok = corpus.tokenizer;
   const { train } = await englishProseDocuments();

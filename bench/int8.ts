@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { compressedSize, engineInfo, quantize, setThreads, toInt8, Transformer } from '../lib';
-import { median, writeSection } from './report';
+import { cpuName, median, writeSection } from './report';
 
 interface Shape { name: string; dModel: number; layers: number; heads: number }
 const SIZES: Shape[] = [
@@ -34,7 +34,7 @@ async function latency(model: Transformer, ids: number[][], reps: number): Promi
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const write = !process.argv.includes('--no-write');
-  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
+  const cpu = cpuName();
   const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:\s*(.*)$/m)?.[1] ?? '';
   const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.split(' ').includes(f)).join(', ');
   const info = engineInfo();

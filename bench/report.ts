@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -25,4 +26,9 @@ export function writeSection(section: string): void {
   }
   fs.writeFileSync(file, text);
   console.log(`wrote ${heading} to ${file}`);
+}
+
+/** The CPU's model name, as /proc/cpuinfo gives it. */
+export function cpuName(): string {
+  return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
 }

@@ -17,7 +17,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
 import { cpuHasNativeBf16 } from '../lib/config/train';
-import { median, ROOT, writeSection } from './report';
+import { cpuName, median, ROOT, writeSection } from './report';
 
 const PY = '/usr/bin/python3';
 const PEER = path.join(ROOT, 'bench', 'peer_train.py');
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const plan = (args.quick ? QUICK : FULL).filter((s) => args.sizes.includes(s.name));
   const info = engineInfo();
-  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
+  const cpu = cpuName();
   const cmd = `node dist/bench/run.js${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
   const started = Date.now();
   console.log(`trainlarge bench: libtorch ${info.torchVersion}, ${cpu}, ${os.cpus().length} hardware threads; ${cmd}`);
