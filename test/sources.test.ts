@@ -4,9 +4,11 @@ import * as path from 'path';
 import { cacheDir, fetchAll, fetchedPackageDir, fetchPackage, packageInfo, SOURCE_PACKAGES } from '../lib/data/fetch';
 import { firstInvalidUtf8, readDocuments, readExamples } from '../lib/data/files';
 import { loadSpeeches } from '../lib/data/sotu';
+import { detokenizeBrown } from '../lib/data/brown';
+import { cleanEmail } from '../lib/data/email';
 import {
-  BROWN_GENRES, BrownDoc, brownDocuments, brownGenreExamples, brownGenreSplit, classificationExamples, cleanEmail,
-  CLASSIFICATION_SOURCES, detokenizeBrown, englishProseDocuments, Example, hashSplit, readSpamAssassin,
+  BROWN_GENRES, BrownDoc, brownDocuments, brownGenreExamples, brownGenreSplit, classificationExamples,
+  CLASSIFICATION_SOURCES, englishProseDocuments, Example, hashSplit, readSpamAssassin,
   sentimentExamples, sotuDocuments, Split,
 } from '../lib/data/sources';
 
