@@ -17,15 +17,6 @@ std::vector<std::string> targets_from(const Model& model, const nlohmann::json& 
   return compressible(model, json_field<bool>(t, what, "attention"), json_field<bool>(t, what, "ffn"), json_field<bool>(t, what, "embeddings"));
 }
 
-std::map<std::string, std::string> metadata_arg(const Napi::CallbackInfo& info, size_t i) {
-  std::map<std::string, std::string> metadata;
-  if (info.Length() > i && info[i].IsString()) {
-    const auto j = json_arg(info, i, "metadata");
-    for (auto it = j.begin(); it != j.end(); ++it) metadata[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
-  }
-  return metadata;
-}
-
 torch::Tensor float_tensor(const Napi::Value& v, const char* field, const std::vector<int64_t>& shape) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw std::invalid_argument(std::string(field) + ": expected a Float32Array");
@@ -49,14 +40,6 @@ std::vector<int64_t> dims_arg(const Napi::Value& v, const char* field) {
     dims.push_back(static_cast<int64_t>(d));
   }
   return dims;
-}
-
-template <typename T, typename JsArray>
-JsArray copy_out(Napi::Env env, const torch::Tensor& t) {
-  auto c = t.contiguous();
-  auto out = JsArray::New(env, static_cast<size_t>(c.numel()));
-  if (c.numel() > 0) std::memcpy(out.Data(), c.data_ptr<T>(), c.numel() * sizeof(T));
-  return out;
 }
 
 nlohmann::json describe(const Model& model) {
@@ -164,7 +147,7 @@ Napi::Value ModelWrap::CompressionInfo(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::PackedSize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("packedSize");
-    const auto metadata = metadata_arg(info, 0);
+    const auto metadata = string_map_arg(info, 0, "metadata");
     return run_async(info.Env(), "trainlarge.packedSize", [=]() -> Finish {
       BusyGuard busy(*model, "packedSize");
       const bool compressed = !model->compression.masks.empty() || !model->compression.quant.empty();
@@ -241,7 +224,7 @@ Napi::Value MagnitudeMasks(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < ws.Length(); ++i) weights.push_back(float_tensor(ws.Get(i), "weights[i]", dims_arg(ds.Get(i), "dims[i]")));
     auto masks = magnitude_masks(weights, number_arg(info, 2, "sparsity"), parse_scope(string_arg(info, 3, "scope")));
     auto out = Napi::Array::New(info.Env(), masks.size());
-    for (size_t i = 0; i < masks.size(); ++i) out.Set(static_cast<uint32_t>(i), copy_out<uint8_t, Napi::Uint8Array>(info.Env(), masks[i].to(torch::kByte).reshape(-1)));
+    for (size_t i = 0; i < masks.size(); ++i) out.Set(static_cast<uint32_t>(i), uint8_array(info.Env(), masks[i]));
     return out;
   });
 }
@@ -254,10 +237,10 @@ Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
     const auto q = calibrate(w, static_cast<int>(int_arg(info, 2, "bits")), info[3].ToBoolean(), info[4].ToBoolean());
     auto env = info.Env();
     auto o = Napi::Object::New(env);
-    o.Set("values", copy_out<float, Napi::Float32Array>(env, fake_quantize(w, q).reshape(-1)));
-    o.Set("codes", copy_out<int32_t, Napi::Int32Array>(env, quant_codes(w, q).to(torch::kInt).reshape(-1)));
-    o.Set("scale", copy_out<float, Napi::Float32Array>(env, q.scale));
-    o.Set("zeroPoint", copy_out<int32_t, Napi::Int32Array>(env, q.zero_point));
+    o.Set("values", float32_array(env, fake_quantize(w, q)));
+    o.Set("codes", int32_array(env, quant_codes(w, q)));
+    o.Set("scale", float32_array(env, q.scale));
+    o.Set("zeroPoint", int32_array(env, q.zero_point));
     o.Set("qmin", static_cast<double>(q.qmin));
     o.Set("qmax", static_cast<double>(q.qmax));
     return o;
@@ -268,7 +251,7 @@ Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
 Napi::Value PackBits(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto v = ids_from_js(info[0], "values");
-    return copy_out<uint8_t, Napi::Uint8Array>(info.Env(), pack_bits(v, static_cast<int>(int_arg(info, 1, "bits"))));
+    return uint8_array(info.Env(), pack_bits(v, static_cast<int>(int_arg(info, 1, "bits"))));
   });
 }
 
@@ -278,7 +261,7 @@ Napi::Value UnpackBits(const Napi::CallbackInfo& info) {
     auto a = info[0].As<Napi::Uint8Array>();
     auto t = torch::empty({static_cast<int64_t>(a.ElementLength())}, torch::kByte);
     if (a.ElementLength() > 0) std::memcpy(t.data_ptr<uint8_t>(), a.Data(), a.ElementLength());
-    return copy_out<int32_t, Napi::Int32Array>(info.Env(), unpack_bits(t, int_arg(info, 1, "count"), static_cast<int>(int_arg(info, 2, "bits"))).to(torch::kInt));
+    return int32_array(info.Env(), unpack_bits(t, int_arg(info, 1, "count"), static_cast<int>(int_arg(info, 2, "bits"))));
   });
 }
 

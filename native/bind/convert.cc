@@ -67,10 +67,25 @@ torch::Tensor mask_from_js(const Napi::Value& value, const char* field, std::vec
   return out;
 }
 
+namespace {
+
+template <typename T, typename JsArray>
+JsArray typed_array(Napi::Env env, const torch::Tensor& t, torch::ScalarType type) {
+  auto c = t.to(torch::kCPU, type).contiguous();
+  auto out = JsArray::New(env, static_cast<size_t>(c.numel()));
+  if (c.numel() > 0) std::memcpy(out.Data(), c.template data_ptr<T>(), c.numel() * sizeof(T));
+  return out;
+}
+
+}  // namespace
+
+Napi::Int32Array int32_array(Napi::Env env, const torch::Tensor& t) { return typed_array<int32_t, Napi::Int32Array>(env, t, torch::kInt); }
+Napi::Uint8Array uint8_array(Napi::Env env, const torch::Tensor& t) { return typed_array<uint8_t, Napi::Uint8Array>(env, t, torch::kByte); }
+Napi::Float32Array float32_array(Napi::Env env, const torch::Tensor& t) { return typed_array<float, Napi::Float32Array>(env, t, torch::kFloat); }
+
 Napi::Object tensor_to_js(Napi::Env env, const torch::Tensor& t) {
   auto c = t.to(torch::kCPU, torch::kFloat).contiguous();
-  auto data = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
-  std::memcpy(data.Data(), c.data_ptr<float>(), c.numel() * sizeof(float));
+  auto data = float32_array(env, c);
   auto dims = Napi::Array::New(env, c.dim());
   for (int64_t i = 0; i < c.dim(); ++i) dims.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(c.size(i))));
   auto out = Napi::Object::New(env);
@@ -102,6 +117,15 @@ int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* field) {
   const double v = number_arg(info, i, field);
   if (!std::isfinite(v) || std::floor(v) != v) throw std::invalid_argument(std::string(field) + ": expected an integer");
   return static_cast<int64_t>(v);
+}
+
+std::map<std::string, std::string> string_map_arg(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  std::map<std::string, std::string> out;
+  if (info.Length() > i && info[i].IsString()) {
+    const auto j = json_arg(info, i, field);
+    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  return out;
 }
 
 }  // namespace trainlarge::bind

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 
 namespace trainlarge::bind {
@@ -14,9 +15,15 @@ namespace trainlarge::bind {
 torch::Tensor ids_from_js(const Napi::Value& value, const char* field, std::vector<int64_t> shape = {});
 // Uint8Array of 0/1 -> bool tensor of `shape`.
 torch::Tensor mask_from_js(const Napi::Value& value, const char* field, std::vector<int64_t> shape);
+// CPU copies of a tensor as typed arrays, converted to the array's element type (flattened).
+Napi::Int32Array int32_array(Napi::Env env, const torch::Tensor& t);
+Napi::Uint8Array uint8_array(Napi::Env env, const torch::Tensor& t);
+Napi::Float32Array float32_array(Napi::Env env, const torch::Tensor& t);
 // A CPU float32 tensor -> { data: Float32Array, dims: number[] }.
 Napi::Object tensor_to_js(Napi::Env env, const torch::Tensor& t);
 
+// A JSON-object argument as name -> text (non-string values as their JSON); empty when absent.
+std::map<std::string, std::string> string_map_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
 nlohmann::json json_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
 double number_arg(const Napi::CallbackInfo& info, size_t i, const char* field);

@@ -1,7 +1,5 @@
 #include "bind/data_wrap.h"
 
-#include <cstring>
-
 #include "bind/addon.h"
 #include "bind/convert.h"
 #include "bind/job.h"
@@ -11,28 +9,16 @@ namespace trainlarge::bind {
 
 namespace {
 
-Napi::Int32Array int32_to_js(Napi::Env env, const torch::Tensor& t) {
-  auto c = t.to(torch::kInt).contiguous();
-  auto out = Napi::Int32Array::New(env, static_cast<size_t>(c.numel()));
-  std::memcpy(out.Data(), c.data_ptr<int32_t>(), c.numel() * sizeof(int32_t));
-  return out;
-}
-
 Napi::Object batch_to_js(Napi::Env env, const Batch& b) {
   auto o = Napi::Object::New(env);
-  o.Set("ids", int32_to_js(env, b.ids));
+  o.Set("ids", int32_array(env, b.ids));
   auto dims = Napi::Array::New(env, 2);
   dims.Set(0u, static_cast<double>(b.ids.size(0)));
   dims.Set(1u, static_cast<double>(b.ids.size(1)));
   o.Set("dims", dims);
-  o.Set("targets", int32_to_js(env, b.targets));
-  if (b.positions.defined()) o.Set("positions", int32_to_js(env, b.positions));
-  if (b.attention_mask.defined()) {
-    auto m = b.attention_mask.to(torch::kByte).contiguous();
-    auto out = Napi::Uint8Array::New(env, static_cast<size_t>(m.numel()));
-    std::memcpy(out.Data(), m.data_ptr<uint8_t>(), m.numel());
-    o.Set("mask", out);
-  }
+  o.Set("targets", int32_array(env, b.targets));
+  if (b.positions.defined()) o.Set("positions", int32_array(env, b.positions));
+  if (b.attention_mask.defined()) o.Set("mask", uint8_array(env, b.attention_mask));
   return o;
 }
 
@@ -135,14 +121,11 @@ Napi::Value DatasetWrap::WriteShard(const Napi::CallbackInfo& info) {
 Napi::Value DatasetWrap::ReadShard(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     const auto path = string_arg(info, 0, "path");
-    const auto header = read_shard_header(path);
     auto stream = TokenStream::map_shards({path});
-    auto ids = stream.slice(0, stream.size()).to(torch::kInt);
+    const auto& header = stream.shards().front();
     auto env = info.Env();
     auto o = Napi::Object::New(env);
-    auto out = Napi::Int32Array::New(env, static_cast<size_t>(ids.numel()));
-    if (ids.numel() > 0) std::memcpy(out.Data(), ids.data_ptr<int32_t>(), ids.numel() * sizeof(int32_t));
-    o.Set("ids", out);
+    o.Set("ids", int32_array(env, stream.slice(0, stream.size())));
     o.Set("tokenBytes", header.token_bytes);
     o.Set("vocabSize", static_cast<double>(header.vocab_size));
     return o;

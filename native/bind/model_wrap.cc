@@ -160,11 +160,7 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("save");
     const auto path = string_arg(info, 0, "path");
-    std::map<std::string, std::string> metadata;
-    if (info.Length() > 1 && info[1].IsString()) {
-      const auto j = json_arg(info, 1, "metadata");
-      for (auto it = j.begin(); it != j.end(); ++it) metadata[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
-    }
+    const auto metadata = string_map_arg(info, 1, "metadata");
     return run_async(info.Env(), "trainlarge.save", [=]() -> Finish {
       BusyGuard busy(*model, "save");
       model->save(path, metadata);

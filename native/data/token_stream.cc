@@ -79,11 +79,6 @@ ShardInfo write_token_shard(const std::string& path, const torch::Tensor& ids, i
   return ShardInfo{t.numel(), token_bytes, vocab_size};
 }
 
-ShardInfo read_shard_header(const std::string& path) {
-  MappedFile file(path);
-  return parse_header(file.data(), file.size(), path);
-}
-
 void TokenStream::add(const uint8_t* data, int32_t width, int64_t size) {
   if (size == 0) return;
   pieces_.push_back(Piece{data, width, total_, size});
@@ -115,6 +110,7 @@ TokenStream TokenStream::map_shards(const std::vector<std::string>& paths) {
     s.max_id_ = std::max(s.max_id_, m);
     s.add(data, info.token_bytes, info.tokens);
     s.owners_.push_back(file);
+    s.shards_.push_back(info);
   }
   return s;
 }

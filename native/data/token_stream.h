@@ -29,8 +29,6 @@ struct ShardInfo {
 
 // Writes ids (any integer dtype, 1-D) as a shard, atomically. token_bytes 0 = smallest that fits vocab_size.
 ShardInfo write_token_shard(const std::string& path, const torch::Tensor& ids, int64_t vocab_size, int32_t token_bytes = 0);
-// Reads a shard's header, checking magic, version and size (throws naming the path).
-ShardInfo read_shard_header(const std::string& path);
 
 class TokenStream {
  public:
@@ -45,6 +43,8 @@ class TokenStream {
   void copy(int64_t start, int64_t n, int64_t* dst) const;
   torch::Tensor slice(int64_t start, int64_t n) const;  // int64 copy
   int64_t pieces() const { return static_cast<int64_t>(pieces_.size()); }
+  // Headers of the mapped shards, in order (empty for a stream from a tensor).
+  const std::vector<ShardInfo>& shards() const { return shards_; }
 
  private:
   struct Piece {
@@ -55,7 +55,8 @@ class TokenStream {
   };
   void add(const uint8_t* data, int32_t width, int64_t size);
   std::vector<Piece> pieces_;
-  std::vector<std::shared_ptr<const void>> owners_;  // tensors and mappings the pieces point into
+  std::vector<std::shared_ptr<const void>> owners_;
+  std::vector<ShardInfo> shards_;  // tensors and mappings the pieces point into
   int64_t total_ = 0, max_id_ = -1;
 };
 
