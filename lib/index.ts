@@ -1,7 +1,7 @@
 export { ConfigError } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, resolveThreads } from './config/train';
-export { Transformer, Logits, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
+export { Transformer, Logits, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
 export { compressionStudy, CompressionRow, CompressionStudyOptions } from './analysis';
 export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';
@@ -10,7 +10,7 @@ export { ByteTokenizer, SpecialTokens, TokenizerLike, unigramEntropy } from './d
 export { loadSpeeches, splitSpeeches, Speech } from './data/sotu';
 export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
-export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles } from './data/classification';
+export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/classification';
 export { CLASSIFICATION_SOURCES, Document, Example } from './data/sources';
 export { readDocuments, readExamples } from './data/files';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';

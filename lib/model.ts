@@ -34,6 +34,16 @@ export interface EvalResult {
   seconds: number;
 }
 
+/** One masked position's candidates (Transformer.fillMask). */
+export interface MaskPrediction {
+  /** The sequence's index in the batch, and the token's index in the sequence. */
+  sequence: number;
+  position: number;
+  /** The topK token ids, most likely first, and their softmax probabilities. */
+  ids: number[];
+  probs: number[];
+}
+
 /** Compression a model carries: per weight, its pruning and quantization, and a gradual-pruning schedule. */
 export interface CompressionState {
   pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
@@ -144,6 +154,45 @@ export class Transformer {
   async predict(tokens: TokenInput, opts: { precision?: Precision } = {}): Promise<Logits> {
     const { ids, batch, length, mask } = this.toBatch(tokens);
     return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision ?? 'fp32'));
+  }
+
+  /**
+   * Masked-LM: the `topK` most likely tokens at each position holding `maskId` (default 4, the tokenizer's
+   * `<mask>`), or at the given `[sequence, position]` pairs. The vocabulary projection runs on those rows
+   * only, so this is far cheaper than `predict`'s (B, T, V) logits.
+   */
+  async fillMask(
+    tokens: TokenInput,
+    opts: { topK?: number; maskId?: number; positions?: [number, number][]; precision?: Precision } = {},
+  ): Promise<MaskPrediction[]> {
+    if (this.config.task !== 'mlm') throw new TypeError(`fillMask: a '${this.config.task}' model has no masked-LM head`);
+    const topK = opts.topK ?? 5;
+    if (!Number.isInteger(topK) || topK < 1 || topK > this.config.vocabSize) {
+      throw new RangeError(`topK: must be an integer in 1..${this.config.vocabSize}, got ${topK}`);
+    }
+    const { ids, batch, length, mask } = this.toBatch(tokens);
+    let where: [number, number][];
+    if (opts.positions) {
+      where = opts.positions;
+      for (const [b, t] of where) {
+        if (!Number.isInteger(b) || !Number.isInteger(t) || b < 0 || b >= batch || t < 0 || t >= length) {
+          throw new RangeError(`positions: [${b}, ${t}] is outside the batch (${batch} x ${length})`);
+        }
+      }
+    } else {
+      const maskId = opts.maskId ?? 4;
+      where = [];
+      for (let i = 0; i < ids.length; i++) if (ids[i] === maskId && (!mask || mask[i])) where.push([Math.floor(i / length), i % length]);
+    }
+    if (where.length === 0) return [];
+    const flat = Int32Array.from(where, ([b, t]) => b * length + t);
+    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, flat, topK, opts.precision ?? 'fp32'));
+    return where.map(([sequence, position], n) => ({
+      sequence,
+      position,
+      ids: Array.from(r.ids.subarray(n * r.k, (n + 1) * r.k)),
+      probs: Array.from(r.probs.subarray(n * r.k, (n + 1) * r.k)),
+    }));
   }
 
   /** Mean loss (and perplexity, accuracy) over a dataset, dropout off. */

@@ -45,6 +45,9 @@ export interface NativeModel {
   readonly config: string;
   readonly disposed: boolean;
   predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<NativeTensor>;
+  /** MLM: top-k (softmax probabilities, token ids), each (N, k) row-major, at flat positions b * length + t. */
+  predictTopK(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, positions: Int32Array, k: number,
+    precision: string): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
   save(path: string, metadataJson: string): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
@@ -127,7 +130,7 @@ export interface NativeAddon {
   setThreads(threads: number, blasThreads: number): void;
 }
 
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

@@ -56,7 +56,7 @@ async function encode(tokenizer: TokenizerLike, texts: string[]): Promise<ArrayL
  * `<s> a </s>` or, for pairs, `<s> a </s></s> b </s>` (RoBERTa's layout), within maxLen: a single text is cut
  * at the end; a pair loses tokens from the longer segment first (HF's 'longest_first'), so both stay.
  */
-function layout(tok: TokenizerLike, a: ArrayLike<number>, b: ArrayLike<number> | undefined, maxLen: number): Int32Array {
+export function classificationLayout(tok: TokenizerLike, a: ArrayLike<number>, b: ArrayLike<number> | undefined, maxLen: number): Int32Array {
   const { cls, eos } = tok.special;
   if (b === undefined) {
     const n = Math.min(a.length, Math.max(0, maxLen - 2));
@@ -123,7 +123,7 @@ export class Dataset {
       const firsts = await encode(tok, examples.map((e) => e.text));
       const hasPairs = examples.some((e) => e.pair !== undefined);
       const seconds = hasPairs ? await encode(tok, examples.map((e) => e.pair ?? '')) : [];
-      const sequences = examples.map((e, i) => layout(tok, firsts[i], hasPairs ? seconds[i] : undefined, maxLen));
+      const sequences = examples.map((e, i) => classificationLayout(tok, firsts[i], hasPairs ? seconds[i] : undefined, maxLen));
       made[split] = LabelledDataset.fromSequences(sequences, examples.map((e) => e.label), { maxLen, padId: tok.special.pad });
       counts[split] = labels.map((_, l) => examples.filter((e) => e.label === l).length);
       documents[split] = new Set(examples.map((e) => e.doc));

@@ -17,6 +17,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceAccessor<&ModelWrap::Config>("config"),
                          InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                          InstanceMethod<&ModelWrap::Predict>("predict"),
+                         InstanceMethod<&ModelWrap::PredictTopK>("predictTopK"),
                          InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                          InstanceMethod<&ModelWrap::Save>("save"),
                          InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
@@ -128,6 +129,31 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
       BusyGuard busy(*model, "predict");
       auto logits = model->predict(ids, mask, precision);
       return [logits](Napi::Env env) -> Napi::Value { return tensor_to_js(env, logits); };
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::PredictTopK(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("fillMask");
+    const int64_t B = int_arg(info, 1, "batch"), T = int_arg(info, 2, "length");
+    if (B <= 0 || T <= 0) throw std::invalid_argument("tokens: batch and length must be > 0");
+    auto ids = ids_from_js(info[0], "tokens", {B, T});
+    torch::Tensor mask;
+    if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined()) mask = mask_from_js(info[3], "attentionMask", {B, T});
+    auto positions = ids_from_js(info[4], "positions");
+    const int64_t k = int_arg(info, 5, "topK");
+    const auto precision = parse_precision(string_arg(info, 6, "precision"));
+    return run_async(info.Env(), "trainlarge.predictTopK", [=]() -> Finish {
+      BusyGuard busy(*model, "fillMask");
+      auto r = model->predict_top_k(ids, mask, positions, k, precision);
+      return [r](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        o.Set("probs", float32_array(env, r.probs));
+        o.Set("ids", int32_array(env, r.ids));
+        o.Set("k", Napi::Number::New(env, static_cast<double>(r.ids.size(1))));
+        return o;
+      };
     }, {info.This().As<Napi::Object>()});
   });
 }

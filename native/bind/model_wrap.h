@@ -37,6 +37,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // [async] predict(ids: Int32Array, batch, length, mask: Uint8Array | null, precision)
   //   -> Promise<{ data: Float32Array, dims }>  logits (B, T, V) for MLM, (B, C) for classify
   Napi::Value Predict(const Napi::CallbackInfo& info);
+  // (ids, batch, length, mask|null, positions Int32Array, k, precision) -> { probs, ids }
+  Napi::Value PredictTopK(const Napi::CallbackInfo& info);
   // [async] evaluate(dataset, batchSize, maxSamples, seed, precision) -> Promise<{loss, count, correct, samples, seconds}>
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   // [async] save(path, metadataJson) -> Promise<void>; atomic safetensors write

@@ -117,19 +117,51 @@ std::shared_ptr<Model> Model::clone() const {
   return copy;
 }
 
+// Runs fn in inference mode: dropout off, no gradients, the requested autocast, int8 Linears if set.
+template <typename Fn>
+static auto in_inference(Model& m, Precision precision, Fn&& fn) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = m.module->is_training();
+  m.module->eval();
+  struct Restore {
+    Model& m;
+    bool training;
+    ~Restore() { if (training) m.module->train(); }
+  } restore{m, was_training};
+  AutocastScope autocast(precision, m.device.type());
+  Int8Scope int8_scope(m.int8.get());
+  return fn();
+}
+
 torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision) {
   module->check_input(ids, attention_mask);
-  torch::NoGradGuard no_grad;
-  const bool was_training = module->is_training();
-  module->eval();
-  torch::Tensor out;
-  {
-    AutocastScope autocast(precision, device.type());
-    Int8Scope int8_scope(int8.get());
-    out = module->logits(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
-  }
-  if (was_training) module->train();
+  auto out = in_inference(*this, precision, [&] {
+    return module->logits(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
+  });
   return out.to(torch::kCPU, torch::kFloat).contiguous();
+}
+
+Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                                 const torch::Tensor& positions, int64_t k, Precision precision) {
+  module->check_input(ids, attention_mask);
+  if (!module->mlm_head) throw std::invalid_argument("fillMask: a 'classify' model has no masked-LM head");
+  const auto V = config().vocab_size;
+  if (k < 1 || k > V) throw std::invalid_argument("topK: must be 1.." + std::to_string(V) + ", got " + std::to_string(k));
+  if (positions.dim() != 1) throw std::invalid_argument("positions: expected a flat list of b * T + t");
+  if (positions.numel() > 0) {
+    const auto lo = positions.min().item<int64_t>(), hi = positions.max().item<int64_t>();
+    if (lo < 0 || hi >= ids.numel()) {
+      throw std::invalid_argument("positions: must be in [0, " + std::to_string(ids.numel()) + "), got " +
+                                  std::to_string(lo < 0 ? lo : hi));
+    }
+  }
+  auto [probs, top] = in_inference(*this, precision, [&] {
+    auto h = module->encode(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
+    auto picked = h.reshape({-1, h.size(-1)}).index_select(0, positions.to(device, torch::kLong));
+    auto logits = module->mlm_head->forward(picked, module->tokens->weight).to(torch::kFloat);
+    return torch::softmax(logits, -1).topk(k, -1);
+  });
+  return {probs.to(torch::kCPU).contiguous(), top.to(torch::kCPU, torch::kInt).contiguous()};
 }
 
 BusyGuard::BusyGuard(Model& model, const char* job) : model_(model) {

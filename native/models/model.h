@@ -39,6 +39,15 @@ class Model {
   // Logits for ids (B, T) int64 on CPU and an optional (B, T) bool mask; returns CPU float32.
   torch::Tensor predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision);
 
+  // Masked-LM only: the k most likely tokens and their softmax probabilities at flat positions
+  // (b * T + t) of ids. The vocabulary projection runs on those rows only, not on all B * T.
+  struct TopK {
+    torch::Tensor probs;  // (N, k) float32
+    torch::Tensor ids;    // (N, k) int32
+  };
+  TopK predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask, const torch::Tensor& positions,
+                     int64_t k, Precision precision);
+
   Transformer module;
   c10::Device device;
   Compression compression;
