@@ -8,7 +8,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Corpus, Trainer, Transformer, engineInfo, unigramEntropy } from '../lib';
 import { measureStepSeconds } from '../lib/budget';
-import { native } from '../lib/native';
 import { progressReporter } from '../lib/progress';
 
 function arg(name: string, fallback: string): string {
@@ -33,7 +32,7 @@ async function main(): Promise<void> {
   const trainData = corpus.train({ maxLen });
   const validData = corpus.valid({ maxLen });
   const m = corpus.manifest;
-  const entropy = unigramEntropy(corpus.shardPaths('train').map((f) => native().readTokenShard(f).ids), tok.vocabSize);
+  const entropy = unigramEntropy(corpus.tokens('train'), tok.vocabSize);
   console.log(`data: ${m.splits.train.documents} documents for training (${(m.splits.train.tokens / 1e6).toFixed(2)} M tokens, ` +
     `${trainData.size} blocks of ${maxLen}), ${m.splits.valid.documents} held out whole for validation; ` +
     `${tok.vocabSize}-piece BPE; unigram entropy ${entropy.toFixed(3)} nats/token`);

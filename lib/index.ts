@@ -16,3 +16,7 @@ export { readDocuments, readExamples } from './data/files';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
 export { engineInfo, setThreads } from './engine';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
+export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
+export { runCompression, paretoFront, accuracyVsBytesSpec, checkCompressedLargeBeatsSmall, CompressionSpec, CompressionSpecSchema, CompressionResults } from './experiment/compression';
+export { recommend, PlannerEvidence, Recommendation } from './experiment/planner';
+export { measureStepSeconds } from './budget';

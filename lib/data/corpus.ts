@@ -334,6 +334,11 @@ export class Corpus {
     return this.manifest.splits[split].shards.map((s) => path.join(this.dir, s.file));
   }
 
+  /** A split's token ids, one array per shard (e.g. for unigramEntropy). */
+  tokens(split: 'train' | 'valid'): ArrayLike<number>[] {
+    return this.shardPaths(split).map((f) => native().readTokenShard(f).ids);
+  }
+
   /** Training blocks, memory-mapped from the shards, masked dynamically per batch. */
   train(options: MlmOptions = {}): MlmDataset {
     return MlmDataset.fromShards(this.shardPaths('train'), this.tokenizer, options);

@@ -109,7 +109,7 @@ export async function runCompression(spec: CompressionSpec, opts: { dir: string;
   return results;
 }
 
-function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize'): VegaLiteSpec {
+export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize'): VegaLiteSpec {
   const values = results.rows.filter((r) => r.method === method || r.method === 'none')
     .map((r) => ({ model: `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`, megabytes: r.bytes / 1e6, accuracy: r.accuracy, setting: r.method === 'none' ? 'fp32' : String(r.setting) }));
   const front = results.pareto.map((r) => ({ megabytes: r.bytes / 1e6, accuracy: r.accuracy }));
