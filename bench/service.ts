@@ -1,0 +1,416 @@
+/**
+ * Load benchmark of the HTTP inference service (examples/service): throughput and latency under a fixed
+ * number of concurrent connections, fp32 vs int8, per micro-batch limit; and whether the server's memory
+ * stays flat over many requests.
+ *
+ *   node dist/bench/service.js [--quick] [--no-write] [--finetune-steps N] [--fp32-threads T+B] [--int8-threads T+B]
+ *
+ * Each configuration is a fresh server process (dist/examples/service/main.js) on a medium classifier
+ * (d 256, 4 layers, 4 heads, maxLen 128, vocab of the english-prose tokenizer), loaded by autocannon from
+ * this process with POST /v1/models/m/classify, every request a different real sentiment sentence
+ * ("truncate": true). fp32 and int8 run back to back per batch limit (the order alternates). The batch
+ * sizes the server actually formed come from its /metrics (trainlarge_batch_size_sum / _count over the
+ * measured window). Full mode writes the "## Service load (examples/service)" section of BENCHMARKS.md.
+ */
+import autocannon from 'autocannon';
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as readline from 'readline';
+import { Corpus, Dataset, Tokenizer, Trainer, Transformer } from '../lib';
+import { classificationExamples } from '../lib/data/sources';
+import { cpuName, median, ROOT, writeSection } from './report';
+
+const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
+const LABELS = ['negative', 'positive'];
+const CONNECTIONS = 32;
+const MAX_WAIT_MS = 2;
+const MAX_QUEUE = 1024;
+const ROUTE = '/v1/models/m/classify';
+const MAIN = path.join(ROOT, 'dist', 'examples', 'service', 'main.js');
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** "T+B": libtorch intra-op threads + OpenBLAS threads. */
+function threadsArg(name: string, fallback: string): { threads: number; blas: number; text: string } {
+  const text = arg(name) ?? fallback;
+  const m = /^(\d+)\+(\d+)$/.exec(text);
+  if (!m) throw new Error(`--${name}: expected T+B (intra-op + OpenBLAS threads), got '${text}'`);
+  return { threads: Number(m[1]), blas: Number(m[2]), text };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Server processes: every child is killed when this process exits, however it exits.
+
+const children = new Set<ChildProcess>();
+function killAll(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+interface Server {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: string[];
+}
+
+async function startServer(args: string[]): Promise<Server> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const stderr: string[] = [];
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  const lines = readline.createInterface({ input: child.stdout! });
+  const listening = await new Promise<{ address: string; pid: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not listen within 120 s (args ${args.join(' ')}); stderr: ${stderr.join('')}`)), 120_000);
+    lines.on('line', (line) => {
+      try {
+        const ev = JSON.parse(line) as { event?: string; address?: string; pid?: number };
+        if (ev.event === 'listening' && ev.address && ev.pid) {
+          clearTimeout(timer);
+          resolve({ address: ev.address, pid: ev.pid });
+        }
+      } catch {
+        // not a JSON line
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`service exited (code ${code}, signal ${signal}) before listening; stderr: ${stderr.join('')}`));
+    });
+  });
+  return { child, pid: listening.pid, url: listening.address, exited, stderr };
+}
+
+/** SIGTERM (the service drains and exits 0); SIGKILL after 30 s. Returns how it exited. */
+async function stopServer(s: Server): Promise<string> {
+  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const killed = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 30_000)));
+  const r = await Promise.race([s.exited, killed]);
+  clearTimeout(timer);
+  if (r === 'timeout') {
+    s.child.kill('SIGKILL');
+    await s.exited;
+    return 'did not exit within 30 s of SIGTERM (killed)';
+  }
+  return r.code === 0 ? 'exit 0' : `exit code ${r.code} signal ${r.signal}; stderr: ${s.stderr.join('').trim().slice(-500)}`;
+}
+
+async function scrape(url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
+  return res.text();
+}
+
+/** The value of one series in Prometheus text (0 if the series does not exist yet). */
+function metric(text: string, name: string, labels = ''): number {
+  const prefix = `${name}${labels ? `{${labels}}` : ''} `;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
+  return line ? Number(line.slice(prefix.length)) : 0;
+}
+
+function batchStats(text: string): { sum: number; count: number; seconds: number } {
+  return {
+    sum: metric(text, 'trainlarge_batch_size_sum', 'model="m"'),
+    count: metric(text, 'trainlarge_batch_size_count', 'model="m"'),
+    seconds: metric(text, 'trainlarge_batch_duration_seconds_sum', 'model="m"'),
+  };
+}
+
+/** /metrics once every admitted input has been through a native call (the warm-up's leftovers are done). */
+async function settled(url: string): Promise<{ sum: number; count: number; seconds: number }> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const text = await scrape(url);
+    const stats = batchStats(text);
+    if (metric(text, 'trainlarge_inputs_admitted_total', 'model="m"') === stats.sum) return stats;
+    if (Date.now() > deadline) throw new Error('the server did not finish its queued inputs within 30 s of the warm-up');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function rssOf(pid: number): number {
+  const kb = /^VmRSS:\s*(\d+)\s*kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb) * 1024;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Load
+
+/** Request bodies: every sentiment sentence once, in a fixed shuffled order (so lengths mix evenly). */
+async function sentences(): Promise<string[]> {
+  const { splits } = await classificationExamples('sentiment');
+  const texts = [...splits.train, ...splits.valid, ...splits.test].map((e) => e.text);
+  let seed = 12345;
+  const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  for (let i = texts.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [texts[i], texts[j]] = [texts[j], texts[i]];
+  }
+  return texts;
+}
+
+let nextBody = 0;
+
+function load(url: string, bodies: string[], opts: { duration?: number; amount?: number; onResponse?: (status: number) => void }): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url,
+        connections: CONNECTIONS,
+        pipelining: 1,
+        timeout: 60,
+        ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration ?? 1 }),
+        requests: [
+          {
+            method: 'POST',
+            path: ROUTE,
+            headers: { 'content-type': 'application/json' },
+            // A shared counter across the connections: consecutive requests carry consecutive sentences.
+            setupRequest: (req) => ({ ...req, body: bodies[nextBody++ % bodies.length] }),
+          },
+        ],
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    if (opts.onResponse) instance.on('response', (_client, status) => opts.onResponse!(status));
+  });
+}
+
+/** One request by hand: the service answers 200 with a label of the model. */
+async function sanity(url: string, body: string): Promise<void> {
+  const res = await fetch(`${url}${ROUTE}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const json = (await res.json()) as { results?: { label?: string }[] };
+  if (res.status !== 200 || !LABELS.includes(json.results?.[0]?.label ?? '')) {
+    throw new Error(`sanity request: status ${res.status}, body ${JSON.stringify(json)}`);
+  }
+}
+
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  completed: number;
+  failed: number;
+  failures: string;
+  meanBatch: number;
+  batches: number;
+  /** Mean time of one native call (trainlarge_batch_duration_seconds), ms. */
+  callMs: number;
+  exit: string;
+}
+
+async function measure(modelArg: string, threads: { threads: number; blas: number }, maxBatch: number, bodies: string[], seconds: number): Promise<Run> {
+  const server = await startServer([
+    '--model', `m=${modelArg}`, '--port', '0', '--max-batch', String(maxBatch), '--max-wait-ms', String(MAX_WAIT_MS),
+    '--max-queue', String(MAX_QUEUE), '--threads', String(threads.threads), '--blas-threads', String(threads.blas),
+  ]);
+  let run: Omit<Run, 'exit'> | undefined;
+  let exit = '';
+  try {
+    await sanity(server.url, bodies[0]);
+    await load(server.url, bodies, { duration: 1 }); // warm-up
+    const before = await settled(server.url);
+    const r = await load(server.url, bodies, { duration: seconds });
+    const after = batchStats(await scrape(server.url));
+    const batches = after.count - before.count;
+    const failed = r.errors + r.non2xx;
+    const failures = failed ? `errors ${r.errors} (timeouts ${r.timeouts}), non-2xx ${r.non2xx} (4xx ${r['4xx']}, 5xx ${r['5xx']})` : '';
+    run = {
+      rps: r.requests.mean, p50: r.latency.p50, p99: r.latency.p99, completed: r['2xx'], failed, failures,
+      meanBatch: batches > 0 ? (after.sum - before.sum) / batches : 0, batches,
+      callMs: batches > 0 ? ((after.seconds - before.seconds) / batches) * 1000 : 0,
+    };
+  } finally {
+    exit = await stopServer(server);
+    if (exit !== 'exit 0') console.error(`warning: server (max-batch ${maxBatch}, ${modelArg}) ${exit}`);
+  }
+  return { ...run, exit };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function buildModel(dir: string, steps: number): Promise<{ parameters: number; bytes: number; note: string }> {
+  const corpus = await Corpus.prepare({ source: 'english-prose', dir: path.join(ROOT, 'data', 'english-prose') });
+  const tok = corpus.tokenizer;
+  const model = await Transformer.create({ ...MODEL, vocabSize: tok.vocabSize }, { seed: 1 });
+  let note = 'random init (not fine-tuned; weights do not change the work per request)';
+  if (steps > 0) {
+    const task = await Dataset.classification({ source: 'sentiment', tokenizer: tok, maxLen: MODEL.maxLen });
+    const t0 = process.hrtime.bigint();
+    const trainer = new Trainer(model, { lr: 5e-4, batchSize: 16, maxSteps: steps, warmupSteps: Math.max(1, Math.round(steps * 0.1)) });
+    const r = await trainer.fit(task.train, { validData: task.valid, evalEvery: steps });
+    trainer.dispose();
+    task.dispose();
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    note = `random init + ${steps} fine-tuning steps on sentiment (batch 16, ${secs.toFixed(0)} s; valid accuracy ` +
+      `${r.lastEval?.accuracy?.toFixed(3) ?? 'n/a'}: weights do not change the work per request)`;
+  }
+  await model.save(dir, { labels: LABELS });
+  await tok.save(path.join(dir, 'tokenizer.model'));
+  const parameters = model.parameterCount;
+  model.dispose();
+  return { parameters, bytes: fs.statSync(path.join(dir, 'model.safetensors')).size, note: `vocab ${tok.vocabSize}; ${note}` };
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const write = !quick && !process.argv.includes('--no-write');
+  const seconds = quick ? 2 : 6;
+  const batchSizes = quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32];
+  const rssRequests = quick ? 2000 : 10_000;
+  const finetuneSteps = Number(arg('finetune-steps') ?? 0);
+  // fp32: the engine's default for fp32 (1 libtorch thread, GEMMs on 2 OpenBLAS threads). int8: the dynamic
+  // int8 Linear kernels run on libtorch's intra-op threads, so 2 of those and 1 OpenBLAS thread (int8.ts found
+  // 2+1 fastest for int8 at batch >= 8). One fixed setting per variant; override with --fp32-threads/--int8-threads.
+  const threads = { fp32: threadsArg('fp32-threads', '1+2'), int8: threadsArg('int8-threads', '2+1') };
+  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npx tsc -p tsconfig.json first`);
+  const cpu = cpuName();
+  const started = Date.now();
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainlarge-service-bench-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const built = await buildModel(dir, finetuneSteps);
+  const texts = await sentences();
+  const bodies = texts.map((text) => JSON.stringify({ text, truncate: true }));
+  const tok = Tokenizer.load(path.join(dir, 'tokenizer.model'));
+  const lengths = (await tok.encodeBatch(texts, 1)).map((ids) => Math.min(ids.length + 2, MODEL.maxLen));
+  const tokensLine = `median ${median(lengths)} tokens, p90 ${[...lengths].sort((a, b) => a - b)[Math.floor(lengths.length * 0.9)]}, ` +
+    `longest ${Math.max(...lengths)} with the special tokens`;
+  const modelLine = `medium classifier (d ${MODEL.dModel}, ${MODEL.layers} layers, ${MODEL.heads} heads, maxLen ${MODEL.maxLen}; ` +
+    `${(built.parameters / 1e6).toFixed(2)} M parameters, ${(built.bytes / 1e6).toFixed(1)} MB safetensors), ${built.note}`;
+  console.log(modelLine);
+
+  const variants = [
+    { name: 'fp32', modelArg: dir, threads: threads.fp32 },
+    { name: 'int8', modelArg: `${dir}:int8`, threads: threads.int8 },
+  ] as const;
+  const rows: string[] = [];
+  const details: string[] = [];
+  const problems: string[] = [];
+  for (const [i, maxBatch] of batchSizes.entries()) {
+    const runs: Record<string, Run> = {};
+    for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
+      const r = await measure(v.modelArg, v.threads, maxBatch, bodies, seconds);
+      runs[v.name] = r;
+      details.push(`max-batch ${maxBatch} ${v.name}: ${r.completed} answered 2xx in ${seconds} s, ${r.batches} native calls of ` +
+        `${r.meanBatch.toFixed(2)} inputs, ${r.callMs.toFixed(1)} ms each (mean)`);
+      console.log(`max-batch ${maxBatch} ${v.name}: ${r.rps.toFixed(1)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.completed} answered, ` +
+        `${r.batches} batches (mean ${r.meanBatch.toFixed(2)} inputs, ${r.callMs.toFixed(1)} ms per native call), failed ${r.failed}${r.failures ? ` (${r.failures})` : ''}, server ${r.exit}`);
+      if (r.failed) problems.push(`max-batch ${maxBatch} ${v.name}: ${r.failures}`);
+      if (r.exit !== 'exit 0') problems.push(`max-batch ${maxBatch} ${v.name} server: ${r.exit}`);
+    }
+    const f = runs.fp32, q = runs.int8;
+    rows.push(`| ${maxBatch} | ${f.rps.toFixed(1)} | ${f.p50} | ${f.p99} | ${q.rps.toFixed(1)} | ${q.p50} | ${q.p99} | **${(q.rps / f.rps).toFixed(2)}x** | ` +
+      `${f.meanBatch.toFixed(2)} / ${q.meanBatch.toFixed(2)} | ${f.failed} / ${q.failed} |`);
+  }
+
+  // Memory over many requests: one fp32 server at max-batch 16, a fixed number of requests.
+  // RSS after the first 1,000 requests (warm: allocator pools and padded shapes seen), half-way and at the end.
+  const marks = [1000, quick ? 1500 : 5000, rssRequests];
+  const server = await startServer([
+    '--model', `m=${dir}`, '--port', '0', '--max-batch', '16', '--max-wait-ms', String(MAX_WAIT_MS), '--max-queue', String(MAX_QUEUE),
+    '--threads', String(threads.fp32.threads), '--blas-threads', String(threads.fp32.blas),
+  ]);
+  const points: { requests: number; rss: number; heap: Promise<number> }[] = [];
+  const samples: number[] = [];
+  let rssRun: autocannon.Result;
+  let rssExit: string;
+  try {
+    await sanity(server.url, bodies[0]);
+    const startRss = rssOf(server.pid);
+    const sampler = setInterval(() => samples.push(rssOf(server.pid)), 250);
+    let done = 0;
+    try {
+      rssRun = await load(server.url, bodies, {
+        amount: rssRequests,
+        onResponse: () => {
+          done++;
+          if (marks.includes(done)) {
+            points.push({ requests: done, rss: rssOf(server.pid), heap: scrape(server.url).then((t) => metric(t, 'nodejs_heap_used_bytes')) });
+          }
+        },
+      });
+    } finally {
+      clearInterval(sampler);
+    }
+    samples.unshift(startRss);
+    await Promise.all(points.map((p) => p.heap));
+  } finally {
+    rssExit = await stopServer(server);
+  }
+  const heaps = await Promise.all(points.map((p) => p.heap));
+  const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
+  const rssFailed = rssRun.errors + rssRun.non2xx;
+  if (rssFailed) problems.push(`memory run: errors ${rssRun.errors}, non-2xx ${rssRun.non2xx}`);
+  if (rssExit !== 'exit 0') problems.push(`memory run server: ${rssExit}`);
+  const first = points[0], last = points[points.length - 1];
+  const rssLines = [
+    `Memory: one fp32 server at max-batch 16, ${rssRequests.toLocaleString('en-US')} requests (${CONNECTIONS} connections, ${rssRun['2xx']} answered 2xx, ` +
+      `${rssFailed} failed, ${rssRun.requests.mean.toFixed(1)} req/s); server RSS from /proc/PID/status when the Nth answer arrived, ` +
+      'V8 heap in use from its /metrics (nodejs_heap_used_bytes) right after:',
+    '',
+    `- RSS before load ${mb(samples[0])} MB; ${points.map((p) => `after ${p.requests.toLocaleString('en-US')} requests ${mb(p.rss)} MB`).join('; ')}; ` +
+      `peak of ${samples.length} samples (every 250 ms) ${mb(Math.max(...samples))} MB`,
+    `- **RSS growth ${first.requests.toLocaleString('en-US')} -> ${last.requests.toLocaleString('en-US')} requests: ${((last.rss - first.rss) / 2 ** 20).toFixed(1)} MB**`,
+    `- heap used: ${points.map((p, k) => `${p.requests.toLocaleString('en-US')}: ${mb(heaps[k])} MB`).join('; ')}`,
+    `- server shutdown after SIGTERM: ${rssExit}`,
+  ];
+
+  const section = [
+    '## Service load (examples/service)',
+    '',
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu} (${os.cpus().length} hardware threads, shared by the server and the load generator). ` +
+      `Command: \`node dist/bench/service.js${quick ? ' --quick' : ''}\` (run took ${((Date.now() - started) / 60_000).toFixed(1)} min).`,
+    '',
+    `Model: ${modelLine}. Each row is two fresh server processes (\`dist/examples/service/main.js --model m=DIR[:int8] --max-batch B ` +
+      `--max-wait-ms ${MAX_WAIT_MS} --max-queue ${MAX_QUEUE}\`), fp32 and int8 back to back (order alternating per row). Threads (libtorch intra-op + ` +
+      `OpenBLAS): fp32 ${threads.fp32.text}, int8 ${threads.int8.text}. Load: autocannon, in the bench's process, ${CONNECTIONS} connections, ` +
+      `pipelining 1, 1 s warm-up then ${seconds} s measured; POST ${ROUTE} with ${bodies.length} real sentiment sentences in rotation ` +
+      `(every request a different sentence, "truncate": true; ${tokensLine}). req/s = autocannon's mean of per-second counts; ` +
+      'latencies (ms) of 2xx answers; "mean formed batch" = inputs per native call over the measured window, from the server\'s ' +
+      '/metrics (trainlarge_batch_size_sum / _count), fp32 / int8; "failed" = connection errors + non-2xx, fp32 / int8. A batch is ' +
+      `formed from the requests that arrived while the previous one ran, so with ${CONNECTIONS} connections (each waiting for its answer) ` +
+      'formed batches stay below the connection count.',
+    '',
+    '| max batch | fp32 req/s | fp32 p50 | fp32 p99 | int8 req/s | int8 p50 | int8 p99 | int8/fp32 throughput | mean formed batch | failed |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    'Per run (server side: native calls completed from the end of the warm-up\'s queue to the end of the measured window; ' +
+      'trainlarge_batch_size and trainlarge_batch_duration_seconds from /metrics):',
+    '',
+    ...details.map((d) => `- ${d}`),
+    '',
+    ...rssLines,
+    '',
+    problems.length ? `Problems: ${problems.join('; ')}` : 'No request failed (0 connection errors, 0 non-2xx) and every server exited 0 on SIGTERM.',
+    '',
+  ].join('\n');
+  console.log('\n' + section);
+  if (write) writeSection(section);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
