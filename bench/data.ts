@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Corpus, Tokenizer, Trainer, Transformer } from '../lib';
 import { englishProseDocuments } from '../lib/data/sources';
-import { cpuName, median, ROOT, writeSection } from './report';
+import { cpuName, median, ROOT, publish, runMain } from './report';
 
 const MAX_LEN = 128;
 const BATCH = 16;
@@ -100,11 +100,7 @@ async function main(): Promise<void> {
       'thread builds the next one while the step computes.',
     '',
   ].join('\n');
-  console.log('\n' + section);
-  if (write) writeSection(section);
+  publish(section, write);
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? e.stack : e);
-  process.exit(1);
-});
+runMain(main);

@@ -32,3 +32,17 @@ export function writeSection(section: string): void {
 export function cpuName(): string {
   return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
 }
+
+/** Prints a benchmark's BENCHMARKS.md section and, when `write`, puts it in the file. */
+export function publish(section: string, write: boolean): void {
+  console.log('\n' + section);
+  if (write) writeSection(section);
+}
+
+/** Runs a benchmark's main; a failure prints its stack and exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((e) => {
+    console.error(e instanceof Error ? e.stack : e);
+    process.exit(1);
+  });
+}

@@ -4,6 +4,7 @@
  * stays flat over many requests.
  *
  *   node dist/bench/service.js [--quick] [--no-write] [--finetune-steps N] [--fp32-threads T+B] [--int8-threads T+B]
+ *                              [--memory-only] [--rss-warmup N] [--rss-requests N]
  *
  * Each configuration is a fresh server process (dist/examples/service/main.js) on a medium classifier
  * (d 256, 4 layers, 4 heads, maxLen 128, vocab of the english-prose tokenizer), loaded by autocannon from
@@ -20,7 +21,7 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { Corpus, Dataset, Tokenizer, Trainer, Transformer } from '../lib';
 import { classificationExamples } from '../lib/data/sources';
-import { cpuName, median, ROOT, writeSection } from './report';
+import { cpuName, median, ROOT, publish, runMain } from './report';
 
 const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
 const LABELS = ['negative', 'positive'];
@@ -274,10 +275,13 @@ async function buildModel(dir: string, steps: number): Promise<{ parameters: num
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const write = !quick && !process.argv.includes('--no-write');
+  const write = !quick && !process.argv.includes('--no-write') && !process.argv.includes('--memory-only');
   const seconds = quick ? 2 : 6;
-  const batchSizes = quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32];
-  const rssRequests = quick ? 2000 : 10_000;
+  // --memory-only: just the RSS run (e.g. to compare allocator settings), never written to BENCHMARKS.md.
+  const memoryOnly = process.argv.includes('--memory-only');
+  const batchSizes = memoryOnly ? [] : quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32];
+  const rssRequests = Number(arg('rss-requests') ?? (quick ? 2000 : 10_000));
+  const rssWarmup = Number(arg('rss-warmup') ?? (quick ? 1000 : 10_000));
   const finetuneSteps = Number(arg('finetune-steps') ?? 0);
   // fp32: the engine's default for fp32 (1 libtorch thread, GEMMs on 2 OpenBLAS threads). int8: the dynamic
   // int8 Linear kernels run on libtorch's intra-op threads, so 2 of those and 1 OpenBLAS thread (int8.ts found
@@ -324,9 +328,11 @@ async function main(): Promise<void> {
       `${f.meanBatch.toFixed(2)} / ${q.meanBatch.toFixed(2)} | ${f.failed} / ${q.failed} |`);
   }
 
-  // Memory over many requests: one fp32 server at max-batch 16, a fixed number of requests.
-  // RSS after the first 1,000 requests (warm: allocator pools and padded shapes seen), half-way and at the end.
-  const marks = [1000, quick ? 1500 : 5000, rssRequests];
+  // Memory over many requests: one fp32 server at max-batch 16. RSS climbs while glibc's per-thread arenas
+  // meet every batch shape (measured: 437 MB after 1k requests, 501 MB at 15k, 502 MB at 30k), so a warm-up
+  // of `rssWarmup` requests comes first; then RSS at quarters of the `rssRequests` measured ones.
+  const warm = rssWarmup;
+  const marks = [0, 0.25, 0.5, 0.75, 1].map((f) => warm + Math.round(f * rssRequests)).filter((m) => m > 0);
   const server = await startServer([
     '--model', `m=${dir}`, '--port', '0', '--max-batch', '16', '--max-wait-ms', String(MAX_WAIT_MS), '--max-queue', String(MAX_QUEUE),
     '--threads', String(threads.fp32.threads), '--blas-threads', String(threads.fp32.blas),
@@ -342,7 +348,7 @@ async function main(): Promise<void> {
     let done = 0;
     try {
       rssRun = await load(server.url, bodies, {
-        amount: rssRequests,
+        amount: warm + rssRequests,
         onResponse: () => {
           done++;
           if (marks.includes(done)) {
@@ -365,13 +371,14 @@ async function main(): Promise<void> {
   if (rssExit !== 'exit 0') problems.push(`memory run server: ${rssExit}`);
   const first = points[0], last = points[points.length - 1];
   const rssLines = [
-    `Memory: one fp32 server at max-batch 16, ${rssRequests.toLocaleString('en-US')} requests (${CONNECTIONS} connections, ${rssRun['2xx']} answered 2xx, ` +
-      `${rssFailed} failed, ${rssRun.requests.mean.toFixed(1)} req/s); server RSS from /proc/PID/status when the Nth answer arrived, ` +
-      'V8 heap in use from its /metrics (nodejs_heap_used_bytes) right after:',
+    `Memory: one fp32 server at max-batch 16, ${warm.toLocaleString('en-US')} warm-up requests then ${rssRequests.toLocaleString('en-US')} measured ` +
+      `(${CONNECTIONS} connections, ${rssRun['2xx']} answered 2xx, ${rssFailed} failed, ${rssRun.requests.mean.toFixed(1)} req/s); server RSS from ` +
+      '/proc/PID/status when the Nth answer arrived, V8 heap in use from its /metrics (nodejs_heap_used_bytes) right after:',
     '',
     `- RSS before load ${mb(samples[0])} MB; ${points.map((p) => `after ${p.requests.toLocaleString('en-US')} requests ${mb(p.rss)} MB`).join('; ')}; ` +
       `peak of ${samples.length} samples (every 250 ms) ${mb(Math.max(...samples))} MB`,
-    `- **RSS growth ${first.requests.toLocaleString('en-US')} -> ${last.requests.toLocaleString('en-US')} requests: ${((last.rss - first.rss) / 2 ** 20).toFixed(1)} MB**`,
+    `- **RSS growth over the ${rssRequests.toLocaleString('en-US')} measured requests (${first.requests.toLocaleString('en-US')} -> ` +
+      `${last.requests.toLocaleString('en-US')}): ${((last.rss - first.rss) / 2 ** 20).toFixed(1)} MB**`,
     `- heap used: ${points.map((p, k) => `${p.requests.toLocaleString('en-US')}: ${mb(heaps[k])} MB`).join('; ')}`,
     `- server shutdown after SIGTERM: ${rssExit}`,
   ];
@@ -406,11 +413,7 @@ async function main(): Promise<void> {
     problems.length ? `Problems: ${problems.join('; ')}` : 'No request failed (0 connection errors, 0 non-2xx) and every server exited 0 on SIGTERM.',
     '',
   ].join('\n');
-  console.log('\n' + section);
-  if (write) writeSection(section);
+  publish(section, write);
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? e.stack : e);
-  process.exit(1);
-});
+runMain(main);
