@@ -275,6 +275,10 @@ describe('bad requests get 400 with a message, and the server keeps serving', ()
   test('a bad config names the field', async () => {
     await expect(createService({ models: [{ name: 'x', dir }], maxBatch: 0 })).rejects.toThrow(/maxBatch/);
     await expect(createService({ models: [] })).rejects.toThrow(/models/);
+    await expect(createService({ models: [{ name: 'x', dir, device: 'tpu' as 'cpu' }] })).rejects.toThrow(/models\.0\.device/);
+    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), int8: true, device: 'cuda' }] })).rejects.toThrow(/models\.x: int8 runs on CPU only/);
+    // This build has no CUDA: the engine's own message says so.
+    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), device: 'cuda' }] })).rejects.toThrow(/CUDA/);
     await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), tokenizer: path.join(dir, 'missing.model') }] })).rejects.toThrow(/models\.x\.tokenizer: .*missing\.model does not exist/);
     await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), labels: ['a', 'b', 'c'] }] })).rejects.toThrow(/models\.x\.labels: 3 names for a model with 2 labels/);
   });

@@ -16,8 +16,10 @@ export interface ModelSpec {
   tokenizer?: string;
   /** Classification label names; default the `labels` saved in DIR/config.json, else "0", "1", ... */
   labels?: string[];
-  /** Run the encoder's Linear layers on libtorch's int8 kernels (toInt8). */
+  /** Run the encoder's Linear layers on libtorch's int8 kernels (toInt8; CPU only). */
   int8?: boolean;
+  /** Where the model runs: 'cpu' (default) or 'cuda' (a CUDA build of the addon). */
+  device?: 'cpu' | 'cuda';
 }
 
 /** A request's fault: answered 400 with this message (it names the field). */
@@ -61,7 +63,8 @@ export class ServedModel {
     const tokFile = path.resolve(spec.tokenizer ?? path.join(dir, 'tokenizer.model'));
     if (!fs.existsSync(tokFile)) throw new Error(`models.${spec.name}.tokenizer: ${tokFile} does not exist (give the SentencePiece model the model was trained with)`);
     const tokenizer = await Tokenizer.load(tokFile);
-    let model = await Transformer.load(dir);
+    if (spec.int8 && spec.device === 'cuda') throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
+    let model = await Transformer.load(dir, { device: spec.device ?? 'cpu' });
     if (tokenizer.vocabSize !== model.config.vocabSize) {
       model.dispose();
       throw new Error(`models.${spec.name}.tokenizer: ${tokenizer.vocabSize} pieces, but the model has vocabSize ${model.config.vocabSize}`);

@@ -27,6 +27,7 @@ export const ServiceConfigSchema = z
             tokenizer: z.string().min(1).optional(),
             labels: z.array(z.string()).optional(),
             int8: z.boolean().optional(),
+            device: z.enum(['cpu', 'cuda']).optional(),
           })
           .strict(),
       )
