@@ -39,7 +39,9 @@ test('a seconds-budget sweep gives each model its budget, curves on a wall-clock
     if (r.stoppedBy === 'seconds') expect(r.trainSeconds).toBeGreaterThanOrEqual(3);
     else expect(r.stoppedBy).toBe('steps');
     expect(r.trainSeconds).toBeLessThan(3 + 0.5); // never beyond the budget by more than a step (milliseconds here)
-    expect(r.curve.length).toBeGreaterThanOrEqual(3);
+    // An evaluation per full second of training plus one at the end (a run the schedule ended early, because
+    // the measured pace was slower than the real one, has fewer seconds and so fewer points).
+    expect(r.curve.length).toBeGreaterThanOrEqual(Math.max(2, Math.floor(r.trainSeconds)));
     expect(r.curve[r.curve.length - 1].loss).toBeLessThan(r.curve[0].loss);
     r.curve.forEach((p, i) => i > 0 && expect(p.trainSeconds).toBeGreaterThan(r.curve[i - 1].trainSeconds));
   }
