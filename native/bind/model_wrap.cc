@@ -116,14 +116,25 @@ Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
 
+namespace {
+
+// Arguments 0..3 of predict and predictTopK: (ids, batch, length, mask | null) -> ids (B, T) and an
+// optional (B, T) attention mask.
+std::pair<torch::Tensor, torch::Tensor> token_batch_arg(const Napi::CallbackInfo& info) {
+  const int64_t B = int_arg(info, 1, "batch"), T = int_arg(info, 2, "length");
+  if (B <= 0 || T <= 0) throw std::invalid_argument("tokens: batch and length must be > 0");
+  auto ids = ids_from_js(info[0], "tokens", {B, T});
+  torch::Tensor mask;
+  if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined()) mask = mask_from_js(info[3], "attentionMask", {B, T});
+  return {ids, mask};
+}
+
+}  // namespace
+
 Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("predict");
-    const int64_t B = int_arg(info, 1, "batch"), T = int_arg(info, 2, "length");
-    if (B <= 0 || T <= 0) throw std::invalid_argument("tokens: batch and length must be > 0");
-    auto ids = ids_from_js(info[0], "tokens", {B, T});
-    torch::Tensor mask;
-    if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined()) mask = mask_from_js(info[3], "attentionMask", {B, T});
+    auto [ids, mask] = token_batch_arg(info);
     const auto precision = parse_precision(string_arg(info, 4, "precision"));
     return run_async(info.Env(), "trainlarge.predict", [=]() -> Finish {
       BusyGuard busy(*model, "predict");
@@ -136,11 +147,7 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::PredictTopK(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("fillMask");
-    const int64_t B = int_arg(info, 1, "batch"), T = int_arg(info, 2, "length");
-    if (B <= 0 || T <= 0) throw std::invalid_argument("tokens: batch and length must be > 0");
-    auto ids = ids_from_js(info[0], "tokens", {B, T});
-    torch::Tensor mask;
-    if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined()) mask = mask_from_js(info[3], "attentionMask", {B, T});
+    auto [ids, mask] = token_batch_arg(info);
     auto positions = ids_from_js(info[4], "positions");
     const int64_t k = int_arg(info, 5, "topK");
     const auto precision = parse_precision(string_arg(info, 6, "precision"));

@@ -117,9 +117,11 @@ std::shared_ptr<Model> Model::clone() const {
   return copy;
 }
 
-// Runs fn in inference mode: dropout off, no gradients, the requested autocast, int8 Linears if set.
+// Runs fn(ids, attention_mask) in inference mode, with both moved to the model's device: dropout off, no
+// gradients, the requested autocast, int8 Linears if set.
 template <typename Fn>
-static auto in_inference(Model& m, Precision precision, Fn&& fn) {
+static auto in_inference(Model& m, const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision, Fn&& fn) {
+  m.module->check_input(ids, attention_mask);
   torch::NoGradGuard no_grad;
   const bool was_training = m.module->is_training();
   m.module->eval();
@@ -130,20 +132,17 @@ static auto in_inference(Model& m, Precision precision, Fn&& fn) {
   } restore{m, was_training};
   AutocastScope autocast(precision, m.device.type());
   Int8Scope int8_scope(m.int8.get());
-  return fn();
+  return fn(ids.to(m.device), attention_mask.defined() ? attention_mask.to(m.device) : attention_mask);
 }
 
 torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision) {
-  module->check_input(ids, attention_mask);
-  auto out = in_inference(*this, precision, [&] {
-    return module->logits(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
-  });
+  auto out = in_inference(*this, ids, attention_mask, precision,
+                          [&](const torch::Tensor& x, const torch::Tensor& m) { return module->logits(x, m); });
   return out.to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask,
                                  const torch::Tensor& positions, int64_t k, Precision precision) {
-  module->check_input(ids, attention_mask);
   if (!module->mlm_head) throw std::invalid_argument("fillMask: a 'classify' model has no masked-LM head");
   const auto V = config().vocab_size;
   if (k < 1 || k > V) throw std::invalid_argument("topK: must be 1.." + std::to_string(V) + ", got " + std::to_string(k));
@@ -155,8 +154,8 @@ Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& 
                                   std::to_string(lo < 0 ? lo : hi));
     }
   }
-  auto [probs, top] = in_inference(*this, precision, [&] {
-    auto h = module->encode(ids.to(device), attention_mask.defined() ? attention_mask.to(device) : attention_mask);
+  auto [probs, top] = in_inference(*this, ids, attention_mask, precision, [&](const torch::Tensor& x, const torch::Tensor& m) {
+    auto h = module->encode(x, m);
     auto picked = h.reshape({-1, h.size(-1)}).index_select(0, positions.to(device, torch::kLong));
     auto logits = module->mlm_head->forward(picked, module->tokens->weight).to(torch::kFloat);
     return torch::softmax(logits, -1).topk(k, -1);
