@@ -21,6 +21,7 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { Corpus, Dataset, Tokenizer, Trainer, Transformer } from '../lib';
 import { classificationExamples } from '../lib/data/sources';
+import { readMetric } from '../examples/service/metrics';
 import { cpuName, median, ROOT, publish, runMain } from './report';
 
 const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
@@ -121,18 +122,12 @@ async function scrape(url: string): Promise<string> {
   return res.text();
 }
 
-/** The value of one series in Prometheus text (0 if the series does not exist yet). */
-function metric(text: string, name: string, labels = ''): number {
-  const prefix = `${name}${labels ? `{${labels}}` : ''} `;
-  const line = text.split('\n').find((l) => l.startsWith(prefix));
-  return line ? Number(line.slice(prefix.length)) : 0;
-}
 
 function batchStats(text: string): { sum: number; count: number; seconds: number } {
   return {
-    sum: metric(text, 'trainlarge_batch_size_sum', 'model="m"'),
-    count: metric(text, 'trainlarge_batch_size_count', 'model="m"'),
-    seconds: metric(text, 'trainlarge_batch_duration_seconds_sum', 'model="m"'),
+    sum: readMetric(text, 'trainlarge_batch_size_sum', 'model="m"'),
+    count: readMetric(text, 'trainlarge_batch_size_count', 'model="m"'),
+    seconds: readMetric(text, 'trainlarge_batch_duration_seconds_sum', 'model="m"'),
   };
 }
 
@@ -142,7 +137,7 @@ async function settled(url: string): Promise<{ sum: number; count: number; secon
   for (;;) {
     const text = await scrape(url);
     const stats = batchStats(text);
-    if (metric(text, 'trainlarge_inputs_admitted_total', 'model="m"') === stats.sum) return stats;
+    if (readMetric(text, 'trainlarge_inputs_admitted_total', 'model="m"') === stats.sum) return stats;
     if (Date.now() > deadline) throw new Error('the server did not finish its queued inputs within 30 s of the warm-up');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -352,7 +347,7 @@ async function main(): Promise<void> {
         onResponse: () => {
           done++;
           if (marks.includes(done)) {
-            points.push({ requests: done, rss: rssOf(server.pid), heap: scrape(server.url).then((t) => metric(t, 'nodejs_heap_used_bytes')) });
+            points.push({ requests: done, rss: rssOf(server.pid), heap: scrape(server.url).then((t) => readMetric(t, 'nodejs_heap_used_bytes')) });
           }
         },
       });

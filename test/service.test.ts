@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Dataset, MlmDataset, prune, quantize, Tokenizer, Trainer, Transformer } from '../lib';
 import { ClassificationTask } from '../lib/data/classification';
 import { classificationExamples, englishProseDocuments } from '../lib/data/sources';
+import { readMetric } from '../examples/service/metrics';
 import { createService, Service, ServiceConfig } from '../examples/service/server';
 import { tempDir } from './helpers';
 
@@ -39,11 +40,6 @@ async function direct(model: Transformer, text: string): Promise<number[]> {
   const ids = [tok.special.cls, ...Array.from(tok.encode(text)).slice(0, MAXLEN - 2), tok.special.eos];
   const { data } = await model.predict([ids]);
   return softmax(data);
-}
-
-function metric(text: string, name: string, labels: string): number {
-  const m = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`) || (labels === '' && l.startsWith(`${name} `)));
-  return m ? Number(m.split(' ').pop()) : 0;
 }
 
 beforeAll(async () => {
@@ -119,7 +115,7 @@ describe('serving', () => {
 
   test('64 concurrent classify requests: every answer equals the model called alone, and they were batched', async () => {
     const model = await Transformer.load(path.join(dir, 'clf'));
-    const batchesBefore = metric(await (await fetch(`${base}/metrics`)).text(), 'trainlarge_batch_size_count', 'model="clf"');
+    const batchesBefore = readMetric(await (await fetch(`${base}/metrics`)).text(), 'trainlarge_batch_size_count', 'model="clf"');
     const picked = testTexts.slice(0, 64);
     const t0 = Date.now();
     const answers = await Promise.all(picked.map((x) => post(`${base}/v1/models/clf/classify`, { text: x.text, truncate: true })));
@@ -138,10 +134,10 @@ describe('serving', () => {
     // The fine-tuned model learned something real: better than chance on unseen sentences.
     expect(correct / picked.length).toBeGreaterThan(0.55);
     const m = await (await fetch(`${base}/metrics`)).text();
-    const batches = metric(m, 'trainlarge_batch_size_count', 'model="clf"') - batchesBefore;
+    const batches = readMetric(m, 'trainlarge_batch_size_count', 'model="clf"') - batchesBefore;
     expect(batches).toBeGreaterThan(0);
     expect(batches).toBeLessThan(64); // more than one input per native call on average
-    expect(metric(m, 'trainlarge_requests_total', 'model="clf",route="/v1/models/:name/classify",status="200"')).toBeGreaterThanOrEqual(64);
+    expect(readMetric(m, 'trainlarge_requests_total', 'model="clf",route="/v1/models/:name/classify",status="200"')).toBeGreaterThanOrEqual(64);
     model.dispose();
   });
 
@@ -301,8 +297,8 @@ describe('load', () => {
       expect(a.body.error).toMatch(/queue is full.*maxQueue 4/);
     }
     const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metric(m, 'trainlarge_rejected_total', 'model="clf"')).toBe(refused.length);
-    expect(metric(m, 'trainlarge_inputs_admitted_total', 'model="clf"')).toBe(ok.length);
+    expect(readMetric(m, 'trainlarge_rejected_total', 'model="clf"')).toBe(refused.length);
+    expect(readMetric(m, 'trainlarge_inputs_admitted_total', 'model="clf"')).toBe(ok.length);
     await tight.close();
   });
 
@@ -358,7 +354,7 @@ describe('load', () => {
     // Wait until the server has admitted all 24 (so they are in flight), then ask it to stop.
     for (let i = 0; i < 400; i++) {
       const m = await (await fetch(`${address}/metrics`)).text();
-      if (metric(m, 'trainlarge_inputs_admitted_total', 'model="clf"') === 24) break;
+      if (readMetric(m, 'trainlarge_inputs_admitted_total', 'model="clf"') === 24) break;
       await new Promise((r) => setTimeout(r, 5));
     }
     child.kill('SIGTERM');

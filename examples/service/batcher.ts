@@ -65,10 +65,6 @@ export class MicroBatcher<In, Out> {
     return this.queue.length;
   }
 
-  get busy(): boolean {
-    return this.running;
-  }
-
   /** Queues all items or none (a request's texts are admitted together), resolving each with its output. */
   submit(items: In[]): Promise<Out>[] {
     if (this.closed) throw new ClosedError();
@@ -81,11 +77,7 @@ export class MicroBatcher<In, Out> {
   /** Refuses new items and resolves once every admitted item has been answered. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-      void this.flush();
-    }
+    this.schedule(); // closed: what waits for the window runs now
     if (!this.running && this.queue.length === 0) return;
     await new Promise<void>((resolve) => this.idle.push(resolve));
   }

@@ -49,14 +49,21 @@ export const MASK = '<mask>';
 type Item = { ids: Int32Array; topK: number };
 
 export class ServedModel {
+  readonly batcher: MicroBatcher<Item, ClassifyResult | FillMaskResult['masks']>;
+
   private constructor(
     readonly spec: ModelSpec,
     readonly model: Transformer,
     readonly tokenizer: Tokenizer,
     readonly labels: string[],
-    readonly batcher: MicroBatcher<Item, ClassifyResult | FillMaskResult['masks']>,
+    batching: BatcherOptions,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.batcher = new MicroBatcher(batching, (items) => this.runBatch(items), ({ size, seconds }) => {
+      metrics.batchSize.observe({ model: spec.name }, size);
+      metrics.batchSeconds.observe({ model: spec.name }, seconds);
+    });
+  }
 
   static async load(spec: ModelSpec, batching: BatcherOptions, metrics: Metrics): Promise<ServedModel> {
     const dir = path.resolve(spec.dir);
@@ -84,18 +91,7 @@ export class ServedModel {
         throw new Error(`models.${spec.name}.labels: ${labels.length} names for a model with ${numLabels} labels`);
       }
     }
-    const name = spec.name;
-    let served: ServedModel | undefined = undefined;
-    const batcher = new MicroBatcher<Item, ClassifyResult | FillMaskResult['masks']>(
-      batching,
-      (items) => served!.runBatch(items),
-      ({ size, seconds }) => {
-        metrics.batchSize.observe({ model: name }, size);
-        metrics.batchSeconds.observe({ model: name }, seconds);
-      },
-    );
-    served = new ServedModel(spec, model, tokenizer, labels, batcher, metrics);
-    return served;
+    return new ServedModel(spec, model, tokenizer, labels, batching, metrics);
   }
 
   get task(): 'mlm' | 'classify' {

@@ -98,12 +98,9 @@ export async function createService(input: ServiceConfig): Promise<Service> {
   let draining = false;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof QueueFullError) {
+    if (err instanceof QueueFullError || err instanceof ClosedError) {
       metrics.rejected.inc({ model: modelLabel(req.params) });
-      return reply.code(503).header('retry-after', '1').send({ error: err.message, statusCode: 503 });
-    }
-    if (err instanceof ClosedError) {
-      metrics.rejected.inc({ model: modelLabel(req.params) });
+      if (err instanceof QueueFullError) reply.header('retry-after', '1');
       return reply.code(503).send({ error: err.message, statusCode: 503 });
     }
     if (err instanceof InputError) return reply.code(400).send({ error: err.message, statusCode: 400 });
