@@ -139,6 +139,10 @@ export class Trainer {
     }
     const resumedFrom = opts.dir ? await this.resume(opts.dir) : this.step;
     let stoppedBy: FitResult['stoppedBy'] = 'steps';
+    // The budget this fit has used up, if any (seconds first).
+    const spent = (): 'seconds' | 'tokens' | undefined =>
+      opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds ? 'seconds'
+        : opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens ? 'tokens' : undefined;
     let nextEvalSeconds = opts.evalEverySeconds ? (Math.floor(this.trainSeconds / opts.evalEverySeconds) + 1) * opts.evalEverySeconds : Infinity;
     const history: MetricRecord[] = [];
     let lastEval: EvalRecord | undefined;
@@ -153,12 +157,9 @@ export class Trainer {
     try {
       while (this.step < c.maxSteps) {
         if (opts.signal?.aborted) break;
-        if (opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds) {
-          stoppedBy = 'seconds';
-          break;
-        }
-        if (opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens) {
-          stoppedBy = 'tokens';
+        const spentBudget = spent();
+        if (spentBudget) {
+          stoppedBy = spentBudget;
           break;
         }
         let nextStop = Math.min(c.maxSteps, nextMultiple(this.step, evalEvery), nextMultiple(this.step, checkpointEvery));
@@ -183,9 +184,7 @@ export class Trainer {
           if (recent.length > 20) recent.shift();
         }
         if (opts.signal?.aborted) break;
-        const budgetSpent = (opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds) ||
-          (opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens);
-        const atEnd = this.step >= c.maxSteps || budgetSpent;
+        const atEnd = this.step >= c.maxSteps || spent() !== undefined;
         const evalDue = this.trainSeconds >= nextEvalSeconds;
         if (evalDue) nextEvalSeconds = (Math.floor(this.trainSeconds / opts.evalEverySeconds!) + 1) * opts.evalEverySeconds!;
         if (opts.validData && (this.step % evalEvery === 0 || atEnd || evalDue)) {
