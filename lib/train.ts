@@ -202,7 +202,6 @@ export class Trainer {
       opts.signal?.removeEventListener('abort', onAbort);
       if (log) await new Promise((resolve) => log.end(resolve));
     }
-    if (stoppedBy === 'steps' && this.step < c.maxSteps) stoppedBy = opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens ? 'tokens' : 'seconds';
     return { steps: this.step, resumedFrom, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, stoppedBy, history, lastEval };
   }
 
