@@ -5,8 +5,7 @@
       "sources": ["<!@(node scripts/sources.js --unity build/unity 8)"],
       "include_dirs": [
         "native",
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node scripts/torch.js include-dirs)"
+        "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "defines": [
         "NAPI_VERSION=8",
@@ -15,7 +14,8 @@
         "<!@(node scripts/torch.js defines)"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
+      "cflags_cc": ["<!@(node scripts/torch.js cflags)", "<!@(node scripts/torch.js isystem)", "-O3", "-fexceptions", "-frtti",
+        "-Wno-unused-parameter", "-Werror=deprecated-declarations"],
       "ldflags": ["<!@(node scripts/torch.js ldflags)"],
       "libraries": ["<!@(node scripts/torch.js libs)", "-ldl"]
     },

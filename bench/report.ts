@@ -4,6 +4,13 @@ import * as path from 'path';
 
 export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
+/**
+ * The Python of the project's environment (scripts/python-env cpu, linked as .venv by scripts/setup): the
+ * pip torch the default engine links, with numpy, transformers and sacrebleu. The tests' and benchmarks'
+ * PyTorch peers run in it, so engine and peer share one torch.
+ */
+export const PEER_PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -45,4 +52,20 @@ export function runMain(main: () => Promise<void>): void {
     console.error(e instanceof Error ? e.stack : e);
     process.exit(1);
   });
+}
+
+/**
+ * Model FLOPs of one MLM training step (forward + backward = 3 x forward; a multiply-add is 2 FLOPs):
+ *   6 * Nlayers * tokens                    Nlayers = layers * (4 d^2 + 2 d ffn)  (qkv, out-proj, fc1, fc2 weights)
+ * + 12 * layers * T * d * tokens            attention scores q k^T and probs @ v (2 * 2 T d forward per token)
+ * + 6 * (d^2 + d V) * maskProb * tokens     MLM head (dense + tied decoder) on the masked positions only
+ * Embeddings, LayerNorm, softmax, GELU, the optimizer are not counted. ffn = 4 d.
+ */
+export function mlmStepFlops(s: { dModel: number; layers: number; vocab: number; maxLen: number; maskProb: number }, tokens: number): number {
+  const d = s.dModel;
+  const ffn = 4 * d;
+  const nLayers = s.layers * (4 * d * d + 2 * d * ffn);
+  const attn = 12 * s.layers * s.maxLen * d;
+  const head = 6 * (d * d + d * s.vocab) * s.maskProb;
+  return tokens * (6 * nLayers + attn + head);
 }

@@ -17,16 +17,16 @@ import * as os from 'os';
 import * as path from 'path';
 import { engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
 import { cpuHasNativeBf16 } from '../lib/config/train';
-import { cpuName, median, ROOT, writeSection } from './report';
+import { cpuName, median, mlmStepFlops, PEER_PYTHON, ROOT, writeSection } from './report';
 
-const PY = '/usr/bin/python3';
+const PY = PEER_PYTHON;
 const PEER = path.join(ROOT, 'bench', 'peer_train.py');
 
 const VOCAB = 8000;
 const MAX_LEN = 128;
 const BATCH = 16;
 const MASK_PROB = 0.15;
-const THREADS = 1;
+const THREADS = 2; // pip libtorch 2.x: MKL GEMMs run on the intra-op pool (BENCHMARKS.md, "Engines side by side")
 const BLAS_THREADS = 2;
 
 interface Size { name: string; dModel: number; layers: number; heads: number; warmup: number; steps: number; rounds: number }
@@ -67,22 +67,6 @@ function modelConfig(s: Size) {
     task: 'mlm' as const, vocabSize: VOCAB, maxLen: MAX_LEN, dModel: s.dModel, layers: s.layers, heads: s.heads,
     ffn: 4 * s.dModel, dropout: 0.1, attentionDropout: 0.1, norm: 'post' as const, layerNormEps: 1e-5, padId: 0,
   };
-}
-
-/**
- * Model FLOPs of one training step (forward + backward = 3 x forward; a multiply-add is 2 FLOPs):
- *   6 * Nlayers * tokens                    Nlayers = layers * (4 d^2 + 2 d ffn)  (qkv, out-proj, fc1, fc2 weights)
- * + 12 * layers * T * d * tokens            attention scores q k^T and probs @ v (2 * 2 T d forward per token)
- * + 6 * (d^2 + d V) * 0.15 * tokens         MLM head (dense + tied decoder) on the ~15% masked positions only
- * Embeddings, LayerNorm, softmax, GELU, the optimizer are not counted.
- */
-function stepFlops(s: Size, tokens: number): number {
-  const d = s.dModel;
-  const ffn = 4 * d;
-  const nLayers = s.layers * (4 * d * d + 2 * d * ffn);
-  const attn = 12 * s.layers * MAX_LEN * d;
-  const head = 6 * (d * d + d * VOCAB) * MASK_PROB;
-  return tokens * (6 * nLayers + attn + head);
 }
 
 const tokenizerLike: TokenizerLike = {
@@ -212,7 +196,7 @@ async function main(): Promise<void> {
     const peerStep = pTimes.length ? median(pTimes) : median(pMedians);
     const engineTps = tokens / engineStep;
     const peerTps = (BATCH * MAX_LEN) / peerStep;
-    const flops = stepFlops(s, tokens);
+    const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, tokens);
     const row: Row = {
       size: s.name, shape, precision: 'fp32', steps: `${eTimes.length} / ${s.steps * s.rounds}`,
       engineStep, peerStep, engineTps, peerTps, ratio: engineTps / peerTps,
@@ -241,7 +225,7 @@ async function main(): Promise<void> {
       const e = await engineRound(bs, 'bf16', 1);
       const p = peerRound(bs, 'bf16', 1);
       const es = median(e.times);
-      const flops = stepFlops(s, e.tokens);
+      const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, e.tokens);
       rows.push({
         size: s.name, shape: `${s.dModel} / ${s.layers} / ${s.heads}`, precision: 'bf16', steps: `${e.times.length} / ${bs.steps}`,
         engineStep: es, peerStep: p.stepSecondsMedian, engineTps: e.tokens / es, peerTps: p.tokensPerSecond,
@@ -268,7 +252,7 @@ async function main(): Promise<void> {
   const section = [
     '## Training throughput',
     '',
-    `Measured ${today} on ${cpu} (${os.cpus().length} hardware threads, no GPU); engine libtorch ${info.torchVersion}; peer ${peerInfo || 'n/a'} (Debian /usr/bin/python3, bench/peer_train.py).`,
+    `Measured ${today} on ${cpu} (${os.cpus().length} hardware threads, no GPU); engine libtorch ${info.torchVersion}; peer ${peerInfo || 'n/a'} (the project's .venv, bench/peer_train.py).`,
     `Command: \`npm run bench\` = \`${cmd}\` (run took ${minutes} min).`,
     '',
     `MLM encoders, vocab ${VOCAB}, maxLen ${MAX_LEN}, batch ${BATCH} (${BATCH * MAX_LEN} tokens/step), ffn 4 x dModel, dropout 0.1, post-LN, fp32,`,

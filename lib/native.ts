@@ -140,8 +140,15 @@ export function native(): NativeAddon {
   if (addon) return addon;
   const file = process.env.TRAINLARGE_ADDON ?? path.join(root, 'build', 'trainlarge.node');
   if (!fs.existsSync(file)) {
-    throw new Error(`trainlarge: the native addon is not built (${file} is missing). Run 'npm run build' ` +
-      `(or 'npm run setup' on a new machine, which also installs libtorch).`);
+    // Installed as a dependency: npm ran no install script (npm 11 runs a dependency's only when the
+    // project's package.json approves it), or the build failed during the install.
+    const asDependency = root.split(path.sep).includes('node_modules');
+    throw new Error(asDependency
+      ? `trainlarge: the native addon is not built (${file} is missing): npm did not run trainlarge's install script ` +
+        `or it failed. Approve it in your package.json ("allowScripts": { "trainlarge": true }, or 'npm approve-scripts ` +
+        `trainlarge'), then run 'npm rebuild trainlarge' with a libtorch in reach (TORCH_DIR, or a pip torch in python3).`
+      : `trainlarge: the native addon is not built (${file} is missing). Run 'npm run build' ` +
+        `(or 'bash scripts/setup' on a new machine, which also installs libtorch).`);
   }
   let loaded: NativeAddon;
   try {

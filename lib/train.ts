@@ -18,6 +18,8 @@ export interface StepRecord {
   dataSeconds: number;
   /** Training seconds so far (evaluation and checkpoints excluded), across resumes. */
   trainSeconds: number;
+  /** fp16 only, and only when true: the gradients overflowed at the current loss scale, so the update was skipped. */
+  skipped?: true;
 }
 
 export interface EvalRecord {
@@ -123,6 +125,11 @@ export class Trainer {
     return this.handle.step;
   }
 
+  /** fp16's dynamic loss scale now (1 for other precisions). */
+  get lossScale(): number {
+    return this.handle.lossScale;
+  }
+
   async fit(data: TrainingData, opts: FitOptions = {}): Promise<FitResult> {
     const c = this.config;
     if ((data.kind === 'mlm') !== (this.model.config.task === 'mlm')) {
@@ -179,7 +186,7 @@ export class Trainer {
           this.trainSeconds += s.seconds;
           this.trainTokens += s.tokens;
           record({ type: 'train', step: s.step, loss: s.loss, lr: s.lr, gradNorm: s.gradNorm, tokens: s.tokens,
-            seconds: s.seconds, dataSeconds: s.dataSeconds, trainSeconds: this.trainSeconds });
+            seconds: s.seconds, dataSeconds: s.dataSeconds, trainSeconds: this.trainSeconds, ...(s.skipped ? { skipped: true as const } : {}) });
           recent.push(s);
           if (recent.length > 20) recent.shift();
         }
@@ -240,7 +247,9 @@ export class Trainer {
       return this.step;
     }
     const saved = await readJson<{ model: unknown }>(path.join(dir, RUN_FILES.config), 'resume');
-    if (JSON.stringify(saved.model) !== JSON.stringify(this.model.config)) {
+    // Key order differs between a created and a loaded model's config: compare values, not text.
+    const canonical = (o: object) => JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
+    if (canonical(saved.model as object) !== canonical(this.model.config)) {
       throw new Error(`resume: ${dir} holds a run of another model config; use a new directory`);
     }
     await this.model.run(() => this.handle.loadState(state));

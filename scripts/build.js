@@ -1,19 +1,44 @@
 #!/usr/bin/env node
-// Builds the native addon with cmake-js (default) or node-gyp (--gyp), from native/sources.json, against
-// the libtorch scripts/torch.js finds. Skips the build when sources, libtorch and Node are unchanged
-// (--force rebuilds). The result is always build/trainlarge.node plus build/trainlarge.json, which
-// lib/native.ts reads to explain a mismatch.
+// Builds the native addon with cmake (default) or node-gyp (--gyp), from native/sources.json, against the
+// libtorch scripts/torch.js chooses (TORCH_DIR, else the project's Python environment; TRAINLARGE_TORCH=cuda
+// picks the CUDA one). Then checks what was built: the addon's DT_NEEDED entries and runpath must resolve
+// libtorch inside the chosen folder, and the addon, loaded in a child Node, must report the same libtorch
+// version and CUDA status; any mismatch fails the build with one sentence.
+// Skips the build when sources, libtorch and Node are unchanged (--force rebuilds). --no-tokenizer leaves
+// out the SentencePiece plugin (for machines without libsentencepiece, such as a bare GPU machine);
+// --out DIR puts the addon there instead of build/ (lib/native.ts then needs TRAINLARGE_ADDON).
+// The result is always build/trainlarge.node (+ build/trainlarge_spm.so) and build/trainlarge.json, which
+// lib/native.ts reads to explain a load failure.
+// Needs only cmake, a C++ compiler and this package's dependencies (node-addon-api, node-api-headers), so a
+// project that installs trainlarge builds it without trainlarge's devDependencies.
 'use strict';
 const { execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
-const { locate } = require('./torch');
+const { locate, verifyLinked } = require('./torch');
 
 const root = path.resolve(__dirname, '..');
-const args = new Set(process.argv.slice(2));
-const builder = args.has('--gyp') ? 'node-gyp' : 'cmake-js';
-const out = path.join(root, 'build');
+const argv = process.argv.slice(2);
+const outAt = argv.indexOf('--out');
+const outArg = outAt >= 0 ? argv.splice(outAt, 2)[1] : undefined;
+const args = new Set(argv);
+const known = new Set(['--gyp', '--force', '--no-tokenizer']);
+for (const a of args) {
+  if (!known.has(a)) {
+    console.error(`trainlarge build: unknown option '${a}' (allowed: ${[...known, '--out DIR'].join(', ')})`);
+    process.exit(2);
+  }
+}
+if (outAt >= 0 && !outArg) {
+  console.error('trainlarge build: --out needs a folder');
+  process.exit(2);
+}
+const builder = args.has('--gyp') ? 'node-gyp' : 'cmake';
+const tokenizer = !args.has('--no-tokenizer');
+// The addon's folder (default build/); cmake's work folders stay in build/ either way.
+const out = outArg ? path.resolve(outArg) : path.join(root, 'build');
 const addon = path.join(out, 'trainlarge.node');
 const stampFile = path.join(out, 'trainlarge.json');
 // The tokenizer plugin (native/spm), loaded by the addon from beside itself.
@@ -28,58 +53,110 @@ function filesBelow(dir) {
 
 function stamp(torch) {
   const h = crypto.createHash('sha256');
-  const inputs = [...filesBelow(path.join(root, 'native')).sort(), 'CMakeLists.txt', 'binding.gyp', 'scripts/torch.js']
+  const inputs = [...filesBelow(path.join(root, 'native')).sort(), 'CMakeLists.txt', 'binding.gyp', 'scripts/torch.js', 'scripts/build.js']
     .map((f) => path.resolve(root, f));
   for (const f of inputs) h.update(f).update(fs.readFileSync(f));
-  h.update(JSON.stringify(torch)).update(process.versions.modules).update(builder);
+  h.update(JSON.stringify(torch)).update(process.versions.modules).update(builder).update(String(tokenizer));
   return h.digest('hex');
 }
 
-function run(cmd, argv) {
-  execFileSync(cmd, argv, { cwd: root, stdio: 'inherit', env: process.env });
+function run(cmd, argv, env = process.env) {
+  execFileSync(cmd, argv, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env });
+}
+
+function resolveDir(pkg, key) {
+  try {
+    return require(pkg)[key];
+  } catch {
+    throw new Error(`trainlarge build: the package '${pkg}' is missing; run 'npm install' (it is a dependency of trainlarge)`);
+  }
+}
+
+/** node-gyp: the project's, else the one npm bundles (npm sets npm_config_node_gyp for install scripts). */
+function nodeGyp() {
+  const local = path.join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (fs.existsSync(local)) return local;
+  if (process.env.npm_config_node_gyp && fs.existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  throw new Error('trainlarge build: --gyp needs node-gyp (npm install node-gyp, or run it from an npm script)');
+}
+
+/** Loads the addon in a fresh Node and returns its engineInfo(). */
+function engineInfoOf(file) {
+  const code = `process.stdout.write(JSON.stringify(require(${JSON.stringify(file)}).engineInfo()))`;
+  return JSON.parse(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+function check(file, torch) {
+  const linked = verifyLinked(file, torch);
+  let info;
+  try {
+    info = engineInfoOf(file);
+  } catch (e) {
+    throw new Error(`trainlarge build: the addon built against libtorch ${torch.version} at ${torch.prefix} does not load: ` +
+      `${String(e.stderr || e.message).trim().split('\n').slice(-1)[0]}`);
+  }
+  const same = (a, b) => String(a).split(/[+a-z]/)[0] === String(b).split(/[+a-z]/)[0];
+  if (!same(info.torchVersion, torch.version) || info.cudaBuilt !== torch.cuda) {
+    throw new Error(`trainlarge build: the addon reports libtorch ${info.torchVersion} (CUDA built: ${info.cudaBuilt}), ` +
+      `but was built against ${torch.version} (CUDA: ${torch.cuda}) at ${torch.prefix}`);
+  }
+  return { linked, info };
 }
 
 function main() {
-  let torch;
-  try {
-    torch = locate();
-  } catch (e) {
-    console.error(e.message);
-    process.exit(1);
-  }
+  const torch = locate();
   const digest = stamp(torch);
-  if (!args.has('--force') && fs.existsSync(addon) && fs.existsSync(plugin) && fs.existsSync(stampFile)) {
+  if (builder === 'node-gyp' && outArg) throw new Error('trainlarge build: --out is for the cmake build only');
+  const wantPlugin = builder === 'node-gyp' || tokenizer;
+  fs.mkdirSync(out, { recursive: true });
+  if (!args.has('--force') && fs.existsSync(addon) && (!wantPlugin || fs.existsSync(plugin)) && fs.existsSync(stampFile)) {
     const previous = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
     if (previous.stamp === digest) return; // up to date: stay quiet
   }
-  const jobs = String(Math.max(1, require('os').availableParallelism?.() ?? require('os').cpus().length));
+  const jobs = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
   console.log(`trainlarge: building the addon with ${builder} against libtorch ${torch.version} at ${torch.prefix} ` +
-    `(CUDA: ${torch.cuda ? 'yes' : 'no'})`);
-  const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+    `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})`);
+  const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH || ''}` };
   let produced;
-  if (builder === 'cmake-js') {
-    const dir = path.join(out, 'cmake');
-    run(bin('cmake-js'), ['compile', '--out', dir, '--parallel', jobs, '--log-level', 'warn']);
+  if (builder === 'cmake') {
+    // One build folder per libtorch, so switching between libtorches rebuilds nothing twice.
+    const dir = path.join(root, 'build', `cmake-${crypto.createHash('sha256').update(torch.prefix).digest('hex').slice(0, 8)}`);
+    const configure = ['-S', root, '-B', dir, '-DCMAKE_BUILD_TYPE=Release',
+      `-DNODE_API_INCLUDE=${resolveDir('node-api-headers', 'include_dir')}`,
+      `-DNODE_ADDON_API_INCLUDE=${resolveDir('node-addon-api', 'include_dir')}`,
+      `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`, '--log-level=WARNING'];
+    run('cmake', configure, env);
+    run('cmake', ['--build', dir, '--parallel', jobs], env);
     produced = path.join(dir, 'Release');
   } else {
-    run(bin('node-gyp'), ['configure', '--silent']);
-    run(bin('node-gyp'), ['build', '--jobs', jobs, '--silent']);
+    const gyp = nodeGyp();
+    run(process.execPath, [gyp, 'configure', '--silent'], env);
+    run(process.execPath, [gyp, 'build', '--jobs', jobs, '--silent'], env);
     produced = path.join(out, 'Release');
   }
-  // The addon and its tokenizer plugin (found beside it at run time).
-  for (const [name, dest] of [['trainlarge.node', addon], ['trainlarge_spm.so', plugin]]) {
+  const outputs = [['trainlarge.node', addon], ...(wantPlugin ? [['trainlarge_spm.so', plugin]] : [])];
+  for (const [name, dest] of outputs) {
     fs.copyFileSync(path.join(produced, name), dest + '.tmp');
     fs.renameSync(dest + '.tmp', dest);
   }
-  const info = {
+  if (!wantPlugin) fs.rmSync(plugin, { force: true });
+  const { linked, info } = check(addon, torch);
+  fs.writeFileSync(stampFile, JSON.stringify({
     stamp: digest,
     builder,
-    torch: { version: torch.version, prefix: torch.prefix, cuda: torch.cuda },
+    tokenizer: wantPlugin,
+    torch: { version: torch.version, prefix: torch.prefix, cuda: torch.cuda, source: torch.source, linked: linked.files },
     node: { version: process.versions.node, modules: process.versions.modules, napi: process.versions.napi },
     builtAt: new Date().toISOString(),
-  };
-  fs.writeFileSync(stampFile, JSON.stringify(info, null, 2) + '\n');
-  console.log(`trainlarge: built ${path.relative(root, addon)}`);
+  }, null, 2) + '\n');
+  const cpuLib = linked.files.find((f) => /libtorch_cpu\.so/.test(f)) || linked.files[0];
+  console.log(`trainlarge: built ${path.relative(process.cwd(), addon) || addon}; it links ${cpuLib} (libtorch ${info.torchVersion}, ` +
+    `CUDA built: ${info.cudaBuilt ? 'yes' : 'no'}, available: ${info.cudaAvailable ? 'yes' : 'no'})`);
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  console.error(e.message);
+  process.exit(1);
+}

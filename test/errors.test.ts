@@ -1,6 +1,6 @@
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { ConfigError, Trainer, Transformer } from '../lib';
+import { ConfigError, engineInfo, Trainer, Transformer } from '../lib';
 import { small, speechData } from './helpers';
 
 describe('bad configs and inputs give JS errors that name the problem', () => {
@@ -34,7 +34,9 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
     await expect(model.predict([Array(65).fill(5)])).rejects.toThrow(/maxLen \(64\)/);
     await expect(model.predict({ ids: new Int32Array(5), batch: 2, length: 3 })).rejects.toThrow(/tokens: has 5 elements but the shape needs 6/);
     await expect(model.predict([[1, 2.5]])).rejects.toThrow(/expected an integer/);
-    await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(/CPU-only libtorch.*TORCH_DIR/);
+    // No GPU here: a CPU-only build says how to get a CUDA one; the CUDA build says no device is visible.
+    await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(
+      engineInfo().cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch.*TRAINLARGE_TORCH=cuda/);
     await expect(Transformer.load('/nonexistent/run')).rejects.toThrow(/cannot read \/nonexistent\/run\/config.json/);
     // A libtorch (c10::Error) failure surfaces as a JS Error with its message and a code.
     const big = await Transformer.create({ ...small, vocabSize: 300 });

@@ -2,10 +2,12 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Transformer } from '../lib';
+import { PEER_PYTHON } from '../bench/report';
 import { small, tempDir } from './helpers';
 
-// Debian's python3-torch: the same libtorch, the reference implementation (test/peer/trainlarge_peer.py).
-const PYTHON = '/usr/bin/python3';
+// The project environment's pip torch (the same libtorch the engine links) runs the reference
+// implementation, test/peer/trainlarge_peer.py.
+const PYTHON = PEER_PYTHON;
 
 async function torchLogits(dir: string, ids: number[][], mask: number[][] | null): Promise<{ data: Float32Array; dims: number[] }> {
   const input = path.join(dir, 'input.json');
@@ -17,7 +19,7 @@ async function torchLogits(dir: string, ids: number[][], mask: number[][] | null
   return { data: new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4), dims };
 }
 
-describe('logits match PyTorch (python3-torch) on the saved safetensors', () => {
+describe('logits match PyTorch (the torch of the project environment) on the saved safetensors', () => {
   const cases = [
     { name: 'post_ln_mlm', config: { ...small } },
     { name: 'pre_ln_mlm', config: { ...small, norm: 'pre' as const } },

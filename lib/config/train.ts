@@ -26,7 +26,7 @@ export const TrainConfigSchema = z
     /** 'auto': bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX), else fp32. */
     precision: z.enum(['auto', 'fp32', 'bf16', 'fp16']).default('auto'),
     seed: z.number().int().min(0).max(2 ** 52).default(1),
-    /** Intra-op threads for libtorch's own kernels; 'auto' picks by precision (see resolveThreads). */
+    /** Intra-op threads for libtorch's own kernels (and its GEMMs on MKL); 'auto': every core (see resolveThreads). */
     threads: z.union([z.literal('auto'), positiveInt]).default('auto'),
     /** OpenBLAS's thread pool (fp32 GEMMs run there); 'auto' uses every core. */
     blasThreads: z.union([z.literal('auto'), positiveInt]).default('auto'),
@@ -72,14 +72,15 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 }
 
 /**
- * Thread counts measured on a 2-core machine (BENCHMARKS.md): fp32 GEMMs run on OpenBLAS's own pool,
- * so libtorch's OpenMP threads should stay at 1 (2 oversubscribed: 1.28 s vs 0.89 s a step); bf16
- * GEMMs run on oneDNN over OpenMP, so there every core helps (0.43 s vs 0.70 s).
+ * Thread counts: every core for libtorch's intra-op pool. On pip's libtorch 2.x (MKL and oneDNN over
+ * OpenMP) the intra-op count is also the GEMM's: a medium fp32 step took 256 ms with 2 threads against
+ * more with 1 (BENCHMARKS.md, "Engines side by side"). `blasThreads` sizes OpenBLAS's own pool, for a
+ * libtorch built on OpenBLAS (TORCH_DIR); MKL builds have no separate pool and ignore it.
  */
 export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> & { precision: Exclude<Precision, 'auto'> }): { threads: number; blasThreads: number } {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return {
-    threads: c.threads === 'auto' ? (c.precision === 'fp32' ? 1 : cores) : c.threads,
+    threads: c.threads === 'auto' ? cores : c.threads,
     blasThreads: c.blasThreads === 'auto' ? cores : c.blasThreads,
   };
 }

@@ -3,11 +3,14 @@ import * as path from 'path';
 import { writeFileAtomic } from '../io';
 import { SweepResults } from './sweep';
 
-// vega / vega-lite / resvg are CommonJS-loadable at these majors (vega 5, vega-lite 5, resvg-js 2).
+// vega / vega-lite / resvg are CommonJS-loadable at these majors (vega 5, vega-lite 5, resvg-js 2). They are
+// loaded on first use, not with the library: a service or a training script never pays for them (and the
+// GPU check's bundle does not carry them).
 /* eslint-disable @typescript-eslint/no-require-imports */
-const vega = require('vega') as { View: new (runtime: unknown, opts: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void }; parse(spec: unknown): unknown };
-const vegaLite = require('vega-lite') as { compile(spec: unknown): { spec: unknown } };
-const { Resvg } = require('@resvg/resvg-js') as { Resvg: new (svg: string, opts: unknown) => { render(): { asPng(): Buffer } } };
+type Vega = { View: new (runtime: unknown, opts: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void }; parse(spec: unknown): unknown };
+const vegaOf = (): Vega => require('vega') as Vega;
+const vegaLiteOf = () => require('vega-lite') as { compile(spec: unknown): { spec: unknown } };
+const resvgOf = () => (require('@resvg/resvg-js') as { Resvg: new (svg: string, opts: unknown) => { render(): { asPng(): Buffer } } }).Resvg;
 
 export type VegaLiteSpec = Record<string, unknown>;
 
@@ -32,7 +35,8 @@ export function lossCurveSpec(results: SweepResults, x: 'seconds' | 'steps', tit
 
 /** A vega-lite spec rendered headless to SVG (no browser, no canvas). */
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
-  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  const vega = vegaOf();
+  const view = new vega.View(vega.parse(vegaLiteOf().compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
@@ -42,6 +46,7 @@ export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
 
 /** SVG to PNG with resvg, `width` pixels wide. */
 export function svgToPng(svg: string, width = 960): Buffer {
+  const Resvg = resvgOf();
   return new Resvg(svg, { fitTo: { mode: 'width', value: width }, background: 'white' }).render().asPng();
 }
 

@@ -36,7 +36,8 @@ c10::Device parse_device(const std::string& name) {
     if (!cuda_built()) {
       throw std::invalid_argument(
           "device: 'cuda' was asked for, but this trainlarge build links a CPU-only libtorch (" TORCH_VERSION
-          "). Rebuild against a CUDA libtorch: TORCH_DIR=/path/to/libtorch npm run build");
+          "). Rebuild against a CUDA libtorch: TRAINLARGE_TORCH=cuda bash scripts/setup, or "
+          "TORCH_DIR=/path/to/cuda/libtorch npm run build");
     }
     if (!torch::cuda::is_available()) {
       throw std::invalid_argument("device: 'cuda' was asked for, but no CUDA device is visible (torch::cuda::is_available() is false)");
@@ -75,22 +76,14 @@ int blas_threads() {
 
 AutocastScope::AutocastScope(Precision p, c10::DeviceType device) {
   if (p == Precision::FP32) return;
-  cuda_ = device == c10::kCUDA;
-  if (!cuda_ && p == Precision::FP16) {
+  device_ = device == c10::kCUDA ? c10::kCUDA : c10::kCPU;
+  if (device_ == c10::kCPU && p == Precision::FP16) {
     throw std::invalid_argument("precision: 'fp16' needs a CUDA device; on CPU use 'bf16' (CPU autocast is bf16 only)");
   }
-  at::ScalarType dtype = p == Precision::BF16 ? at::kBFloat16 : at::kHalf;
-  if (cuda_) {
-    prev_enabled_ = at::autocast::is_enabled();
-    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  } else {
-    prev_enabled_ = at::autocast::is_cpu_enabled();
-    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  }
+  prev_enabled_ = at::autocast::is_autocast_enabled(device_);
+  prev_dtype_ = at::autocast::get_autocast_dtype(device_);
+  at::autocast::set_autocast_enabled(device_, true);
+  at::autocast::set_autocast_dtype(device_, p == Precision::BF16 ? at::kBFloat16 : at::kHalf);
   at::autocast::increment_nesting();
   active_ = true;
 }
@@ -98,13 +91,8 @@ AutocastScope::AutocastScope(Precision p, c10::DeviceType device) {
 AutocastScope::~AutocastScope() {
   if (!active_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  if (cuda_) {
-    at::autocast::set_enabled(prev_enabled_);
-    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
-  } else {
-    at::autocast::set_cpu_enabled(prev_enabled_);
-    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
-  }
+  at::autocast::set_autocast_enabled(device_, prev_enabled_);
+  at::autocast::set_autocast_dtype(device_, prev_dtype_);
 }
 
 }  // namespace trainlarge

@@ -26,8 +26,8 @@ bool cuda_available();  // ... and a GPU is visible now
 void set_threads(int intra_op, int blas_threads);
 int blas_threads();  // -1 when the BLAS in this process is not OpenBLAS
 
-// Enables autocast for the device type on this thread for the scope's lifetime (no RAII guard exists
-// in libtorch 1.13). FP32 makes it a no-op; FP16 on CPU is refused (CPU autocast is bf16 only).
+// Enables autocast for the device type on this thread for the scope's lifetime (libtorch has no public
+// C++ guard for it). FP32 makes it a no-op; FP16 on CPU is refused (CPU autocast is bf16 only).
 class AutocastScope {
  public:
   AutocastScope(Precision p, c10::DeviceType device);
@@ -37,7 +37,7 @@ class AutocastScope {
 
  private:
   bool active_ = false;
-  bool cuda_ = false;
+  c10::DeviceType device_ = c10::kCPU;
   bool prev_enabled_ = false;
   at::ScalarType prev_dtype_ = at::kFloat;
 };
