@@ -236,25 +236,51 @@ export class Transformer {
     return next;
   }
 
+  /**
+   * The batch as the engine takes it, after checking every part of it: a JS error naming the argument and
+   * what is allowed, before native code sees anything.
+   */
   private toBatch(tokens: TokenInput): { ids: Int32Array; batch: number; length: number; mask: Uint8Array | null } {
+    const { vocabSize, maxLen } = this.config;
+    const allowed = 'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
+    const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : ArrayBuffer.isView(v) ? v.constructor.name : typeof v);
+    const checkId = (v: unknown, where: string) => {
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${where}: expected an integer token id, got ${typeof v === 'number' ? v : describe(v)}`);
+      if (v < 0 || v >= vocabSize) throw new RangeError(`${where}: token id ${v} is outside [0, vocabSize=${vocabSize})`);
+    };
+    if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describe(tokens)}`);
     if (!Array.isArray(tokens)) {
       const t = tokens as Exclude<TokenInput, ArrayLike<number>[]>;
-      if (!(t.ids instanceof Int32Array)) throw new TypeError('tokens.ids: expected an Int32Array');
+      if (!(t.ids instanceof Int32Array)) throw new TypeError(`tokens.ids: expected an Int32Array, got ${describe(t.ids)}`);
+      for (const k of ['batch', 'length'] as const) {
+        if (!Number.isInteger(t[k]) || t[k] <= 0) throw new RangeError(`tokens.${k}: expected a positive integer, got ${t[k]}`);
+      }
+      if (t.ids.length !== t.batch * t.length) throw new RangeError(`tokens: has ${t.ids.length} elements but the shape needs ${t.batch * t.length}`);
+      if (t.length > maxLen) throw new RangeError(`tokens.length: ${t.length} tokens, more than maxLen (${maxLen})`);
+      if (t.attentionMask !== undefined && t.attentionMask !== null) {
+        if (!(t.attentionMask instanceof Uint8Array)) throw new TypeError(`tokens.attentionMask: expected a Uint8Array, got ${describe(t.attentionMask)}`);
+        if (t.attentionMask.length !== t.ids.length) throw new RangeError(`tokens.attentionMask: has ${t.attentionMask.length} elements, ids has ${t.ids.length}`);
+      }
+      for (let i = 0; i < t.ids.length; i++) checkId(t.ids[i], `tokens.ids[${i}]`);
       return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };
     }
     if (tokens.length === 0) throw new RangeError('tokens: the batch is empty');
+    tokens.forEach((s, b) => {
+      if (s === null || typeof s !== 'object' || !(Array.isArray(s) || ArrayBuffer.isView(s))) {
+        throw new TypeError(`tokens[${b}]: expected a sequence of token ids (an array or typed array), got ${typeof s === 'number' ? `the number ${s}` : describe(s)}`);
+      }
+    });
     const length = Math.max(...tokens.map((s) => s.length));
     if (length === 0) throw new RangeError('tokens: every sequence is empty');
-    if (length > this.config.maxLen) throw new RangeError(`tokens: a sequence has ${length} tokens, more than maxLen (${this.config.maxLen})`);
+    if (length > maxLen) throw new RangeError(`tokens: a sequence has ${length} tokens, more than maxLen (${maxLen})`);
     const batch = tokens.length;
     const ids = new Int32Array(batch * length).fill(this.config.padId);
     const mask = new Uint8Array(batch * length);
     let ragged = false;
     tokens.forEach((s, b) => {
       for (let i = 0; i < s.length; i++) {
-        const v = s[i];
-        if (!Number.isInteger(v)) throw new TypeError(`tokens[${b}][${i}]: expected an integer token id, got ${v}`);
-        ids[b * length + i] = v;
+        checkId(s[i], `tokens[${b}][${i}]`);
+        ids[b * length + i] = s[i];
         mask[b * length + i] = 1;
       }
       ragged ||= s.length !== length;

@@ -29,11 +29,34 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
 
   test('token ids out of range, wrong shapes and a disposed model are errors, and the process survives', async () => {
     const model = await Transformer.create(small);
-    await expect(model.predict([[1, 2, 999]])).rejects.toThrow(/ids must be in \[0, vocabSize=261\)/);
+    await expect(model.predict([[1, 2, 999]])).rejects.toThrow(/tokens\[0\]\[2\]: token id 999 is outside \[0, vocabSize=261\)/);
     await expect(model.predict([[1, 2, -1]])).rejects.toThrow(/vocabSize/);
     await expect(model.predict([Array(65).fill(5)])).rejects.toThrow(/maxLen \(64\)/);
     await expect(model.predict({ ids: new Int32Array(5), batch: 2, length: 3 })).rejects.toThrow(/tokens: has 5 elements but the shape needs 6/);
-    await expect(model.predict([[1, 2.5]])).rejects.toThrow(/expected an integer/);
+    await expect(model.predict([[1, 2.5]])).rejects.toThrow(/tokens\[0\]\[1\]: expected an integer token id, got 2.5/);
+    // Shapes and types the public API refuses before the engine sees them (each names the argument).
+    const bad: Array<[unknown, RegExp]> = [
+      [null, /tokens: expected an array of token-id sequences .* got null/],
+      [undefined, /tokens: expected an array of token-id sequences .* got undefined/],
+      ['1 2 3', /tokens: expected an array .* got string/],
+      [[], /tokens: the batch is empty/],
+      [[[]], /tokens: every sequence is empty/],
+      [[[1, 5, 6], 7], /tokens\[1\]: expected a sequence of token ids \(an array or typed array\), got the number 7/],
+      [[[1, 5], null], /tokens\[1\]: expected a sequence of token ids .* got null/],
+      [[[1, '5']], /tokens\[0\]\[1\]: expected an integer token id, got string/],
+      [[[1, NaN]], /tokens\[0\]\[1\]: expected an integer token id, got NaN/],
+      [[new Float32Array([1, 2.5])], /tokens\[0\]\[1\]: expected an integer token id, got 2.5/],
+      [{ ids: [1, 2], batch: 1, length: 2 }, /tokens.ids: expected an Int32Array, got an array/],
+      [{ ids: new Uint16Array(2), batch: 1, length: 2 }, /tokens.ids: expected an Int32Array, got Uint16Array/],
+      [{ ids: new Int32Array(2), batch: 0, length: 2 }, /tokens.batch: expected a positive integer, got 0/],
+      [{ ids: new Int32Array([1, 300]), batch: 1, length: 2 }, /tokens.ids\[1\]: token id 300 is outside \[0, vocabSize=261\)/],
+      [{ ids: new Int32Array(2), batch: 1, length: 2, attentionMask: new Int32Array(2) }, /tokens.attentionMask: expected a Uint8Array, got Int32Array/],
+      [{ ids: new Int32Array(2), batch: 1, length: 2, attentionMask: new Uint8Array(3) }, /tokens.attentionMask: has 3 elements, ids has 2/],
+    ];
+    for (const [tokens, message] of bad) {
+      await expect(model.predict(tokens as never)).rejects.toThrow(message);
+      await expect(model.fillMask(tokens as never)).rejects.toThrow(message);
+    }
     // No GPU here: a CPU-only build says how to get a CUDA one; the CUDA build says no device is visible.
     await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(
       engineInfo().cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch.*TRAINLARGE_TORCH=cuda/);
