@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const shown = ids.slice(1, -1).map((t) => (t === tok.special.mask ? '<mask>' : tok.piece(t))).join(' ');
   console.log(`fill-mask: ${shown}`);
   console.log(`  hidden: ${truth.join(', ')}   model: ${guesses.join(', ')}`);
-  console.log(`saved: ${dir} (model.safetensors, config.json, trainer_state.safetensors, metrics.jsonl)`);
+  console.log(`saved: ${dir} (model.safetensors, config.json, checkpoint.json + checkpoints/, metrics.jsonl)`);
   trainer.dispose();
   model.dispose();
 }

@@ -1,3 +1,4 @@
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -33,11 +34,32 @@ export async function readJson<T>(file: string, what: string): Promise<T> {
   }
 }
 
-/** The files of a run directory. */
+/** sha256 and size of a file, streamed. */
+export async function fileDigest(file: string): Promise<{ bytes: number; sha256: string }> {
+  const h = crypto.createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 22 })) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { bytes, sha256: h.digest('hex') };
+}
+
+/**
+ * The files of a run directory. `checkpoint.json` is written last, atomically, and names the complete
+ * checkpoints (newest first) by their state files in `checkpoints/` with size and sha256: nothing else is
+ * trusted on resume. config.json, model.safetensors and trainer.json are views of the newest checkpoint,
+ * for Transformer.load(dir) and for people. `trainer_state.safetensors` is the single state file of run
+ * directories written before checkpoint.json existed (still resumed). `.lock` holds the pid of the fit
+ * writing there.
+ */
 export const RUN_FILES = {
   config: 'config.json',
   weights: 'model.safetensors',
+  manifest: 'checkpoint.json',
+  checkpoints: 'checkpoints',
   trainerState: 'trainer_state.safetensors',
   trainer: 'trainer.json',
   metrics: 'metrics.jsonl',
+  lock: '.lock',
 } as const;

@@ -2,7 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseTrainConfig, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
 import { TrainingData } from './data/dataset';
-import { readJson, RUN_FILES, writeJsonAtomic } from './io';
+import { RUN_FILES, writeJsonAtomic } from './io';
+import { faultPoint, RunDirectory } from './rundir';
 import { EvalResult, Transformer } from './model';
 import { native, NativeStepStats, NativeTrainer } from './native';
 
@@ -76,6 +77,11 @@ export interface FitOptions {
 export interface FitResult {
   steps: number;
   resumedFrom: number;
+  /**
+   * Set when `dir` held something that was not resumed: a checkpoint that never completed (the process died
+   * inside it) or a damaged one. Says what was passed over and where training started from.
+   */
+  resumeNote?: string;
   trainSeconds: number;
   trainTokens: number;
   /** What ended training: maxSteps, the seconds budget or the token budget. */
@@ -98,6 +104,9 @@ export class AbortError extends Error {
     this.name = 'AbortError';
   }
 }
+
+/** Models a fit is running on now: one fit at a time per model, whichever Trainer asks. */
+const fitting = new WeakSet<Transformer>();
 
 /**
  * Trains a Transformer with AdamW, warmup + decay, clipping, accumulation and optional bf16, one
@@ -144,7 +153,30 @@ export class Trainer {
     for (const [name, v] of [['maxSeconds', opts.maxSeconds], ['maxTokens', opts.maxTokens], ['evalEverySeconds', opts.evalEverySeconds]] as const) {
       if (v !== undefined && !(typeof v === 'number' && v > 0)) throw new RangeError(`${name}: must be a positive number, got ${v}`);
     }
-    const resumedFrom = opts.dir ? await this.resume(opts.dir) : this.step;
+    if (fitting.has(this.model)) {
+      throw new Error('fit: a fit is already running on this model; await it (or abort it through its signal) before starting another');
+    }
+    fitting.add(this.model);
+    let run: RunDirectory | undefined;
+    let logFd: number | undefined;
+    try {
+      run = opts.dir ? RunDirectory.open(opts.dir) : undefined;
+      const resumed = run ? await this.resume(run) : { from: this.step };
+      if (run) logFd = fs.openSync(path.join(run.dir, RUN_FILES.metrics), 'a');
+      return await this.train(data, opts, { evalEvery, checkpointEvery, run, logFd, resumed });
+    } finally {
+      fitting.delete(this.model);
+      if (logFd !== undefined) fs.closeSync(logFd);
+      run?.close();
+    }
+  }
+
+  private async train(data: TrainingData, opts: FitOptions, ctx: {
+    evalEvery: number; checkpointEvery: number; run?: RunDirectory; logFd?: number; resumed: { from: number; note?: string };
+  }): Promise<FitResult> {
+    const c = this.config;
+    const { evalEvery, checkpointEvery, run, logFd } = ctx;
+    const resumedFrom = ctx.resumed.from;
     let stoppedBy: FitResult['stoppedBy'] = 'steps';
     // The budget this fit has used up, if any (seconds first).
     const spent = (): 'seconds' | 'tokens' | undefined =>
@@ -153,10 +185,16 @@ export class Trainer {
     let nextEvalSeconds = opts.evalEverySeconds ? (Math.floor(this.trainSeconds / opts.evalEverySeconds) + 1) * opts.evalEverySeconds : Infinity;
     const history: MetricRecord[] = [];
     let lastEval: EvalRecord | undefined;
-    const log = opts.dir ? fs.createWriteStream(path.join(opts.dir, RUN_FILES.metrics), { flags: 'a' }) : undefined;
+    // Appended as each record comes (a killed process loses at most the line being written), and
+    // fsynced before every checkpoint is committed, so a checkpoint never runs ahead of its metrics.
     const record = (r: MetricRecord) => {
       history.push(r);
-      log?.write(JSON.stringify(r) + '\n');
+      if (logFd === undefined) return;
+      try {
+        fs.writeSync(logFd, JSON.stringify(r) + '\n');
+      } catch (e) {
+        throw new Error(`fit: cannot append to ${path.join(run!.dir, RUN_FILES.metrics)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
     };
     const onAbort = () => this.handle.abort();
     opts.signal?.addEventListener('abort', onAbort);
@@ -198,28 +236,52 @@ export class Trainer {
           lastEval = await this.evaluateRecord(opts.validData, opts.evalSamples);
           record(lastEval);
         }
-        if (opts.dir && (this.step % checkpointEvery === 0 || atEnd)) await this.checkpoint(opts.dir);
+        if (run && (this.step % checkpointEvery === 0 || atEnd)) await this.writeCheckpoint(run, logFd);
         opts.onProgress?.(this.progress(recent, lastEval));
       }
       if (opts.signal?.aborted) {
-        if (opts.dir) await this.checkpoint(opts.dir);
+        if (run) await this.writeCheckpoint(run, logFd);
         throw new AbortError(this.step);
       }
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
-      if (log) await new Promise((resolve) => log.end(resolve));
     }
-    return { steps: this.step, resumedFrom, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, stoppedBy, history, lastEval };
+    return { steps: this.step, resumedFrom, ...(ctx.resumed.note ? { resumeNote: ctx.resumed.note } : {}), trainSeconds: this.trainSeconds,
+      trainTokens: this.trainTokens, stoppedBy, history, lastEval };
   }
 
-  /** Writes the model (model.safetensors + config.json) and the trainer state to `dir`. */
+  /**
+   * Writes a checkpoint of this trainer and its model to `dir` (as fit does every `checkpointEvery` steps):
+   * complete or not at all, whenever the process dies.
+   */
   async checkpoint(dir: string): Promise<void> {
-    await fs.promises.mkdir(dir, { recursive: true });
-    // One file holds weights + optimizer + step, so a crash between writes cannot mix two steps.
-    await this.model.run(() => this.handle.saveState(path.join(dir, RUN_FILES.trainerState)));
-    const file: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, train: this.config };
-    await writeJsonAtomic(path.join(dir, RUN_FILES.trainer), file);
-    await this.model.save(dir, { train: this.config });
+    if (fitting.has(this.model)) throw new Error('checkpoint: a fit is running on this model; it writes its own checkpoints');
+    const run = RunDirectory.open(dir);
+    try {
+      await this.writeCheckpoint(run);
+    } finally {
+      run.close();
+    }
+  }
+
+  /**
+   * The metrics so far on disk, then the state file (weights + AdamW moments + step, one file written
+   * atomically), then the manifest that makes it the newest complete checkpoint, then the views
+   * (model.safetensors, config.json, trainer.json) that Transformer.load(dir) and people read.
+   */
+  private async writeCheckpoint(run: RunDirectory, logFd?: number): Promise<void> {
+    const file = run.stateFile(this.step);
+    try {
+      if (logFd !== undefined) fs.fsyncSync(logFd);
+      await this.model.run(() => this.handle.saveState(path.join(run.dir, file)));
+    } catch (e) {
+      throw new Error(`checkpoint: step ${this.step} was not saved (the previous checkpoint in ${run.dir} stands): ${(e as Error).message}`);
+    }
+    faultPoint('state');
+    await run.commit({ step: this.step, file, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens }, this.model.config, this.config);
+    const view: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, train: this.config };
+    await writeJsonAtomic(path.join(run.dir, RUN_FILES.trainer), view);
+    await this.model.save(run.dir, { train: this.config });
   }
 
   /** Frees the optimizer state. */
@@ -238,32 +300,36 @@ export class Trainer {
       ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}), trainSeconds: this.trainSeconds, seconds: r.seconds };
   }
 
-  /** Loads the checkpoint in `dir` if there is one, and drops metrics logged after it. */
-  private async resume(dir: string): Promise<number> {
-    const state = path.join(dir, RUN_FILES.trainerState);
-    await fs.promises.mkdir(dir, { recursive: true });
-    if (!fs.existsSync(state)) {
-      await fs.promises.rm(path.join(dir, RUN_FILES.metrics), { force: true });
-      return this.step;
+  /**
+   * Loads the newest complete checkpoint in the run directory, if any, and drops metrics logged after it
+   * (and a line torn by a kill). With none, training starts fresh from this model; when the directory held
+   * an incomplete or damaged one, the note says so (and Node prints it as a warning).
+   */
+  private async resume(run: RunDirectory): Promise<{ from: number; note?: string }> {
+    const point = await run.resumePoint(this.model.config);
+    let note: string | undefined;
+    if (point.entry) {
+      await this.model.run(() => this.handle.loadState(path.join(run.dir, point.entry!.file)));
+      this.trainSeconds = point.entry.trainSeconds;
+      this.trainTokens = point.entry.trainTokens;
+      if (point.notes.length) note = `resume: ${point.notes.join('; ')}; resumed from the checkpoint of step ${point.entry.step}`;
+    } else {
+      if (point.notes.length) note = `resume: ${point.notes.join('; ')}; no complete checkpoint in ${run.dir}, so training starts fresh`;
+      run.reset();
     }
-    const saved = await readJson<{ model: unknown }>(path.join(dir, RUN_FILES.config), 'resume');
-    // Key order differs between a created and a loaded model's config: compare values, not text.
-    const canonical = (o: object) => JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
-    if (canonical(saved.model as object) !== canonical(this.model.config)) {
-      throw new Error(`resume: ${dir} holds a run of another model config; use a new directory`);
-    }
-    await this.model.run(() => this.handle.loadState(state));
-    const file = await readJson<TrainerFile>(path.join(dir, RUN_FILES.trainer), 'resume');
-    this.trainSeconds = file.step === this.step ? file.trainSeconds : 0;
-    this.trainTokens = file.step === this.step ? (file.trainTokens ?? 0) : 0;
-    const metrics = path.join(dir, RUN_FILES.metrics);
+    if (note) process.emitWarning(note, 'TrainlargeResumeWarning');
+    const metrics = path.join(run.dir, RUN_FILES.metrics);
     if (fs.existsSync(metrics)) {
-      const kept = (await fs.promises.readFile(metrics, 'utf8'))
-        .split('\n')
-        .filter((line) => line && (JSON.parse(line) as MetricRecord).step <= this.step);
+      const kept = (await fs.promises.readFile(metrics, 'utf8')).split('\n').filter((line) => {
+        try {
+          return line !== '' && (JSON.parse(line) as MetricRecord).step <= this.step;
+        } catch {
+          return false; // the last line, torn by a kill
+        }
+      });
       await fs.promises.writeFile(metrics, kept.map((l) => l + '\n').join(''));
     }
-    return this.step;
+    return { from: this.step, ...(note ? { note } : {}) };
   }
 
   private progress(recent: NativeStepStats[], lastEval?: EvalRecord): Progress {
