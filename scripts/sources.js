@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The one source list (native/sources.json: the addon's sources, and the tokenizer plugin's) for
-// binding.gyp. `node scripts/sources.js tokenizer` prints the plugin's. With --unity DIR N it writes translation
+// binding.gyp. `node scripts/sources.js tokenizer` prints the plugin's, `engine` the addon's less native/bind. With --unity DIR N it writes translation
 // units that each #include N sources (as CMake's UNITY_BUILD does for CMakeLists.txt: libtorch's headers
 // cost ~20 s a file) and prints their paths instead.
 'use strict';
@@ -9,7 +9,9 @@ const path = require('path');
 
 const root = path.resolve(__dirname, '..');
 const lists = JSON.parse(fs.readFileSync(path.join(root, 'native/sources.json'), 'utf8'));
-const sources = process.argv.includes('tokenizer') ? lists.tokenizer : lists.addon;
+// 'engine': the addon's sources without native/bind (the Node-aware part), for programs that link the engine only.
+const sources = process.argv.includes('tokenizer') ? lists.tokenizer
+  : process.argv.includes('engine') ? lists.addon.filter((s) => !s.startsWith('native/bind/')) : lists.addon;
 const i = process.argv.indexOf('--unity');
 if (i < 0) {
   process.stdout.write(sources.join(' ') + '\n');

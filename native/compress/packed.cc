@@ -47,8 +47,9 @@ Packed pack(const Model& model, const std::map<std::string, std::string>& metada
     }
     nlohmann::json e = {{"shape", w.sizes().vec()}};
     int64_t bytes = 0;
+    const std::string& tensor = name;  // a structured binding cannot be captured before clang 16
     auto add = [&](const std::string& part, const torch::Tensor& t) {
-      out.tensors.emplace_back(name + "#" + part, t);
+      out.tensors.emplace_back(tensor + "#" + part, t);
       bytes += bytes_of(t);
     };
     auto flat = w.view(-1);

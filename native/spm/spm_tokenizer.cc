@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 #include <mutex>
+#include <string_view>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -34,6 +35,112 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' |
 
 void check(const sentencepiece::util::Status& status, const std::string& what) {
   if (!status.ok()) throw std::runtime_error(what + ": " + status.ToString());
+}
+
+// SentencePiece's trainer keeps its seed in a process-wide generator: one training at a time.
+std::mutex train_mutex;
+
+// --- The normalizers of a model file, checked before SentencePiece uses them ---------------------------------
+// SentencePiece (0.1.97) trusts a model's precompiled_charsmap: a damaged one loads, then reads out of bounds
+// on the first encode (found by native/fuzz/tokenizer_fuzz.cc). Every normalization rule has one canonical
+// charsmap, so a model's is accepted only when it equals the one SentencePiece builds for the model's rule.
+// The few protobuf fields needed are read here (sentencepiece_model.pb.h is not installed by Debian).
+
+struct ProtoReader {
+  std::string_view b;
+  size_t i = 0;
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (i >= b.size()) throw std::runtime_error("tokenizer model: malformed protobuf");
+      const auto c = static_cast<uint8_t>(b[i++]);
+      v |= static_cast<uint64_t>(c & 0x7f) << shift;
+      if (!(c & 0x80)) return v;
+    }
+    throw std::runtime_error("tokenizer model: malformed protobuf");
+  }
+  // Each (field number, wire type, bytes for wire type 2) at this level; other wire types are skipped.
+  template <typename F>
+  void fields(F&& f) {
+    while (i < b.size()) {
+      const uint64_t key = varint();
+      const auto field = static_cast<uint32_t>(key >> 3);
+      switch (key & 7) {
+        case 0: varint(); break;
+        case 1: skip(8); break;
+        case 5: skip(4); break;
+        case 2: {
+          const uint64_t n = varint();
+          if (n > b.size() - i) throw std::runtime_error("tokenizer model: malformed protobuf");
+          f(field, b.substr(i, n));
+          i += n;
+          break;
+        }
+        default: throw std::runtime_error("tokenizer model: malformed protobuf");
+      }
+    }
+  }
+  void skip(size_t n) {
+    if (n > b.size() - i) throw std::runtime_error("tokenizer model: malformed protobuf");
+    i += n;
+  }
+};
+
+struct NormalizerFields {
+  bool present = false;
+  std::string name;
+  std::string charsmap;
+};
+
+// ModelProto field 3 (normalizer_spec) or 5 (denormalizer_spec): NormalizerSpec name (1), precompiled_charsmap (2).
+NormalizerFields normalizer_of(std::string_view model, uint32_t which) {
+  NormalizerFields out;
+  ProtoReader top{model};
+  top.fields([&](uint32_t field, std::string_view bytes) {
+    if (field != which) return;
+    out = NormalizerFields{true, "", ""};
+    ProtoReader spec{bytes};
+    spec.fields([&](uint32_t f, std::string_view v) {
+      if (f == 1) out.name = std::string(v);
+      if (f == 2) out.charsmap = std::string(v);
+    });
+  });
+  return out;
+}
+
+// The charsmap SentencePiece builds for a rule name: taken from a tiny model trained with that rule (cached).
+const std::string& canonical_charsmap(const std::string& rule) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::string> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(rule);
+  if (it != cache.end()) return it->second;
+  const std::vector<std::string> lines = {"abc abd", "bcd cde", "a b c d e"};
+  const std::unordered_map<std::string, std::string> args = {
+      {"model_type", "char"}, {"vocab_size", "40"}, {"hard_vocab_limit", "false"},
+      {"normalization_rule_name", rule}, {"minloglevel", "2"}, {"num_threads", "1"}};
+  std::string proto;
+  {
+    std::lock_guard<std::mutex> train(train_mutex);
+    LineIterator lines_it(lines);
+    const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines_it, &proto);
+    if (!status.ok()) throw std::runtime_error("tokenizer model: unknown normalization rule '" + rule + "'");
+  }
+  return cache.emplace(rule, normalizer_of(proto, 3).charsmap).first->second;
+}
+
+void check_normalizers(const std::string& model) {
+  for (const auto& [which, what] : {std::pair<uint32_t, const char*>{3, "normalizer"}, {5, "denormalizer"}}) {
+    const auto n = normalizer_of(model, which);
+    if (!n.present || (n.charsmap.empty() && (n.name.empty() || n.name == "identity"))) continue;
+    if (n.name.empty() || n.name == "user_defined") {
+      throw std::runtime_error(std::string("tokenizer model: its ") + what + " is a user-defined rule table, which trainlarge does not load");
+    }
+    if (n.charsmap != canonical_charsmap(n.name)) {
+      throw std::runtime_error(std::string("tokenizer model: its ") + what + " does not match the rule '" + n.name +
+                               "' it names (a damaged file?)");
+    }
+  }
 }
 
 }  // namespace
@@ -85,17 +192,18 @@ Tokenizer* spm_train(const std::vector<std::string>& lines, const TokenizerTrain
       {"control_symbols", "<mask>"},
       {"minloglevel", "2"},
   };
-  // SentencePiece's trainer keeps its seed in a process-wide generator: serialize training runs.
-  static std::mutex train_mutex;
-  std::lock_guard<std::mutex> lock(train_mutex);
-  sentencepiece::SetRandomGeneratorSeed(o.seed);
-  LineIterator it(lines);
   std::string proto;
-  check(sentencepiece::SentencePieceTrainer::Train(args, &it, &proto), "tokenizer training");
-  return spm_load(proto);
+  {
+    std::lock_guard<std::mutex> lock(train_mutex);
+    sentencepiece::SetRandomGeneratorSeed(o.seed);
+    LineIterator it(lines);
+    check(sentencepiece::SentencePieceTrainer::Train(args, &it, &proto), "tokenizer training");
+  }
+  return spm_load(proto);  // outside the lock: loading may train a tiny model of its own (canonical_charsmap)
 }
 
 Tokenizer* spm_load(const std::string& bytes) {
+  check_normalizers(bytes);
   std::unique_ptr<SpmTokenizer> t(new SpmTokenizer());
   check(t->sp_.LoadFromSerializedProto(bytes), "tokenizer model");
   t->check_layout();
