@@ -3,6 +3,7 @@ import * as path from 'path';
 import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
 import { parseConfig } from './config/parse';
 import { TrainingData } from './data/dataset';
+import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel, NativeTensor } from './native';
 
@@ -243,11 +244,8 @@ export class Transformer {
   private toBatch(tokens: TokenInput): { ids: Int32Array; batch: number; length: number; mask: Uint8Array | null } {
     const { vocabSize, maxLen } = this.config;
     const allowed = 'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
-    const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : ArrayBuffer.isView(v) ? v.constructor.name : typeof v);
-    const checkId = (v: unknown, where: string) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${where}: expected an integer token id, got ${typeof v === 'number' ? v : describe(v)}`);
-      if (v < 0 || v >= vocabSize) throw new RangeError(`${where}: token id ${v} is outside [0, vocabSize=${vocabSize})`);
-    };
+    const describe = describeValue;
+    const checkId = (v: unknown, where: string) => checkTokenId(v, where, vocabSize);
     if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describe(tokens)}`);
     if (!Array.isArray(tokens)) {
       const t = tokens as Exclude<TokenInput, ArrayLike<number>[]>;
@@ -265,11 +263,7 @@ export class Transformer {
       return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };
     }
     if (tokens.length === 0) throw new RangeError('tokens: the batch is empty');
-    tokens.forEach((s, b) => {
-      if (s === null || typeof s !== 'object' || !(Array.isArray(s) || ArrayBuffer.isView(s))) {
-        throw new TypeError(`tokens[${b}]: expected a sequence of token ids (an array or typed array), got ${typeof s === 'number' ? `the number ${s}` : describe(s)}`);
-      }
-    });
+    checkSequences(tokens, 'tokens', vocabSize);
     const length = Math.max(...tokens.map((s) => s.length));
     if (length === 0) throw new RangeError('tokens: every sequence is empty');
     if (length > maxLen) throw new RangeError(`tokens: a sequence has ${length} tokens, more than maxLen (${maxLen})`);
@@ -279,7 +273,6 @@ export class Transformer {
     let ragged = false;
     tokens.forEach((s, b) => {
       for (let i = 0; i < s.length; i++) {
-        checkId(s[i], `tokens[${b}][${i}]`);
         ids[b * length + i] = s[i];
         mask[b * length + i] = 1;
       }

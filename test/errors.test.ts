@@ -1,6 +1,6 @@
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { ConfigError, engineInfo, Trainer, Transformer } from '../lib';
+import { ByteTokenizer, ConfigError, engineInfo, LabelledDataset, MlmDataset, Tokenizer, Trainer, Transformer } from '../lib';
 import { small, speechData } from './helpers';
 
 describe('bad configs and inputs give JS errors that name the problem', () => {
@@ -57,6 +57,26 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
       await expect(model.predict(tokens as never)).rejects.toThrow(message);
       await expect(model.fillMask(tokens as never)).rejects.toThrow(message);
     }
+    // The data factories and tokenizers check theirs the same way.
+    const tok = new ByteTokenizer();
+    const spm = Tokenizer.load(path.join(__dirname, '..', 'native', 'fuzz', 'corpus', 'tokenizer', 'bpe.model'));
+    const sync: Array<[() => unknown, RegExp]> = [
+      [() => MlmDataset.fromDocuments(null as never, tok), /docs: expected an array of token-id sequences .* got null/],
+      [() => MlmDataset.fromDocuments([[1, 2], 5] as never, tok), /docs\[1\]: expected a sequence of token ids .* got the number 5/],
+      [() => MlmDataset.fromDocuments([[1, 999]], tok), /docs\[0\]\[1\]: token id 999 is outside \[0, vocabSize=261\)/],
+      [() => MlmDataset.fromStream(Int32Array.from([7, 7, 9999, 7]), tok), /stream\[2\]: token id 9999 is outside \[0, vocabSize=261\)/],
+      [() => MlmDataset.fromStream([1, 2, 3] as never, tok), /tokens: expected an Int32Array, Uint32Array or Uint16Array/],
+      [() => LabelledDataset.fromSequences(null as never, [0], { maxLen: 8, padId: 0 }), /sequences: expected an array .* got null/],
+      [() => LabelledDataset.fromSequences([[1, 2]], [0.5], { maxLen: 8, padId: 0 }), /labels\[0\]: expected a label index \(an integer >= 0\), got 0.5/],
+      [() => LabelledDataset.fromSequences([[1, 2]], [0, 1], { maxLen: 8, padId: 0 }), /labels: got 2 labels for 1 sequences/],
+      [() => tok.encode(5 as never), /text: expected a string, got number/],
+      [() => tok.decode(null as never), /ids: expected a sequence of token ids .* got null/],
+      [() => spm.encode(null as never), /text: expected a string/],
+      [() => spm.decode([1, 1.5]), /ids\[1\]: expected an integer token id, got 1.5/],
+      [() => spm.decode([1, 99999]), /ids\[1\]: token id 99999 is outside \[0, vocabSize=600\)/],
+    ];
+    for (const [call, message] of sync) expect(call).toThrow(message);
+    await expect(spm.encodeBatch([1] as never)).rejects.toThrow(/texts\[0\]: expected a string/);
     // No GPU here: a CPU-only build says how to get a CUDA one; the CUDA build says no device is visible.
     await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(
       engineInfo().cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch.*TRAINLARGE_TORCH=cuda/);

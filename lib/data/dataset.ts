@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { native, NativeBatch, NativeDataset, TokenArray } from '../native';
-import { specialIds, TokenizerLike } from './tokens';
+import { checkSequences, checkTokenId, describeValue, specialIds, TokenizerLike } from './tokens';
 
 const MlmOptionsSchema = z
   .object({
@@ -54,6 +54,7 @@ export class MlmDataset implements TrainingData {
 
   /** From documents already tokenized: each is followed by the tokenizer's eos. */
   static fromDocuments(docs: ArrayLike<number>[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
+    checkSequences(docs, 'docs', tokenizer.vocabSize);
     const total = docs.reduce((n, d) => n + d.length + 1, 0);
     const stream = new Int32Array(total);
     let at = 0;
@@ -68,6 +69,11 @@ export class MlmDataset implements TrainingData {
   /** From one token stream (documents already separated). */
   static fromStream(stream: TokenArray, tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
     const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
+    if (stream instanceof Int32Array || stream instanceof Uint32Array || stream instanceof Uint16Array) {
+      for (let i = 0; i < stream.length; i++) {
+        if (stream[i] < 0 || stream[i] >= tokenizer.vocabSize) checkTokenId(stream[i], `stream[${i}]`, tokenizer.vocabSize);
+      }
+    }
     const handle = native().createMlmData(stream, nativeMlmOptions(o, tokenizer));
     return new MlmDataset(handle, stream.length, o as Required<MlmOptions>);
   }
@@ -112,6 +118,11 @@ export class LabelledDataset implements TrainingData {
 
   /** Each sequence should start with the tokenizer's cls token; longer ones are truncated to maxLen. */
   static fromSequences(sequences: ArrayLike<number>[], labels: number[], opts: { maxLen: number; padId: number }): LabelledDataset {
+    checkSequences(sequences, 'sequences');
+    if (!Array.isArray(labels) || labels.some((l) => !Number.isInteger(l) || l < 0)) {
+      const bad = Array.isArray(labels) ? labels.findIndex((l) => !Number.isInteger(l) || l < 0) : -1;
+      throw new TypeError(bad >= 0 ? `labels[${bad}]: expected a label index (an integer >= 0), got ${labels[bad]}` : `labels: expected an array of label indices, got ${describeValue(labels)}`);
+    }
     if (sequences.length !== labels.length) {
       throw new RangeError(`labels: got ${labels.length} labels for ${sequences.length} sequences`);
     }

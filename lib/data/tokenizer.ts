@@ -5,7 +5,7 @@ import { parseConfig } from '../config/parse';
 import { writeFileAtomic } from '../io';
 import { native, NativeTokenizer, TokenArray } from '../native';
 import { readDocuments, DocumentFormat } from './files';
-import { SpecialTokens, TokenizerLike } from './tokens';
+import { checkSequence, SpecialTokens, TokenizerLike } from './tokens';
 
 export const TokenizerOptionsSchema = z
   .object({
@@ -106,6 +106,7 @@ export class Tokenizer implements TokenizerLike {
   }
 
   decode(ids: ArrayLike<number>): string {
+    checkSequence(ids, 'ids', this.vocabSize);
     return this.handle.decode(ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? (ids as TokenArray) : Int32Array.from(ids));
   }
 

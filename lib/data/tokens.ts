@@ -25,6 +25,7 @@ export class ByteTokenizer implements TokenizerLike {
   readonly special: SpecialTokens = { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 };
 
   encode(text: string): Int32Array {
+    if (typeof text !== 'string') throw new TypeError(`text: expected a string, got ${describeValue(text)}`);
     const bytes = Buffer.from(text, 'utf8');
     const out = new Int32Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] + ByteTokenizer.OFFSET;
@@ -32,10 +33,48 @@ export class ByteTokenizer implements TokenizerLike {
   }
 
   decode(ids: ArrayLike<number>): string {
+    checkSequence(ids, 'ids', this.vocabSize);
     const bytes: number[] = [];
     for (let i = 0; i < ids.length; i++) if (ids[i] >= ByteTokenizer.OFFSET) bytes.push(ids[i] - ByteTokenizer.OFFSET);
     return Buffer.from(bytes).toString('utf8');
   }
+}
+
+/** How a value is named in an error message: 'null', 'an array', 'Uint16Array', 'string', ... */
+export function describeValue(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : ArrayBuffer.isView(v) ? v.constructor.name : typeof v;
+}
+
+/** Throws unless `v` is an integer token id (in [0, vocabSize) when given); `where` names it. */
+export function checkTokenId(v: unknown, where: string, vocabSize?: number): asserts v is number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${where}: expected an integer token id, got ${typeof v === 'number' ? v : describeValue(v)}`);
+  if (v < 0 || (vocabSize !== undefined && v >= vocabSize)) {
+    throw new RangeError(`${where}: token id ${v} is outside [0, ${vocabSize === undefined ? 'vocabSize' : `vocabSize=${vocabSize}`})`);
+  }
+}
+
+/**
+ * Checks an argument that holds token-id sequences (number[][] or typed arrays): a non-empty array whose
+ * every element is a sequence of integer ids (in [0, vocabSize) when given). Throws naming `name` and the
+ * element, before native code sees anything.
+ */
+export function checkSequences(value: unknown, name: string, vocabSize?: number): ArrayLike<number>[] {
+  if (!Array.isArray(value)) {
+    throw new TypeError(`${name}: expected an array of token-id sequences (number[][] or typed arrays), got ${describeValue(value)}`);
+  }
+  if (value.length === 0) throw new RangeError(`${name}: is empty`);
+  value.forEach((s, i) => checkSequence(s, `${name}[${i}]`, vocabSize));
+  return value as ArrayLike<number>[];
+}
+
+/** One sequence of token ids (an array or typed array of integer ids); `where` names it in the error. */
+export function checkSequence(value: unknown, where: string, vocabSize?: number): ArrayLike<number> {
+  if (value === null || typeof value !== 'object' || !(Array.isArray(value) || ArrayBuffer.isView(value))) {
+    throw new TypeError(`${where}: expected a sequence of token ids (an array or typed array), got ${typeof value === 'number' ? `the number ${value}` : describeValue(value)}`);
+  }
+  const seq = value as ArrayLike<unknown>;
+  for (let j = 0; j < seq.length; j++) checkTokenId(seq[j], `${where}[${j}]`, vocabSize);
+  return value as ArrayLike<number>;
 }
 
 export function specialIds(s: SpecialTokens): number[] {
