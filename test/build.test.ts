@@ -85,13 +85,22 @@ describe('npm run gpu-check', () => {
     expect(`${pack.stdout}${pack.stderr}`).toMatch(/gpu-check: packed .* into \.gpu-check\//);
     const sizeMiB = Number(execFileSync('du', ['-sm', path.join(ROOT, '.gpu-check')], { encoding: 'utf8' }).split('\t')[0]);
     expect(sizeMiB).toBeLessThan(48); // the device machine takes 64 MiB with the checkout
-    // Only the packed Node on PATH: nothing of this machine's Node or node_modules is used.
-    const r = spawnSync('bash', [path.join(ROOT, 'scripts/gpu-check'), '--dry-run'], {
-      cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin', NODE_PATH: '' },
+    // What the device machine gets: the tracked files and .gpu-check/, no node_modules, no dist/, no .venv; only
+    // the packed Node (PATH without this machine's), and the libtorch named by TORCH_DIR.
+    const carried = tempDir('carried');
+    for (const f of execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n')) {
+      if (!fs.existsSync(path.join(ROOT, f))) continue;
+      fs.mkdirSync(path.dirname(path.join(carried, f)), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, f), path.join(carried, f));
+    }
+    fs.cpSync(path.join(ROOT, '.gpu-check'), path.join(carried, '.gpu-check'), { recursive: true });
+    const r = spawnSync('bash', ['scripts/gpu-check', '--dry-run'], {
+      cwd: carried, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin', NODE_PATH: '', TORCH_DIR: pipTorch(), TRAINLARGE_PYTHON: path.join(ROOT, '.venv/bin/python') },
     });
     const out = `${r.stdout}${r.stderr}`;
     if (r.status !== 0) console.log(out);
     expect(out).toMatch(/gpu-check: node v20\.20\.2 at .*build\/gpu-check\/bin\/node/);
+    expect(out).toMatch(/building the addon with cmake against libtorch 2\.13\.0 .*\(from TORCH_DIR; CUDA: no\)/);
     expect(out).toMatch(/CUDA built: no, available: no/);
     expect(out).toMatch(/ok {3}train tiny MLM 40 steps on cpu, fp32/);
     expect(out).toMatch(/ok {3}resume on cpu continues exactly/);
