@@ -104,6 +104,22 @@ describe('run directories', () => {
     }
   });
 
+  test('a run directory of the layout before checkpoint.json (one trainer_state.safetensors) still resumes exactly', async () => {
+    const full = await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 6 }).fit(train);
+    const dir = tempDir('legacy');
+    await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 6 }).fit(train, { dir, checkpointEvery: 3, maxTokens: 3 * 8 * 63 });
+    // What the code before this layout wrote: config.json, model.safetensors, trainer.json, trainer_state.safetensors.
+    fs.renameSync(path.join(dir, 'checkpoints', 'step-000000003.safetensors'), path.join(dir, 'trainer_state.safetensors'));
+    fs.rmSync(path.join(dir, 'checkpoints'), { recursive: true });
+    fs.rmSync(path.join(dir, 'checkpoint.json'));
+    const r = await new Trainer(await Transformer.create(small, { seed: 9 }), { ...cfg, maxSteps: 6 }).fit(train, { dir });
+    expect(r.resumedFrom).toBe(3);
+    expect(r.resumeNote).toBeUndefined();
+    const after = (h: MetricRecord[]) => h.filter((x) => x.type === 'train' && x.step > 3).map((x) => x.loss);
+    after(r.history).forEach((l, i) => expect(Math.abs(l - after(full.history)[i])).toBeLessThan(1e-5));
+    expect(fs.existsSync(path.join(dir, 'trainer_state.safetensors'))).toBe(false); // the new layout took over
+  });
+
   test('stale temporary files are removed at the next start', async () => {
     const dir = tempDir('stale');
     fs.mkdirSync(path.join(dir, 'checkpoints'));

@@ -144,6 +144,7 @@ torch::Tensor pack_bits(const torch::Tensor& values, int bits) {
 
 torch::Tensor unpack_bits(const torch::Tensor& packed, int64_t count, int bits) {
   if (bits < 1 || bits > 8) throw std::invalid_argument("unpack_bits: bits must be in 1..8");
+  if (count < 0 || count > (std::numeric_limits<int64_t>::max() - 7) / bits) throw std::runtime_error("packed data: bad value count " + std::to_string(count));
   auto p = packed.to(torch::kCPU, torch::kByte).contiguous().view(-1);
   if (p.numel() != (count * bits + 7) / 8) throw std::runtime_error("packed data: " + std::to_string(p.numel()) + " bytes cannot hold " + std::to_string(count) + " values of " + std::to_string(bits) + " bits");
   auto out = torch::empty({count}, torch::kLong);

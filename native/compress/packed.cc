@@ -1,10 +1,13 @@
 // The packed file of a compressed model (format in compress.h): bit-packed codes and masks, and back.
 #include <nlohmann/json.hpp>
 
+#include <limits>
+
 #include <set>
 #include <stdexcept>
 
 #include "compress/compress.h"
+#include "io/json_fields.h"
 #include "models/model.h"
 
 namespace trainlarge {
@@ -100,16 +103,27 @@ std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compres
     parts.insert(t->first);
     return t->second;
   };
+  if (!info.is_object()) throw std::runtime_error("packed model: '" + std::string(kCompressionKey) + "' is not an object");
   for (const auto& [name, e] : info.items()) {
-    const auto shape = e.at("shape").get<std::vector<int64_t>>();
-    int64_t numel = 1;
-    for (auto d : shape) numel *= d;
+    const std::string what = "packed model: '" + name + "'";
+    const auto shape = json_ints(e.at("shape"), what + " shape", 0, std::numeric_limits<int64_t>::max());
+    const int64_t numel = checked_numel(shape, what);
     const auto encoding = e.at("encoding").get<std::string>();
+    if (encoding != "codes" && encoding != "mask+values" && encoding != "mask+codes") {
+      throw std::runtime_error(what + ": unknown encoding '" + encoding + "'");
+    }
+    // Every element costs at least one bit of its parts (mask or codes): a shape larger than that is a lie,
+    // refused before anything of its size is allocated.
+    int64_t part_bytes = 0;
+    for (auto t = file.tensors.lower_bound(name + "#"); t != file.tensors.end() && t->first.rfind(name + "#", 0) == 0; ++t) {
+      part_bytes += t->second.numel() * static_cast<int64_t>(t->second.element_size());
+    }
+    if (numel / 8 > part_bytes) throw std::runtime_error(what + ": its shape needs more data than its parts hold");
     torch::Tensor kept, mask;
     if (encoding != "codes") {
       mask = unpack_bits(part(name, "mask"), numel, 1).to(torch::kBool);
       kept = mask.nonzero().squeeze(1);
-      if (kept.numel() != e.at("kept").get<int64_t>()) throw std::runtime_error("packed model: '" + name + "' mask does not match its kept count");
+      if (kept.numel() != json_int(e.at("kept"), what + " kept", 0, numel)) throw std::runtime_error("packed model: '" + name + "' mask does not match its kept count");
     } else {
       kept = torch::arange(numel, torch::kLong);
     }
@@ -120,7 +134,7 @@ std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compres
       flat.index_put_({kept}, values.to(torch::kFloat));
     } else {
       QuantSpec q;
-      q.bits = e.at("bits").get<int>();
+      q.bits = static_cast<int>(json_int(e.at("bits"), what + " bits", 1, 8));
       q.symmetric = e.at("symmetric").get<bool>();
       q.per_channel = e.at("granularity").get<std::string>() == "channel";
       q.qmin = q.symmetric ? -(int64_t{1} << (q.bits - 1)) : 0;

@@ -2,6 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+
+#include "io/json_fields.h"
+
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -92,13 +96,18 @@ SafetensorsFile load_safetensors(const std::string& path) {
     }
     try {
       const auto dtype = dtype_of(info.at("dtype").get<std::string>(), path);
-      const auto shape = info.at("shape").get<std::vector<int64_t>>();
-      const auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
-      auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-      const uint64_t bytes = t.numel() * t.element_size();
-      if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes || offsets[1] > data_size) {
-        throw std::runtime_error(path + ": tensor '" + name + "' has data_offsets that do not match its shape or the file");
+      const std::string what = path + ": tensor '" + name + "'";
+      const auto shape = json_ints(info.at("shape"), what + " shape", 0, std::numeric_limits<int64_t>::max());
+      const auto offsets = json_ints(info.at("data_offsets"), what + " data_offsets", 0, std::numeric_limits<int64_t>::max());
+      int64_t bytes = 0;
+      if (__builtin_mul_overflow(checked_numel(shape, what), static_cast<int64_t>(c10::elementSize(dtype)), &bytes)) {
+        throw std::runtime_error(what + ": the shape is too large");
       }
+      // Checked against the file before anything is allocated.
+      if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes || static_cast<uint64_t>(offsets[1]) > data_size) {
+        throw std::runtime_error(what + " has data_offsets that do not match its shape or the file");
+      }
+      auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
       in.seekg(static_cast<std::streamoff>(base + offsets[0]));
       if (!in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes))) {
         throw std::runtime_error(path + ": truncated data for tensor '" + name + "'");
