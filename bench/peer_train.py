@@ -7,8 +7,9 @@ Usage: /usr/bin/python3 bench/peer_train.py '<json>'
           optional: "foreach": true | false (AdamW's multi-tensor path; default true, see below),
                     "linear": "aten" | "libtorch" (default "aten", see below)}
 Prints one JSON line: {"stepSecondsMedian", "tokensPerSecond", "losses", "threads", "torch", ...}.
-Use Debian's /usr/bin/python3 (torch 1.13.1, OpenBLAS). OPENBLAS_NUM_THREADS is put in the environment
-before torch (and so OpenBLAS) is loaded; OpenBLAS reads it once, at load time.
+Run it with the project environment's python (.venv: pip's torch, the engine's libtorch). OPENBLAS_NUM_THREADS is
+put in the environment before torch is loaded, for a torch built on OpenBLAS (Debian's 1.13, measured below);
+pip's torch uses MKL on the intra-op threads.
 
 One step, timed as a whole with time.perf_counter() (after `warmup` untimed steps), as the engine's
 Trainer::step times its own: make the batch (random ids in [5, vocabSize), column 0 = cls id 1, 15% of

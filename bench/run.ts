@@ -109,7 +109,7 @@ function peerRound(s: Size, precision: 'fp32' | 'bf16', seed: number): PeerOut {
   return JSON.parse(line) as PeerOut;
 }
 
-/** fp32 GEMM peak (n x n x n, torch.mm in the peer's python with the same OpenBLAS pool). */
+/** fp32 GEMM peak (n x n x n, torch.mm in the peer's python with the same threads). */
 function gemmPeak(n = 1024, reps = 10): { gflops: number; torch: string } {
   const code = `
 import os, sys, time, json, statistics
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
 
   const gemm = gemmPeak();
   const gemmRuns = [gemm.gflops];
-  console.log(`GEMM peak (fp32 1024^3 torch.mm, OpenBLAS ${BLAS_THREADS} threads): ${gemm.gflops.toFixed(1)} GFLOP/s (best of 10); peer torch ${gemm.torch}`);
+  console.log(`GEMM peak (fp32 1024^3 torch.mm, ${THREADS} threads): ${gemm.gflops.toFixed(1)} GFLOP/s (best of 10); peer torch ${gemm.torch}`);
 
   const rows: Row[] = [];
   let peerInfo = '';
@@ -256,7 +256,7 @@ async function main(): Promise<void> {
     `Command: \`npm run bench\` = \`${cmd}\` (run took ${minutes} min).`,
     '',
     `MLM encoders, vocab ${VOCAB}, maxLen ${MAX_LEN}, batch ${BATCH} (${BATCH * MAX_LEN} tokens/step), ffn 4 x dModel, dropout 0.1, post-LN, fp32,`,
-    `threads ${THREADS} (libtorch intra-op) + ${BLAS_THREADS} OpenBLAS threads on both sides. A step is timed whole on both sides: batch building +`,
+    `threads ${THREADS} (libtorch intra-op; MKL GEMMs run there on pip's torch) on both sides. A step is timed whole on both sides: batch building +`,
     'masking, forward + loss (MLM head on the masked positions only), backward, global-norm clip 1.0, AdamW. Engine and PyTorch alternate',
     'per size in rounds (fresh model each round, order swapped every round); each column is the median over all timed steps of all rounds',
     '(warm-up steps are untimed). Ratio = engine tokens/s / PyTorch tokens/s from those medians; "per-round ratios" are each round\'s',
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
     '',
     table(rows),
     '',
-    `GEMM peak: fp32 1024 x 1024 x 1024 torch.mm in the peer's python, OpenBLAS ${BLAS_THREADS} threads, best of 10, measured before and after the`,
+    `GEMM peak: fp32 1024 x 1024 x 1024 torch.mm in the peer's python, ${THREADS} threads, best of 10, measured before and after the`,
     `training runs (${gemmRuns.map((g) => g.toFixed(1)).join(' and ')} GFLOP/s); the higher is the peak: **${gemm.gflops.toFixed(1)} GFLOP/s**.`,
     'Model FLOPs per step = tokens x (6 x Nlayers + 12 x layers x T x d + 6 x (d^2 + d x V) x 0.15), with Nlayers = layers x (4 d^2 + 2 d ffn)',
     '(qkv, output projection, fc1, fc2 weights); 12 x layers x T x d is the attention q k^T and probs @ v (forward + backward);',
