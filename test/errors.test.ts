@@ -1,4 +1,6 @@
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { ByteTokenizer, ConfigError, engineInfo, LabelledDataset, MlmDataset, Tokenizer, Trainer, Transformer } from '../lib';
 import { small, speechData } from './helpers';
@@ -76,6 +78,15 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
       [() => spm.decode([1, 99999]), /ids\[1\]: token id 99999 is outside \[0, vocabSize=600\)/],
     ];
     for (const [call, message] of sync) expect(call).toThrow(message);
+    // A damaged normalizer table is refused at load (SentencePiece would read out of bounds on encode), also
+    // behind a second normalizer_spec naming 'identity' (protobuf merges the two: the damaged table stays).
+    const damaged = fs.readFileSync(path.join(__dirname, '..', 'native', 'fuzz', 'corpus', 'tokenizer', 'regression-damaged-charsmap'));
+    const identity = Buffer.concat([Buffer.from([0x1a, 10, 0x0a, 8]), Buffer.from('identity')]);
+    for (const [name, bytes, rule] of [['damaged', damaged, 'nmt_nfkc'], ['damaged-identity', Buffer.concat([damaged, identity]), 'identity']] as const) {
+      const file = path.join(os.tmpdir(), `trainlarge-${process.pid}-${name}.model`);
+      fs.writeFileSync(file, bytes);
+      expect(() => Tokenizer.load(file)).toThrow(`tokenizer model: its normalizer does not match the rule '${rule}' it names`);
+    }
     await expect(spm.encodeBatch([1] as never)).rejects.toThrow(/texts\[0\]: expected a string/);
     // No GPU here: a CPU-only build says how to get a CUDA one; the CUDA build says no device is visible.
     await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(

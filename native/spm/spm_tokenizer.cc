@@ -93,12 +93,14 @@ struct NormalizerFields {
 };
 
 // ModelProto field 3 (normalizer_spec) or 5 (denormalizer_spec): NormalizerSpec name (1), precompiled_charsmap (2).
+// A message field that occurs twice is merged, as protobuf does: each field's last value wins, so a second
+// occurrence naming 'identity' cannot hide the charsmap of the first.
 NormalizerFields normalizer_of(std::string_view model, uint32_t which) {
   NormalizerFields out;
   ProtoReader top{model};
   top.fields([&](uint32_t field, std::string_view bytes) {
     if (field != which) return;
-    out = NormalizerFields{true, "", ""};
+    out.present = true;
     ProtoReader spec{bytes};
     spec.fields([&](uint32_t f, std::string_view v) {
       if (f == 1) out.name = std::string(v);
