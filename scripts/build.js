@@ -53,7 +53,8 @@ function filesBelow(dir) {
 
 function stamp(torch) {
   const h = crypto.createHash('sha256');
-  const inputs = [...filesBelow(path.join(root, 'native')).sort(), 'CMakeLists.txt', 'binding.gyp', 'scripts/torch.js', 'scripts/build.js']
+  // native/fuzz (the fuzz targets and their corpus, megabytes) is not part of the addon.
+  const inputs = [...filesBelow(path.join(root, 'native')).filter((f) => !f.startsWith(path.join(root, 'native', 'fuzz') + path.sep)).sort(), 'CMakeLists.txt', 'binding.gyp', 'scripts/torch.js', 'scripts/build.js']
     .map((f) => path.resolve(root, f));
   for (const f of inputs) h.update(f).update(fs.readFileSync(f));
   h.update(JSON.stringify(torch)).update(process.versions.modules).update(builder).update(String(tokenizer));
