@@ -244,22 +244,20 @@ export class Transformer {
   private toBatch(tokens: TokenInput): { ids: Int32Array; batch: number; length: number; mask: Uint8Array | null } {
     const { vocabSize, maxLen } = this.config;
     const allowed = 'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
-    const describe = describeValue;
-    const checkId = (v: unknown, where: string) => checkTokenId(v, where, vocabSize);
-    if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describe(tokens)}`);
+    if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describeValue(tokens)}`);
     if (!Array.isArray(tokens)) {
       const t = tokens as Exclude<TokenInput, ArrayLike<number>[]>;
-      if (!(t.ids instanceof Int32Array)) throw new TypeError(`tokens.ids: expected an Int32Array, got ${describe(t.ids)}`);
+      if (!(t.ids instanceof Int32Array)) throw new TypeError(`tokens.ids: expected an Int32Array, got ${describeValue(t.ids)}`);
       for (const k of ['batch', 'length'] as const) {
         if (!Number.isInteger(t[k]) || t[k] <= 0) throw new RangeError(`tokens.${k}: expected a positive integer, got ${t[k]}`);
       }
       if (t.ids.length !== t.batch * t.length) throw new RangeError(`tokens: has ${t.ids.length} elements but the shape needs ${t.batch * t.length}`);
       if (t.length > maxLen) throw new RangeError(`tokens.length: ${t.length} tokens, more than maxLen (${maxLen})`);
       if (t.attentionMask !== undefined && t.attentionMask !== null) {
-        if (!(t.attentionMask instanceof Uint8Array)) throw new TypeError(`tokens.attentionMask: expected a Uint8Array, got ${describe(t.attentionMask)}`);
+        if (!(t.attentionMask instanceof Uint8Array)) throw new TypeError(`tokens.attentionMask: expected a Uint8Array, got ${describeValue(t.attentionMask)}`);
         if (t.attentionMask.length !== t.ids.length) throw new RangeError(`tokens.attentionMask: has ${t.attentionMask.length} elements, ids has ${t.ids.length}`);
       }
-      for (let i = 0; i < t.ids.length; i++) checkId(t.ids[i], `tokens.ids[${i}]`);
+      for (let i = 0; i < t.ids.length; i++) checkTokenId(t.ids[i], `tokens.ids[${i}]`, vocabSize);
       return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };
     }
     if (tokens.length === 0) throw new RangeError('tokens: the batch is empty');

@@ -64,6 +64,11 @@ function canonical(o: object): string {
   return JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
 }
 
+/** A checkpoint is resumed only by a model of its own config (key order aside: a loaded config orders its keys differently). */
+function checkSameModel(saved: object, model: ModelConfig, dir: string): void {
+  if (canonical(saved) !== canonical(model)) throw new Error(`resume: ${dir} holds a run of another model config; use a new directory`);
+}
+
 export class RunDirectory {
   private constructor(readonly dir: string, private readonly lockFile: string) {}
 
@@ -141,9 +146,7 @@ export class RunDirectory {
       }
     }
     if (manifest) {
-      if (canonical(manifest.model) !== canonical(model)) {
-        throw new Error(`resume: ${this.dir} holds a run of another model config; use a new directory`);
-      }
+      checkSameModel(manifest.model, model, this.dir);
       for (const entry of manifest.checkpoints) {
         const file = path.join(this.dir, entry.file);
         const why = !fs.existsSync(file) ? 'its state file is missing' : await fileDigest(file).then(
@@ -159,7 +162,7 @@ export class RunDirectory {
     if (fs.existsSync(legacy[2])) {
       if (legacy.every((f) => fs.existsSync(f))) {
         const saved = await readJson<{ model: ModelConfig }>(legacy[0], 'resume');
-        if (canonical(saved.model) !== canonical(model)) throw new Error(`resume: ${this.dir} holds a run of another model config; use a new directory`);
+        checkSameModel(saved.model, model, this.dir);
         const t = await readJson<{ step: number; trainSeconds?: number; trainTokens?: number }>(legacy[1], 'resume');
         const d = await fileDigest(legacy[2]);
         return {

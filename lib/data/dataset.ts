@@ -119,10 +119,9 @@ export class LabelledDataset implements TrainingData {
   /** Each sequence should start with the tokenizer's cls token; longer ones are truncated to maxLen. */
   static fromSequences(sequences: ArrayLike<number>[], labels: number[], opts: { maxLen: number; padId: number }): LabelledDataset {
     checkSequences(sequences, 'sequences');
-    if (!Array.isArray(labels) || labels.some((l) => !Number.isInteger(l) || l < 0)) {
-      const bad = Array.isArray(labels) ? labels.findIndex((l) => !Number.isInteger(l) || l < 0) : -1;
-      throw new TypeError(bad >= 0 ? `labels[${bad}]: expected a label index (an integer >= 0), got ${labels[bad]}` : `labels: expected an array of label indices, got ${describeValue(labels)}`);
-    }
+    if (!Array.isArray(labels)) throw new TypeError(`labels: expected an array of label indices, got ${describeValue(labels)}`);
+    const bad = labels.findIndex((l) => !Number.isInteger(l) || l < 0);
+    if (bad >= 0) throw new TypeError(`labels[${bad}]: expected a label index (an integer >= 0), got ${labels[bad]}`);
     if (sequences.length !== labels.length) {
       throw new RangeError(`labels: got ${labels.length} labels for ${sequences.length} sequences`);
     }

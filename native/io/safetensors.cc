@@ -2,15 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include <limits>
-
-#include "io/json_fields.h"
-
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 
 #include "io/atomic_file.h"
+#include "io/json_fields.h"
 
 namespace trainlarge {
 
