@@ -1,8 +1,19 @@
 {
   "targets": [
     {
+      "target_name": "trainlarge_engine",
+      "type": "static_library",
+      "sources": ["<!@(node scripts/sources.js engine --unity build/unity 8)"],
+      "include_dirs": ["native"],
+      "defines": ["<!@(node scripts/torch.js defines)"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<!@(node scripts/torch.js cflags)", "<!@(node scripts/torch.js isystem)", "-O3", "-fPIC", "-fexceptions", "-frtti",
+        "-Wno-unused-parameter", "-Werror=deprecated-declarations"]
+    },
+    {
       "target_name": "trainlarge",
-      "sources": ["<!@(node scripts/sources.js --unity build/unity 8)"],
+      "dependencies": ["trainlarge_engine"],
+      "sources": ["<!@(node scripts/sources.js bind --unity build/unity 8)"],
       "include_dirs": [
         "native",
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -5,7 +5,10 @@ import { TrainingData } from './data/dataset';
 import { Transformer } from './model';
 import { FitOptions, FitResult, Trainer } from './train';
 
-const TargetsSchema = z.array(z.enum(['attention', 'ffn', 'embeddings'])).default(['attention', 'ffn']);
+const TargetsSchema = z
+  .array(z.enum(['attention', 'ffn', 'embeddings']))
+  .min(1, 'select at least one of attention, ffn, embeddings')
+  .default(['attention', 'ffn']);
 
 /** Fine-tuning that runs inside prune (gradual) or quantize (qat). */
 export interface CompressionTraining {
@@ -52,11 +55,6 @@ const QuantizeSchema = z
   .strict();
 export type QuantizeOptions = z.input<typeof QuantizeSchema>;
 
-function targetsJson(targets: string[]): { attention: boolean; ffn: boolean; embeddings: boolean } {
-  if (targets.length === 0) throw new RangeError('targets: select at least one of attention, ffn, embeddings');
-  return { attention: targets.includes('attention'), ffn: targets.includes('ffn'), embeddings: targets.includes('embeddings') };
-}
-
 async function fineTune(model: Transformer, train: CompressionTraining | undefined, what: string): Promise<FitResult | undefined> {
   if (!train) return undefined;
   const trainer = new Trainer(model, train.config);
@@ -79,13 +77,12 @@ async function fineTune(model: Transformer, train: CompressionTraining | undefin
 export async function prune(model: Transformer, options: PruneOptions & { train?: CompressionTraining }): Promise<Transformer> {
   const { train, ...rest } = options;
   const o = parseConfig(PruneSchema, rest, 'prune options');
-  const targets = targetsJson(o.targets);
   if (o.schedule === 'gradual' && train && o.endStep! > Number(train.config.maxSteps ?? 0)) {
     throw new RangeError(`prune: endStep (${o.endStep}) is beyond the fine-tuning's maxSteps (${train.config.maxSteps})`);
   }
   const target = o.inPlace ? model : await model.clone();
   try {
-    await target.run(() => target.handle.prune(JSON.stringify({ ...o, endStep: o.endStep ?? 0, targets })));
+    await target.run(() => target.handle.prune(o));
     await fineTune(target, train, 'prune');
   } catch (e) {
     if (!o.inPlace) target.dispose();
@@ -106,7 +103,6 @@ export async function quantize(model: Transformer, options: QuantizeOptions & { 
   const o = parseConfig(QuantizeSchema, rest, 'quantize options');
   if (o.method === 'qat' && !train) throw new TypeError("quantize: method 'qat' needs train: { data, config } to fine-tune with");
   if (o.method === 'ptq' && train) throw new TypeError("quantize: method 'ptq' does not train; use method 'qat' to fine-tune");
-  const targets = targetsJson(o.targets);
   const already = Object.keys(model.compression.quantized);
   if (already.length > 0) {
     throw new Error(`quantize: the model is already quantized (${already.length} weights, e.g. '${already[0]}' at ` +
@@ -114,7 +110,7 @@ export async function quantize(model: Transformer, options: QuantizeOptions & { 
   }
   const target = o.inPlace ? model : await model.clone();
   try {
-    await target.run(() => target.handle.quantize(JSON.stringify({ bits: o.bits, symmetric: o.symmetric, granularity: o.granularity, targets })));
+    await target.run(() => target.handle.quantize(o));
     await fineTune(target, train, 'quantize');
   } catch (e) {
     if (!o.inPlace) target.dispose();

@@ -1,19 +1,15 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { native } from './native';
 
-/** Writes a file so that a crash never leaves half of it: temporary name, fsync, rename. */
+/**
+ * Writes a file so that a crash never leaves half of it: temporary name, fsync, rename, fsync of the
+ * folder. The engine's one implementation (native/io/atomic_file.cc), which checkpoints use too.
+ */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   await fs.promises.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await fs.promises.open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.promises.rename(tmp, file);
+  await native().writeFileAtomic(file, data);
 }
 
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {

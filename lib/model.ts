@@ -78,7 +78,7 @@ export class Transformer {
   static async create(config: ModelConfigInput, opts: { seed?: number; device?: Device } = {}): Promise<Transformer> {
     const c = parseModelConfig(config);
     const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
-    const handle = await native().createModel(JSON.stringify(c), opts.seed ?? 1, device);
+    const handle = await native().createModel(c, opts.seed ?? 1, device);
     return new Transformer(handle, c);
   }
 
@@ -88,7 +88,7 @@ export class Transformer {
     if (file.format !== 'trainlarge-run') throw new Error(`Transformer.load: ${dir}/config.json is not a trainlarge config`);
     const c = parseModelConfig(file.model);
     const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
-    const handle = await native().loadModel(JSON.stringify(c), path.join(dir, RUN_FILES.weights), device);
+    const handle = await native().loadModel(c, path.join(dir, RUN_FILES.weights), device);
     return new Transformer(handle, c);
   }
 
@@ -126,7 +126,7 @@ export class Transformer {
 
   /** What compression this model carries (see prune and quantize). */
   get compression(): CompressionState {
-    return JSON.parse(this.handle.compression()) as CompressionState;
+    return this.handle.compression();
   }
 
   /** A copy of one parameter by its safetensors name (e.g. 'layers.0.attn.qkv.weight'). */
@@ -221,8 +221,8 @@ export class Transformer {
   }
 
   /** @internal The metadata save() writes into model.safetensors (compressedSize counts it too). */
-  fileMetadata(): string {
-    return JSON.stringify({ trainlarge_config: JSON.stringify(this.config) });
+  fileMetadata(): Record<string, string> {
+    return { trainlarge_config: JSON.stringify(this.config) };
   }
 
   /** Frees the native memory now (a running job finishes first); finalizers free it otherwise. */

@@ -38,25 +38,113 @@ export interface NativeBatch {
 
 export type TokenArray = Int32Array | Uint32Array | Uint16Array;
 
+/** lib/config/model.ts's ModelConfig, as the schema outputs it: bind/options.cc reads these fields. */
+export interface NativeModelConfig {
+  task: 'mlm' | 'classify';
+  vocabSize: number;
+  maxLen: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  ffn: number;
+  dropout: number;
+  attentionDropout: number;
+  norm: 'post' | 'pre';
+  layerNormEps: number;
+  padId: number;
+  numLabels?: number;
+}
+
+/** lib/config/train.ts's TrainConfig with thread counts resolved. */
+export interface NativeTrainConfig {
+  lr: number;
+  maxSteps: number;
+  warmupSteps: number;
+  schedule: 'linear' | 'polynomial' | 'cosine' | 'constant';
+  power: number;
+  endLr: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  clipNorm: number;
+  batchSize: number;
+  accumSteps: number;
+  precision: 'fp32' | 'bf16' | 'fp16';
+  seed: number;
+  threads: number;
+  blasThreads: number;
+}
+
+/** lib/data's MlmOptions with the tokenizer's ids. */
+export interface NativeMlmOptions {
+  maxLen: number;
+  maskProb: number;
+  maskTokenProb: number;
+  randomTokenProb: number;
+  maskId: number;
+  clsId: number;
+  vocabSize: number;
+  specialIds: number[];
+}
+
+export type CompressionTarget = 'attention' | 'ffn' | 'embeddings';
+
+export interface NativePruneOptions {
+  sparsity: number;
+  scope: 'layer' | 'global';
+  schedule: 'oneshot' | 'gradual';
+  initialSparsity: number;
+  startStep: number;
+  endStep?: number;
+  every: number;
+  targets: CompressionTarget[];
+}
+
+export interface NativeQuantizeOptions {
+  bits: number;
+  symmetric: boolean;
+  granularity: 'channel' | 'tensor';
+  targets: CompressionTarget[];
+}
+
+export interface NativeCompression {
+  pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
+  quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
+  int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
+  schedule?: { initialSparsity: number; sparsity: number; startStep: number; endStep: number; every: number; scope: 'layer' | 'global'; targets: string[] };
+}
+
+export interface NativeTokenizerOptions {
+  vocabSize: number;
+  model: 'bpe' | 'unigram';
+  characterCoverage: number;
+  byteFallback: boolean;
+  maxSentences: number;
+  threads: number;
+  seed: number;
+}
+
+/** File metadata: string values only. */
+export type NativeMetadata = Record<string, string>;
+
 export interface NativeModel {
   readonly parameterCount: number;
   readonly parameterBytes: number;
   readonly device: string;
-  readonly config: string;
   readonly disposed: boolean;
   predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<NativeTensor>;
   /** MLM: top-k (softmax probabilities, token ids), each (N, k) row-major, at flat positions b * length + t. */
   predictTopK(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, positions: Int32Array, k: number,
     precision: string): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
-  save(path: string, metadataJson: string): Promise<void>;
+  save(path: string, metadata: NativeMetadata): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
-  prune(optionsJson: string): Promise<void>;
-  quantize(optionsJson: string): Promise<void>;
+  prune(options: NativePruneOptions): Promise<void>;
+  quantize(options: NativeQuantizeOptions): Promise<void>;
   clone(): Promise<NativeModel>;
   toInt8(engine: string): Promise<NativeModel>;
-  compression(): string;
-  packedSize(metadataJson: string): Promise<{ fileBytes: number; headerBytes: number; tensors: Record<string, number> }>;
+  compression(): NativeCompression;
+  packedSize(metadata: NativeMetadata): Promise<{ fileBytes: number; headerBytes: number; tensors: Record<string, number> }>;
   weightErrors(reference: NativeModel): Promise<Record<string, number>>;
   parameter(name: string): Promise<NativeTensor>;
   dispose(): void;
@@ -87,6 +175,7 @@ export interface NativeTokenizer {
   encodeBatch(texts: string[], threads: number): Promise<{ ids: Int32Array; offsets: Float64Array }>;
   decode(ids: TokenArray): string;
   piece(id: number): string;
+  pieces(ids: Int32Array): string[];
   pieceToId(piece: string): number;
 }
 
@@ -110,16 +199,16 @@ export interface EngineInfo {
 
 export interface NativeAddon {
   abiVersion: number;
-  createModel(configJson: string, seed: number, device: string): Promise<NativeModel>;
-  loadModel(configJson: string, weightsPath: string, device: string): Promise<NativeModel>;
-  createMlmData(tokens: TokenArray, optionsJson: string): NativeDataset;
-  createMlmShards(paths: string[], optionsJson: string): NativeDataset;
+  createModel(config: NativeModelConfig, seed: number, device: string): Promise<NativeModel>;
+  loadModel(config: NativeModelConfig, weightsPath: string, device: string): Promise<NativeModel>;
+  createMlmData(tokens: TokenArray, options: NativeMlmOptions): NativeDataset;
+  createMlmShards(paths: string[], options: NativeMlmOptions): NativeDataset;
   writeTokenShard(path: string, tokens: TokenArray, vocabSize: number): Promise<NativeShardInfo>;
   readTokenShard(path: string): { ids: Int32Array; tokenBytes: number; vocabSize: number };
-  trainTokenizer(lines: string[], optionsJson: string): Promise<NativeTokenizer>;
+  trainTokenizer(lines: string[], options: NativeTokenizerOptions): Promise<NativeTokenizer>;
   loadTokenizer(modelBytes: Uint8Array): NativeTokenizer;
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
-  Trainer: new (model: NativeModel, configJson: string) => NativeTrainer;
+  Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;
   magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
   fakeQuantize(weight: Float32Array, dims: number[], bits: number, symmetric: boolean, perChannel: boolean): {
     values: Float32Array; codes: Int32Array; scale: Float32Array; zeroPoint: Int32Array; qmin: number; qmax: number;
@@ -128,9 +217,11 @@ export interface NativeAddon {
   unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
   engineInfo(): EngineInfo;
   setThreads(threads: number, blasThreads: number): void;
+  /** Temporary name, fsync, rename, fsync of the folder (native/io/atomic_file.h). */
+  writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
 }
 
-const ABI_VERSION = 4;
+const ABI_VERSION = 5;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

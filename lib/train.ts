@@ -124,9 +124,10 @@ export class Trainer {
     config: TrainConfigInput,
   ) {
     const parsed = parseTrainConfig(config);
-    this.config = { ...parsed, precision: resolvePrecision(parsed.precision, model.device) };
-    const threads = resolveThreads({ ...this.config, precision: this.config.precision as 'fp32' | 'bf16' | 'fp16' });
-    this.handle = new (native().Trainer)(model.handle, JSON.stringify({ ...this.config, ...threads }));
+    const precision = resolvePrecision(parsed.precision, model.device);
+    this.config = { ...parsed, precision };
+    const threads = resolveThreads({ ...parsed, precision });
+    this.handle = new (native().Trainer)(model.handle, { ...parsed, precision, ...threads });
   }
 
   /** Optimizer updates done. */

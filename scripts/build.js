@@ -8,7 +8,8 @@
 // out the SentencePiece plugin (for machines without libsentencepiece, such as a bare GPU machine);
 // --out DIR puts the addon there instead of build/ (lib/native.ts then needs TRAINLARGE_ADDON).
 // The result is always build/trainlarge.node (+ build/trainlarge_spm.so) and build/trainlarge.json, which
-// lib/native.ts reads to explain a load failure.
+// lib/native.ts reads to explain a load failure; the cmake build also gives build/trainlarge_engine_test,
+// the engine's C++ test program (left out when trainlarge is installed as a dependency).
 // Needs only cmake, a C++ compiler and this package's dependencies (node-addon-api, node-api-headers), so a
 // project that installs trainlarge builds it without trainlarge's devDependencies.
 'use strict';
@@ -43,6 +44,8 @@ const addon = path.join(out, 'trainlarge.node');
 const stampFile = path.join(out, 'trainlarge.json');
 // The tokenizer plugin (native/spm), loaded by the addon from beside itself.
 const plugin = path.join(out, 'trainlarge_spm.so');
+const engineTest = path.join(out, 'trainlarge_engine_test');
+const asDependency = root.split(path.sep).includes('node_modules');
 
 function filesBelow(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -125,7 +128,8 @@ function main() {
     const configure = ['-S', root, '-B', dir, '-DCMAKE_BUILD_TYPE=Release',
       `-DNODE_API_INCLUDE=${resolveDir('node-api-headers', 'include_dir')}`,
       `-DNODE_ADDON_API_INCLUDE=${resolveDir('node-addon-api', 'include_dir')}`,
-      `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`, '--log-level=WARNING'];
+      `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`, `-DTRAINLARGE_ENGINE_TEST=${asDependency ? 'OFF' : 'ON'}`,
+      '--log-level=WARNING'];
     run('cmake', configure, env);
     run('cmake', ['--build', dir, '--parallel', jobs], env);
     produced = path.join(dir, 'Release');
@@ -135,12 +139,15 @@ function main() {
     run(process.execPath, [gyp, 'build', '--jobs', jobs, '--silent'], env);
     produced = path.join(out, 'Release');
   }
-  const outputs = [['trainlarge.node', addon], ...(wantPlugin ? [['trainlarge_spm.so', plugin]] : [])];
+  const withTest = fs.existsSync(path.join(produced, 'trainlarge_engine_test')) && builder === 'cmake' && !asDependency;
+  const outputs = [['trainlarge.node', addon], ...(wantPlugin ? [['trainlarge_spm.so', plugin]] : []),
+    ...(withTest ? [['trainlarge_engine_test', engineTest]] : [])];
   for (const [name, dest] of outputs) {
     fs.copyFileSync(path.join(produced, name), dest + '.tmp');
     fs.renameSync(dest + '.tmp', dest);
   }
   if (!wantPlugin) fs.rmSync(plugin, { force: true });
+  if (!withTest) fs.rmSync(engineTest, { force: true });
   const { linked, info } = check(addon, torch);
   fs.writeFileSync(stampFile, JSON.stringify({
     stamp: digest,

@@ -106,7 +106,7 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
 
   test('the addon loads and the process exits cleanly (no crash in static destructors)', () => {
     const addon = path.resolve(__dirname, '../build/trainlarge.node');
-    const out = execFileSync(process.execPath, ['-e', `const a=require(${JSON.stringify(addon)});a.createModel(JSON.stringify({task:'mlm',vocabSize:10,maxLen:4,dModel:8,layers:1,heads:2,ffn:16,dropout:0,attentionDropout:0,norm:'post',layerNormEps:1e-5,padId:0}),1,'cpu').then(m=>console.log(m.parameterCount))`], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['-e', `const a=require(${JSON.stringify(addon)});a.createModel({task:'mlm',vocabSize:10,maxLen:4,dModel:8,layers:1,heads:2,ffn:16,dropout:0,attentionDropout:0,norm:'post',layerNormEps:1e-5,padId:0},1,'cpu').then(m=>console.log(m.parameterCount))`], { encoding: 'utf8' });
     expect(Number(out.trim())).toBeGreaterThan(0);
   });
 });

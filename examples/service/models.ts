@@ -190,11 +190,9 @@ export class ServedModel {
     const preds = await this.model.fillMask(seqs, { topK, maskId: this.tokenizer.special.mask });
     const out: FillMaskResult['masks'][] = items.map(() => []);
     for (const p of preds) {
-      const k = items[p.sequence].topK;
-      out[p.sequence].push({
-        position: p.position,
-        candidates: p.ids.slice(0, k).map((id, r) => ({ id, token: this.tokenizer.piece(id), score: p.probs[r] })),
-      });
+      const ids = p.ids.slice(0, items[p.sequence].topK);
+      const tokens = this.tokenizer.pieces(ids);
+      out[p.sequence].push({ position: p.position, candidates: ids.map((id, r) => ({ id, token: tokens[r], score: p.probs[r] })) });
     }
     return out;
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { native, NativeBatch, NativeDataset, TokenArray } from '../native';
+import { native, NativeBatch, NativeDataset, NativeMlmOptions, TokenArray } from '../native';
 import { checkSequences, checkTokenId, describeValue, specialIds, TokenizerLike } from './tokens';
 
 const MlmOptionsSchema = z
@@ -17,9 +17,9 @@ const MlmOptionsSchema = z
   });
 export type MlmOptions = z.input<typeof MlmOptionsSchema>;
 
-function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: TokenizerLike): string {
-  return JSON.stringify({
-    blockLen: o.maxLen,
+function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: TokenizerLike): NativeMlmOptions {
+  return {
+    maxLen: o.maxLen,
     maskProb: o.maskProb,
     maskTokenProb: o.maskTokenProb,
     randomTokenProb: o.randomTokenProb,
@@ -27,7 +27,7 @@ function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: Token
     clsId: tokenizer.special.cls,
     vocabSize: tokenizer.vocabSize,
     specialIds: specialIds(tokenizer.special),
-  });
+  };
 }
 
 /** Anything a Trainer can draw batches from. */

@@ -63,7 +63,7 @@ export class Tokenizer implements TokenizerLike {
     const docs = texts ?? (await readDocuments({ files: files!, format, textField })).map((d) => d.text);
     const lines = toLines(docs);
     if (lines.length === 0) throw new RangeError('Tokenizer.train: the text is empty');
-    return new Tokenizer(await native().trainTokenizer(lines, JSON.stringify(options)));
+    return new Tokenizer(await native().trainTokenizer(lines, options));
   }
 
   /** A saved SentencePiece model (written by save(), or any model with trainlarge's special ids). */
@@ -113,6 +113,12 @@ export class Tokenizer implements TokenizerLike {
   /** The vocabulary entry of an id (SentencePiece marks a word start with ▁). */
   piece(id: number): string {
     return this.handle.piece(id);
+  }
+
+  /** piece() of each id, in one native call. */
+  pieces(ids: ArrayLike<number>): string[] {
+    checkSequence(ids, 'ids', this.vocabSize);
+    return this.handle.pieces(ids instanceof Int32Array ? ids : Int32Array.from(ids));
   }
 
   /** The id of a piece, or the unk id. */

@@ -13,6 +13,7 @@
 #include "bind/tokenizer_wrap.h"
 #include "bind/trainer_wrap.h"
 #include "common/runtime.h"
+#include "io/atomic_file.h"
 
 namespace trainlarge::bind {
 
@@ -48,6 +49,27 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// [async] writeFileAtomic(path, data: string | Uint8Array) -> Promise<void>: temporary name, fsync, rename,
+// fsync of the folder (io/atomic_file.h); lib/io.ts writes every file through this one implementation.
+Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    const auto path = string_arg(info, 0, "path");
+    std::string data;
+    if (info.Length() > 1 && info[1].IsString()) {
+      data = info[1].As<Napi::String>().Utf8Value();
+    } else if (info.Length() > 1 && info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+      auto bytes = info[1].As<Napi::Uint8Array>();
+      data.assign(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
+    } else {
+      throw std::invalid_argument("data: expected a string or a Uint8Array");
+    }
+    return run_async(info.Env(), "trainlarge.writeFileAtomic", [path, data = std::move(data)]() -> Finish {
+      write_atomically(path, [&](int fd) { write_all(fd, data.data(), data.size(), path); });
+      return nullptr;
+    });
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);  // deleted with the env
@@ -74,8 +96,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
+  exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));
   register_compression_ops(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

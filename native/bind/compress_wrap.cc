@@ -1,21 +1,19 @@
-// The compression methods of the JS Model class, and process-wide compression ops (compress/compress.h).
+// The compression methods of the JS Model class (engine/compression.h does the work), and the process-wide
+// tensor ops of compress/compress.h.
 #include <cstring>
 
 #include "bind/convert.h"
 #include "bind/job.h"
 #include "bind/model_wrap.h"
-#include "common/json_field.h"
+#include "bind/options.h"
 #include "compress/compress.h"
-#include "compress/int8.h"
+#include "engine/compression.h"
+#include "engine/int8.h"
+#include "engine/packed.h"
 
 namespace trainlarge::bind {
 
 namespace {
-
-std::vector<std::string> targets_from(const Model& model, const nlohmann::json& j, const char* what) {
-  const auto t = json_field<nlohmann::json>(j, what, "targets");
-  return compressible(model, json_field<bool>(t, what, "attention"), json_field<bool>(t, what, "ffn"), json_field<bool>(t, what, "embeddings"));
-}
 
 torch::Tensor float_tensor(const Napi::Value& v, const char* field, const std::vector<int64_t>& shape) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
@@ -42,23 +40,52 @@ std::vector<int64_t> dims_arg(const Napi::Value& v, const char* field) {
   return dims;
 }
 
-nlohmann::json describe(const Model& model) {
-  nlohmann::json j = {{"pruned", nlohmann::json::object()}, {"quantized", nlohmann::json::object()}};
-  const auto& c = model.compression;
-  for (const auto& [name, m] : c.masks) {
-    const int64_t kept = m.sum().item<int64_t>();
-    j["pruned"][name] = {{"numel", m.numel()}, {"kept", kept}, {"sparsity", 1.0 - static_cast<double>(kept) / static_cast<double>(m.numel())}};
+const char* granularity_name(Granularity g) { return g == Granularity::Channel ? "channel" : "tensor"; }
+
+// { pruned: {name: {numel, kept, sparsity}}, quantized: {name: {bits, symmetric, granularity}}, int8?, schedule? }
+Napi::Object summary_to_js(Napi::Env env, const CompressionSummary& c) {
+  auto out = Napi::Object::New(env);
+  auto pruned = Napi::Object::New(env);
+  for (const auto& [name, p] : c.pruned) {
+    auto o = Napi::Object::New(env);
+    o.Set("numel", static_cast<double>(p.numel));
+    o.Set("kept", static_cast<double>(p.kept));
+    o.Set("sparsity", p.sparsity);
+    pruned.Set(name, o);
   }
-  for (const auto& [name, q] : c.quant) {
-    j["quantized"][name] = {{"bits", q.bits}, {"symmetric", q.symmetric}, {"granularity", q.per_channel ? "channel" : "tensor"}};
+  out.Set("pruned", pruned);
+  auto quantized = Napi::Object::New(env);
+  for (const auto& [name, q] : c.quantized) {
+    auto o = Napi::Object::New(env);
+    o.Set("bits", q.bits);
+    o.Set("symmetric", q.symmetric);
+    o.Set("granularity", granularity_name(q.granularity));
+    quantized.Set(name, o);
   }
-  if (model.int8) j["int8"] = {{"engine", model.int8->engine}, {"layers", model.int8->packed.size()}, {"exactLayers", model.int8->exact}, {"weightBytes", model.int8->weight_bytes}};
+  out.Set("quantized", quantized);
+  if (c.int8) {
+    auto o = Napi::Object::New(env);
+    o.Set("engine", c.int8->engine);
+    o.Set("layers", static_cast<double>(c.int8->layers));
+    o.Set("exactLayers", static_cast<double>(c.int8->exact_layers));
+    o.Set("weightBytes", static_cast<double>(c.int8->weight_bytes));
+    out.Set("int8", o);
+  }
   if (c.schedule) {
     const auto& s = *c.schedule;
-    j["schedule"] = {{"initialSparsity", s.initial}, {"sparsity", s.final}, {"startStep", s.start}, {"endStep", s.end}, {"every", s.every},
-                     {"scope", s.scope == PruneScope::Layer ? "layer" : "global"}, {"targets", s.targets}};
+    auto o = Napi::Object::New(env);
+    o.Set("initialSparsity", s.initial_sparsity);
+    o.Set("sparsity", s.sparsity);
+    o.Set("startStep", static_cast<double>(s.start_step));
+    o.Set("endStep", static_cast<double>(s.end_step));
+    o.Set("every", static_cast<double>(s.every));
+    o.Set("scope", s.scope == PruneScope::Layer ? "layer" : "global");
+    auto targets = Napi::Array::New(env, s.targets.size());
+    for (size_t k = 0; k < s.targets.size(); ++k) targets.Set(static_cast<uint32_t>(k), s.targets[k]);
+    o.Set("targets", targets);
+    out.Set("schedule", o);
   }
-  return j;
+  return out;
 }
 
 }  // namespace
@@ -66,34 +93,10 @@ nlohmann::json describe(const Model& model) {
 Napi::Value ModelWrap::Prune(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("prune");
-    const auto j = json_arg(info, 0, "options");
-    const char* what = "prune options";
-    const double sparsity = json_field<double>(j, what, "sparsity");
-    if (!(sparsity >= 0 && sparsity < 1)) throw std::invalid_argument("sparsity: must be in [0, 1), got " + std::to_string(sparsity));
-    const auto scope = parse_scope(json_field<std::string>(j, what, "scope"));
-    const auto schedule = json_field<std::string>(j, what, "schedule");
-    if (schedule != "oneshot" && schedule != "gradual") throw std::invalid_argument("schedule: must be 'oneshot' or 'gradual', got '" + schedule + "'");
-    GradualPruning g;
-    if (schedule == "gradual") {
-      g.initial = json_field<double>(j, what, "initialSparsity");
-      g.final = sparsity;
-      g.start = json_field<int64_t>(j, what, "startStep");
-      g.end = json_field<int64_t>(j, what, "endStep");
-      g.every = json_field<int64_t>(j, what, "every");
-      g.scope = scope;
-      if (g.end <= g.start || g.every <= 0) throw std::invalid_argument("gradual pruning: needs endStep > startStep and every > 0");
-      if (!(g.initial >= 0 && g.initial <= sparsity)) throw std::invalid_argument("initialSparsity: must be in [0, sparsity]");
-    }
-    return run_async(info.Env(), "trainlarge.prune", [=]() mutable -> Finish {
+    const auto options = read_prune_options(info[0]);
+    return run_async(info.Env(), "trainlarge.prune", [=]() -> Finish {
       BusyGuard busy(*model, "prune");
-      const auto targets = targets_from(*model, j, what);
-      if (targets.empty()) throw std::invalid_argument("prune: the model has no weight matrices to prune (targets selects none)");
-      if (schedule == "oneshot") {
-        prune_model(*model, sparsity, scope, targets);
-      } else {
-        g.targets = targets;
-        model->compression.schedule = g;
-      }
+      prune(*model, options);
       return nullptr;
     }, {info.This().As<Napi::Object>()});
   });
@@ -102,27 +105,11 @@ Napi::Value ModelWrap::Prune(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::Quantize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("quantize");
-    const auto j = json_arg(info, 0, "options");
-    const char* what = "quantize options";
-    const int bits = json_field<int>(j, what, "bits");
-    const bool symmetric = json_field<bool>(j, what, "symmetric");
-    const auto granularity = json_field<std::string>(j, what, "granularity");
-    if (granularity != "channel" && granularity != "tensor") throw std::invalid_argument("granularity: must be 'channel' or 'tensor', got '" + granularity + "'");
+    const auto options = read_quantize_options(info[0]);
     return run_async(info.Env(), "trainlarge.quantize", [=]() -> Finish {
       BusyGuard busy(*model, "quantize");
-      quantize_model(*model, bits, symmetric, granularity == "channel", targets_from(*model, j, what));
+      quantize(*model, options);
       return nullptr;
-    }, {info.This().As<Napi::Object>()});
-  });
-}
-
-Napi::Value ModelWrap::Clone(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    auto model = live("clone");
-    return run_async(info.Env(), "trainlarge.clone", [=]() -> Finish {
-      BusyGuard busy(*model, "clone");
-      auto copy = model->clone();
-      return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
     }, {info.This().As<Napi::Object>()});
   });
 }
@@ -141,40 +128,22 @@ Napi::Value ModelWrap::ToInt8(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::CompressionInfo(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), describe(*live("compression")).dump()); });
+  return Guard(info, [&]() -> Napi::Value { return summary_to_js(info.Env(), summarize(*live("compression"))); });
 }
 
 Napi::Value ModelWrap::PackedSize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("packedSize");
-    const auto metadata = string_map_arg(info, 0, "metadata");
+    const auto metadata = read_metadata(info[0], "metadata");
     return run_async(info.Env(), "trainlarge.packedSize", [=]() -> Finish {
       BusyGuard busy(*model, "packedSize");
-      const bool compressed = !model->compression.masks.empty() || !model->compression.quant.empty();
-      int64_t file = 0, header = 0;
-      std::map<std::string, int64_t> tensors;
-      if (compressed) {
-        const auto p = pack(*model, metadata);
-        file = p.file_bytes;
-        header = p.header_bytes;
-        tensors = p.bytes_per_tensor;
-      } else {  // the plain safetensors file save() writes
-        auto meta = metadata;
-        meta["format"] = "pt";
-        const auto params = model->named_parameters();
-        header = 8 + static_cast<int64_t>(safetensors_header(params, meta).size());
-        file = header;
-        for (const auto& [name, p] : params) {
-          tensors[name] = p.numel() * static_cast<int64_t>(p.element_size());
-          file += tensors[name];
-        }
-      }
-      return [file, header, tensors](Napi::Env env) -> Napi::Value {
+      const auto size = file_size(*model, metadata);
+      return [size](Napi::Env env) -> Napi::Value {
         auto o = Napi::Object::New(env);
-        o.Set("fileBytes", static_cast<double>(file));
-        o.Set("headerBytes", static_cast<double>(header));
+        o.Set("fileBytes", static_cast<double>(size.file_bytes));
+        o.Set("headerBytes", static_cast<double>(size.header_bytes));
         auto t = Napi::Object::New(env);
-        for (const auto& [name, bytes] : tensors) t.Set(name, static_cast<double>(bytes));
+        for (const auto& [name, bytes] : size.tensors) t.Set(name, static_cast<double>(bytes));
         o.Set("tensors", t);
         return o;
       };
@@ -198,22 +167,6 @@ Napi::Value ModelWrap::WeightErrors(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    auto model = live("parameter");
-    const auto name = string_arg(info, 0, "name");
-    return run_async(info.Env(), "trainlarge.parameter", [=]() -> Finish {
-      BusyGuard busy(*model, "parameter");
-      for (const auto& [n, p] : model->named_parameters()) {
-        if (n != name) continue;
-        auto t = p.detach().to(torch::kCPU, torch::kFloat).contiguous();
-        return [t](Napi::Env env) -> Napi::Value { return tensor_to_js(env, t); };
-      }
-      throw std::invalid_argument("name: the model has no parameter '" + name + "'");
-    }, {info.This().As<Napi::Object>()});
-  });
-}
-
 // [sync] magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity, scope) -> Uint8Array[] (1 = kept)
 Napi::Value MagnitudeMasks(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
@@ -222,7 +175,7 @@ Napi::Value MagnitudeMasks(const Napi::CallbackInfo& info) {
     if (ws.Length() != ds.Length()) throw std::invalid_argument("dims: one entry per weight");
     std::vector<torch::Tensor> weights;
     for (uint32_t i = 0; i < ws.Length(); ++i) weights.push_back(float_tensor(ws.Get(i), "weights[i]", dims_arg(ds.Get(i), "dims[i]")));
-    auto masks = magnitude_masks(weights, number_arg(info, 2, "sparsity"), parse_scope(string_arg(info, 3, "scope")));
+    auto masks = magnitude_masks(weights, number_arg(info, 2, "sparsity"), read_scope(info[3], "scope"));
     auto out = Napi::Array::New(info.Env(), masks.size());
     for (size_t i = 0; i < masks.size(); ++i) out.Set(static_cast<uint32_t>(i), uint8_array(info.Env(), masks[i]));
     return out;
@@ -234,7 +187,7 @@ Napi::Value MagnitudeMasks(const Napi::CallbackInfo& info) {
 Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto w = float_tensor(info[0], "weight", dims_arg(info[1], "dims"));
-    const auto q = calibrate(w, static_cast<int>(int_arg(info, 2, "bits")), info[3].ToBoolean(), info[4].ToBoolean());
+    const auto q = calibrate(w, static_cast<int>(int_arg(info, 2, "bits")), info[3].ToBoolean(), info[4].ToBoolean() ? Granularity::Channel : Granularity::Tensor);
     auto env = info.Env();
     auto o = Napi::Object::New(env);
     o.Set("values", float32_array(env, fake_quantize(w, q)));

@@ -94,15 +94,6 @@ Napi::Object tensor_to_js(Napi::Env env, const torch::Tensor& t) {
   return out;
 }
 
-nlohmann::json json_arg(const Napi::CallbackInfo& info, size_t i, const char* field) {
-  const auto text = string_arg(info, i, field);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(std::string(field) + ": not valid JSON (" + e.what() + ")");
-  }
-}
-
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* field) {
   if (info.Length() <= i || !info[i].IsString()) throw std::invalid_argument(std::string(field) + ": expected a string");
   return info[i].As<Napi::String>().Utf8Value();
@@ -117,15 +108,6 @@ int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* field) {
   const double v = number_arg(info, i, field);
   if (!std::isfinite(v) || std::floor(v) != v) throw std::invalid_argument(std::string(field) + ": expected an integer");
   return static_cast<int64_t>(v);
-}
-
-std::map<std::string, std::string> string_map_arg(const Napi::CallbackInfo& info, size_t i, const char* field) {
-  std::map<std::string, std::string> out;
-  if (info.Length() > i && info[i].IsString()) {
-    const auto j = json_arg(info, i, field);
-    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
-  }
-  return out;
 }
 
 }  // namespace trainlarge::bind

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <napi.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <map>
@@ -22,9 +21,6 @@ Napi::Float32Array float32_array(Napi::Env env, const torch::Tensor& t);
 // A CPU float32 tensor -> { data: Float32Array, dims: number[] }.
 Napi::Object tensor_to_js(Napi::Env env, const torch::Tensor& t);
 
-// A JSON-object argument as name -> text (non-string values as their JSON); empty when absent.
-std::map<std::string, std::string> string_map_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
-nlohmann::json json_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
 double number_arg(const Napi::CallbackInfo& info, size_t i, const char* field);
 int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* field);

@@ -3,7 +3,7 @@
 #include "bind/addon.h"
 #include "bind/convert.h"
 #include "bind/job.h"
-#include "common/json_field.h"
+#include "bind/options.h"
 
 namespace trainlarge::bind {
 
@@ -63,24 +63,10 @@ static Napi::Value wrap_dataset(Napi::Env env, std::shared_ptr<Dataset> data, in
   return addon_data(env).dataset_class.New({holder, Napi::Number::New(env, static_cast<double>(bytes))});
 }
 
-static MlmOptions mlm_options(const nlohmann::json& j) {
-  const char* what = "MLM data options";
-  MlmOptions o;
-  o.block_len = json_field<int64_t>(j, what, "blockLen");
-  o.mask_prob = json_field<double>(j, what, "maskProb");
-  o.mask_token_prob = json_field<double>(j, what, "maskTokenProb");
-  o.random_token_prob = json_field<double>(j, what, "randomTokenProb");
-  o.mask_id = json_field<int64_t>(j, what, "maskId");
-  o.cls_id = json_field<int64_t>(j, what, "clsId");
-  o.vocab_size = json_field<int64_t>(j, what, "vocabSize");
-  o.special_ids = json_field<std::vector<int64_t>>(j, what, "specialIds");
-  return o;
-}
-
 Napi::Value DatasetWrap::CreateMlm(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto tokens = ids_from_js(info[0], "tokens");
-    auto data = std::make_shared<MlmBlocks>(TokenStream::from_tensor(tokens), mlm_options(json_arg(info, 1, "options")));
+    auto data = std::make_shared<MlmBlocks>(TokenStream::from_tensor(tokens), read_mlm_options(info[1]));
     return wrap_dataset(info.Env(), data, tokens.numel() * 8);
   });
 }
@@ -95,7 +81,7 @@ Napi::Value DatasetWrap::CreateMlmShards(const Napi::CallbackInfo& info) {
       if (!v.IsString()) throw std::invalid_argument("shards[" + std::to_string(i) + "]: expected a path");
       paths.push_back(v.As<Napi::String>().Utf8Value());
     }
-    auto data = std::make_shared<MlmBlocks>(TokenStream::map_shards(paths), mlm_options(json_arg(info, 1, "options")));
+    auto data = std::make_shared<MlmBlocks>(TokenStream::map_shards(paths), read_mlm_options(info[1]));
     return wrap_dataset(info.Env(), data, 0);  // the shards are mapped, not allocated
   });
 }

@@ -4,6 +4,8 @@
 #include "bind/convert.h"
 #include "bind/data_wrap.h"
 #include "bind/job.h"
+#include "bind/options.h"
+#include "engine/packed.h"
 #include "train/trainer.h"
 
 namespace trainlarge::bind {
@@ -14,7 +16,6 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceAccessor<&ModelWrap::ParameterCount>("parameterCount"),
                          InstanceAccessor<&ModelWrap::ParameterBytes>("parameterBytes"),
                          InstanceAccessor<&ModelWrap::Device>("device"),
-                         InstanceAccessor<&ModelWrap::Config>("config"),
                          InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                          InstanceMethod<&ModelWrap::Predict>("predict"),
                          InstanceMethod<&ModelWrap::PredictTopK>("predictTopK"),
@@ -74,7 +75,7 @@ const std::shared_ptr<Model>& ModelWrap::live(const char* method) const {
 
 Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    auto config = ModelConfig::from_json(json_arg(info, 0, "config"));
+    const auto config = read_model_config(info[0]);
     const auto seed = static_cast<uint64_t>(int_arg(info, 1, "seed"));
     const auto device = parse_device(string_arg(info, 2, "device"));
     return run_async(info.Env(), "trainlarge.createModel", [=]() -> Finish {
@@ -86,7 +87,7 @@ Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    auto config = ModelConfig::from_json(json_arg(info, 0, "config"));
+    const auto config = read_model_config(info[0]);
     const auto path = string_arg(info, 1, "path");
     const auto device = parse_device(string_arg(info, 2, "device"));
     return run_async(info.Env(), "trainlarge.loadModel", [=]() -> Finish {
@@ -108,10 +109,6 @@ Napi::Value ModelWrap::ParameterBytes(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), live("device")->device.str()); });
-}
-
-Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), live("config")->config().to_json().dump()); });
 }
 
 Napi::Value ModelWrap::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
@@ -193,7 +190,7 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("save");
     const auto path = string_arg(info, 0, "path");
-    const auto metadata = string_map_arg(info, 1, "metadata");
+    const auto metadata = read_metadata(info[1], "metadata");
     return run_async(info.Env(), "trainlarge.save", [=]() -> Finish {
       BusyGuard busy(*model, "save");
       model->save(path, metadata);
@@ -216,6 +213,29 @@ Napi::Value ModelWrap::LoadWeights(const Napi::CallbackInfo& info) {
         for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);
         return out;
       };
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::Clone(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("clone");
+    return run_async(info.Env(), "trainlarge.clone", [=]() -> Finish {
+      BusyGuard busy(*model, "clone");
+      auto copy = model->clone();
+      return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
+    }, {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("parameter");
+    const auto name = string_arg(info, 0, "name");
+    return run_async(info.Env(), "trainlarge.parameter", [=]() -> Finish {
+      BusyGuard busy(*model, "parameter");
+      auto t = model->parameter(name);
+      return [t](Napi::Env env) -> Napi::Value { return tensor_to_js(env, t); };
     }, {info.This().As<Napi::Object>()});
   });
 }

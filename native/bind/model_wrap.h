@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "models/model.h"
+#include "engine/model.h"
 
 namespace trainlarge::bind {
 
@@ -19,20 +19,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // The model behind a JS value; throws naming `field` if it is not a live Model.
   static std::shared_ptr<Model> From(const Napi::Value& value, const char* field);
 
-  // [async] createModel(configJson, seed, device) -> Promise<Model>
+  // [async] createModel(config: ModelConfig, seed, device) -> Promise<Model>
   static Napi::Value Create(const Napi::CallbackInfo& info);
-  // [async] loadModel(configJson, weightsPath, device) -> Promise<Model>; strict: exact tensors
+  // [async] loadModel(config: ModelConfig, weightsPath, device) -> Promise<Model>; strict: exact tensors
   static Napi::Value Load(const Napi::CallbackInfo& info);
 
   explicit ModelWrap(const Napi::CallbackInfo& info);
   ~ModelWrap() override;
 
  private:
-  // [sync] getters: parameterCount, parameterBytes, device, config (JSON text), disposed
+  // [sync] getters: parameterCount, parameterBytes, device, disposed
   Napi::Value ParameterCount(const Napi::CallbackInfo& info);
   Napi::Value ParameterBytes(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
-  Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   // [async] predict(ids: Int32Array, batch, length, mask: Uint8Array | null, precision)
   //   -> Promise<{ data: Float32Array, dims }>  logits (B, T, V) for MLM, (B, C) for classify
@@ -41,26 +40,26 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value PredictTopK(const Napi::CallbackInfo& info);
   // [async] evaluate(dataset, batchSize, maxSamples, seed, precision) -> Promise<{loss, count, correct, samples, seconds}>
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
-  // [async] save(path, metadataJson) -> Promise<void>; atomic safetensors write
+  // [async] save(path, metadata: {name: string}) -> Promise<void>; atomic safetensors write
   Napi::Value Save(const Napi::CallbackInfo& info);
   // [async] loadWeights(path, strict) -> Promise<string[]> names not found in the file
   Napi::Value LoadWeights(const Napi::CallbackInfo& info);
-  // Compression (bind/compress_wrap.cc):
-  // [async] prune(optionsJson) -> Promise<void>: { sparsity, scope, schedule: 'oneshot'|'gradual',
-  //   initialSparsity, startStep, endStep, every, targets: { attention, ffn, embeddings } }
-  Napi::Value Prune(const Napi::CallbackInfo& info);
-  // [async] quantize(optionsJson) -> Promise<void>: { bits, symmetric, granularity, targets }
-  Napi::Value Quantize(const Napi::CallbackInfo& info);
   // [async] clone() -> Promise<Model>: weights and compression state
   Napi::Value Clone(const Napi::CallbackInfo& info);
-  // [async] toInt8(engine: 'auto'|'onednn'|'qnnpack') -> Promise<Model>: a copy whose encoder runs int8 kernels
-  Napi::Value ToInt8(const Napi::CallbackInfo& info);
-  // [sync] compression() -> JSON text { pruned: {name: {numel, kept, sparsity}}, quantized: {...}, schedule? }
-  Napi::Value CompressionInfo(const Napi::CallbackInfo& info);
-  // [async] packedSize(metadataJson) -> Promise<{ fileBytes, headerBytes, tensors: {name: bytes} }>: save()'s file
-  Napi::Value PackedSize(const Napi::CallbackInfo& info);
   // [async] parameter(name) -> Promise<{ data: Float32Array, dims }>: a copy of one parameter
   Napi::Value Parameter(const Napi::CallbackInfo& info);
+  // Compression (bind/compress_wrap.cc):
+  // [async] prune(options) -> Promise<void>: { sparsity, scope, schedule: 'oneshot'|'gradual',
+  //   initialSparsity, startStep, endStep, every, targets: ('attention'|'ffn'|'embeddings')[] }
+  Napi::Value Prune(const Napi::CallbackInfo& info);
+  // [async] quantize(options) -> Promise<void>: { bits, symmetric, granularity, targets }
+  Napi::Value Quantize(const Napi::CallbackInfo& info);
+  // [async] toInt8(engine: 'auto'|'onednn'|'qnnpack') -> Promise<Model>: a copy whose encoder runs int8 kernels
+  Napi::Value ToInt8(const Napi::CallbackInfo& info);
+  // [sync] compression() -> { pruned: {name: {numel, kept, sparsity}}, quantized: {...}, int8?, schedule? }
+  Napi::Value CompressionInfo(const Napi::CallbackInfo& info);
+  // [async] packedSize(metadata) -> Promise<{ fileBytes, headerBytes, tensors: {name: bytes} }>: save()'s file
+  Napi::Value PackedSize(const Napi::CallbackInfo& info);
   // [async] weightErrors(reference: Model) -> Promise<{name: ||W - W_ref|| / ||W_ref||}>
   Napi::Value WeightErrors(const Napi::CallbackInfo& info);
   // [sync] dispose(): frees the native memory now (a running job keeps it alive until it ends)

@@ -5,7 +5,7 @@
 #include "bind/addon.h"
 #include "bind/convert.h"
 #include "bind/job.h"
-#include "common/json_field.h"
+#include "bind/options.h"
 
 namespace trainlarge::bind {
 
@@ -47,6 +47,7 @@ Napi::Function TokenizerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TokenizerWrap::EncodeBatch>("encodeBatch"),
                          InstanceMethod<&TokenizerWrap::Decode>("decode"),
                          InstanceMethod<&TokenizerWrap::Piece>("piece"),
+                         InstanceMethod<&TokenizerWrap::Pieces>("pieces"),
                          InstanceMethod<&TokenizerWrap::PieceToId>("pieceToId"),
                      });
 }
@@ -61,15 +62,7 @@ TokenizerWrap::TokenizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
 Napi::Value TokenizerWrap::Train(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto lines = std::make_shared<std::vector<std::string>>(strings_arg(info, 0, "lines"));
-    auto j = json_arg(info, 1, "options");
-    TokenizerTrainOptions o;
-    o.vocab_size = json_field<int64_t>(j, "tokenizer options", "vocabSize");
-    o.model_type = json_field<std::string>(j, "tokenizer options", "model");
-    o.character_coverage = json_field<double>(j, "tokenizer options", "characterCoverage");
-    o.byte_fallback = json_field<bool>(j, "tokenizer options", "byteFallback");
-    o.max_sentences = json_field<int64_t>(j, "tokenizer options", "maxSentences");
-    o.threads = json_field<int>(j, "tokenizer options", "threads");
-    o.seed = json_field<uint32_t>(j, "tokenizer options", "seed");
+    const auto o = read_tokenizer_options(info[1]);
     return run_async(info.Env(), "trainlarge.trainTokenizer", [lines, o]() -> Finish {
       auto tok = Tokenizer::train(*lines, o);
       return [tok](Napi::Env env) { return wrap(env, tok); };
@@ -143,6 +136,16 @@ Napi::Value TokenizerWrap::Decode(const Napi::CallbackInfo& info) {
 
 Napi::Value TokenizerWrap::Piece(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), tok_->piece(static_cast<int>(int_arg(info, 0, "id")))); });
+}
+
+Napi::Value TokenizerWrap::Pieces(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    const auto ids = ids_from_js(info[0], "ids");
+    const auto* p = ids.data_ptr<int64_t>();
+    auto out = Napi::Array::New(info.Env(), static_cast<size_t>(ids.numel()));
+    for (int64_t i = 0; i < ids.numel(); ++i) out.Set(static_cast<uint32_t>(i), tok_->piece(static_cast<int>(p[i])));
+    return out;
+  });
 }
 
 Napi::Value TokenizerWrap::PieceToId(const Napi::CallbackInfo& info) {

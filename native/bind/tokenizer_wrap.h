@@ -34,6 +34,8 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   // [sync] decode(ids: Int32Array) -> string; piece(id) -> string; pieceToId(piece) -> number (unk when absent)
   Napi::Value Decode(const Napi::CallbackInfo& info);
   Napi::Value Piece(const Napi::CallbackInfo& info);
+  // [sync] pieces(ids: Int32Array) -> string[]: piece() of each id in one call
+  Napi::Value Pieces(const Napi::CallbackInfo& info);
   Napi::Value PieceToId(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Tokenizer> tok_;

@@ -6,6 +6,7 @@
 #include "bind/data_wrap.h"
 #include "bind/job.h"
 #include "bind/model_wrap.h"
+#include "bind/options.h"
 
 namespace trainlarge::bind {
 
@@ -25,7 +26,7 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
 TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
   try {
     model_ = ModelWrap::From(info[0], "model");
-    auto config = TrainConfig::from_json(json_arg(info, 1, "config"));
+    auto config = read_train_config(info[1]);
     trainer_ = std::make_shared<Trainer>(model_, config);
     external_bytes_ = 3 * model_->parameter_bytes();  // two AdamW moments + gradients
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
@@ -58,7 +59,7 @@ Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
     return run_async(info.Env(), "trainlarge.steps", [=]() -> Finish {
       BusyGuard busy(*model, "training");
       const auto& c = trainer->config();
-      set_threads(c.intra_op_threads, c.blas_threads);
+      set_threads(c.threads, c.blas_threads);
       const auto start = std::chrono::steady_clock::now();
       std::vector<StepStats> done;
       while (static_cast<int64_t>(done.size()) < max_steps && !abort->load()) {

@@ -5,15 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "models/model.h"
 
 namespace trainlarge {
-
-PruneScope parse_scope(const std::string& s) {
-  if (s == "layer") return PruneScope::Layer;
-  if (s == "global") return PruneScope::Global;
-  throw std::invalid_argument("scope: must be 'layer' or 'global', got '" + s + "'");
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Magnitude pruning
@@ -58,17 +51,17 @@ std::vector<torch::Tensor> magnitude_masks(const std::vector<torch::Tensor>& wei
 // ---------------------------------------------------------------------------------------------------
 // Quantization
 
-QuantSpec calibrate(const torch::Tensor& w_in, int bits, bool symmetric, bool per_channel) {
+QuantSpec calibrate(const torch::Tensor& w_in, int bits, bool symmetric, Granularity granularity) {
   if (bits < 2 || bits > 8) throw std::invalid_argument("bits: must be an integer in 2..8, got " + std::to_string(bits));
   torch::NoGradGuard no_grad;
   const auto w = w_in.detach().to(torch::kFloat);
   QuantSpec q;
   q.bits = bits;
   q.symmetric = symmetric;
-  q.per_channel = per_channel && w.dim() >= 2;
+  q.granularity = granularity == Granularity::Channel && w.dim() >= 2 ? Granularity::Channel : Granularity::Tensor;
   q.qmin = symmetric ? -(int64_t{1} << (bits - 1)) : 0;
   q.qmax = symmetric ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1;
-  const auto rows = q.per_channel ? w.reshape({w.size(0), -1}) : w.reshape({1, -1});
+  const auto rows = q.granularity == Granularity::Channel ? w.reshape({w.size(0), -1}) : w.reshape({1, -1});
   // PyTorch's _ObserverBase._calculate_qparams, in float32 as there.
   const auto min_neg = std::get<0>(rows.min(1)).clamp_max(0);
   auto max_pos = std::get<0>(rows.max(1)).clamp_min(0);
@@ -87,7 +80,7 @@ QuantSpec calibrate(const torch::Tensor& w_in, int bits, bool symmetric, bool pe
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& w, const QuantSpec& q) {
-  if (q.per_channel) return at::fake_quantize_per_channel_affine(w, q.scale.to(w.device()), q.zero_point.to(w.device()), 0, q.qmin, q.qmax);
+  if (q.granularity == Granularity::Channel) return at::fake_quantize_per_channel_affine(w, q.scale.to(w.device()), q.zero_point.to(w.device()), 0, q.qmin, q.qmax);
   return at::fake_quantize_per_tensor_affine(w, q.scale.item<double>(), q.zero_point.item<int64_t>(), q.qmin, q.qmax);
 }
 
@@ -106,7 +99,7 @@ torch::Tensor quant_codes(const torch::Tensor& w_in, const QuantSpec& q) {
   torch::NoGradGuard no_grad;
   const auto w = w_in.detach().to(torch::kCPU, torch::kFloat);
   auto scale = q.scale.to(torch::kCPU), zp = q.zero_point.to(torch::kCPU, torch::kLong);
-  if (q.per_channel) {
+  if (q.granularity == Granularity::Channel) {
     scale = per_row(scale, w);
     zp = per_row(zp, w);
   }
@@ -164,150 +157,15 @@ torch::Tensor unpack_bits(const torch::Tensor& packed, int64_t count, int bits) 
 // Gradual pruning
 
 double GradualPruning::sparsity_at(int64_t step) const {
-  if (step <= start) return initial;
-  if (step >= end) return final;
-  const double progress = static_cast<double>(step - start) / static_cast<double>(end - start);
-  return final + (initial - final) * std::pow(1.0 - progress, 3);
+  if (step <= start_step) return initial_sparsity;
+  if (step >= end_step) return sparsity;
+  const double progress = static_cast<double>(step - start_step) / static_cast<double>(end_step - start_step);
+  return sparsity + (initial_sparsity - sparsity) * std::pow(1.0 - progress, 3);
 }
 
 bool GradualPruning::due(int64_t step) const {
-  if (step < start || step > end) return false;
-  return step == end || (step - start) % every == 0;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Model-level operations
-
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::map<std::string, torch::Tensor> params_by_name(const Model& model) {
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& [name, p] : model.named_parameters()) out.emplace(name, p);
-  return out;
-}
-
-std::vector<torch::Tensor> select(const std::map<std::string, torch::Tensor>& params, const std::vector<std::string>& targets) {
-  std::vector<torch::Tensor> out;
-  for (const auto& name : targets) {
-    auto it = params.find(name);
-    if (it == params.end()) throw std::invalid_argument("targets: the model has no weight '" + name + "'");
-    out.push_back(it->second);
-  }
-  return out;
-}
-
-}  // namespace
-
-std::vector<std::string> compressible(const Model& model, bool attention, bool ffn, bool embeddings) {
-  std::vector<std::string> out;
-  for (const auto& [name, p] : model.named_parameters()) {
-    const bool in_layer = name.rfind("layers.", 0) == 0;
-    if ((attention && in_layer && (ends_with(name, ".attn.qkv.weight") || ends_with(name, ".attn.proj.weight"))) ||
-        (ffn && in_layer && (ends_with(name, ".ffn.fc1.weight") || ends_with(name, ".ffn.fc2.weight"))) ||
-        (embeddings && name == "tokens.weight")) {
-      out.push_back(name);
-    }
-  }
-  return out;
-}
-
-void prune_model(Model& model, double sparsity, PruneScope scope, const std::vector<std::string>& targets) {
-  if (targets.empty()) throw std::invalid_argument("prune: the model has no weight matrices to prune (select attention, ffn or embeddings)");
-  torch::NoGradGuard no_grad;
-  auto params = params_by_name(model);
-  auto weights = select(params, targets);
-  auto masks = magnitude_masks(weights, sparsity, scope);
-  auto& c = model.compression;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    auto mask = masks[i];
-    auto old = c.masks.find(targets[i]);
-    if (old != c.masks.end()) mask = mask.logical_and(old->second);  // pruned stays pruned
-    weights[i].masked_fill_(mask.logical_not(), 0);  // +0, not w * 0 (which keeps the sign: -0)
-    auto latent = c.latent.find(targets[i]);
-    if (latent != c.latent.end()) latent->second.masked_fill_(mask.logical_not(), 0);
-    c.masks[targets[i]] = mask;
-  }
-}
-
-void quantize_model(Model& model, int bits, bool symmetric, bool per_channel, const std::vector<std::string>& targets) {
-  if (targets.empty()) throw std::invalid_argument("quantize: the model has no weight matrices to quantize (select attention, ffn or embeddings)");
-  auto& c = model.compression;
-  for (const auto& name : targets) {
-    if (c.quant.count(name)) {
-      throw std::invalid_argument("quantize: '" + name + "' is already quantized (" + std::to_string(c.quant.at(name).bits) +
-                                  " bits); quantize the full-precision model instead");
-    }
-  }
-  torch::NoGradGuard no_grad;
-  auto params = params_by_name(model);
-  auto weights = select(params, targets);
-  for (size_t i = 0; i < targets.size(); ++i) {
-    auto spec = calibrate(weights[i], bits, symmetric, per_channel);
-    c.latent[targets[i]] = weights[i].detach().clone();  // kept for quantization-aware fine-tuning
-    weights[i].copy_(fake_quantize(weights[i], spec));
-    c.quant[targets[i]] = spec;
-  }
-}
-
-void apply_masks(Model& model) {
-  if (model.compression.masks.empty()) return;
-  torch::NoGradGuard no_grad;
-  auto params = params_by_name(model);
-  for (const auto& [name, mask] : model.compression.masks) params.at(name).masked_fill_(mask.logical_not(), 0);
-}
-
-void begin_update(Model& model) {
-  auto& c = model.compression;
-  if (c.quant.empty()) return;
-  torch::NoGradGuard no_grad;
-  auto params = params_by_name(model);
-  for (const auto& [name, spec] : c.quant) {
-    auto& p = params.at(name);
-    auto it = c.latent.find(name);
-    if (it == c.latent.end()) it = c.latent.emplace(name, p.detach().clone()).first;  // e.g. loaded from a packed file
-    p.copy_(it->second);
-  }
-}
-
-void end_update(Model& model) {
-  auto& c = model.compression;
-  apply_masks(model);
-  if (c.quant.empty()) return;
-  torch::NoGradGuard no_grad;
-  auto params = params_by_name(model);
-  for (auto& [name, spec] : c.quant) {
-    auto& p = params.at(name);
-    c.latent.at(name).copy_(p);
-    spec = calibrate(p, spec.bits, spec.symmetric, spec.per_channel);
-    p.copy_(fake_quantize(p, spec));
-  }
-}
-
-void prune_on_schedule(Model& model, int64_t step) {
-  const auto& s = model.compression.schedule;
-  if (!s || !s->due(step)) return;
-  const auto schedule = *s;
-  prune_model(model, schedule.sparsity_at(step), schedule.scope, schedule.targets);
-  // Pruned quantized weights: the kept ones stay on their grid, the pruned ones are exactly 0.
-}
-
-std::map<std::string, double> relative_errors(const Model& compressed, const Model& reference) {
-  torch::NoGradGuard no_grad;
-  auto ref = params_by_name(reference);
-  std::map<std::string, double> out;
-  for (const auto& [name, p] : compressed.named_parameters()) {
-    if (p.dim() < 2) continue;
-    auto r = ref.find(name);
-    if (r == ref.end() || r->second.sizes() != p.sizes()) throw std::invalid_argument("reference: the models differ in '" + name + "'");
-    const auto w = r->second.detach().to(torch::kCPU, torch::kDouble);
-    const double denom = w.norm().item<double>();
-    out[name] = denom > 0 ? (p.detach().to(torch::kCPU, torch::kDouble) - w).norm().item<double>() / denom : 0.0;
-  }
-  return out;
+  if (step < start_step || step > end_step) return false;
+  return step == end_step || (step - start_step) % every == 0;
 }
 
 }  // namespace trainlarge

@@ -60,15 +60,11 @@ Batch Dataset::eval_batch(int64_t first, int64_t count, uint64_t seed) const {
 
 MlmBlocks::MlmBlocks(TokenStream tokens, MlmOptions options) : tokens_(std::move(tokens)), options_(std::move(options)) {
   const auto& o = options_;
-  if (o.block_len < 2) throw std::invalid_argument("blockLen: must be >= 2");
-  if (!(o.mask_prob > 0 && o.mask_prob < 1)) throw std::invalid_argument("maskProb: must be in (0, 1)");
-  if (o.mask_token_prob < 0 || o.random_token_prob < 0 || o.mask_token_prob + o.random_token_prob > 1) {
-    throw std::invalid_argument("maskTokenProb + randomTokenProb: must be within [0, 1]");
-  }
-  num_blocks_ = tokens_.size() / (o.block_len - 1);
+  if (o.max_len < 2) throw std::invalid_argument("maxLen: must be >= 2");
+  num_blocks_ = tokens_.size() / (o.max_len - 1);
   if (num_blocks_ == 0) {
     throw std::invalid_argument("tokens: " + std::to_string(tokens_.size()) + " tokens make no block of " +
-                                std::to_string(o.block_len - 1) + " (+ cls); give more text or a smaller maxLen");
+                                std::to_string(o.max_len - 1) + " (+ cls); give more text or a smaller maxLen");
   }
   max_id_ = tokens_.max_id();
   max_id_ = std::max({max_id_, o.mask_id, o.cls_id});
@@ -79,7 +75,7 @@ MlmBlocks::MlmBlocks(TokenStream tokens, MlmOptions options) : tokens_(std::move
 }
 
 Batch MlmBlocks::build(const std::vector<int64_t>& samples, const std::vector<uint64_t>& row_seeds) const {
-  const int64_t B = static_cast<int64_t>(samples.size()), L = options_.block_len, n = L - 1;
+  const int64_t B = static_cast<int64_t>(samples.size()), L = options_.max_len, n = L - 1;
   auto ids = torch::empty({B, L}, torch::kLong);
   auto dst = ids.data_ptr<int64_t>();
   for (int64_t b = 0; b < B; ++b) {

@@ -40,11 +40,12 @@ class Dataset {
   mutable std::vector<int64_t> cached_perm_;
 };
 
+// lib/data's MlmOptions with the tokenizer's ids; the rules and defaults are stated there.
 struct MlmOptions {
-  int64_t block_len = 128;  // tokens per sample including the leading cls token (= the model's maxLen)
-  double mask_prob = 0.15;
-  double mask_token_prob = 0.8;    // of the selected: replaced by mask_id
-  double random_token_prob = 0.1;  // of the selected: replaced by a random non-special token; rest kept
+  int64_t max_len = 0;  // tokens per sample (block) including the leading cls token (= the model's maxLen)
+  double mask_prob = 0;
+  double mask_token_prob = 0;    // of the selected: replaced by mask_id
+  double random_token_prob = 0;  // of the selected: replaced by a random non-special token; rest kept
   int64_t mask_id = 0;
   int64_t cls_id = 0;
   int64_t vocab_size = 0;
@@ -52,7 +53,7 @@ struct MlmOptions {
 };
 
 // RoBERTa's FULL-SENTENCES: the token stream (documents joined by eos) cut into contiguous blocks of
-// block_len - 1 tokens, each led by cls; dynamic masking each time a block is drawn.
+// max_len - 1 tokens, each led by cls; dynamic masking each time a block is drawn.
 class MlmBlocks : public Dataset {
  public:
   MlmBlocks(TokenStream tokens, MlmOptions options);

@@ -1,8 +1,6 @@
-// Model hyper-parameters. The TypeScript layer validates and fills defaults (lib/config/model.ts, the
-// one place they are stated); this side checks the invariants again so the engine is safe on its own.
+// Model hyper-parameters, named as lib/config/model.ts names them (snake_case here). That schema is the one
+// place their rules and defaults are stated; validate() keeps only what protects memory and shapes.
 #pragma once
-
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -19,16 +17,16 @@ struct ModelConfig {
   int64_t d_model = 0;
   int64_t layers = 0;
   int64_t heads = 0;
-  int64_t ffn = 0;  // feed-forward width (4 * d_model in RoBERTa)
-  double dropout = 0.1;
-  double attention_dropout = 0.1;
+  int64_t ffn = 0;  // feed-forward width
+  double dropout = 0;
+  double attention_dropout = 0;
   NormPlacement norm = NormPlacement::Post;
-  double layer_norm_eps = 1e-5;
+  double layer_norm_eps = 0;
   int64_t num_labels = 0;  // classify only
   int64_t pad_id = 0;
 
-  static ModelConfig from_json(const nlohmann::json& j);  // throws std::invalid_argument naming the field
-  nlohmann::json to_json() const;
+  // Throws std::invalid_argument naming the field when a size would make a tensor impossible.
+  void validate() const;
   int64_t head_dim() const { return d_model / heads; }
 };
 

@@ -1,6 +1,6 @@
 #include "models/transformer.h"
 
-#include "compress/int8.h"
+#include "models/linear_hook.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #if TRAINLARGE_CUDA
@@ -21,14 +21,8 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Gener
   return x * keep.div_(1.0 - p);
 }
 
-// aten::linear as PyTorch calls it: the bias is fused into the GEMM (addmm) for 2-D and contiguous 3-D
-// inputs. The C++ frontend's nn::Linear::forward does matmul then `+= bias` (an extra pass, and under
-// bf16 autocast an fp32 bias added unrounded, unlike PyTorch).
-// An int8 model (compress/int8.h) runs its packed encoder layers on the quantized kernels instead.
-static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) {
-  if (auto y = int8_linear(l.get(), x); y.defined()) return y;
-  return torch::linear(x, l->weight, l->bias);
-}
+// Through the Linear hook (models/linear_hook.h): aten::linear unless an int8 scope takes the layer.
+static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) { return hooked_linear(l.get(), x); }
 
 SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
     : heads(c.heads), head_dim(c.head_dim()), attention_dropout(c.attention_dropout), dropout_p(c.dropout) {
@@ -106,6 +100,7 @@ torch::Tensor ClassifierHeadImpl::forward(const torch::Tensor& first_token, at::
 
 TransformerImpl::TransformerImpl(const ModelConfig& c, uint64_t seed)
     : config(c), dropout_gen(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+  c.validate();
   tokens = register_module("tokens", nn::Embedding(c.vocab_size, c.d_model));
   positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
   if (c.norm == NormPlacement::Post) embed_norm = register_module("embed_norm", layer_norm(c));

@@ -12,7 +12,7 @@
 namespace trainlarge {
 
 struct AdamWOptions {
-  double beta1 = 0.9, beta2 = 0.98, eps = 1e-6, weight_decay = 0.01;
+  double beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;  // betas: [beta1, beta2] in TrainConfig
 };
 
 class AdamW {

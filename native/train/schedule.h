@@ -1,18 +1,19 @@
 // Learning-rate schedules: linear warmup to the peak, then decay over the step budget
-// (fairseq's polynomial_decay and HF's linear/cosine schedules).
+// (fairseq's polynomial_decay and HF's linear/cosine schedules). Fields as lib/config/train.ts names them.
 #pragma once
 
 #include <cstdint>
-#include <string>
 
 namespace trainlarge {
 
-struct Schedule {
-  std::string kind = "linear";  // "linear" | "polynomial" | "cosine" | "constant"
-  double peak = 5e-4, end = 0.0, power = 1.0;
-  int64_t warmup = 0, total = 1;
+enum class ScheduleKind { Linear, Polynomial, Cosine, Constant };
 
-  // The rate for update number `step` (0-based). Warmup starts at peak/warmup (as fairseq), not at 0.
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::Linear;  // `schedule` in TrainConfig
+  double lr = 0, end_lr = 0, power = 1;     // lr: the peak, reached after warmup
+  int64_t warmup_steps = 0, max_steps = 0;
+
+  // The rate for update number `step` (0-based). Warmup starts at lr/warmup_steps (as fairseq), not at 0.
   double at(int64_t step) const;
 };
 

@@ -1,10 +1,11 @@
 #include "train/trainer.h"
 
-#include "common/json_field.h"
-
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
+
+#include "engine/compression.h"
+#include "engine/int8.h"
 
 namespace trainlarge {
 
@@ -13,46 +14,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-template <typename T>
-T get(const nlohmann::json& j, const char* name) {
-  return json_field<T>(j, "train config", name);
-}
-
 constexpr double kInitialLossScale = 65536.0;
 constexpr int64_t kLossScaleGrowthInterval = 2000;  // torch.cuda.amp.GradScaler's default
 
 }  // namespace
 
-TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
-  TrainConfig c;
-  c.schedule.kind = get<std::string>(j, "schedule");
-  if (c.schedule.kind != "linear" && c.schedule.kind != "polynomial" && c.schedule.kind != "cosine" && c.schedule.kind != "constant") {
-    throw std::invalid_argument("train config: schedule must be 'linear', 'polynomial', 'cosine' or 'constant'");
-  }
-  c.schedule.peak = get<double>(j, "lr");
-  c.schedule.end = get<double>(j, "endLr");
-  c.schedule.power = get<double>(j, "power");
-  c.schedule.warmup = get<int64_t>(j, "warmupSteps");
-  c.schedule.total = get<int64_t>(j, "maxSteps");
-  const auto betas = get<std::vector<double>>(j, "betas");
-  if (betas.size() != 2) throw std::invalid_argument("train config: betas must be [beta1, beta2]");
-  c.adamw = {betas[0], betas[1], get<double>(j, "eps"), get<double>(j, "weightDecay")};
-  c.clip_norm = get<double>(j, "clipNorm");
-  c.batch_size = get<int64_t>(j, "batchSize");
-  c.accum_steps = get<int64_t>(j, "accumSteps");
-  c.precision = parse_precision(get<std::string>(j, "precision"));
-  c.seed = get<uint64_t>(j, "seed");
-  c.intra_op_threads = get<int>(j, "threads");
-  c.blas_threads = get<int>(j, "blasThreads");
-  if (c.schedule.peak <= 0) throw std::invalid_argument("train config: lr must be > 0");
-  if (c.batch_size <= 0) throw std::invalid_argument("train config: batchSize must be > 0");
-  if (c.accum_steps <= 0) throw std::invalid_argument("train config: accumSteps must be > 0");
-  if (c.schedule.total <= 0) throw std::invalid_argument("train config: maxSteps must be > 0");
-  return c;
+void TrainConfig::validate() const {
+  if (batch_size <= 0) throw std::invalid_argument("train config: batchSize must be > 0");
+  if (accum_steps <= 0) throw std::invalid_argument("train config: accumSteps must be > 0");
+  if (schedule.max_steps <= 0) throw std::invalid_argument("train config: maxSteps must be > 0");
+  if (schedule.warmup_steps < 0) throw std::invalid_argument("train config: warmupSteps must be >= 0");
 }
 
 Trainer::Trainer(std::shared_ptr<Model> model, TrainConfig config)
     : model_(std::move(model)), config_(std::move(config)), optimizer_(model_->named_parameters(), config_.adamw) {
+  config_.validate();
   if (model_->int8) {
     throw std::invalid_argument("model: an int8 model is for inference; fine-tune the model it was made from (toInt8 returns a copy)");
   }
@@ -162,6 +138,7 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
   if (data.max_token_id() >= module->config.vocab_size) {
     throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize");
   }
+  if (batch_size <= 0) throw std::invalid_argument("batchSize: must be > 0");
   const auto start = Clock::now();
   torch::NoGradGuard no_grad;
   const bool was_training = module->is_training();
@@ -173,7 +150,7 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
     const int64_t count = std::min(batch_size, n - first);
     Batch batch = data.eval_batch(first, count, seed).to(model.device);
     AutocastScope autocast(precision, model.device.type());
-    Int8Scope int8_scope(model.int8.get());
+    LinearHookScope int8_scope(model.int8.get());
     auto l = module->loss(batch, /*count_correct=*/true);
     loss_sum += l.loss.item<double>() * static_cast<double>(l.count);
     r.count += l.count;

@@ -10,24 +10,26 @@
 #include "common/runtime.h"
 #include "data/dataset.h"
 #include "data/prefetch.h"
-#include "models/model.h"
+#include "engine/model.h"
 #include "train/adamw.h"
 #include "train/schedule.h"
 
 namespace trainlarge {
 
+// lib/config/train.ts's TrainConfig, resolved (threads are counts). Its schema states the rules and
+// defaults; validate() keeps what protects the loop (sizes that index and divide).
 struct TrainConfig {
   Schedule schedule;
   AdamWOptions adamw;
-  double clip_norm = 1.0;  // 0 = no clipping (the norm is still reported)
-  int64_t batch_size = 32;
+  double clip_norm = 0;  // 0 = no clipping (the norm is still reported)
+  int64_t batch_size = 0;
   int64_t accum_steps = 1;
   Precision precision = Precision::FP32;
-  uint64_t seed = 1;
-  int intra_op_threads = 0;  // 0 = leave as is
+  uint64_t seed = 0;
+  int threads = 0;  // intra-op threads; 0 = leave as is
   int blas_threads = 0;
 
-  static TrainConfig from_json(const nlohmann::json& j);
+  void validate() const;
 };
 
 struct StepStats {

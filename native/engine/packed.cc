@@ -1,4 +1,4 @@
-// The packed file of a compressed model (format in compress.h): bit-packed codes and masks, and back.
+// The packed file of a compressed model (format in engine/packed.h): bit-packed codes and masks, and back.
 #include <nlohmann/json.hpp>
 
 #include <limits>
@@ -7,8 +7,9 @@
 #include <stdexcept>
 
 #include "compress/compress.h"
+#include "engine/model.h"
+#include "engine/packed.h"
 #include "io/json_fields.h"
-#include "models/model.h"
 
 namespace trainlarge {
 
@@ -19,8 +20,8 @@ constexpr const char* kPackedFormat = "trainlarge-packed";
 
 int64_t bytes_of(const torch::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
 
-torch::Tensor row_of_each(const torch::Tensor& flat_index, const std::vector<int64_t>& shape, bool per_channel) {
-  if (!per_channel || shape.empty()) return torch::zeros_like(flat_index);
+torch::Tensor row_of_each(const torch::Tensor& flat_index, const std::vector<int64_t>& shape, Granularity granularity) {
+  if (granularity != Granularity::Channel || shape.empty()) return torch::zeros_like(flat_index);
   int64_t row = 1;
   for (size_t i = 1; i < shape.size(); ++i) row *= shape[i];
   return torch::div(flat_index, row, "floor");
@@ -72,7 +73,7 @@ Packed pack(const Model& model, const std::map<std::string, std::string>& metada
       if (!q.symmetric) add("zero_point", q.zero_point.to(torch::kCPU, torch::kByte).contiguous());
       e["bits"] = q.bits;
       e["symmetric"] = q.symmetric;
-      e["granularity"] = q.per_channel ? "channel" : "tensor";
+      e["granularity"] = q.granularity == Granularity::Channel ? "channel" : "tensor";
       e["encoding"] = pruned ? "mask+codes" : "codes";
     } else {
       add("values", flat.index_select(0, kept).contiguous());
@@ -136,13 +137,13 @@ std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compres
       QuantSpec q;
       q.bits = static_cast<int>(json_int(e.at("bits"), what + " bits", 1, 8));
       q.symmetric = e.at("symmetric").get<bool>();
-      q.per_channel = e.at("granularity").get<std::string>() == "channel";
+      q.granularity = e.at("granularity").get<std::string>() == "channel" ? Granularity::Channel : Granularity::Tensor;
       q.qmin = q.symmetric ? -(int64_t{1} << (q.bits - 1)) : 0;
       q.qmax = q.symmetric ? (int64_t{1} << (q.bits - 1)) - 1 : (int64_t{1} << q.bits) - 1;
       q.scale = part(name, "scale").to(torch::kFloat).contiguous();
       q.zero_point = q.symmetric ? torch::zeros({q.scale.numel()}, torch::kInt) : part(name, "zero_point").to(torch::kInt).contiguous();
       const auto codes = unpack_bits(part(name, "codes"), kept.numel(), q.bits);
-      flat.index_put_({kept}, dequantize_codes(codes, row_of_each(kept, shape, q.per_channel), q));
+      flat.index_put_({kept}, dequantize_codes(codes, row_of_each(kept, shape, q.granularity), q));
       if (state) state->quant[name] = q;
     }
     if (state && mask.defined()) state->masks[name] = mask.view(shape);
@@ -153,6 +154,32 @@ std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compres
     else if (!parts.count(name)) throw std::runtime_error("packed model: unexpected part '" + name + "'");
   }
   return dense;
+}
+
+std::map<std::string, std::string> plain_metadata(const std::map<std::string, std::string>& metadata) {
+  auto meta = metadata;
+  meta["format"] = "pt";
+  return meta;
+}
+
+FileSize file_size(const Model& model, const std::map<std::string, std::string>& metadata) {
+  FileSize out;
+  const auto& c = model.compression;
+  if (!c.masks.empty() || !c.quant.empty()) {
+    const auto p = pack(model, metadata);
+    out.file_bytes = p.file_bytes;
+    out.header_bytes = p.header_bytes;
+    out.tensors = p.bytes_per_tensor;
+    return out;
+  }
+  const auto params = model.named_parameters();
+  out.header_bytes = 8 + static_cast<int64_t>(safetensors_header(params, plain_metadata(metadata)).size());
+  out.file_bytes = out.header_bytes;
+  for (const auto& [name, p] : params) {
+    out.tensors[name] = bytes_of(p);
+    out.file_bytes += out.tensors[name];
+  }
+  return out;
 }
 
 }  // namespace trainlarge

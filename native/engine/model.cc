@@ -1,4 +1,4 @@
-#include "models/model.h"
+#include "engine/model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #if TRAINLARGE_CUDA
@@ -8,6 +8,9 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include "engine/int8.h"
+#include "engine/packed.h"
 
 namespace trainlarge {
 
@@ -91,9 +94,7 @@ void Model::save(const std::string& path, const std::map<std::string, std::strin
     save_safetensors(path, packed.tensors, packed.metadata);
     return;
   }
-  auto meta = metadata;
-  meta["format"] = "pt";  // what HuggingFace's loaders expect
-  save_safetensors(path, named_parameters(), meta);
+  save_safetensors(path, named_parameters(), plain_metadata(metadata));
 }
 
 std::shared_ptr<Model> Model::clone() const {
@@ -131,7 +132,7 @@ static auto in_inference(Model& m, const torch::Tensor& ids, const torch::Tensor
     ~Restore() { if (training) m.module->train(); }
   } restore{m, was_training};
   AutocastScope autocast(precision, m.device.type());
-  Int8Scope int8_scope(m.int8.get());
+  LinearHookScope int8_scope(m.int8.get());
   return fn(ids.to(m.device), attention_mask.defined() ? attention_mask.to(m.device) : attention_mask);
 }
 
@@ -161,6 +162,13 @@ Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& 
     return torch::softmax(logits, -1).topk(k, -1);
   });
   return {probs.to(torch::kCPU).contiguous(), top.to(torch::kCPU, torch::kInt).contiguous()};
+}
+
+torch::Tensor Model::parameter(const std::string& name) const {
+  for (const auto& [n, p] : named_parameters()) {
+    if (n == name) return p.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  }
+  throw std::invalid_argument("name: the model has no parameter '" + name + "'");
 }
 
 BusyGuard::BusyGuard(Model& model, const char* job) : model_(model) {

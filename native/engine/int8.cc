@@ -1,17 +1,16 @@
-#include "compress/int8.h"
+#include "engine/int8.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <stdexcept>
 
 #include "compress/compress.h"
-#include "models/model.h"
+#include "engine/compression.h"
+#include "engine/model.h"
 
 namespace trainlarge {
 
 namespace {
-
-thread_local const Int8Linears* tls_linears = nullptr;
 
 at::QEngine engine_named(const std::string& name) {
   const auto& supported = at::globalContext().supportedQEngines();
@@ -45,7 +44,7 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
   std::string n = c10::toString(engine);
   std::transform(n.begin(), n.end(), n.begin(), ::tolower);
   out->engine = n;
-  const auto targets = compressible(model, true, true, false);
+  const auto targets = compressible(model, Targets{/*attention=*/true, /*ffn=*/true, /*embeddings=*/false});
   torch::NoGradGuard no_grad;
   for (const auto& item : model.module->named_modules()) {
     const std::string weight = item.key() + ".weight";
@@ -55,8 +54,8 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
     const auto w = linear->weight.detach().contiguous();
     auto it = model.compression.quant.find(weight);
     const bool exact = it != model.compression.quant.end() && it->second.symmetric;
-    const QuantSpec q = exact ? it->second : calibrate(w, 8, /*symmetric=*/true, /*per_channel=*/true);
-    at::Tensor qw = q.per_channel
+    const QuantSpec q = exact ? it->second : calibrate(w, 8, /*symmetric=*/true, Granularity::Channel);
+    at::Tensor qw = q.granularity == Granularity::Channel
                         ? at::quantize_per_channel(w, q.scale.to(torch::kDouble), q.zero_point.to(torch::kLong), 0, at::kQInt8)
                         : at::quantize_per_tensor(w, q.scale.item<double>(), 0, at::kQInt8);
     out->packed[linear] = prepack.call(qw, c10::optional<at::Tensor>(linear->bias.detach().contiguous()));
@@ -67,13 +66,9 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
   return out;
 }
 
-Int8Scope::Int8Scope(const Int8Linears* linears) : previous_(tls_linears) { tls_linears = linears; }
-Int8Scope::~Int8Scope() { tls_linears = previous_; }
-
-torch::Tensor int8_linear(const torch::nn::LinearImpl* layer, const torch::Tensor& x) {
-  if (tls_linears == nullptr) return {};
-  auto it = tls_linears->packed.find(layer);
-  if (it == tls_linears->packed.end()) return {};
+torch::Tensor Int8Linears::forward(const torch::nn::LinearImpl* layer, const torch::Tensor& x) const {
+  auto it = packed.find(layer);
+  if (it == packed.end()) return {};
   auto sizes = x.sizes().vec();
   auto y = it->second->apply_dynamic(x.reshape({-1, sizes.back()}).contiguous().to(torch::kFloat), /*reduce_range=*/false);
   sizes.back() = y.size(1);

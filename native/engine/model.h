@@ -1,5 +1,6 @@
-// The engine's model handle: a Transformer on a device, its weights I/O and inference, and a busy flag
-// so one native job at a time uses it.
+// The engine's model: a Transformer (models/) on a device with its compression state, its files (plain
+// safetensors, or packed when compressed: engine/packed.h), inference (float or int8 through the Linear
+// hook), and a busy flag so one job at a time uses it. bind/ and train/ hold models through this class.
 #pragma once
 
 #include <torch/torch.h>
@@ -10,11 +11,12 @@
 
 #include "common/runtime.h"
 #include "compress/compress.h"
-#include "compress/int8.h"
 #include "io/safetensors.h"
 #include "models/transformer.h"
 
 namespace trainlarge {
+
+struct Int8Linears;  // engine/int8.h
 
 class Model {
  public:
@@ -30,11 +32,14 @@ class Model {
   std::vector<std::string> load_weights(const std::map<std::string, torch::Tensor>& tensors, bool strict);
   // Weights and, for a packed file (a compressed model's), the compression state too.
   void load_file(const SafetensorsFile& file, bool strict);
-  // A compressed model (masks or quantization) is written packed (compress.h); the file's size is
-  // pack(...).file_bytes.
+  // A compressed model (masks or quantization) is written packed (engine/packed.h); file_size() tells
+  // the size of the file save() writes.
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;
   // A deep copy (weights and compression state) on the same device.
   std::shared_ptr<Model> clone() const;
+
+  // A copy of one parameter (CPU float32); throws naming `name` when the model has none.
+  torch::Tensor parameter(const std::string& name) const;
 
   // Logits for ids (B, T) int64 on CPU and an optional (B, T) bool mask; returns CPU float32.
   torch::Tensor predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision);

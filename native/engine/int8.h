@@ -10,11 +10,17 @@
 #include <string>
 #include <unordered_map>
 
+#include "models/linear_hook.h"
+
 namespace trainlarge {
 
 class Model;
 
-struct Int8Linears {
+// The int8 kernels as the Transformer's Linear hook (models/linear_hook.h): a model holding one runs its
+// packed layers on them whenever a LinearHookScope installs it (Model::predict, evaluate).
+struct Int8Linears : LinearHook {
+  torch::Tensor forward(const torch::nn::LinearImpl* layer, const torch::Tensor& x) const override;
+
   std::string engine;
   std::unordered_map<const torch::nn::LinearImpl*, c10::intrusive_ptr<LinearPackedParamsBase>> packed;
   int64_t weight_bytes = 0;  // int8 weights + scales, as packed
@@ -25,20 +31,5 @@ struct Int8Linears {
 // symmetrically (any k <= 8) keeps its grid exactly; otherwise weights are quantized to 8 bits here.
 // engine: "onednn", "qnnpack" or "auto" (onednn when the build has it).
 std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine);
-
-// While alive, Linear layers packed in `linears` run int8 on this thread.
-class Int8Scope {
- public:
-  explicit Int8Scope(const Int8Linears* linears);
-  ~Int8Scope();
-  Int8Scope(const Int8Scope&) = delete;
-  Int8Scope& operator=(const Int8Scope&) = delete;
-
- private:
-  const Int8Linears* previous_;
-};
-
-// y = x W^T + b on the int8 kernel when `layer` is packed and a scope is active; undefined otherwise.
-torch::Tensor int8_linear(const torch::nn::LinearImpl* layer, const torch::Tensor& x);
 
 }  // namespace trainlarge

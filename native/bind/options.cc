@@ -1,0 +1,227 @@
+#include "bind/options.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace trainlarge::bind {
+
+OptionReader::OptionReader(const Napi::Value& value, std::string what) : what_(std::move(what)) {
+  if (!value.IsObject() || value.IsArray()) throw std::invalid_argument(what_ + ": expected an object");
+  object_ = value.As<Napi::Object>();
+}
+
+bool OptionReader::has(const char* key) const {
+  const auto v = object_.Get(key);
+  return !v.IsUndefined() && !v.IsNull();
+}
+
+Napi::Value OptionReader::get(const char* key) const {
+  auto v = object_.Get(key);
+  if (v.IsUndefined()) throw std::invalid_argument(field(key) + ": missing");
+  return v;
+}
+
+double OptionReader::number(const char* key) const {
+  const auto v = get(key);
+  if (!v.IsNumber()) throw std::invalid_argument(field(key) + ": expected a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t OptionReader::integer(const char* key) const {
+  const double d = number(key);
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9007199254740991.0) {
+    throw std::invalid_argument(field(key) + ": expected an integer");
+  }
+  return static_cast<int64_t>(d);
+}
+
+bool OptionReader::boolean(const char* key) const {
+  const auto v = get(key);
+  if (!v.IsBoolean()) throw std::invalid_argument(field(key) + ": expected a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string OptionReader::string(const char* key) const {
+  const auto v = get(key);
+  if (!v.IsString()) throw std::invalid_argument(field(key) + ": expected a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> OptionReader::integers(const char* key) const {
+  const auto v = get(key);
+  if (!v.IsArray()) throw std::invalid_argument(field(key) + ": expected an array of integers");
+  auto a = v.As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    const auto e = a.Get(i);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d) || std::floor(d) != d) throw std::invalid_argument(field(key) + "[" + std::to_string(i) + "]: expected an integer");
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
+}
+
+std::vector<std::string> OptionReader::strings(const char* key) const {
+  const auto v = get(key);
+  if (!v.IsArray()) throw std::invalid_argument(field(key) + ": expected an array of strings");
+  auto a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    const auto e = a.Get(i);
+    if (!e.IsString()) throw std::invalid_argument(field(key) + "[" + std::to_string(i) + "]: expected a string");
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+ModelConfig read_model_config(const Napi::Value& value) {
+  const OptionReader r(value, "model config");
+  ModelConfig c;
+  c.task = r.choice<Task>("task", {{"mlm", Task::MLM}, {"classify", Task::Classify}});
+  c.vocab_size = r.integer("vocabSize");
+  c.max_len = r.integer("maxLen");
+  c.d_model = r.integer("dModel");
+  c.layers = r.integer("layers");
+  c.heads = r.integer("heads");
+  c.ffn = r.integer("ffn");
+  c.dropout = r.number("dropout");
+  c.attention_dropout = r.number("attentionDropout");
+  c.norm = r.choice<NormPlacement>("norm", {{"post", NormPlacement::Post}, {"pre", NormPlacement::Pre}});
+  c.layer_norm_eps = r.number("layerNormEps");
+  c.pad_id = r.integer("padId");
+  if (c.task == Task::Classify) c.num_labels = r.integer("numLabels");
+  c.validate();
+  return c;
+}
+
+Precision read_precision(const Napi::Value& value, const char* field) {
+  if (!value.IsString()) throw std::invalid_argument(std::string(field) + ": expected 'fp32', 'bf16' or 'fp16'");
+  return parse_precision(value.As<Napi::String>().Utf8Value());
+}
+
+TrainConfig read_train_config(const Napi::Value& value) {
+  const OptionReader r(value, "train config");
+  TrainConfig c;
+  // The schedule's own fields: `schedule` names its kind; lr is the peak rate.
+  c.schedule.kind = r.choice<ScheduleKind>("schedule", {{"linear", ScheduleKind::Linear},
+                                                         {"polynomial", ScheduleKind::Polynomial},
+                                                         {"cosine", ScheduleKind::Cosine},
+                                                         {"constant", ScheduleKind::Constant}});
+  c.schedule.lr = r.number("lr");
+  c.schedule.end_lr = r.number("endLr");
+  c.schedule.power = r.number("power");
+  c.schedule.warmup_steps = r.integer("warmupSteps");
+  c.schedule.max_steps = r.integer("maxSteps");
+  const auto betas_value = value.As<Napi::Object>().Get("betas");
+  if (!betas_value.IsArray() || betas_value.As<Napi::Array>().Length() != 2) {
+    throw std::invalid_argument("train config.betas: expected [beta1, beta2]");
+  }
+  const auto betas = betas_value.As<Napi::Array>();
+  c.adamw.beta1 = betas.Get(0u).ToNumber().DoubleValue();
+  c.adamw.beta2 = betas.Get(1u).ToNumber().DoubleValue();
+  c.adamw.eps = r.number("eps");
+  c.adamw.weight_decay = r.number("weightDecay");
+  c.clip_norm = r.number("clipNorm");
+  c.batch_size = r.integer("batchSize");
+  c.accum_steps = r.integer("accumSteps");
+  c.precision = read_precision(value.As<Napi::Object>().Get("precision"), "train config.precision");
+  c.seed = static_cast<uint64_t>(r.integer("seed"));
+  c.threads = static_cast<int>(r.integer("threads"));  // counts: lib resolves 'auto' before it calls
+  c.blas_threads = static_cast<int>(r.integer("blasThreads"));
+  c.validate();
+  return c;
+}
+
+MlmOptions read_mlm_options(const Napi::Value& value) {
+  const OptionReader r(value, "MLM data options");
+  MlmOptions o;
+  o.max_len = r.integer("maxLen");
+  o.mask_prob = r.number("maskProb");
+  o.mask_token_prob = r.number("maskTokenProb");
+  o.random_token_prob = r.number("randomTokenProb");
+  // The tokenizer's ids (lib takes them from the tokenizer, not from the user).
+  o.mask_id = r.integer("maskId");
+  o.cls_id = r.integer("clsId");
+  o.vocab_size = r.integer("vocabSize");
+  o.special_ids = r.integers("specialIds");
+  return o;
+}
+
+PruneScope read_scope(const Napi::Value& value, const char* field) {
+  const std::string s = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (s == "layer") return PruneScope::Layer;
+  if (s == "global") return PruneScope::Global;
+  throw std::invalid_argument(std::string(field) + ": must be 'layer' or 'global', got '" + s + "'");
+}
+
+namespace {
+
+// `targets`: the user's list of 'attention', 'ffn', 'embeddings'.
+Targets read_targets(const OptionReader& r) {
+  Targets t;
+  for (const auto& name : r.strings("targets")) {
+    if (name == "attention") t.attention = true;
+    else if (name == "ffn") t.ffn = true;
+    else if (name == "embeddings") t.embeddings = true;
+    else throw std::invalid_argument("targets: must name 'attention', 'ffn' or 'embeddings', got '" + name + "'");
+  }
+  return t;
+}
+
+}  // namespace
+
+PruneOptions read_prune_options(const Napi::Value& value) {
+  const OptionReader r(value, "prune options");
+  PruneOptions o;
+  o.sparsity = r.number("sparsity");
+  o.scope = read_scope(value.As<Napi::Object>().Get("scope"), "prune options.scope");
+  o.schedule = r.choice<PruneSchedule>("schedule", {{"oneshot", PruneSchedule::OneShot}, {"gradual", PruneSchedule::Gradual}});
+  if (o.schedule == PruneSchedule::Gradual) {
+    o.initial_sparsity = r.number("initialSparsity");
+    o.start_step = r.integer("startStep");
+    o.end_step = r.integer("endStep");
+    o.every = r.integer("every");
+  }
+  o.targets = read_targets(r);
+  return o;
+}
+
+QuantizeOptions read_quantize_options(const Napi::Value& value) {
+  const OptionReader r(value, "quantize options");
+  QuantizeOptions o;
+  o.bits = static_cast<int>(r.integer("bits"));
+  o.symmetric = r.boolean("symmetric");
+  o.granularity = r.choice<Granularity>("granularity", {{"channel", Granularity::Channel}, {"tensor", Granularity::Tensor}});
+  o.targets = read_targets(r);
+  return o;
+}
+
+TokenizerTrainOptions read_tokenizer_options(const Napi::Value& value) {
+  const OptionReader r(value, "tokenizer options");
+  TokenizerTrainOptions o;
+  o.vocab_size = r.integer("vocabSize");
+  o.model_type = r.choice<std::string>("model", {{"bpe", "bpe"}, {"unigram", "unigram"}});  // SentencePiece's model_type
+  o.character_coverage = r.number("characterCoverage");
+  o.byte_fallback = r.boolean("byteFallback");
+  o.max_sentences = r.integer("maxSentences");
+  o.threads = static_cast<int>(r.integer("threads"));
+  o.seed = static_cast<uint32_t>(r.integer("seed"));
+  return o;
+}
+
+std::map<std::string, std::string> read_metadata(const Napi::Value& value, const char* field) {
+  std::map<std::string, std::string> out;
+  if (value.IsUndefined() || value.IsNull()) return out;
+  if (!value.IsObject() || value.IsArray()) throw std::invalid_argument(std::string(field) + ": expected an object of strings");
+  const auto o = value.As<Napi::Object>();
+  const auto keys = o.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const auto key = keys.Get(i).ToString().Utf8Value();
+    const auto v = o.Get(key);
+    if (!v.IsString()) throw std::invalid_argument(std::string(field) + "." + key + ": expected a string");
+    out[key] = v.As<Napi::String>().Utf8Value();
+  }
+  return out;
+}
+
+}  // namespace trainlarge::bind

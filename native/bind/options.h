@@ -1,0 +1,66 @@
+// Typed option readers: one per option set, each reading a JS object that lib/ has already validated with
+// its zod schema (lib/config/, the one place rules, defaults and user-facing messages live) into the
+// engine's struct. Fields keep their names (camelCase there, snake_case here); the few renamings are
+// commented where they happen. A reader still names the field when a value has the wrong type, since the
+// addon can be called directly.
+#pragma once
+
+#include <napi.h>
+
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/runtime.h"
+#include "data/dataset.h"
+#include "data/tokenizer.h"
+#include "engine/compression.h"
+#include "models/config.h"
+#include "train/trainer.h"
+
+namespace trainlarge::bind {
+
+// One JS options object; every error names "<what>.<field>".
+class OptionReader {
+ public:
+  OptionReader(const Napi::Value& value, std::string what);
+  bool has(const char* key) const;
+  double number(const char* key) const;
+  int64_t integer(const char* key) const;
+  bool boolean(const char* key) const;
+  std::string string(const char* key) const;
+  std::vector<int64_t> integers(const char* key) const;
+  std::vector<std::string> strings(const char* key) const;
+  // A string field that names one of `allowed`.
+  template <typename E>
+  E choice(const char* key, std::initializer_list<std::pair<const char*, E>> allowed) const {
+    const auto s = string(key);
+    std::string names;
+    for (const auto& [name, value] : allowed) {
+      if (s == name) return value;
+      names += (names.empty() ? "'" : ", '") + std::string(name) + "'";
+    }
+    throw std::invalid_argument(field(key) + ": must be one of " + names + ", got '" + s + "'");
+  }
+
+ private:
+  Napi::Value get(const char* key) const;
+  std::string field(const char* key) const { return what_ + "." + key; }
+  Napi::Object object_;
+  std::string what_;
+};
+
+ModelConfig read_model_config(const Napi::Value& value);
+TrainConfig read_train_config(const Napi::Value& value);
+MlmOptions read_mlm_options(const Napi::Value& value);
+PruneOptions read_prune_options(const Napi::Value& value);
+QuantizeOptions read_quantize_options(const Napi::Value& value);
+TokenizerTrainOptions read_tokenizer_options(const Napi::Value& value);
+// A { name: string } object (file metadata); absent or undefined: empty.
+std::map<std::string, std::string> read_metadata(const Napi::Value& value, const char* field);
+Precision read_precision(const Napi::Value& value, const char* field);
+PruneScope read_scope(const Napi::Value& value, const char* field);
+
+}  // namespace trainlarge::bind

@@ -1,0 +1,143 @@
+// The engine on its own, without Node: trains a small masked-LM Transformer on the bytes of a real text
+// file, evaluates it, prunes and quantizes it, saves the packed file and loads it back. Links only the
+// engine library (trainlarge_engine) and libtorch; test/engine.test.ts runs it and reads its report.
+//
+//   trainlarge_engine_test TEXT_FILE OUT_DIR     prints one JSON line; exit 1 on a failed check
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/runtime.h"
+#include "data/dataset.h"
+#include "engine/compression.h"
+#include "engine/model.h"
+#include "engine/packed.h"
+#include "io/safetensors.h"
+#include "train/trainer.h"
+
+namespace tl = trainlarge;
+
+namespace {
+
+// Byte-level ids as lib/data/tokens.ts's ByteTokenizer lays them out: 5 special ids, then byte + 5.
+constexpr int64_t kSpecial = 5, kVocab = 256 + kSpecial, kPad = 0, kCls = 1, kMask = 4;
+
+torch::Tensor byte_ids(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto ids = torch::empty({static_cast<int64_t>(text.size())}, torch::kLong);
+  auto* p = ids.data_ptr<int64_t>();
+  for (size_t i = 0; i < text.size(); ++i) p[i] = static_cast<unsigned char>(text[i]) + kSpecial;
+  return ids;
+}
+
+void check(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error("check failed: " + what);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::cerr << "usage: trainlarge_engine_test TEXT_FILE OUT_DIR\n";
+    return 2;
+  }
+  try {
+    torch::manual_seed(0);
+    const auto ids = byte_ids(argv[1]);
+    const auto n = ids.numel();
+    const auto split = n * 9 / 10;
+    tl::MlmOptions mlm;
+    mlm.max_len = 32;
+    mlm.mask_prob = 0.15;
+    mlm.mask_token_prob = 0.8;
+    mlm.random_token_prob = 0.1;
+    mlm.mask_id = kMask;
+    mlm.cls_id = kCls;
+    mlm.vocab_size = kVocab;
+    mlm.special_ids = {0, 1, 2, 3, 4};
+    auto train = std::make_shared<tl::MlmBlocks>(tl::TokenStream::from_tensor(ids.narrow(0, 0, split)), mlm);
+    const auto valid = std::make_shared<tl::MlmBlocks>(tl::TokenStream::from_tensor(ids.narrow(0, split, n - split)), mlm);
+
+    tl::ModelConfig config;
+    config.vocab_size = kVocab;
+    config.max_len = mlm.max_len;
+    config.d_model = 64;
+    config.layers = 2;
+    config.heads = 4;
+    config.ffn = 128;
+    config.dropout = 0.1;
+    config.attention_dropout = 0.1;
+    config.layer_norm_eps = 1e-5;
+    config.pad_id = kPad;
+    auto model = std::make_shared<tl::Model>(config, /*seed=*/1, torch::Device(torch::kCPU));
+
+    tl::TrainConfig tc;
+    tc.schedule.lr = 2e-3;
+    tc.schedule.warmup_steps = 10;
+    tc.schedule.max_steps = 60;
+    tc.adamw = {0.9, 0.98, 1e-6, 0.01};
+    tc.clip_norm = 1.0;
+    tc.batch_size = 16;
+    tc.seed = 1;
+    const auto eval = [&](tl::Model& m) { return tl::evaluate(m, *valid, 32, 256, /*seed=*/1234, tl::Precision::FP32).loss; };
+    const double before = eval(*model);
+    tl::Trainer trainer(model, tc);
+    double first = 0, last = 0;
+    for (int64_t s = 0; s < tc.schedule.max_steps; ++s) {
+      const auto stats = trainer.step(train);
+      check(std::isfinite(stats.loss) && !stats.skipped, "finite training loss");
+      if (s == 0) first = stats.loss;
+      last = stats.loss;
+    }
+    trainer.release_data();
+    const double after = eval(*model);
+    check(after < before - 0.5, "validation loss falls by more than 0.5 nats");
+
+    // Compress as the paper does: half the weights pruned, the rest on a 4-bit grid.
+    tl::PruneOptions prune;
+    prune.sparsity = 0.5;
+    prune.targets = {/*attention=*/true, /*ffn=*/true, /*embeddings=*/false};
+    tl::prune(*model, prune);
+    tl::QuantizeOptions quantize;
+    quantize.bits = 4;
+    quantize.targets = prune.targets;
+    tl::quantize(*model, quantize);
+    const auto summary = tl::summarize(*model);
+    check(summary.pruned.size() == 8 && summary.quantized.size() == 8, "8 weight matrices pruned and quantized");
+    const double compressed = eval(*model);
+
+    std::filesystem::create_directories(argv[2]);
+    const std::string file = std::string(argv[2]) + "/model.safetensors";
+    model->save(file, {{"trainlarge_config", "engine test"}});
+    const auto size = tl::file_size(*model, {{"trainlarge_config", "engine test"}});
+    const auto on_disk = static_cast<int64_t>(std::filesystem::file_size(file));
+    check(size.file_bytes == on_disk, "file_size() equals the saved file's size");
+    auto loaded = std::make_shared<tl::Model>(config, /*seed=*/7, torch::Device(torch::kCPU));
+    loaded->load_file(tl::load_safetensors(file), /*strict=*/true);
+    const auto probe = ids.narrow(0, split, 2 * mlm.max_len).view({2, mlm.max_len});
+    const auto a = model->predict(probe, {}, tl::Precision::FP32), b = loaded->predict(probe, {}, tl::Precision::FP32);
+    check(torch::equal(a, b), "the packed file reloads to identical logits");
+    check(tl::summarize(*loaded).quantized.size() == 8, "the packed file carries its quantization");
+
+    std::ostringstream out;
+    out << "{\"tokens\":" << n << ",\"parameters\":" << model->parameter_count() << ",\"firstTrainLoss\":" << first
+        << ",\"lastTrainLoss\":" << last << ",\"validBefore\":" << before << ",\"validAfter\":" << after
+        << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk
+        << ",\"denseBytes\":" << model->parameter_bytes() << "}";
+    std::cout << out.str() << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "trainlarge_engine_test: " << e.what() << std::endl;
+    return 1;
+  }
+}
