@@ -6,7 +6,6 @@
  *
  * Writes the "## Data pipeline" section of BENCHMARKS.md.
  */
-import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Corpus, Tokenizer, Trainer, Transformer } from '../lib';

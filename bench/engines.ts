@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       const out = execFileSync(process.execPath, [__filename, '--child'], {
         encoding: 'utf8', env: { ...process.env, TRAINLARGE_ADDON: builds[k] }, maxBuffer: 1 << 24,
       });
-      all[k].push(JSON.parse(out.trim().split('\n').pop()!));
+      all[k].push(JSON.parse(out.trim().split('\n').pop()!) as ChildResult);
       console.log(`round ${r + 1}: ${all[k][all[k].length - 1].torch} done`);
     }
   }

@@ -36,8 +36,8 @@ function arg(name: string): string | undefined {
 
 /** The corpus's token shards as MLM data (no tokenizer library needed: ids only). */
 function corpusData(dir: string): { train: MlmDataset; valid: MlmDataset; vocab: number } {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
-  const vocab: number = manifest.tokenizer?.vocabSize ?? manifest.vocabSize;
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { tokenizer?: { vocabSize?: number }; vocabSize?: number };
+  const vocab = manifest.tokenizer?.vocabSize ?? manifest.vocabSize ?? NaN;
   if (!Number.isInteger(vocab)) throw new Error(`gpu-check: ${dir}/manifest.json has no tokenizer.vocabSize`);
   const tok: TokenizerLike = {
     vocabSize: vocab,
@@ -81,7 +81,7 @@ const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 async function main(): Promise<void> {
   const dry = process.argv.includes('--dry-run');
   const dataDir = arg('--data');
-  const peak: Partial<Record<Precision, number>> = arg('--peak') ? JSON.parse(arg('--peak')!) : {};
+  const peak: Partial<Record<Precision, number>> = arg('--peak') ? (JSON.parse(arg('--peak')!) as Partial<Record<Precision, number>>) : {};
   const info = engineInfo();
   console.log(`gpu-check: libtorch ${info.torchVersion}; CUDA built: ${info.cudaBuilt ? 'yes' : 'no'}, available: ` +
     `${info.cudaAvailable ? `yes (${info.cudaDevices} device(s))` : 'no'}; Node ${process.version}; ${os.cpus().length} CPU threads`);
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     const controller = new AbortController();
     await new Trainer(b, trainCfg).fit(train, { evalEvery: 8, dir, progressSeconds: 0.001, signal: controller.signal, onProgress: (p) => p.step >= 6 && controller.abort() })
       .then(() => { throw new Error('the run was not aborted'); }, (e) => { if (!(e instanceof AbortError)) throw e; });
-    const stoppedAt = JSON.parse(fs.readFileSync(path.join(dir, 'trainer.json'), 'utf8')).step as number;
+    const stoppedAt = (JSON.parse(fs.readFileSync(path.join(dir, 'trainer.json'), 'utf8')) as { step: number }).step;
     b.dispose();
     const rest = await new Trainer(await Transformer.create(config(size), { seed: 99, device }), trainCfg).fit(train, { evalEvery: 8, dir });
     const want = trainRecords(full.history).filter((h) => h.step > stoppedAt).map((h) => h.loss);
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     const model = await Transformer.create(config(size), { seed: 2, device });
     await new Trainer(model, { maxSteps: 10, batchSize, lr: 1e-3, precision: 'fp32' }).fit(train, { evalEvery: 100 });
     const logits = await model.predict(ids);
-    assert(logits.dims.join() === [2, 40, vocab].join(), `predict dims ${logits.dims}`);
+    assert(logits.dims.join() === [2, 40, vocab].join(), `predict dims ${logits.dims.join()}`);
     const masks = await model.fillMask(ids, { topK: 3 });
     assert(masks.length === 2 && masks.every((m) => m.ids.length === 3 && m.probs[0] >= m.probs[2]), `fillMask: ${JSON.stringify(masks)}`);
     const pruned = await prune(model, { sparsity: 0.5 });

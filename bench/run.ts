@@ -12,7 +12,6 @@
  * "## Training throughput" (replacing that section if present).
  */
 import { execFileSync } from 'child_process';
-import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
@@ -125,7 +124,7 @@ for _ in range(${reps}):
 print(json.dumps({'gflops': 2 * n ** 3 / min(ts) / 1e9, 'gflopsMedian': 2 * n ** 3 / statistics.median(ts) / 1e9, 'torch': torch.__version__}))
 `;
   const out = execFileSync(PY, ['-c', code], { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: String(BLAS_THREADS) } });
-  return JSON.parse(out.trim().split('\n').pop() ?? '{}');
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as { gflops: number; torch: string };
 }
 
 interface Row {

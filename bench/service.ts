@@ -72,14 +72,14 @@ async function startServer(args: string[]): Promise<Server> {
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const stderr: string[] = [];
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => {
       children.delete(child);
       resolve({ code, signal });
     }),
   );
-  const lines = readline.createInterface({ input: child.stdout! });
+  const lines = readline.createInterface({ input: child.stdout });
   const listening = await new Promise<{ address: string; pid: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not listen within 120 s (args ${args.join(' ')}); stderr: ${stderr.join('')}`)), 120_000);
     lines.on('line', (line) => {
@@ -186,7 +186,7 @@ function load(url: string, bodies: string[], opts: { duration?: number; amount?:
           },
         ],
       },
-      (err, result) => (err ? reject(err) : resolve(result)),
+      (err: Error | null, result) => (err ? reject(err) : resolve(result)),
     );
     if (opts.onResponse) instance.on('response', (_client, status) => opts.onResponse!(status));
   });

@@ -246,7 +246,7 @@ export class Transformer {
     const allowed = 'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
     if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describeValue(tokens)}`);
     if (!Array.isArray(tokens)) {
-      const t = tokens as Exclude<TokenInput, ArrayLike<number>[]>;
+      const t = tokens;
       if (!(t.ids instanceof Int32Array)) throw new TypeError(`tokens.ids: expected an Int32Array, got ${describeValue(t.ids)}`);
       for (const k of ['batch', 'length'] as const) {
         if (!Number.isInteger(t[k]) || t[k] <= 0) throw new RangeError(`tokens.${k}: expected a positive integer, got ${t[k]}`);

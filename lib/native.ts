@@ -226,6 +226,12 @@ const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.s
 
 let addon: NativeAddon | undefined;
 
+/** The part of build/trainlarge.json (written by scripts/build.js) that a load failure reports. */
+interface BuildStamp {
+  node?: { version?: string; modules?: string };
+  torch?: { version?: string; prefix?: string };
+}
+
 /** The addon, loaded once. Throws an Error that says how to build it when it is missing or stale. */
 export function native(): NativeAddon {
   if (addon) return addon;
@@ -243,12 +249,13 @@ export function native(): NativeAddon {
   }
   let loaded: NativeAddon;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the addon's path is known only at run time
     loaded = require(file) as NativeAddon;
   } catch (e) {
     const stampFile = path.join(path.dirname(file), 'trainlarge.json');
     let built = '';
     if (fs.existsSync(stampFile)) {
-      const s = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+      const s = JSON.parse(fs.readFileSync(stampFile, 'utf8')) as BuildStamp;
       built = ` It was built for Node ${s.node?.version} (ABI ${s.node?.modules}) against libtorch ${s.torch?.version} at ` +
         `${s.torch?.prefix}; this is Node ${process.versions.node} (ABI ${process.versions.modules}).`;
     }

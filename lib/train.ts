@@ -310,7 +310,7 @@ export class Trainer {
     const point = await run.resumePoint(this.model.config);
     let note: string | undefined;
     if (point.entry) {
-      await this.model.run(() => this.handle.loadState(path.join(run.dir, point.entry!.file)));
+      await this.model.run(() => this.handle.loadState(path.join(run.dir, point.entry.file)));
       this.trainSeconds = point.entry.trainSeconds;
       this.trainTokens = point.entry.trainTokens;
       if (point.notes.length) note = `resume: ${point.notes.join('; ')}; resumed from the checkpoint of step ${point.entry.step}`;

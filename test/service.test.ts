@@ -8,7 +8,7 @@ import { Dataset, MlmDataset, prune, quantize, Tokenizer, Trainer, Transformer }
 import { ClassificationTask } from '../lib/data/classification';
 import { classificationExamples, englishProseDocuments } from '../lib/data/sources';
 import { readMetric } from '../examples/service/metrics';
-import { createService, Service, ServiceConfig } from '../examples/service/server';
+import { createService, Service } from '../examples/service/server';
 import { tempDir } from './helpers';
 
 jest.setTimeout(300_000);
@@ -106,7 +106,7 @@ describe('serving', () => {
     expect(by.clf.int8).toBe(false);
     expect(by['clf-int8'].int8).toBe(true);
     expect(by.clf.compression).toBeNull();
-    const pruned = Object.values(by['clf-small'].compression.pruned) as { sparsity: number }[];
+    const pruned = Object.values<{ sparsity: number }>(by['clf-small'].compression.pruned);
     expect(pruned.length).toBe(8);
     for (const p of pruned) expect(p.sparsity).toBeCloseTo(0.5, 2);
     expect(Object.values(by['clf-small'].compression.quantized).every((q: any) => q.bits === 4)).toBe(true);

@@ -38,7 +38,7 @@ class Histogram {
     let s = this.series.get(k);
     if (!s) this.series.set(k, (s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
     this.buckets.forEach((b, i) => {
-      if (value <= b) s!.counts[i]++;
+      if (value <= b) s.counts[i]++;
     });
     s.sum += value;
     s.count++;

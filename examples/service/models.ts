@@ -69,7 +69,7 @@ export class ServedModel {
     const dir = path.resolve(spec.dir);
     const tokFile = path.resolve(spec.tokenizer ?? path.join(dir, 'tokenizer.model'));
     if (!fs.existsSync(tokFile)) throw new Error(`models.${spec.name}.tokenizer: ${tokFile} does not exist (give the SentencePiece model the model was trained with)`);
-    const tokenizer = await Tokenizer.load(tokFile);
+    const tokenizer = Tokenizer.load(tokFile);
     if (spec.int8 && spec.device === 'cuda') throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
     let model = await Transformer.load(dir, { device: spec.device ?? 'cpu' });
     if (tokenizer.vocabSize !== model.config.vocabSize) {

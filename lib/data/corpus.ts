@@ -281,7 +281,7 @@ export class Corpus {
           };
           report({ phase: 'shard', message: `${file}: ${docs.length} documents, ${info.tokens} tokens`, done: ++finished, total });
         }
-        docs.forEach((d, k) => docLines.push(`${split}\t${d.id}\t${counts![k]}\t${file}`));
+        docs.forEach((d, k) => docLines.push(`${split}\t${d.id}\t${counts[k]}\t${file}`));
         const s = manifest.splits[split];
         s.shards.push(entry);
         s.documents += docs.length;

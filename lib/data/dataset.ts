@@ -75,7 +75,7 @@ export class MlmDataset implements TrainingData {
       }
     }
     const handle = native().createMlmData(stream, nativeMlmOptions(o, tokenizer));
-    return new MlmDataset(handle, stream.length, o as Required<MlmOptions>);
+    return new MlmDataset(handle, stream.length, o);
   }
 
   /**
@@ -85,7 +85,7 @@ export class MlmDataset implements TrainingData {
   static fromShards(paths: string[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
     const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
     const handle = native().createMlmShards(paths, nativeMlmOptions(o, tokenizer));
-    return new MlmDataset(handle, (handle.size * (o.maxLen - 1)), o as Required<MlmOptions>);
+    return new MlmDataset(handle, (handle.size * (o.maxLen - 1)), o);
   }
 
   /** Blocks of maxLen tokens. */

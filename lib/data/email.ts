@@ -149,6 +149,7 @@ function partText(headers: Map<string, string>, body: string, depth: number): st
   if (encoding === 'quoted-printable') text = decodeQuotedPrintable(body, charset);
   else if (encoding === 'base64') text = decodeBytes(Buffer.from(body.replace(/[^A-Za-z0-9+/=]/g, ''), 'base64').toString('latin1'), charset);
   // ISO-2022 (Japanese mail) is 7-bit ASCII with escape sequences: it needs decoding even unencoded.
+  // eslint-disable-next-line no-control-regex -- pure ASCII test: \x00 is meant
   else if (/^iso-2022-/i.test(charset ?? '') && !/[^\x00-\x7f]/.test(body)) text = decodeBytes(body, charset);
   if (type === 'text/html' || type === 'text/enriched' || looksLikeHtml(text)) text = stripHtml(text);
   return text;
@@ -198,6 +199,7 @@ export function cleanEmail(raw: string): { subject: string; body: string; text: 
   const { headers, body } = withStrayHeaders(splitHeaders(raw.replace(/\r\n?/g, '\n')));
   const subject = decodeHeader(headers.get('subject') ?? '').replace(/\s+/g, ' ').trim();
   const cleaned = partText(headers, body, 0)
+    // eslint-disable-next-line no-control-regex -- removing control bytes is the point
     .replace(/[\x00-\x08\x0e-\x1f\x7f]/g, '') // control bytes of binary junk and terminal escapes
     .replace(/\ufffd+/g, '\ufffd') // the corpus decoded 8-bit mail as UTF-8: one mark per undecodable run
     .replace(/\s+/g, ' ')

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { writeFileAtomic } from '../io';
-import { native, NativeTokenizer, TokenArray } from '../native';
+import { native, NativeTokenizer } from '../native';
 import { readDocuments, DocumentFormat } from './files';
 import { checkSequence, SpecialTokens, TokenizerLike } from './tokens';
 
@@ -107,7 +107,7 @@ export class Tokenizer implements TokenizerLike {
 
   decode(ids: ArrayLike<number>): string {
     checkSequence(ids, 'ids', this.vocabSize);
-    return this.handle.decode(ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? (ids as TokenArray) : Int32Array.from(ids));
+    return this.handle.decode(ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? ids : Int32Array.from(ids));
   }
 
   /** The vocabulary entry of an id (SentencePiece marks a word start with ▁). */
