@@ -2,9 +2,11 @@
  * Two builds of the addon (two libtorches) side by side in one run: the medium training step and fp32 /
  * int8 classifier inference, each build in its own child process, alternating A, B, A, B, ...
  *
- *   node dist/bench/engines.js --a DIR_OR_ADDON --b DIR_OR_ADDON [--rounds 3] [--no-write]
+ *   node dist/bench/engines.js --a DIR_OR_ADDON --b DIR_OR_ADDON [--rounds 3] [--labels A,B] [--no-write]
  *
- * A build is a folder holding trainlarge.node (+ trainlarge_spm.so), or the .node file itself. Each child
+ * A build is a folder holding trainlarge.node (+ trainlarge_spm.so), or the .node file itself, measured by
+ * this checkout's library; or a whole checkout (a folder with dist/bench/engines.js and build/), measured
+ * by its own library, so two versions of trainlarge compare as their users would run them. Each child
  * measures every thread setting in THREADS, and each side is reported with its fastest. Writes the
  * "## Engines side by side" section of BENCHMARKS.md.
  */
@@ -85,11 +87,16 @@ async function main(): Promise<void> {
   const a = get('--a'), b = get('--b');
   if (!a || !b) throw new Error('usage: node dist/bench/engines.js --a DIR_OR_ADDON --b DIR_OR_ADDON [--rounds N] [--no-write]');
   const rounds = Number(get('--rounds') ?? 3);
-  const builds = [addonOf(a), addonOf(b)];
+  const builds = [a, b].map((x) => (fs.existsSync(path.join(x, 'dist', 'bench', 'engines.js')) ? path.join(x, 'build') : x)).map(addonOf);
+  const scripts = [a, b].map((x) => {
+    const own = path.join(x, 'dist', 'bench', 'engines.js');
+    return fs.existsSync(own) ? own : __filename;
+  });
+  const labels = get('--labels')?.split(',') ?? ['', ''];
   const all: ChildResult[][] = [[], []];
   for (let r = 0; r < rounds; r++) {
     for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
-      const out = execFileSync(process.execPath, [__filename, '--child'], {
+      const out = execFileSync(process.execPath, [scripts[k], '--child'], {
         encoding: 'utf8', env: { ...process.env, TRAINLARGE_ADDON: builds[k] }, maxBuffer: 1 << 24,
       });
       all[k].push(JSON.parse(out.trim().split('\n').pop()!) as ChildResult);
@@ -101,7 +108,7 @@ async function main(): Promise<void> {
     const keys = THREADS.map(([th, bl]) => `${shape ? shape + ' ' : ''}${th}+${bl}`);
     return keys.map((key) => ({ key: key.split(' ').pop()!, v: median(all[k].flatMap((c) => c[what][key])) })).sort((x, y) => x.v - y.v)[0];
   };
-  const names = all.map((runs) => `libtorch ${runs[0].torch}`);
+  const names = all.map((runs, k) => `${labels[k] ? labels[k] + ', ' : ''}libtorch ${runs[0].torch}`);
   const row = (label: string, what: 'step' | 'fp32' | 'int8', shape = '', unit = 1, digits = 1) => {
     const [x, y] = [best(0, what, shape), best(1, what, shape)];
     return `| ${label} | ${(x.v * unit).toFixed(digits)} (${x.key}) | ${(y.v * unit).toFixed(digits)} (${y.key}) | ${(x.v / y.v).toFixed(2)}x |`;
@@ -114,7 +121,7 @@ async function main(): Promise<void> {
     '## Engines side by side',
     '',
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpuName()} (${os.cpus().length} hardware threads, no GPU). Command:`,
-    `\`node dist/bench/engines.js --a ${a} --b ${b} --rounds ${rounds}\`: each build in its own child process, alternating, ${rounds} rounds;`,
+    `\`node dist/bench/engines.js --a ${a} --b ${b} --rounds ${rounds}${get('--labels') ? ` --labels ${get('--labels')}` : ''}\`: each build in its own child process, alternating, ${rounds} rounds;`,
     `medians over rounds (training: 4 timed steps after 2 untimed per round; inference: 8 calls per round, each a new input).`,
     `Each side at its faster thread setting (intra-op + OpenBLAS threads; libtorch 2.x from pip uses MKL, where the intra-op count governs BLAS too).`,
     `Medium encoder: d${MEDIUM.dModel}, ${MEDIUM.layers} layers, ${MEDIUM.heads} heads, vocab ${VOCAB}; int8 = toInt8(quantize(model, { bits: 8 })).`,

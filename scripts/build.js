@@ -135,7 +135,14 @@ function main() {
     produced = path.join(dir, 'Release');
   } else {
     const gyp = nodeGyp();
-    run(process.execPath, [gyp, 'configure', '--silent'], env);
+    // Node's own headers when it was installed with them (Debian's nodejs, the official tarballs):
+    // node-gyp would otherwise download them, and its downloader (undici 8) needs Node 22.
+    const prefix = path.resolve(path.dirname(process.execPath), '..');
+    const versionH = path.join(prefix, 'include', 'node', 'node_version.h');
+    const local = fs.existsSync(versionH) &&
+      ['MAJOR', 'MINOR', 'PATCH'].map((k) => fs.readFileSync(versionH, 'utf8').match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`))?.[1]).join('.') ===
+        process.versions.node;
+    run(process.execPath, [gyp, 'configure', '--silent', ...(local ? [`--nodedir=${prefix}`] : [])], env);
     run(process.execPath, [gyp, 'build', '--jobs', jobs, '--silent'], env);
     produced = path.join(out, 'Release');
   }
