@@ -63,6 +63,29 @@ export interface RunConfigFile {
 }
 
 /**
+ * What other lib/ modules (compress, train) reach on a model. Not public: lib/index.ts does not export
+ * modelInternals, and a Transformer has no public field or method for any of it.
+ */
+export interface ModelInternals {
+  readonly handle: NativeModel;
+  /** Runs native jobs on this model one at a time, in call order. */
+  run<T>(job: () => Promise<T>): Promise<T>;
+  /** Wraps a native model made from this one (same config). */
+  derive(handle: NativeModel): Transformer;
+  /** The metadata save() writes into model.safetensors (compressedSize counts it too). */
+  fileMetadata(): string;
+}
+
+const internals = new WeakMap<Transformer, ModelInternals>();
+
+/** The native side of a model, for lib/ modules only. */
+export function modelInternals(model: Transformer): ModelInternals {
+  const i = internals.get(model);
+  if (!i) throw new TypeError('expected a Transformer (Transformer.create, load or fromPretrained)');
+  return i;
+}
+
+/**
  * A RoBERTa-style Transformer encoder with an MLM or classification head, held in native memory.
  * Every heavy call runs off the main thread and returns a Promise; calls on one model are queued.
  */
@@ -70,9 +93,16 @@ export class Transformer {
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    /** @internal */ readonly handle: NativeModel,
+    private readonly handle: NativeModel,
     readonly config: ModelConfig,
-  ) {}
+  ) {
+    internals.set(this, {
+      handle,
+      run: (job) => this.run(job),
+      derive: (h) => new Transformer(h, this.config),
+      fileMetadata: () => this.fileMetadata(),
+    });
+  }
 
   /** A new model with BERT initialisation (N(0, 0.02)) from `seed`. */
   static async create(config: ModelConfigInput, opts: { seed?: number; device?: Device } = {}): Promise<Transformer> {
@@ -111,11 +141,6 @@ export class Transformer {
       throw new Error(`Transformer.fromPretrained: ${dir} lacks encoder weights (first: '${body_missing[0]}')`);
     }
     return model;
-  }
-
-  /** @internal wraps a native model made from this one (same config). */
-  derive(handle: NativeModel): Transformer {
-    return new Transformer(handle, this.config);
   }
 
   /** A deep copy: weights and compression state (masks, quantization, pruning schedule). */
@@ -220,8 +245,8 @@ export class Transformer {
     await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
   }
 
-  /** @internal The metadata save() writes into model.safetensors (compressedSize counts it too). */
-  fileMetadata(): string {
+  /** The metadata save() writes into model.safetensors (compressedSize counts it too). */
+  private fileMetadata(): string {
     return JSON.stringify({ trainlarge_config: JSON.stringify(this.config) });
   }
 
@@ -230,8 +255,8 @@ export class Transformer {
     this.handle.dispose();
   }
 
-  /** @internal Runs native jobs on this model one at a time, in call order. */
-  run<T>(job: () => Promise<T>): Promise<T> {
+  /** Runs native jobs on this model one at a time, in call order. */
+  private run<T>(job: () => Promise<T>): Promise<T> {
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
