@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
 import { parseConfig } from './config/parse';
-import { TrainingData } from './data/dataset';
+import { dataHandle, TrainingData } from './data/dataset';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel, NativeTensor } from './native';
@@ -227,7 +227,7 @@ export class Transformer {
       throw new TypeError(`evaluate: a '${this.config.task}' model cannot evaluate '${data.kind}' data`);
     }
     const r = await this.run(() =>
-      this.handle.evaluate(data.handle, opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
+      this.handle.evaluate(dataHandle(data), opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
     );
     return {
       loss: r.loss,

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseTrainConfig, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
-import { TrainingData } from './data/dataset';
+import { dataHandle, TrainingData } from './data/dataset';
 import { RUN_FILES, writeJsonAtomic } from './io';
 import { faultPoint, RunDirectory } from './rundir';
 import { EvalResult, modelInternals, Transformer } from './model';
@@ -215,7 +215,7 @@ export class Trainer {
         }
         // The native call returns after the step that crosses `seconds`: budgets and eval cadence hold within one step.
         const seconds = Math.min(opts.progressSeconds ?? 0.5, (opts.maxSeconds ?? Infinity) - this.trainSeconds, nextEvalSeconds - this.trainSeconds);
-        const stats = await modelInternals(this.model).run(() => this.handle.steps(data.handle, nextStop - this.step, Math.max(seconds, 1e-6)));
+        const stats = await modelInternals(this.model).run(() => this.handle.steps(dataHandle(data), nextStop - this.step, Math.max(seconds, 1e-6)));
         for (const s of stats) {
           if (!Number.isFinite(s.loss) || (s.skipped && c.precision !== 'fp16')) {
             throw new Error(`training diverged: loss ${s.loss}, gradient norm ${s.gradNorm} at step ${s.step + 1} (lr ${s.lr.toExponential(2)}); ` +
