@@ -1,12 +1,12 @@
 export { ConfigError } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, resolveThreads } from './config/train';
-export { Transformer, Logits, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
+export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
 export { compressionStudy, CompressionRow, CompressionStudyOptions } from './analysis';
 export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';
-export { MlmDataset, LabelledDataset, MlmOptions, TrainingData } from './data/dataset';
-export { ByteTokenizer, SpecialTokens, TokenizerLike, unigramEntropy } from './data/tokens';
+export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
+export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/sotu';
 export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
@@ -14,7 +14,7 @@ export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, Example
 export { CLASSIFICATION_SOURCES, Document, Example } from './data/sources';
 export { readDocuments, readExamples } from './data/files';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
-export { engineInfo, setThreads } from './engine';
+export { engineInfo, setThreads, EngineInfo } from './engine';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
 export { runCompression, paretoFront, accuracyVsBytesSpec, checkCompressedLargeBeatsSmall, CompressionSpec, CompressionSpecSchema, CompressionResults } from './experiment/compression';

@@ -5,12 +5,18 @@ import { parseConfig } from './config/parse';
 import { dataHandle, TrainingData } from './data/dataset';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
-import { native, NativeModel, NativeTensor } from './native';
+import { native, NativeModel } from './native';
 
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 
-/** Logits as a flat Float32Array in row-major order with its dims: MLM (B, T, V), classify (B, C). */
-export type Logits = NativeTensor;
+/** A dense float tensor: a flat Float32Array in row-major order with its dims. */
+export interface Tensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+/** Logits: MLM (B, T, V), classify (B, C). */
+export type Logits = Tensor;
 
 /** Token ids: one array per sequence (ragged is fine: padded with padId and masked), or a flat array + shape. */
 export type TokenInput = ArrayLike<number>[] | { ids: Int32Array; batch: number; length: number; attentionMask?: Uint8Array };
@@ -155,7 +161,7 @@ export class Transformer {
   }
 
   /** A copy of one parameter by its safetensors name (e.g. 'layers.0.attn.qkv.weight'). */
-  async weight(name: string): Promise<NativeTensor> {
+  async weight(name: string): Promise<Tensor> {
     return this.run(() => this.handle.parameter(name));
   }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { native, NativeDataset, TokenArray } from '../native';
-import { checkSequences, checkTokenId, describeValue, specialIds, TokenizerLike } from './tokens';
+import { native, NativeDataset } from '../native';
+import { checkSequences, checkTokenId, describeValue, specialIds, TokenArray, TokenizerLike } from './tokens';
 
 const MlmOptionsSchema = z
   .object({
