@@ -1,7 +1,7 @@
 export { ConfigError } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
-export { TrainConfig, TrainConfigInput, TrainConfigSchema, resolveThreads } from './config/train';
-export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
+export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads } from './config/train';
+export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, CompressionState } from './model';
 export { compressionStudy, CompressionRow, CompressionStudyOptions } from './analysis';
 export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';

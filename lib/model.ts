@@ -2,12 +2,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
 import { parseConfig } from './config/parse';
+import { Precision } from './config/train';
 import { dataHandle, TrainingData } from './data/dataset';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel } from './native';
-
-export type Precision = 'fp32' | 'bf16' | 'fp16';
 
 /** A dense float tensor: a flat Float32Array in row-major order with its dims. */
 export interface Tensor {

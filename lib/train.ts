@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseTrainConfig, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
+import { parseTrainConfig, Precision, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
 import { dataHandle, TrainingData } from './data/dataset';
 import { RUN_FILES, writeJsonAtomic } from './io';
 import { faultPoint, RunDirectory } from './rundir';
@@ -114,7 +114,8 @@ const fitting = new WeakSet<Transformer>();
  * checkpoint and stop.
  */
 export class Trainer {
-  readonly config: TrainConfig;
+  /** The parsed config, its precision resolved ('auto' -> what this model's device computes natively). */
+  readonly config: Omit<TrainConfig, 'precision'> & { precision: Precision };
   private readonly handle: NativeTrainer;
   private trainSeconds = 0;
   private trainTokens = 0;
@@ -125,7 +126,7 @@ export class Trainer {
   ) {
     const parsed = parseTrainConfig(config);
     this.config = { ...parsed, precision: resolvePrecision(parsed.precision, model.device) };
-    const threads = resolveThreads({ ...this.config, precision: this.config.precision as 'fp32' | 'bf16' | 'fp16' });
+    const threads = resolveThreads(this.config);
     this.handle = new (native().Trainer)(modelInternals(model).handle, JSON.stringify({ ...this.config, ...threads }));
   }
 
