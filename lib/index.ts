@@ -1,6 +1,8 @@
-export { ConfigError } from './config/parse';
+// parseConfig: validate an application's own zod schema with the same errors (ConfigError naming every field) as trainlarge's configs.
+export { ConfigError, parseConfig } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
-export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads } from './config/train';
+// cpuHasNativeBf16: what precision 'auto' decides on CPU (bf16 only where the CPU computes it natively).
+export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads, cpuHasNativeBf16 } from './config/train';
 export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, CompressionState } from './model';
 export { compressionStudy, CompressionRow, CompressionStudyOptions } from './analysis';
 export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress';
@@ -11,7 +13,8 @@ export { loadSpeeches, splitSpeeches, Speech } from './data/sotu';
 export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
 export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/classification';
-export { CLASSIFICATION_SOURCES, Document, Example } from './data/sources';
+// The built-in corpus and tasks as plain documents and labelled examples (before tokenizing), for your own pipeline or a look at the data.
+export { CLASSIFICATION_SOURCES, Document, Example, englishProseDocuments, classificationExamples } from './data/sources';
 export { readDocuments, readExamples } from './data/files';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
@@ -19,4 +22,6 @@ export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResu
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
 export { runCompression, paretoFront, accuracyVsBytesSpec, checkCompressedLargeBeatsSmall, CompressionSpec, CompressionSpecSchema, CompressionResults } from './experiment/compression';
 export { recommend, PlannerEvidence, Recommendation } from './experiment/planner';
+// measureStepSeconds: the step time a wall-clock budget turns into maxSteps; progressReporter: an onProgress for terminals and logs.
 export { measureStepSeconds } from './budget';
+export { progressReporter } from './progress';

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { Dataset, MlmDataset, prune, quantize, Tokenizer, Trainer, Transformer } from '../lib';
 import { ClassificationTask } from '../lib/data/classification';
 import { classificationExamples, englishProseDocuments } from '../lib/data/sources';
-import { readMetric } from '../examples/service/metrics';
+import { readMetric } from '../bench/report';
 import { createService, Service, ServiceConfig } from '../examples/service/server';
 import { tempDir } from './helpers';
 
