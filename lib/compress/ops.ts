@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { parseConfig } from './config/parse';
-import { TrainConfigInput } from './config/train';
-import { TrainingData } from './data/dataset';
-import { modelInternals, Transformer } from './model';
-import { FitOptions, FitResult, Trainer } from './train';
+import { parseConfig } from '../config/parse';
+import { TrainConfigInput } from '../config/train';
+import { TrainingData } from '../data/dataset';
+import { modelInternals, Transformer } from '../model';
+import { FitOptions, FitResult, Trainer } from '../train';
 
 const TargetsSchema = z.array(z.enum(['attention', 'ffn', 'embeddings'])).default(['attention', 'ffn']);
 
