@@ -10,7 +10,7 @@ import { recommend } from './experiment/planner';
 import { writeSweepReport } from './experiment/report';
 import { Sweep, SweepSpec } from './experiment/sweep';
 import { readJson } from './io';
-import { progressReporter } from './progress';
+import { progressReporter } from './train/progress';
 
 const USAGE = `trainlarge <command>
 

@@ -6,7 +6,7 @@ export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThr
 export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, CompressionState } from './model';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID } from './compress/study';
 export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress/ops';
-export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';
+export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train/trainer';
 export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
@@ -24,5 +24,5 @@ export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport
 export { runCompression, paretoFront, accuracyVsBytesSpec, checkCompressedLargeBeatsSmall, CompressionSpec, CompressionSpecSchema, CompressionResults } from './experiment/compression';
 export { recommend, PlannerEvidence, Recommendation } from './experiment/planner';
 // measureStepSeconds: the step time a wall-clock budget turns into maxSteps; progressReporter: an onProgress for terminals and logs.
-export { measureStepSeconds } from './budget';
-export { progressReporter } from './progress';
+export { measureStepSeconds } from './train/budget';
+export { progressReporter } from './train/progress';

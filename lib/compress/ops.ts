@@ -3,7 +3,7 @@ import { parseConfig } from '../config/parse';
 import { TrainConfigInput } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { modelInternals, Transformer } from '../model';
-import { FitOptions, FitResult, Trainer } from '../train';
+import { FitOptions, FitResult, Trainer } from '../train/trainer';
 
 const TargetsSchema = z.array(z.enum(['attention', 'ffn', 'embeddings'])).default(['attention', 'ffn']);
 

@@ -8,7 +8,7 @@ import { Dataset } from '../data/task';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
-import { Trainer } from '../train';
+import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
 import { SweepResults } from './sweep';
 

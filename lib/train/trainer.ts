@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseTrainConfig, Precision, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
-import { dataHandle, TrainingData } from './data/dataset';
-import { RUN_FILES, writeJsonAtomic } from './io';
+import { parseTrainConfig, Precision, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from '../config/train';
+import { dataHandle, TrainingData } from '../data/dataset';
+import { RUN_FILES, writeJsonAtomic } from '../io';
 import { faultPoint, RunDirectory } from './rundir';
-import { EvalResult, modelInternals, Transformer } from './model';
-import { native, NativeStepStats, NativeTrainer } from './native';
+import { EvalResult, modelInternals, Transformer } from '../model';
+import { native, NativeStepStats, NativeTrainer } from '../native';
 
 export interface StepRecord {
   type: 'train';
