@@ -8,8 +8,7 @@
  */
 import * as os from 'os';
 import * as path from 'path';
-import { Corpus, Tokenizer, Trainer, Transformer } from '../lib';
-import { englishProseDocuments } from '../lib/data/sources';
+import { Corpus, englishProseDocuments, Tokenizer, Trainer, Transformer } from '../lib';
 import { cpuName, median, ROOT, publish, runMain } from './report';
 
 const MAX_LEN = 128;

@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AbortError, engineInfo, MlmDataset, prune, quantize, toInt8, Trainer, Transformer, TokenizerLike } from '../lib';
-import type { StepRecord } from '../lib';
+import type { Precision, StepRecord } from '../lib';
 import { median, mlmStepFlops, runMain } from './report';
 
 interface Size { name: string; dModel: number; layers: number; heads: number }
@@ -26,8 +26,6 @@ const MEDIUM: Size = { name: 'medium', dModel: 256, layers: 4, heads: 4 };
 const LARGE: Size = { name: 'large', dModel: 512, layers: 8, heads: 8 };
 const TINY: Size = { name: 'tiny', dModel: 64, layers: 2, heads: 2 };
 const T = 128;
-
-type Precision = 'fp32' | 'bf16' | 'fp16';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

@@ -69,3 +69,10 @@ export function mlmStepFlops(s: { dModel: number; layers: number; vocab: number;
   const head = 6 * (d * d + d * s.vocab) * s.maskProb;
   return tokens * (6 * nLayers + attn + head);
 }
+
+/** The value of one series in Prometheus text, as the service's /metrics writes it (0 when the series does not exist yet). */
+export function readMetric(text: string, name: string, labels = ''): number {
+  const prefix = `${name}${labels ? `{${labels}}` : ''} `;
+  const found = text.split('\n').find((l) => l.startsWith(prefix));
+  return found ? Number(found.slice(prefix.length)) : 0;
+}

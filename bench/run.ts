@@ -14,8 +14,7 @@
 import { execFileSync } from 'child_process';
 import * as os from 'os';
 import * as path from 'path';
-import { engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
-import { cpuHasNativeBf16 } from '../lib/config/train';
+import { cpuHasNativeBf16, engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
 import { cpuName, median, mlmStepFlops, PEER_PYTHON, ROOT, writeSection } from './report';
 
 const PY = PEER_PYTHON;

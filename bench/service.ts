@@ -19,10 +19,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
-import { Corpus, Dataset, Tokenizer, Trainer, Transformer } from '../lib';
-import { classificationExamples } from '../lib/data/sources';
-import { readMetric } from '../examples/service/metrics';
-import { cpuName, median, ROOT, publish, runMain } from './report';
+import { classificationExamples, Corpus, Dataset, Tokenizer, Trainer, Transformer } from '../lib';
+import { cpuName, median, ROOT, publish, readMetric, runMain } from './report';
 
 const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
 const LABELS = ['negative', 'positive'];

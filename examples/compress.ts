@@ -4,8 +4,7 @@
 //   node dist/examples/compress.js [--seconds 120] [--finetune-steps 300] [--dir runs/compress]
 import * as fs from 'fs';
 import * as path from 'path';
-import { compressionStudy, CompressionRow, Corpus, Dataset, Trainer, Transformer } from '../lib';
-import { measureStepSeconds } from '../lib/budget';
+import { compressionStudy, CompressionRow, Corpus, Dataset, measureStepSeconds, Trainer, Transformer } from '../lib';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -6,9 +6,7 @@
 //   npm run quickstart -- --seconds 20 (a short run)
 import * as fs from 'fs';
 import * as path from 'path';
-import { Corpus, Trainer, Transformer, engineInfo, unigramEntropy } from '../lib';
-import { measureStepSeconds } from '../lib/budget';
-import { progressReporter } from '../lib/progress';
+import { Corpus, Trainer, Transformer, engineInfo, measureStepSeconds, progressReporter, unigramEntropy } from '../lib';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -3,14 +3,14 @@
 import * as path from 'path';
 import { ConfigError } from './config/parse';
 import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus } from './data/corpus';
-import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from './data/fetch';
-import { CLASSIFICATION_SOURCES } from './data/sources';
+import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from './data/builtin/fetch';
+import { CLASSIFICATION_SOURCES } from './data/builtin/sources';
 import { CompressionResults, CompressionSpec, runCompression } from './experiment/compression';
 import { recommend } from './experiment/planner';
 import { writeSweepReport } from './experiment/report';
 import { Sweep, SweepSpec } from './experiment/sweep';
 import { readJson } from './io';
-import { progressReporter } from './progress';
+import { progressReporter } from './train/progress';
 
 const USAGE = `trainlarge <command>
 

@@ -1,22 +1,28 @@
-export { ConfigError } from './config/parse';
+// parseConfig: validate an application's own zod schema with the same errors (ConfigError naming every field) as trainlarge's configs.
+export { ConfigError, parseConfig } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
-export { TrainConfig, TrainConfigInput, TrainConfigSchema, resolveThreads } from './config/train';
-export { Transformer, Logits, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, Precision, CompressionState } from './model';
-export { compressionStudy, CompressionRow, CompressionStudyOptions } from './analysis';
-export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress';
-export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train';
-export { MlmDataset, LabelledDataset, MlmOptions, TrainingData } from './data/dataset';
-export { ByteTokenizer, SpecialTokens, TokenizerLike, unigramEntropy } from './data/tokens';
-export { loadSpeeches, splitSpeeches, Speech } from './data/sotu';
+// cpuHasNativeBf16: what precision 'auto' decides on CPU (bf16 only where the CPU computes it natively).
+export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads, cpuHasNativeBf16 } from './config/train';
+export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, CompressionState } from './model';
+export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID } from './compress/study';
+export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress/ops';
+export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train/trainer';
+export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
+export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
+export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
 export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
-export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/classification';
-export { CLASSIFICATION_SOURCES, Document, Example } from './data/sources';
+export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/task';
+// The built-in corpus and tasks as plain documents and labelled examples (before tokenizing), for your own pipeline or a look at the data.
+export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples } from './data/builtin/sources';
+export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
-export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/fetch';
-export { engineInfo, setThreads } from './engine';
+export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
+export { engineInfo, setThreads, EngineInfo } from './engine';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
 export { runCompression, paretoFront, accuracyVsBytesSpec, checkCompressedLargeBeatsSmall, CompressionSpec, CompressionSpecSchema, CompressionResults } from './experiment/compression';
 export { recommend, PlannerEvidence, Recommendation } from './experiment/planner';
-export { measureStepSeconds } from './budget';
+// measureStepSeconds: the step time a wall-clock budget turns into maxSteps; progressReporter: an onProgress for terminals and logs.
+export { measureStepSeconds } from './train/budget';
+export { progressReporter } from './train/progress';

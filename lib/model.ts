@@ -2,15 +2,20 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
 import { parseConfig } from './config/parse';
-import { TrainingData } from './data/dataset';
+import { Precision } from './config/train';
+import { dataHandle, TrainingData } from './data/dataset';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
-import { native, NativeModel, NativeTensor } from './native';
+import { native, NativeModel } from './native';
 
-export type Precision = 'fp32' | 'bf16' | 'fp16';
+/** A dense float tensor: a flat Float32Array in row-major order with its dims. */
+export interface Tensor {
+  data: Float32Array;
+  dims: number[];
+}
 
-/** Logits as a flat Float32Array in row-major order with its dims: MLM (B, T, V), classify (B, C). */
-export type Logits = NativeTensor;
+/** Logits: MLM (B, T, V), classify (B, C). */
+export type Logits = Tensor;
 
 /** Token ids: one array per sequence (ragged is fine: padded with padId and masked), or a flat array + shape. */
 export type TokenInput = ArrayLike<number>[] | { ids: Int32Array; batch: number; length: number; attentionMask?: Uint8Array };
@@ -63,6 +68,29 @@ export interface RunConfigFile {
 }
 
 /**
+ * What other lib/ modules (compress, train) reach on a model. Not public: lib/index.ts does not export
+ * modelInternals, and a Transformer has no public field or method for any of it.
+ */
+export interface ModelInternals {
+  readonly handle: NativeModel;
+  /** Runs native jobs on this model one at a time, in call order. */
+  run<T>(job: () => Promise<T>): Promise<T>;
+  /** Wraps a native model made from this one (same config). */
+  derive(handle: NativeModel): Transformer;
+  /** The metadata save() writes into model.safetensors (compressedSize counts it too). */
+  fileMetadata(): Record<string, string>;
+}
+
+const internals = new WeakMap<Transformer, ModelInternals>();
+
+/** The native side of a model, for lib/ modules only. */
+export function modelInternals(model: Transformer): ModelInternals {
+  const i = internals.get(model);
+  if (!i) throw new TypeError('expected a Transformer (Transformer.create, load or fromPretrained)');
+  return i;
+}
+
+/**
  * A RoBERTa-style Transformer encoder with an MLM or classification head, held in native memory.
  * Every heavy call runs off the main thread and returns a Promise; calls on one model are queued.
  */
@@ -70,9 +98,16 @@ export class Transformer {
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    /** @internal */ readonly handle: NativeModel,
+    private readonly handle: NativeModel,
     readonly config: ModelConfig,
-  ) {}
+  ) {
+    internals.set(this, {
+      handle,
+      run: (job) => this.run(job),
+      derive: (h) => new Transformer(h, this.config),
+      fileMetadata: () => this.fileMetadata(),
+    });
+  }
 
   /** A new model with BERT initialisation (N(0, 0.02)) from `seed`. */
   static async create(config: ModelConfigInput, opts: { seed?: number; device?: Device } = {}): Promise<Transformer> {
@@ -113,11 +148,6 @@ export class Transformer {
     return model;
   }
 
-  /** @internal wraps a native model made from this one (same config). */
-  derive(handle: NativeModel): Transformer {
-    return new Transformer(handle, this.config);
-  }
-
   /** A deep copy: weights and compression state (masks, quantization, pruning schedule). */
   async clone(): Promise<Transformer> {
     const handle = await this.run(() => this.handle.clone());
@@ -130,7 +160,7 @@ export class Transformer {
   }
 
   /** A copy of one parameter by its safetensors name (e.g. 'layers.0.attn.qkv.weight'). */
-  async weight(name: string): Promise<NativeTensor> {
+  async weight(name: string): Promise<Tensor> {
     return this.run(() => this.handle.parameter(name));
   }
 
@@ -202,7 +232,7 @@ export class Transformer {
       throw new TypeError(`evaluate: a '${this.config.task}' model cannot evaluate '${data.kind}' data`);
     }
     const r = await this.run(() =>
-      this.handle.evaluate(data.handle, opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
+      this.handle.evaluate(dataHandle(data), opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
     );
     return {
       loss: r.loss,
@@ -220,8 +250,8 @@ export class Transformer {
     await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
   }
 
-  /** @internal The metadata save() writes into model.safetensors (compressedSize counts it too). */
-  fileMetadata(): Record<string, string> {
+  /** The metadata save() writes into model.safetensors (compressedSize counts it too). */
+  private fileMetadata(): Record<string, string> {
     return { trainlarge_config: JSON.stringify(this.config) };
   }
 
@@ -230,8 +260,8 @@ export class Transformer {
     this.handle.dispose();
   }
 
-  /** @internal Runs native jobs on this model one at a time, in call order. */
-  run<T>(job: () => Promise<T>): Promise<T> {
+  /** Runs native jobs on this model one at a time, in call order. */
+  private run<T>(job: () => Promise<T>): Promise<T> {
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;

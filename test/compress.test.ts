@@ -4,9 +4,10 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { compressedSize, compressionStudy, Dataset, engineInfo, prune, quantize, toInt8, Tokenizer, Trainer, Transformer, weightErrors } from '../lib';
-import { ClassificationTask } from '../lib/data/classification';
+import { ClassificationTask } from '../lib/data/task';
 import { native } from '../lib/native';
-import { englishProseDocuments } from '../lib/data/sources';
+import { modelInternals } from '../lib/model';
+import { englishProseDocuments } from '../lib/data/builtin/sources';
 import { PEER_PYTHON } from '../bench/report';
 import { tempDir } from './helpers';
 
@@ -313,9 +314,10 @@ describe('bad arguments', () => {
     await expect(quantize(base, { bits: 4, method: 'qat' })).rejects.toThrow(/method 'qat' needs train/);
     const q = await quantize(base, { bits: 4 });
     await expect(quantize(q, { bits: 4 })).rejects.toThrow(/already quantized .*4 bits/);
-    await expect(q.run(() => q.handle.quantize({ bits: 4, symmetric: true, granularity: 'channel', targets: ['attention'] })))
+    const qi = modelInternals(q);
+    await expect(qi.run(() => qi.handle.quantize({ bits: 4, symmetric: true, granularity: 'channel', targets: ['attention'] })))
       .rejects.toThrow(/'layers\.0\.attn\.qkv\.weight' is already quantized/);
-    await expect(q.run(() => q.handle.prune({ sparsity: 0.5, scope: 'layer', schedule: 'oneshot', initialSparsity: 0, startStep: 0, every: 1, targets: [] })))
+    await expect(qi.run(() => qi.handle.prune({ sparsity: 0.5, scope: 'layer', schedule: 'oneshot', initialSparsity: 0, startStep: 0, every: 1, targets: [] })))
       .rejects.toThrow(/no weight matrices to prune/);
     expect(() => native().fakeQuantize(new Float32Array(4), [2, 2], 9, true, true)).toThrow(/bits: must be an integer in 2\.\.8, got 9/);
     expect(() => native().magnitudeMasks([new Float32Array(4)], [[2, 2]], 1, 'layer')).toThrow(/sparsity: must be in \[0, 1\)/);

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Corpus, Dataset, Tokenizer } from '../lib';
 import { native } from '../lib/native';
-import { brownDocuments, englishProseDocuments } from '../lib/data/sources';
+import { dataHandle } from '../lib/data/dataset';
+import { brownDocuments, englishProseDocuments } from '../lib/data/builtin/sources';
 import { tempDir } from './helpers';
 
 jest.setTimeout(300_000);
@@ -293,7 +294,7 @@ describe('classification tasks', () => {
     expect(task.train.size).toBe(task.counts.train.reduce((a, b) => a + b, 0));
     expect(task.valid.size).toBeGreaterThan(0);
     expect(task.test.size).toBeGreaterThan(0);
-    const batch = task.train.handle.trainBatch(0, 8, 1);
+    const batch = dataHandle(task.train).trainBatch(0, 8, 1);
     expect(batch.ids[0]).toBe(corpus.tokenizer.special.cls);
     expect(batch.dims[1]).toBeLessThanOrEqual(128);
     task.dispose();
@@ -326,12 +327,12 @@ describe('classification tasks', () => {
     for (const id of task.documents.test) expect(task.documents.train.has(id)).toBe(false);
     const first = rows[1].split('\t');
     const firstDocSplit = (['train', 'valid', 'test'] as const).find((s) => task.documents[s].has(first[3]))!;
-    const row = task[firstDocSplit].handle.evalBatch(0, 1, 0);
+    const row = dataHandle(task[firstDocSplit]).evalBatch(0, 1, 0);
     const { cls, eos } = tok.special;
     const a = Array.from(tok.encode(first[0])), b = Array.from(tok.encode(first[1]));
     expect(Array.from(row.ids)).toEqual([cls, ...a, eos, eos, ...b, eos]);
     const short = await Dataset.classification({ source: { name: 'brown-next', train: spec }, tokenizer: tok, maxLen: 16 });
-    const cut = Array.from(short[firstDocSplit].handle.evalBatch(0, 1, 0).ids);
+    const cut = Array.from(dataHandle(short[firstDocSplit]).evalBatch(0, 1, 0).ids);
     expect(cut).toHaveLength(16);
     const mid = cut.indexOf(eos);
     expect(cut[mid + 1]).toBe(eos);

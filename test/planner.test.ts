@@ -1,5 +1,5 @@
 // The planner on a synthetic evidence table whose answer is known.
-import { CompressionRow } from '../lib/analysis';
+import { CompressionRow } from '../lib/compress/study';
 import { recommend } from '../lib/experiment/planner';
 
 const row = (model: string, method: CompressionRow['method'], setting: number, bytes: number, accuracy: number): CompressionRow =>

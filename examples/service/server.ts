@@ -10,8 +10,7 @@
 // tokenization run on libuv's worker threads, so the event loop only parses JSON and routes.
 import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { setThreads } from '../../lib';
-import { parseConfig } from '../../lib/config/parse';
+import { parseConfig, setThreads } from '../../lib';
 import { ClosedError, QueueFullError } from './batcher';
 import { Metrics } from './metrics';
 import { InputError, ServedModel } from './models';

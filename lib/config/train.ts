@@ -5,6 +5,10 @@ import { parseConfig } from './parse';
 
 const positiveInt = z.number().int().positive();
 
+const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
+/** Numeric precision of a forward (predict, evaluate) or of training: fp32, or bf16 / fp16 autocast. */
+export type Precision = (typeof PRECISIONS)[number];
+
 /**
  * Optimisation settings (RoBERTa's recipe by default: AdamW with betas (0.9, 0.98), eps 1e-6,
  * weight decay 0.01, linear warmup then linear decay over maxSteps).
@@ -24,7 +28,7 @@ export const TrainConfigSchema = z
     batchSize: positiveInt.default(32),
     accumSteps: positiveInt.default(1),
     /** 'auto': bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX), else fp32. */
-    precision: z.enum(['auto', 'fp32', 'bf16', 'fp16']).default('auto'),
+    precision: z.enum(['auto', ...PRECISIONS]).default('auto'),
     seed: z.number().int().min(0).max(2 ** 52).default(1),
     /** Intra-op threads for libtorch's own kernels (and its GEMMs on MKL); 'auto': every core (see resolveThreads). */
     threads: z.union([z.literal('auto'), positiveInt]).default('auto'),
@@ -42,8 +46,6 @@ export const TrainConfigSchema = z
     if (c.endLr > c.lr) ctx.addIssue({ code: 'custom', path: ['endLr'], message: `must be <= lr (${c.lr})` });
   });
 
-export type Precision = 'auto' | 'fp32' | 'bf16' | 'fp16';
-
 /**
  * Whether this CPU computes bf16 natively. Without AVX512-BF16 or AMX, libtorch 1.13 falls back to a
  * generic bf16 GEMM: measured on an AVX2-only EPYC, a medium-model step took 15.6 s in bf16 against
@@ -58,7 +60,7 @@ export function cpuHasNativeBf16(): boolean {
   }
 }
 
-export function resolvePrecision(p: Precision, device: 'cpu' | 'cuda'): Exclude<Precision, 'auto'> {
+export function resolvePrecision(p: Precision | 'auto', device: 'cpu' | 'cuda'): Precision {
   if (p !== 'auto') return p;
   if (device === 'cuda') return 'bf16';
   return cpuHasNativeBf16() ? 'bf16' : 'fp32';
@@ -77,7 +79,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
  * more with 1 (BENCHMARKS.md, "Engines side by side"). `blasThreads` sizes OpenBLAS's own pool, for a
  * libtorch built on OpenBLAS (TORCH_DIR); MKL builds have no separate pool and ignore it.
  */
-export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> & { precision: Exclude<Precision, 'auto'> }): { threads: number; blasThreads: number } {
+export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> & { precision: Precision }): { threads: number; blasThreads: number } {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return {
     threads: c.threads === 'auto' ? cores : c.threads,

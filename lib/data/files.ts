@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import type { Document, Example } from './sources';
+import type { Document, Example } from './documents';
 
 /**
  * Loaders for users' own corpora (the paper's Wikipedia/BookCorpus text, MNLI or SST-2 TSV/JSONL),

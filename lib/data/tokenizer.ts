@@ -126,7 +126,7 @@ export class Tokenizer implements TokenizerLike {
     return this.handle.pieceToId(piece);
   }
 
-  /** @internal SentencePiece's own encoding without the word cache (tests compare the two). */
+  /** SentencePiece's own encoding, without trainlarge's word cache: the same ids as encode, slower (to check or time the cache). */
   encodeUncached(text: string): Int32Array {
     return this.handle.encodeUncached(text);
   }

@@ -7,6 +7,9 @@ export interface SpecialTokens {
   mask: number;
 }
 
+/** A token stream as the engine reads it without copying (uint16 fits a vocabulary up to 65,536). */
+export type TokenArray = Int32Array | Uint32Array | Uint16Array;
+
 /** What a dataset needs from a tokenizer. */
 export interface TokenizerLike {
   readonly vocabSize: number;

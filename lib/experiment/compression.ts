@@ -1,14 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { compressionStudy, CompressionRow } from '../analysis';
+import { compressionStudy, CompressionRow, DEFAULT_COMPRESSION_GRID } from '../compress/study';
 import { parseConfig } from '../config/parse';
-import { Dataset } from '../data/classification';
-import { CLASSIFICATION_SOURCES } from '../data/sources';
+import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
+import { Dataset } from '../data/task';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
-import { Trainer } from '../train';
+import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
 import { SweepResults } from './sweep';
 
@@ -23,9 +23,9 @@ export const CompressionSpecSchema = z
     task: z.enum(Object.keys(CLASSIFICATION_SOURCES) as [string, ...string[]]),
     maxLen: z.number().int().min(4).default(64),
     finetune: z.object({ steps: z.number().int().positive(), lr: z.number().positive().default(5e-4), batchSize: z.number().int().positive().default(32) }).strict(),
-    sparsities: z.array(z.number().min(0).lt(1)).default([0.3, 0.5, 0.7, 0.9]),
-    bits: z.array(z.number().int().min(2).max(8)).default([8, 6, 4, 3, 2]),
-    scope: z.enum(['layer', 'global']).default('layer'),
+    sparsities: z.array(z.number().min(0).lt(1)).default([...DEFAULT_COMPRESSION_GRID.sparsities]),
+    bits: z.array(z.number().int().min(2).max(8)).default([...DEFAULT_COMPRESSION_GRID.bits]),
+    scope: z.enum(['layer', 'global']).default(DEFAULT_COMPRESSION_GRID.scope),
     seed: z.number().int().min(0).default(1),
   })
   .strict();

@@ -1,4 +1,4 @@
-import { CompressionRow } from '../analysis';
+import { CompressionRow } from '../compress/study';
 
 /** What the planner decides from: trained models and their measured compressed variants. */
 export interface PlannerEvidence {

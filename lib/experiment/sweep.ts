@@ -5,9 +5,9 @@ import { DeviceSchema } from '../config/model';
 import { parseConfig } from '../config/parse';
 import { Corpus, CORPUS_SOURCES } from '../data/corpus';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
-import { measureStepSeconds } from '../budget';
+import { measureStepSeconds } from '../train/budget';
 import { Transformer } from '../model';
-import { AbortError, EvalRecord, MetricRecord, Progress, Trainer } from '../train';
+import { AbortError, EvalRecord, MetricRecord, Progress, Trainer } from '../train/trainer';
 
 const positive = z.number().positive();
 

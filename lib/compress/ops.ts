@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { parseConfig } from './config/parse';
-import { TrainConfigInput } from './config/train';
-import { TrainingData } from './data/dataset';
-import { Transformer } from './model';
-import { FitOptions, FitResult, Trainer } from './train';
+import { parseConfig } from '../config/parse';
+import { TrainConfigInput } from '../config/train';
+import { TrainingData } from '../data/dataset';
+import { modelInternals, Transformer } from '../model';
+import { FitOptions, FitResult, Trainer } from '../train/trainer';
 
 const TargetsSchema = z
   .array(z.enum(['attention', 'ffn', 'embeddings']))
@@ -82,7 +82,8 @@ export async function prune(model: Transformer, options: PruneOptions & { train?
   }
   const target = o.inPlace ? model : await model.clone();
   try {
-    await target.run(() => target.handle.prune(o));
+    const t = modelInternals(target);
+    await t.run(() => t.handle.prune(o));
     await fineTune(target, train, 'prune');
   } catch (e) {
     if (!o.inPlace) target.dispose();
@@ -110,7 +111,8 @@ export async function quantize(model: Transformer, options: QuantizeOptions & { 
   }
   const target = o.inPlace ? model : await model.clone();
   try {
-    await target.run(() => target.handle.quantize(o));
+    const t = modelInternals(target);
+    await t.run(() => t.handle.quantize(o));
     await fineTune(target, train, 'quantize');
   } catch (e) {
     if (!o.inPlace) target.dispose();
@@ -130,7 +132,8 @@ export interface CompressedSize {
 
 /** The exact size of the file save() writes for this model (packed when it is compressed). */
 export async function compressedSize(model: Transformer): Promise<CompressedSize> {
-  const r = await model.run(() => model.handle.packedSize(model.fileMetadata()));
+  const m = modelInternals(model);
+  const r = await m.run(() => m.handle.packedSize(m.fileMetadata()));
   return { bytes: r.fileBytes, headerBytes: r.headerBytes, tensors: r.tensors };
 }
 
@@ -140,7 +143,8 @@ export async function compressedSize(model: Transformer): Promise<CompressedSize
  */
 export async function weightErrors(compressed: Transformer, reference: Transformer): Promise<Record<string, number>> {
   if (compressed === reference) throw new TypeError('weightErrors: the reference must be another model (the uncompressed original)');
-  return compressed.run(() => reference.run(() => compressed.handle.weightErrors(reference.handle)));
+  const c = modelInternals(compressed), r = modelInternals(reference);
+  return c.run(() => r.run(() => c.handle.weightErrors(r.handle)));
 }
 
 /**
@@ -153,6 +157,7 @@ export async function toInt8(model: Transformer, opts: { engine?: 'auto' | 'oned
   const engine = opts.engine ?? 'auto';
   if (!['auto', 'onednn', 'qnnpack', 'fbgemm'].includes(engine)) throw new RangeError(`engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got '${engine}'`);
   if (model.device !== 'cpu') throw new Error("toInt8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
-  const handle = await model.run(() => model.handle.toInt8(engine));
-  return model.derive(handle);
+  const m = modelInternals(model);
+  const handle = await m.run(() => m.handle.toInt8(engine));
+  return m.derive(handle);
 }

@@ -1,6 +1,16 @@
-import { compressedSize, prune, quantize, weightErrors } from './compress';
-import { TrainingData } from './data/dataset';
-import { Transformer } from './model';
+import { TrainingData } from '../data/dataset';
+import { Transformer } from '../model';
+import { compressedSize, prune, quantize, weightErrors } from './ops';
+
+/**
+ * The default grid of the compression study and of the compression experiment (lib/experiment/compression.ts):
+ * the sparsities to prune to, the bit widths to quantize to, and the pruning scope.
+ */
+export const DEFAULT_COMPRESSION_GRID = {
+  sparsities: [0.3, 0.5, 0.7, 0.9],
+  bits: [8, 6, 4, 3, 2],
+  scope: 'layer',
+} as const satisfies { sparsities: readonly number[]; bits: readonly number[]; scope: 'layer' | 'global' };
 
 /** One compressed variant of one model: what it costs and what it loses. */
 export interface CompressionRow {
@@ -25,6 +35,7 @@ export interface CompressionStudyOptions {
   models: { name: string; model: Transformer }[];
   /** Labelled evaluation data (the test split). */
   data: TrainingData;
+  /** Sparsities, bit widths and pruning scope; DEFAULT_COMPRESSION_GRID's by default. */
   sparsities?: number[];
   bits?: number[];
   scope?: 'layer' | 'global';
@@ -59,12 +70,12 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
       opts.onRow?.(row);
     };
     await add('none', 0, model);
-    for (const s of opts.sparsities ?? [0.3, 0.5, 0.7, 0.9]) {
-      const c = await prune(model, { sparsity: s, scope: opts.scope ?? 'layer' });
+    for (const s of opts.sparsities ?? DEFAULT_COMPRESSION_GRID.sparsities) {
+      const c = await prune(model, { sparsity: s, scope: opts.scope ?? DEFAULT_COMPRESSION_GRID.scope });
       await add('prune', s, c);
       c.dispose();
     }
-    for (const b of opts.bits ?? [8, 6, 4, 3, 2]) {
+    for (const b of opts.bits ?? DEFAULT_COMPRESSION_GRID.bits) {
       const c = await quantize(model, { bits: b });
       await add('quantize', b, c);
       c.dispose();

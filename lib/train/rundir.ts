@@ -5,9 +5,9 @@
 // any instant leaves either the previous manifest or the new one, each naming files that exist whole.
 import * as fs from 'fs';
 import * as path from 'path';
-import { TrainConfig } from './config/train';
-import { fileDigest, readJson, RUN_FILES, writeJsonAtomic } from './io';
-import { ModelConfig } from './config/model';
+import { TrainConfig } from '../config/train';
+import { fileDigest, readJson, RUN_FILES, writeJsonAtomic } from '../io';
+import { ModelConfig } from '../config/model';
 
 /** How many complete checkpoints stay on disk: the newest, and one to fall back to if it is damaged later. */
 const KEEP = 2;

