@@ -2,7 +2,9 @@
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { strict: true, esModuleInterop: true, resolveJsonModule: true, lib: ['ES2022', 'DOM'] } }] },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: { strict: true, esModuleInterop: true, resolveJsonModule: true, lib: ['ES2022', 'DOM'] } }],
+  },
   // Native training saturates both cores: run suites one after another.
   maxWorkers: 1,
   testTimeout: 180000,

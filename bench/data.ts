@@ -70,8 +70,10 @@ async function main(): Promise<void> {
   const step = median(timed.map((h) => h.seconds));
   const wait = median(timed.map((h) => h.dataSeconds));
   const share = timed.reduce((n, h) => n + h.dataSeconds, 0) / timed.reduce((n, h) => n + h.seconds, 0);
-  console.log(`medium step ${step.toFixed(3)} s; data wait ${(wait * 1000).toFixed(2)} ms (${(share * 100).toFixed(2)}%); ` +
-    `building a batch synchronously takes ${(median(buildTimes) * 1000).toFixed(2)} ms`);
+  console.log(
+    `medium step ${step.toFixed(3)} s; data wait ${(wait * 1000).toFixed(2)} ms (${(share * 100).toFixed(2)}%); ` +
+      `building a batch synchronously takes ${(median(buildTimes) * 1000).toFixed(2)} ms`,
+  );
   trainer.dispose();
   model.dispose();
   data.dispose();

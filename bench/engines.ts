@@ -21,20 +21,37 @@ const VOCAB = 8000;
 const T = 128;
 const BATCH = 16;
 const MEDIUM = { dModel: 256, layers: 4, heads: 4 };
-const THREADS: Array<[number, number]> = [[1, 2], [2, 2]]; // [libtorch intra-op, OpenBLAS (where the build has it)]
-const SHAPES: Array<[number, number]> = [[1, 16], [1, 128], [8, 128], [32, 128]];
+const THREADS: Array<[number, number]> = [
+  [1, 2],
+  [2, 2],
+]; // [libtorch intra-op, OpenBLAS (where the build has it)]
+const SHAPES: Array<[number, number]> = [
+  [1, 16],
+  [1, 128],
+  [8, 128],
+  [32, 128],
+];
 
-interface ChildResult { torch: string; step: Record<string, number[]>; fp32: Record<string, number[]>; int8: Record<string, number[]> }
+interface ChildResult {
+  torch: string;
+  step: Record<string, number[]>;
+  fp32: Record<string, number[]>;
+  int8: Record<string, number[]>;
+}
 
 const tokenizerLike: TokenizerLike = {
   vocabSize: VOCAB,
   special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
-  encode: () => { throw new Error('bench tokenizer: encode is not used'); },
+  encode: () => {
+    throw new Error('bench tokenizer: encode is not used');
+  },
   decode: () => '',
 };
 
 function ids(batch: number, length: number, call: number): number[][] {
-  return Array.from({ length: batch }, (_, b) => Array.from({ length }, (_, i) => 5 + ((b * 7919 + i * 104729 + call * 15485863) % (VOCAB - 10))));
+  return Array.from({ length: batch }, (_, b) =>
+    Array.from({ length }, (_, i) => 5 + ((b * 7919 + i * 104729 + call * 15485863) % (VOCAB - 10))),
+  );
 }
 
 /** One round in this process: every thread setting, training steps then inference latencies. */
@@ -45,15 +62,28 @@ async function child(): Promise<ChildResult> {
   for (const [th, blas] of THREADS) {
     const key = `${th}+${blas}`;
     const mlm = await Transformer.create({ task: 'mlm', vocabSize: VOCAB, maxLen: T, ...MEDIUM }, { seed: 1 });
-    const r = await new Trainer(mlm, { maxSteps: 6, batchSize: BATCH, threads: th, blasThreads: blas, lr: 5e-4, warmupSteps: 0, seed: 1 })
-      .fit(data, { evalEvery: 1e9 });
-    res.step[key] = r.history.filter((h) => h.type === 'train').slice(2).map((h) => (h as { seconds: number }).seconds);
+    const r = await new Trainer(mlm, {
+      maxSteps: 6,
+      batchSize: BATCH,
+      threads: th,
+      blasThreads: blas,
+      lr: 5e-4,
+      warmupSteps: 0,
+      seed: 1,
+    }).fit(data, { evalEvery: 1e9 });
+    res.step[key] = r.history
+      .filter((h) => h.type === 'train')
+      .slice(2)
+      .map((h) => (h as { seconds: number }).seconds);
     mlm.dispose();
     setThreads({ threads: th, blasThreads: blas });
     const fp32 = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: VOCAB, maxLen: T, ...MEDIUM }, { seed: 1 });
     const int8 = await toInt8(await quantize(fp32, { bits: 8 }));
     for (const [b, t] of SHAPES) {
-      for (const [name, model] of [['fp32', fp32], ['int8', int8]] as const) {
+      for (const [name, model] of [
+        ['fp32', fp32],
+        ['int8', int8],
+      ] as const) {
         await model.predict(ids(b, t, 0));
         const times: number[] = [];
         for (let call = 1; call <= 8; call++) {
@@ -83,8 +113,12 @@ async function main(): Promise<void> {
     process.stdout.write('\n' + JSON.stringify(await child()) + '\n');
     return;
   }
-  const get = (flag: string) => { const i = argv.indexOf(flag); return i >= 0 ? argv[i + 1] : undefined; };
-  const a = get('--a'), b = get('--b');
+  const get = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const a = get('--a'),
+    b = get('--b');
   if (!a || !b) throw new Error('usage: node dist/bench/engines.js --a DIR_OR_ADDON --b DIR_OR_ADDON [--rounds N] [--no-write]');
   const rounds = Number(get('--rounds') ?? 3);
   const builds = [a, b].map((x) => (fs.existsSync(path.join(x, 'dist', 'bench', 'engines.js')) ? path.join(x, 'build') : x)).map(addonOf);
@@ -97,7 +131,9 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
       const out = execFileSync(process.execPath, [scripts[k], '--child'], {
-        encoding: 'utf8', env: { ...process.env, TRAINLARGE_ADDON: builds[k] }, maxBuffer: 1 << 24,
+        encoding: 'utf8',
+        env: { ...process.env, TRAINLARGE_ADDON: builds[k] },
+        maxBuffer: 1 << 24,
       });
       all[k].push(JSON.parse(out.trim().split('\n').pop()!) as ChildResult);
       console.log(`round ${r + 1}: ${all[k][all[k].length - 1].torch} done`);
@@ -115,7 +151,10 @@ async function main(): Promise<void> {
   };
   const rows = [
     row(`medium training step, B${BATCH} x T${T} (ms)`, 'step', '', 1000, 0),
-    ...SHAPES.flatMap(([bb, t]) => [row(`fp32 predict ${bb} x ${t} (ms)`, 'fp32', `${bb}x${t}`), row(`int8 predict ${bb} x ${t} (ms)`, 'int8', `${bb}x${t}`)]),
+    ...SHAPES.flatMap(([bb, t]) => [
+      row(`fp32 predict ${bb} x ${t} (ms)`, 'fp32', `${bb}x${t}`),
+      row(`int8 predict ${bb} x ${t} (ms)`, 'int8', `${bb}x${t}`),
+    ]),
   ];
   const section = [
     '## Engines side by side',

@@ -21,7 +21,12 @@ import { AbortError, engineInfo, MlmDataset, prune, quantize, toInt8, Trainer, T
 import type { Precision, StepRecord } from '../lib';
 import { median, mlmStepFlops, runMain } from './report';
 
-interface Size { name: string; dModel: number; layers: number; heads: number }
+interface Size {
+  name: string;
+  dModel: number;
+  layers: number;
+  heads: number;
+}
 const MEDIUM: Size = { name: 'medium', dModel: 256, layers: 4, heads: 4 };
 const LARGE: Size = { name: 'large', dModel: 512, layers: 8, heads: 8 };
 const TINY: Size = { name: 'tiny', dModel: 64, layers: 2, heads: 2 };
@@ -34,17 +39,31 @@ function arg(name: string): string | undefined {
 
 /** The corpus's token shards as MLM data (no tokenizer library needed: ids only). */
 function corpusData(dir: string): { train: MlmDataset; valid: MlmDataset; vocab: number } {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { tokenizer?: { vocabSize?: number }; vocabSize?: number };
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+    tokenizer?: { vocabSize?: number };
+    vocabSize?: number;
+  };
   const vocab = manifest.tokenizer?.vocabSize ?? manifest.vocabSize ?? NaN;
   if (!Number.isInteger(vocab)) throw new Error(`gpu-check: ${dir}/manifest.json has no tokenizer.vocabSize`);
   const tok: TokenizerLike = {
     vocabSize: vocab,
     special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
-    encode: () => { throw new Error('gpu-check: encode is not used'); },
+    encode: () => {
+      throw new Error('gpu-check: encode is not used');
+    },
     decode: () => '',
   };
-  const shards = (split: string) => fs.readdirSync(dir).filter((f) => new RegExp(`^${split}-\\d{5}\\.tok$`).test(f)).sort().map((f) => path.join(dir, f));
-  return { train: MlmDataset.fromShards(shards('train'), tok, { maxLen: T }), valid: MlmDataset.fromShards(shards('valid'), tok, { maxLen: T }), vocab };
+  const shards = (split: string) =>
+    fs
+      .readdirSync(dir)
+      .filter((f) => new RegExp(`^${split}-\\d{5}\\.tok$`).test(f))
+      .sort()
+      .map((f) => path.join(dir, f));
+  return {
+    train: MlmDataset.fromShards(shards('train'), tok, { maxLen: T }),
+    valid: MlmDataset.fromShards(shards('valid'), tok, { maxLen: T }),
+    vocab,
+  };
 }
 
 const results: Array<{ name: string; ok: boolean; detail: string }> = [];
@@ -81,8 +100,10 @@ async function main(): Promise<void> {
   const dataDir = arg('--data');
   const peak: Partial<Record<Precision, number>> = arg('--peak') ? (JSON.parse(arg('--peak')!) as Partial<Record<Precision, number>>) : {};
   const info = engineInfo();
-  console.log(`gpu-check: libtorch ${info.torchVersion}; CUDA built: ${info.cudaBuilt ? 'yes' : 'no'}, available: ` +
-    `${info.cudaAvailable ? `yes (${info.cudaDevices} device(s))` : 'no'}; Node ${process.version}; ${os.cpus().length} CPU threads`);
+  console.log(
+    `gpu-check: libtorch ${info.torchVersion}; CUDA built: ${info.cudaBuilt ? 'yes' : 'no'}, available: ` +
+      `${info.cudaAvailable ? `yes (${info.cudaDevices} device(s))` : 'no'}; Node ${process.version}; ${os.cpus().length} CPU threads`,
+  );
   if (!info.cudaAvailable && !dry) {
     console.log('gpu-check: no CUDA device visible');
     return;
@@ -94,7 +115,14 @@ async function main(): Promise<void> {
   const steps = gpu ? 50 : 40;
   const batchSize = gpu ? 32 : 8;
   const { train, valid, vocab } = corpusData(dataDir);
-  const config = (s: Size, task: 'mlm' | 'classify' = 'mlm') => ({ task, vocabSize: vocab, maxLen: T, dModel: s.dModel, layers: s.layers, heads: s.heads });
+  const config = (s: Size, task: 'mlm' | 'classify' = 'mlm') => ({
+    task,
+    vocabSize: vocab,
+    maxLen: T,
+    dModel: s.dModel,
+    layers: s.layers,
+    heads: s.heads,
+  });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trainlarge-gpu-check-'));
   const ids = [Array.from({ length: 40 }, (_, i) => (i === 0 ? 1 : 5 + ((i * 7919) % (vocab - 5)))), [1, 50, 4, 70, 80, 4, 90]];
 
@@ -108,11 +136,15 @@ async function main(): Promise<void> {
       const losses = trainRecords(r.history).map((h) => h.loss);
       assert(losses.length === steps, `${losses.length} steps recorded, expected ${steps}`);
       assert(losses.every(Number.isFinite), `a loss is not finite: ${losses.find((l) => !Number.isFinite(l))}`);
-      const first = mean(losses.slice(0, 5)), last = mean(losses.slice(-5));
+      const first = mean(losses.slice(0, 5)),
+        last = mean(losses.slice(-5));
       assert(last < first - 0.3, `loss did not fall: first 5 steps ${first.toFixed(3)}, last 5 ${last.toFixed(3)}`);
       const skipped = trainRecords(r.history).filter((h) => h.skipped).length;
       model.dispose();
-      return `loss ${first.toFixed(3)} -> ${last.toFixed(3)}` + (precision === 'fp16' ? `; ${skipped} step(s) skipped by the loss scaler, scale now ${trainer.lossScale}` : '');
+      return (
+        `loss ${first.toFixed(3)} -> ${last.toFixed(3)}` +
+        (precision === 'fp16' ? `; ${skipped} step(s) skipped by the loss scaler, scale now ${trainer.lossScale}` : '')
+      );
     });
   }
 
@@ -143,23 +175,50 @@ async function main(): Promise<void> {
     const r = await new Trainer(onCpu, { ...trainCfg, maxSteps: 10 }).fit(train, { dir, evalEvery: 10 });
     assert(r.resumedFrom === 8, `resumed from ${r.resumedFrom}, expected 8`);
     const more = trainRecords(r.history).filter((h) => h.step > 8);
-    assert(more.length === 2 && more.every((h) => Number.isFinite(h.loss)), `steps 9-10 on the CPU: ${JSON.stringify(more.map((h) => h.loss))}`);
+    assert(
+      more.length === 2 && more.every((h) => Number.isFinite(h.loss)),
+      `steps 9-10 on the CPU: ${JSON.stringify(more.map((h) => h.loss))}`,
+    );
     model.dispose();
     onCpu.dispose();
     return `logits within ${d.toExponential(2)}; steps 9-10 on the CPU, loss ${more.map((h) => h.loss.toFixed(3)).join(', ')}`;
   });
   await check(`resume on ${device} continues exactly (fp32, losses within 1e-5)`, async () => {
-    const full = await new Trainer(await Transformer.create(config(size), { seed: 5, device }), trainCfg).fit(train, { evalEvery: 8, dir: path.join(tmp, 'full') });
+    const full = await new Trainer(await Transformer.create(config(size), { seed: 5, device }), trainCfg).fit(train, {
+      evalEvery: 8,
+      dir: path.join(tmp, 'full'),
+    });
     const dir = path.join(tmp, 'resume');
     const b = await Transformer.create(config(size), { seed: 5, device });
     const controller = new AbortController();
-    await new Trainer(b, trainCfg).fit(train, { evalEvery: 8, dir, progressSeconds: 0.001, signal: controller.signal, onProgress: (p) => p.step >= 6 && controller.abort() })
-      .then(() => { throw new Error('the run was not aborted'); }, (e) => { if (!(e instanceof AbortError)) throw e; });
+    await new Trainer(b, trainCfg)
+      .fit(train, {
+        evalEvery: 8,
+        dir,
+        progressSeconds: 0.001,
+        signal: controller.signal,
+        onProgress: (p) => p.step >= 6 && controller.abort(),
+      })
+      .then(
+        () => {
+          throw new Error('the run was not aborted');
+        },
+        (e) => {
+          if (!(e instanceof AbortError)) throw e;
+        },
+      );
     const stoppedAt = (JSON.parse(fs.readFileSync(path.join(dir, 'trainer.json'), 'utf8')) as { step: number }).step;
     b.dispose();
-    const rest = await new Trainer(await Transformer.create(config(size), { seed: 99, device }), trainCfg).fit(train, { evalEvery: 8, dir });
-    const want = trainRecords(full.history).filter((h) => h.step > stoppedAt).map((h) => h.loss);
-    const got = trainRecords(rest.history).filter((h) => h.step > stoppedAt).map((h) => h.loss);
+    const rest = await new Trainer(await Transformer.create(config(size), { seed: 99, device }), trainCfg).fit(train, {
+      evalEvery: 8,
+      dir,
+    });
+    const want = trainRecords(full.history)
+      .filter((h) => h.step > stoppedAt)
+      .map((h) => h.loss);
+    const got = trainRecords(rest.history)
+      .filter((h) => h.step > stoppedAt)
+      .map((h) => h.loss);
     assert(got.length === want.length && got.length > 0, `${got.length} steps after the resume, expected ${want.length}`);
     const d = Math.max(...got.map((l, i) => Math.abs(l - want[i])));
     assert(d < 1e-5, `losses after step ${stoppedAt} differ by up to ${d}`);
@@ -175,12 +234,17 @@ async function main(): Promise<void> {
     const masks = await model.fillMask(ids, { topK: 3 });
     assert(masks.length === 2 && masks.every((m) => m.ids.length === 3 && m.probs[0] >= m.probs[2]), `fillMask: ${JSON.stringify(masks)}`);
     const pruned = await prune(model, { sparsity: 0.5 });
-    const q = await quantize(pruned, { bits: 4, method: 'qat', train: { data: train, config: { maxSteps: 5, batchSize, lr: 1e-4, precision: 'fp32' } } });
+    const q = await quantize(pruned, {
+      bits: 4,
+      method: 'qat',
+      train: { data: train, config: { maxSteps: 5, batchSize, lr: 1e-4, precision: 'fp32' } },
+    });
     const before = await pruned.evaluate(valid, { maxSamples: 64 });
     const after = await q.evaluate(valid, { maxSamples: 64 });
     assert(Number.isFinite(after.loss), `QAT model's validation loss is ${after.loss}`);
     const c = q.compression;
-    const quantized = Object.values(c.quantized), pruned50 = Object.values(c.pruned);
+    const quantized = Object.values(c.quantized),
+      pruned50 = Object.values(c.pruned);
     assert(quantized.length > 0 && quantized.every((x) => x.bits === 4), `quantized: ${JSON.stringify(c.quantized)}`);
     assert(pruned50.length > 0 && pruned50.every((x) => Math.abs(x.sparsity - 0.5) < 0.01), `pruned: ${JSON.stringify(c.pruned)}`);
     [model, pruned, q].forEach((m) => m.dispose());
@@ -189,14 +253,20 @@ async function main(): Promise<void> {
   if (gpu) {
     await check('toInt8 on a GPU model is refused clearly', async () => {
       const model = await Transformer.create(config(size, 'classify'), { seed: 2, device: 'cuda' });
-      const err = await toInt8(model).then(() => null, (e: Error) => e);
+      const err = await toInt8(model).then(
+        () => null,
+        (e: Error) => e,
+      );
       model.dispose();
       assert(err && /cpu/i.test(err.message), `toInt8 on cuda: ${err ? err.message : 'no error'}`);
       return err.message;
     });
   } else {
     await check(`device 'cuda' is refused clearly on this machine`, async () => {
-      const err = await Transformer.create(config(size), { device: 'cuda' }).then(() => null, (e: Error) => e);
+      const err = await Transformer.create(config(size), { device: 'cuda' }).then(
+        () => null,
+        (e: Error) => e,
+      );
       const want = info.cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch/;
       assert(err && want.test(err.message), `Transformer.create on cuda: ${err ? err.message : 'no error'}`);
       return err.message;
@@ -212,22 +282,28 @@ async function main(): Promise<void> {
         const model = await Transformer.create(config(s), { seed: 1, device });
         const warm = gpu ? 5 : 2;
         const timed = gpu ? 20 : 4;
-        const r = await new Trainer(model, { maxSteps: warm + timed, batchSize: B, lr: 5e-4, precision, seed: 1 }).fit(train, { evalEvery: 1e9 });
+        const r = await new Trainer(model, { maxSteps: warm + timed, batchSize: B, lr: 5e-4, precision, seed: 1 }).fit(train, {
+          evalEvery: 1e9,
+        });
         const recs = trainRecords(r.history).slice(warm);
         const sec = median(recs.map((h) => h.seconds));
         const tokens = recs[0].tokens;
         const flops = mlmStepFlops({ dModel: s.dModel, layers: s.layers, vocab, maxLen: T, maskProb: 0.15 }, tokens);
         const tflops = flops / sec / 1e12;
         const p = peak[precision];
-        rows.push(`| ${s.name} (d${s.dModel}, ${s.layers} layers) | ${precision} | ${B} x ${T} | ${(sec * 1000).toFixed(1)} | ${Math.round(tokens / sec)} | ` +
-          `${tflops.toFixed(2)} | ${p ? `${((100 * tflops) / p).toFixed(1)}% of ${p.toFixed(0)}` : 'n/a'} |`);
+        rows.push(
+          `| ${s.name} (d${s.dModel}, ${s.layers} layers) | ${precision} | ${B} x ${T} | ${(sec * 1000).toFixed(1)} | ${Math.round(tokens / sec)} | ` +
+            `${tflops.toFixed(2)} | ${p ? `${((100 * tflops) / p).toFixed(1)}% of ${p.toFixed(0)}` : 'n/a'} |`,
+        );
         model.dispose();
       }
     }
     return `${rows.length} rows`;
   });
   console.log('');
-  console.log('| model | precision | batch x tokens | ms / step (median) | tokens/s | model TFLOP/s | MFU (of the measured GEMM peak, TFLOP/s) |');
+  console.log(
+    '| model | precision | batch x tokens | ms / step (median) | tokens/s | model TFLOP/s | MFU (of the measured GEMM peak, TFLOP/s) |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   rows.forEach((r) => console.log(r));
   console.log('');

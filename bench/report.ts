@@ -61,7 +61,10 @@ export function runMain(main: () => Promise<void>): void {
  * + 6 * (d^2 + d V) * maskProb * tokens     MLM head (dense + tied decoder) on the masked positions only
  * Embeddings, LayerNorm, softmax, GELU, the optimizer are not counted. ffn = 4 d.
  */
-export function mlmStepFlops(s: { dModel: number; layers: number; vocab: number; maxLen: number; maskProb: number }, tokens: number): number {
+export function mlmStepFlops(
+  s: { dModel: number; layers: number; vocab: number; maxLen: number; maskProb: number },
+  tokens: number,
+): number {
   const d = s.dModel;
   const ffn = 4 * d;
   const nLayers = s.layers * (4 * d * d + 2 * d * ffn);

@@ -27,7 +27,15 @@ const MASK_PROB = 0.15;
 const THREADS = 2; // pip libtorch 2.x: MKL GEMMs run on the intra-op pool (BENCHMARKS.md, "Engines side by side")
 const BLAS_THREADS = 2;
 
-interface Size { name: string; dModel: number; layers: number; heads: number; warmup: number; steps: number; rounds: number }
+interface Size {
+  name: string;
+  dModel: number;
+  layers: number;
+  heads: number;
+  warmup: number;
+  steps: number;
+  rounds: number;
+}
 
 const FULL: Size[] = [
   { name: 'small', dModel: 128, layers: 2, heads: 2, warmup: 2, steps: 15, rounds: 3 },
@@ -62,15 +70,27 @@ function parseArgs(argv: string[]): { quick: boolean; sizes: string[]; write: bo
 
 function modelConfig(s: Size) {
   return {
-    task: 'mlm' as const, vocabSize: VOCAB, maxLen: MAX_LEN, dModel: s.dModel, layers: s.layers, heads: s.heads,
-    ffn: 4 * s.dModel, dropout: 0.1, attentionDropout: 0.1, norm: 'post' as const, layerNormEps: 1e-5, padId: 0,
+    task: 'mlm' as const,
+    vocabSize: VOCAB,
+    maxLen: MAX_LEN,
+    dModel: s.dModel,
+    layers: s.layers,
+    heads: s.heads,
+    ffn: 4 * s.dModel,
+    dropout: 0.1,
+    attentionDropout: 0.1,
+    norm: 'post' as const,
+    layerNormEps: 1e-5,
+    padId: 0,
   };
 }
 
 const tokenizerLike: TokenizerLike = {
   vocabSize: VOCAB,
   special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
-  encode: () => { throw new Error('bench tokenizer: encode is not used'); },
+  encode: () => {
+    throw new Error('bench tokenizer: encode is not used');
+  },
   decode: () => '',
 };
 
@@ -86,8 +106,14 @@ function data(): MlmDataset {
 async function engineRound(s: Size, precision: 'fp32' | 'bf16', seed: number): Promise<{ times: number[]; tokens: number }> {
   const model = await Transformer.create(modelConfig(s), { seed });
   const trainer = new Trainer(model, {
-    maxSteps: s.warmup + s.steps, batchSize: BATCH, precision, threads: THREADS, blasThreads: BLAS_THREADS,
-    lr: 5e-4, warmupSteps: 0, seed,
+    maxSteps: s.warmup + s.steps,
+    batchSize: BATCH,
+    precision,
+    threads: THREADS,
+    blasThreads: BLAS_THREADS,
+    lr: 5e-4,
+    warmupSteps: 0,
+    seed,
   });
   const r = await trainer.fit(data(), { evalEvery: 1e9 });
   const train = r.history.filter((h) => h.type === 'train') as Array<{ seconds: number; tokens: number }>;
@@ -95,12 +121,26 @@ async function engineRound(s: Size, precision: 'fp32' | 'bf16', seed: number): P
   return { times: timed.map((h) => h.seconds), tokens: timed.length ? timed[0].tokens : BATCH * MAX_LEN };
 }
 
-interface PeerOut { stepSecondsMedian: number; tokensPerSecond: number; stepTimes?: number[]; torch: string; threads: number; blasThreads: number }
+interface PeerOut {
+  stepSecondsMedian: number;
+  tokensPerSecond: number;
+  stepTimes?: number[];
+  torch: string;
+  threads: number;
+  blasThreads: number;
+}
 
 function peerRound(s: Size, precision: 'fp32' | 'bf16', seed: number): PeerOut {
   const arg = JSON.stringify({
-    model: modelConfig(s), batchSize: BATCH, precision, threads: THREADS, blasThreads: BLAS_THREADS,
-    steps: s.steps, warmup: s.warmup, seed, maskProb: MASK_PROB,
+    model: modelConfig(s),
+    batchSize: BATCH,
+    precision,
+    threads: THREADS,
+    blasThreads: BLAS_THREADS,
+    steps: s.steps,
+    warmup: s.warmup,
+    seed,
+    maskProb: MASK_PROB,
   });
   const out = execFileSync(PY, [PEER, arg], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const line = out.trim().split('\n').pop() ?? '';
@@ -127,9 +167,21 @@ print(json.dumps({'gflops': 2 * n ** 3 / min(ts) / 1e9, 'gflopsMedian': 2 * n **
 }
 
 interface Row {
-  size: string; shape: string; precision: string; steps: string;
-  engineStep?: number; peerStep?: number; engineTps?: number; peerTps?: number; ratio?: number;
-  engineGflops?: number; peerGflops?: number; engineFrac?: number; peerFrac?: number; rounds?: string; note?: string;
+  size: string;
+  shape: string;
+  precision: string;
+  steps: string;
+  engineStep?: number;
+  peerStep?: number;
+  engineTps?: number;
+  peerTps?: number;
+  ratio?: number;
+  engineGflops?: number;
+  peerGflops?: number;
+  engineFrac?: number;
+  peerFrac?: number;
+  rounds?: string;
+  note?: string;
 }
 
 function fmt(x: number | undefined, digits: number): string {
@@ -137,11 +189,21 @@ function fmt(x: number | undefined, digits: number): string {
 }
 
 function table(rows: Row[]): string {
-  const head = '| size | model (d / layers / heads) | precision | timed steps (engine / peer) | engine step s (median) | PyTorch step s (median) | engine tok/s | PyTorch tok/s | ratio engine / PyTorch | per-round ratios | engine model GFLOP/s (% GEMM peak) | PyTorch model GFLOP/s (% GEMM peak) |';
-  const sep = '|' + head.split('|').slice(1, -1).map(() => '---').join('|') + '|';
-  const lines = rows.map((r) => r.note
-    ? `| ${r.size} | ${r.shape} | ${r.precision} | skipped: ${r.note} | - | - | - | - | - | - | - | - |`
-    : `| ${r.size} | ${r.shape} | ${r.precision} | ${r.steps} | ${fmt(r.engineStep, 3)} | ${fmt(r.peerStep, 3)} | ${fmt(r.engineTps, 0)} | ${fmt(r.peerTps, 0)} | **${fmt(r.ratio, 2)}x** | ${r.rounds ?? '-'} | ${fmt(r.engineGflops, 1)} (${fmt((r.engineFrac ?? NaN) * 100, 0)}%) | ${fmt(r.peerGflops, 1)} (${fmt((r.peerFrac ?? NaN) * 100, 0)}%) |`);
+  const head =
+    '| size | model (d / layers / heads) | precision | timed steps (engine / peer) | engine step s (median) | PyTorch step s (median) | engine tok/s | PyTorch tok/s | ratio engine / PyTorch | per-round ratios | engine model GFLOP/s (% GEMM peak) | PyTorch model GFLOP/s (% GEMM peak) |';
+  const sep =
+    '|' +
+    head
+      .split('|')
+      .slice(1, -1)
+      .map(() => '---')
+      .join('|') +
+    '|';
+  const lines = rows.map((r) =>
+    r.note
+      ? `| ${r.size} | ${r.shape} | ${r.precision} | skipped: ${r.note} | - | - | - | - | - | - | - | - |`
+      : `| ${r.size} | ${r.shape} | ${r.precision} | ${r.steps} | ${fmt(r.engineStep, 3)} | ${fmt(r.peerStep, 3)} | ${fmt(r.engineTps, 0)} | ${fmt(r.peerTps, 0)} | **${fmt(r.ratio, 2)}x** | ${r.rounds ?? '-'} | ${fmt(r.engineGflops, 1)} (${fmt((r.engineFrac ?? NaN) * 100, 0)}%) | ${fmt(r.peerGflops, 1)} (${fmt((r.peerFrac ?? NaN) * 100, 0)}%) |`,
+  );
   return [head, sep, ...lines].join('\n');
 }
 
@@ -156,7 +218,9 @@ async function main(): Promise<void> {
 
   const gemm = gemmPeak();
   const gemmRuns = [gemm.gflops];
-  console.log(`GEMM peak (fp32 1024^3 torch.mm, ${THREADS} threads): ${gemm.gflops.toFixed(1)} GFLOP/s (best of 10); peer torch ${gemm.torch}`);
+  console.log(
+    `GEMM peak (fp32 1024^3 torch.mm, ${THREADS} threads): ${gemm.gflops.toFixed(1)} GFLOP/s (best of 10); peer torch ${gemm.torch}`,
+  );
 
   const rows: Row[] = [];
   let peerInfo = '';
@@ -188,7 +252,7 @@ async function main(): Promise<void> {
           console.log(`  ${s.name} round ${round + 1} peer:   median ${p.stepSecondsMedian.toFixed(3)} s/step (${s.steps} steps)`);
         }
       }
-      roundRatios.push(pRound / eRound);  // same tokens per step on both sides
+      roundRatios.push(pRound / eRound); // same tokens per step on both sides
     }
     const engineStep = median(eTimes);
     const peerStep = pTimes.length ? median(pTimes) : median(pMedians);
@@ -196,9 +260,17 @@ async function main(): Promise<void> {
     const peerTps = (BATCH * MAX_LEN) / peerStep;
     const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, tokens);
     const row: Row = {
-      size: s.name, shape, precision: 'fp32', steps: `${eTimes.length} / ${s.steps * s.rounds}`,
-      engineStep, peerStep, engineTps, peerTps, ratio: engineTps / peerTps,
-      engineGflops: flops / engineStep / 1e9, peerGflops: flops / peerStep / 1e9,
+      size: s.name,
+      shape,
+      precision: 'fp32',
+      steps: `${eTimes.length} / ${s.steps * s.rounds}`,
+      engineStep,
+      peerStep,
+      engineTps,
+      peerTps,
+      ratio: engineTps / peerTps,
+      engineGflops: flops / engineStep / 1e9,
+      peerGflops: flops / peerStep / 1e9,
       rounds: roundRatios.map((x) => x.toFixed(2)).join(', '),
     };
     row.engineFrac = row.engineGflops! / gemm.gflops;
@@ -225,15 +297,27 @@ async function main(): Promise<void> {
       const es = median(e.times);
       const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, e.tokens);
       rows.push({
-        size: s.name, shape: `${s.dModel} / ${s.layers} / ${s.heads}`, precision: 'bf16', steps: `${e.times.length} / ${bs.steps}`,
-        engineStep: es, peerStep: p.stepSecondsMedian, engineTps: e.tokens / es, peerTps: p.tokensPerSecond,
-        ratio: e.tokens / es / p.tokensPerSecond, engineGflops: flops / es / 1e9, peerGflops: flops / p.stepSecondsMedian / 1e9,
-        engineFrac: flops / es / 1e9 / gemm.gflops, peerFrac: flops / p.stepSecondsMedian / 1e9 / gemm.gflops,
+        size: s.name,
+        shape: `${s.dModel} / ${s.layers} / ${s.heads}`,
+        precision: 'bf16',
+        steps: `${e.times.length} / ${bs.steps}`,
+        engineStep: es,
+        peerStep: p.stepSecondsMedian,
+        engineTps: e.tokens / es,
+        peerTps: p.tokensPerSecond,
+        ratio: e.tokens / es / p.tokensPerSecond,
+        engineGflops: flops / es / 1e9,
+        peerGflops: flops / p.stepSecondsMedian / 1e9,
+        engineFrac: flops / es / 1e9 / gemm.gflops,
+        peerFrac: flops / p.stepSecondsMedian / 1e9 / gemm.gflops,
       });
     }
   } else {
     rows.push({
-      size: 'all', shape: '-', precision: 'bf16', steps: '',
+      size: 'all',
+      shape: '-',
+      precision: 'bf16',
+      steps: '',
       note: 'this CPU has no avx512_bf16/amx_bf16 (cpuHasNativeBf16() is false); libtorch falls back to a generic bf16 GEMM (~15 s per medium step), so bf16 is not measured',
     });
   }

@@ -79,7 +79,10 @@ async function startServer(args: string[]): Promise<Server> {
   );
   const lines = readline.createInterface({ input: child.stdout });
   const listening = await new Promise<{ address: string; pid: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not listen within 120 s (args ${args.join(' ')}); stderr: ${stderr.join('')}`)), 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`service did not listen within 120 s (args ${args.join(' ')}); stderr: ${stderr.join('')}`)),
+      120_000,
+    );
     lines.on('line', (line) => {
       try {
         const ev = JSON.parse(line) as { event?: string; address?: string; pid?: number };
@@ -120,7 +123,6 @@ async function scrape(url: string): Promise<string> {
   return res.text();
 }
 
-
 function batchStats(text: string): { sum: number; count: number; seconds: number } {
   return {
     sum: readMetric(text, 'trainlarge_batch_size_sum', 'model="m"'),
@@ -155,7 +157,7 @@ async function sentences(): Promise<string[]> {
   const { splits } = await classificationExamples('sentiment');
   const texts = [...splits.train, ...splits.valid, ...splits.test].map((e) => e.text);
   let seed = 12345;
-  const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let i = texts.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [texts[i], texts[j]] = [texts[j], texts[i]];
@@ -165,7 +167,11 @@ async function sentences(): Promise<string[]> {
 
 let nextBody = 0;
 
-function load(url: string, bodies: string[], opts: { duration?: number; amount?: number; onResponse?: (status: number) => void }): Promise<autocannon.Result> {
+function load(
+  url: string,
+  bodies: string[],
+  opts: { duration?: number; amount?: number; onResponse?: (status: number) => void },
+): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -213,10 +219,28 @@ interface Run {
   exit: string;
 }
 
-async function measure(modelArg: string, threads: { threads: number; blas: number }, maxBatch: number, bodies: string[], seconds: number): Promise<Run> {
+async function measure(
+  modelArg: string,
+  threads: { threads: number; blas: number },
+  maxBatch: number,
+  bodies: string[],
+  seconds: number,
+): Promise<Run> {
   const server = await startServer([
-    '--model', `m=${modelArg}`, '--port', '0', '--max-batch', String(maxBatch), '--max-wait-ms', String(MAX_WAIT_MS),
-    '--max-queue', String(MAX_QUEUE), '--threads', String(threads.threads), '--blas-threads', String(threads.blas),
+    '--model',
+    `m=${modelArg}`,
+    '--port',
+    '0',
+    '--max-batch',
+    String(maxBatch),
+    '--max-wait-ms',
+    String(MAX_WAIT_MS),
+    '--max-queue',
+    String(MAX_QUEUE),
+    '--threads',
+    String(threads.threads),
+    '--blas-threads',
+    String(threads.blas),
   ]);
   let run: Omit<Run, 'exit'> | undefined;
   let exit = '';
@@ -230,8 +254,14 @@ async function measure(modelArg: string, threads: { threads: number; blas: numbe
     const failed = r.errors + r.non2xx;
     const failures = failed ? `errors ${r.errors} (timeouts ${r.timeouts}), non-2xx ${r.non2xx} (4xx ${r['4xx']}, 5xx ${r['5xx']})` : '';
     run = {
-      rps: r.requests.mean, p50: r.latency.p50, p99: r.latency.p99, completed: r['2xx'], failed, failures,
-      meanBatch: batches > 0 ? (after.sum - before.sum) / batches : 0, batches,
+      rps: r.requests.mean,
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      completed: r['2xx'],
+      failed,
+      failures,
+      meanBatch: batches > 0 ? (after.sum - before.sum) / batches : 0,
+      batches,
       callMs: batches > 0 ? ((after.seconds - before.seconds) / batches) * 1000 : 0,
     };
   } finally {
@@ -256,7 +286,8 @@ async function buildModel(dir: string, steps: number): Promise<{ parameters: num
     trainer.dispose();
     task.dispose();
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    note = `random init + ${steps} fine-tuning steps on sentiment (batch 16, ${secs.toFixed(0)} s; valid accuracy ` +
+    note =
+      `random init + ${steps} fine-tuning steps on sentiment (batch 16, ${secs.toFixed(0)} s; valid accuracy ` +
       `${r.lastEval?.accuracy?.toFixed(3) ?? 'n/a'}: weights do not change the work per request)`;
   }
   await model.save(dir, { labels: LABELS });
@@ -291,9 +322,11 @@ async function main(): Promise<void> {
   const bodies = texts.map((text) => JSON.stringify({ text, truncate: true }));
   const tok = Tokenizer.load(path.join(dir, 'tokenizer.model'));
   const lengths = (await tok.encodeBatch(texts, 1)).map((ids) => Math.min(ids.length + 2, MODEL.maxLen));
-  const tokensLine = `median ${median(lengths)} tokens, p90 ${[...lengths].sort((a, b) => a - b)[Math.floor(lengths.length * 0.9)]}, ` +
+  const tokensLine =
+    `median ${median(lengths)} tokens, p90 ${[...lengths].sort((a, b) => a - b)[Math.floor(lengths.length * 0.9)]}, ` +
     `longest ${Math.max(...lengths)} with the special tokens`;
-  const modelLine = `medium classifier (d ${MODEL.dModel}, ${MODEL.layers} layers, ${MODEL.heads} heads, maxLen ${MODEL.maxLen}; ` +
+  const modelLine =
+    `medium classifier (d ${MODEL.dModel}, ${MODEL.layers} layers, ${MODEL.heads} heads, maxLen ${MODEL.maxLen}; ` +
     `${(built.parameters / 1e6).toFixed(2)} M parameters, ${(built.bytes / 1e6).toFixed(1)} MB safetensors), ${built.note}`;
   console.log(modelLine);
 
@@ -309,16 +342,23 @@ async function main(): Promise<void> {
     for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
       const r = await measure(v.modelArg, v.threads, maxBatch, bodies, seconds);
       runs[v.name] = r;
-      details.push(`max-batch ${maxBatch} ${v.name}: ${r.completed} answered 2xx in ${seconds} s, ${r.batches} native calls of ` +
-        `${r.meanBatch.toFixed(2)} inputs, ${r.callMs.toFixed(1)} ms each (mean)`);
-      console.log(`max-batch ${maxBatch} ${v.name}: ${r.rps.toFixed(1)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.completed} answered, ` +
-        `${r.batches} batches (mean ${r.meanBatch.toFixed(2)} inputs, ${r.callMs.toFixed(1)} ms per native call), failed ${r.failed}${r.failures ? ` (${r.failures})` : ''}, server ${r.exit}`);
+      details.push(
+        `max-batch ${maxBatch} ${v.name}: ${r.completed} answered 2xx in ${seconds} s, ${r.batches} native calls of ` +
+          `${r.meanBatch.toFixed(2)} inputs, ${r.callMs.toFixed(1)} ms each (mean)`,
+      );
+      console.log(
+        `max-batch ${maxBatch} ${v.name}: ${r.rps.toFixed(1)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.completed} answered, ` +
+          `${r.batches} batches (mean ${r.meanBatch.toFixed(2)} inputs, ${r.callMs.toFixed(1)} ms per native call), failed ${r.failed}${r.failures ? ` (${r.failures})` : ''}, server ${r.exit}`,
+      );
       if (r.failed) problems.push(`max-batch ${maxBatch} ${v.name}: ${r.failures}`);
       if (r.exit !== 'exit 0') problems.push(`max-batch ${maxBatch} ${v.name} server: ${r.exit}`);
     }
-    const f = runs.fp32, q = runs.int8;
-    rows.push(`| ${maxBatch} | ${f.rps.toFixed(1)} | ${f.p50} | ${f.p99} | ${q.rps.toFixed(1)} | ${q.p50} | ${q.p99} | **${(q.rps / f.rps).toFixed(2)}x** | ` +
-      `${f.meanBatch.toFixed(2)} / ${q.meanBatch.toFixed(2)} | ${f.failed} / ${q.failed} |`);
+    const f = runs.fp32,
+      q = runs.int8;
+    rows.push(
+      `| ${maxBatch} | ${f.rps.toFixed(1)} | ${f.p50} | ${f.p99} | ${q.rps.toFixed(1)} | ${q.p50} | ${q.p99} | **${(q.rps / f.rps).toFixed(2)}x** | ` +
+        `${f.meanBatch.toFixed(2)} / ${q.meanBatch.toFixed(2)} | ${f.failed} / ${q.failed} |`,
+    );
   }
 
   // Memory over many requests: one fp32 server at max-batch 16. RSS climbs while glibc's per-thread arenas
@@ -327,8 +367,20 @@ async function main(): Promise<void> {
   const warm = rssWarmup;
   const marks = [0, 0.25, 0.5, 0.75, 1].map((f) => warm + Math.round(f * rssRequests)).filter((m) => m > 0);
   const server = await startServer([
-    '--model', `m=${dir}`, '--port', '0', '--max-batch', '16', '--max-wait-ms', String(MAX_WAIT_MS), '--max-queue', String(MAX_QUEUE),
-    '--threads', String(threads.fp32.threads), '--blas-threads', String(threads.fp32.blas),
+    '--model',
+    `m=${dir}`,
+    '--port',
+    '0',
+    '--max-batch',
+    '16',
+    '--max-wait-ms',
+    String(MAX_WAIT_MS),
+    '--max-queue',
+    String(MAX_QUEUE),
+    '--threads',
+    String(threads.fp32.threads),
+    '--blas-threads',
+    String(threads.fp32.blas),
   ]);
   const points: { requests: number; rss: number; heap: Promise<number> }[] = [];
   const samples: number[] = [];
@@ -345,7 +397,11 @@ async function main(): Promise<void> {
         onResponse: () => {
           done++;
           if (marks.includes(done)) {
-            points.push({ requests: done, rss: rssOf(server.pid), heap: scrape(server.url).then((t) => readMetric(t, 'nodejs_heap_used_bytes')) });
+            points.push({
+              requests: done,
+              rss: rssOf(server.pid),
+              heap: scrape(server.url).then((t) => readMetric(t, 'nodejs_heap_used_bytes')),
+            });
           }
         },
       });
@@ -362,7 +418,8 @@ async function main(): Promise<void> {
   const rssFailed = rssRun.errors + rssRun.non2xx;
   if (rssFailed) problems.push(`memory run: errors ${rssRun.errors}, non-2xx ${rssRun.non2xx}`);
   if (rssExit !== 'exit 0') problems.push(`memory run server: ${rssExit}`);
-  const first = points[0], last = points[points.length - 1];
+  const first = points[0],
+    last = points[points.length - 1];
   const rssLines = [
     `Memory: one fp32 server at max-batch 16, ${warm.toLocaleString('en-US')} warm-up requests then ${rssRequests.toLocaleString('en-US')} measured ` +
       `(${CONNECTIONS} connections, ${rssRun['2xx']} answered 2xx, ${rssFailed} failed, ${rssRun.requests.mean.toFixed(1)} req/s); server RSS from ` +
@@ -396,14 +453,16 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    'Per run (server side: native calls completed from the end of the warm-up\'s queue to the end of the measured window; ' +
+    "Per run (server side: native calls completed from the end of the warm-up's queue to the end of the measured window; " +
       'trainlarge_batch_size and trainlarge_batch_duration_seconds from /metrics):',
     '',
     ...details.map((d) => `- ${d}`),
     '',
     ...rssLines,
     '',
-    problems.length ? `Problems: ${problems.join('; ')}` : 'No request failed (0 connection errors, 0 non-2xx) and every server exited 0 on SIGTERM.',
+    problems.length
+      ? `Problems: ${problems.join('; ')}`
+      : 'No request failed (0 connection errors, 0 non-2xx) and every server exited 0 on SIGTERM.',
     '',
   ].join('\n');
   publish(section, write);

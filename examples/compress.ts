@@ -41,14 +41,20 @@ async function main(): Promise<void> {
     const ft = new Trainer(clf, { lr: 5e-4, batchSize: 32, maxSteps: finetuneSteps, warmupSteps: Math.round(finetuneSteps * 0.06) });
     const r = await ft.fit(task.train, { validData: task.valid, evalEvery: finetuneSteps });
     ft.dispose();
-    console.log(`${s.name}: ${(clf.parameterCount / 1e6).toFixed(2)} M parameters, pretrained ${steps} steps (~${seconds} s), ` +
-      `fine-tuned ${finetuneSteps} steps: valid accuracy ${r.lastEval?.accuracy?.toFixed(3)}`);
+    console.log(
+      `${s.name}: ${(clf.parameterCount / 1e6).toFixed(2)} M parameters, pretrained ${steps} steps (~${seconds} s), ` +
+        `fine-tuned ${finetuneSteps} steps: valid accuracy ${r.lastEval?.accuracy?.toFixed(3)}`,
+    );
     models.push({ name: s.name, model: clf });
   }
   const rows = await compressionStudy({
-    models, data: task.test,
-    onRow: (r) => console.log(`${r.model.padEnd(7)} ${r.method.padEnd(8)} ${String(r.setting).padStart(4)}  ${(r.bytes / 1e6).toFixed(2).padStart(6)} MB  ` +
-      `accuracy ${r.accuracy.toFixed(3)} (drop ${r.accuracyDrop >= 0 ? '+' : ''}${r.accuracyDrop.toFixed(3)})  weight error ${r.meanWeightError.toFixed(4)}`),
+    models,
+    data: task.test,
+    onRow: (r) =>
+      console.log(
+        `${r.model.padEnd(7)} ${r.method.padEnd(8)} ${String(r.setting).padStart(4)}  ${(r.bytes / 1e6).toFixed(2).padStart(6)} MB  ` +
+          `accuracy ${r.accuracy.toFixed(3)} (drop ${r.accuracyDrop >= 0 ? '+' : ''}${r.accuracyDrop.toFixed(3)})  weight error ${r.meanWeightError.toFixed(4)}`,
+      ),
   });
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'compression.json'), JSON.stringify(rows, null, 2) + '\n');
@@ -57,18 +63,23 @@ async function main(): Promise<void> {
   for (const m of models) {
     const r = rows.find((x) => x.model === m.name && x.method === 'none')!;
     if (r.accuracy <= majority + 0.02) {
-      console.log(`\nwarning: ${m.name} scores ${r.accuracy.toFixed(3)}, the majority-class rate is ${majority.toFixed(3)}: it did not learn ` +
-        'the task, so its accuracy drops below are not evidence either way (train longer or tune lr)');
+      console.log(
+        `\nwarning: ${m.name} scores ${r.accuracy.toFixed(3)}, the majority-class rate is ${majority.toFixed(3)}: it did not learn ` +
+          'the task, so its accuracy drops below are not evidence either way (train longer or tune lr)',
+      );
     }
   }
   // The paper's claim, checked on these numbers: at each setting, does the larger model lose less?
-  const at = (m: string, method: string, setting: number): CompressionRow | undefined => rows.find((r) => r.model === m && r.method === method && r.setting === setting);
+  const at = (m: string, method: string, setting: number): CompressionRow | undefined =>
+    rows.find((r) => r.model === m && r.method === method && r.setting === setting);
   console.log('\nlarger model more robust? (medium vs small, same setting)');
   for (const r of rows.filter((x) => x.model === 'small' && x.method !== 'none')) {
     const big = at('medium', r.method, r.setting)!;
-    console.log(`  ${r.method} ${r.setting}: weight error ${big.meanWeightError.toFixed(4)} vs ${r.meanWeightError.toFixed(4)} ` +
-      `(${big.meanWeightError < r.meanWeightError ? 'smaller' : 'not smaller'}); accuracy drop ${big.accuracyDrop.toFixed(3)} vs ` +
-      `${r.accuracyDrop.toFixed(3)} (${big.accuracyDrop < r.accuracyDrop ? 'smaller' : 'not smaller'})`);
+    console.log(
+      `  ${r.method} ${r.setting}: weight error ${big.meanWeightError.toFixed(4)} vs ${r.meanWeightError.toFixed(4)} ` +
+        `(${big.meanWeightError < r.meanWeightError ? 'smaller' : 'not smaller'}); accuracy drop ${big.accuracyDrop.toFixed(3)} vs ` +
+        `${r.accuracyDrop.toFixed(3)} (${big.accuracyDrop < r.accuracyDrop ? 'smaller' : 'not smaller'})`,
+    );
   }
   console.log(`\nwrote ${path.join(dir, 'compression.json')}`);
   models.forEach((m) => m.model.dispose());

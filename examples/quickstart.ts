@@ -17,13 +17,16 @@ async function main(): Promise<void> {
   const seconds = Number(arg('seconds', '120'));
   const dir = path.resolve(arg('dir', 'runs/quickstart'));
   const info = engineInfo();
-  console.log(`trainlarge quickstart: libtorch ${info.torchVersion}, CUDA ${info.cudaAvailable ? 'yes' : 'no'}, ` +
-    `${info.hardwareThreads} hardware threads; budget ${seconds} s; run directory ${dir}`);
+  console.log(
+    `trainlarge quickstart: libtorch ${info.torchVersion}, CUDA ${info.cudaAvailable ? 'yes' : 'no'}, ` +
+      `${info.hardwareThreads} hardware threads; budget ${seconds} s; run directory ${dir}`,
+  );
 
   const maxLen = 128;
   const corpusDir = path.resolve(arg('data', 'data/english-prose'));
   const corpus = await Corpus.prepare({
-    source: 'english-prose', dir: corpusDir,
+    source: 'english-prose',
+    dir: corpusDir,
     onProgress: (e) => e.phase !== 'done' && console.log(`  [prepare ${e.phase}] ${e.message}`),
   });
   const tok = corpus.tokenizer;
@@ -31,9 +34,11 @@ async function main(): Promise<void> {
   const validData = corpus.valid({ maxLen });
   const m = corpus.manifest;
   const entropy = unigramEntropy(corpus.tokens('train'), tok.vocabSize);
-  console.log(`data: ${m.splits.train.documents} documents for training (${(m.splits.train.tokens / 1e6).toFixed(2)} M tokens, ` +
-    `${trainData.size} blocks of ${maxLen}), ${m.splits.valid.documents} held out whole for validation; ` +
-    `${tok.vocabSize}-piece BPE; unigram entropy ${entropy.toFixed(3)} nats/token`);
+  console.log(
+    `data: ${m.splits.train.documents} documents for training (${(m.splits.train.tokens / 1e6).toFixed(2)} M tokens, ` +
+      `${trainData.size} blocks of ${maxLen}), ${m.splits.valid.documents} held out whole for validation; ` +
+      `${tok.vocabSize}-piece BPE; unigram entropy ${entropy.toFixed(3)} nats/token`,
+  );
 
   const modelConfig = { vocabSize: tok.vocabSize, maxLen, dModel: 256, layers: 4, heads: 4, dropout: 0.1 };
   const trainBase = { lr: 1e-3, batchSize: 16, clipNorm: 1.0 };
@@ -47,19 +52,29 @@ async function main(): Promise<void> {
   const trainer = new Trainer(model, { ...trainBase, maxSteps, warmupSteps: Math.round(maxSteps * 0.06) });
   const progress = progressReporter('quickstart');
   const evalEvery = Math.max(1, Math.round(maxSteps / 8));
-  const result = await trainer.fit(trainData, {
-    validData, evalEvery, evalSamples: 256, dir, onProgress: progress.onProgress,
-  }).finally(progress.stop);
+  const result = await trainer
+    .fit(trainData, {
+      validData,
+      evalEvery,
+      evalSamples: 256,
+      dir,
+      onProgress: progress.onProgress,
+    })
+    .finally(progress.stop);
 
   console.log('\nstep   valid loss   perplexity   train seconds');
   for (const r of result.history) {
     if (r.type !== 'eval') continue;
-    console.log(`${String(r.step).padStart(4)}   ${r.loss.toFixed(4).padStart(10)}   ${r.perplexity.toFixed(3).padStart(10)}   ` +
-      `${r.trainSeconds.toFixed(1).padStart(13)}`);
+    console.log(
+      `${String(r.step).padStart(4)}   ${r.loss.toFixed(4).padStart(10)}   ${r.perplexity.toFixed(3).padStart(10)}   ` +
+        `${r.trainSeconds.toFixed(1).padStart(13)}`,
+    );
   }
   const final = result.lastEval!;
-  console.log(`\nfinal validation loss ${final.loss.toFixed(3)} nats (perplexity ${final.perplexity.toFixed(2)}) vs ` +
-    `unigram entropy ${entropy.toFixed(3)}: ${final.loss < entropy ? 'the model uses context' : 'not yet below the unigram baseline'}`);
+  console.log(
+    `\nfinal validation loss ${final.loss.toFixed(3)} nats (perplexity ${final.perplexity.toFixed(2)}) vs ` +
+      `unigram entropy ${entropy.toFixed(3)}: ${final.loss < entropy ? 'the model uses context' : 'not yet below the unigram baseline'}`,
+  );
 
   const steps = result.history.filter((h) => h.type === 'train');
   const dataShare = steps.reduce((n, h) => n + h.dataSeconds, 0) / steps.reduce((n, h) => n + h.seconds, 0);
@@ -79,7 +94,10 @@ async function main(): Promise<void> {
     for (let v = 5; v < V; v++) if (row[v] > row[best]) best = v;
     return tok.piece(best);
   });
-  const shown = ids.slice(1, -1).map((t) => (t === tok.special.mask ? '<mask>' : tok.piece(t))).join(' ');
+  const shown = ids
+    .slice(1, -1)
+    .map((t) => (t === tok.special.mask ? '<mask>' : tok.piece(t)))
+    .join(' ');
   console.log(`fill-mask: ${shown}`);
   console.log(`  hidden: ${truth.join(', ')}   model: ${guesses.join(', ')}`);
   console.log(`saved: ${dir} (model.safetensors, config.json, checkpoint.json + checkpoints/, metrics.jsonl)`);

@@ -74,7 +74,8 @@ function dataList(flags: Map<string, string>): void {
   console.log('Pretraining corpora (trainlarge data prepare NAME):');
   for (const [name, s] of Object.entries(CORPUS_SOURCES)) console.log(`  ${name.padEnd(20)} ${s.description}`);
   console.log('\nClassification tasks (Dataset.classification({ source: NAME })):');
-  for (const [name, s] of Object.entries(CLASSIFICATION_SOURCES)) console.log(`  ${name.padEnd(20)} ${s.labels.length} classes: ${s.description}`);
+  for (const [name, s] of Object.entries(CLASSIFICATION_SOURCES))
+    console.log(`  ${name.padEnd(20)} ${s.labels.length} classes: ${s.description}`);
   console.log(`\nData packages (pinned; cache ${cacheDir()}):`);
   for (const p of SOURCE_PACKAGES) {
     console.log(`  ${`${p.name}@${p.version}`.padEnd(38)} ${isFetched(p.name) ? 'fetched' : 'not fetched'.padEnd(7)}  ${p.license}`);
@@ -82,8 +83,10 @@ function dataList(flags: Map<string, string>): void {
   const prepared = Corpus.list(root);
   console.log(`\nPrepared corpora under ${root}:${prepared.length ? '' : ' none'}`);
   for (const c of prepared) {
-    console.log(`  ${path.relative(process.cwd(), c.dir).padEnd(24)} ${c.name.padEnd(16)} ${c.complete ? 'complete' : 'INCOMPLETE'}  ` +
-      `train ${c.trainTokens} tokens, valid ${c.validTokens}, vocabulary ${c.vocabSize}`);
+    console.log(
+      `  ${path.relative(process.cwd(), c.dir).padEnd(24)} ${c.name.padEnd(16)} ${c.complete ? 'complete' : 'INCOMPLETE'}  ` +
+        `train ${c.trainTokens} tokens, valid ${c.validTokens}, vocabulary ${c.vocabSize}`,
+    );
   }
 }
 
@@ -117,9 +120,11 @@ async function dataPrepare(positional: string[], flags: Map<string, string>): Pr
     onProgress: (e) => console.log(`[${e.phase}] ${e.done !== undefined ? `${e.done}/${e.total} ` : ''}${e.message}`),
   });
   const m = corpus.manifest;
-  console.log(`prepared ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${m.splits.train.documents} training documents ` +
-    `(${m.splits.train.tokens} tokens), ${m.splits.valid.documents} validation documents (${m.splits.valid.tokens} tokens), ` +
-    `vocabulary ${m.tokenizer.vocabSize}; checksum ${m.checksum.slice(0, 16)}`);
+  console.log(
+    `prepared ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${m.splits.train.documents} training documents ` +
+      `(${m.splits.train.tokens} tokens), ${m.splits.valid.documents} validation documents (${m.splits.valid.tokens} tokens), ` +
+      `vocabulary ${m.tokenizer.vocabSize}; checksum ${m.checksum.slice(0, 16)}`,
+  );
 }
 
 async function experimentRun(positional: string[], flags: Map<string, string>): Promise<void> {
@@ -129,7 +134,9 @@ async function experimentRun(positional: string[], flags: Map<string, string>): 
     const c = spec as CompressionSpec;
     const dir = flags.get('dir') ?? path.join('runs', c.name);
     const r = await runCompression(c, { dir, onLog: (l) => console.log(l) });
-    console.log(`wrote ${path.join(dir, 'results.csv')} and ${path.join(dir, 'report.md')} (${r.rows.length} rows, Pareto front of ${r.pareto.length})`);
+    console.log(
+      `wrote ${path.join(dir, 'results.csv')} and ${path.join(dir, 'report.md')} (${r.rows.length} rows, Pareto front of ${r.pareto.length})`,
+    );
     return;
   }
   const sweep = new Sweep(spec as SweepSpec);
@@ -140,19 +147,24 @@ async function experimentRun(positional: string[], flags: Map<string, string>): 
     controller.abort();
   });
   let bar: ReturnType<typeof progressReporter> | undefined;
-  await sweep.run({
-    dir, signal: controller.signal,
-    onProgress: (p) => {
-      if (p.phase === 'train') {
-        bar ??= progressReporter(`${p.run} (${p.index + 1}/${p.runs})`);
-        if (p.progress) bar.onProgress(p.progress);
-        return;
-      }
-      bar?.stop();
-      bar = undefined;
-      console.log(`[${p.index + 1}/${p.runs}] ${p.run}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : 'done'}`);
-    },
-  }).finally(() => bar?.stop());
+  await sweep
+    .run({
+      dir,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase === 'train') {
+          bar ??= progressReporter(`${p.run} (${p.index + 1}/${p.runs})`);
+          if (p.progress) bar.onProgress(p.progress);
+          return;
+        }
+        bar?.stop();
+        bar = undefined;
+        console.log(
+          `[${p.index + 1}/${p.runs}] ${p.run}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : 'done'}`,
+        );
+      },
+    })
+    .finally(() => bar?.stop());
   console.log(`wrote ${path.join(dir, 'results.csv')} and ${await writeSweepReport(dir)}`);
 }
 
@@ -175,10 +187,13 @@ async function main(argv: string[]): Promise<void> {
     const evidence = flags.get('evidence');
     if (!evidence) throw new UsageError('recommend: give --evidence DIR (a compression experiment directory)');
     const results = await readJson<CompressionResults>(path.join(evidence, 'compression.json'), 'recommend');
-    const memory = Number(flags.get('memory')), seconds = Number(flags.get('seconds'));
+    const memory = Number(flags.get('memory')),
+      seconds = Number(flags.get('seconds'));
     const r = recommend({ models: results.models, compression: results.rows }, { memoryBytes: memory, trainSeconds: seconds });
-    console.log(`recommend: ${r.model} (${r.parameters} parameters), ${r.method === 'none' ? 'uncompressed' : `${r.method} ${r.setting}`}: ` +
-      `${r.bytes} bytes, expected accuracy ${r.expectedAccuracy.toFixed(3)}\n  ${r.reason}`);
+    console.log(
+      `recommend: ${r.model} (${r.parameters} parameters), ${r.method === 'none' ? 'uncompressed' : `${r.method} ${r.setting}`}: ` +
+        `${r.bytes} bytes, expected accuracy ${r.expectedAccuracy.toFixed(3)}\n  ${r.reason}`,
+    );
     return;
   }
   if (group === 'experiment' && command === 'report') {

@@ -5,7 +5,17 @@ export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './conf
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads, cpuHasNativeBf16 } from './config/train';
 export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, CompressionState } from './model';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID } from './compress/study';
-export { prune, quantize, compressedSize, weightErrors, toInt8, PruneOptions, QuantizeOptions, CompressedSize, CompressionTraining } from './compress/ops';
+export {
+  prune,
+  quantize,
+  compressedSize,
+  weightErrors,
+  toInt8,
+  PruneOptions,
+  QuantizeOptions,
+  CompressedSize,
+  CompressionTraining,
+} from './compress/ops';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train/trainer';
 export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
@@ -21,7 +31,15 @@ export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
-export { runCompression, paretoFront, accuracyVsBytesSpec, checkCompressedLargeBeatsSmall, CompressionSpec, CompressionSpecSchema, CompressionResults } from './experiment/compression';
+export {
+  runCompression,
+  paretoFront,
+  accuracyVsBytesSpec,
+  checkCompressedLargeBeatsSmall,
+  CompressionSpec,
+  CompressionSpecSchema,
+  CompressionResults,
+} from './experiment/compression';
 export { recommend, PlannerEvidence, Recommendation } from './experiment/planner';
 // measureStepSeconds: the step time a wall-clock budget turns into maxSteps; progressReporter: an onProgress for terminals and logs.
 export { measureStepSeconds } from './train/budget';

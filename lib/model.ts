@@ -56,7 +56,15 @@ export interface CompressionState {
   quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
   /** Set on a model made by toInt8: its encoder's Linear layers run on int8 kernels. */
   int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
-  schedule?: { initialSparsity: number; sparsity: number; startStep: number; endStep: number; every: number; scope: 'layer' | 'global'; targets: string[] };
+  schedule?: {
+    initialSparsity: number;
+    sparsity: number;
+    startStep: number;
+    endStep: number;
+    every: number;
+    scope: 'layer' | 'global';
+    targets: string[];
+  };
 }
 
 /** The on-disk config of a run directory or a saved model. */
@@ -132,7 +140,10 @@ export class Transformer {
    * with a freshly initialised head for `task` (RoBERTa fine-tuning). Fails if any encoder weight is
    * missing from the file.
    */
-  static async fromPretrained(dir: string, opts: { task?: 'mlm' | 'classify'; numLabels?: number; seed?: number; device?: Device } = {}): Promise<Transformer> {
+  static async fromPretrained(
+    dir: string,
+    opts: { task?: 'mlm' | 'classify'; numLabels?: number; seed?: number; device?: Device } = {},
+  ): Promise<Transformer> {
     const file = await readJson<RunConfigFile>(path.join(dir, RUN_FILES.config), 'Transformer.fromPretrained');
     if (file.format !== 'trainlarge-run') throw new Error(`Transformer.fromPretrained: ${dir}/config.json is not a trainlarge config`);
     const { numLabels: _old, ...body } = file.model;
@@ -273,7 +284,8 @@ export class Transformer {
    */
   private toBatch(tokens: TokenInput): { ids: Int32Array; batch: number; length: number; mask: Uint8Array | null } {
     const { vocabSize, maxLen } = this.config;
-    const allowed = 'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
+    const allowed =
+      'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
     if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describeValue(tokens)}`);
     if (!Array.isArray(tokens)) {
       const t = tokens;
@@ -281,11 +293,14 @@ export class Transformer {
       for (const k of ['batch', 'length'] as const) {
         if (!Number.isInteger(t[k]) || t[k] <= 0) throw new RangeError(`tokens.${k}: expected a positive integer, got ${t[k]}`);
       }
-      if (t.ids.length !== t.batch * t.length) throw new RangeError(`tokens: has ${t.ids.length} elements but the shape needs ${t.batch * t.length}`);
+      if (t.ids.length !== t.batch * t.length)
+        throw new RangeError(`tokens: has ${t.ids.length} elements but the shape needs ${t.batch * t.length}`);
       if (t.length > maxLen) throw new RangeError(`tokens.length: ${t.length} tokens, more than maxLen (${maxLen})`);
       if (t.attentionMask !== undefined && t.attentionMask !== null) {
-        if (!(t.attentionMask instanceof Uint8Array)) throw new TypeError(`tokens.attentionMask: expected a Uint8Array, got ${describeValue(t.attentionMask)}`);
-        if (t.attentionMask.length !== t.ids.length) throw new RangeError(`tokens.attentionMask: has ${t.attentionMask.length} elements, ids has ${t.ids.length}`);
+        if (!(t.attentionMask instanceof Uint8Array))
+          throw new TypeError(`tokens.attentionMask: expected a Uint8Array, got ${describeValue(t.attentionMask)}`);
+        if (t.attentionMask.length !== t.ids.length)
+          throw new RangeError(`tokens.attentionMask: has ${t.attentionMask.length} elements, ids has ${t.ids.length}`);
       }
       for (let i = 0; i < t.ids.length; i++) checkTokenId(t.ids[i], `tokens.ids[${i}]`, vocabSize);
       return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };

@@ -111,7 +111,15 @@ export interface NativeCompression {
   pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
   quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
   int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
-  schedule?: { initialSparsity: number; sparsity: number; startStep: number; endStep: number; every: number; scope: 'layer' | 'global'; targets: string[] };
+  schedule?: {
+    initialSparsity: number;
+    sparsity: number;
+    startStep: number;
+    endStep: number;
+    every: number;
+    scope: 'layer' | 'global';
+    targets: string[];
+  };
 }
 
 export interface NativeTokenizerOptions {
@@ -134,8 +142,15 @@ export interface NativeModel {
   readonly disposed: boolean;
   predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<NativeTensor>;
   /** MLM: top-k (softmax probabilities, token ids), each (N, k) row-major, at flat positions b * length + t. */
-  predictTopK(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, positions: Int32Array, k: number,
-    precision: string): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
+  predictTopK(
+    ids: TokenArray,
+    batch: number,
+    length: number,
+    mask: Uint8Array | null,
+    positions: Int32Array,
+    k: number,
+    precision: string,
+  ): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
@@ -210,8 +225,19 @@ export interface NativeAddon {
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
   Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;
   magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
-  fakeQuantize(weight: Float32Array, dims: number[], bits: number, symmetric: boolean, perChannel: boolean): {
-    values: Float32Array; codes: Int32Array; scale: Float32Array; zeroPoint: Int32Array; qmin: number; qmax: number;
+  fakeQuantize(
+    weight: Float32Array,
+    dims: number[],
+    bits: number,
+    symmetric: boolean,
+    perChannel: boolean,
+  ): {
+    values: Float32Array;
+    codes: Int32Array;
+    scale: Float32Array;
+    zeroPoint: Int32Array;
+    qmin: number;
+    qmax: number;
   };
   packBits(values: Int32Array, bits: number): Uint8Array;
   unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
@@ -240,12 +266,14 @@ export function native(): NativeAddon {
     // Installed as a dependency: npm ran no install script (npm 11 runs a dependency's only when the
     // project's package.json approves it), or the build failed during the install.
     const asDependency = root.split(path.sep).includes('node_modules');
-    throw new Error(asDependency
-      ? `trainlarge: the native addon is not built (${file} is missing): npm did not run trainlarge's install script ` +
-        `or it failed. Approve it in your package.json ("allowScripts": { "trainlarge": true }, or 'npm approve-scripts ` +
-        `trainlarge'), then run 'npm rebuild trainlarge' with a libtorch in reach (TORCH_DIR, or a pip torch in python3).`
-      : `trainlarge: the native addon is not built (${file} is missing). Run 'npm run build' ` +
-        `(or 'bash scripts/setup' on a new machine, which also installs libtorch).`);
+    throw new Error(
+      asDependency
+        ? `trainlarge: the native addon is not built (${file} is missing): npm did not run trainlarge's install script ` +
+            `or it failed. Approve it in your package.json ("allowScripts": { "trainlarge": true }, or 'npm approve-scripts ` +
+            `trainlarge'), then run 'npm rebuild trainlarge' with a libtorch in reach (TORCH_DIR, or a pip torch in python3).`
+        : `trainlarge: the native addon is not built (${file} is missing). Run 'npm run build' ` +
+            `(or 'bash scripts/setup' on a new machine, which also installs libtorch).`,
+    );
   }
   let loaded: NativeAddon;
   try {
@@ -256,15 +284,19 @@ export function native(): NativeAddon {
     let built = '';
     if (fs.existsSync(stampFile)) {
       const s = JSON.parse(fs.readFileSync(stampFile, 'utf8')) as BuildStamp;
-      built = ` It was built for Node ${s.node?.version} (ABI ${s.node?.modules}) against libtorch ${s.torch?.version} at ` +
+      built =
+        ` It was built for Node ${s.node?.version} (ABI ${s.node?.modules}) against libtorch ${s.torch?.version} at ` +
         `${s.torch?.prefix}; this is Node ${process.versions.node} (ABI ${process.versions.modules}).`;
     }
-    throw new Error(`trainlarge: cannot load the native addon ${file}: ${(e as Error).message}.${built} ` +
-      `Rebuild it with 'npm run build -- --force'.`);
+    throw new Error(
+      `trainlarge: cannot load the native addon ${file}: ${(e as Error).message}.${built} ` + `Rebuild it with 'npm run build -- --force'.`,
+    );
   }
   if (loaded.abiVersion !== ABI_VERSION) {
-    throw new Error(`trainlarge: the native addon at ${file} has interface version ${loaded.abiVersion}, ` +
-      `this library needs ${ABI_VERSION}: rebuild it with 'npm run build -- --force'.`);
+    throw new Error(
+      `trainlarge: the native addon at ${file} has interface version ${loaded.abiVersion}, ` +
+        `this library needs ${ABI_VERSION}: rebuild it with 'npm run build -- --force'.`,
+    );
   }
   addon = loaded;
   return addon;

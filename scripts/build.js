@@ -57,8 +57,15 @@ function filesBelow(dir) {
 function stamp(torch) {
   const h = crypto.createHash('sha256');
   // native/fuzz (the fuzz targets and their corpus, megabytes) is not part of the addon.
-  const inputs = [...filesBelow(path.join(root, 'native')).filter((f) => !f.startsWith(path.join(root, 'native', 'fuzz') + path.sep)).sort(), 'CMakeLists.txt', 'binding.gyp', 'scripts/torch.js', 'scripts/build.js']
-    .map((f) => path.resolve(root, f));
+  const inputs = [
+    ...filesBelow(path.join(root, 'native'))
+      .filter((f) => !f.startsWith(path.join(root, 'native', 'fuzz') + path.sep))
+      .sort(),
+    'CMakeLists.txt',
+    'binding.gyp',
+    'scripts/torch.js',
+    'scripts/build.js',
+  ].map((f) => path.resolve(root, f));
   for (const f of inputs) h.update(f).update(fs.readFileSync(f));
   h.update(JSON.stringify(torch)).update(process.versions.modules).update(builder).update(String(tokenizer));
   return h.digest('hex');
@@ -96,13 +103,22 @@ function check(file, torch) {
   try {
     info = engineInfoOf(file);
   } catch (e) {
-    throw new Error(`trainlarge build: the addon built against libtorch ${torch.version} at ${torch.prefix} does not load: ` +
-      `${String(e.stderr || e.message).trim().split('\n').slice(-1)[0]}`);
+    throw new Error(
+      `trainlarge build: the addon built against libtorch ${torch.version} at ${torch.prefix} does not load: ` +
+        `${
+          String(e.stderr || e.message)
+            .trim()
+            .split('\n')
+            .slice(-1)[0]
+        }`,
+    );
   }
   const same = (a, b) => String(a).split(/[+a-z]/)[0] === String(b).split(/[+a-z]/)[0];
   if (!same(info.torchVersion, torch.version) || info.cudaBuilt !== torch.cuda) {
-    throw new Error(`trainlarge build: the addon reports libtorch ${info.torchVersion} (CUDA built: ${info.cudaBuilt}), ` +
-      `but was built against ${torch.version} (CUDA: ${torch.cuda}) at ${torch.prefix}`);
+    throw new Error(
+      `trainlarge build: the addon reports libtorch ${info.torchVersion} (CUDA built: ${info.cudaBuilt}), ` +
+        `but was built against ${torch.version} (CUDA: ${torch.cuda}) at ${torch.prefix}`,
+    );
   }
   return { linked, info };
 }
@@ -118,18 +134,27 @@ function main() {
     if (previous.stamp === digest) return; // up to date: stay quiet
   }
   const jobs = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
-  console.log(`trainlarge: building the addon with ${builder} against libtorch ${torch.version} at ${torch.prefix} ` +
-    `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})`);
+  console.log(
+    `trainlarge: building the addon with ${builder} against libtorch ${torch.version} at ${torch.prefix} ` +
+      `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})`,
+  );
   const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH || ''}` };
   let produced;
   if (builder === 'cmake') {
     // One build folder per libtorch, so switching between libtorches rebuilds nothing twice.
     const dir = path.join(root, 'build', `cmake-${crypto.createHash('sha256').update(torch.prefix).digest('hex').slice(0, 8)}`);
-    const configure = ['-S', root, '-B', dir, '-DCMAKE_BUILD_TYPE=Release',
+    const configure = [
+      '-S',
+      root,
+      '-B',
+      dir,
+      '-DCMAKE_BUILD_TYPE=Release',
       `-DNODE_API_INCLUDE=${resolveDir('node-api-headers', 'include_dir')}`,
       `-DNODE_ADDON_API_INCLUDE=${resolveDir('node-addon-api', 'include_dir')}`,
-      `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`, `-DTRAINLARGE_ENGINE_TEST=${asDependency ? 'OFF' : 'ON'}`,
-      '--log-level=WARNING'];
+      `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`,
+      `-DTRAINLARGE_ENGINE_TEST=${asDependency ? 'OFF' : 'ON'}`,
+      '--log-level=WARNING',
+    ];
     run('cmake', configure, env);
     run('cmake', ['--build', dir, '--parallel', jobs], env);
     produced = path.join(dir, 'Release');
@@ -139,16 +164,21 @@ function main() {
     // node-gyp would otherwise download them, and its downloader (undici 8) needs Node 22.
     const prefix = path.resolve(path.dirname(process.execPath), '..');
     const versionH = path.join(prefix, 'include', 'node', 'node_version.h');
-    const local = fs.existsSync(versionH) &&
-      ['MAJOR', 'MINOR', 'PATCH'].map((k) => fs.readFileSync(versionH, 'utf8').match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`))?.[1]).join('.') ===
-        process.versions.node;
+    const local =
+      fs.existsSync(versionH) &&
+      ['MAJOR', 'MINOR', 'PATCH']
+        .map((k) => fs.readFileSync(versionH, 'utf8').match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`))?.[1])
+        .join('.') === process.versions.node;
     run(process.execPath, [gyp, 'configure', '--silent', ...(local ? [`--nodedir=${prefix}`] : [])], env);
     run(process.execPath, [gyp, 'build', '--jobs', jobs, '--silent'], env);
     produced = path.join(out, 'Release');
   }
   const withTest = fs.existsSync(path.join(produced, 'trainlarge_engine_test')) && builder === 'cmake' && !asDependency;
-  const outputs = [['trainlarge.node', addon], ...(wantPlugin ? [['trainlarge_spm.so', plugin]] : []),
-    ...(withTest ? [['trainlarge_engine_test', engineTest]] : [])];
+  const outputs = [
+    ['trainlarge.node', addon],
+    ...(wantPlugin ? [['trainlarge_spm.so', plugin]] : []),
+    ...(withTest ? [['trainlarge_engine_test', engineTest]] : []),
+  ];
   for (const [name, dest] of outputs) {
     fs.copyFileSync(path.join(produced, name), dest + '.tmp');
     fs.renameSync(dest + '.tmp', dest);
@@ -156,17 +186,26 @@ function main() {
   if (!wantPlugin) fs.rmSync(plugin, { force: true });
   if (!withTest) fs.rmSync(engineTest, { force: true });
   const { linked, info } = check(addon, torch);
-  fs.writeFileSync(stampFile, JSON.stringify({
-    stamp: digest,
-    builder,
-    tokenizer: wantPlugin,
-    torch: { version: torch.version, prefix: torch.prefix, cuda: torch.cuda, source: torch.source, linked: linked.files },
-    node: { version: process.versions.node, modules: process.versions.modules, napi: process.versions.napi },
-    builtAt: new Date().toISOString(),
-  }, null, 2) + '\n');
+  fs.writeFileSync(
+    stampFile,
+    JSON.stringify(
+      {
+        stamp: digest,
+        builder,
+        tokenizer: wantPlugin,
+        torch: { version: torch.version, prefix: torch.prefix, cuda: torch.cuda, source: torch.source, linked: linked.files },
+        node: { version: process.versions.node, modules: process.versions.modules, napi: process.versions.napi },
+        builtAt: new Date().toISOString(),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   const cpuLib = linked.files.find((f) => /libtorch_cpu\.so/.test(f)) || linked.files[0];
-  console.log(`trainlarge: built ${path.relative(process.cwd(), addon) || addon}; it links ${cpuLib} (libtorch ${info.torchVersion}, ` +
-    `CUDA built: ${info.cudaBuilt ? 'yes' : 'no'}, available: ${info.cudaAvailable ? 'yes' : 'no'})`);
+  console.log(
+    `trainlarge: built ${path.relative(process.cwd(), addon) || addon}; it links ${cpuLib} (libtorch ${info.torchVersion}, ` +
+      `CUDA built: ${info.cudaBuilt ? 'yes' : 'no'}, available: ${info.cudaAvailable ? 'yes' : 'no'})`,
+  );
 }
 
 try {

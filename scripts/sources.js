@@ -28,7 +28,10 @@ if (i < 0) {
   const units = [];
   for (let k = 0; k * batch < sources.length; k++) {
     const file = path.join(dir, `${name}_${k}.cc`);
-    const body = sources.slice(k * batch, (k + 1) * batch).map((s) => `#include "${path.join(root, s)}"`).join('\n');
+    const body = sources
+      .slice(k * batch, (k + 1) * batch)
+      .map((s) => `#include "${path.join(root, s)}"`)
+      .join('\n');
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== body + '\n') fs.writeFileSync(file, body + '\n');
     units.push(path.relative(root, file));
   }

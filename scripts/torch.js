@@ -29,7 +29,11 @@ function cmakeDirsBelow(dir) {
 function torchInEnv(env) {
   const lib = path.join(env, 'lib');
   if (!fs.existsSync(lib)) return null;
-  for (const py of fs.readdirSync(lib).filter((d) => d.startsWith('python')).sort().reverse()) {
+  for (const py of fs
+    .readdirSync(lib)
+    .filter((d) => d.startsWith('python'))
+    .sort()
+    .reverse()) {
     const t = path.join(lib, py, 'site-packages', 'torch');
     if (fs.existsSync(path.join(t, 'share/cmake/Torch/TorchConfig.cmake'))) return t;
   }
@@ -58,17 +62,22 @@ function findCmakeDir() {
   if (t) return { cmakeDir: fs.realpathSync(path.join(t, 'share/cmake/Torch')), source: `${path.basename(link)} (TRAINLARGE_TORCH=${v})` };
   const py = process.env.TRAINLARGE_PYTHON || 'python3';
   try {
-    const dir = execFileSync(py, ['-c', 'import os, torch; print(os.path.dirname(torch.__file__))'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 }).trim();
+    const dir = execFileSync(py, ['-c', 'import os, torch; print(os.path.dirname(torch.__file__))'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 60_000,
+    }).trim();
     const cmakeDir = path.join(dir, 'share/cmake/Torch');
     if (fs.existsSync(path.join(cmakeDir, 'TorchConfig.cmake'))) return { cmakeDir: fs.realpathSync(cmakeDir), source: `${py}'s torch` };
   } catch {
     // no such Python, or no torch in it
   }
   const setup = v === 'cuda' ? 'TRAINLARGE_TORCH=cuda bash scripts/setup' : 'bash scripts/setup';
-  throw new Error(`trainlarge: no libtorch found (no ${path.basename(link)} in ${root}, no torch in ${py}): set TORCH_DIR to a ` +
-    `libtorch folder or a pip torch's folder (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'), or, in a ` +
-    `trainlarge checkout, run '${setup}'`);
+  throw new Error(
+    `trainlarge: no libtorch found (no ${path.basename(link)} in ${root}, no torch in ${py}): set TORCH_DIR to a ` +
+      `libtorch folder or a pip torch's folder (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'), or, in a ` +
+      `trainlarge checkout, run '${setup}'`,
+  );
 }
 
 function parseVersion(text) {
@@ -121,13 +130,16 @@ function locate() {
   const headers = headerVersion(includeDirs[0]);
   const v = parseVersion(version);
   if (v && (v[0] < MIN_VERSION[0] || (v[0] === MIN_VERSION[0] && v[1] < MIN_VERSION[1]))) {
-    throw new Error(`trainlarge: libtorch ${version} at ${prefix} is too old: trainlarge needs libtorch ` +
-      `${MIN_VERSION.join('.')} or newer (bash scripts/setup installs 2.13; or set TORCH_DIR to a newer one)`);
+    throw new Error(
+      `trainlarge: libtorch ${version} at ${prefix} is too old: trainlarge needs libtorch ` +
+        `${MIN_VERSION.join('.')} or newer (bash scripts/setup installs 2.13; or set TORCH_DIR to a newer one)`,
+    );
   }
   const hv = parseVersion(headers);
   if (v && hv && v.join('.') !== hv.join('.')) {
-    throw new Error(`trainlarge: libtorch at ${prefix} is inconsistent: TorchConfigVersion.cmake says ${version}, ` +
-      `its headers say ${headers}`);
+    throw new Error(
+      `trainlarge: libtorch at ${prefix} is inconsistent: TorchConfigVersion.cmake says ${version}, ` + `its headers say ${headers}`,
+    );
   }
   return {
     cmakeDir,
@@ -157,8 +169,10 @@ function verifyLinked(addon, t, env = process.env) {
   const isTorch = (lib) => /^lib(torch|torch_cpu|torch_cuda|c10|c10_cuda)\.so/.test(lib);
   const missing = t.libs.filter((l) => !needed.some((n) => n.startsWith(`lib${l}.so`)));
   if (missing.length) {
-    throw new Error(`trainlarge: ${addon} does not list ${missing.map((l) => `lib${l}.so`).join(', ')} among its ` +
-      `DT_NEEDED libraries (${needed.join(', ')}): it was linked without them`);
+    throw new Error(
+      `trainlarge: ${addon} does not list ${missing.map((l) => `lib${l}.so`).join(', ')} among its ` +
+        `DT_NEEDED libraries (${needed.join(', ')}): it was linked without them`,
+    );
   }
   const ldd = execFileSync('ldd', [addon], { encoding: 'utf8', env });
   const resolved = {};
@@ -172,8 +186,10 @@ function verifyLinked(addon, t, env = process.env) {
     }
     const real = fs.realpathSync(where);
     if (path.dirname(real) !== want) {
-      throw new Error(`trainlarge: ${addon} was built against libtorch ${t.version} at ${t.prefix}, but the loader ` +
-        `resolves ${lib} to ${real}, another libtorch; unset LD_LIBRARY_PATH or point TORCH_DIR at that one`);
+      throw new Error(
+        `trainlarge: ${addon} was built against libtorch ${t.version} at ${t.prefix}, but the loader ` +
+          `resolves ${lib} to ${real}, another libtorch; unset LD_LIBRARY_PATH or point TORCH_DIR at that one`,
+      );
     }
     files.push(real);
   }
@@ -200,7 +216,9 @@ function main() {
     info: JSON.stringify(t, null, 2),
   }[what];
   if (out === undefined) {
-    throw new Error(`trainlarge: unknown query '${what}'; use one of info, prefix, include-dirs, lib-dir, libs, defines, ldflags, cflags, isystem`);
+    throw new Error(
+      `trainlarge: unknown query '${what}'; use one of info, prefix, include-dirs, lib-dir, libs, defines, ldflags, cflags, isystem`,
+    );
   }
   process.stdout.write(out + '\n');
 }

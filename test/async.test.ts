@@ -32,8 +32,9 @@ describe('training runs off the main thread', () => {
       controller.abort();
     }, 1500);
     const started = Date.now();
-    await expect(trainer.fit(train, { dir, signal: controller.signal, progressSeconds: 60, checkpointEvery: 100000 }))
-      .rejects.toBeInstanceOf(AbortError);
+    await expect(
+      trainer.fit(train, { dir, signal: controller.signal, progressSeconds: 60, checkpointEvery: 100000 }),
+    ).rejects.toBeInstanceOf(AbortError);
     expect(Date.now() - started).toBeLessThan(5000);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, 'trainer.json'), 'utf8')).step;
     // The native loop checks the abort flag between steps: at most the step in flight finishes.

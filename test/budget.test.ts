@@ -16,7 +16,10 @@ test('a seconds budget stops training within one step of it, and evaluation time
   const last = steps[steps.length - 1];
   expect(r.trainSeconds).toBeGreaterThanOrEqual(2);
   expect(r.trainSeconds - last.seconds).toBeLessThan(2);
-  expect(r.trainSeconds).toBeCloseTo(steps.reduce((n, s) => n + s.seconds, 0), 6); // evaluations excluded
+  expect(r.trainSeconds).toBeCloseTo(
+    steps.reduce((n, s) => n + s.seconds, 0),
+    6,
+  ); // evaluations excluded
   // One evaluation per half second of training (crossing each multiple within one step), plus the final one.
   expect(evals.length).toBeGreaterThanOrEqual(4);
   for (let k = 0; k + 1 < evals.length; k++) {

@@ -15,18 +15,24 @@ const { locate, verifyLinked } = require('../scripts/torch.js');
 
 jest.setTimeout(900_000);
 
-const pipTorch = () => execFileSync(path.join(ROOT, '.venv/bin/python'), ['-c', 'import torch; print(torch.utils.cmake_prefix_path)'], { encoding: 'utf8' }).trim();
+const pipTorch = () =>
+  execFileSync(path.join(ROOT, '.venv/bin/python'), ['-c', 'import torch; print(torch.utils.cmake_prefix_path)'], {
+    encoding: 'utf8',
+  }).trim();
 
 function build(env: Record<string, string>, out: string): { status: number | null; output: string } {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.js'), '--out', out], {
-    cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8',
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
   });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
 describe('the build links the libtorch it was given', () => {
   test("Debian's libtorch is installed beside (CI installs libtorch-dev for this test)", () => {
-    if (!DEBIAN_TORCH && process.env.CI) throw new Error(`no ${DEBIAN_LIB}/libtorch_cpu.so.1.*: .ci/run installs libtorch-dev for this suite`);
+    if (!DEBIAN_TORCH && process.env.CI)
+      throw new Error(`no ${DEBIAN_LIB}/libtorch_cpu.so.1.*: .ci/run installs libtorch-dev for this suite`);
     if (!DEBIAN_TORCH) console.warn("Debian's libtorch-dev is not installed: the next test then cannot show that it is passed over");
   });
 
@@ -46,7 +52,11 @@ describe('the build links the libtorch it was given', () => {
     const line = r.output.split('\n').find((l) => l.includes('it links'))!;
     expect(line).toContain(path.join(fs.realpathSync(t.libDir), 'libtorch_cpu.so'));
     expect(line).toMatch(/libtorch 2\.13\.0, CUDA built: no/);
-    const info = JSON.parse(execFileSync(process.execPath, ['-e', `process.stdout.write(JSON.stringify(require(${JSON.stringify(addon)}).engineInfo()))`], { encoding: 'utf8' }));
+    const info = JSON.parse(
+      execFileSync(process.execPath, ['-e', `process.stdout.write(JSON.stringify(require(${JSON.stringify(addon)}).engineInfo()))`], {
+        encoding: 'utf8',
+      }),
+    );
     expect(info.torchVersion).toMatch(/^2\.13\.0/);
     if (DEBIAN_TORCH) expect(linked.files.some((f: string) => f.startsWith(DEBIAN_LIB))).toBe(false);
   });
@@ -62,7 +72,8 @@ describe('the build links the libtorch it was given', () => {
     const t = locate();
     const addon = path.join(ROOT, 'build', 'trainlarge.node');
     expect(() => verifyLinked(addon, t, { ...process.env, LD_LIBRARY_PATH: decoy })).toThrow(
-      /was built against libtorch 2\.13\.0 at .* but the loader resolves libtorch(_cpu)?\.so to \/usr\/lib\/x86_64-linux-gnu\/libtorch.*another libtorch/);
+      /was built against libtorch 2\.13\.0 at .* but the loader resolves libtorch(_cpu)?\.so to \/usr\/lib\/x86_64-linux-gnu\/libtorch.*another libtorch/,
+    );
   });
 
   test('unusable libtorches are refused with a sentence that says what to do', () => {
@@ -95,7 +106,15 @@ describe('npm run gpu-check', () => {
     }
     fs.cpSync(path.join(ROOT, '.gpu-check'), path.join(carried, '.gpu-check'), { recursive: true });
     const r = spawnSync('bash', ['scripts/gpu-check', '--dry-run'], {
-      cwd: carried, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin', NODE_PATH: '', TORCH_DIR: pipTorch(), TRAINLARGE_PYTHON: path.join(ROOT, '.venv/bin/python') },
+      cwd: carried,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        PATH: '/usr/bin:/bin',
+        NODE_PATH: '',
+        TORCH_DIR: pipTorch(),
+        TRAINLARGE_PYTHON: path.join(ROOT, '.venv/bin/python'),
+      },
     });
     const out = `${r.stdout}${r.stderr}`;
     if (r.status !== 0) console.log(out);

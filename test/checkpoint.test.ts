@@ -14,7 +14,10 @@ describe('checkpoints', () => {
     const dir = tempDir('save');
     await model.save(dir);
     const again = await Transformer.load(dir);
-    const ids = [[1, 50, 60, 70, 4, 80], [1, 90, 4, 100]];
+    const ids = [
+      [1, 50, 60, 70, 4, 80],
+      [1, 90, 4, 100],
+    ];
     const a = await model.predict(ids);
     const b = await again.predict(ids);
     expect(b.dims).toEqual([2, 6, small.vocabSize]);
@@ -24,7 +27,11 @@ describe('checkpoints', () => {
     const n = Number(bytes.readBigUInt64LE(0));
     const header = JSON.parse(bytes.subarray(8, 8 + n).toString());
     expect(header['layers.1.attn.qkv.weight']).toMatchObject({ dtype: 'F32', shape: [192, 64] });
-    const end = Math.max(...Object.values(header).filter((v: any) => v.data_offsets).map((v: any) => v.data_offsets[1]));
+    const end = Math.max(
+      ...Object.values(header)
+        .filter((v: any) => v.data_offsets)
+        .map((v: any) => v.data_offsets[1]),
+    );
     expect(bytes.length).toBe(8 + n + end);
   });
 
@@ -37,7 +44,11 @@ describe('checkpoints', () => {
     const b = await Transformer.create(small, { seed: 5 });
     const controller = new AbortController();
     const first = new Trainer(b, trainCfg).fit(train, {
-      validData: valid, evalEvery: 8, evalSamples: 32, dir, progressSeconds: 0.001,
+      validData: valid,
+      evalEvery: 8,
+      evalSamples: 32,
+      dir,
+      progressSeconds: 0.001,
       onProgress: (p) => p.step >= 6 && controller.abort(),
       signal: controller.signal,
     });
@@ -56,8 +67,13 @@ describe('checkpoints', () => {
     got.forEach((l, i) => expect(Math.abs(l - expected[i])).toBeLessThan(1e-5));
     expect(Math.abs(rest.lastEval!.loss - full.lastEval!.loss)).toBeLessThan(1e-5);
     // metrics.jsonl holds each step once, across the interruption.
-    const steps = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-      .filter((r) => r.type === 'train').map((r) => r.step);
+    const steps = fs
+      .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type === 'train')
+      .map((r) => r.step);
     expect(steps).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
   });
 });

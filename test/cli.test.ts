@@ -24,11 +24,13 @@ test('data list names the built-in corpora, tasks and pinned packages', () => {
 
 test('data prepare --files tokenizes your own text into a corpus that data list then shows', () => {
   const dir = tempDir('cli');
-  const files = loadSpeeches().slice(0, 30).map((s, i) => {
-    const f = path.join(dir, `speech-${i}.txt`);
-    fs.writeFileSync(f, s.text);
-    return f;
-  });
+  const files = loadSpeeches()
+    .slice(0, 30)
+    .map((s, i) => {
+      const f = path.join(dir, `speech-${i}.txt`);
+      fs.writeFileSync(f, s.text);
+      return f;
+    });
   const out = path.join(dir, 'corpora', 'speeches');
   const r = trainlarge('data', 'prepare', '--name', 'speeches', '--files', files.join(','), '--dir', out, '--vocab-size', '500');
   expect(r.err).toBe('');

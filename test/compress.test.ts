@@ -3,7 +3,19 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { compressedSize, compressionStudy, Dataset, engineInfo, prune, quantize, toInt8, Tokenizer, Trainer, Transformer, weightErrors } from '../lib';
+import {
+  compressedSize,
+  compressionStudy,
+  Dataset,
+  engineInfo,
+  prune,
+  quantize,
+  toInt8,
+  Tokenizer,
+  Trainer,
+  Transformer,
+  weightErrors,
+} from '../lib';
 import { ClassificationTask } from '../lib/data/task';
 import { native } from '../lib/native';
 import { modelInternals } from '../lib/model';
@@ -45,7 +57,10 @@ beforeAll(async () => {
   const texts = (await englishProseDocuments()).train.slice(0, 120).map((d) => d.text);
   tok = await Tokenizer.train({ texts, vocabSize: 1000 });
   task = await Dataset.classification({ source: 'sentiment', tokenizer: tok, maxLen: 48 });
-  base = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: 48, dModel: 64, layers: 2, heads: 4, dropout: 0 }, { seed: 3 });
+  base = await Transformer.create(
+    { task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: 48, dModel: 64, layers: 2, heads: 4, dropout: 0 },
+    { seed: 3 },
+  );
   const trainer = new Trainer(base, { maxSteps: 60, batchSize: 32, lr: 1e-3, warmupSteps: 5 });
   await trainer.fit(task.train, { evalEvery: 1000 });
   trainer.dispose();
@@ -72,7 +87,8 @@ describe('pruning', () => {
 
   test('global sparsity is exact over all matrices together, and uneven across them', async () => {
     const pruned = await prune(base, { sparsity: 0.5, scope: 'global' });
-    let total = 0, zero = 0;
+    let total = 0,
+      zero = 0;
     const perMatrix: number[] = [];
     for (const name of targetsOf(base)) {
       const w = await pruned.weight(name);
@@ -113,7 +129,11 @@ describe('pruning', () => {
     half.dispose();
 
     const full = await prune(base, {
-      sparsity, schedule: 'gradual', startStep: 0, endStep: 30, every: 10,
+      sparsity,
+      schedule: 'gradual',
+      startStep: 0,
+      endStep: 30,
+      every: 10,
       train: { data: task.train, config: { maxSteps: 35, batchSize: 16, lr: 1e-3 } },
     });
     for (const name of targetsOf(base)) expect(full.compression.pruned[name].sparsity).toBeCloseTo(sparsity, 3);
@@ -121,13 +141,23 @@ describe('pruning', () => {
   });
 
   test('masks match torch.nn.utils.prune (l1_unstructured, global_unstructured) on random tensors', () => {
-    const dims = [[48, 32], [64, 48], [16, 64]];
+    const dims = [
+      [48, 32],
+      [64, 48],
+      [16, 64],
+    ];
     const tensors = dims.map(([r, c]) => Float32Array.from({ length: r * c }, () => Math.random() * 2 - 1));
     const configs = [
-      { bits: 8, symmetric: true, perChannel: true }, { bits: 4, symmetric: true, perChannel: false },
-      { bits: 3, symmetric: false, perChannel: true }, { bits: 2, symmetric: false, perChannel: false },
+      { bits: 8, symmetric: true, perChannel: true },
+      { bits: 4, symmetric: true, perChannel: false },
+      { bits: 3, symmetric: false, perChannel: true },
+      { bits: 2, symmetric: false, perChannel: false },
     ];
-    const input = JSON.stringify({ tensors: tensors.map((t, i) => ({ data: Array.from(t), dims: dims[i] })), sparsity: 0.37, quant: configs });
+    const input = JSON.stringify({
+      tensors: tensors.map((t, i) => ({ data: Array.from(t), dims: dims[i] })),
+      sparsity: 0.37,
+      quant: configs,
+    });
     const torch = JSON.parse(execFileSync(PY, [PEER], { input, encoding: 'utf8', maxBuffer: 1 << 26 }));
     const layer = native().magnitudeMasks(tensors, dims, 0.37, 'layer');
     const global = native().magnitudeMasks(tensors, dims, 0.37, 'global');
@@ -135,13 +165,15 @@ describe('pruning', () => {
       expect(Array.from(layer[i])).toEqual(torch.layer[i]);
       expect(Array.from(global[i])).toEqual(torch.global[i]);
     });
-    configs.forEach((c, k) => tensors.forEach((t, i) => {
-      const ours = native().fakeQuantize(t, dims[i], c.bits, c.symmetric, c.perChannel);
-      const theirs = torch.quant[k][i];
-      expect(Array.from(ours.scale)).toEqual(theirs.scale.map((x: number) => Math.fround(x)));
-      expect(Array.from(ours.zeroPoint)).toEqual(theirs.zeroPoint);
-      expect(Array.from(ours.values)).toEqual(theirs.values.map((x: number) => Math.fround(x)));
-    }));
+    configs.forEach((c, k) =>
+      tensors.forEach((t, i) => {
+        const ours = native().fakeQuantize(t, dims[i], c.bits, c.symmetric, c.perChannel);
+        const theirs = torch.quant[k][i];
+        expect(Array.from(ours.scale)).toEqual(theirs.scale.map((x: number) => Math.fround(x)));
+        expect(Array.from(ours.zeroPoint)).toEqual(theirs.zeroPoint);
+        expect(Array.from(ours.values)).toEqual(theirs.values.map((x: number) => Math.fround(x)));
+      }),
+    );
   });
 });
 
@@ -181,7 +213,11 @@ describe('quantization', () => {
   test('quantization-aware fine-tuning keeps the weights on their grid while they learn', async () => {
     const ptq = await quantize(base, { bits: 2 });
     const ptqAcc = (await ptq.evaluate(task.valid)).accuracy!;
-    const qat = await quantize(base, { bits: 2, method: 'qat', train: { data: task.train, config: { maxSteps: 40, batchSize: 32, lr: 1e-3, warmupSteps: 0 } } });
+    const qat = await quantize(base, {
+      bits: 2,
+      method: 'qat',
+      train: { data: task.train, config: { maxSteps: 40, batchSize: 32, lr: 1e-3, warmupSteps: 0 } },
+    });
     const w = await qat.weight('layers.1.attn.qkv.weight');
     const [rows, cols] = w.dims;
     for (let r = 0; r < rows; r++) expect(new Set(w.data.subarray(r * cols, (r + 1) * cols)).size).toBeLessThanOrEqual(4);
@@ -211,35 +247,43 @@ describe('packed file', () => {
     ['quantized 4-bit', { bits: 4 }],
     ['pruned + 3-bit asymmetric per-tensor', { prune: 0.5, bits: 3, symmetric: false, granularity: 'tensor' as const }],
     ['uncompressed', {}],
-  ])('%s: the file size equals compressedSize, and loading gives the same logits and state', async (_, how: { prune?: number; bits?: number; symmetric?: boolean; granularity?: 'channel' | 'tensor' }) => {
-    let m = await base.clone();
-    if (how.prune) m = await prune(m, { sparsity: how.prune, inPlace: true });
-    if (how.bits) m = await quantize(m, { bits: how.bits, symmetric: how.symmetric, granularity: how.granularity, inPlace: true });
-    const out = path.join(dir, `packed-${how.prune ?? 0}-${how.bits ?? 32}`);
-    const size = await compressedSize(m);
-    await m.save(out);
-    expect(fs.statSync(path.join(out, 'model.safetensors')).size).toBe(size.bytes);
-    expect(size.headerBytes + Object.values(size.tensors).reduce((a, b) => a + b, 0)).toBe(size.bytes);
-    const loaded = await Transformer.load(out);
-    expect(loaded.compression).toEqual(m.compression);
-    const ids = [Array.from(tok.encode('A wonderful, moving film.')), Array.from(tok.encode('Terrible service and cold food.'))];
-    const a = await m.predict(ids.map((s) => [tok.special.cls, ...s]));
-    const b = await loaded.predict(ids.map((s) => [tok.special.cls, ...s]));
-    expect(Array.from(b.data)).toEqual(Array.from(a.data));
-    for (const name of targetsOf(base).slice(0, 3)) expect(Array.from((await loaded.weight(name)).data)).toEqual(Array.from((await m.weight(name)).data));
-    if (how.bits || how.prune) {
-      const plain = await compressedSize(base);
-      expect(size.bytes).toBeLessThan(plain.bytes);
-      const matrix = 'layers.0.ffn.fc1.weight';
-      const n = 64 * 256;
-      const expected = (how.prune ? Math.ceil(n / 8) : 0) +
-        (how.bits ? Math.ceil((how.prune ? n - roundHalfEven(how.prune * n) : n) * how.bits / 8) + (how.granularity === 'tensor' ? 4 : 4 * 256) + (how.symmetric === false ? (how.granularity === 'tensor' ? 1 : 256) : 0)
-          : 4 * (n - roundHalfEven(how.prune! * n)));
-      expect(size.tensors[matrix]).toBe(expected);
-    }
-    m.dispose();
-    loaded.dispose();
-  });
+  ])(
+    '%s: the file size equals compressedSize, and loading gives the same logits and state',
+    async (_, how: { prune?: number; bits?: number; symmetric?: boolean; granularity?: 'channel' | 'tensor' }) => {
+      let m = await base.clone();
+      if (how.prune) m = await prune(m, { sparsity: how.prune, inPlace: true });
+      if (how.bits) m = await quantize(m, { bits: how.bits, symmetric: how.symmetric, granularity: how.granularity, inPlace: true });
+      const out = path.join(dir, `packed-${how.prune ?? 0}-${how.bits ?? 32}`);
+      const size = await compressedSize(m);
+      await m.save(out);
+      expect(fs.statSync(path.join(out, 'model.safetensors')).size).toBe(size.bytes);
+      expect(size.headerBytes + Object.values(size.tensors).reduce((a, b) => a + b, 0)).toBe(size.bytes);
+      const loaded = await Transformer.load(out);
+      expect(loaded.compression).toEqual(m.compression);
+      const ids = [Array.from(tok.encode('A wonderful, moving film.')), Array.from(tok.encode('Terrible service and cold food.'))];
+      const a = await m.predict(ids.map((s) => [tok.special.cls, ...s]));
+      const b = await loaded.predict(ids.map((s) => [tok.special.cls, ...s]));
+      expect(Array.from(b.data)).toEqual(Array.from(a.data));
+      for (const name of targetsOf(base).slice(0, 3))
+        expect(Array.from((await loaded.weight(name)).data)).toEqual(Array.from((await m.weight(name)).data));
+      if (how.bits || how.prune) {
+        const plain = await compressedSize(base);
+        expect(size.bytes).toBeLessThan(plain.bytes);
+        const matrix = 'layers.0.ffn.fc1.weight';
+        const n = 64 * 256;
+        const expected =
+          (how.prune ? Math.ceil(n / 8) : 0) +
+          (how.bits
+            ? Math.ceil(((how.prune ? n - roundHalfEven(how.prune * n) : n) * how.bits) / 8) +
+              (how.granularity === 'tensor' ? 4 : 4 * 256) +
+              (how.symmetric === false ? (how.granularity === 'tensor' ? 1 : 256) : 0)
+            : 4 * (n - roundHalfEven(how.prune! * n)));
+        expect(size.tensors[matrix]).toBe(expected);
+      }
+      m.dispose();
+      loaded.dispose();
+    },
+  );
 });
 
 describe('int8 inference', () => {
@@ -247,7 +291,10 @@ describe('int8 inference', () => {
     const q8 = await quantize(base, { bits: 8 });
     const fastest = await toInt8(q8);
     expect(fastest.compression.int8).toMatchObject({ layers: 8, exactLayers: 8 });
-    const sentences = ['A wonderful, moving film.', 'Terrible service and cold food.', 'It works, I guess.'].map((t) => [tok.special.cls, ...tok.encode(t)]);
+    const sentences = ['A wonderful, moving film.', 'Terrible service and cold food.', 'It works, I guess.'].map((t) => [
+      tok.special.cls,
+      ...tok.encode(t),
+    ]);
     const a = await q8.predict(sentences);
     const b = await fastest.predict(sentences);
     const diff = Math.max(...Array.from(a.data).map((x, i) => Math.abs(x - b.data[i])));
@@ -258,19 +305,37 @@ describe('int8 inference', () => {
     const plain = await toInt8(base, { engine: 'qnnpack' }); // not quantized: packed to 8 bits here
     expect(plain.compression.int8).toMatchObject({ engine: 'qnnpack', layers: 8, exactLayers: 0 });
     expect(() => new Trainer(fastest, { maxSteps: 1 })).toThrow(/int8 model is for inference/);
-    await expect(toInt8(base, { engine: 'mkl' as never })).rejects.toThrow(/engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got 'mkl'/);
+    await expect(toInt8(base, { engine: 'mkl' as never })).rejects.toThrow(
+      /engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got 'mkl'/,
+    );
     // An engine this libtorch lacks (libtorch 2.x from pip has all three; a TORCH_DIR build may not).
     const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
     const missing = (['onednn', 'qnnpack', 'fbgemm'] as const).find((e) => !available.includes(e));
-    if (missing) await expect(toInt8(base, { engine: missing })).rejects.toThrow(new RegExp(`'${missing}' is not a quantized engine of this libtorch; available: `));
+    if (missing)
+      await expect(toInt8(base, { engine: missing })).rejects.toThrow(
+        new RegExp(`'${missing}' is not a quantized engine of this libtorch; available: `),
+      );
     [q8, fastest, plain].forEach((m) => m.dispose());
   });
 });
 
 describe('analysis', () => {
   test('compressionStudy reports bytes, accuracy drop and weight error per setting for each model', async () => {
-    const rows = await compressionStudy({ models: [{ name: 'base', model: base }], data: task.test, sparsities: [0.3, 0.6, 0.9], bits: [8, 4, 2] });
-    expect(rows.map((r) => `${r.method}:${r.setting}`)).toEqual(['none:0', 'prune:0.3', 'prune:0.6', 'prune:0.9', 'quantize:8', 'quantize:4', 'quantize:2']);
+    const rows = await compressionStudy({
+      models: [{ name: 'base', model: base }],
+      data: task.test,
+      sparsities: [0.3, 0.6, 0.9],
+      bits: [8, 4, 2],
+    });
+    expect(rows.map((r) => `${r.method}:${r.setting}`)).toEqual([
+      'none:0',
+      'prune:0.3',
+      'prune:0.6',
+      'prune:0.9',
+      'quantize:8',
+      'quantize:4',
+      'quantize:2',
+    ]);
     const pruneRows = rows.filter((r) => r.method === 'prune');
     const quantRows = rows.filter((r) => r.method === 'quantize');
     // More zeros: a smaller file and weights further from the original; fewer bits likewise.
@@ -294,7 +359,8 @@ describe('fine-tuning a pretrained body', () => {
     await mlm.save(out);
     const clf = await Transformer.fromPretrained(out, { task: 'classify', numLabels: 2 });
     expect(clf.config.task).toBe('classify');
-    for (const name of ['tokens.weight', 'layers.1.ffn.fc2.weight']) expect(Array.from((await clf.weight(name)).data)).toEqual(Array.from((await mlm.weight(name)).data));
+    for (const name of ['tokens.weight', 'layers.1.ffn.fc2.weight'])
+      expect(Array.from((await clf.weight(name)).data)).toEqual(Array.from((await mlm.weight(name)).data));
     await expect(Transformer.fromPretrained(out, { task: 'classify' })).rejects.toThrow(/numLabels.*required/);
     mlm.dispose();
     clf.dispose();
@@ -315,10 +381,14 @@ describe('bad arguments', () => {
     const q = await quantize(base, { bits: 4 });
     await expect(quantize(q, { bits: 4 })).rejects.toThrow(/already quantized .*4 bits/);
     const qi = modelInternals(q);
-    await expect(qi.run(() => qi.handle.quantize({ bits: 4, symmetric: true, granularity: 'channel', targets: ['attention'] })))
-      .rejects.toThrow(/'layers\.0\.attn\.qkv\.weight' is already quantized/);
-    await expect(qi.run(() => qi.handle.prune({ sparsity: 0.5, scope: 'layer', schedule: 'oneshot', initialSparsity: 0, startStep: 0, every: 1, targets: [] })))
-      .rejects.toThrow(/no weight matrices to prune/);
+    await expect(
+      qi.run(() => qi.handle.quantize({ bits: 4, symmetric: true, granularity: 'channel', targets: ['attention'] })),
+    ).rejects.toThrow(/'layers\.0\.attn\.qkv\.weight' is already quantized/);
+    await expect(
+      qi.run(() =>
+        qi.handle.prune({ sparsity: 0.5, scope: 'layer', schedule: 'oneshot', initialSparsity: 0, startStep: 0, every: 1, targets: [] }),
+      ),
+    ).rejects.toThrow(/no weight matrices to prune/);
     expect(() => native().fakeQuantize(new Float32Array(4), [2, 2], 9, true, true)).toThrow(/bits: must be an integer in 2\.\.8, got 9/);
     expect(() => native().magnitudeMasks([new Float32Array(4)], [[2, 2]], 1, 'layer')).toThrow(/sparsity: must be in \[0, 1\)/);
     q.dispose();

@@ -13,10 +13,17 @@ jest.setTimeout(600_000);
 
 const CHILD = path.join(__dirname, 'peer', 'fit_child.js');
 
-interface ChildRun { code: number | null; signal: NodeJS.Signals | null; out: string }
+interface ChildRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  out: string;
+}
 
 /** Runs test/peer/fit_child.js; with `killAt`, sends SIGKILL once it reports that step (or a later one). */
-function child(opts: { dir: string; maxSteps: number; lr?: number }, more: { env?: Record<string, string>; killAt?: number; shell?: string } = {}): Promise<ChildRun> {
+function child(
+  opts: { dir: string; maxSteps: number; lr?: number },
+  more: { env?: Record<string, string>; killAt?: number; shell?: string } = {},
+): Promise<ChildRun> {
   return new Promise((resolve) => {
     const env = { ...process.env, ...more.env };
     const args = [CHILD, JSON.stringify(opts)];
@@ -29,20 +36,29 @@ function child(opts: { dir: string; maxSteps: number; lr?: number }, more: { env
       const steps = [...out.matchAll(/^step (\d+)$/gm)].map((m) => Number(m[1]));
       if (more.killAt !== undefined && steps.some((s) => s >= more.killAt!)) p.kill('SIGKILL');
     });
-    p.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     p.on('exit', (code, signal) => resolve({ code, signal, out }));
   });
 }
 
 function metrics(dir: string): MetricRecord[] {
-  return fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 function tmpFiles(dir: string): string[] {
   return [dir, path.join(dir, 'checkpoints')].filter(fs.existsSync).flatMap((d) => fs.readdirSync(d).filter((f) => /\.tmp-\d+$/.test(f)));
 }
 
-const trainLosses = (dir: string) => metrics(dir).filter((r) => r.type === 'train').map((r) => [r.step, r.loss] as const);
+const trainLosses = (dir: string) =>
+  metrics(dir)
+    .filter((r) => r.type === 'train')
+    .map((r) => [r.step, r.loss] as const);
 
 describe('kill -9', () => {
   test('killed at several moments, inside the first checkpoint too, each resume continues exactly; each step logged once', async () => {
@@ -90,8 +106,19 @@ describe('run directories', () => {
     const a = tempDir('repro-a');
     await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 2 }).fit(train, { dir: a, checkpointEvery: 2 });
     for (const [what, copy] of [
-      ['a state file from checkpoints/', (b: string) => fs.copyFileSync(path.join(a, 'checkpoints', 'step-000000002.safetensors'), path.join(b, 'checkpoints', 'step-000000002.safetensors'))],
-      ['the single state file of the layout before checkpoint.json', (b: string) => fs.copyFileSync(path.join(a, 'checkpoints', 'step-000000002.safetensors'), path.join(b, 'trainer_state.safetensors'))],
+      [
+        'a state file from checkpoints/',
+        (b: string) =>
+          fs.copyFileSync(
+            path.join(a, 'checkpoints', 'step-000000002.safetensors'),
+            path.join(b, 'checkpoints', 'step-000000002.safetensors'),
+          ),
+      ],
+      [
+        'the single state file of the layout before checkpoint.json',
+        (b: string) =>
+          fs.copyFileSync(path.join(a, 'checkpoints', 'step-000000002.safetensors'), path.join(b, 'trainer_state.safetensors')),
+      ],
     ] as const) {
       const b = tempDir('repro-b');
       fs.mkdirSync(path.join(b, 'checkpoints'));
@@ -107,7 +134,11 @@ describe('run directories', () => {
   test('a run directory of the layout before checkpoint.json (one trainer_state.safetensors) still resumes exactly', async () => {
     const full = await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 6 }).fit(train);
     const dir = tempDir('legacy');
-    await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 6 }).fit(train, { dir, checkpointEvery: 3, maxTokens: 3 * 8 * 63 });
+    await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 6 }).fit(train, {
+      dir,
+      checkpointEvery: 3,
+      maxTokens: 3 * 8 * 63,
+    });
     // What the code before this layout wrote: config.json, model.safetensors, trainer.json, trainer_state.safetensors.
     fs.renameSync(path.join(dir, 'checkpoints', 'step-000000003.safetensors'), path.join(dir, 'trainer_state.safetensors'));
     fs.rmSync(path.join(dir, 'checkpoints'), { recursive: true });
@@ -145,7 +176,9 @@ describe('run directories', () => {
     const dir = tempDir('shared');
     const one = new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 30 }).fit(train, { dir });
     await new Promise((r) => setTimeout(r, 50));
-    await expect(new Trainer(await Transformer.create(small, { seed: 2 }), cfg).fit(train, { dir })).rejects.toThrow(/is in use by another fit \(process \d+\)/);
+    await expect(new Trainer(await Transformer.create(small, { seed: 2 }), cfg).fit(train, { dir })).rejects.toThrow(
+      /is in use by another fit \(process \d+\)/,
+    );
     await one;
     // Afterwards the model trains again.
     expect((await new Trainer(model, cfg).fit(train)).steps).toBe(4);
@@ -161,7 +194,9 @@ describe('faults', () => {
     // The state file (~1.5 MB) cannot be written under a 1 MB limit; SIGXFSZ ignored, so write() fails with EFBIG.
     const r = await child({ dir, maxSteps: 8 }, { shell: "trap '' XFSZ; ulimit -f 1024" });
     expect(r.code).toBe(3);
-    expect(r.out).toMatch(/error: checkpoint: step 6 was not saved \(the previous checkpoint in .* stands\): cannot write .*step-000000006\.safetensors(\.tmp-\d+)?: File too large/);
+    expect(r.out).toMatch(
+      /error: checkpoint: step 6 was not saved \(the previous checkpoint in .* stands\): cannot write .*step-000000006\.safetensors(\.tmp-\d+)?: File too large/,
+    );
     expect(r.out).toMatch(/alive: predicted 1 x 4 x 261/);
     expect(tmpFiles(dir)).toEqual([]);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')).checkpoints[0].step).toBe(4);
@@ -195,10 +230,17 @@ describe('faults', () => {
     const model = await Transformer.create(small, { seed: 1 });
     await new Trainer(model, { maxSteps: 4, lr: 1e-3, batchSize: 8, precision: 'fp32' }).fit(train, { dir, checkpointEvery: 2 });
     const wild = new Trainer(model, { maxSteps: 200, lr: 1e6, clipNorm: 0, batchSize: 8, precision: 'fp32' });
-    await expect(wild.fit(train, { dir, checkpointEvery: 1000 })).rejects.toThrow(/training diverged: loss (NaN|-?Infinity|[\d.e+]+), gradient norm .* at step \d+/);
+    await expect(wild.fit(train, { dir, checkpointEvery: 1000 })).rejects.toThrow(
+      /training diverged: loss (NaN|-?Infinity|[\d.e+]+), gradient norm .* at step \d+/,
+    );
     const loaded = await Transformer.load(dir);
     expect(Array.from((await loaded.predict([[1, 40, 50]])).data).every(Number.isFinite)).toBe(true);
-    const r = await new Trainer(await Transformer.create(small, { seed: 1 }), { maxSteps: 6, lr: 1e-3, batchSize: 8, precision: 'fp32' }).fit(train, { dir });
+    const r = await new Trainer(await Transformer.create(small, { seed: 1 }), {
+      maxSteps: 6,
+      lr: 1e-3,
+      batchSize: 8,
+      precision: 'fp32',
+    }).fit(train, { dir });
     expect(r.resumedFrom).toBe(4);
   });
 
@@ -211,19 +253,27 @@ describe('faults', () => {
     fs.writeFileSync(newest, Buffer.alloc(size, 7));
     const r = await new Trainer(await Transformer.create(small, { seed: 1 }), { ...cfg, maxSteps: 6 }).fit(train, { dir });
     expect(r.resumedFrom).toBe(2);
-    expect(r.resumeNote).toMatch(/the checkpoint of step 4 is damaged: its state file does not match its checksum; resumed from the checkpoint of step 2/);
+    expect(r.resumeNote).toMatch(
+      /the checkpoint of step 4 is damaged: its state file does not match its checksum; resumed from the checkpoint of step 2/,
+    );
     fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.from('not a safetensors file at all'));
     await expect(Transformer.load(dir)).rejects.toThrow(/model\.safetensors/);
   });
 
   test('a token shard corrupted on disk is caught by its checksum when the corpus is opened', async () => {
     const root = tempDir('shard');
-    const files = loadSpeeches().slice(0, 12).map((s, i) => {
-      const f = path.join(root, `speech-${i}.txt`);
-      fs.writeFileSync(f, s.text);
-      return f;
+    const files = loadSpeeches()
+      .slice(0, 12)
+      .map((s, i) => {
+        const f = path.join(root, `speech-${i}.txt`);
+        fs.writeFileSync(f, s.text);
+        return f;
+      });
+    const corpus = await Corpus.prepare({
+      source: { name: 'tiny', train: { files }, validEvery: 4 },
+      dir: path.join(root, 'c'),
+      tokenizerOptions: { vocabSize: 400 },
     });
-    const corpus = await Corpus.prepare({ source: { name: 'tiny', train: { files }, validEvery: 4 }, dir: path.join(root, 'c'), tokenizerOptions: { vocabSize: 400 } });
     const shard = path.join(corpus.dir, corpus.manifest.splits.train.shards[0].file);
     const bytes = fs.readFileSync(shard);
     bytes[bytes.length - 3] ^= 0xff;

@@ -18,7 +18,10 @@ beforeAll(async () => {
   dir = tempDir('corpus');
   // Small shards so the corpus has several and resuming can skip some of them.
   corpus = await Corpus.prepare({
-    source: 'english-prose', dir, shardChars: 3_000_000, tokenizerOptions: { vocabSize: 4000 },
+    source: 'english-prose',
+    dir,
+    shardChars: 3_000_000,
+    tokenizerOptions: { vocabSize: 4000 },
     onProgress: (e) => events.push(`${e.phase}:${e.skipped ? 'skip' : 'do'}`),
   });
 });
@@ -52,7 +55,7 @@ describe('tokenizer', () => {
     }
   });
 
-  test('word-cached encoding gives exactly SentencePiece\'s own ids on real documents', async () => {
+  test("word-cached encoding gives exactly SentencePiece's own ids on real documents", async () => {
     const { train, valid } = await englishProseDocuments();
     const tok = corpus.tokenizer;
     const texts = [...train.filter((_, i) => i % 4 === 0), ...valid].map((d) => d.text);
@@ -154,7 +157,12 @@ describe('corpus', () => {
   });
 
   test('no validation or held-out document appears in the training shards', async () => {
-    const rows = fs.readFileSync(path.join(dir, 'documents.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+    const rows = fs
+      .readFileSync(path.join(dir, 'documents.tsv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split('\t'));
     const trainIds = new Set(rows.filter((r) => r[0] === 'train').map((r) => r[1]));
     const validIds = rows.filter((r) => r[0] === 'valid').map((r) => r[1]);
     expect(validIds.length).toBe(corpus.manifest.splits.valid.documents);
@@ -165,7 +173,8 @@ describe('corpus', () => {
     // start at content-defined anchors (ids divisible by 8), so equal text is compared at equal places.
     const W = 24;
     const hash = (a: Int32Array, at: number) => {
-      let h1 = 0x811c9dc5, h2 = 17;
+      let h1 = 0x811c9dc5,
+        h2 = 17;
       for (let i = at; i < at + W; i++) {
         h1 = Math.imul(h1 ^ a[i], 16777619) >>> 0;
         h2 = (Math.imul(h2, 31) + a[i]) >>> 0;
@@ -176,7 +185,8 @@ describe('corpus', () => {
     for (const d of shardDocuments(corpus, 'train')) for (let i = 0; i + W <= d.length; i++) if ((d[i] & 7) === 0) seen.add(hash(d, i));
     const validDocs = shardDocuments(corpus, 'valid');
     expect(validDocs.length).toBe(validIds.length);
-    let windows = 0, found = 0;
+    let windows = 0,
+      found = 0;
     for (const d of validDocs) {
       for (let i = 0; i + W <= d.length; i++) {
         if ((d[i] & 7) !== 0) continue;
@@ -190,10 +200,15 @@ describe('corpus', () => {
   });
 
   test('preparing again skips the finished work; damaged shards alone are rebuilt', async () => {
-    expect(events.filter((e) => e === 'shard:do').length).toBe(corpus.manifest.splits.train.shards.length + corpus.manifest.splits.valid.shards.length);
+    expect(events.filter((e) => e === 'shard:do').length).toBe(
+      corpus.manifest.splits.train.shards.length + corpus.manifest.splits.valid.shards.length,
+    );
     const again: string[] = [];
     const second = await Corpus.prepare({
-      source: 'english-prose', dir, shardChars: 3_000_000, tokenizerOptions: { vocabSize: 4000 },
+      source: 'english-prose',
+      dir,
+      shardChars: 3_000_000,
+      tokenizerOptions: { vocabSize: 4000 },
       onProgress: (e) => again.push(`${e.phase}:${e.skipped ? 'skip' : 'do'}`),
     });
     expect(again.filter((e) => e === 'shard:do')).toEqual([]);
@@ -206,7 +221,10 @@ describe('corpus', () => {
     fs.writeFileSync(other, bytes);
     const rebuilt: string[] = [];
     const third = await Corpus.prepare({
-      source: 'english-prose', dir, shardChars: 3_000_000, tokenizerOptions: { vocabSize: 4000 },
+      source: 'english-prose',
+      dir,
+      shardChars: 3_000_000,
+      tokenizerOptions: { vocabSize: 4000 },
       onProgress: (e) => e.phase === 'shard' && !e.skipped && rebuilt.push(e.message.split(':')[0]),
     });
     expect(rebuilt).toEqual([path.basename(first), path.basename(other)]);
@@ -215,13 +233,15 @@ describe('corpus', () => {
   });
 
   test('unknown sources and unprepared directories give clear errors', async () => {
-    await expect(Corpus.prepare({ source: 'wikipedia' as 'english-prose', dir: path.join(dir, 'x') }))
-      .rejects.toThrow(/'wikipedia' is not a built-in corpus; expected one of: english-prose/);
+    await expect(Corpus.prepare({ source: 'wikipedia' as 'english-prose', dir: path.join(dir, 'x') })).rejects.toThrow(
+      /'wikipedia' is not a built-in corpus; expected one of: english-prose/,
+    );
     await expect(Corpus.open(path.join(dir, 'nothing-here'))).rejects.toThrow(/nothing-here.*manifest\.json.*ENOENT/);
     const empty = path.join(dir, 'empty-doc.txt');
     fs.writeFileSync(empty, '');
-    await expect(Corpus.prepare({ source: { name: 'mine', train: { files: [empty] } }, dir: path.join(dir, 'mine') }))
-      .rejects.toThrow(/empty-doc\.txt.*empty/);
+    await expect(Corpus.prepare({ source: { name: 'mine', train: { files: [empty] } }, dir: path.join(dir, 'mine') })).rejects.toThrow(
+      /empty-doc\.txt.*empty/,
+    );
   });
 });
 
@@ -230,7 +250,13 @@ describe('MLM batches from memory-mapped shards', () => {
     const data = corpus.train({ maxLen: 128 });
     const { mask, eos, cls, pad, unk } = corpus.tokenizer.special;
     const specials = new Set([mask, eos, cls, pad, unk]);
-    let tokens = 0, selectable = 0, selected = 0, masked = 0, kept = 0, random = 0, selectedSpecial = 0;
+    let tokens = 0,
+      selectable = 0,
+      selected = 0,
+      masked = 0,
+      kept = 0,
+      random = 0,
+      selectedSpecial = 0;
     for (let b = 0; tokens < 1_000_000; b++) {
       const batch = data.trainBatch(b, 64, 7);
       const ids = batch.ids;
@@ -284,25 +310,31 @@ describe('MLM batches from memory-mapped shards', () => {
 });
 
 describe('classification tasks', () => {
-  test.each(['sentiment', 'spam-assassin', 'brown-genre'] as const)('%s: splits are disjoint by document and every class is trained on', async (source) => {
-    const task = await Dataset.classification({ source, tokenizer: corpus.tokenizer, maxLen: 128 });
-    const { train, valid, test: testDocs } = task.documents;
-    for (const id of valid) expect(train.has(id)).toBe(false);
-    for (const id of testDocs) expect(train.has(id) || valid.has(id)).toBe(false);
-    expect(task.labels.length).toBe(source === 'brown-genre' ? 15 : 2);
-    expect(task.counts.train.every((n) => n > 0)).toBe(true);
-    expect(task.train.size).toBe(task.counts.train.reduce((a, b) => a + b, 0));
-    expect(task.valid.size).toBeGreaterThan(0);
-    expect(task.test.size).toBeGreaterThan(0);
-    const batch = dataHandle(task.train).trainBatch(0, 8, 1);
-    expect(batch.ids[0]).toBe(corpus.tokenizer.special.cls);
-    expect(batch.dims[1]).toBeLessThanOrEqual(128);
-    task.dispose();
-  });
+  test.each(['sentiment', 'spam-assassin', 'brown-genre'] as const)(
+    '%s: splits are disjoint by document and every class is trained on',
+    async (source) => {
+      const task = await Dataset.classification({ source, tokenizer: corpus.tokenizer, maxLen: 128 });
+      const { train, valid, test: testDocs } = task.documents;
+      for (const id of valid) expect(train.has(id)).toBe(false);
+      for (const id of testDocs) expect(train.has(id) || valid.has(id)).toBe(false);
+      expect(task.labels.length).toBe(source === 'brown-genre' ? 15 : 2);
+      expect(task.counts.train.every((n) => n > 0)).toBe(true);
+      expect(task.train.size).toBe(task.counts.train.reduce((a, b) => a + b, 0));
+      expect(task.valid.size).toBeGreaterThan(0);
+      expect(task.test.size).toBeGreaterThan(0);
+      const batch = dataHandle(task.train).trainBatch(0, 8, 1);
+      expect(batch.ids[0]).toBe(corpus.tokenizer.special.cls);
+      expect(batch.dims[1]).toBeLessThanOrEqual(128);
+      task.dispose();
+    },
+  );
 
   test('brown-genre test documents are kept out of the pretraining corpus', async () => {
     const task = await Dataset.classification({ source: 'brown-genre', tokenizer: corpus.tokenizer });
-    const rows = fs.readFileSync(path.join(dir, 'documents.tsv'), 'utf8').split('\n').map((l) => l.split('\t')[1]);
+    const rows = fs
+      .readFileSync(path.join(dir, 'documents.tsv'), 'utf8')
+      .split('\n')
+      .map((l) => l.split('\t')[1]);
     const inCorpus = new Set(rows);
     expect([...task.documents.test].filter((id) => inCorpus.has(id))).toEqual([]);
     task.dispose();
@@ -320,7 +352,14 @@ describe('classification tasks', () => {
     });
     const file = path.join(dir, 'pairs.tsv');
     fs.writeFileSync(file, rows.join('\n') + '\n');
-    const spec = { files: [file], format: 'tsv' as const, textField: 'premise', pairField: 'hypothesis', labelField: 'label', docField: 'doc' };
+    const spec = {
+      files: [file],
+      format: 'tsv' as const,
+      textField: 'premise',
+      pairField: 'hypothesis',
+      labelField: 'label',
+      docField: 'doc',
+    };
     const tok = corpus.tokenizer;
     const task = await Dataset.classification({ source: { name: 'brown-next', train: spec }, tokenizer: tok, maxLen: 512 });
     expect(task.labels).toEqual(['next', 'other']);
@@ -329,7 +368,8 @@ describe('classification tasks', () => {
     const firstDocSplit = (['train', 'valid', 'test'] as const).find((s) => task.documents[s].has(first[3]))!;
     const row = dataHandle(task[firstDocSplit]).evalBatch(0, 1, 0);
     const { cls, eos } = tok.special;
-    const a = Array.from(tok.encode(first[0])), b = Array.from(tok.encode(first[1]));
+    const a = Array.from(tok.encode(first[0])),
+      b = Array.from(tok.encode(first[1]));
     expect(Array.from(row.ids)).toEqual([cls, ...a, eos, eos, ...b, eos]);
     const short = await Dataset.classification({ source: { name: 'brown-next', train: spec }, tokenizer: tok, maxLen: 16 });
     const cut = Array.from(dataHandle(short[firstDocSplit]).evalBatch(0, 1, 0).ids);
@@ -337,7 +377,7 @@ describe('classification tasks', () => {
     const mid = cut.indexOf(eos);
     expect(cut[mid + 1]).toBe(eos);
     expect(cut[15]).toBe(eos);
-    expect(Math.abs((mid - 1) - (16 - mid - 3))).toBeLessThanOrEqual(1); // both segments kept, near-equal length
+    expect(Math.abs(mid - 1 - (16 - mid - 3))).toBeLessThanOrEqual(1); // both segments kept, near-equal length
     task.dispose();
     short.dispose();
   });

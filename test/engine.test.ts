@@ -25,7 +25,13 @@ const cmake = stamp.builder === 'cmake';
   test('trains, compresses and reloads a model on real text', () => {
     const dir = tempDir('engine');
     const text = path.join(dir, 'speeches.txt');
-    fs.writeFileSync(text, loadSpeeches().slice(0, 8).map((s) => s.text).join('\n\n'));
+    fs.writeFileSync(
+      text,
+      loadSpeeches()
+        .slice(0, 8)
+        .map((s) => s.text)
+        .join('\n\n'),
+    );
     const out = execFileSync(program, [text, path.join(dir, 'out')], { encoding: 'utf8', timeout: 120000 });
     const r = JSON.parse(out.trim().split('\n').pop()!);
     expect(r.tokens).toBeGreaterThan(100000);

@@ -34,7 +34,9 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
     await expect(model.predict([[1, 2, 999]])).rejects.toThrow(/tokens\[0\]\[2\]: token id 999 is outside \[0, vocabSize=261\)/);
     await expect(model.predict([[1, 2, -1]])).rejects.toThrow(/vocabSize/);
     await expect(model.predict([Array(65).fill(5)])).rejects.toThrow(/maxLen \(64\)/);
-    await expect(model.predict({ ids: new Int32Array(5), batch: 2, length: 3 })).rejects.toThrow(/tokens: has 5 elements but the shape needs 6/);
+    await expect(model.predict({ ids: new Int32Array(5), batch: 2, length: 3 })).rejects.toThrow(
+      /tokens: has 5 elements but the shape needs 6/,
+    );
     await expect(model.predict([[1, 2.5]])).rejects.toThrow(/tokens\[0\]\[1\]: expected an integer token id, got 2.5/);
     // Shapes and types the public API refuses before the engine sees them (each names the argument).
     const bad: Array<[unknown, RegExp]> = [
@@ -52,8 +54,14 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
       [{ ids: new Uint16Array(2), batch: 1, length: 2 }, /tokens.ids: expected an Int32Array, got Uint16Array/],
       [{ ids: new Int32Array(2), batch: 0, length: 2 }, /tokens.batch: expected a positive integer, got 0/],
       [{ ids: new Int32Array([1, 300]), batch: 1, length: 2 }, /tokens.ids\[1\]: token id 300 is outside \[0, vocabSize=261\)/],
-      [{ ids: new Int32Array(2), batch: 1, length: 2, attentionMask: new Int32Array(2) }, /tokens.attentionMask: expected a Uint8Array, got Int32Array/],
-      [{ ids: new Int32Array(2), batch: 1, length: 2, attentionMask: new Uint8Array(3) }, /tokens.attentionMask: has 3 elements, ids has 2/],
+      [
+        { ids: new Int32Array(2), batch: 1, length: 2, attentionMask: new Int32Array(2) },
+        /tokens.attentionMask: expected a Uint8Array, got Int32Array/,
+      ],
+      [
+        { ids: new Int32Array(2), batch: 1, length: 2, attentionMask: new Uint8Array(3) },
+        /tokens.attentionMask: has 3 elements, ids has 2/,
+      ],
     ];
     for (const [tokens, message] of bad) {
       await expect(model.predict(tokens as never)).rejects.toThrow(message);
@@ -69,7 +77,10 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
       [() => MlmDataset.fromStream(Int32Array.from([7, 7, 9999, 7]), tok), /stream\[2\]: token id 9999 is outside \[0, vocabSize=261\)/],
       [() => MlmDataset.fromStream([1, 2, 3] as never, tok), /tokens: expected an Int32Array, Uint32Array or Uint16Array/],
       [() => LabelledDataset.fromSequences(null as never, [0], { maxLen: 8, padId: 0 }), /sequences: expected an array .* got null/],
-      [() => LabelledDataset.fromSequences([[1, 2]], [0.5], { maxLen: 8, padId: 0 }), /labels\[0\]: expected a label index \(an integer >= 0\), got 0.5/],
+      [
+        () => LabelledDataset.fromSequences([[1, 2]], [0.5], { maxLen: 8, padId: 0 }),
+        /labels\[0\]: expected a label index \(an integer >= 0\), got 0.5/,
+      ],
       [() => LabelledDataset.fromSequences([[1, 2]], [0, 1], { maxLen: 8, padId: 0 }), /labels: got 2 labels for 1 sequences/],
       [() => tok.encode(5 as never), /text: expected a string, got number/],
       [() => tok.decode(null as never), /ids: expected a sequence of token ids .* got null/],
@@ -82,7 +93,10 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
     // behind a second normalizer_spec naming 'identity' (protobuf merges the two: the damaged table stays).
     const damaged = fs.readFileSync(path.join(__dirname, '..', 'native', 'fuzz', 'corpus', 'tokenizer', 'regression-damaged-charsmap'));
     const identity = Buffer.concat([Buffer.from([0x1a, 10, 0x0a, 8]), Buffer.from('identity')]);
-    for (const [name, bytes, rule] of [['damaged', damaged, 'nmt_nfkc'], ['damaged-identity', Buffer.concat([damaged, identity]), 'identity']] as const) {
+    for (const [name, bytes, rule] of [
+      ['damaged', damaged, 'nmt_nfkc'],
+      ['damaged-identity', Buffer.concat([damaged, identity]), 'identity'],
+    ] as const) {
       const file = path.join(os.tmpdir(), `trainlarge-${process.pid}-${name}.model`);
       fs.writeFileSync(file, bytes);
       expect(() => Tokenizer.load(file)).toThrow(`tokenizer model: its normalizer does not match the rule '${rule}' it names`);
@@ -90,7 +104,8 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
     await expect(spm.encodeBatch([1] as never)).rejects.toThrow(/texts\[0\]: expected a string/);
     // No GPU here: a CPU-only build says how to get a CUDA one; the CUDA build says no device is visible.
     await expect(Transformer.create(small, { device: 'cuda' })).rejects.toThrow(
-      engineInfo().cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch.*TRAINLARGE_TORCH=cuda/);
+      engineInfo().cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch.*TRAINLARGE_TORCH=cuda/,
+    );
     await expect(Transformer.load('/nonexistent/run')).rejects.toThrow(/cannot read \/nonexistent\/run\/config.json/);
     // A libtorch (c10::Error) failure surfaces as a JS Error with its message and a code.
     const big = await Transformer.create({ ...small, vocabSize: 300 });
@@ -106,7 +121,14 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
 
   test('the addon loads and the process exits cleanly (no crash in static destructors)', () => {
     const addon = path.resolve(__dirname, '../build/trainlarge.node');
-    const out = execFileSync(process.execPath, ['-e', `const a=require(${JSON.stringify(addon)});a.createModel({task:'mlm',vocabSize:10,maxLen:4,dModel:8,layers:1,heads:2,ffn:16,dropout:0,attentionDropout:0,norm:'post',layerNormEps:1e-5,padId:0},1,'cpu').then(m=>console.log(m.parameterCount))`], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `const a=require(${JSON.stringify(addon)});a.createModel({task:'mlm',vocabSize:10,maxLen:4,dModel:8,layers:1,heads:2,ffn:16,dropout:0,attentionDropout:0,norm:'post',layerNormEps:1e-5,padId:0},1,'cpu').then(m=>console.log(m.parameterCount))`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(Number(out.trim())).toBeGreaterThan(0);
   });
 });

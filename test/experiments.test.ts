@@ -6,7 +6,12 @@ import { CompressionSpecSchema } from '../lib/experiment/compression';
 import { SweepSpecSchema } from '../lib/experiment/sweep';
 
 const root = path.resolve(__dirname, '..', 'experiments');
-const files = ['paper-small', 'paper-scale'].flatMap((d) => fs.readdirSync(path.join(root, d)).filter((f) => f.endsWith('.json')).map((f) => path.join(d, f)));
+const files = ['paper-small', 'paper-scale'].flatMap((d) =>
+  fs
+    .readdirSync(path.join(root, d))
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => path.join(d, f)),
+);
 
 test.each(files)('%s is a valid experiment', (file) => {
   const spec = JSON.parse(fs.readFileSync(path.join(root, file), 'utf8'));
@@ -23,6 +28,10 @@ test.each(files)('%s is a valid experiment', (file) => {
 });
 
 test('there is an experiment for every figure of the paper at small scale', () => {
-  expect(files.filter((f) => f.startsWith('paper-small')).sort()).toEqual(
-    ['paper-small/batch.json', 'paper-small/compression.json', 'paper-small/depth.json', 'paper-small/width.json']);
+  expect(files.filter((f) => f.startsWith('paper-small')).sort()).toEqual([
+    'paper-small/batch.json',
+    'paper-small/compression.json',
+    'paper-small/depth.json',
+    'paper-small/width.json',
+  ]);
 });

@@ -33,7 +33,9 @@ describe('files written by trainlarge 0.1', () => {
     const run = tempDir('fixture-run');
     fs.cpSync(path.join(dir, 'run'), run, { recursive: true });
     const tok = new ByteTokenizer();
-    const docs = loadSpeeches().slice(0, 4).map((s) => tok.encode(s.text.slice(0, 4000)));
+    const docs = loadSpeeches()
+      .slice(0, 4)
+      .map((s) => tok.encode(s.text.slice(0, 4000)));
     const data = MlmDataset.fromDocuments(docs, tok, { maxLen: 16 });
     const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')).model;
     const model = await Transformer.create(config, { seed: 99 });
@@ -41,7 +43,11 @@ describe('files written by trainlarge 0.1', () => {
     expect(result.resumedFrom).toBe(4);
     const steps = result.history.filter((r) => r.type === 'train').map((r) => r.step);
     expect(steps).toEqual([5, 6, 7, 8]);
-    const logged = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const logged = fs
+      .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(logged.filter((r) => r.type === 'train').map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 });

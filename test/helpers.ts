@@ -11,7 +11,11 @@ export function speechData(maxLen: number, limit = 60): { train: MlmDataset; val
   const trainDocs = train.map((s) => tok.encode(s.text));
   return {
     train: MlmDataset.fromDocuments(trainDocs, tok, { maxLen }),
-    valid: MlmDataset.fromDocuments(valid.map((s) => tok.encode(s.text)), tok, { maxLen }),
+    valid: MlmDataset.fromDocuments(
+      valid.map((s) => tok.encode(s.text)),
+      tok,
+      { maxLen },
+    ),
     trainDocs,
   };
 }

@@ -40,20 +40,35 @@ function execute(name: string): { stdout: string; outputs: Output[]; nb: Noteboo
     TRAINLARGE_NB_FINETUNE_STEPS: '40',
     TRAINLARGE_NB_RUNS: path.join(runs, 'runs'),
   };
-  const r = spawnSync(PY, ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.timeout=900', '--output-dir', out, path.join(NB_DIR, name)], {
-    env, encoding: 'utf8', timeout: 900_000,
-  });
+  const r = spawnSync(
+    PY,
+    ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.timeout=900', '--output-dir', out, path.join(NB_DIR, name)],
+    {
+      env,
+      encoding: 'utf8',
+      timeout: 900_000,
+    },
+  );
   if (r.status !== 0) {
     // tslab reports a cell's error on its stderr stream, which nbconvert does not print: run it again
     // cell by cell to say what failed.
-    const why = spawnSync(PY, [path.join(__dirname, 'peer', 'run_notebook.py'), path.join(NB_DIR, name)], { env, encoding: 'utf8', timeout: 900_000 });
+    const why = spawnSync(PY, [path.join(__dirname, 'peer', 'run_notebook.py'), path.join(NB_DIR, name)], {
+      env,
+      encoding: 'utf8',
+      timeout: 900_000,
+    });
     throw new Error(`${name}: nbconvert exited ${r.status}\n${r.stderr.slice(-3000)}\n${why.stderr.slice(-3000)}`);
   }
   const nb = JSON.parse(fs.readFileSync(path.join(out, name), 'utf8')) as Notebook;
   const outputs = nb.cells.flatMap((c) => c.outputs ?? []);
-  const stdout = outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => joined(o.text)).join('');
+  const stdout = outputs
+    .filter((o) => o.output_type === 'stream' && o.name === 'stdout')
+    .map((o) => joined(o.text))
+    .join('');
   // Every code cell ran to the end and printed or displayed something.
-  nb.cells.filter((c) => c.cell_type === 'code').forEach((c, i) => expect({ cell: i, outputs: (c.outputs ?? []).length > 0 }).toEqual({ cell: i, outputs: true }));
+  nb.cells
+    .filter((c) => c.cell_type === 'code')
+    .forEach((c, i) => expect({ cell: i, outputs: (c.outputs ?? []).length > 0 }).toEqual({ cell: i, outputs: true }));
   return { stdout, outputs, nb };
 }
 
@@ -67,9 +82,13 @@ function isPng(b64: string): boolean {
 }
 
 test('every notebook uses the tslab TypeScript kernel', () => {
-  const names = fs.readdirSync(NB_DIR).filter((f) => f.endsWith('.ipynb')).sort();
+  const names = fs
+    .readdirSync(NB_DIR)
+    .filter((f) => f.endsWith('.ipynb'))
+    .sort();
   expect(names).toEqual(['compress.ipynb', 'quickstart.ipynb', 'sweep.ipynb']);
-  for (const n of names) expect((JSON.parse(fs.readFileSync(path.join(NB_DIR, n), 'utf8')) as Notebook).metadata.kernelspec?.name).toBe('tslab');
+  for (const n of names)
+    expect((JSON.parse(fs.readFileSync(path.join(NB_DIR, n), 'utf8')) as Notebook).metadata.kernelspec?.name).toBe('tslab');
 });
 
 test('quickstart: trains, the validation loss falls, the curve is drawn, masked words are filled', () => {

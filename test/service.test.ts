@@ -23,7 +23,11 @@ let base: string;
 const MAXLEN = 48;
 
 async function post(url: string, body: unknown, raw = false): Promise<{ status: number; body: any; headers: Headers }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw ? (body as string) : JSON.stringify(body) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ? (body as string) : JSON.stringify(body),
+  });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null, headers: r.headers };
 }
@@ -50,16 +54,29 @@ beforeAll(async () => {
   await tok.save(tokFile);
 
   // A masked-LM pretrained briefly on real prose.
-  const mlm = await Transformer.create({ task: 'mlm', vocabSize: tok.vocabSize, maxLen: MAXLEN, dModel: 64, layers: 2, heads: 4 }, { seed: 1 });
+  const mlm = await Transformer.create(
+    { task: 'mlm', vocabSize: tok.vocabSize, maxLen: MAXLEN, dModel: 64, layers: 2, heads: 4 },
+    { seed: 1 },
+  );
   const pre = new Trainer(mlm, { maxSteps: 60, batchSize: 16, lr: 2e-3, warmupSteps: 5 });
-  await pre.fit(MlmDataset.fromDocuments(docs.map((d) => tok.encode(d)), tok, { maxLen: MAXLEN }), { evalEvery: 1000 });
+  await pre.fit(
+    MlmDataset.fromDocuments(
+      docs.map((d) => tok.encode(d)),
+      tok,
+      { maxLen: MAXLEN },
+    ),
+    { evalEvery: 1000 },
+  );
   pre.dispose();
   await mlm.save(path.join(dir, 'mlm'));
   mlm.dispose();
 
   // A sentiment classifier fine-tuned on the real task; its label names saved beside it.
   task = await Dataset.classification({ source: 'sentiment', tokenizer: tok, maxLen: MAXLEN });
-  const clf = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: MAXLEN, dModel: 64, layers: 2, heads: 4, dropout: 0 }, { seed: 3 });
+  const clf = await Transformer.create(
+    { task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: MAXLEN, dModel: 64, layers: 2, heads: 4, dropout: 0 },
+    { seed: 3 },
+  );
   const ft = new Trainer(clf, { maxSteps: 80, batchSize: 32, lr: 1e-3, warmupSteps: 5 });
   await ft.fit(task.train, { evalEvery: 1000 });
   ft.dispose();
@@ -137,7 +154,9 @@ describe('serving', () => {
     const batches = readMetric(m, 'trainlarge_batch_size_count', 'model="clf"') - batchesBefore;
     expect(batches).toBeGreaterThan(0);
     expect(batches).toBeLessThan(64); // more than one input per native call on average
-    expect(readMetric(m, 'trainlarge_requests_total', 'model="clf",route="/v1/models/:name/classify",status="200"')).toBeGreaterThanOrEqual(64);
+    expect(readMetric(m, 'trainlarge_requests_total', 'model="clf",route="/v1/models/:name/classify",status="200"')).toBeGreaterThanOrEqual(
+      64,
+    );
     model.dispose();
   });
 
@@ -156,7 +175,7 @@ describe('serving', () => {
     model.dispose();
   });
 
-  test('fill-mask: concurrent requests get the model\'s own top-k at each <mask>', async () => {
+  test("fill-mask: concurrent requests get the model's own top-k at each <mask>", async () => {
     const model = await Transformer.load(path.join(dir, 'mlm'));
     const sentences = testTexts.slice(0, 24).map((x) => x.text.split(' ').slice(0, 12));
     const masked = sentences.map((w, i) => w.map((x, j) => (j === 1 + (i % Math.max(1, w.length - 2)) ? '<mask>' : x)).join(' '));
@@ -185,14 +204,18 @@ describe('serving', () => {
     model.dispose();
   });
 
-  test('Transformer.fillMask equals the softmax top-k of predict\'s full logits, and checks its arguments', async () => {
+  test("Transformer.fillMask equals the softmax top-k of predict's full logits, and checks its arguments", async () => {
     const model = await Transformer.load(path.join(dir, 'mlm'));
     const seqs = testTexts.slice(0, 3).map((x) => [tok.special.cls, ...Array.from(tok.encode(x.text)).slice(0, 20), tok.special.eos]);
     seqs[0][3] = tok.special.mask;
     seqs[2][1] = tok.special.mask;
     seqs[2][5] = tok.special.mask;
     const fm = await model.fillMask(seqs, { topK: 4 });
-    expect(fm.map((p) => [p.sequence, p.position])).toEqual([[0, 3], [2, 1], [2, 5]]);
+    expect(fm.map((p) => [p.sequence, p.position])).toEqual([
+      [0, 3],
+      [2, 1],
+      [2, 5],
+    ]);
     const { data, dims } = await model.predict(seqs);
     const [, T, V] = dims;
     for (const p of fm) {
@@ -224,10 +247,20 @@ describe('serving', () => {
 describe('bad requests get 400 with a message, and the server keeps serving', () => {
   const cases: [string, string, unknown, RegExp][] = [
     ['bad JSON', 'clf/classify', '{"text": "unterminated', /JSON/i],
-    ['text is a number', 'clf/classify', { text: 5 }, /^body\/text: must be a string of 1\.\.10000 characters, or an array of 1\.\.64 such strings$/],
+    [
+      'text is a number',
+      'clf/classify',
+      { text: 5 },
+      /^body\/text: must be a string of 1\.\.10000 characters, or an array of 1\.\.64 such strings$/,
+    ],
     ['text array holds a number', 'clf/classify', { text: ['fine', 7] }, /^body\/text\[1\]: must be a string of 1\.\.10000 characters$/],
     ['text missing', 'clf/classify', {}, /text/],
-    ['unknown field', 'clf/classify', { text: 'a', temperature: 1 }, /^body: unknown field 'temperature' \(allowed: text, pair, truncate\)$/],
+    [
+      'unknown field',
+      'clf/classify',
+      { text: 'a', temperature: 1 },
+      /^body: unknown field 'temperature' \(allowed: text, pair, truncate\)$/,
+    ],
     ['empty text', 'clf/classify', { text: '' }, /text/],
     ['too many characters', 'clf/classify', { text: 'a'.repeat(10_001) }, /text/],
     ['too many texts', 'clf/classify', { text: Array(65).fill('a') }, /text/],
@@ -246,7 +279,10 @@ describe('bad requests get 400 with a message, and the server keeps serving', ()
   });
 
   test('over-long inputs: 400 naming the token count and maxLen, or cut with truncate', async () => {
-    const long = testTexts.slice(0, 30).map((x) => x.text).join(' ');
+    const long = testTexts
+      .slice(0, 30)
+      .map((x) => x.text)
+      .join(' ');
     const r = await post(`${base}/v1/models/clf/classify`, { text: ['short and fine', long] });
     expect(r.status).toBe(400);
     expect(r.body.error).toMatch(/^body\/text\[1\]: \d+ tokens .*maxLen 48/);
@@ -272,11 +308,17 @@ describe('bad requests get 400 with a message, and the server keeps serving', ()
     await expect(createService({ models: [{ name: 'x', dir }], maxBatch: 0 })).rejects.toThrow(/maxBatch/);
     await expect(createService({ models: [] })).rejects.toThrow(/models/);
     await expect(createService({ models: [{ name: 'x', dir, device: 'tpu' as 'cpu' }] })).rejects.toThrow(/models\.0\.device/);
-    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), int8: true, device: 'cuda' }] })).rejects.toThrow(/models\.x: int8 runs on CPU only/);
+    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), int8: true, device: 'cuda' }] })).rejects.toThrow(
+      /models\.x: int8 runs on CPU only/,
+    );
     // This build has no CUDA: the engine's own message says so.
     await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), device: 'cuda' }] })).rejects.toThrow(/CUDA/);
-    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), tokenizer: path.join(dir, 'missing.model') }] })).rejects.toThrow(/models\.x\.tokenizer: .*missing\.model does not exist/);
-    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), labels: ['a', 'b', 'c'] }] })).rejects.toThrow(/models\.x\.labels: 3 names for a model with 2 labels/);
+    await expect(
+      createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), tokenizer: path.join(dir, 'missing.model') }] }),
+    ).rejects.toThrow(/models\.x\.tokenizer: .*missing\.model does not exist/);
+    await expect(createService({ models: [{ name: 'x', dir: path.join(dir, 'clf'), labels: ['a', 'b', 'c'] }] })).rejects.toThrow(
+      /models\.x\.labels: 3 names for a model with 2 labels/,
+    );
   });
 });
 
@@ -286,7 +328,9 @@ describe('load', () => {
     await tight.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (tight.app.server.address() as { port: number }).port;
     const texts = testTexts.slice(0, 40).map((x) => x.text);
-    const answers = await Promise.all(texts.map((text) => post(`http://127.0.0.1:${port}/v1/models/clf/classify`, { text, truncate: true })));
+    const answers = await Promise.all(
+      texts.map((text) => post(`http://127.0.0.1:${port}/v1/models/clf/classify`, { text, truncate: true })),
+    );
     const refused = answers.filter((a) => a.status === 503);
     const ok = answers.filter((a) => a.status === 200);
     expect(refused.length + ok.length).toBe(40);
@@ -305,14 +349,20 @@ describe('load', () => {
   test('the event loop keeps answering while a long batch runs', async () => {
     // A larger model with full-length inputs, so one native call takes a while.
     const bigDir = path.join(dir, 'big');
-    const big = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: 128, dModel: 256, layers: 4, heads: 4 }, { seed: 5 });
+    const big = await Transformer.create(
+      { task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: 128, dModel: 256, layers: 4, heads: 4 },
+      { seed: 5 },
+    );
     await big.save(bigDir, { labels: task.labels });
     big.dispose();
     fs.copyFileSync(path.join(dir, 'tokenizer.model'), path.join(bigDir, 'tokenizer.model'));
     const svc = await createService({ models: [{ name: 'big', dir: bigDir }], maxBatch: 64, maxWaitMs: 20 });
     await svc.app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(svc.app.server.address() as { port: number }).port}`;
-    const long = testTexts.slice(0, 40).map((x) => x.text).join(' ');
+    const long = testTexts
+      .slice(0, 40)
+      .map((x) => x.text)
+      .join(' ');
     let batchDone = 0;
     const batch = post(`${url}/v1/models/big/classify`, { text: Array(64).fill(long), truncate: true }).then((r) => {
       batchDone = Date.now();
@@ -334,9 +384,13 @@ describe('load', () => {
 
   test('SIGTERM: the process answers every admitted request, then exits 0', async () => {
     const main = path.join(__dirname, '..', 'dist', 'examples', 'service', 'main.js');
-    const child: ChildProcess = spawn(process.execPath, [main, '--model', `clf=${path.join(dir, 'clf')}`, '--port', '0', '--max-batch', '2', '--max-wait-ms', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [main, '--model', `clf=${path.join(dir, 'clf')}`, '--port', '0', '--max-batch', '2', '--max-wait-ms', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     child.stderr!.on('data', (d) => (err += d));

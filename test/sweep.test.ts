@@ -16,22 +16,36 @@ let corpusDir: string;
 
 beforeAll(async () => {
   root = tempDir('sweep');
-  const files = loadSpeeches().slice(0, 60).map((s, i) => {
-    const f = path.join(root, `speech-${i}.txt`);
-    fs.writeFileSync(f, s.text);
-    return f;
-  });
+  const files = loadSpeeches()
+    .slice(0, 60)
+    .map((s, i) => {
+      const f = path.join(root, `speech-${i}.txt`);
+      fs.writeFileSync(f, s.text);
+      return f;
+    });
   corpusDir = path.join(root, 'corpus');
   await Corpus.prepare({ source: { name: 'speeches', train: { files } }, dir: corpusDir, tokenizerOptions: { vocabSize: 500 } });
 });
 
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-const models = [{ dModel: 32, layers: 1, heads: 2 }, { dModel: 64, layers: 2, heads: 4 }];
+const models = [
+  { dModel: 32, layers: 1, heads: 2 },
+  { dModel: 64, layers: 2, heads: 4 },
+];
 
 test('a seconds-budget sweep gives each model its budget, curves on a wall-clock cadence and a CSV', async () => {
   const dir = path.join(root, 'seconds');
-  const sweep = new Sweep({ name: 'depth', corpus: corpusDir, models, maxLen: 32, batchSize: 8, budget: { seconds: 3 }, evalEvery: { seconds: 1 }, evalSamples: 32 });
+  const sweep = new Sweep({
+    name: 'depth',
+    corpus: corpusDir,
+    models,
+    maxLen: 32,
+    batchSize: 8,
+    budget: { seconds: 3 },
+    evalEvery: { seconds: 1 },
+    evalSamples: 32,
+  });
   const results = await sweep.run({ dir });
   expect(results.runs.map((r) => r.label)).toEqual(['d32-l1-h2', 'd64-l2-h4']);
   for (const r of results.runs) {
@@ -74,12 +88,22 @@ test('a seconds-budget sweep gives each model its budget, curves on a wall-clock
 });
 
 test('the compression experiment fine-tunes each size, compresses it, plots accuracy vs bytes and feeds the planner', async () => {
-  const spec = { kind: 'compression' as const, name: 'comp', sweep: path.join(root, 'seconds'), corpus: corpusDir, task: 'sentiment', maxLen: 32,
-    finetune: { steps: 20, batchSize: 16 }, sparsities: [0.5, 0.9], bits: [8, 2] };
+  const spec = {
+    kind: 'compression' as const,
+    name: 'comp',
+    sweep: path.join(root, 'seconds'),
+    corpus: corpusDir,
+    task: 'sentiment',
+    maxLen: 32,
+    finetune: { steps: 20, batchSize: 16 },
+    sparsities: [0.5, 0.9],
+    bits: [8, 2],
+  };
   const dir = path.join(root, 'compression');
   const r = await runCompression(spec, { dir });
-  expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(['d32-l1-h2', 'd64-l2-h4'].flatMap((m) =>
-    [`${m}:none:0`, `${m}:prune:0.5`, `${m}:prune:0.9`, `${m}:quantize:8`, `${m}:quantize:2`]));
+  expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(
+    ['d32-l1-h2', 'd64-l2-h4'].flatMap((m) => [`${m}:none:0`, `${m}:prune:0.5`, `${m}:prune:0.9`, `${m}:quantize:8`, `${m}:quantize:2`]),
+  );
   for (let i = 1; i < r.pareto.length; i++) {
     expect(r.pareto[i].bytes).toBeGreaterThan(r.pareto[i - 1].bytes);
     expect(r.pareto[i].accuracy).toBeGreaterThan(r.pareto[i - 1].accuracy);
@@ -88,7 +112,9 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
     const svg = fs.readFileSync(path.join(dir, 'plots', `accuracy-vs-bytes-${m}.svg`), 'utf8');
     expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(3); // two sizes + the Pareto front
   }
-  expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(/a compressed larger model beats .*: (\*\*true\*\*|\*\*false\*\*|not decidable)/);
+  expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(
+    /a compressed larger model beats .*: (\*\*true\*\*|\*\*false\*\*|not decidable)/,
+  );
   const logs: string[] = [];
   await runCompression(spec, { dir, onLog: (l) => logs.push(l) });
   expect(logs).toEqual(['d32-l1-h2: fine-tuned earlier, loaded', 'd64-l2-h4: fine-tuned earlier, loaded']);
@@ -96,9 +122,13 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
   const pick = recommend({ models: r.models, compression: r.rows }, { memoryBytes: 1e12, trainSeconds: 1e6 });
   expect([pick.model, pick.method, pick.setting]).toEqual([best.model, best.method, best.setting]);
   const cli = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
-  const out = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1e12', '--seconds', '1e6'], { encoding: 'utf8' });
+  const out = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1e12', '--seconds', '1e6'], {
+    encoding: 'utf8',
+  });
   expect(out.stdout).toContain(`recommend: ${best.model}`);
-  const none = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1000', '--seconds', '1e6'], { encoding: 'utf8' });
+  const none = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1000', '--seconds', '1e6'], {
+    encoding: 'utf8',
+  });
   expect(none.status).toBe(1);
   expect(none.stderr).toMatch(/nothing measured fits in 1000 bytes; the smallest is/);
 });
@@ -109,7 +139,8 @@ test('running a finished sweep again redoes nothing; an interrupted one resumes 
   const controller = new AbortController();
   const phases: string[] = [];
   const first = new Sweep(spec).run({
-    dir, signal: controller.signal,
+    dir,
+    signal: controller.signal,
     onProgress: (p: SweepProgress) => {
       phases.push(`${p.run}:${p.phase}`);
       if (p.index === 1 && p.phase === 'train' && (p.progress?.step ?? 0) >= 10) controller.abort();
@@ -138,7 +169,10 @@ test('running a finished sweep again redoes nothing; an interrupted one resumes 
 
 test('trainlarge experiment run and report, from a JSON file, as a user runs them', () => {
   const file = path.join(root, 'tiny.json');
-  fs.writeFileSync(file, JSON.stringify({ name: 'tiny', corpus: corpusDir, models, maxLen: 32, batchSize: 8, budget: { steps: 12 }, evalEvery: { steps: 4 } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ name: 'tiny', corpus: corpusDir, models, maxLen: 32, batchSize: 8, budget: { steps: 12 }, evalEvery: { steps: 4 } }),
+  );
   const dir = path.join(root, 'cli-sweep');
   const cli = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
   const r = spawnSync(process.execPath, [cli, 'experiment', 'run', file, '--dir', dir], { encoding: 'utf8' });
@@ -153,7 +187,13 @@ test('trainlarge experiment run and report, from a JSON file, as a user runs the
 });
 
 test('bad sweep specs name the field', () => {
-  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models: [], budget: { seconds: 1 }, evalEvery: { steps: 1 } })).toThrow(/sweep: models/);
-  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models, budget: { minutes: 1 } as never, evalEvery: { steps: 1 } })).toThrow(/sweep: budget/);
-  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models: [models[0], models[0]], budget: { steps: 1 }, evalEvery: { steps: 1 } })).toThrow(/two models have the run name 'd32-l1-h2'/);
+  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models: [], budget: { seconds: 1 }, evalEvery: { steps: 1 } })).toThrow(
+    /sweep: models/,
+  );
+  expect(() => new Sweep({ name: 'x', corpus: corpusDir, models, budget: { minutes: 1 } as never, evalEvery: { steps: 1 } })).toThrow(
+    /sweep: budget/,
+  );
+  expect(
+    () => new Sweep({ name: 'x', corpus: corpusDir, models: [models[0], models[0]], budget: { steps: 1 }, evalEvery: { steps: 1 } }),
+  ).toThrow(/two models have the run name 'd32-l1-h2'/);
 });

@@ -36,8 +36,16 @@ describe('training on real English', () => {
       }
     }
     const held = (i: number) => i % 5 === 0; // every fifth passage for testing
-    const data = LabelledDataset.fromSequences(seqs.filter((_, i) => !held(i)), labels.filter((_, i) => !held(i)), { maxLen: 64, padId: 0 });
-    const test = LabelledDataset.fromSequences(seqs.filter((_, i) => held(i)), labels.filter((_, i) => held(i)), { maxLen: 64, padId: 0 });
+    const data = LabelledDataset.fromSequences(
+      seqs.filter((_, i) => !held(i)),
+      labels.filter((_, i) => !held(i)),
+      { maxLen: 64, padId: 0 },
+    );
+    const test = LabelledDataset.fromSequences(
+      seqs.filter((_, i) => held(i)),
+      labels.filter((_, i) => held(i)),
+      { maxLen: 64, padId: 0 },
+    );
     const model = await Transformer.create({ ...small, task: 'classify', numLabels: 2 }, { seed: 5 });
     const trainer = new Trainer(model, { maxSteps: 150, warmupSteps: 10, lr: 1e-3, batchSize: 32, precision: 'fp32' });
     await trainer.fit(data, { evalEvery: 1000 });

@@ -8,7 +8,10 @@
 
 export class QueueFullError extends Error {
   readonly code = 'QUEUE_FULL';
-  constructor(readonly waiting: number, readonly maxQueue: number) {
+  constructor(
+    readonly waiting: number,
+    readonly maxQueue: number,
+  ) {
     super(`the queue is full (${waiting} waiting, maxQueue ${maxQueue}); retry later`);
   }
 }

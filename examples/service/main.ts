@@ -8,7 +8,9 @@ import { createService, ServiceConfig } from './server';
 
 function usage(msg: string): never {
   console.error(`trainlarge service: ${msg}`);
-  console.error('usage: main.js (--config FILE.json | --model NAME=DIR[:int8] ...) [--host H] [--port P] [--max-batch N] [--max-wait-ms MS] [--max-queue N] [--threads N] [--blas-threads N] [--log]');
+  console.error(
+    'usage: main.js (--config FILE.json | --model NAME=DIR[:int8] ...) [--host H] [--port P] [--max-batch N] [--max-wait-ms MS] [--max-queue N] [--threads N] [--blas-threads N] [--log]',
+  );
   process.exit(2);
 }
 
@@ -18,7 +20,11 @@ function parseArgs(argv: string[]): { config: ServiceConfig; host: string; port:
   let host = '127.0.0.1';
   let port = 8080;
   const numbers: Record<string, string> = {
-    '--max-batch': 'maxBatch', '--max-wait-ms': 'maxWaitMs', '--max-queue': 'maxQueue', '--threads': 'threads', '--blas-threads': 'blasThreads',
+    '--max-batch': 'maxBatch',
+    '--max-wait-ms': 'maxWaitMs',
+    '--max-queue': 'maxQueue',
+    '--threads': 'threads',
+    '--blas-threads': 'blasThreads',
   };
   const overrides: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {

@@ -17,7 +17,10 @@ function line(name: string, labelText: string, value: number): string {
 
 class Counter {
   readonly values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
   inc(labels: Labels = {}, by = 1): void {
     const k = key(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
@@ -32,7 +35,11 @@ class Counter {
 
 class Histogram {
   private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: number[],
+  ) {}
   observe(labels: Labels, value: number): void {
     const k = key(labels);
     let s = this.series.get(k);
@@ -68,8 +75,15 @@ const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export class Metrics {
   readonly requests = new Counter('trainlarge_requests_total', 'HTTP requests answered, by model, route and status code.');
   readonly admitted = new Counter('trainlarge_inputs_admitted_total', 'Inputs (texts) admitted to a model queue.');
-  readonly rejected = new Counter('trainlarge_rejected_total', 'Requests refused with 503 because a model queue was full or the service was closing.');
-  readonly requestSeconds = new Histogram('trainlarge_request_duration_seconds', 'Time from request to answer, by model and route.', SECONDS);
+  readonly rejected = new Counter(
+    'trainlarge_rejected_total',
+    'Requests refused with 503 because a model queue was full or the service was closing.',
+  );
+  readonly requestSeconds = new Histogram(
+    'trainlarge_request_duration_seconds',
+    'Time from request to answer, by model and route.',
+    SECONDS,
+  );
   readonly batchSize = new Histogram('trainlarge_batch_size', 'Inputs per native call, by model.', [1, 2, 4, 8, 16, 32, 64, 128]);
   readonly batchSeconds = new Histogram('trainlarge_batch_duration_seconds', 'Time of one native inference call, by model.', SECONDS);
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -90,9 +104,21 @@ export class Metrics {
       ...this.gauges(),
       { name: 'process_resident_memory_bytes', help: 'Resident set size of the process.', values: [[{}, mem.rss]] as [Labels, number][] },
       { name: 'nodejs_heap_used_bytes', help: 'V8 heap in use.', values: [[{}, mem.heapUsed]] as [Labels, number][] },
-      { name: 'nodejs_external_memory_bytes', help: 'Memory V8 was told native objects hold (model weights).', values: [[{}, mem.external]] as [Labels, number][] },
-      { name: 'nodejs_eventloop_delay_max_seconds', help: 'Largest event-loop delay seen.', values: [[{}, loop.max]] as [Labels, number][] },
-      { name: 'nodejs_eventloop_delay_p99_seconds', help: '99th percentile event-loop delay.', values: [[{}, loop.p99]] as [Labels, number][] },
+      {
+        name: 'nodejs_external_memory_bytes',
+        help: 'Memory V8 was told native objects hold (model weights).',
+        values: [[{}, mem.external]] as [Labels, number][],
+      },
+      {
+        name: 'nodejs_eventloop_delay_max_seconds',
+        help: 'Largest event-loop delay seen.',
+        values: [[{}, loop.max]] as [Labels, number][],
+      },
+      {
+        name: 'nodejs_eventloop_delay_p99_seconds',
+        help: '99th percentile event-loop delay.',
+        values: [[{}, loop.p99]] as [Labels, number][],
+      },
     ];
     const lines: string[] = [];
     for (const c of [this.requests, this.admitted, this.rejected]) lines.push(...c.render());

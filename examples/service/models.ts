@@ -59,22 +59,30 @@ export class ServedModel {
     batching: BatcherOptions,
     private readonly metrics: Metrics,
   ) {
-    this.batcher = new MicroBatcher(batching, (items) => this.runBatch(items), ({ size, seconds }) => {
-      metrics.batchSize.observe({ model: spec.name }, size);
-      metrics.batchSeconds.observe({ model: spec.name }, seconds);
-    });
+    this.batcher = new MicroBatcher(
+      batching,
+      (items) => this.runBatch(items),
+      ({ size, seconds }) => {
+        metrics.batchSize.observe({ model: spec.name }, size);
+        metrics.batchSeconds.observe({ model: spec.name }, seconds);
+      },
+    );
   }
 
   static async load(spec: ModelSpec, batching: BatcherOptions, metrics: Metrics): Promise<ServedModel> {
     const dir = path.resolve(spec.dir);
     const tokFile = path.resolve(spec.tokenizer ?? path.join(dir, 'tokenizer.model'));
-    if (!fs.existsSync(tokFile)) throw new Error(`models.${spec.name}.tokenizer: ${tokFile} does not exist (give the SentencePiece model the model was trained with)`);
+    if (!fs.existsSync(tokFile))
+      throw new Error(`models.${spec.name}.tokenizer: ${tokFile} does not exist (give the SentencePiece model the model was trained with)`);
     const tokenizer = Tokenizer.load(tokFile);
-    if (spec.int8 && spec.device === 'cuda') throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
+    if (spec.int8 && spec.device === 'cuda')
+      throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
     let model = await Transformer.load(dir, { device: spec.device ?? 'cpu' });
     if (tokenizer.vocabSize !== model.config.vocabSize) {
       model.dispose();
-      throw new Error(`models.${spec.name}.tokenizer: ${tokenizer.vocabSize} pieces, but the model has vocabSize ${model.config.vocabSize}`);
+      throw new Error(
+        `models.${spec.name}.tokenizer: ${tokenizer.vocabSize} pieces, but the model has vocabSize ${model.config.vocabSize}`,
+      );
     }
     if (spec.int8) {
       const fp32 = model;
@@ -99,23 +107,40 @@ export class ServedModel {
   }
 
   info(): {
-    name: string; task: string; labels?: string[]; maxLen: number; vocabSize: number; dModel: number; layers: number; heads: number;
-    parameters: number; int8: boolean; compression: Pick<CompressionState, 'pruned' | 'quantized'> | null;
+    name: string;
+    task: string;
+    labels?: string[];
+    maxLen: number;
+    vocabSize: number;
+    dModel: number;
+    layers: number;
+    heads: number;
+    parameters: number;
+    int8: boolean;
+    compression: Pick<CompressionState, 'pruned' | 'quantized'> | null;
   } {
     const c = this.model.config;
     const comp = this.model.compression;
     const compressed = Object.keys(comp.pruned).length + Object.keys(comp.quantized).length > 0;
     return {
-      name: this.spec.name, task: c.task, ...(c.task === 'classify' ? { labels: this.labels } : {}),
-      maxLen: c.maxLen, vocabSize: c.vocabSize, dModel: c.dModel, layers: c.layers, heads: c.heads,
-      parameters: this.model.parameterCount, int8: comp.int8 !== undefined,
+      name: this.spec.name,
+      task: c.task,
+      ...(c.task === 'classify' ? { labels: this.labels } : {}),
+      maxLen: c.maxLen,
+      vocabSize: c.vocabSize,
+      dModel: c.dModel,
+      layers: c.layers,
+      heads: c.heads,
+      parameters: this.model.parameterCount,
+      int8: comp.int8 !== undefined,
       compression: compressed ? { pruned: comp.pruned, quantized: comp.quantized } : null,
     };
   }
 
   /** `<s> text </s>` (or the pair layout), as in fine-tuning. Over-long inputs are an InputError unless `truncate`. */
   async classify(inputs: ClassifyInput[], truncate: boolean, field: string): Promise<ClassifyResult[]> {
-    if (this.task !== 'classify') throw new InputError(`model '${this.spec.name}' is a masked-LM; use /v1/models/${this.spec.name}/fill-mask`);
+    if (this.task !== 'classify')
+      throw new InputError(`model '${this.spec.name}' is a masked-LM; use /v1/models/${this.spec.name}/fill-mask`);
     const texts = inputs.flatMap((x) => (x.pair === undefined ? [x.text] : [x.text, x.pair]));
     const encoded = await this.tokenizer.encodeBatch(texts, 1);
     const maxLen = this.model.config.maxLen;
@@ -125,7 +150,9 @@ export class ServedModel {
       const b = x.pair === undefined ? undefined : encoded[j++];
       const need = a.length + (b ? b.length + 4 : 2);
       if (need > maxLen && !truncate) {
-        throw new InputError(`${field}[${i}]: ${need} tokens with the special tokens, more than model '${this.spec.name}' accepts (maxLen ${maxLen}); shorten it or send "truncate": true`);
+        throw new InputError(
+          `${field}[${i}]: ${need} tokens with the special tokens, more than model '${this.spec.name}' accepts (maxLen ${maxLen}); shorten it or send "truncate": true`,
+        );
       }
       return { ids: classificationLayout(this.tokenizer, a, b, maxLen), topK: 0 };
     });
@@ -152,7 +179,9 @@ export class ServedModel {
       });
       ids.push(eos);
       if (ids.length > maxLen) {
-        throw new InputError(`${field}[${i}]: ${ids.length} tokens with the special tokens, more than model '${this.spec.name}' accepts (maxLen ${maxLen})`);
+        throw new InputError(
+          `${field}[${i}]: ${ids.length} tokens with the special tokens, more than model '${this.spec.name}' accepts (maxLen ${maxLen})`,
+        );
       }
       return { ids: Int32Array.from(ids), topK };
     });

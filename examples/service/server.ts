@@ -47,7 +47,10 @@ export const ServiceConfigSchema = z
     logger: z.boolean().default(false),
   })
   .strict()
-  .refine((c) => new Set(c.models.map((m) => m.name)).size === c.models.length, { message: 'model names must be unique', path: ['models'] });
+  .refine((c) => new Set(c.models.map((m) => m.name)).size === c.models.length, {
+    message: 'model names must be unique',
+    path: ['models'],
+  });
 export type ServiceConfig = z.input<typeof ServiceConfigSchema>;
 
 export interface Service {
@@ -128,7 +131,8 @@ export async function createService(input: ServiceConfig): Promise<Service> {
 
   function served(name: string, reply: FastifyReply): ServedModel | undefined {
     const m = models.get(name);
-    if (!m) void reply.code(404).send({ error: `model '${name}' is not loaded (loaded: ${[...models.keys()].join(', ')})`, statusCode: 404 });
+    if (!m)
+      void reply.code(404).send({ error: `model '${name}' is not loaded (loaded: ${[...models.keys()].join(', ')})`, statusCode: 404 });
     return m;
   }
 
@@ -154,7 +158,11 @@ export async function createService(input: ServiceConfig): Promise<Service> {
           type: 'object',
           required: ['text'],
           additionalProperties: false,
-          properties: { text: textsSchema(config.maxTextChars, config.maxItems), pair: textsSchema(config.maxTextChars, config.maxItems), truncate: { type: 'boolean' } },
+          properties: {
+            text: textsSchema(config.maxTextChars, config.maxItems),
+            pair: textsSchema(config.maxTextChars, config.maxItems),
+            truncate: { type: 'boolean' },
+          },
         },
         response: { 400: errorBody },
       },
@@ -168,10 +176,16 @@ export async function createService(input: ServiceConfig): Promise<Service> {
       if (pair !== undefined) {
         pairs = Array.isArray(pair) ? pair : [pair];
         if (Array.isArray(text) !== Array.isArray(pair) || pairs.length !== texts.length) {
-          throw new InputError(`body/pair: must have the same shape as text (${Array.isArray(text) ? `${texts.length} strings` : 'one string'})`);
+          throw new InputError(
+            `body/pair: must have the same shape as text (${Array.isArray(text) ? `${texts.length} strings` : 'one string'})`,
+          );
         }
       }
-      const results = await m.classify(texts.map((t, i) => ({ text: t, pair: pairs[i] })), truncate ?? false, 'body/text');
+      const results = await m.classify(
+        texts.map((t, i) => ({ text: t, pair: pairs[i] })),
+        truncate ?? false,
+        'body/text',
+      );
       return { model: m.spec.name, results };
     },
   );
@@ -215,7 +229,9 @@ function validationMessage(err: FastifyError, allowed: string[], config: { maxTe
   const errors = err.validation ?? [];
   const extra = errors.find((e) => e.keyword === 'additionalProperties');
   if (extra) return `body: unknown field '${String(extra.params.additionalProperty)}' (allowed: ${allowed.join(', ')})`;
-  const texts = errors.filter((e) => /^\/(text|pair)(\/|$)/.test(e.instancePath)).sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+  const texts = errors
+    .filter((e) => /^\/(text|pair)(\/|$)/.test(e.instancePath))
+    .sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
   if (texts) {
     const field = texts.instancePath.replace(/^\/(text|pair)\/(\d+).*/, '$1[$2]').replace(/^\//, '');
     const one = `a string of 1..${config.maxTextChars} characters`;

@@ -106,8 +106,10 @@ export async function quantize(model: Transformer, options: QuantizeOptions & { 
   if (o.method === 'ptq' && train) throw new TypeError("quantize: method 'ptq' does not train; use method 'qat' to fine-tune");
   const already = Object.keys(model.compression.quantized);
   if (already.length > 0) {
-    throw new Error(`quantize: the model is already quantized (${already.length} weights, e.g. '${already[0]}' at ` +
-      `${model.compression.quantized[already[0]].bits} bits); quantize the full-precision model instead`);
+    throw new Error(
+      `quantize: the model is already quantized (${already.length} weights, e.g. '${already[0]}' at ` +
+        `${model.compression.quantized[already[0]].bits} bits); quantize the full-precision model instead`,
+    );
   }
   const target = o.inPlace ? model : await model.clone();
   try {
@@ -143,7 +145,8 @@ export async function compressedSize(model: Transformer): Promise<CompressedSize
  */
 export async function weightErrors(compressed: Transformer, reference: Transformer): Promise<Record<string, number>> {
   if (compressed === reference) throw new TypeError('weightErrors: the reference must be another model (the uncompressed original)');
-  const c = modelInternals(compressed), r = modelInternals(reference);
+  const c = modelInternals(compressed),
+    r = modelInternals(reference);
   return c.run(() => r.run(() => c.handle.weightErrors(r.handle)));
 }
 
@@ -155,7 +158,8 @@ export async function weightErrors(compressed: Transformer, reference: Transform
  */
 export async function toInt8(model: Transformer, opts: { engine?: 'auto' | 'onednn' | 'qnnpack' | 'fbgemm' } = {}): Promise<Transformer> {
   const engine = opts.engine ?? 'auto';
-  if (!['auto', 'onednn', 'qnnpack', 'fbgemm'].includes(engine)) throw new RangeError(`engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got '${engine}'`);
+  if (!['auto', 'onednn', 'qnnpack', 'fbgemm'].includes(engine))
+    throw new RangeError(`engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got '${engine}'`);
   if (model.device !== 'cpu') throw new Error("toInt8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
   const m = modelInternals(model);
   const handle = await m.run(() => m.handle.toInt8(engine));

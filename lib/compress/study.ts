@@ -61,8 +61,13 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
       const state = c.compression;
       const compressed = Object.keys({ ...state.pruned, ...state.quantized });
       const row: CompressionRow = {
-        model: name, parameters: model.parameterCount, method, setting, bytes: (await compressedSize(c)).bytes,
-        accuracy, accuracyDrop: baseAccuracy - accuracy,
+        model: name,
+        parameters: model.parameterCount,
+        method,
+        setting,
+        bytes: (await compressedSize(c)).bytes,
+        accuracy,
+        accuracyDrop: baseAccuracy - accuracy,
         meanWeightError: compressed.length ? compressed.reduce((n, k) => n + errors[k], 0) / compressed.length : 0,
         weightErrors: Object.fromEntries(compressed.map((k) => [k, errors[k]])),
       };

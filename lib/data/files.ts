@@ -107,7 +107,8 @@ export async function readTextFile(file: string, index: number): Promise<string>
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     const at = firstInvalidUtf8(bytes);
-    const where = at >= 0 ? `byte 0x${bytes[at].toString(16).padStart(2, '0')} at offset ${at} (line ${lineOfByte(bytes, at)})` : 'invalid bytes';
+    const where =
+      at >= 0 ? `byte 0x${bytes[at].toString(16).padStart(2, '0')} at offset ${at} (line ${lineOfByte(bytes, at)})` : 'invalid bytes';
     throw new Error(`${what}: ${file} is not UTF-8: ${where}; convert it, e.g. iconv -f latin1 -t utf-8`);
   }
   if (text.trim().length === 0) throw new Error(`${what}: ${file} is empty (only whitespace)`);
@@ -149,7 +150,8 @@ function jsonlRows(file: string, text: string): Row[] {
     } catch (e) {
       throw new Error(`${file}: line ${line}: bad JSON (${(e as Error).message})`);
     }
-    if (value === null || typeof value !== 'object') throw new Error(`${file}: line ${line}: expected a JSON object or array, got ${JSON.stringify(value)}`);
+    if (value === null || typeof value !== 'object')
+      throw new Error(`${file}: line ${line}: expected a JSON object or array, got ${JSON.stringify(value)}`);
     const record = value as Record<string, unknown>;
     return {
       line,
@@ -181,12 +183,17 @@ function tsvRows(file: string, text: string, header: boolean): Row[] {
         else {
           col = names.indexOf(field);
           if (col < 0) {
-            throw new Error(header
-              ? `${file}: no ${role} column ${JSON.stringify(field)} in the header (columns: ${names.join(', ')})`
-              : `${file}: ${role} column ${JSON.stringify(field)} is a name but the file is read without a header row`);
+            throw new Error(
+              header
+                ? `${file}: no ${role} column ${JSON.stringify(field)} in the header (columns: ${names.join(', ')})`
+                : `${file}: ${role} column ${JSON.stringify(field)} is a name but the file is read without a header row`,
+            );
           }
         }
-        if (col >= cells.length) throw new Error(`${file}: line ${line}: has ${cells.length} columns, no ${role} column ${typeof field === 'number' ? field : JSON.stringify(field)}`);
+        if (col >= cells.length)
+          throw new Error(
+            `${file}: line ${line}: has ${cells.length} columns, no ${role} column ${typeof field === 'number' ? field : JSON.stringify(field)}`,
+          );
         return cells[col];
       },
     };
@@ -208,9 +215,11 @@ function rowsOf(file: string, text: string, format: 'jsonl' | 'tsv', fields: (Fi
 export async function readDocuments(spec: DocumentSpec): Promise<Document[]> {
   const files = requireFiles(spec.files, 'readDocuments');
   const format = spec.format ?? 'text';
-  if (!['text', 'jsonl', 'tsv'].includes(format)) throw new Error(`readDocuments: format must be 'text', 'jsonl' or 'tsv', got ${JSON.stringify(format)}`);
+  if (!['text', 'jsonl', 'tsv'].includes(format))
+    throw new Error(`readDocuments: format must be 'text', 'jsonl' or 'tsv', got ${JSON.stringify(format)}`);
   const split = spec.split ?? 'file';
-  if (!['file', 'blank-line', 'line'].includes(split)) throw new Error(`readDocuments: split must be 'file', 'blank-line' or 'line', got ${JSON.stringify(split)}`);
+  if (!['file', 'blank-line', 'line'].includes(split))
+    throw new Error(`readDocuments: split must be 'file', 'blank-line' or 'line', got ${JSON.stringify(split)}`);
   const docs: Document[] = [];
   for (const [index, file] of files.entries()) {
     const text = await readTextFile(file, index);
@@ -262,11 +271,13 @@ export async function readDocuments(spec: DocumentSpec): Promise<Document[]> {
  */
 export async function readExamples(spec: ExampleSpec): Promise<{ labels: string[]; examples: Example[] }> {
   const files = requireFiles(spec.files, 'readExamples');
-  if (spec.format !== 'jsonl' && spec.format !== 'tsv') throw new Error(`readExamples: format must be 'jsonl' or 'tsv', got ${JSON.stringify(spec.format)}`);
+  if (spec.format !== 'jsonl' && spec.format !== 'tsv')
+    throw new Error(`readExamples: format must be 'jsonl' or 'tsv', got ${JSON.stringify(spec.format)}`);
   if (spec.textField === undefined || spec.labelField === undefined) throw new Error('readExamples: textField and labelField are required');
   const fixed = spec.labels !== undefined;
   const labels = fixed ? [...(spec.labels as string[])] : [];
-  if (fixed && (labels.length === 0 || new Set(labels).size !== labels.length)) throw new Error(`readExamples: labels must be distinct and non-empty, got ${JSON.stringify(labels)}`);
+  if (fixed && (labels.length === 0 || new Set(labels).size !== labels.length))
+    throw new Error(`readExamples: labels must be distinct and non-empty, got ${JSON.stringify(labels)}`);
   const index = new Map(labels.map((l, i) => [l, i]));
   const examples: Example[] = [];
   for (const [i, file] of files.entries()) {

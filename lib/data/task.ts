@@ -57,7 +57,12 @@ async function encode(tokenizer: TokenizerLike, texts: string[]): Promise<ArrayL
  * `<s> a </s>` or, for pairs, `<s> a </s></s> b </s>` (RoBERTa's layout), within maxLen: a single text is cut
  * at the end; a pair loses tokens from the longer segment first (HF's 'longest_first'), so both stay.
  */
-export function classificationLayout(tok: TokenizerLike, a: ArrayLike<number>, b: ArrayLike<number> | undefined, maxLen: number): Int32Array {
+export function classificationLayout(
+  tok: TokenizerLike,
+  a: ArrayLike<number>,
+  b: ArrayLike<number> | undefined,
+  maxLen: number,
+): Int32Array {
   const { cls, eos } = tok.special;
   if (b === undefined) {
     const n = Math.min(a.length, Math.max(0, maxLen - 2));
@@ -67,7 +72,8 @@ export function classificationLayout(tok: TokenizerLike, a: ArrayLike<number>, b
     s[n + 1] = eos;
     return s;
   }
-  let na = a.length, nb = b.length;
+  let na = a.length,
+    nb = b.length;
   const room = Math.max(0, maxLen - 4);
   while (na + nb > room) {
     if (na >= nb) na--;
@@ -92,7 +98,8 @@ export class Dataset {
   static async classification(opts: ClassificationOptions): Promise<ClassificationTask> {
     const { maxLen } = parseConfig(OptionsSchema, { maxLen: opts.maxLen }, 'Dataset.classification');
     const tok = opts.tokenizer;
-    if (!tok || typeof tok.encode !== 'function') throw new TypeError('tokenizer: expected a Tokenizer (Tokenizer.train or Tokenizer.load)');
+    if (!tok || typeof tok.encode !== 'function')
+      throw new TypeError('tokenizer: expected a Tokenizer (Tokenizer.train or Tokenizer.load)');
     let name: string;
     let labels: string[];
     let splits: Record<Split, Example[]>;
@@ -102,7 +109,9 @@ export class Dataset {
     } else {
       const src = opts.source;
       if (!src || typeof src.name !== 'string' || !src.train) {
-        throw new TypeError(`source: expected one of ${Object.keys(CLASSIFICATION_SOURCES).join(', ')} or { name, train: { files, format, textField, labelField } }`);
+        throw new TypeError(
+          `source: expected one of ${Object.keys(CLASSIFICATION_SOURCES).join(', ')} or { name, train: { files, format, textField, labelField } }`,
+        );
       }
       name = src.name;
       const train = await readExamples({ ...src.train, labels: src.labels });
@@ -121,17 +130,35 @@ export class Dataset {
     for (const split of ['train', 'valid', 'test'] as const) {
       const examples = splits[split];
       if (examples.length === 0) throw new Error(`${name}: the ${split} split is empty`);
-      const firsts = await encode(tok, examples.map((e) => e.text));
+      const firsts = await encode(
+        tok,
+        examples.map((e) => e.text),
+      );
       const hasPairs = examples.some((e) => e.pair !== undefined);
-      const seconds = hasPairs ? await encode(tok, examples.map((e) => e.pair ?? '')) : [];
+      const seconds = hasPairs
+        ? await encode(
+            tok,
+            examples.map((e) => e.pair ?? ''),
+          )
+        : [];
       const sequences = examples.map((e, i) => classificationLayout(tok, firsts[i], hasPairs ? seconds[i] : undefined, maxLen));
-      made[split] = LabelledDataset.fromSequences(sequences, examples.map((e) => e.label), { maxLen, padId: tok.special.pad });
+      made[split] = LabelledDataset.fromSequences(
+        sequences,
+        examples.map((e) => e.label),
+        { maxLen, padId: tok.special.pad },
+      );
       counts[split] = labels.map((_, l) => examples.filter((e) => e.label === l).length);
       documents[split] = new Set(examples.map((e) => e.doc));
     }
     const { train, valid, test } = made as Record<Split, LabelledDataset>;
     return {
-      name, labels, train, valid, test, counts, documents,
+      name,
+      labels,
+      train,
+      valid,
+      test,
+      counts,
+      documents,
       dispose: () => [train, valid, test].forEach((d) => d.dispose()),
     };
   }

@@ -107,7 +107,9 @@ export class Tokenizer implements TokenizerLike {
 
   decode(ids: ArrayLike<number>): string {
     checkSequence(ids, 'ids', this.vocabSize);
-    return this.handle.decode(ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? ids : Int32Array.from(ids));
+    return this.handle.decode(
+      ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? ids : Int32Array.from(ids),
+    );
   }
 
   /** The vocabulary entry of an id (SentencePiece marks a word start with ▁). */

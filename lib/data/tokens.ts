@@ -50,7 +50,8 @@ export function describeValue(v: unknown): string {
 
 /** Throws unless `v` is an integer token id (in [0, vocabSize) when given); `where` names it. */
 export function checkTokenId(v: unknown, where: string, vocabSize?: number): asserts v is number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${where}: expected an integer token id, got ${typeof v === 'number' ? v : describeValue(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw new TypeError(`${where}: expected an integer token id, got ${typeof v === 'number' ? v : describeValue(v)}`);
   if (v < 0 || (vocabSize !== undefined && v >= vocabSize)) {
     throw new RangeError(`${where}: token id ${v} is outside [0, ${vocabSize === undefined ? 'vocabSize' : `vocabSize=${vocabSize}`})`);
   }
@@ -73,7 +74,9 @@ export function checkSequences(value: unknown, name: string, vocabSize?: number)
 /** One sequence of token ids (an array or typed array of integer ids); `where` names it in the error. */
 export function checkSequence(value: unknown, where: string, vocabSize?: number): ArrayLike<number> {
   if (value === null || typeof value !== 'object' || !(Array.isArray(value) || ArrayBuffer.isView(value))) {
-    throw new TypeError(`${where}: expected a sequence of token ids (an array or typed array), got ${typeof value === 'number' ? `the number ${value}` : describeValue(value)}`);
+    throw new TypeError(
+      `${where}: expected a sequence of token ids (an array or typed array), got ${typeof value === 'number' ? `the number ${value}` : describeValue(value)}`,
+    );
   }
   const seq = value as ArrayLike<unknown>;
   for (let j = 0; j < seq.length; j++) checkTokenId(seq[j], `${where}[${j}]`, vocabSize);

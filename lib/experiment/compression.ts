@@ -22,7 +22,13 @@ export const CompressionSpecSchema = z
     corpus: z.string().min(1),
     task: z.enum(Object.keys(CLASSIFICATION_SOURCES) as [string, ...string[]]),
     maxLen: z.number().int().min(4).default(64),
-    finetune: z.object({ steps: z.number().int().positive(), lr: z.number().positive().default(5e-4), batchSize: z.number().int().positive().default(32) }).strict(),
+    finetune: z
+      .object({
+        steps: z.number().int().positive(),
+        lr: z.number().positive().default(5e-4),
+        batchSize: z.number().int().positive().default(32),
+      })
+      .strict(),
     sparsities: z.array(z.number().min(0).lt(1)).default([...DEFAULT_COMPRESSION_GRID.sparsities]),
     bits: z.array(z.number().int().min(2).max(8)).default([...DEFAULT_COMPRESSION_GRID.bits]),
     scope: z.enum(['layer', 'global']).default(DEFAULT_COMPRESSION_GRID.scope),
@@ -53,7 +59,10 @@ export function paretoFront(rows: CompressionRow[]): CompressionRow[] {
  * prune and quantize each to a grid of settings: accuracy vs compressed bytes, one curve per size, and the
  * Pareto front across all. Fine-tuned models and each size's rows are saved, so a rerun skips them.
  */
-export async function runCompression(spec: CompressionSpec, opts: { dir: string; onLog?: (line: string) => void }): Promise<CompressionResults> {
+export async function runCompression(
+  spec: CompressionSpec,
+  opts: { dir: string; onLog?: (line: string) => void },
+): Promise<CompressionResults> {
   const s = parseConfig(CompressionSpecSchema, spec, 'compression experiment');
   const log = opts.onLog ?? (() => {});
   const dir = path.resolve(opts.dir);
@@ -74,8 +83,18 @@ export async function runCompression(spec: CompressionSpec, opts: { dir: string;
         clf = await Transformer.load(clfDir);
         log(`${run.label}: fine-tuned earlier, loaded`);
       } else {
-        clf = await Transformer.fromPretrained(path.join(s.sweep, run.label), { task: 'classify', numLabels: task.labels.length, seed: s.seed });
-        const t = new Trainer(clf, { lr: s.finetune.lr, batchSize: s.finetune.batchSize, maxSteps: s.finetune.steps, warmupSteps: Math.round(s.finetune.steps * 0.06), seed: s.seed });
+        clf = await Transformer.fromPretrained(path.join(s.sweep, run.label), {
+          task: 'classify',
+          numLabels: task.labels.length,
+          seed: s.seed,
+        });
+        const t = new Trainer(clf, {
+          lr: s.finetune.lr,
+          batchSize: s.finetune.batchSize,
+          maxSteps: s.finetune.steps,
+          warmupSteps: Math.round(s.finetune.steps * 0.06),
+          seed: s.seed,
+        });
         await t.fit(task.train, { evalEvery: s.finetune.steps });
         t.dispose();
         await clf.save(clfDir);
@@ -88,7 +107,11 @@ export async function runCompression(spec: CompressionSpec, opts: { dir: string;
         rows.push(...(await readJson<CompressionRow[]>(rowsFile, 'compression rows')));
       } else {
         const mine = await compressionStudy({
-          models: [{ name: run.label, model: clf }], data: task.test, sparsities: s.sparsities, bits: s.bits, scope: s.scope,
+          models: [{ name: run.label, model: clf }],
+          data: task.test,
+          sparsities: s.sparsities,
+          bits: s.bits,
+          scope: s.scope,
           onRow: (r) => log(`${r.model} ${r.method} ${r.setting}: ${r.bytes} B, accuracy ${r.accuracy.toFixed(3)}`),
         });
         await writeJsonAtomic(rowsFile, mine);
@@ -102,24 +125,46 @@ export async function runCompression(spec: CompressionSpec, opts: { dir: string;
   const majorityAccuracy = Math.max(...task.counts.test) / task.counts.test.reduce((a, b) => a + b, 0);
   const results: CompressionResults = { name: s.name, models, rows, pareto: paretoFront(rows), majorityAccuracy };
   await writeJsonAtomic(path.join(dir, 'compression.json'), results);
-  const csv = ['model,parameters,method,setting,bytes,accuracy,accuracy_drop,mean_weight_error',
-    ...rows.map((r) => [r.model, r.parameters, r.method, r.setting, r.bytes, r.accuracy.toFixed(4), r.accuracyDrop.toFixed(4), r.meanWeightError.toFixed(5)].join(','))];
+  const csv = [
+    'model,parameters,method,setting,bytes,accuracy,accuracy_drop,mean_weight_error',
+    ...rows.map((r) =>
+      [
+        r.model,
+        r.parameters,
+        r.method,
+        r.setting,
+        r.bytes,
+        r.accuracy.toFixed(4),
+        r.accuracyDrop.toFixed(4),
+        r.meanWeightError.toFixed(5),
+      ].join(','),
+    ),
+  ];
   await writeFileAtomic(path.join(dir, 'results.csv'), csv.join('\n') + '\n');
   await writeCompressionReport(dir, results);
   return results;
 }
 
 export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize'): VegaLiteSpec {
-  const values = results.rows.filter((r) => r.method === method || r.method === 'none')
-    .map((r) => ({ model: `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`, megabytes: r.bytes / 1e6, accuracy: r.accuracy, setting: r.method === 'none' ? 'fp32' : String(r.setting) }));
+  const values = results.rows
+    .filter((r) => r.method === method || r.method === 'none')
+    .map((r) => ({
+      model: `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`,
+      megabytes: r.bytes / 1e6,
+      accuracy: r.accuracy,
+      setting: r.method === 'none' ? 'fp32' : String(r.setting),
+    }));
   const front = results.pareto.map((r) => ({ megabytes: r.bytes / 1e6, accuracy: r.accuracy }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `${results.name}: accuracy vs compressed size (${method === 'prune' ? 'magnitude pruning' : 'k-bit quantization'})`,
-    width: 480, height: 300, background: 'white',
+    width: 480,
+    height: 300,
+    background: 'white',
     layer: [
       {
-        data: { values }, mark: { type: 'line', point: true },
+        data: { values },
+        mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'megabytes', type: 'quantitative', title: 'model file (MB)', scale: { type: 'log' } },
           y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { zero: false } },
@@ -127,7 +172,11 @@ export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune'
           tooltip: [{ field: 'setting' }],
         },
       },
-      { data: { values: front }, mark: { type: 'line', strokeDash: [4, 3], color: 'black' }, encoding: { x: { field: 'megabytes', type: 'quantitative' }, y: { field: 'accuracy', type: 'quantitative' } } },
+      {
+        data: { values: front },
+        mark: { type: 'line', strokeDash: [4, 3], color: 'black' },
+        encoding: { x: { field: 'megabytes', type: 'quantitative' }, y: { field: 'accuracy', type: 'quantitative' } },
+      },
     ],
   };
 }
@@ -140,10 +189,13 @@ export function checkCompressedLargeBeatsSmall(results: CompressionResults): { h
     return base !== undefined && base.accuracy > (results.majorityAccuracy ?? 0) + 0.02;
   });
   const skipped = results.models.filter((m) => !learned.includes(m)).map((m) => m.label);
-  const note = skipped.length ? ` (left out at the majority-class rate ${results.majorityAccuracy?.toFixed(3)}: ${skipped.join(', ')})` : '';
+  const note = skipped.length
+    ? ` (left out at the majority-class rate ${results.majorityAccuracy?.toFixed(3)}: ${skipped.join(', ')})`
+    : '';
   if (learned.length < 2) return { holds: undefined, evidence: `needs two model sizes that learned the task${note}` };
   const bySize = [...learned].sort((a, b) => a.parameters - b.parameters);
-  const small = bySize[0].label, large = bySize[bySize.length - 1].label;
+  const small = bySize[0].label,
+    large = bySize[bySize.length - 1].label;
   const smallRows = results.rows.filter((r) => r.model === small && r.method !== 'none');
   const wins: string[] = [];
   let comparisons = 0;
@@ -152,10 +204,16 @@ export function checkCompressedLargeBeatsSmall(results: CompressionResults): { h
     if (rivals.length === 0) continue;
     comparisons++;
     const best = rivals.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
-    if (best.accuracy > r.accuracy) wins.push(`${small} ${r.method} ${r.setting} ${r.accuracy.toFixed(3)} @ ${(r.bytes / 1e6).toFixed(2)} MB < ${large} ${best.method} ${best.setting} ${best.accuracy.toFixed(3)} @ ${(best.bytes / 1e6).toFixed(2)} MB`);
+    if (best.accuracy > r.accuracy)
+      wins.push(
+        `${small} ${r.method} ${r.setting} ${r.accuracy.toFixed(3)} @ ${(r.bytes / 1e6).toFixed(2)} MB < ${large} ${best.method} ${best.setting} ${best.accuracy.toFixed(3)} @ ${(best.bytes / 1e6).toFixed(2)} MB`,
+      );
   }
   if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant${note}` };
-  return { holds: wins.length * 2 > comparisons, evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}${note}` };
+  return {
+    holds: wins.length * 2 > comparisons,
+    evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}${note}`,
+  };
 }
 
 async function writeCompressionReport(dir: string, results: CompressionResults): Promise<void> {
@@ -176,7 +234,10 @@ async function writeCompressionReport(dir: string, results: CompressionResults):
     '',
     '| model | parameters | method | setting | file bytes | accuracy | drop | mean weight error |',
     '|---|---|---|---|---|---|---|---|',
-    ...results.rows.map((r) => `| ${r.model} | ${r.parameters} | ${r.method} | ${r.setting} | ${r.bytes} | ${r.accuracy.toFixed(3)} | ${r.accuracyDrop.toFixed(3)} | ${r.meanWeightError.toFixed(4)} |`),
+    ...results.rows.map(
+      (r) =>
+        `| ${r.model} | ${r.parameters} | ${r.method} | ${r.setting} | ${r.bytes} | ${r.accuracy.toFixed(3)} | ${r.accuracyDrop.toFixed(3)} | ${r.meanWeightError.toFixed(4)} |`,
+    ),
     '',
     '## Claims checked',
     '',

@@ -7,22 +7,33 @@ import { SweepResults } from './sweep';
 // loaded on first use, not with the library: a service or a training script never pays for them (and the
 // GPU check's bundle does not carry them).
 /* eslint-disable @typescript-eslint/no-require-imports */
-type Vega = { View: new (runtime: unknown, opts: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void }; parse(spec: unknown): unknown };
+type Vega = {
+  View: new (runtime: unknown, opts: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void };
+  parse(spec: unknown): unknown;
+};
 const vegaOf = (): Vega => require('vega') as Vega;
 const vegaLiteOf = () => require('vega-lite') as { compile(spec: unknown): { spec: unknown } };
-const resvgOf = () => (require('@resvg/resvg-js') as { Resvg: new (svg: string, opts: unknown) => { render(): { asPng(): Buffer } } }).Resvg;
+const resvgOf = () =>
+  (require('@resvg/resvg-js') as { Resvg: new (svg: string, opts: unknown) => { render(): { asPng(): Buffer } } }).Resvg;
 
 export type VegaLiteSpec = Record<string, unknown>;
 
 /** Validation loss against training seconds or steps, one line per run (labelled with its parameters). */
 export function lossCurveSpec(results: SweepResults, x: 'seconds' | 'steps', title?: string): VegaLiteSpec {
-  const values = results.runs.flatMap((r) => r.curve.map((p) => ({
-    run: `${r.label} (${(r.parameters / 1e6).toFixed(2)} M)`, seconds: p.trainSeconds, steps: p.step, loss: p.loss,
-  })));
+  const values = results.runs.flatMap((r) =>
+    r.curve.map((p) => ({
+      run: `${r.label} (${(r.parameters / 1e6).toFixed(2)} M)`,
+      seconds: p.trainSeconds,
+      steps: p.step,
+      loss: p.loss,
+    })),
+  );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: title ?? `${results.name}: validation loss vs ${x === 'seconds' ? 'training seconds' : 'steps'}`,
-    width: 480, height: 300, background: 'white',
+    width: 480,
+    height: 300,
+    background: 'white',
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {
@@ -97,15 +108,17 @@ export async function writeSweepReport(dir: string): Promise<string> {
     '|---|---|---|---|---|---|---|---|',
     ...results.runs.map((r) => {
       const losses = r.curve.map((p) => p.loss);
-      return `| ${r.label} | ${r.parameters} | ${r.steps} | ${r.trainSeconds.toFixed(1)} | ${r.stoppedBy} | ${losses[0]?.toFixed(3) ?? '-'} | ` +
-        `${r.finalLoss.toFixed(3)} | ${Math.min(...losses).toFixed(3)} |`;
+      return (
+        `| ${r.label} | ${r.parameters} | ${r.steps} | ${r.trainSeconds.toFixed(1)} | ${r.stoppedBy} | ${losses[0]?.toFixed(3) ?? '-'} | ` +
+        `${r.finalLoss.toFixed(3)} | ${Math.min(...losses).toFixed(3)} |`
+      );
     }),
     '',
     '## Claims checked',
     '',
     `- ${check.claim}: ${verdict}. ${check.evidence}.`,
     '',
-    'Computed from the runs\' metrics.jsonl (validation loss with a fixed masking seed; evaluation time excluded from training seconds).',
+    "Computed from the runs' metrics.jsonl (validation loss with a fixed masking seed; evaluation time excluded from training seconds).",
     '',
   ];
   const file = path.join(dir, 'report.md');

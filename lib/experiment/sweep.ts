@@ -23,7 +23,10 @@ const ModelSchema = z
     lr: positive.optional(),
     batchSize: z.number().int().positive().optional(),
     /** Run name; default from the shape, e.g. d256-l4-h4. */
-    label: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+    label: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .optional(),
   })
   .strict();
 
@@ -87,7 +90,10 @@ function labelOf(m: z.output<typeof ModelSchema>): string {
 
 /** Curves and comparisons over a sweep's finished runs. */
 export class SweepResults {
-  constructor(readonly name: string, readonly runs: RunResult[]) {}
+  constructor(
+    readonly name: string,
+    readonly runs: RunResult[],
+  ) {}
 
   /** Validation loss against training seconds and steps, one series per run. */
   curves(): { label: string; parameters: number; points: RunResult['curve'] }[] {
@@ -98,7 +104,10 @@ export class SweepResults {
    * When each run first reached validation loss `loss` (training seconds, evaluation excluded), fastest
    * first; runs that never did are left out. `first` is the winner, if any.
    */
-  firstToReach(loss: number): { first?: { label: string; seconds: number; step: number }; reached: { label: string; seconds: number; step: number }[] } {
+  firstToReach(loss: number): {
+    first?: { label: string; seconds: number; step: number };
+    reached: { label: string; seconds: number; step: number }[];
+  } {
     const reached = this.runs
       .map((r) => {
         const p = r.curve.find((c) => c.loss <= loss);
@@ -112,7 +121,9 @@ export class SweepResults {
   /** One row per evaluation: run,parameters,step,train_seconds,loss,perplexity. */
   csv(): string {
     const rows = ['run,parameters,step,train_seconds,loss,perplexity'];
-    for (const r of this.runs) for (const p of r.curve) rows.push([r.label, r.parameters, p.step, p.trainSeconds.toFixed(3), p.loss.toFixed(5), p.perplexity.toFixed(4)].join(','));
+    for (const r of this.runs)
+      for (const p of r.curve)
+        rows.push([r.label, r.parameters, p.step, p.trainSeconds.toFixed(3), p.loss.toFixed(5), p.perplexity.toFixed(4)].join(','));
     return rows.join('\n') + '\n';
   }
 
@@ -150,7 +161,8 @@ export class Sweep {
     const specFile = path.join(dir, 'sweep.json');
     if (fs.existsSync(specFile)) {
       const old = await readJson<Spec>(specFile, 'sweep');
-      if (JSON.stringify(old) !== JSON.stringify(s)) throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
+      if (JSON.stringify(old) !== JSON.stringify(s))
+        throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
     } else {
       await writeJsonAtomic(specFile, s);
     }
@@ -164,16 +176,31 @@ export class Sweep {
       for (const [index, m] of s.models.entries()) {
         const label = labelOf(m);
         const runDir = path.join(dir, label);
-        const report = (phase: SweepProgress['phase'], progress?: Progress) => opts.onProgress?.({ run: label, index, runs: s.models.length, phase, progress });
+        const report = (phase: SweepProgress['phase'], progress?: Progress) =>
+          opts.onProgress?.({ run: label, index, runs: s.models.length, phase, progress });
         if (fs.existsSync(path.join(runDir, RESULT))) {
           runs.push(await readJson<RunResult>(path.join(runDir, RESULT), 'sweep run'));
           report('skipped');
           continue;
         }
         if (opts.signal?.aborted) throw new AbortError(0);
-        const config = { vocabSize: corpus.tokenizer.vocabSize, maxLen: s.maxLen, dModel: m.dModel, layers: m.layers, heads: m.heads,
-          ...(m.ffn ? { ffn: m.ffn } : {}), ...(m.dropout !== undefined ? { dropout: m.dropout } : {}), ...(m.norm ? { norm: m.norm } : {}) };
-        const base = { lr: m.lr ?? s.lr, batchSize: m.batchSize ?? s.batchSize, seed: s.seed, precision: s.precision, accumSteps: s.accumSteps };
+        const config = {
+          vocabSize: corpus.tokenizer.vocabSize,
+          maxLen: s.maxLen,
+          dModel: m.dModel,
+          layers: m.layers,
+          heads: m.heads,
+          ...(m.ffn ? { ffn: m.ffn } : {}),
+          ...(m.dropout !== undefined ? { dropout: m.dropout } : {}),
+          ...(m.norm ? { norm: m.norm } : {}),
+        };
+        const base = {
+          lr: m.lr ?? s.lr,
+          batchSize: m.batchSize ?? s.batchSize,
+          seed: s.seed,
+          precision: s.precision,
+          accumSteps: s.accumSteps,
+        };
         // The LR schedule is laid over the budget: the steps it allows (measured for a seconds budget).
         let maxSteps: number;
         const planFile = path.join(runDir, 'plan.json');
@@ -195,7 +222,10 @@ export class Sweep {
         const trainer = new Trainer(model, { ...base, maxSteps, warmupSteps: Math.round(maxSteps * s.warmup) });
         try {
           const r = await trainer.fit(train, {
-            validData: valid, dir: runDir, signal: opts.signal, evalSamples: s.evalSamples,
+            validData: valid,
+            dir: runDir,
+            signal: opts.signal,
+            evalSamples: s.evalSamples,
             evalEvery: 'steps' in s.evalEvery ? s.evalEvery.steps : maxSteps,
             ...('seconds' in s.evalEvery ? { evalEverySeconds: s.evalEvery.seconds } : {}),
             ...('seconds' in s.budget ? { maxSeconds: s.budget.seconds } : {}),
@@ -203,11 +233,23 @@ export class Sweep {
             onProgress: (p) => report('train', p),
           });
           // The curve from metrics.jsonl: it holds the evaluations of earlier, interrupted attempts too.
-          const metrics = (await fs.promises.readFile(path.join(runDir, RUN_FILES.metrics), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as MetricRecord);
-          const curve = metrics.filter((x): x is EvalRecord => x.type === 'eval').map((e) => ({ step: e.step, trainSeconds: e.trainSeconds, loss: e.loss, perplexity: e.perplexity }));
+          const metrics = (await fs.promises.readFile(path.join(runDir, RUN_FILES.metrics), 'utf8'))
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as MetricRecord);
+          const curve = metrics
+            .filter((x): x is EvalRecord => x.type === 'eval')
+            .map((e) => ({ step: e.step, trainSeconds: e.trainSeconds, loss: e.loss, perplexity: e.perplexity }));
           const result: RunResult = {
-            label, model: m, parameters: model.parameterCount, steps: r.steps, trainSeconds: r.trainSeconds, trainTokens: r.trainTokens,
-            stoppedBy: r.stoppedBy, curve, finalLoss: curve.length ? curve[curve.length - 1].loss : NaN,
+            label,
+            model: m,
+            parameters: model.parameterCount,
+            steps: r.steps,
+            trainSeconds: r.trainSeconds,
+            trainTokens: r.trainTokens,
+            stoppedBy: r.stoppedBy,
+            curve,
+            finalLoss: curve.length ? curve[curve.length - 1].loss : NaN,
           };
           await writeJsonAtomic(path.join(runDir, RESULT), result);
           runs.push(result);

@@ -19,7 +19,11 @@ export async function measureStepSeconds(
   const trainer = new Trainer(probe, { ...train, maxSteps: steps + 1 });
   try {
     const r = await trainer.fit(data, { evalEvery: steps + 1 });
-    const times = r.history.filter((h) => h.type === 'train').slice(1).map((h) => h.seconds).sort((a, b) => a - b);
+    const times = r.history
+      .filter((h) => h.type === 'train')
+      .slice(1)
+      .map((h) => h.seconds)
+      .sort((a, b) => a - b);
     return times[Math.floor(times.length / 2)];
   } finally {
     trainer.dispose();

@@ -5,7 +5,10 @@ import { Progress } from './trainer';
  * An onProgress callback for terminals: a progress bar with loss, validation perplexity, tokens/s and
  * ETA on a TTY; one JSON line per update otherwise (CI logs, pipes).
  */
-export function progressReporter(label: string, stream: NodeJS.WriteStream = process.stderr): {
+export function progressReporter(
+  label: string,
+  stream: NodeJS.WriteStream = process.stderr,
+): {
   onProgress: (p: Progress) => void;
   stop: () => void;
 } {
@@ -16,9 +19,19 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream = pro
         const now = Date.now();
         if (now - last < 2000 && p.step < p.maxSteps) return; // a line every 2 s is plenty for a log
         last = now;
-        stream.write(JSON.stringify({ label, step: p.step, maxSteps: p.maxSteps, loss: round(p.loss), lr: p.lr,
-          tokensPerSecond: Math.round(p.tokensPerSecond), validLoss: p.lastEval ? round(p.lastEval.loss) : undefined,
-          validPerplexity: p.lastEval ? round(p.lastEval.perplexity) : undefined, etaSeconds: Math.round(p.etaSeconds) }) + '\n');
+        stream.write(
+          JSON.stringify({
+            label,
+            step: p.step,
+            maxSteps: p.maxSteps,
+            loss: round(p.loss),
+            lr: p.lr,
+            tokensPerSecond: Math.round(p.tokensPerSecond),
+            validLoss: p.lastEval ? round(p.lastEval.loss) : undefined,
+            validPerplexity: p.lastEval ? round(p.lastEval.perplexity) : undefined,
+            etaSeconds: Math.round(p.etaSeconds),
+          }) + '\n',
+        );
       },
       stop: () => undefined,
     };
@@ -33,8 +46,11 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream = pro
   let started = false;
   return {
     onProgress: (p) => {
-      const payload = { loss: round(p.loss).toFixed(3), ppl: p.lastEval ? round(p.lastEval.perplexity).toFixed(2) : '-',
-        tps: Math.round(p.tokensPerSecond) };
+      const payload = {
+        loss: round(p.loss).toFixed(3),
+        ppl: p.lastEval ? round(p.lastEval.perplexity).toFixed(2) : '-',
+        tps: Math.round(p.tokensPerSecond),
+      };
       if (!started) {
         bar.start(p.maxSteps, p.step, payload);
         started = true;

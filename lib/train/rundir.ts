@@ -70,7 +70,10 @@ function checkSameModel(saved: object, model: ModelConfig, dir: string): void {
 }
 
 export class RunDirectory {
-  private constructor(readonly dir: string, private readonly lockFile: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly lockFile: string,
+  ) {}
 
   /**
    * Takes the directory for one fit: creates it, takes its lock (refusing while another live process or
@@ -139,7 +142,8 @@ export class RunDirectory {
     if (fs.existsSync(this.manifestFile())) {
       try {
         manifest = await readJson<CheckpointManifest>(this.manifestFile(), 'resume');
-        if (manifest.format !== 'trainlarge-checkpoint' || !Array.isArray(manifest.checkpoints)) throw new Error('not a checkpoint manifest');
+        if (manifest.format !== 'trainlarge-checkpoint' || !Array.isArray(manifest.checkpoints))
+          throw new Error('not a checkpoint manifest');
       } catch (e) {
         notes.push(`${RUN_FILES.manifest} is unreadable (${(e as Error).message})`);
         manifest = undefined;
@@ -149,9 +153,15 @@ export class RunDirectory {
       checkSameModel(manifest.model, model, this.dir);
       for (const entry of manifest.checkpoints) {
         const file = path.join(this.dir, entry.file);
-        const why = !fs.existsSync(file) ? 'its state file is missing' : await fileDigest(file).then(
-          (d) => (d.bytes !== entry.bytes ? `its state file has ${d.bytes} bytes, not ${entry.bytes}` : d.sha256 !== entry.sha256 ? 'its state file does not match its checksum' : ''),
-        );
+        const why = !fs.existsSync(file)
+          ? 'its state file is missing'
+          : await fileDigest(file).then((d) =>
+              d.bytes !== entry.bytes
+                ? `its state file has ${d.bytes} bytes, not ${entry.bytes}`
+                : d.sha256 !== entry.sha256
+                  ? 'its state file does not match its checksum'
+                  : '',
+            );
         if (!why) return { entry, notes };
         notes.push(`the checkpoint of step ${entry.step} is damaged: ${why}`);
       }
@@ -166,7 +176,14 @@ export class RunDirectory {
         const t = await readJson<{ step: number; trainSeconds?: number; trainTokens?: number }>(legacy[1], 'resume');
         const d = await fileDigest(legacy[2]);
         return {
-          entry: { step: t.step, file: RUN_FILES.trainerState, bytes: d.bytes, sha256: d.sha256, trainSeconds: t.trainSeconds ?? 0, trainTokens: t.trainTokens ?? 0 },
+          entry: {
+            step: t.step,
+            file: RUN_FILES.trainerState,
+            bytes: d.bytes,
+            sha256: d.sha256,
+            trainSeconds: t.trainSeconds ?? 0,
+            trainTokens: t.trainTokens ?? 0,
+          },
           legacy: true,
           notes,
         };
@@ -174,7 +191,8 @@ export class RunDirectory {
       notes.push(`${RUN_FILES.trainerState} is there without the files written after it (an interrupted first checkpoint)`);
     }
     const stray = fs.readdirSync(path.join(this.dir, RUN_FILES.checkpoints)).filter((f) => f.endsWith('.safetensors'));
-    if (stray.length) notes.push(`${RUN_FILES.checkpoints}/${stray[0]} has no ${RUN_FILES.manifest} naming it (a checkpoint that never completed)`);
+    if (stray.length)
+      notes.push(`${RUN_FILES.checkpoints}/${stray[0]} has no ${RUN_FILES.manifest} naming it (a checkpoint that never completed)`);
     return { notes };
   }
 
@@ -209,7 +227,8 @@ export class RunDirectory {
 
   /** Forgets every checkpoint (a fresh start over the leftovers of one that never completed). */
   reset(): void {
-    for (const f of [RUN_FILES.manifest, RUN_FILES.trainerState, RUN_FILES.trainer, RUN_FILES.metrics]) fs.rmSync(path.join(this.dir, f), { force: true });
+    for (const f of [RUN_FILES.manifest, RUN_FILES.trainerState, RUN_FILES.trainer, RUN_FILES.metrics])
+      fs.rmSync(path.join(this.dir, f), { force: true });
     fs.rmSync(path.join(this.dir, RUN_FILES.checkpoints), { recursive: true, force: true });
     fs.mkdirSync(path.join(this.dir, RUN_FILES.checkpoints), { recursive: true });
   }

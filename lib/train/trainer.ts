@@ -151,7 +151,11 @@ export class Trainer {
     if (!Number.isInteger(checkpointEvery) || checkpointEvery <= 0) {
       throw new RangeError(`checkpointEvery: must be a positive integer, got ${checkpointEvery}`);
     }
-    for (const [name, v] of [['maxSeconds', opts.maxSeconds], ['maxTokens', opts.maxTokens], ['evalEverySeconds', opts.evalEverySeconds]] as const) {
+    for (const [name, v] of [
+      ['maxSeconds', opts.maxSeconds],
+      ['maxTokens', opts.maxTokens],
+      ['evalEverySeconds', opts.evalEverySeconds],
+    ] as const) {
       if (v !== undefined && !(typeof v === 'number' && v > 0)) throw new RangeError(`${name}: must be a positive number, got ${v}`);
     }
     if (fitting.has(this.model)) {
@@ -172,18 +176,31 @@ export class Trainer {
     }
   }
 
-  private async train(data: TrainingData, opts: FitOptions, ctx: {
-    evalEvery: number; checkpointEvery: number; run?: RunDirectory; logFd?: number; resumed: { from: number; note?: string };
-  }): Promise<FitResult> {
+  private async train(
+    data: TrainingData,
+    opts: FitOptions,
+    ctx: {
+      evalEvery: number;
+      checkpointEvery: number;
+      run?: RunDirectory;
+      logFd?: number;
+      resumed: { from: number; note?: string };
+    },
+  ): Promise<FitResult> {
     const c = this.config;
     const { evalEvery, checkpointEvery, run, logFd } = ctx;
     const resumedFrom = ctx.resumed.from;
     let stoppedBy: FitResult['stoppedBy'] = 'steps';
     // The budget this fit has used up, if any (seconds first).
     const spent = (): 'seconds' | 'tokens' | undefined =>
-      opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds ? 'seconds'
-        : opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens ? 'tokens' : undefined;
-    let nextEvalSeconds = opts.evalEverySeconds ? (Math.floor(this.trainSeconds / opts.evalEverySeconds) + 1) * opts.evalEverySeconds : Infinity;
+      opts.maxSeconds !== undefined && this.trainSeconds >= opts.maxSeconds
+        ? 'seconds'
+        : opts.maxTokens !== undefined && this.trainTokens >= opts.maxTokens
+          ? 'tokens'
+          : undefined;
+    let nextEvalSeconds = opts.evalEverySeconds
+      ? (Math.floor(this.trainSeconds / opts.evalEverySeconds) + 1) * opts.evalEverySeconds
+      : Infinity;
     const history: MetricRecord[] = [];
     let lastEval: EvalRecord | undefined;
     // Appended as each record comes (a killed process loses at most the line being written), and
@@ -194,7 +211,9 @@ export class Trainer {
       try {
         fs.writeSync(logFd, JSON.stringify(r) + '\n');
       } catch (e) {
-        throw new Error(`fit: cannot append to ${path.join(run!.dir, RUN_FILES.metrics)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw new Error(
+          `fit: cannot append to ${path.join(run!.dir, RUN_FILES.metrics)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
       }
     };
     const onAbort = () => this.handle.abort();
@@ -215,17 +234,35 @@ export class Trainer {
           nextStop = Math.min(nextStop, this.step + Math.max(1, Math.ceil((opts.maxTokens - this.trainTokens) / perStep)));
         }
         // The native call returns after the step that crosses `seconds`: budgets and eval cadence hold within one step.
-        const seconds = Math.min(opts.progressSeconds ?? 0.5, (opts.maxSeconds ?? Infinity) - this.trainSeconds, nextEvalSeconds - this.trainSeconds);
-        const stats = await modelInternals(this.model).run(() => this.handle.steps(dataHandle(data), nextStop - this.step, Math.max(seconds, 1e-6)));
+        const seconds = Math.min(
+          opts.progressSeconds ?? 0.5,
+          (opts.maxSeconds ?? Infinity) - this.trainSeconds,
+          nextEvalSeconds - this.trainSeconds,
+        );
+        const stats = await modelInternals(this.model).run(() =>
+          this.handle.steps(dataHandle(data), nextStop - this.step, Math.max(seconds, 1e-6)),
+        );
         for (const s of stats) {
           if (!Number.isFinite(s.loss) || (s.skipped && c.precision !== 'fp16')) {
-            throw new Error(`training diverged: loss ${s.loss}, gradient norm ${s.gradNorm} at step ${s.step + 1} (lr ${s.lr.toExponential(2)}); ` +
-              'lower lr, raise warmupSteps or keep clipNorm on');
+            throw new Error(
+              `training diverged: loss ${s.loss}, gradient norm ${s.gradNorm} at step ${s.step + 1} (lr ${s.lr.toExponential(2)}); ` +
+                'lower lr, raise warmupSteps or keep clipNorm on',
+            );
           }
           this.trainSeconds += s.seconds;
           this.trainTokens += s.tokens;
-          record({ type: 'train', step: s.step, loss: s.loss, lr: s.lr, gradNorm: s.gradNorm, tokens: s.tokens,
-            seconds: s.seconds, dataSeconds: s.dataSeconds, trainSeconds: this.trainSeconds, ...(s.skipped ? { skipped: true as const } : {}) });
+          record({
+            type: 'train',
+            step: s.step,
+            loss: s.loss,
+            lr: s.lr,
+            gradNorm: s.gradNorm,
+            tokens: s.tokens,
+            seconds: s.seconds,
+            dataSeconds: s.dataSeconds,
+            trainSeconds: this.trainSeconds,
+            ...(s.skipped ? { skipped: true as const } : {}),
+          });
           recent.push(s);
           if (recent.length > 20) recent.shift();
         }
@@ -247,8 +284,16 @@ export class Trainer {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    return { steps: this.step, resumedFrom, ...(ctx.resumed.note ? { resumeNote: ctx.resumed.note } : {}), trainSeconds: this.trainSeconds,
-      trainTokens: this.trainTokens, stoppedBy, history, lastEval };
+    return {
+      steps: this.step,
+      resumedFrom,
+      ...(ctx.resumed.note ? { resumeNote: ctx.resumed.note } : {}),
+      trainSeconds: this.trainSeconds,
+      trainTokens: this.trainTokens,
+      stoppedBy,
+      history,
+      lastEval,
+    };
   }
 
   /**
@@ -276,10 +321,16 @@ export class Trainer {
       if (logFd !== undefined) fs.fsyncSync(logFd);
       await modelInternals(this.model).run(() => this.handle.saveState(path.join(run.dir, file)));
     } catch (e) {
-      throw new Error(`checkpoint: step ${this.step} was not saved (the previous checkpoint in ${run.dir} stands): ${(e as Error).message}`);
+      throw new Error(
+        `checkpoint: step ${this.step} was not saved (the previous checkpoint in ${run.dir} stands): ${(e as Error).message}`,
+      );
     }
     faultPoint('state');
-    await run.commit({ step: this.step, file, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens }, this.model.config, this.config);
+    await run.commit(
+      { step: this.step, file, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens },
+      this.model.config,
+      this.config,
+    );
     const view: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, train: this.config };
     await writeJsonAtomic(path.join(run.dir, RUN_FILES.trainer), view);
     await this.model.save(run.dir, { train: this.config });
@@ -297,8 +348,15 @@ export class Trainer {
       seed: this.config.evalSeed,
       precision: this.config.precision === 'bf16' ? 'bf16' : 'fp32',
     });
-    return { type: 'eval', step: this.step, loss: r.loss, perplexity: r.perplexity,
-      ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}), trainSeconds: this.trainSeconds, seconds: r.seconds };
+    return {
+      type: 'eval',
+      step: this.step,
+      loss: r.loss,
+      perplexity: r.perplexity,
+      ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
+      trainSeconds: this.trainSeconds,
+      seconds: r.seconds,
+    };
   }
 
   /**

@@ -34,7 +34,8 @@ std::vector<int64_t> dims_arg(const Napi::Value& v, const char* field) {
   std::vector<int64_t> dims;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     const double d = a.Get(i).ToNumber().DoubleValue();
-    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d))) throw std::invalid_argument(std::string(field) + ": dimensions must be non-negative integers");
+    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)))
+      throw std::invalid_argument(std::string(field) + ": dimensions must be non-negative integers");
     dims.push_back(static_cast<int64_t>(d));
   }
   return dims;
@@ -94,11 +95,13 @@ Napi::Value ModelWrap::Prune(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("prune");
     const auto options = read_prune_options(info[0]);
-    return run_async(info.Env(), "trainlarge.prune", [=]() -> Finish {
-      BusyGuard busy(*model, "prune");
-      prune(*model, options);
-      return nullptr;
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.prune",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "prune");
+                       prune(*model, options);
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -106,11 +109,13 @@ Napi::Value ModelWrap::Quantize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("quantize");
     const auto options = read_quantize_options(info[0]);
-    return run_async(info.Env(), "trainlarge.quantize", [=]() -> Finish {
-      BusyGuard busy(*model, "quantize");
-      quantize(*model, options);
-      return nullptr;
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.quantize",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "quantize");
+                       quantize(*model, options);
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -118,12 +123,14 @@ Napi::Value ModelWrap::ToInt8(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("toInt8");
     const auto engine = string_arg(info, 0, "engine");
-    return run_async(info.Env(), "trainlarge.toInt8", [=]() -> Finish {
-      BusyGuard busy(*model, "toInt8");
-      auto copy = model->clone();
-      if (!copy->int8) copy->int8 = pack_int8(*copy, engine);
-      return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.toInt8",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "toInt8");
+                       auto copy = model->clone();
+                       if (!copy->int8) copy->int8 = pack_int8(*copy, engine);
+                       return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -135,19 +142,21 @@ Napi::Value ModelWrap::PackedSize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("packedSize");
     const auto metadata = read_metadata(info[0], "metadata");
-    return run_async(info.Env(), "trainlarge.packedSize", [=]() -> Finish {
-      BusyGuard busy(*model, "packedSize");
-      const auto size = file_size(*model, metadata);
-      return [size](Napi::Env env) -> Napi::Value {
-        auto o = Napi::Object::New(env);
-        o.Set("fileBytes", static_cast<double>(size.file_bytes));
-        o.Set("headerBytes", static_cast<double>(size.header_bytes));
-        auto t = Napi::Object::New(env);
-        for (const auto& [name, bytes] : size.tensors) t.Set(name, static_cast<double>(bytes));
-        o.Set("tensors", t);
-        return o;
-      };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.packedSize",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "packedSize");
+                       const auto size = file_size(*model, metadata);
+                       return [size](Napi::Env env) -> Napi::Value {
+                         auto o = Napi::Object::New(env);
+                         o.Set("fileBytes", static_cast<double>(size.file_bytes));
+                         o.Set("headerBytes", static_cast<double>(size.header_bytes));
+                         auto t = Napi::Object::New(env);
+                         for (const auto& [name, bytes] : size.tensors) t.Set(name, static_cast<double>(bytes));
+                         o.Set("tensors", t);
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -155,15 +164,17 @@ Napi::Value ModelWrap::WeightErrors(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("weightErrors");
     auto reference = From(info[0], "reference");
-    return run_async(info.Env(), "trainlarge.weightErrors", [=]() -> Finish {
-      BusyGuard busy(*model, "weightErrors");
-      const auto errors = relative_errors(*model, *reference);
-      return [errors](Napi::Env env) -> Napi::Value {
-        auto o = Napi::Object::New(env);
-        for (const auto& [name, e] : errors) o.Set(name, e);
-        return o;
-      };
-    }, {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.weightErrors",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "weightErrors");
+                       const auto errors = relative_errors(*model, *reference);
+                       return [errors](Napi::Env env) -> Napi::Value {
+                         auto o = Napi::Object::New(env);
+                         for (const auto& [name, e] : errors) o.Set(name, e);
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
   });
 }
 
@@ -187,7 +198,8 @@ Napi::Value MagnitudeMasks(const Napi::CallbackInfo& info) {
 Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto w = float_tensor(info[0], "weight", dims_arg(info[1], "dims"));
-    const auto q = calibrate(w, static_cast<int>(int_arg(info, 2, "bits")), info[3].ToBoolean(), info[4].ToBoolean() ? Granularity::Channel : Granularity::Tensor);
+    const auto q = calibrate(w, static_cast<int>(int_arg(info, 2, "bits")), info[3].ToBoolean(),
+                             info[4].ToBoolean() ? Granularity::Channel : Granularity::Tensor);
     auto env = info.Env();
     auto o = Napi::Object::New(env);
     o.Set("values", float32_array(env, fake_quantize(w, q)));
@@ -210,7 +222,8 @@ Napi::Value PackBits(const Napi::CallbackInfo& info) {
 
 Napi::Value UnpackBits(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw std::invalid_argument("packed: expected a Uint8Array");
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw std::invalid_argument("packed: expected a Uint8Array");
     auto a = info[0].As<Napi::Uint8Array>();
     auto t = torch::empty({static_cast<int64_t>(a.ElementLength())}, torch::kByte);
     if (a.ElementLength() > 0) std::memcpy(t.data_ptr<uint8_t>(), a.Data(), a.ElementLength());

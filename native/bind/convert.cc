@@ -48,8 +48,7 @@ torch::Tensor ids_from_js(const Napi::Value& value, const char* field, std::vect
       for (size_t i = 0; i < n; ++i) dst[i] = src[i];
       break;
     }
-    default:
-      throw std::invalid_argument(std::string(field) + ": expected an Int32Array, Uint32Array or Uint16Array");
+    default: throw std::invalid_argument(std::string(field) + ": expected an Int32Array, Uint32Array or Uint16Array");
   }
   return out;
 }
@@ -81,7 +80,9 @@ JsArray typed_array(Napi::Env env, const torch::Tensor& t, torch::ScalarType typ
 
 Napi::Int32Array int32_array(Napi::Env env, const torch::Tensor& t) { return typed_array<int32_t, Napi::Int32Array>(env, t, torch::kInt); }
 Napi::Uint8Array uint8_array(Napi::Env env, const torch::Tensor& t) { return typed_array<uint8_t, Napi::Uint8Array>(env, t, torch::kByte); }
-Napi::Float32Array float32_array(Napi::Env env, const torch::Tensor& t) { return typed_array<float, Napi::Float32Array>(env, t, torch::kFloat); }
+Napi::Float32Array float32_array(Napi::Env env, const torch::Tensor& t) {
+  return typed_array<float, Napi::Float32Array>(env, t, torch::kFloat);
+}
 
 Napi::Object tensor_to_js(Napi::Env env, const torch::Tensor& t) {
   auto c = t.to(torch::kCPU, torch::kFloat).contiguous();

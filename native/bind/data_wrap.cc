@@ -59,7 +59,7 @@ DatasetWrap::~DatasetWrap() {
 
 static Napi::Value wrap_dataset(Napi::Env env, std::shared_ptr<Dataset> data, int64_t bytes) {
   auto holder = Napi::External<std::shared_ptr<Dataset>>::New(env, new std::shared_ptr<Dataset>(std::move(data)),
-                                                             [](Napi::Env, std::shared_ptr<Dataset>* p) { delete p; });
+                                                              [](Napi::Env, std::shared_ptr<Dataset>* p) { delete p; });
   return addon_data(env).dataset_class.New({holder, Napi::Number::New(env, static_cast<double>(bytes))});
 }
 
@@ -129,7 +129,8 @@ Napi::Value DatasetWrap::CreateLabelled(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DatasetWrap::Size(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(From(info.This(), "size")->size())); });
+  return Guard(info,
+               [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(From(info.This(), "size")->size())); });
 }
 
 Napi::Value DatasetWrap::TrainBatch(const Napi::CallbackInfo& info) {
@@ -137,14 +138,16 @@ Napi::Value DatasetWrap::TrainBatch(const Napi::CallbackInfo& info) {
     auto data = From(info.This(), "trainBatch");
     const int64_t batch_size = int_arg(info, 1, "batchSize");
     if (batch_size <= 0) throw std::invalid_argument("batchSize: must be > 0");
-    return batch_to_js(info.Env(), data->train_batch(int_arg(info, 0, "index"), batch_size, static_cast<uint64_t>(int_arg(info, 2, "seed"))));
+    return batch_to_js(info.Env(),
+                       data->train_batch(int_arg(info, 0, "index"), batch_size, static_cast<uint64_t>(int_arg(info, 2, "seed"))));
   });
 }
 
 Napi::Value DatasetWrap::EvalBatch(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto data = From(info.This(), "evalBatch");
-    return batch_to_js(info.Env(), data->eval_batch(int_arg(info, 0, "first"), int_arg(info, 1, "count"), static_cast<uint64_t>(int_arg(info, 2, "seed"))));
+    return batch_to_js(info.Env(), data->eval_batch(int_arg(info, 0, "first"), int_arg(info, 1, "count"),
+                                                    static_cast<uint64_t>(int_arg(info, 2, "seed"))));
   });
 }
 

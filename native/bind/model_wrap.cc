@@ -36,7 +36,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
 
 Napi::Object ModelWrap::Wrap(Napi::Env env, std::shared_ptr<Model> model) {
   auto holder = Napi::External<std::shared_ptr<Model>>::New(env, new std::shared_ptr<Model>(std::move(model)),
-                                                           [](Napi::Env, std::shared_ptr<Model>* p) { delete p; });
+                                                            [](Napi::Env, std::shared_ptr<Model>* p) { delete p; });
   return addon_data(env).model_class.New({holder});
 }
 
@@ -100,11 +100,13 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::ParameterCount(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("parameterCount")->parameter_count())); });
+  return Guard(
+      info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("parameterCount")->parameter_count())); });
 }
 
 Napi::Value ModelWrap::ParameterBytes(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("parameterBytes")->parameter_bytes())); });
+  return Guard(
+      info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(live("parameterBytes")->parameter_bytes())); });
 }
 
 Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
@@ -133,11 +135,13 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
     auto model = live("predict");
     auto [ids, mask] = token_batch_arg(info);
     const auto precision = parse_precision(string_arg(info, 4, "precision"));
-    return run_async(info.Env(), "trainlarge.predict", [=]() -> Finish {
-      BusyGuard busy(*model, "predict");
-      auto logits = model->predict(ids, mask, precision);
-      return [logits](Napi::Env env) -> Napi::Value { return tensor_to_js(env, logits); };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.predict",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "predict");
+                       auto logits = model->predict(ids, mask, precision);
+                       return [logits](Napi::Env env) -> Napi::Value { return tensor_to_js(env, logits); };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -148,17 +152,19 @@ Napi::Value ModelWrap::PredictTopK(const Napi::CallbackInfo& info) {
     auto positions = ids_from_js(info[4], "positions");
     const int64_t k = int_arg(info, 5, "topK");
     const auto precision = parse_precision(string_arg(info, 6, "precision"));
-    return run_async(info.Env(), "trainlarge.predictTopK", [=]() -> Finish {
-      BusyGuard busy(*model, "fillMask");
-      auto r = model->predict_top_k(ids, mask, positions, k, precision);
-      return [r](Napi::Env env) -> Napi::Value {
-        auto o = Napi::Object::New(env);
-        o.Set("probs", float32_array(env, r.probs));
-        o.Set("ids", int32_array(env, r.ids));
-        o.Set("k", Napi::Number::New(env, static_cast<double>(r.ids.size(1))));
-        return o;
-      };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.predictTopK",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "fillMask");
+                       auto r = model->predict_top_k(ids, mask, positions, k, precision);
+                       return [r](Napi::Env env) -> Napi::Value {
+                         auto o = Napi::Object::New(env);
+                         o.Set("probs", float32_array(env, r.probs));
+                         o.Set("ids", int32_array(env, r.ids));
+                         o.Set("k", Napi::Number::New(env, static_cast<double>(r.ids.size(1))));
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -170,19 +176,21 @@ Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
     const auto seed = static_cast<uint64_t>(int_arg(info, 3, "seed"));
     const auto precision = parse_precision(string_arg(info, 4, "precision"));
     if (batch_size <= 0) throw std::invalid_argument("batchSize: must be > 0");
-    return run_async(info.Env(), "trainlarge.evaluate", [=]() -> Finish {
-      BusyGuard busy(*model, "evaluate");
-      auto r = trainlarge::evaluate(*model, *data, batch_size, max_samples, seed, precision);
-      return [r](Napi::Env env) -> Napi::Value {
-        auto o = Napi::Object::New(env);
-        o.Set("loss", r.loss);
-        o.Set("count", static_cast<double>(r.count));
-        o.Set("correct", static_cast<double>(r.correct));
-        o.Set("samples", static_cast<double>(r.samples));
-        o.Set("seconds", r.seconds);
-        return o;
-      };
-    }, {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.evaluate",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "evaluate");
+                       auto r = trainlarge::evaluate(*model, *data, batch_size, max_samples, seed, precision);
+                       return [r](Napi::Env env) -> Napi::Value {
+                         auto o = Napi::Object::New(env);
+                         o.Set("loss", r.loss);
+                         o.Set("count", static_cast<double>(r.count));
+                         o.Set("correct", static_cast<double>(r.correct));
+                         o.Set("samples", static_cast<double>(r.samples));
+                         o.Set("seconds", r.seconds);
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
   });
 }
 
@@ -191,11 +199,13 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
     auto model = live("save");
     const auto path = string_arg(info, 0, "path");
     const auto metadata = read_metadata(info[1], "metadata");
-    return run_async(info.Env(), "trainlarge.save", [=]() -> Finish {
-      BusyGuard busy(*model, "save");
-      model->save(path, metadata);
-      return nullptr;
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.save",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "save");
+                       model->save(path, metadata);
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -204,27 +214,31 @@ Napi::Value ModelWrap::LoadWeights(const Napi::CallbackInfo& info) {
     auto model = live("loadWeights");
     const auto path = string_arg(info, 0, "path");
     const bool strict = info.Length() > 1 && info[1].ToBoolean();
-    return run_async(info.Env(), "trainlarge.loadWeights", [=]() -> Finish {
-      BusyGuard busy(*model, "loadWeights");
-      auto file = load_safetensors(path);
-      auto missing = model->load_weights(is_packed(file.metadata) ? unpack(file, nullptr) : file.tensors, strict);
-      return [missing](Napi::Env env) -> Napi::Value {
-        auto out = Napi::Array::New(env, missing.size());
-        for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);
-        return out;
-      };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.loadWeights",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "loadWeights");
+                       auto file = load_safetensors(path);
+                       auto missing = model->load_weights(is_packed(file.metadata) ? unpack(file, nullptr) : file.tensors, strict);
+                       return [missing](Napi::Env env) -> Napi::Value {
+                         auto out = Napi::Array::New(env, missing.size());
+                         for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);
+                         return out;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
 Napi::Value ModelWrap::Clone(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("clone");
-    return run_async(info.Env(), "trainlarge.clone", [=]() -> Finish {
-      BusyGuard busy(*model, "clone");
-      auto copy = model->clone();
-      return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.clone",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "clone");
+                       auto copy = model->clone();
+                       return [copy](Napi::Env env) -> Napi::Value { return Wrap(env, copy); };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -232,11 +246,13 @@ Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("parameter");
     const auto name = string_arg(info, 0, "name");
-    return run_async(info.Env(), "trainlarge.parameter", [=]() -> Finish {
-      BusyGuard busy(*model, "parameter");
-      auto t = model->parameter(name);
-      return [t](Napi::Env env) -> Napi::Value { return tensor_to_js(env, t); };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.parameter",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "parameter");
+                       auto t = model->parameter(name);
+                       return [t](Napi::Env env) -> Napi::Value { return tensor_to_js(env, t); };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 

@@ -55,7 +55,8 @@ std::vector<int64_t> OptionReader::integers(const char* key) const {
   for (uint32_t i = 0; i < a.Length(); ++i) {
     const auto e = a.Get(i);
     const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
-    if (!std::isfinite(d) || std::floor(d) != d) throw std::invalid_argument(field(key) + "[" + std::to_string(i) + "]: expected an integer");
+    if (!std::isfinite(d) || std::floor(d) != d)
+      throw std::invalid_argument(field(key) + "[" + std::to_string(i) + "]: expected an integer");
     out.push_back(static_cast<int64_t>(d));
   }
   return out;
@@ -104,9 +105,9 @@ TrainConfig read_train_config(const Napi::Value& value) {
   TrainConfig c;
   // The schedule's own fields: `schedule` names its kind; lr is the peak rate.
   c.schedule.kind = r.choice<ScheduleKind>("schedule", {{"linear", ScheduleKind::Linear},
-                                                         {"polynomial", ScheduleKind::Polynomial},
-                                                         {"cosine", ScheduleKind::Cosine},
-                                                         {"constant", ScheduleKind::Constant}});
+                                                        {"polynomial", ScheduleKind::Polynomial},
+                                                        {"cosine", ScheduleKind::Cosine},
+                                                        {"constant", ScheduleKind::Constant}});
   c.schedule.lr = r.number("lr");
   c.schedule.end_lr = r.number("endLr");
   c.schedule.power = r.number("power");
@@ -160,10 +161,14 @@ namespace {
 Targets read_targets(const OptionReader& r) {
   Targets t;
   for (const auto& name : r.strings("targets")) {
-    if (name == "attention") t.attention = true;
-    else if (name == "ffn") t.ffn = true;
-    else if (name == "embeddings") t.embeddings = true;
-    else throw std::invalid_argument("targets: must name 'attention', 'ffn' or 'embeddings', got '" + name + "'");
+    if (name == "attention")
+      t.attention = true;
+    else if (name == "ffn")
+      t.ffn = true;
+    else if (name == "embeddings")
+      t.embeddings = true;
+    else
+      throw std::invalid_argument("targets: must name 'attention', 'ffn' or 'embeddings', got '" + name + "'");
   }
   return t;
 }

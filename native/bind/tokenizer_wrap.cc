@@ -31,7 +31,7 @@ Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t>& ids) {
 
 Napi::Value wrap(Napi::Env env, std::shared_ptr<Tokenizer> tok) {
   auto holder = Napi::External<std::shared_ptr<Tokenizer>>::New(env, new std::shared_ptr<Tokenizer>(std::move(tok)),
-                                                               [](Napi::Env, std::shared_ptr<Tokenizer>* p) { delete p; });
+                                                                [](Napi::Env, std::shared_ptr<Tokenizer>* p) { delete p; });
   return addon_data(env).tokenizer_class.New({holder});
 }
 
@@ -110,19 +110,21 @@ Napi::Value TokenizerWrap::EncodeBatch(const Napi::CallbackInfo& info) {
     auto texts = std::make_shared<std::vector<std::string>>(strings_arg(info, 0, "texts"));
     const int threads = static_cast<int>(int_arg(info, 1, "threads"));
     auto tok = tok_;
-    return run_async(info.Env(), "trainlarge.encodeBatch", [texts, threads, tok]() -> Finish {
-      auto ids = std::make_shared<std::vector<int32_t>>();
-      auto offsets = std::make_shared<std::vector<int64_t>>();
-      tok->encode_batch(*texts, threads, ids.get(), offsets.get());
-      return [ids, offsets](Napi::Env env) -> Napi::Value {
-        auto o = Napi::Object::New(env);
-        o.Set("ids", to_js(env, *ids));
-        auto off = Napi::Float64Array::New(env, offsets->size());
-        for (size_t i = 0; i < offsets->size(); ++i) off[i] = static_cast<double>((*offsets)[i]);
-        o.Set("offsets", off);
-        return o;
-      };
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.encodeBatch",
+                     [texts, threads, tok]() -> Finish {
+                       auto ids = std::make_shared<std::vector<int32_t>>();
+                       auto offsets = std::make_shared<std::vector<int64_t>>();
+                       tok->encode_batch(*texts, threads, ids.get(), offsets.get());
+                       return [ids, offsets](Napi::Env env) -> Napi::Value {
+                         auto o = Napi::Object::New(env);
+                         o.Set("ids", to_js(env, *ids));
+                         auto off = Napi::Float64Array::New(env, offsets->size());
+                         for (size_t i = 0; i < offsets->size(); ++i) off[i] = static_cast<double>((*offsets)[i]);
+                         o.Set("offsets", off);
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 

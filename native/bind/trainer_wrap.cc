@@ -56,36 +56,38 @@ Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
     if (max_steps <= 0) throw std::invalid_argument("maxSteps: must be > 0");
     auto abort = abort_;
     abort->store(false);
-    return run_async(info.Env(), "trainlarge.steps", [=]() -> Finish {
-      BusyGuard busy(*model, "training");
-      const auto& c = trainer->config();
-      set_threads(c.threads, c.blas_threads);
-      const auto start = std::chrono::steady_clock::now();
-      std::vector<StepStats> done;
-      while (static_cast<int64_t>(done.size()) < max_steps && !abort->load()) {
-        done.push_back(trainer->step(data));
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (max_seconds > 0 && elapsed >= max_seconds) break;
-      }
-      return [done](Napi::Env env) -> Napi::Value {
-        auto out = Napi::Array::New(env, done.size());
-        for (size_t i = 0; i < done.size(); ++i) {
-          const auto& s = done[i];
-          auto o = Napi::Object::New(env);
-          o.Set("step", static_cast<double>(s.step));
-          o.Set("loss", s.loss);
-          o.Set("lr", s.lr);
-          o.Set("gradNorm", s.grad_norm);
-          o.Set("tokens", static_cast<double>(s.tokens));
-          o.Set("targets", static_cast<double>(s.targets));
-          o.Set("seconds", s.seconds);
-          o.Set("dataSeconds", s.data_seconds);
-          o.Set("skipped", s.skipped);
-          out.Set(static_cast<uint32_t>(i), o);
-        }
-        return out;
-      };
-    }, {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.steps",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "training");
+                       const auto& c = trainer->config();
+                       set_threads(c.threads, c.blas_threads);
+                       const auto start = std::chrono::steady_clock::now();
+                       std::vector<StepStats> done;
+                       while (static_cast<int64_t>(done.size()) < max_steps && !abort->load()) {
+                         done.push_back(trainer->step(data));
+                         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                         if (max_seconds > 0 && elapsed >= max_seconds) break;
+                       }
+                       return [done](Napi::Env env) -> Napi::Value {
+                         auto out = Napi::Array::New(env, done.size());
+                         for (size_t i = 0; i < done.size(); ++i) {
+                           const auto& s = done[i];
+                           auto o = Napi::Object::New(env);
+                           o.Set("step", static_cast<double>(s.step));
+                           o.Set("loss", s.loss);
+                           o.Set("lr", s.lr);
+                           o.Set("gradNorm", s.grad_norm);
+                           o.Set("tokens", static_cast<double>(s.tokens));
+                           o.Set("targets", static_cast<double>(s.targets));
+                           o.Set("seconds", s.seconds);
+                           o.Set("dataSeconds", s.data_seconds);
+                           o.Set("skipped", s.skipped);
+                           out.Set(static_cast<uint32_t>(i), o);
+                         }
+                         return out;
+                       };
+                     },
+                     {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
   });
 }
 
@@ -99,11 +101,13 @@ Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
     auto trainer = live("saveState");
     auto model = model_;
     const auto path = string_arg(info, 0, "path");
-    return run_async(info.Env(), "trainlarge.saveState", [=]() -> Finish {
-      BusyGuard busy(*model, "saveState");
-      trainer->save_state(path);
-      return nullptr;
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.saveState",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "saveState");
+                       trainer->save_state(path);
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 
@@ -112,11 +116,13 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
     auto trainer = live("loadState");
     auto model = model_;
     const auto path = string_arg(info, 0, "path");
-    return run_async(info.Env(), "trainlarge.loadState", [=]() -> Finish {
-      BusyGuard busy(*model, "loadState");
-      trainer->load_state(path);
-      return nullptr;
-    }, {info.This().As<Napi::Object>()});
+    return run_async(info.Env(), "trainlarge.loadState",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "loadState");
+                       trainer->load_state(path);
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
   });
 }
 

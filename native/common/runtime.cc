@@ -34,18 +34,17 @@ c10::Device parse_device(const std::string& name) {
   if (name == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (name.rfind("cuda", 0) == 0) {
     if (!cuda_built()) {
-      throw std::invalid_argument(
-          "device: 'cuda' was asked for, but this trainlarge build links a CPU-only libtorch (" TORCH_VERSION
-          "). Rebuild against a CUDA libtorch: TRAINLARGE_TORCH=cuda bash scripts/setup, or "
-          "TORCH_DIR=/path/to/cuda/libtorch npm run build");
+      throw std::invalid_argument("device: 'cuda' was asked for, but this trainlarge build links a CPU-only libtorch (" TORCH_VERSION
+                                  "). Rebuild against a CUDA libtorch: TRAINLARGE_TORCH=cuda bash scripts/setup, or "
+                                  "TORCH_DIR=/path/to/cuda/libtorch npm run build");
     }
     if (!torch::cuda::is_available()) {
       throw std::invalid_argument("device: 'cuda' was asked for, but no CUDA device is visible (torch::cuda::is_available() is false)");
     }
     c10::Device d(name);
     if (d.index() >= static_cast<int>(torch::cuda::device_count())) {
-      throw std::invalid_argument("device: '" + name + "' does not exist; this machine has " +
-                                  std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
+      throw std::invalid_argument("device: '" + name + "' does not exist; this machine has " + std::to_string(torch::cuda::device_count()) +
+                                  " CUDA device(s)");
     }
     return d;
   }

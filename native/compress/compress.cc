@@ -5,7 +5,6 @@
 #include <limits>
 #include <stdexcept>
 
-
 namespace trainlarge {
 
 // ---------------------------------------------------------------------------------------------------
@@ -30,7 +29,8 @@ std::vector<torch::Tensor> magnitude_masks(const std::vector<torch::Tensor>& wei
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> masks;
   if (scope == PruneScope::Layer) {
-    for (const auto& w : weights) masks.push_back(keep_mask(w.detach().abs().reshape(-1), count_to_prune(sparsity, w.numel())).view(w.sizes()));
+    for (const auto& w : weights)
+      masks.push_back(keep_mask(w.detach().abs().reshape(-1), count_to_prune(sparsity, w.numel())).view(w.sizes()));
     return masks;
   }
   std::vector<torch::Tensor> flat;
@@ -80,7 +80,8 @@ QuantSpec calibrate(const torch::Tensor& w_in, int bits, bool symmetric, Granula
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& w, const QuantSpec& q) {
-  if (q.granularity == Granularity::Channel) return at::fake_quantize_per_channel_affine(w, q.scale.to(w.device()), q.zero_point.to(w.device()), 0, q.qmin, q.qmax);
+  if (q.granularity == Granularity::Channel)
+    return at::fake_quantize_per_channel_affine(w, q.scale.to(w.device()), q.zero_point.to(w.device()), 0, q.qmin, q.qmax);
   return at::fake_quantize_per_tensor_affine(w, q.scale.item<double>(), q.zero_point.item<int64_t>(), q.qmin, q.qmax);
 }
 
@@ -126,7 +127,8 @@ torch::Tensor pack_bits(const torch::Tensor& values, int bits) {
   int64_t pos = 0;
   for (int64_t i = 0; i < n; ++i, pos += bits) {
     const int64_t x = src[i];
-    if (x < 0 || x >= limit) throw std::invalid_argument("pack_bits: value " + std::to_string(x) + " does not fit in " + std::to_string(bits) + " bits");
+    if (x < 0 || x >= limit)
+      throw std::invalid_argument("pack_bits: value " + std::to_string(x) + " does not fit in " + std::to_string(bits) + " bits");
     // At most 8 bits: the value spans at most two bytes.
     const uint32_t shifted = static_cast<uint32_t>(x) << (pos & 7);
     dst[pos >> 3] |= static_cast<uint8_t>(shifted & 0xff);
@@ -137,9 +139,12 @@ torch::Tensor pack_bits(const torch::Tensor& values, int bits) {
 
 torch::Tensor unpack_bits(const torch::Tensor& packed, int64_t count, int bits) {
   if (bits < 1 || bits > 8) throw std::invalid_argument("unpack_bits: bits must be in 1..8");
-  if (count < 0 || count > (std::numeric_limits<int64_t>::max() - 7) / bits) throw std::runtime_error("packed data: bad value count " + std::to_string(count));
+  if (count < 0 || count > (std::numeric_limits<int64_t>::max() - 7) / bits)
+    throw std::runtime_error("packed data: bad value count " + std::to_string(count));
   auto p = packed.to(torch::kCPU, torch::kByte).contiguous().view(-1);
-  if (p.numel() != (count * bits + 7) / 8) throw std::runtime_error("packed data: " + std::to_string(p.numel()) + " bytes cannot hold " + std::to_string(count) + " values of " + std::to_string(bits) + " bits");
+  if (p.numel() != (count * bits + 7) / 8)
+    throw std::runtime_error("packed data: " + std::to_string(p.numel()) + " bytes cannot hold " + std::to_string(count) + " values of " +
+                             std::to_string(bits) + " bits");
   auto out = torch::empty({count}, torch::kLong);
   const uint8_t* src = p.data_ptr<uint8_t>();
   int64_t* dst = out.data_ptr<int64_t>();

@@ -39,7 +39,7 @@ torch::Tensor quant_codes(const torch::Tensor& w, const QuantSpec& q);
 torch::Tensor dequantize_codes(const torch::Tensor& codes, const torch::Tensor& rows, const QuantSpec& q);
 
 // LSB-first bit packing of non-negative integers below 2^bits (bits 1..8).
-torch::Tensor pack_bits(const torch::Tensor& values, int bits);  // -> uint8 (ceil(n * bits / 8))
+torch::Tensor pack_bits(const torch::Tensor& values, int bits);                   // -> uint8 (ceil(n * bits / 8))
 torch::Tensor unpack_bits(const torch::Tensor& packed, int64_t count, int bits);  // -> int64 (count)
 
 // Zhu & Gupta (2017): s_t = s_f + (s_i - s_f) (1 - (t - t0) / (t1 - t0))^3, applied every `every` steps.

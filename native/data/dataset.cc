@@ -63,8 +63,8 @@ MlmBlocks::MlmBlocks(TokenStream tokens, MlmOptions options) : tokens_(std::move
   if (o.max_len < 2) throw std::invalid_argument("maxLen: must be >= 2");
   num_blocks_ = tokens_.size() / (o.max_len - 1);
   if (num_blocks_ == 0) {
-    throw std::invalid_argument("tokens: " + std::to_string(tokens_.size()) + " tokens make no block of " +
-                                std::to_string(o.max_len - 1) + " (+ cls); give more text or a smaller maxLen");
+    throw std::invalid_argument("tokens: " + std::to_string(tokens_.size()) + " tokens make no block of " + std::to_string(o.max_len - 1) +
+                                " (+ cls); give more text or a smaller maxLen");
   }
   max_id_ = tokens_.max_id();
   max_id_ = std::max({max_id_, o.mask_id, o.cls_id});
@@ -103,8 +103,8 @@ Batch MlmBlocks::mask(const torch::Tensor& ids, const std::vector<uint64_t>& row
   }
   auto r = u.select(1, 1);
   auto to_mask = selected.logical_and(r.lt(options_.mask_token_prob));
-  auto to_random = selected.logical_and(r.ge(options_.mask_token_prob))
-                       .logical_and_(r.lt(options_.mask_token_prob + options_.random_token_prob));
+  auto to_random =
+      selected.logical_and(r.ge(options_.mask_token_prob)).logical_and_(r.lt(options_.mask_token_prob + options_.random_token_prob));
   Batch batch;
   batch.positions = selected.flatten().nonzero().squeeze(1);
   batch.targets = ids.flatten().index_select(0, batch.positions);
@@ -116,18 +116,19 @@ Batch MlmBlocks::mask(const torch::Tensor& ids, const std::vector<uint64_t>& row
   return batch;
 }
 
-LabelledSequences::LabelledSequences(torch::Tensor tokens, torch::Tensor offsets, torch::Tensor labels, int64_t max_len,
-                                     int64_t pad_id)
+LabelledSequences::LabelledSequences(torch::Tensor tokens, torch::Tensor offsets, torch::Tensor labels, int64_t max_len, int64_t pad_id)
     : tokens_(tokens.to(torch::kLong).contiguous()),
       offsets_(offsets.to(torch::kLong).contiguous()),
       labels_(labels.to(torch::kLong).contiguous()),
       max_len_(max_len),
       pad_id_(pad_id) {
-  if (tokens_.dim() != 1 || offsets_.dim() != 1 || labels_.dim() != 1) throw std::invalid_argument("dataset: tokens, offsets and labels must be 1-D");
+  if (tokens_.dim() != 1 || offsets_.dim() != 1 || labels_.dim() != 1)
+    throw std::invalid_argument("dataset: tokens, offsets and labels must be 1-D");
   if (offsets_.size(0) != labels_.size(0) + 1) throw std::invalid_argument("offsets: need one more entry than labels");
   if (labels_.size(0) == 0) throw std::invalid_argument("labels: the dataset is empty");
   auto o = offsets_.data_ptr<int64_t>();
-  if (o[0] != 0 || o[offsets_.size(0) - 1] != tokens_.size(0)) throw std::invalid_argument("offsets: must start at 0 and end at the token count");
+  if (o[0] != 0 || o[offsets_.size(0) - 1] != tokens_.size(0))
+    throw std::invalid_argument("offsets: must start at 0 and end at the token count");
   for (int64_t i = 0; i + 1 < offsets_.size(0); ++i) {
     if (o[i + 1] <= o[i]) throw std::invalid_argument("offsets: sequence " + std::to_string(i) + " is empty or offsets decrease");
   }

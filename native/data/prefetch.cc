@@ -17,8 +17,7 @@ void Prefetcher::reset() {
   index_ = -1;
 }
 
-Batch Prefetcher::get(const std::shared_ptr<const Dataset>& data, int64_t index, int64_t batch_size, uint64_t seed,
-                      double* wait_seconds) {
+Batch Prefetcher::get(const std::shared_ptr<const Dataset>& data, int64_t index, int64_t batch_size, uint64_t seed, double* wait_seconds) {
   const auto start = std::chrono::steady_clock::now();
   Batch batch;
   if (next_.valid() && data_ == data && index_ == index && batch_size_ == batch_size && seed_ == seed) {

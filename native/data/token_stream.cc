@@ -55,12 +55,14 @@ ShardInfo write_token_shard(const std::string& path, const torch::Tensor& ids, i
   if (vocab_size <= 0 || vocab_size >= (int64_t{1} << 32)) throw std::invalid_argument("vocabSize: must be in [1, 2^32)");
   if (token_bytes == 0) token_bytes = vocab_size <= 65536 ? 2 : 4;
   if (token_bytes != 2 && token_bytes != 4) throw std::invalid_argument("tokenBytes: must be 2 or 4");
-  if (token_bytes == 2 && vocab_size > 65536) throw std::invalid_argument("tokenBytes: 2 bytes cannot hold a vocabulary of " + std::to_string(vocab_size));
+  if (token_bytes == 2 && vocab_size > 65536)
+    throw std::invalid_argument("tokenBytes: 2 bytes cannot hold a vocabulary of " + std::to_string(vocab_size));
   auto t = ids.to(torch::kLong).contiguous();
   if (t.numel() > 0) {
     const auto lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
     if (lo < 0 || hi >= vocab_size) {
-      throw std::invalid_argument("tokens: id " + std::to_string(lo < 0 ? lo : hi) + " is outside [0, vocabSize=" + std::to_string(vocab_size) + ")");
+      throw std::invalid_argument("tokens: id " + std::to_string(lo < 0 ? lo : hi) +
+                                  " is outside [0, vocabSize=" + std::to_string(vocab_size) + ")");
     }
   }
   auto payload = t.to(token_bytes == 2 ? torch::kShort : torch::kInt);  // the bit patterns of uint16/uint32

@@ -18,12 +18,12 @@ namespace trainlarge {
 // lib/data/tokenizer.ts's TokenizerOptions (its schema states the rules and defaults); `model` is model_type.
 struct TokenizerTrainOptions {
   int64_t vocab_size = 0;
-  std::string model_type;           // bpe | unigram
+  std::string model_type;  // bpe | unigram
   double character_coverage = 0;
-  bool byte_fallback = true;        // characters outside the vocabulary become <0xNN> byte pieces, never unk
-  int64_t max_sentences = 0;        // lines sampled for training (SentencePiece's input_sentence_size)
+  bool byte_fallback = true;  // characters outside the vocabulary become <0xNN> byte pieces, never unk
+  int64_t max_sentences = 0;  // lines sampled for training (SentencePiece's input_sentence_size)
   int threads = 1;
-  uint32_t seed = 0;                // SentencePiece samples and shuffles lines: fixed for reproducible models
+  uint32_t seed = 0;  // SentencePiece samples and shuffles lines: fixed for reproducible models
 };
 
 class Tokenizer {

@@ -46,7 +46,8 @@ std::vector<std::string> compressible(const Model& model, const Targets& targets
 }
 
 void prune_weights(Model& model, double sparsity, PruneScope scope, const std::vector<std::string>& targets) {
-  if (targets.empty()) throw std::invalid_argument("prune: the model has no weight matrices to prune (select attention, ffn or embeddings)");
+  if (targets.empty())
+    throw std::invalid_argument("prune: the model has no weight matrices to prune (select attention, ffn or embeddings)");
   torch::NoGradGuard no_grad;
   auto params = params_by_name(model);
   auto weights = select(params, targets);
@@ -56,7 +57,7 @@ void prune_weights(Model& model, double sparsity, PruneScope scope, const std::v
     auto mask = masks[i];
     auto old = c.masks.find(targets[i]);
     if (old != c.masks.end()) mask = mask.logical_and(old->second);  // pruned stays pruned
-    weights[i].masked_fill_(mask.logical_not(), 0);  // +0, not w * 0 (which keeps the sign: -0)
+    weights[i].masked_fill_(mask.logical_not(), 0);                  // +0, not w * 0 (which keeps the sign: -0)
     auto latent = c.latent.find(targets[i]);
     if (latent != c.latent.end()) latent->second.masked_fill_(mask.logical_not(), 0);
     c.masks[targets[i]] = mask;
@@ -65,7 +66,8 @@ void prune_weights(Model& model, double sparsity, PruneScope scope, const std::v
 
 void quantize(Model& model, const QuantizeOptions& options) {
   const auto targets = compressible(model, options.targets);
-  if (targets.empty()) throw std::invalid_argument("quantize: the model has no weight matrices to quantize (select attention, ffn or embeddings)");
+  if (targets.empty())
+    throw std::invalid_argument("quantize: the model has no weight matrices to quantize (select attention, ffn or embeddings)");
   auto& c = model.compression;
   for (const auto& name : targets) {
     if (c.quant.count(name)) {
@@ -149,7 +151,8 @@ void prune(Model& model, const PruneOptions& o) {
   }
   // The schedule's arithmetic divides by endStep - startStep and takes the step modulo every.
   if (o.end_step <= o.start_step || o.every <= 0) throw std::invalid_argument("gradual pruning: needs endStep > startStep and every > 0");
-  if (targets.empty()) throw std::invalid_argument("prune: the model has no weight matrices to prune (select attention, ffn or embeddings)");
+  if (targets.empty())
+    throw std::invalid_argument("prune: the model has no weight matrices to prune (select attention, ffn or embeddings)");
   GradualPruning g;
   g.initial_sparsity = o.initial_sparsity;
   g.sparsity = o.sparsity;

@@ -28,7 +28,8 @@ at::QEngine engine_named(const std::string& name) {
       if (n == name) return e;
     }
   }
-  throw std::invalid_argument("engine: '" + name + "' is not a quantized engine of this libtorch; available: " + available + " (or 'auto')");
+  throw std::invalid_argument("engine: '" + name + "' is not a quantized engine of this libtorch; available: " + available +
+                              " (or 'auto')");
 }
 
 }  // namespace

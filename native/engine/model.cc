@@ -14,8 +14,7 @@
 
 namespace trainlarge {
 
-Model::Model(const ModelConfig& config, uint64_t seed, c10::Device device_)
-    : module(config, seed), device(device_) {
+Model::Model(const ModelConfig& config, uint64_t seed, c10::Device device_) : module(config, seed), device(device_) {
   if (device.is_cuda()) {
 #if TRAINLARGE_CUDA
     module->to(device);
@@ -129,7 +128,9 @@ static auto in_inference(Model& m, const torch::Tensor& ids, const torch::Tensor
   struct Restore {
     Model& m;
     bool training;
-    ~Restore() { if (training) m.module->train(); }
+    ~Restore() {
+      if (training) m.module->train();
+    }
   } restore{m, was_training};
   AutocastScope autocast(precision, m.device.type());
   LinearHookScope int8_scope(m.int8.get());
@@ -142,8 +143,8 @@ torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& atte
   return out.to(torch::kCPU, torch::kFloat).contiguous();
 }
 
-Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask,
-                                 const torch::Tensor& positions, int64_t k, Precision precision) {
+Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask, const torch::Tensor& positions, int64_t k,
+                                 Precision precision) {
   if (!module->mlm_head) throw std::invalid_argument("fillMask: a 'classify' model has no masked-LM head");
   const auto V = config().vocab_size;
   if (k < 1 || k > V) throw std::invalid_argument("topK: must be 1.." + std::to_string(V) + ", got " + std::to_string(k));
@@ -174,8 +175,7 @@ torch::Tensor Model::parameter(const std::string& name) const {
 BusyGuard::BusyGuard(Model& model, const char* job) : model_(model) {
   bool expected = false;
   if (!model_.busy.compare_exchange_strong(expected, true)) {
-    throw std::runtime_error(std::string("model is busy with another job; ") + job +
-                             " must wait for it (await the previous call)");
+    throw std::runtime_error(std::string("model is busy with another job; ") + job + " must wait for it (await the previous call)");
   }
 }
 

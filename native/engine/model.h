@@ -50,8 +50,8 @@ class Model {
     torch::Tensor probs;  // (N, k) float32
     torch::Tensor ids;    // (N, k) int32
   };
-  TopK predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask, const torch::Tensor& positions,
-                     int64_t k, Precision precision);
+  TopK predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask, const torch::Tensor& positions, int64_t k,
+                     Precision precision);
 
   Transformer module;
   c10::Device device;

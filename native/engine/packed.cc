@@ -124,14 +124,17 @@ std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compres
     if (encoding != "codes") {
       mask = unpack_bits(part(name, "mask"), numel, 1).to(torch::kBool);
       kept = mask.nonzero().squeeze(1);
-      if (kept.numel() != json_int(e.at("kept"), what + " kept", 0, numel)) throw std::runtime_error("packed model: '" + name + "' mask does not match its kept count");
+      if (kept.numel() != json_int(e.at("kept"), what + " kept", 0, numel))
+        throw std::runtime_error("packed model: '" + name + "' mask does not match its kept count");
     } else {
       kept = torch::arange(numel, torch::kLong);
     }
     auto flat = torch::zeros({numel}, torch::kFloat);
     if (encoding == "mask+values") {
       const auto& values = part(name, "values");
-      if (values.numel() != kept.numel()) throw std::runtime_error("packed model: '" + name + "' has " + std::to_string(values.numel()) + " values for " + std::to_string(kept.numel()) + " kept entries");
+      if (values.numel() != kept.numel())
+        throw std::runtime_error("packed model: '" + name + "' has " + std::to_string(values.numel()) + " values for " +
+                                 std::to_string(kept.numel()) + " kept entries");
       flat.index_put_({kept}, values.to(torch::kFloat));
     } else {
       QuantSpec q;
@@ -150,8 +153,10 @@ std::map<std::string, torch::Tensor> unpack(const SafetensorsFile& file, Compres
     dense[name] = flat.view(shape);
   }
   for (const auto& [name, t] : file.tensors) {
-    if (name.find('#') == std::string::npos) dense[name] = t;
-    else if (!parts.count(name)) throw std::runtime_error("packed model: unexpected part '" + name + "'");
+    if (name.find('#') == std::string::npos)
+      dense[name] = t;
+    else if (!parts.count(name))
+      throw std::runtime_error("packed model: unexpected part '" + name + "'");
   }
   return dense;
 }

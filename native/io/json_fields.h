@@ -20,7 +20,8 @@ inline int64_t json_int(const nlohmann::json& j, const std::string& what, int64_
     throw std::runtime_error(what + ": " + j.dump() + " is out of range");
   }
   const int64_t v = j.get<int64_t>();
-  if (v < lo || v > hi) throw std::runtime_error(what + ": " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (v < lo || v > hi)
+    throw std::runtime_error(what + ": " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return v;
 }
 

@@ -16,9 +16,8 @@ namespace {
 
 const std::vector<std::pair<std::string, at::ScalarType>>& dtype_names() {
   static const std::vector<std::pair<std::string, at::ScalarType>> names = {
-      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
-      {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
-      {"U8", at::kByte},    {"BOOL", at::kBool},
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
+      {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool},
   };
   return names;
 }
@@ -51,8 +50,7 @@ std::string safetensors_header(const NamedTensors& tensors, const std::map<std::
   return text;
 }
 
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
   NamedTensors data;
   data.reserve(tensors.size());
   for (const auto& [name, t] : tensors) data.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
@@ -102,7 +100,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
         throw std::runtime_error(what + ": the shape is too large");
       }
       // Checked against the file before anything is allocated.
-      if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes || static_cast<uint64_t>(offsets[1]) > data_size) {
+      if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes ||
+          static_cast<uint64_t>(offsets[1]) > data_size) {
         throw std::runtime_error(what + " has data_offsets that do not match its shape or the file");
       }
       auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));

@@ -18,8 +18,7 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 std::string safetensors_header(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata = {});
 
 // Writes atomically: a temporary file beside `path`, fsynced, then renamed over it.
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata = {});
 
 struct SafetensorsFile {
   std::map<std::string, torch::Tensor> tensors;  // CPU tensors

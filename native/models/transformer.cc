@@ -52,15 +52,11 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, at::Generator& ge
   return dropout(linear(fc2, torch::gelu(linear(fc1, x))), dropout_p, is_training(), gen);
 }
 
-static nn::LayerNorm layer_norm(const ModelConfig& c) {
-  return nn::LayerNorm(nn::LayerNormOptions({c.d_model}).eps(c.layer_norm_eps));
-}
+static nn::LayerNorm layer_norm(const ModelConfig& c) { return nn::LayerNorm(nn::LayerNormOptions({c.d_model}).eps(c.layer_norm_eps)); }
 
 // LayerNorm in the weights' precision: under bf16 autocast a GEMM output arrives in bf16, and
 // libtorch 1.13's CPU layer_norm refuses mixed dtypes (autocast does not cast it). A no-op in fp32.
-static torch::Tensor norm_fp32(nn::LayerNorm& norm, const torch::Tensor& x) {
-  return norm(x.to(norm->weight.scalar_type()));
-}
+static torch::Tensor norm_fp32(nn::LayerNorm& norm, const torch::Tensor& x) { return norm(x.to(norm->weight.scalar_type())); }
 
 BlockImpl::BlockImpl(const ModelConfig& c) : pre_norm(c.norm == NormPlacement::Pre) {
   attn = register_module("attn", SelfAttention(c));
@@ -107,8 +103,10 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, uint64_t seed)
   layers = register_module("layers", nn::ModuleList());
   for (int64_t i = 0; i < c.layers; ++i) layers->push_back(Block(c));
   if (c.norm == NormPlacement::Pre) final_norm = register_module("final_norm", layer_norm(c));
-  if (c.task == Task::MLM) mlm_head = register_module("mlm_head", MlmHead(c));
-  else cls_head = register_module("cls_head", ClassifierHead(c));
+  if (c.task == Task::MLM)
+    mlm_head = register_module("mlm_head", MlmHead(c));
+  else
+    cls_head = register_module("cls_head", ClassifierHead(c));
 
   // BERT/RoBERTa initialisation: N(0, 0.02) weights, zero biases, LayerNorm (1, 0); from a seeded
   // generator so the same seed gives the same model on any thread.
@@ -130,7 +128,8 @@ void TransformerImpl::reseed_dropout(uint64_t seed) {
 }
 
 void TransformerImpl::check_input(const torch::Tensor& ids, const torch::Tensor& attention_mask) const {
-  if (ids.dim() != 2) throw std::invalid_argument("tokens: expected shape [batch, length], got " + std::to_string(ids.dim()) + " dimensions");
+  if (ids.dim() != 2)
+    throw std::invalid_argument("tokens: expected shape [batch, length], got " + std::to_string(ids.dim()) + " dimensions");
   if (ids.size(1) > config.max_len || ids.size(1) < 1) {
     throw std::invalid_argument("tokens: length " + std::to_string(ids.size(1)) + " is outside 1..maxLen (" +
                                 std::to_string(config.max_len) + ")");
@@ -138,8 +137,8 @@ void TransformerImpl::check_input(const torch::Tensor& ids, const torch::Tensor&
   if (ids.numel() > 0) {
     const auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
     if (lo < 0 || hi >= config.vocab_size) {
-      throw std::invalid_argument("tokens: ids must be in [0, vocabSize=" + std::to_string(config.vocab_size) +
-                                  "), got values in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      throw std::invalid_argument("tokens: ids must be in [0, vocabSize=" + std::to_string(config.vocab_size) + "), got values in [" +
+                                  std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
   }
   if (attention_mask.defined() && attention_mask.sizes() != ids.sizes()) {
@@ -175,7 +174,7 @@ LossResult TransformerImpl::loss(const Batch& b, bool count_correct) {
   if (mlm_head) {
     if (!b.positions.defined()) throw std::invalid_argument("batch: an MLM batch needs masked positions");
     auto picked = h.reshape({-1, h.size(-1)}).index_select(0, b.positions);  // (N, D)
-    logits = mlm_head->forward(picked, tokens->weight);                       // (N, V)
+    logits = mlm_head->forward(picked, tokens->weight);                      // (N, V)
   } else {
     logits = cls_head->forward(h.select(1, 0), dropout_gen);  // (B, C)
   }

@@ -68,9 +68,9 @@ struct ClassifierHeadImpl : torch::nn::Module {
 TORCH_MODULE(ClassifierHead);
 
 struct LossResult {
-  torch::Tensor loss;  // mean over the counted items, differentiable
-  int64_t count = 0;   // masked tokens (MLM) or examples (classify)
-  int64_t correct = 0; // argmax == target, computed only when asked
+  torch::Tensor loss;   // mean over the counted items, differentiable
+  int64_t count = 0;    // masked tokens (MLM) or examples (classify)
+  int64_t correct = 0;  // argmax == target, computed only when asked
 };
 
 struct TransformerImpl : torch::nn::Module {

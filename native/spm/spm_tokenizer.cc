@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <functional>
 #include <mutex>
-#include <string_view>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -118,9 +118,9 @@ const std::string& canonical_charsmap(const std::string& rule) {
   auto it = cache.find(rule);
   if (it != cache.end()) return it->second;
   const std::vector<std::string> lines = {"abc abd", "bcd cde", "a b c d e"};
-  const std::unordered_map<std::string, std::string> args = {
-      {"model_type", "char"}, {"vocab_size", "40"}, {"hard_vocab_limit", "false"},
-      {"normalization_rule_name", rule}, {"minloglevel", "2"}, {"num_threads", "1"}};
+  const std::unordered_map<std::string, std::string> args = {{"model_type", "char"},        {"vocab_size", "40"},
+                                                             {"hard_vocab_limit", "false"}, {"normalization_rule_name", rule},
+                                                             {"minloglevel", "2"},          {"num_threads", "1"}};
   std::string proto;
   {
     std::lock_guard<std::mutex> train(train_mutex);
@@ -136,7 +136,8 @@ void check_normalizers(const std::string& model) {
     const auto n = normalizer_of(model, which);
     if (!n.present || (n.charsmap.empty() && (n.name.empty() || n.name == "identity"))) continue;
     if (n.name.empty() || n.name == "user_defined") {
-      throw std::runtime_error(std::string("tokenizer model: its ") + what + " is a user-defined rule table, which trainlarge does not load");
+      throw std::runtime_error(std::string("tokenizer model: its ") + what +
+                               " is a user-defined rule table, which trainlarge does not load");
     }
     if (n.charsmap != canonical_charsmap(n.name)) {
       throw std::runtime_error(std::string("tokenizer model: its ") + what + " does not match the rule '" + n.name +
@@ -175,7 +176,8 @@ class SpmTokenizer : public Tokenizer {
 Tokenizer* spm_load(const std::string& bytes);
 
 Tokenizer* spm_train(const std::vector<std::string>& lines, const TokenizerTrainOptions& o) {
-  if (o.model_type != "bpe" && o.model_type != "unigram") throw std::invalid_argument("model: must be 'bpe' or 'unigram', got '" + o.model_type + "'");
+  if (o.model_type != "bpe" && o.model_type != "unigram")
+    throw std::invalid_argument("model: must be 'bpe' or 'unigram', got '" + o.model_type + "'");
   if (o.vocab_size < 16 || o.vocab_size > 1000000) throw std::invalid_argument("vocabSize: must be in [16, 1000000]");
   if (!(o.character_coverage > 0 && o.character_coverage <= 1)) throw std::invalid_argument("characterCoverage: must be in (0, 1]");
   if (lines.empty()) throw std::invalid_argument("text: nothing to train a tokenizer on");
@@ -185,12 +187,19 @@ Tokenizer* spm_train(const std::vector<std::string>& lines, const TokenizerTrain
       {"character_coverage", std::to_string(o.character_coverage)},
       {"byte_fallback", o.byte_fallback ? "true" : "false"},
       // SentencePiece takes 0 (all lines) or a sample of more than 100.
-      {"input_sentence_size", std::to_string(static_cast<size_t>(o.max_sentences) >= lines.size() ? 0 : std::max<int64_t>(o.max_sentences, 101))},
+      {"input_sentence_size",
+       std::to_string(static_cast<size_t>(o.max_sentences) >= lines.size() ? 0 : std::max<int64_t>(o.max_sentences, 101))},
       {"shuffle_input_sentence", "true"},
       {"max_sentence_length", "65536"},
       {"num_threads", std::to_string(std::max(1, o.threads))},
-      {"pad_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"}, {"unk_id", "3"},
-      {"pad_piece", "<pad>"}, {"bos_piece", "<s>"}, {"eos_piece", "</s>"}, {"unk_piece", "<unk>"},
+      {"pad_id", "0"},
+      {"bos_id", "1"},
+      {"eos_id", "2"},
+      {"unk_id", "3"},
+      {"pad_piece", "<pad>"},
+      {"bos_piece", "<s>"},
+      {"eos_piece", "</s>"},
+      {"unk_piece", "<unk>"},
       {"control_symbols", "<mask>"},
       {"minloglevel", "2"},
   };
@@ -265,7 +274,7 @@ void SpmTokenizer::encode(const std::string& text, std::vector<int32_t>* out) co
 }
 
 void SpmTokenizer::encode_batch(const std::vector<std::string>& docs, int threads, std::vector<int32_t>* ids,
-                             std::vector<int64_t>* offsets) const {
+                                std::vector<int64_t>* offsets) const {
   std::vector<std::vector<int32_t>> per_doc(docs.size());
   const size_t workers = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, threads)), docs.size()));
   std::vector<std::thread> pool;
@@ -290,7 +299,8 @@ void SpmTokenizer::encode_batch(const std::vector<std::string>& docs, int thread
 
 std::string SpmTokenizer::decode(const std::vector<int>& ids) const {
   for (int id : ids)
-    if (id < 0 || id >= sp_.GetPieceSize()) throw std::out_of_range("ids: " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(sp_.GetPieceSize()) + ")");
+    if (id < 0 || id >= sp_.GetPieceSize())
+      throw std::out_of_range("ids: " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(sp_.GetPieceSize()) + ")");
   std::string text;
   check(sp_.Decode(ids, &text), "decode");
   return text;

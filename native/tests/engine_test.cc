@@ -132,8 +132,7 @@ int main(int argc, char** argv) {
     std::ostringstream out;
     out << "{\"tokens\":" << n << ",\"parameters\":" << model->parameter_count() << ",\"firstTrainLoss\":" << first
         << ",\"lastTrainLoss\":" << last << ",\"validBefore\":" << before << ",\"validAfter\":" << after
-        << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk
-        << ",\"denseBytes\":" << model->parameter_bytes() << "}";
+        << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk << ",\"denseBytes\":" << model->parameter_bytes() << "}";
     std::cout << out.str() << std::endl;
     return 0;
   } catch (const std::exception& e) {

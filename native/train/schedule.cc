@@ -11,8 +11,10 @@ double Schedule::at(int64_t step) const {
   const double span = static_cast<double>(std::max<int64_t>(1, max_steps - warmup_steps));
   const double progress = std::clamp(static_cast<double>(step - warmup_steps) / span, 0.0, 1.0);
   double factor = 1.0 - progress;  // linear
-  if (kind == ScheduleKind::Polynomial) factor = std::pow(1.0 - progress, power);
-  else if (kind == ScheduleKind::Cosine) factor = 0.5 * (1.0 + std::cos(M_PI * progress));
+  if (kind == ScheduleKind::Polynomial)
+    factor = std::pow(1.0 - progress, power);
+  else if (kind == ScheduleKind::Cosine)
+    factor = 0.5 * (1.0 + std::cos(M_PI * progress));
   return end_lr + (lr - end_lr) * factor;
 }
 

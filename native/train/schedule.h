@@ -10,7 +10,7 @@ enum class ScheduleKind { Linear, Polynomial, Cosine, Constant };
 
 struct Schedule {
   ScheduleKind kind = ScheduleKind::Linear;  // `schedule` in TrainConfig
-  double lr = 0, end_lr = 0, power = 1;     // lr: the peak, reached after warmup
+  double lr = 0, end_lr = 0, power = 1;      // lr: the peak, reached after warmup
   int64_t warmup_steps = 0, max_steps = 0;
 
   // The rate for update number `step` (0-based). Warmup starts at lr/warmup_steps (as fairseq), not at 0.

@@ -80,7 +80,8 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
   for (const auto& [name, p] : optimizer_.params())
     if (p.grad().defined()) grads.push_back(p.grad());
   torch::NoGradGuard no_grad;
-  if (fp16) for (auto& g : grads) g.div_(loss_scale_);
+  if (fp16)
+    for (auto& g : grads) g.div_(loss_scale_);
   std::vector<torch::Tensor> norms;
   norms.reserve(grads.size());
   for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat));
@@ -101,7 +102,7 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     }
     begin_update(*model_);  // quantized weights: the update goes to the full-precision latent weights
     optimizer_.step(s.lr);
-    end_update(*model_);    // masks re-applied, weights re-quantized
+    end_update(*model_);  // masks re-applied, weights re-quantized
     if (fp16 && ++good_steps_ % kLossScaleGrowthInterval == 0) loss_scale_ *= 2.0;
   }
   s.step = optimizer_.steps();
@@ -132,8 +133,7 @@ void Trainer::load_state(const std::string& path) {
   good_steps_ = std::stoll(file.metadata["good_steps"]);
 }
 
-EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed,
-                    Precision precision) {
+EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision) {
   auto& module = model.module;
   if (data.max_token_id() >= module->config.vocab_size) {
     throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize");

@@ -72,7 +72,6 @@ class Trainer {
 
 // Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),
 // with dropout off and masking seeded by `seed`.
-EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed,
-                    Precision precision);
+EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision);
 
 }  // namespace trainlarge

@@ -9,12 +9,26 @@ async function main() {
   const opts = JSON.parse(process.argv[2]);
   const tok = new ByteTokenizer();
   const { train } = splitSpeeches(loadSpeeches().slice(0, 20));
-  const data = MlmDataset.fromDocuments(train.map((s) => tok.encode(s.text)), tok, { maxLen: 64 });
+  const data = MlmDataset.fromDocuments(
+    train.map((s) => tok.encode(s.text)),
+    tok,
+    { maxLen: 64 },
+  );
   const model = await Transformer.create({ vocabSize: tok.vocabSize, maxLen: 64, dModel: 64, layers: 2, heads: 4 }, { seed: 5 });
-  const trainer = new Trainer(model, { maxSteps: opts.maxSteps, warmupSteps: 2, lr: opts.lr ?? 1e-3, batchSize: 8, precision: 'fp32', seed: 7 });
+  const trainer = new Trainer(model, {
+    maxSteps: opts.maxSteps,
+    warmupSteps: 2,
+    lr: opts.lr ?? 1e-3,
+    batchSize: 8,
+    precision: 'fp32',
+    seed: 7,
+  });
   try {
     const r = await trainer.fit(data, {
-      dir: opts.dir, checkpointEvery: opts.checkpointEvery ?? 2, evalEvery: 1000, progressSeconds: 0.001,
+      dir: opts.dir,
+      checkpointEvery: opts.checkpointEvery ?? 2,
+      evalEvery: 1000,
+      progressSeconds: 0.001,
       onProgress: (p) => console.log(`step ${p.step}`),
     });
     console.log(JSON.stringify({ resumedFrom: r.resumedFrom, resumeNote: r.resumeNote ?? null, steps: r.steps }));

