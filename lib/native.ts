@@ -2,11 +2,18 @@
 // Nothing else in lib/ touches the raw native API.
 import * as fs from 'fs';
 import * as path from 'path';
+// The addon returns trainlarge's public types where they are the same (type-only imports: no load order).
+import type { TokenArray } from './data/tokens';
+import type { EngineInfo } from './engine';
+import type { CompressionState, Tensor } from './model';
+import type { ModelConfig } from './config/model';
+import type { TrainConfig } from './config/train';
+import type { PruneSettings, QuantizeSettings } from './compress/ops';
+import type { TokenizerSettings } from './data/tokenizer';
 
-export interface NativeTensor {
-  data: Float32Array;
-  dims: number[];
-}
+/** The configs cross as their schemas output them (bind/options.cc reads these fields); the trainer's
+ * thread counts are resolved first. */
+export type NativeTrainConfig = Omit<TrainConfig, 'threads' | 'blasThreads'> & { threads: number; blasThreads: number };
 
 export interface NativeEval {
   loss: number;
@@ -36,45 +43,6 @@ export interface NativeBatch {
   mask?: Uint8Array;
 }
 
-export type TokenArray = Int32Array | Uint32Array | Uint16Array;
-
-/** lib/config/model.ts's ModelConfig, as the schema outputs it: bind/options.cc reads these fields. */
-export interface NativeModelConfig {
-  task: 'mlm' | 'classify';
-  vocabSize: number;
-  maxLen: number;
-  dModel: number;
-  layers: number;
-  heads: number;
-  ffn: number;
-  dropout: number;
-  attentionDropout: number;
-  norm: 'post' | 'pre';
-  layerNormEps: number;
-  padId: number;
-  numLabels?: number;
-}
-
-/** lib/config/train.ts's TrainConfig with thread counts resolved. */
-export interface NativeTrainConfig {
-  lr: number;
-  maxSteps: number;
-  warmupSteps: number;
-  schedule: 'linear' | 'polynomial' | 'cosine' | 'constant';
-  power: number;
-  endLr: number;
-  weightDecay: number;
-  betas: [number, number];
-  eps: number;
-  clipNorm: number;
-  batchSize: number;
-  accumSteps: number;
-  precision: 'fp32' | 'bf16' | 'fp16';
-  seed: number;
-  threads: number;
-  blasThreads: number;
-}
-
 /** lib/data's MlmOptions with the tokenizer's ids. */
 export interface NativeMlmOptions {
   maxLen: number;
@@ -87,51 +55,6 @@ export interface NativeMlmOptions {
   specialIds: number[];
 }
 
-export type CompressionTarget = 'attention' | 'ffn' | 'embeddings';
-
-export interface NativePruneOptions {
-  sparsity: number;
-  scope: 'layer' | 'global';
-  schedule: 'oneshot' | 'gradual';
-  initialSparsity: number;
-  startStep: number;
-  endStep?: number;
-  every: number;
-  targets: CompressionTarget[];
-}
-
-export interface NativeQuantizeOptions {
-  bits: number;
-  symmetric: boolean;
-  granularity: 'channel' | 'tensor';
-  targets: CompressionTarget[];
-}
-
-export interface NativeCompression {
-  pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
-  quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
-  int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
-  schedule?: {
-    initialSparsity: number;
-    sparsity: number;
-    startStep: number;
-    endStep: number;
-    every: number;
-    scope: 'layer' | 'global';
-    targets: string[];
-  };
-}
-
-export interface NativeTokenizerOptions {
-  vocabSize: number;
-  model: 'bpe' | 'unigram';
-  characterCoverage: number;
-  byteFallback: boolean;
-  maxSentences: number;
-  threads: number;
-  seed: number;
-}
-
 /** File metadata: string values only. */
 export type NativeMetadata = Record<string, string>;
 
@@ -140,7 +63,7 @@ export interface NativeModel {
   readonly parameterBytes: number;
   readonly device: string;
   readonly disposed: boolean;
-  predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<NativeTensor>;
+  predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<Tensor>;
   /** MLM: top-k (softmax probabilities, token ids), each (N, k) row-major, at flat positions b * length + t. */
   predictTopK(
     ids: TokenArray,
@@ -154,14 +77,14 @@ export interface NativeModel {
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
-  prune(options: NativePruneOptions): Promise<void>;
-  quantize(options: NativeQuantizeOptions): Promise<void>;
+  prune(options: Omit<PruneSettings, 'inPlace'>): Promise<void>;
+  quantize(options: Omit<QuantizeSettings, 'inPlace' | 'method'>): Promise<void>;
   clone(): Promise<NativeModel>;
   toInt8(engine: string): Promise<NativeModel>;
-  compression(): NativeCompression;
+  compression(): CompressionState;
   packedSize(metadata: NativeMetadata): Promise<{ fileBytes: number; headerBytes: number; tensors: Record<string, number> }>;
   weightErrors(reference: NativeModel): Promise<Record<string, number>>;
-  parameter(name: string): Promise<NativeTensor>;
+  parameter(name: string): Promise<Tensor>;
   dispose(): void;
 }
 
@@ -200,27 +123,15 @@ export interface NativeShardInfo {
   vocabSize: number;
 }
 
-export interface EngineInfo {
-  torchVersion: string;
-  cudaBuilt: boolean;
-  cudaAvailable: boolean;
-  cudaDevices: number;
-  threads: number;
-  blasThreads: number;
-  hardwareThreads: number;
-  quantizedEngines: string[];
-  parallelInfo: string;
-}
-
 export interface NativeAddon {
   abiVersion: number;
-  createModel(config: NativeModelConfig, seed: number, device: string): Promise<NativeModel>;
-  loadModel(config: NativeModelConfig, weightsPath: string, device: string): Promise<NativeModel>;
+  createModel(config: ModelConfig, seed: number, device: string): Promise<NativeModel>;
+  loadModel(config: ModelConfig, weightsPath: string, device: string): Promise<NativeModel>;
   createMlmData(tokens: TokenArray, options: NativeMlmOptions): NativeDataset;
   createMlmShards(paths: string[], options: NativeMlmOptions): NativeDataset;
   writeTokenShard(path: string, tokens: TokenArray, vocabSize: number): Promise<NativeShardInfo>;
   readTokenShard(path: string): { ids: Int32Array; tokenBytes: number; vocabSize: number };
-  trainTokenizer(lines: string[], options: NativeTokenizerOptions): Promise<NativeTokenizer>;
+  trainTokenizer(lines: string[], options: TokenizerSettings): Promise<NativeTokenizer>;
   loadTokenizer(modelBytes: Uint8Array): NativeTokenizer;
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
   Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;

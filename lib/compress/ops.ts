@@ -40,6 +40,8 @@ const PruneSchema = z
   .refine((o) => o.endStep === undefined || o.endStep > o.startStep, { path: ['endStep'], message: 'must be > startStep' })
   .refine((o) => o.initialSparsity <= o.sparsity, { path: ['initialSparsity'], message: 'must be <= sparsity' });
 export type PruneOptions = z.input<typeof PruneSchema>;
+/** PruneOptions validated, defaults filled: what the engine receives. */
+export type PruneSettings = z.output<typeof PruneSchema>;
 
 const QuantizeSchema = z
   .object({
@@ -54,6 +56,8 @@ const QuantizeSchema = z
   })
   .strict();
 export type QuantizeOptions = z.input<typeof QuantizeSchema>;
+/** QuantizeOptions validated, defaults filled: what the engine receives. */
+export type QuantizeSettings = z.output<typeof QuantizeSchema>;
 
 async function fineTune(model: Transformer, train: CompressionTraining | undefined, what: string): Promise<FitResult | undefined> {
   if (!train) return undefined;
