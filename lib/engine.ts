@@ -1,20 +1,7 @@
 import { native } from './native';
+import { EngineInfo } from './types';
 
-/** What the engine was built against and runs with. */
-export interface EngineInfo {
-  torchVersion: string;
-  cudaBuilt: boolean;
-  cudaAvailable: boolean;
-  cudaDevices: number;
-  /** libtorch's intra-op threads, OpenBLAS's pool, and the hardware's. */
-  threads: number;
-  blasThreads: number;
-  hardwareThreads: number;
-  /** libtorch's quantized engines (toInt8's 'onednn', 'qnnpack', 'fbgemm'). */
-  quantizedEngines: string[];
-  /** libtorch's at::get_parallel_info(). */
-  parallelInfo: string;
-}
+export { EngineInfo };
 
 /** What the engine was built against and runs with: libtorch version, CUDA, threads, quantized engines. */
 export function engineInfo(): EngineInfo {

@@ -7,12 +7,9 @@ import { dataHandle, TrainingData } from './data/dataset';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel } from './native';
+import { CompressionState, Tensor } from './types';
 
-/** A dense float tensor: a flat Float32Array in row-major order with its dims. */
-export interface Tensor {
-  data: Float32Array;
-  dims: number[];
-}
+export { CompressionState, Tensor };
 
 /** Logits: MLM (B, T, V), classify (B, C). */
 export type Logits = Tensor;
@@ -48,23 +45,6 @@ export interface MaskPrediction {
   /** The topK token ids, most likely first, and their softmax probabilities. */
   ids: number[];
   probs: number[];
-}
-
-/** Compression a model carries: per weight, its pruning and quantization, and a gradual-pruning schedule. */
-export interface CompressionState {
-  pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
-  quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
-  /** Set on a model made by toInt8: its encoder's Linear layers run on int8 kernels. */
-  int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
-  schedule?: {
-    initialSparsity: number;
-    sparsity: number;
-    startStep: number;
-    endStep: number;
-    every: number;
-    scope: 'layer' | 'global';
-    targets: string[];
-  };
 }
 
 /** The on-disk config of a run directory or a saved model. */

@@ -2,14 +2,11 @@
 // Nothing else in lib/ touches the raw native API.
 import * as fs from 'fs';
 import * as path from 'path';
-// The addon returns trainlarge's public types where they are the same (type-only imports: no load order).
-import type { TokenArray } from './data/tokens';
-import type { EngineInfo } from './engine';
-import type { CompressionState, Tensor } from './model';
+import type { CompressionState, EngineInfo, Tensor, TokenArray } from './types';
 import type { ModelConfig } from './config/model';
 import type { TrainConfig } from './config/train';
-import type { PruneSettings, QuantizeSettings } from './compress/ops';
-import type { TokenizerSettings } from './data/tokenizer';
+import type { PruneSettings, QuantizeSettings } from './config/compress';
+import type { TokenizerSettings } from './config/tokenizer';
 
 /** The configs cross as their schemas output them (bind/options.cc reads these fields); the trainer's
  * thread counts are resolved first. */

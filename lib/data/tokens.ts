@@ -1,3 +1,7 @@
+import { TokenArray } from '../types';
+
+export { TokenArray };
+
 /** The special tokens every trainlarge tokenizer defines (ids as the tokenizer assigns them). */
 export interface SpecialTokens {
   pad: number;
@@ -6,9 +10,6 @@ export interface SpecialTokens {
   unk: number;
   mask: number;
 }
-
-/** A token stream as the engine reads it without copying (uint16 fits a vocabulary up to 65,536). */
-export type TokenArray = Int32Array | Uint32Array | Uint16Array;
 
 /** What a dataset needs from a tokenizer. */
 export interface TokenizerLike {
