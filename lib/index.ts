@@ -3,7 +3,18 @@ export { ConfigError, parseConfig } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
 // cpuHasNativeBf16: what precision 'auto' decides on CPU (bf16 only where the CPU computes it natively).
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads, cpuHasNativeBf16 } from './config/train';
-export { Transformer, Logits, Tensor, MaskPrediction, TokenInput, EvalResult, EvaluateOptions, CompressionState } from './model';
+export {
+  Transformer,
+  Logits,
+  Tensor,
+  MaskPrediction,
+  TokenInput,
+  EvalResult,
+  EvaluateOptions,
+  CompressionState,
+  SaveOptions,
+} from './model';
+export { hfLabels, RobertaConfigJson } from './hf';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID } from './compress/study';
 export {
   prune,

@@ -1,10 +1,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { z } from 'zod';
 import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
 import { parseConfig } from './config/parse';
 import { Precision } from './config/train';
 import { dataHandle, TrainingData } from './data/dataset';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
+import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel } from './native';
 import { CompressionState, Tensor } from './types';
@@ -46,6 +48,29 @@ export interface MaskPrediction {
   ids: number[];
   probs: number[];
 }
+
+const SaveOptionsSchema = z
+  .object({
+    /** 'trainlarge' (default): config.json + model.safetensors (packed when compressed); 'hf': transformers' RoBERTa. */
+    format: z.enum(['trainlarge', 'hf']).default('trainlarge'),
+    /** Saved beside the weights (Tokenizer.fromDir finds it). */
+    tokenizer: z
+      .custom<SavableTokenizer>((t) => typeof (t as SavableTokenizer | null)?.saveTo === 'function', 'expected a Tokenizer')
+      .optional(),
+    /** Class names, in label order (classification). */
+    labels: z.array(z.string()).optional(),
+    /** The trainer config of the run that made the model (Trainer.fit writes it). */
+    train: z.unknown().optional(),
+  })
+  .strict();
+
+/** A tokenizer that can write its files into a model directory. */
+export interface SavableTokenizer {
+  readonly special: { cls: number; eos: number };
+  saveTo(dir: string): Promise<void>;
+}
+
+export type SaveOptions = z.input<typeof SaveOptionsSchema>;
 
 /** The on-disk config of a run directory or a saved model. */
 export interface RunConfigFile {
@@ -135,6 +160,31 @@ export class Transformer {
     if (body_missing.length > 0) {
       model.dispose();
       throw new Error(`Transformer.fromPretrained: ${dir} lacks encoder weights (first: '${body_missing[0]}')`);
+    }
+    return model;
+  }
+
+  /**
+   * A transformers RoBERTa directory (config.json + model.safetensors): RobertaForMaskedLM,
+   * RobertaForSequenceClassification or RobertaModel (XLM-RoBERTa's too). With `task` different from the
+   * checkpoint's (e.g. 'classify' on an MLM checkpoint) the body is loaded under a fresh head from `seed`.
+   * Every tensor the model needs must be in the file with its shape; a model that cannot fit in the free
+   * memory is refused before anything is allocated. Class names of a classification checkpoint are in
+   * `hfLabels(dir)`.
+   */
+  static async fromHF(
+    dir: string,
+    opts: { task?: 'mlm' | 'classify'; numLabels?: number; seed?: number; device?: Device } = {},
+  ): Promise<Transformer> {
+    const hf = await readRobertaDir(dir, opts);
+    const model = await Transformer.create(hf.config, opts);
+    // A head of another task or size is new: the body must load whole, the head may be missing.
+    const strict = hf.checkpointTask === hf.config.task && opts.numLabels === undefined;
+    try {
+      await model.run(() => model.handle.loadRoberta(hf.weights, hf.paddingIdx, strict));
+    } catch (e) {
+      model.dispose();
+      throw new Error(`Transformer.fromHF: ${dir}: ${(e as Error).message}`);
     }
     return model;
   }
@@ -234,11 +284,28 @@ export class Transformer {
     };
   }
 
-  /** Writes `dir/model.safetensors` (readable by PyTorch and HuggingFace's safetensors) and `dir/config.json`. */
-  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
+  /**
+   * Writes `dir/model.safetensors` and `dir/config.json`: trainlarge's format (a compressed model packed, its
+   * file size the reported size), or with `format: 'hf'` a directory transformers loads with
+   * `from_pretrained(dir)` (RobertaForMaskedLM / RobertaForSequenceClassification; a compressed model is
+   * written dequantized, as float32). `tokenizer` is saved beside the weights; `labels` names the classes.
+   */
+  async save(dir: string, options: SaveOptions = {}): Promise<void> {
+    const o = parseConfig(SaveOptionsSchema, options, 'save options');
+    if (o.labels && this.config.task === 'classify' && o.labels.length !== this.config.numLabels) {
+      throw new RangeError(`save options: labels: has ${o.labels.length} names but the model has numLabels ${this.config.numLabels}`);
+    }
     await fs.promises.mkdir(dir, { recursive: true });
-    await this.run(() => this.handle.save(path.join(dir, RUN_FILES.weights), this.fileMetadata()));
-    await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
+    if (o.format === 'hf') {
+      const config = robertaConfig(this.config, { labels: o.labels, special: o.tokenizer?.special, compression: this.compression });
+      await this.run(() => this.handle.saveRoberta(path.join(dir, HF_FILES.weights), this.config.padId, { format: 'pt' }));
+      await writeJsonAtomic(path.join(dir, HF_FILES.config), config);
+    } else {
+      const { format: _format, tokenizer: _tokenizer, ...extra } = o;
+      await this.run(() => this.handle.save(path.join(dir, RUN_FILES.weights), this.fileMetadata()));
+      await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
+    }
+    if (o.tokenizer) await o.tokenizer.saveTo(dir);
   }
 
   /** The metadata save() writes into model.safetensors (compressedSize counts it too). */

@@ -74,6 +74,9 @@ export interface NativeModel {
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
+  /** transformers' RoBERTa layout (native/engine/roberta.h). */
+  saveRoberta(path: string, paddingIdx: number, metadata: NativeMetadata): Promise<void>;
+  loadRoberta(path: string, paddingIdx: number, strict: boolean): Promise<string[]>;
   prune(options: Omit<PruneSettings, 'inPlace'>): Promise<void>;
   quantize(options: Omit<QuantizeSettings, 'inPlace' | 'method'>): Promise<void>;
   clone(): Promise<NativeModel>;

@@ -6,6 +6,7 @@
 #include "bind/job.h"
 #include "bind/options.h"
 #include "engine/packed.h"
+#include "engine/roberta.h"
 #include "train/trainer.h"
 
 namespace trainlarge::bind {
@@ -22,6 +23,10 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                          InstanceMethod<&ModelWrap::Save>("save"),
                          InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
+                         InstanceMethod<&ModelWrap::SaveRoberta>("saveRoberta"),
+                         InstanceMethod<&ModelWrap::LoadRoberta>("loadRoberta"),
+                         InstanceMethod<&ModelWrap::SaveRoberta>("saveRoberta"),
+                         InstanceMethod<&ModelWrap::LoadRoberta>("loadRoberta"),
                          InstanceMethod<&ModelWrap::Prune>("prune"),
                          InstanceMethod<&ModelWrap::Quantize>("quantize"),
                          InstanceMethod<&ModelWrap::Clone>("clone"),
@@ -219,6 +224,42 @@ Napi::Value ModelWrap::LoadWeights(const Napi::CallbackInfo& info) {
                        BusyGuard busy(*model, "loadWeights");
                        auto file = load_safetensors(path);
                        auto missing = model->load_weights(is_packed(file.metadata) ? unpack(file, nullptr) : file.tensors, strict);
+                       return [missing](Napi::Env env) -> Napi::Value {
+                         auto out = Napi::Array::New(env, missing.size());
+                         for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);
+                         return out;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::SaveRoberta(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("save");
+    const auto path = string_arg(info, 0, "path");
+    const int64_t padding_idx = int_arg(info, 1, "paddingIdx");
+    const auto metadata = read_metadata(info[2], "metadata");
+    return run_async(info.Env(), "trainlarge.saveRoberta",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "save");
+                       save_safetensors(path, to_roberta(*model, padding_idx), plain_metadata(metadata));
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::LoadRoberta(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("fromHF");
+    const auto path = string_arg(info, 0, "path");
+    const int64_t padding_idx = int_arg(info, 1, "paddingIdx");
+    const bool strict = info.Length() > 2 && info[2].ToBoolean();
+    return run_async(info.Env(), "trainlarge.loadRoberta",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "fromHF");
+                       const auto missing = load_roberta(*model, load_safetensors(path).tensors, padding_idx, strict);
                        return [missing](Napi::Env env) -> Napi::Value {
                          auto out = Napi::Array::New(env, missing.size());
                          for (size_t i = 0; i < missing.size(); ++i) out.Set(static_cast<uint32_t>(i), missing[i]);

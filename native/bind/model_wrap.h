@@ -44,6 +44,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Save(const Napi::CallbackInfo& info);
   // [async] loadWeights(path, strict) -> Promise<string[]> names not found in the file
   Napi::Value LoadWeights(const Napi::CallbackInfo& info);
+  // [async] saveRoberta(path, paddingIdx, metadata) -> Promise<void>: the tensors under transformers'
+  // RoBERTa names (engine/roberta.h), atomically
+  Napi::Value SaveRoberta(const Napi::CallbackInfo& info);
+  // [async] loadRoberta(path, paddingIdx, strict) -> Promise<string[]>: a RoBERTa checkpoint's tensors; the
+  // model's tensor names not found (a head, when not strict)
+  Napi::Value LoadRoberta(const Napi::CallbackInfo& info);
   // [async] clone() -> Promise<Model>: weights and compression state
   Napi::Value Clone(const Napi::CallbackInfo& info);
   // [async] parameter(name) -> Promise<{ data: Float32Array, dims }>: a copy of one parameter
