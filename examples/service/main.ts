@@ -3,8 +3,7 @@
 //   node dist/examples/service/main.js --model NAME=DIR[:int8] [--model ...] [--max-batch 16] [--max-wait-ms 2] [--max-queue 256]
 // SIGINT/SIGTERM: stop accepting, answer every admitted request, free the models, exit 0.
 import * as fs from 'fs';
-import { ConfigError } from '../../lib';
-import { createService, ServiceConfig } from './server';
+import { ConfigError, createService, ServiceConfig } from '../../lib';
 
 function usage(msg: string): never {
   console.error(`trainlarge service: ${msg}`);

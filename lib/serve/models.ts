@@ -2,7 +2,10 @@
 // its tokenizer, label names, and the micro-batcher that turns concurrent requests into one native call.
 import * as fs from 'fs';
 import * as path from 'path';
-import { classificationLayout, CompressionState, toInt8, Tokenizer, Transformer } from '../../lib';
+import { toInt8 } from '../compress/ops';
+import { classificationLayout } from '../data/task';
+import { Tokenizer } from '../data/tokenizer';
+import { CompressionState, Transformer } from '../model';
 import { BatcherOptions, MicroBatcher } from './batcher';
 import { Metrics } from './metrics';
 
