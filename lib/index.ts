@@ -46,3 +46,5 @@ export { measureStepSeconds } from './train/budget';
 export { progressReporter } from './train/progress';
 // The HTTP inference service over saved model directories (`trainlarge serve`); fastify loads on the first createService.
 export { createService, Service, ServiceConfig, ModelSpec } from './serve';
+// The trainlarge command line as a function (examples/service/main.ts runs `trainlarge serve` through it).
+export { runCli } from './cli/main';

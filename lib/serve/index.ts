@@ -1,4 +1,4 @@
-// The HTTP inference service (fastify) over saved models: examples/service/main.js, or
+// The HTTP inference service (fastify) over saved models: `trainlarge serve`, examples/service/main.js, or
 // createService from your own code. fastify loads only when a service is created, so `import 'trainlarge'`
 // does not pay for it.
 import type { Service, ServiceConfig } from './server';
