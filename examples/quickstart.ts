@@ -106,7 +106,8 @@ async function main(): Promise<void> {
   console.log(`fill-mask: ${shown}`);
   console.log(`  hidden: ${truth.join(', ')}   model: ${guesses.join(', ')}`);
   console.log(`saved: ${dir} (model.safetensors, config.json, tokenizer.model, checkpoint.json + checkpoints/, metrics.jsonl)`);
-  console.log(`serve it: node dist/lib/cli.js serve ${path.relative(process.cwd(), dir) || dir}   (then POST /v1/models/NAME/fill-mask)`);
+  const where = dir.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), dir) : dir;
+  console.log(`serve it: node dist/lib/cli.js serve ${where}   (then POST /v1/models/${path.basename(dir)}/fill-mask)`);
   trainer.dispose();
   model.dispose();
 }
