@@ -7,6 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Corpus, Trainer, Transformer, engineInfo, measureStepSeconds, progressReporter, unigramEntropy } from '../lib';
+// The one helper that writes a model directory's tokenizer (lib/data/modeldir.ts; Tokenizer.saveTo once the HF tokenizer work lands).
+import { saveTokenizer } from '../lib/data/modeldir';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,6 +49,9 @@ async function main(): Promise<void> {
   console.log(`a step takes ${stepSeconds.toFixed(3)} s: training ${maxSteps} steps`);
 
   fs.rmSync(dir, { recursive: true, force: true });
+  // The run directory carries the tokenizer the model is trained with, so it is self-contained: Transformer.load,
+  // `trainlarge serve runs/quickstart` and the other commands find it there.
+  await saveTokenizer(tok, dir);
   const model = await Transformer.create(modelConfig, { seed: 1 });
   console.log(`model: ${(model.parameterCount / 1e6).toFixed(2)} M parameters, ${model.device}`);
   const trainer = new Trainer(model, { ...trainBase, maxSteps, warmupSteps: Math.round(maxSteps * 0.06) });
@@ -100,7 +105,9 @@ async function main(): Promise<void> {
     .join(' ');
   console.log(`fill-mask: ${shown}`);
   console.log(`  hidden: ${truth.join(', ')}   model: ${guesses.join(', ')}`);
-  console.log(`saved: ${dir} (model.safetensors, config.json, checkpoint.json + checkpoints/, metrics.jsonl)`);
+  console.log(`saved: ${dir} (model.safetensors, config.json, tokenizer.model, checkpoint.json + checkpoints/, metrics.jsonl)`);
+  const where = dir.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), dir) : dir;
+  console.log(`serve it: node dist/lib/cli.js serve ${where}   (then POST /v1/models/${path.basename(dir)}/fill-mask)`);
   trainer.dispose();
   model.dispose();
 }

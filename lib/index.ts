@@ -55,3 +55,7 @@ export { recommend, PlannerEvidence, Recommendation } from './experiment/planner
 // measureStepSeconds: the step time a wall-clock budget turns into maxSteps; progressReporter: an onProgress for terminals and logs.
 export { measureStepSeconds } from './train/budget';
 export { progressReporter } from './train/progress';
+// The HTTP inference service over saved model directories (`trainlarge serve`); fastify loads on the first createService.
+export { createService, Service, ServiceConfig, ModelSpec } from './serve';
+// The trainlarge command line as a function (examples/service/main.ts runs `trainlarge serve` through it).
+export { runCli } from './cli/main';

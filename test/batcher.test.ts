@@ -1,6 +1,6 @@
 // The service's micro-batcher on its own: batch limits, the wait window, one call in flight, the bounded
 // queue, failures reaching every caller of a batch, and close() answering what was admitted.
-import { ClosedError, MicroBatcher, QueueFullError } from '../examples/service/batcher';
+import { ClosedError, MicroBatcher, QueueFullError } from '../lib/serve/batcher';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

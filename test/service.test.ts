@@ -1,4 +1,4 @@
-// The example inference service (examples/service): real models trained here on real text, served on
+// The inference service (lib/serve, started by `trainlarge serve` and examples/service/main.js): real models trained here on real text, served on
 // 127.0.0.1, hit with concurrent HTTP requests whose every answer is checked against the model called
 // directly; bad requests, a full queue, the event loop during inference, and graceful shutdown.
 import { ChildProcess, spawn } from 'child_process';
@@ -8,7 +8,7 @@ import { Dataset, MlmDataset, prune, quantize, Tokenizer, Trainer, Transformer }
 import { ClassificationTask } from '../lib/data/task';
 import { classificationExamples, englishProseDocuments } from '../lib/data/builtin/sources';
 import { readMetric } from '../bench/report';
-import { createService, Service } from '../examples/service/server';
+import { createService, Service } from '../lib/serve/server';
 import { tempDir } from './helpers';
 
 jest.setTimeout(300_000);

@@ -10,7 +10,8 @@
 // tokenization run on libuv's worker threads, so the event loop only parses JSON and routes.
 import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { parseConfig, setThreads } from '../../lib';
+import { parseConfig } from '../config/parse';
+import { setThreads } from '../engine';
 import { ClosedError, QueueFullError } from './batcher';
 import { Metrics } from './metrics';
 import { InputError, ServedModel } from './models';

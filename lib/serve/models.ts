@@ -2,7 +2,11 @@
 // its tokenizer, label names, and the micro-batcher that turns concurrent requests into one native call.
 import * as fs from 'fs';
 import * as path from 'path';
-import { classificationLayout, CompressionState, toInt8, Tokenizer, Transformer } from '../../lib';
+import { toInt8 } from '../compress/ops';
+import { classificationLayout } from '../data/task';
+import { tokenizerIn } from '../data/modeldir';
+import { Tokenizer } from '../data/tokenizer';
+import { CompressionState, Transformer } from '../model';
 import { BatcherOptions, MicroBatcher } from './batcher';
 import { Metrics } from './metrics';
 
@@ -12,7 +16,7 @@ export interface ModelSpec {
   name: string;
   /** A directory written by Transformer.save or Trainer.fit (config.json + model.safetensors). */
   dir: string;
-  /** SentencePiece model; default DIR/tokenizer.model. */
+  /** SentencePiece model; default the tokenizer saved in DIR (DIR/tokenizer.model). */
   tokenizer?: string;
   /** Classification label names; default the `labels` saved in DIR/config.json, else "0", "1", ... */
   labels?: string[];
@@ -71,10 +75,21 @@ export class ServedModel {
 
   static async load(spec: ModelSpec, batching: BatcherOptions, metrics: Metrics): Promise<ServedModel> {
     const dir = path.resolve(spec.dir);
-    const tokFile = path.resolve(spec.tokenizer ?? path.join(dir, 'tokenizer.model'));
-    if (!fs.existsSync(tokFile))
-      throw new Error(`models.${spec.name}.tokenizer: ${tokFile} does not exist (give the SentencePiece model the model was trained with)`);
-    const tokenizer = Tokenizer.load(tokFile);
+    let tokenizer: Tokenizer;
+    if (spec.tokenizer) {
+      const tokFile = path.resolve(spec.tokenizer);
+      if (!fs.existsSync(tokFile))
+        throw new Error(
+          `models.${spec.name}.tokenizer: ${tokFile} does not exist (give the SentencePiece model the model was trained with)`,
+        );
+      tokenizer = Tokenizer.load(tokFile);
+    } else {
+      try {
+        tokenizer = await tokenizerIn(dir);
+      } catch (e) {
+        throw new Error(`models.${spec.name}.tokenizer: ${(e as Error).message}; or give "tokenizer": FILE`);
+      }
+    }
     if (spec.int8 && spec.device === 'cuda')
       throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
     let model = await Transformer.load(dir, { device: spec.device ?? 'cpu' });

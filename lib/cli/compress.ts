@@ -1,0 +1,235 @@
+// trainlarge compress: prune and/or quantize a classifier (and try it on int8 kernels), write the packed
+// file, and print test accuracy and bytes before and after.
+import * as fs from 'fs';
+import * as path from 'path';
+import { compressedSize, CompressionTraining, prune, PruneOptions, quantize, QuantizeOptions, toInt8 } from '../compress/ops';
+import { PruneSchema, QuantizeSchema } from '../config/compress';
+import { parseConfig } from '../config/parse';
+import { saveTokenizer, tokenizerIn } from '../data/modeldir';
+import { RUN_FILES } from '../io';
+import { Transformer } from '../model';
+import { Args, Command, UsageError } from './args';
+import {
+  device,
+  DEVICE_FLAG,
+  JSON_FLAG,
+  loadTask,
+  modelDir,
+  readTaskRecord,
+  savedLabels,
+  TASK_FLAGS,
+  taskSource,
+  trainConfig,
+  trainFlags,
+  writeTaskRecord,
+} from './common';
+import { progressReporter } from '../train/progress';
+
+// The fine-tuning of gradual pruning and QAT (no evaluation cadence: they evaluate on the test split after).
+const TRAIN_FLAGS = trainFlags(100).filter((f) => !['eval-every', 'eval-samples'].includes(f.name));
+const TRAIN_FLAG_NAMES = new Set(TRAIN_FLAGS.map((f) => f.name));
+
+const ENGINES = ['auto', 'onednn', 'qnnpack', 'fbgemm'] as const;
+
+function defaultDir(model: string, args: Args): string {
+  const parts: string[] = [];
+  const s = args.number('prune');
+  if (s !== undefined) parts.push(`p${Math.round(s * 100)}`);
+  const bits = args.int('bits');
+  if (bits !== undefined) parts.push(`q${bits}`);
+  if (args.bool('int8') && bits === undefined) parts.push('int8');
+  return `${path.resolve(model).replace(/[/\\]+$/, '')}-${parts.join('-')}`;
+}
+
+export const compress: Command = {
+  name: 'compress',
+  brief: 'Prunes / quantizes a classifier; prints accuracy and bytes before and after.',
+  summary:
+    'Prunes and/or quantizes a fine-tuned classifier (lib/compress: magnitude pruning, k-bit quantization, int8 kernels), ' +
+    "writes the packed file (config.json, model.safetensors, the tokenizer) and prints the task's test accuracy and the " +
+    'file size before and after.',
+  synopsis: '--model DIR (--prune S | --bits K | --int8) [--dir OUT] [options]',
+  flags: [
+    { name: 'model', kind: 'string', value: 'DIR', help: 'a fine-tuned classifier (trainlarge finetune)' },
+    { name: 'dir', kind: 'string', value: 'OUT', help: 'where the compressed model goes (default DIR-p50-q4 and so on)' },
+    { name: 'prune', kind: 'number', value: 'S', help: 'sparsity: the fraction of weights set to zero, in [0, 1)', field: 'sparsity' },
+    { name: 'scope', kind: 'string', value: 'layer|global', help: 'one threshold per matrix or over all (default layer)', field: 'scope' },
+    {
+      name: 'schedule',
+      kind: 'string',
+      value: 'oneshot|gradual',
+      help: 'prune now, or along a cubic schedule while fine-tuning --steps',
+      field: 'schedule',
+    },
+    { name: 'initial-sparsity', kind: 'number', help: 'gradual: sparsity at --start-step (default 0)', field: 'initialSparsity' },
+    { name: 'start-step', kind: 'int', help: 'gradual: first pruning step (default 0)', field: 'startStep' },
+    { name: 'end-step', kind: 'int', help: 'gradual: the step the target sparsity is reached (default --steps)', field: 'endStep' },
+    { name: 'every', kind: 'int', help: 'gradual: prune every N steps (default 10)', field: 'every' },
+    { name: 'bits', kind: 'int', value: 'K', help: 'quantize weights to K bits, 2..8', field: 'bits' },
+    {
+      name: 'granularity',
+      kind: 'string',
+      value: 'channel|tensor',
+      help: 'one scale per output channel or per matrix (default channel)',
+      field: 'granularity',
+    },
+    { name: 'asymmetric', kind: 'bool', help: 'a zero point per scale (default symmetric)' },
+    {
+      name: 'method',
+      kind: 'string',
+      value: 'ptq|qat',
+      help: 'round now, or then fine-tune --steps with fake quantization (default ptq)',
+      field: 'method',
+    },
+    {
+      name: 'targets',
+      kind: 'list',
+      value: 'attention,ffn,embeddings',
+      help: 'which weight matrices (default attention,ffn)',
+      field: 'targets',
+    },
+    { name: 'int8', kind: 'bool', help: "also measure accuracy on libtorch's int8 kernels (serve it with NAME=OUT:int8)" },
+    { name: 'engine', kind: ENGINES, help: 'the int8 engine (default auto)' },
+    ...TASK_FLAGS,
+    ...TRAIN_FLAGS,
+    DEVICE_FLAG,
+    JSON_FLAG,
+  ],
+  notes:
+    'The task defaults to the one the model was fine-tuned on (DIR/task.json). --steps, --lr and the other training flags\n' +
+    'apply to gradual pruning and to --method qat, which fine-tune on the task.\n\n' +
+    'Examples:\n' +
+    '  trainlarge compress --model runs/sentiment --prune 0.5 --bits 4 --dir runs/sentiment-p50-q4\n' +
+    '  trainlarge compress --model runs/sentiment --bits 8 --int8\n' +
+    '  trainlarge compress --model runs/sentiment --prune 0.7 --schedule gradual --steps 200 --lr 1e-4',
+  async run(args) {
+    const dir = modelDir(args, 'model');
+    const sparsity = args.number('prune');
+    const bits = args.int('bits');
+    const int8 = args.bool('int8');
+    if (sparsity === undefined && bits === undefined && !int8)
+      throw new UsageError('compress: say what to do: --prune SPARSITY, --bits K and/or --int8', 'compress');
+    const pruneOnly = ['scope', 'schedule', 'initial-sparsity', 'start-step', 'end-step', 'every'];
+    const quantOnly = ['granularity', 'asymmetric', 'method'];
+    for (const [flags, needs] of [
+      [pruneOnly, 'prune'],
+      [quantOnly, 'bits'],
+    ] as const)
+      for (const f of flags) if (args.has(f) && !args.has(needs)) throw new UsageError(`--${f}: only applies with --${needs}`, 'compress');
+    if (args.has('engine') && !int8) throw new UsageError('--engine: only applies with --int8', 'compress');
+    const trains = args.string('schedule') === 'gradual' || args.string('method') === 'qat';
+    for (const f of TRAIN_FLAG_NAMES)
+      if (args.has(f) && !trains)
+        throw new UsageError(`--${f}: only applies with --schedule gradual or --method qat (they fine-tune)`, 'compress');
+    const config = trainConfig(args, 100);
+    const targets = args.list('targets') as ('attention' | 'ffn' | 'embeddings')[] | undefined;
+    const pruneOptions: PruneOptions | undefined =
+      sparsity === undefined
+        ? undefined
+        : {
+            sparsity,
+            scope: args.string('scope') as 'layer' | 'global' | undefined,
+            schedule: args.string('schedule') as 'oneshot' | 'gradual' | undefined,
+            initialSparsity: args.number('initial-sparsity'),
+            startStep: args.int('start-step'),
+            endStep: args.int('end-step') ?? (args.string('schedule') === 'gradual' ? config.maxSteps : undefined),
+            every: args.int('every'),
+            targets,
+          };
+    const quantizeOptions: QuantizeOptions | undefined =
+      bits === undefined
+        ? undefined
+        : {
+            bits,
+            granularity: args.string('granularity') as 'channel' | 'tensor' | undefined,
+            symmetric: !args.bool('asymmetric'),
+            method: args.string('method') as 'ptq' | 'qat' | undefined,
+            targets,
+          };
+    // Refused here, in the library's words under the flags' names, before the model is even loaded.
+    if (pruneOptions) parseConfig(PruneSchema, pruneOptions, 'prune options');
+    if (quantizeOptions) parseConfig(QuantizeSchema, quantizeOptions, 'quantize options');
+    const out = args.string('dir') ?? defaultDir(dir, args);
+    if (path.resolve(out) === path.resolve(dir))
+      throw new UsageError(`--dir: ${out} is the model's own directory; give another`, 'compress');
+
+    const tok = await tokenizerIn(dir);
+    const record = await readTaskRecord(dir);
+    const source = taskSource(args) ?? record?.source;
+    if (source === undefined)
+      throw new UsageError(
+        `compress: ${dir} has no task.json (not from trainlarge finetune): give --task NAME or --train FILE,...`,
+        'compress',
+      );
+    let model = await Transformer.load(dir, { device: device(args) });
+    if (model.config.task !== 'classify') {
+      model.dispose();
+      throw new UsageError(`--model: ${dir} is a masked-LM; compress evaluates a classifier (trainlarge finetune first)`, 'compress');
+    }
+    const maxLen = record?.maxLen ?? model.config.maxLen;
+    const task = await loadTask(source, tok, maxLen);
+    const labels = (await savedLabels(dir)) ?? task.labels;
+    const bars: { stop: () => void }[] = [];
+    const training = (what: string): CompressionTraining => {
+      const bar = progressReporter(`${what} ${task.name}`);
+      bars.push(bar);
+      return { data: task.train, config, fit: { onProgress: bar.onProgress } };
+    };
+    const done: Transformer[] = [];
+    try {
+      const before = { accuracy: (await model.evaluate(task.test)).accuracy!, bytes: (await compressedSize(model)).bytes };
+      if (pruneOptions) {
+        done.push(model);
+        model = await prune(model, {
+          ...pruneOptions,
+          ...(pruneOptions.schedule === 'gradual' ? { train: training('gradual pruning') } : {}),
+        });
+      }
+      if (quantizeOptions) {
+        done.push(model);
+        model = await quantize(model, { ...quantizeOptions, ...(quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
+      }
+      for (const b of bars.splice(0)) b.stop();
+      await model.save(out, { labels });
+      await saveTokenizer(tok, out);
+      await writeTaskRecord(out, { source, maxLen });
+      const after = { accuracy: (await model.evaluate(task.test)).accuracy!, bytes: (await compressedSize(model)).bytes };
+      const fileBytes = fs.statSync(path.join(out, RUN_FILES.weights)).size;
+      let int8Accuracy: number | undefined;
+      if (int8) {
+        const fast = await toInt8(model, { engine: args.string('engine') as (typeof ENGINES)[number] | undefined });
+        int8Accuracy = (await fast.evaluate(task.test)).accuracy;
+        fast.dispose();
+      }
+      const result = {
+        dir: out,
+        task: task.name,
+        testExamples: task.test.size,
+        before,
+        after: { ...after, fileBytes },
+        ...(int8Accuracy !== undefined ? { int8Accuracy } : {}),
+        compression: { pruned: Object.keys(model.compression.pruned).length, quantized: Object.keys(model.compression.quantized).length },
+      };
+      if (args.bool('json')) console.log(JSON.stringify(result));
+      else {
+        const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+        console.log(
+          `test accuracy on ${task.name}: ${pct(before.accuracy)} before, ${pct(after.accuracy)} after` +
+            `${int8Accuracy !== undefined ? `, ${pct(int8Accuracy)} on int8 kernels` : ''}`,
+        );
+        console.log(
+          `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
+            `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
+        );
+        console.log(
+          `saved ${out}: model.safetensors (${fileBytes.toLocaleString('en-US')} bytes), config.json, tokenizer.model, task.json`,
+        );
+      }
+    } finally {
+      for (const b of bars) b.stop();
+      model.dispose();
+      for (const m of done) m.dispose();
+      task.dispose();
+    }
+  },
+};
