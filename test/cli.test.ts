@@ -175,10 +175,13 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   expect(tooSparse.code).toBe(2);
   expect(tooSparse.err).toMatch(/^trainlarge: --prune: Too big: expected number to be <1/);
 
-  // Until the HF export lands in this branch, export says so (exit 1) after checking its flags.
-  const hf = trainlarge('export', '--model', small, '--format', 'hf');
-  expect(hf.code).toBe(1);
-  expect(hf.err).toMatch(/not yet available/);
+  // export --format hf: a transformers RoBERTa directory with the class names (test/hf.test.ts checks transformers loads it).
+  const hf = trainlarge('export', '--model', clf, '--format', 'hf', '--dir', path.join(dir, 'hf'));
+  expect(hf.code).toBe(0);
+  expect(hf.out).toMatch(/exported .* as hf to .*hf/);
+  const hfConfig = JSON.parse(fs.readFileSync(path.join(dir, 'hf', 'config.json'), 'utf8'));
+  expect(hfConfig.architectures).toEqual(['RobertaForSequenceClassification']);
+  expect(Object.values(hfConfig.id2label)).toEqual(['negative', 'positive']);
 
   const child = spawn(process.execPath, [CLI, 'serve', small, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '',

@@ -198,19 +198,14 @@ export function modelDir(args: Args, flag: string): string {
   return dir;
 }
 
-// --- The HF import and export: Transformer.fromHF and model.save(dir, { format: 'hf' }) arrive with the
-// HF work; until then these two say so. Each is the one call site of its function.
+// --- The HF import and export: the one call site of each.
 
 /** A model from an HF RoBERTa directory, with a fresh classification head. */
 export async function fromHF(dir: string, opts: { device: Device; numLabels: number; seed?: number }): Promise<Transformer> {
-  void dir;
-  void opts;
-  throw new Error('--from-hf: importing an HF model is not yet available in this build (it arrives with Transformer.fromHF)');
+  return Transformer.fromHF(dir, { task: 'classify', numLabels: opts.numLabels, device: opts.device, seed: opts.seed });
 }
 
 /** Writes a model as an HF RoBERTa directory. */
-export async function saveHF(model: Transformer, dir: string): Promise<void> {
-  void model;
-  void dir;
-  throw new Error("export --format hf: not yet available in this build (it arrives with model.save(dir, { format: 'hf' }))");
+export async function saveHF(model: Transformer, dir: string, opts: { labels?: string[] } = {}): Promise<void> {
+  await model.save(dir, { format: 'hf', ...opts });
 }

@@ -1,5 +1,6 @@
 // trainlarge export: a trainlarge model as another format's directory (HF RoBERTa: config.json, weights, tokenizer).
 import * as path from 'path';
+import { readJson, RUN_FILES } from '../io';
 import { Transformer } from '../model';
 import { Command, UsageError } from './args';
 import { JSON_FLAG, modelDir, saveHF } from './common';
@@ -27,8 +28,9 @@ export const exportCommand: Command = {
     const out = args.string('dir') ?? `${path.resolve(dir).replace(/[/\\]+$/, '')}-${format}`;
     if (path.resolve(out) === path.resolve(dir)) throw new UsageError(`--dir: ${out} is the model's own directory; give another`, 'export');
     const model = await Transformer.load(dir);
+    const { labels } = await readJson<{ labels?: string[] }>(path.join(dir, RUN_FILES.config), 'export');
     try {
-      await saveHF(model, out);
+      await saveHF(model, out, { labels });
     } finally {
       model.dispose();
     }
