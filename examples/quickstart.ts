@@ -7,8 +7,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Corpus, Trainer, Transformer, engineInfo, measureStepSeconds, progressReporter, unigramEntropy } from '../lib';
-// The one helper that writes a model directory's tokenizer (lib/data/modeldir.ts; Tokenizer.saveTo once the HF tokenizer work lands).
-import { saveTokenizer } from '../lib/data/modeldir';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -51,7 +49,7 @@ async function main(): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   // The run directory carries the tokenizer the model is trained with, so it is self-contained: Transformer.load,
   // `trainlarge serve runs/quickstart` and the other commands find it there.
-  await saveTokenizer(tok, dir);
+  await tok.saveTo(dir);
   const model = await Transformer.create(modelConfig, { seed: 1 });
   console.log(`model: ${(model.parameterCount / 1e6).toFixed(2)} M parameters, ${model.device}`);
   const trainer = new Trainer(model, { ...trainBase, maxSteps, warmupSteps: Math.round(maxSteps * 0.06) });

@@ -31,7 +31,7 @@ export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, Metri
 export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
-export { Tokenizer, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
+export { Tokenizer, TokenizerKind, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
 export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/task';
 // The built-in corpus and tasks as plain documents and labelled examples (before tokenizing), for your own pipeline or a look at the data.

@@ -5,9 +5,9 @@ import * as path from 'path';
 import { compressedSize, CompressionTraining, prune, PruneOptions, quantize, QuantizeOptions, toInt8 } from '../compress/ops';
 import { PruneSchema, QuantizeSchema } from '../config/compress';
 import { parseConfig } from '../config/parse';
-import { saveTokenizer, tokenizerIn } from '../data/modeldir';
 import { RUN_FILES } from '../io';
 import { Transformer } from '../model';
+import { Tokenizer } from '../data/tokenizer';
 import { Args, Command, UsageError } from './args';
 import {
   device,
@@ -153,7 +153,7 @@ export const compress: Command = {
     if (path.resolve(out) === path.resolve(dir))
       throw new UsageError(`--dir: ${out} is the model's own directory; give another`, 'compress');
 
-    const tok = await tokenizerIn(dir);
+    const tok = await Tokenizer.fromDir(dir);
     const record = await readTaskRecord(dir);
     const source = taskSource(args) ?? record?.source;
     if (source === undefined)
@@ -191,7 +191,7 @@ export const compress: Command = {
       }
       for (const b of bars.splice(0)) b.stop();
       await model.save(out, { labels });
-      await saveTokenizer(tok, out);
+      await tok.saveTo(out);
       await writeTaskRecord(out, { source, maxLen });
       const after = { accuracy: (await model.evaluate(task.test)).accuracy!, bytes: (await compressedSize(model)).bytes };
       const fileBytes = fs.statSync(path.join(out, RUN_FILES.weights)).size;

@@ -1,7 +1,6 @@
 // trainlarge finetune: a pretrained body under a fresh classification head, trained on a built-in or your own task.
 import * as fs from 'fs';
 import * as path from 'path';
-import { saveTokenizer, tokenizerIn } from '../data/modeldir';
 import { Tokenizer } from '../data/tokenizer';
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
@@ -58,7 +57,7 @@ export const finetune: Command = {
     if (source === undefined)
       throw new UsageError('finetune: give --task NAME (a built-in task) or --train FILE,... (your own labelled examples)', 'finetune');
     const tokFile = args.string('tokenizer');
-    const tok = tokFile ? Tokenizer.load(tokFile) : await tokenizerIn(src);
+    const tok = tokFile ? Tokenizer.load(tokFile) : await Tokenizer.fromDir(src);
     // The body's maxLen bounds the examples; a probe of the config is enough to know it.
     const probe = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8')) as {
       model?: { maxLen?: number };
@@ -78,7 +77,7 @@ export const finetune: Command = {
         `the tokenizer has ${tok.vocabSize} pieces but the model's vocabSize is ${model.config.vocabSize}: give the tokenizer it was trained with`,
       );
     }
-    await saveTokenizer(tok, dir);
+    await tok.saveTo(dir);
     await writeTaskRecord(dir, { source, maxLen });
     const trainer = new Trainer(model, config);
     try {

@@ -3,8 +3,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ModelConfigInput, parseModelConfig } from '../config/model';
 import { Corpus, CORPUS_SOURCES, CorpusSourceName } from '../data/corpus';
-import { saveTokenizer, tokenizerIn } from '../data/modeldir';
 import { Transformer } from '../model';
+import { Tokenizer } from '../data/tokenizer';
 import { Trainer } from '../train/trainer';
 import { Args, Command, UsageError } from './args';
 import { device, DEVICE_FLAG, fitWithProgress, JSON_FLAG, trainConfig, trainFlags } from './common';
@@ -116,10 +116,10 @@ export const train: Command = {
     const dir = args.string('dir') ?? path.join('runs', name);
     const tok = corpus.tokenizer;
     // A run directory holds one tokenizer: resuming with another corpus's would train on other ids.
-    if (fs.existsSync(path.join(dir, 'tokenizer.model')) && (await tokenizerIn(dir)).sha256 !== tok.sha256) {
+    if (tok.files.some((f) => fs.existsSync(path.join(dir, f))) && (await Tokenizer.fromDir(dir)).sha256 !== tok.sha256) {
       throw new Error(`${dir} holds a run trained with another tokenizer than ${corpus.dir}'s; use a new --dir`);
     }
-    await saveTokenizer(tok, dir);
+    await tok.saveTo(dir);
     const model: ModelConfigInput = { task: 'mlm', vocabSize: tok.vocabSize, maxLen, ...shape };
     const m = await Transformer.create(model, { seed: config.seed, device: device(args) });
     const trainer = new Trainer(m, config);

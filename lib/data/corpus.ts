@@ -41,9 +41,12 @@ export interface PrepareEvent {
 
 export interface CorpusPrepareOptions {
   source: CorpusSourceName | CustomCorpus;
-  /** Output directory: shards, tokenizer.model, documents.tsv, manifest.json. */
+  /** Output directory: shards, the tokenizer's files (tokenizer.model, or HF's tokenizer.json + config), documents.tsv, manifest.json. */
   dir: string;
-  /** Tokenize with this tokenizer; by default one is trained on the training split (tokenizerOptions). */
+  /**
+   * Tokenize with this tokenizer (SentencePiece, or an HF byte-level BPE from Tokenizer.fromHF); by default a
+   * SentencePiece one is trained on the training split (tokenizerOptions).
+   */
   tokenizer?: Tokenizer;
   tokenizerOptions?: TokenizerOptions;
   /** Characters of text per shard (approximate: whole documents). */
@@ -195,11 +198,12 @@ async function prepareTokenizer(
 ): Promise<{ tokenizer: Tokenizer; info: CorpusManifest['tokenizer'] }> {
   const tokFile = path.join(dir, TOKENIZER_FILE);
   if (opts.tokenizer) {
-    await opts.tokenizer.save(tokFile);
-    return {
-      tokenizer: opts.tokenizer,
-      info: { file: TOKENIZER_FILE, sha256: opts.tokenizer.sha256, vocabSize: opts.tokenizer.vocabSize },
-    };
+    const given = opts.tokenizer;
+    if (!(given instanceof Tokenizer)) throw new TypeError('tokenizer: expected a Tokenizer (Tokenizer.train, load, fromHF or fromDir)');
+    await given.saveTo(dir);
+    // A SentencePiece model left by an earlier prepare would be found first by Tokenizer.fromDir(dir).
+    if (given.kind !== 'sentencepiece') await fs.promises.rm(tokFile, { force: true });
+    return { tokenizer: given, info: { file: given.files[0], sha256: given.sha256, vocabSize: given.vocabSize } };
   }
   const options = parseConfig(TokenizerOptionsSchema, opts.tokenizerOptions ?? {}, 'tokenizerOptions');
   const trainedOn = digestDocuments(train, JSON.stringify(options));

@@ -99,7 +99,7 @@ export class Dataset {
     const { maxLen } = parseConfig(OptionsSchema, { maxLen: opts.maxLen }, 'Dataset.classification');
     const tok = opts.tokenizer;
     if (!tok || typeof tok.encode !== 'function')
-      throw new TypeError('tokenizer: expected a Tokenizer (Tokenizer.train or Tokenizer.load)');
+      throw new TypeError('tokenizer: expected a Tokenizer (Tokenizer.train, load, fromHF or fromDir)');
     let name: string;
     let labels: string[];
     let splits: Record<Split, Example[]>;

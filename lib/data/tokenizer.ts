@@ -1,11 +1,13 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
+import * as path from 'path';
 import { parseConfig } from '../config/parse';
 import { TokenizerOptions, TokenizerOptionsSchema } from '../config/tokenizer';
 import { writeFileAtomic } from '../io';
 import { native, NativeTokenizer } from '../native';
 import { readDocuments, DocumentFormat } from './files';
-import { checkSequence, SpecialTokens, TokenizerLike } from './tokens';
+import { HF_MERGES_FILE, HF_TOKENIZER_FILE, HF_VOCAB_FILE, HfBpe } from './hf-tokenizer';
+import { checkSequence, checkTokenId, describeValue, SpecialTokens, TokenizerLike } from './tokens';
 
 export { TokenizerOptions, TokenizerOptionsSchema, TokenizerSettings } from '../config/tokenizer';
 
@@ -25,21 +27,46 @@ function toLines(texts: string[]): string[] {
   return lines;
 }
 
+/** What a Tokenizer runs on: trainlarge's native SentencePiece, or a Hugging Face byte-level BPE. */
+export type TokenizerKind = 'sentencepiece' | 'hf-bpe';
+
+/** The file Tokenizer.load reads and save writes for SentencePiece; fromDir looks for it first. */
+export const SENTENCEPIECE_FILE = 'tokenizer.model';
+
+type Backend = { kind: 'sentencepiece'; handle: NativeTokenizer } | { kind: 'hf-bpe'; hf: HfBpe };
+
+const SPM_SPECIAL: SpecialTokens = { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 };
+
+// Texts encoded between yields to the event loop when an HF tokenizer encodes a batch (on the main thread).
+const HF_BATCH_CHUNK = 256;
+
 /**
- * A subword tokenizer trained and applied by SentencePiece (BPE or unigram) inside the native addon.
- * Special ids are fixed: pad 0, cls 1 (<s>), eos 2 (</s>), unk 3, mask 4. The saved file is a standard
- * SentencePiece .model, loadable by the sentencepiece Python package too.
+ * A subword tokenizer of one of two kinds (`kind`):
+ * - 'sentencepiece': trained (Tokenizer.train) and applied by SentencePiece (BPE or unigram) inside the native
+ *   addon. Special ids are fixed: pad 0, cls 1 (<s>), eos 2 (</s>), unk 3, mask 4. The saved file is a
+ *   standard SentencePiece .model (tokenizer.model), loadable by the sentencepiece Python package too.
+ * - 'hf-bpe': a Hugging Face byte-level BPE (RoBERTa's, GPT-2's) read from its files (Tokenizer.fromHF) and
+ *   applied by tokenizers.js; encode gives transformers' ids (without the special tokens, which trainlarge
+ *   adds where it builds sequences) and `special` holds the ids the files name.
  */
 export class Tokenizer implements TokenizerLike {
-  readonly special: SpecialTokens = { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 };
-  /** sha256 of the model bytes: identifies the tokenizer in corpus manifests. */
+  readonly special: SpecialTokens;
+  /** sha256 of the tokenizer's file bytes (SentencePiece: the .model; HF: its files): identifies it in corpus manifests. */
   readonly sha256: string;
+  readonly kind: TokenizerKind;
 
-  private constructor(private readonly handle: NativeTokenizer) {
-    this.sha256 = createHash('sha256').update(handle.modelBytes()).digest('hex');
+  private constructor(private readonly backend: Backend) {
+    this.kind = backend.kind;
+    if (backend.kind === 'sentencepiece') {
+      this.special = { ...SPM_SPECIAL };
+      this.sha256 = createHash('sha256').update(backend.handle.modelBytes()).digest('hex');
+    } else {
+      this.special = { ...backend.hf.special };
+      this.sha256 = backend.hf.sha256;
+    }
   }
 
-  /** Learns a vocabulary. Deterministic for the same texts and options. */
+  /** Learns a SentencePiece vocabulary. Deterministic for the same texts and options. */
   static async train(input: TokenizerTrainInput): Promise<Tokenizer> {
     const { files, format, textField, texts, ...rest } = input;
     const options = parseConfig(TokenizerOptionsSchema, rest, 'tokenizer options');
@@ -49,11 +76,15 @@ export class Tokenizer implements TokenizerLike {
     const docs = texts ?? (await readDocuments({ files: files!, format, textField })).map((d) => d.text);
     const lines = toLines(docs);
     if (lines.length === 0) throw new RangeError('Tokenizer.train: the text is empty');
-    return new Tokenizer(await native().trainTokenizer(lines, options));
+    return new Tokenizer({ kind: 'sentencepiece', handle: await native().trainTokenizer(lines, options) });
   }
 
-  /** A saved SentencePiece model (written by save(), or any model with trainlarge's special ids). */
+  /**
+   * A saved tokenizer file: a SentencePiece model (written by save(), or any model with trainlarge's special
+   * ids), or an HF tokenizer.json (its tokenizer_config.json / special_tokens_map.json beside it are read too).
+   */
   static load(file: string): Tokenizer {
+    if (path.basename(file) === HF_TOKENIZER_FILE) return Tokenizer.loadHF(path.dirname(file), 'Tokenizer.load');
     let bytes: Buffer;
     try {
       bytes = fs.readFileSync(file);
@@ -62,60 +93,149 @@ export class Tokenizer implements TokenizerLike {
     }
     if (bytes.length === 0) throw new Error(`Tokenizer.load: ${file} is empty`);
     try {
-      return new Tokenizer(native().loadTokenizer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)));
+      return new Tokenizer({
+        kind: 'sentencepiece',
+        handle: native().loadTokenizer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
+      });
     } catch (e) {
       throw new Error(`Tokenizer.load: ${file}: ${(e as Error).message}`);
     }
   }
 
+  /**
+   * A Hugging Face byte-level BPE tokenizer (RoBERTa-style) from `dir`: tokenizer.json, or vocab.json +
+   * merges.txt, with tokenizer_config.json / special_tokens_map.json when present. The special tokens
+   * (<s> or bos, </s>, <pad>, <unk>, <mask>) are the ones the files name; a missing one is an error.
+   */
+  static async fromHF(dir: string): Promise<Tokenizer> {
+    return Promise.resolve().then(() => Tokenizer.loadHF(dir, 'Tokenizer.fromHF'));
+  }
+
+  private static loadHF(dir: string, where: string): Tokenizer {
+    if (typeof dir !== 'string' || !dir) throw new TypeError(`${where}: expected a directory`);
+    try {
+      return new Tokenizer({ kind: 'hf-bpe', hf: HfBpe.load(dir) });
+    } catch (e) {
+      throw new Error(`${where}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The tokenizer saved beside a model or corpus in `dir`: tokenizer.model (SentencePiece), else the HF files
+   * (tokenizer.json, or vocab.json + merges.txt).
+   */
+  static async fromDir(dir: string): Promise<Tokenizer> {
+    if (typeof dir !== 'string' || !dir) throw new TypeError('Tokenizer.fromDir: expected a directory');
+    if (fs.existsSync(path.join(dir, SENTENCEPIECE_FILE))) return Tokenizer.load(path.join(dir, SENTENCEPIECE_FILE));
+    if (
+      fs.existsSync(path.join(dir, HF_TOKENIZER_FILE)) ||
+      (fs.existsSync(path.join(dir, HF_VOCAB_FILE)) && fs.existsSync(path.join(dir, HF_MERGES_FILE)))
+    )
+      return Tokenizer.loadHF(dir, 'Tokenizer.fromDir');
+    throw new Error(
+      `Tokenizer.fromDir: ${dir} holds no tokenizer: looked for ${SENTENCEPIECE_FILE}, ${HF_TOKENIZER_FILE}, ${HF_VOCAB_FILE} + ${HF_MERGES_FILE}`,
+    );
+  }
+
+  /** The file names saveTo writes into a directory (the first is the one a corpus manifest names). */
+  get files(): string[] {
+    return this.backend.kind === 'sentencepiece' ? [SENTENCEPIECE_FILE] : this.backend.hf.filesToSave().map(([name]) => name);
+  }
+
+  /**
+   * Writes the tokenizer's own files into `dir` (created if missing), each atomically: tokenizer.model for
+   * SentencePiece; tokenizer.json + tokenizer_config.json (+ special_tokens_map.json when it was read) for HF,
+   * which transformers' AutoTokenizer.from_pretrained(dir) loads. Tokenizer.fromDir(dir) reads them back.
+   */
+  async saveTo(dir: string): Promise<void> {
+    await fs.promises.mkdir(dir, { recursive: true });
+    if (this.backend.kind === 'sentencepiece') {
+      await writeFileAtomic(path.join(dir, SENTENCEPIECE_FILE), this.backend.handle.modelBytes());
+      return;
+    }
+    for (const [name, bytes] of this.backend.hf.filesToSave()) await writeFileAtomic(path.join(dir, name), bytes);
+  }
+
+  /**
+   * Writes the tokenizer to one file: the SentencePiece .model, or an HF tokenizer's tokenizer.json (the
+   * special-token names live in tokenizer_config.json: use saveTo for a directory transformers can load).
+   */
   async save(file: string): Promise<void> {
-    await writeFileAtomic(file, this.handle.modelBytes());
+    await writeFileAtomic(
+      file,
+      this.backend.kind === 'sentencepiece' ? this.backend.handle.modelBytes() : this.backend.hf.files.tokenizerJson,
+    );
   }
 
   get vocabSize(): number {
-    return this.handle.vocabSize;
+    return this.backend.kind === 'sentencepiece' ? this.backend.handle.vocabSize : this.backend.hf.vocabSize;
   }
 
   encode(text: string): Int32Array {
-    return this.handle.encode(text);
+    if (this.backend.kind === 'sentencepiece') return this.backend.handle.encode(text);
+    if (typeof text !== 'string') throw new TypeError(`text: expected a string, got ${describeValue(text)}`);
+    return this.backend.hf.encode(text);
   }
 
-  /** Many texts at once, on `threads` native threads, off the main thread. */
+  /** Many texts at once: SentencePiece on `threads` native threads, off the main thread; HF on the main thread, in chunks. */
   async encodeBatch(texts: string[], threads = 2): Promise<Int32Array[]> {
-    const { ids, offsets } = await this.handle.encodeBatch(texts, threads);
+    const { ids, offsets } = await this.encodeFlat(texts, threads);
     return texts.map((_, i) => ids.subarray(offsets[i], offsets[i + 1]));
   }
 
   /** As encodeBatch, but one flat array plus offsets (texts + 1 entries). */
   async encodeFlat(texts: string[], threads = 2): Promise<{ ids: Int32Array; offsets: Float64Array }> {
-    return this.handle.encodeBatch(texts, threads);
+    if (this.backend.kind === 'sentencepiece') return this.backend.handle.encodeBatch(texts, threads);
+    if (!Array.isArray(texts)) throw new TypeError(`texts: expected an array of strings, got ${describeValue(texts)}`);
+    const hf = this.backend.hf;
+    const parts: Int32Array[] = [];
+    const offsets = new Float64Array(texts.length + 1);
+    for (let i = 0; i < texts.length; i++) {
+      if (typeof texts[i] !== 'string') throw new TypeError(`texts[${i}]: expected a string, got ${describeValue(texts[i])}`);
+      if (i > 0 && i % HF_BATCH_CHUNK === 0) await new Promise((r) => setImmediate(r));
+      parts.push(hf.encode(texts[i]));
+      offsets[i + 1] = offsets[i] + parts[i].length;
+    }
+    const ids = new Int32Array(offsets[texts.length]);
+    parts.forEach((p, i) => ids.set(p, offsets[i]));
+    return { ids, offsets };
   }
 
   decode(ids: ArrayLike<number>): string {
     checkSequence(ids, 'ids', this.vocabSize);
-    return this.handle.decode(
+    if (this.backend.kind === 'hf-bpe') return this.backend.hf.decode(ids);
+    return this.backend.handle.decode(
       ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? ids : Int32Array.from(ids),
     );
   }
 
-  /** The vocabulary entry of an id (SentencePiece marks a word start with ▁). */
+  /** The vocabulary entry of an id (SentencePiece marks a word start with ▁, byte-level BPE with Ġ). */
   piece(id: number): string {
-    return this.handle.piece(id);
+    if (this.backend.kind === 'sentencepiece') return this.backend.handle.piece(id);
+    checkTokenId(id, 'id', this.vocabSize);
+    return this.backend.hf.piece(id);
   }
 
-  /** piece() of each id, in one native call. */
+  /** piece() of each id (SentencePiece: in one native call). */
   pieces(ids: ArrayLike<number>): string[] {
     checkSequence(ids, 'ids', this.vocabSize);
-    return this.handle.pieces(ids instanceof Int32Array ? ids : Int32Array.from(ids));
+    if (this.backend.kind === 'hf-bpe') {
+      const hf = this.backend.hf;
+      return Array.from(ids, (id) => hf.piece(id));
+    }
+    return this.backend.handle.pieces(ids instanceof Int32Array ? ids : Int32Array.from(ids));
   }
 
   /** The id of a piece, or the unk id. */
   pieceToId(piece: string): number {
-    return this.handle.pieceToId(piece);
+    return this.backend.kind === 'sentencepiece' ? this.backend.handle.pieceToId(piece) : this.backend.hf.pieceToId(piece);
   }
 
-  /** SentencePiece's own encoding, without trainlarge's word cache: the same ids as encode, slower (to check or time the cache). */
+  /**
+   * SentencePiece's own encoding, without trainlarge's word cache: the same ids as encode, slower (to check or
+   * time the cache). HF: encode.
+   */
   encodeUncached(text: string): Int32Array {
-    return this.handle.encodeUncached(text);
+    return this.backend.kind === 'sentencepiece' ? this.backend.handle.encodeUncached(text) : this.encode(text);
   }
 }

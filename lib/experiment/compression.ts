@@ -70,7 +70,7 @@ export async function runCompression(
   await writeJsonAtomic(path.join(dir, 'experiment.json'), s);
   const sweep = await SweepResults.load(s.sweep);
   if (sweep.runs.length === 0) throw new Error(`compression experiment: the sweep in ${s.sweep} has no finished runs`);
-  const tokenizer = Tokenizer.load(path.join(s.corpus, 'tokenizer.model'));
+  const tokenizer = await Tokenizer.fromDir(s.corpus);
   const task = await Dataset.classification({ source: s.task as keyof typeof CLASSIFICATION_SOURCES, tokenizer, maxLen: s.maxLen });
   const models: CompressionResults['models'] = [];
   const rows: CompressionRow[] = [];

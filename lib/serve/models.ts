@@ -4,7 +4,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { toInt8 } from '../compress/ops';
 import { classificationLayout } from '../data/task';
-import { tokenizerIn } from '../data/modeldir';
 import { Tokenizer } from '../data/tokenizer';
 import { CompressionState, Transformer } from '../model';
 import { BatcherOptions, MicroBatcher } from './batcher';
@@ -85,7 +84,7 @@ export class ServedModel {
       tokenizer = Tokenizer.load(tokFile);
     } else {
       try {
-        tokenizer = await tokenizerIn(dir);
+        tokenizer = await Tokenizer.fromDir(dir);
       } catch (e) {
         throw new Error(`models.${spec.name}.tokenizer: ${(e as Error).message}; or give "tokenizer": FILE`);
       }
