@@ -5,6 +5,7 @@ import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig }
 import { parseConfig } from './config/parse';
 import { Precision } from './config/train';
 import { dataHandle, TrainingData } from './data/dataset';
+import { Tokenizer } from './data/tokenizer';
 import { checkSequences, checkTokenId, describeValue } from './data/tokens';
 import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
@@ -109,6 +110,8 @@ export function modelInternals(model: Transformer): ModelInternals {
  */
 export class Transformer {
   private queue: Promise<unknown> = Promise.resolve();
+  /** The tokenizer saved beside the weights, found by load, fromPretrained and fromHF (save({ tokenizer }) writes it). */
+  tokenizer?: Tokenizer;
 
   private constructor(
     private readonly handle: NativeModel,
@@ -137,7 +140,9 @@ export class Transformer {
     const c = parseModelConfig(file.model);
     const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
     const handle = await native().loadModel(c, path.join(dir, RUN_FILES.weights), device);
-    return new Transformer(handle, c);
+    const model = new Transformer(handle, c);
+    model.tokenizer = await Tokenizer.find(dir);
+    return model;
   }
 
   /**
@@ -161,6 +166,7 @@ export class Transformer {
       model.dispose();
       throw new Error(`Transformer.fromPretrained: ${dir} lacks encoder weights (first: '${body_missing[0]}')`);
     }
+    model.tokenizer = await Tokenizer.find(dir);
     return model;
   }
 
@@ -186,13 +192,16 @@ export class Transformer {
       model.dispose();
       throw new Error(`Transformer.fromHF: ${dir}: ${(e as Error).message}`);
     }
+    model.tokenizer = await Tokenizer.find(dir);
     return model;
   }
 
   /** A deep copy: weights and compression state (masks, quantization, pruning schedule). */
   async clone(): Promise<Transformer> {
     const handle = await this.run(() => this.handle.clone());
-    return new Transformer(handle, this.config);
+    const copy = new Transformer(handle, this.config);
+    copy.tokenizer = this.tokenizer;
+    return copy;
   }
 
   /** What compression this model carries (see prune and quantize). */
@@ -229,7 +238,7 @@ export class Transformer {
   }
 
   /**
-   * Masked-LM: the `topK` most likely tokens at each position holding `maskId` (default 4, the tokenizer's
+   * Masked-LM: the `topK` most likely tokens at each position holding `maskId` (default: the mask id of the model's tokenizer, else 4, trainlarge's
    * `<mask>`), or at the given `[sequence, position]` pairs. The vocabulary projection runs on those rows
    * only, so this is far cheaper than `predict`'s (B, T, V) logits.
    */
@@ -252,7 +261,7 @@ export class Transformer {
         }
       }
     } else {
-      const maskId = opts.maskId ?? 4;
+      const maskId = opts.maskId ?? this.tokenizer?.special.mask ?? 4;
       where = [];
       for (let i = 0; i < ids.length; i++) if (ids[i] === maskId && (!mask || mask[i])) where.push([Math.floor(i / length), i % length]);
     }

@@ -6,7 +6,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { PEER_PYTHON } from '../bench/report';
-import { hfLabels, Trainer, Transformer } from '../lib';
+import { createService, Dataset, englishProseDocuments, hfLabels, prune, quantize, Tokenizer, Trainer, Transformer } from '../lib';
 import { speechData, tempDir, tok } from './helpers';
 
 const PEER = path.join(__dirname, 'peer', 'hf_roberta.py');
@@ -185,5 +185,73 @@ describe('Hugging Face RoBERTa', () => {
       }),
     );
     await expect(Transformer.fromHF(huge)).rejects.toThrow(/the model needs about [\d.]+ GiB .* of memory is available/);
+  });
+  test('the workflow on an imported checkpoint: fine-tune on sentiment, prune 50%, quantize 4-bit, save packed, load, serve', async () => {
+    // A RoBERTa checkpoint as transformers users have one: a byte-level BPE tokenizer trained on english-prose
+    // and a model with its vocabulary (random weights: no network here), in one directory.
+    const dir = tempDir('hf-workflow');
+    const prose = await englishProseDocuments();
+    const textsFile = path.join(dir, 'texts.json');
+    fs.writeFileSync(textsFile, JSON.stringify(prose.train.slice(0, 300).map((d) => d.text)));
+    const bpe = execFileSync(
+      PEER_PYTHON,
+      [path.join(__dirname, 'peer', 'hf_bpe.py'), 'train', textsFile, path.join(dir, 'roberta'), '2000'],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const vocab = (JSON.parse(bpe.trim().split('\n').pop()!) as { vocabSize: number }).vocabSize;
+    make(path.join(dir, 'roberta'), { task: 'mlm', vocab, max_positions: 66, pad: 1 });
+
+    const tokenizer = await Tokenizer.fromDir(path.join(dir, 'roberta'));
+    expect(tokenizer.special).toMatchObject({ cls: 0, pad: 1, eos: 2, mask: 4 });
+    const model = await Transformer.fromHF(path.join(dir, 'roberta'), { task: 'classify', numLabels: 2, seed: 3 });
+    expect(model.tokenizer?.sha256).toBe(tokenizer.sha256);
+    const task = await Dataset.classification({ source: 'sentiment', tokenizer, maxLen: 64 });
+    const fit = await new Trainer(model, { maxSteps: 50, warmupSteps: 5, lr: 1e-3, batchSize: 16, precision: 'fp32', seed: 1 }).fit(
+      task.train,
+      {
+        validData: task.valid,
+        evalEvery: 50,
+        evalSamples: 200,
+      },
+    );
+    const losses = fit.history.filter((r) => r.type === 'train').map((r) => r.loss);
+    expect(losses).toHaveLength(50);
+    expect(losses.every((l) => Number.isFinite(l))).toBe(true);
+    expect(fit.lastEval?.accuracy).toBeGreaterThan(0.3);
+    const compressed = await quantize(await prune(model, { sparsity: 0.5 }), { bits: 4 });
+    const before = await model.evaluate(task.test);
+    const after = await compressed.evaluate(task.test);
+    expect(after.accuracy).toBeGreaterThan(0.4);
+    expect(Math.abs(after.accuracy! - before.accuracy!)).toBeLessThan(0.2);
+
+    const packed = path.join(dir, 'packed');
+    await compressed.save(packed, { tokenizer, labels: task.labels });
+    const loaded = await Transformer.load(packed);
+    expect(Object.values(loaded.compression.quantized).every((q) => q.bits === 4)).toBe(true);
+    expect(loaded.tokenizer?.kind).toBe('hf-bpe');
+    const service = await createService({ models: [{ name: 'sentiment', dir: packed }] });
+    try {
+      await service.app.listen({ host: '127.0.0.1', port: 0 });
+      const addr = service.app.server.address();
+      if (!addr || typeof addr === 'string') throw new Error('no address');
+      const r = await fetch(`http://127.0.0.1:${addr.port}/v1/models/sentiment/classify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'a gripping, funny film' }),
+      });
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { results: { label: string; score: number }[] };
+      expect(task.labels).toContain(body.results[0].label);
+      const ids = tokenizer.encode('a gripping, funny film');
+      const direct = await loaded.predict([[tokenizer.special.cls, ...Array.from(ids), tokenizer.special.eos]]);
+      const best = direct.data[1] > direct.data[0] ? 1 : 0;
+      expect(body.results[0].label).toBe(task.labels[best]);
+    } finally {
+      await service.close();
+    }
+    task.dispose();
   });
 });

@@ -124,6 +124,12 @@ export class Tokenizer implements TokenizerLike {
    * The tokenizer saved beside a model or corpus in `dir`: tokenizer.model (SentencePiece), else the HF files
    * (tokenizer.json, or vocab.json + merges.txt).
    */
+  /** The tokenizer saved in a model directory, or undefined when the directory holds none. */
+  static async find(dir: string): Promise<Tokenizer | undefined> {
+    const any = [SENTENCEPIECE_FILE, HF_TOKENIZER_FILE, HF_VOCAB_FILE].some((f) => fs.existsSync(path.join(dir, f)));
+    return any ? Tokenizer.fromDir(dir) : undefined;
+  }
+
   static async fromDir(dir: string): Promise<Tokenizer> {
     if (typeof dir !== 'string' || !dir) throw new TypeError('Tokenizer.fromDir: expected a directory');
     if (fs.existsSync(path.join(dir, SENTENCEPIECE_FILE))) return Tokenizer.load(path.join(dir, SENTENCEPIECE_FILE));
