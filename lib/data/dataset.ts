@@ -34,6 +34,8 @@ function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: Token
 export interface TrainingData {
   readonly kind: 'mlm' | 'classify';
   readonly size: number;
+  /** The tokenizer the ids come from, when the data was made with one (Trainer.fit saves it beside the weights). */
+  readonly tokenizer?: TokenizerLike;
 }
 
 /** One batch as the engine draws it for training or evaluation. */
@@ -74,6 +76,7 @@ export class MlmDataset implements TrainingData {
     /** Tokens in the blocks (fromShards: whole blocks only). */
     readonly tokenCount: number,
     readonly options: Required<MlmOptions>,
+    readonly tokenizer: TokenizerLike,
   ) {
     handles.set(this, handle);
   }
@@ -101,7 +104,7 @@ export class MlmDataset implements TrainingData {
       }
     }
     const handle = native().createMlmData(stream, nativeMlmOptions(o, tokenizer));
-    return new MlmDataset(handle, stream.length, o);
+    return new MlmDataset(handle, stream.length, o, tokenizer);
   }
 
   /**
@@ -111,7 +114,7 @@ export class MlmDataset implements TrainingData {
   static fromShards(paths: string[], tokenizer: TokenizerLike, options: MlmOptions = {}): MlmDataset {
     const o = parseConfig(MlmOptionsSchema, options, 'MLM data options');
     const handle = native().createMlmShards(paths, nativeMlmOptions(o, tokenizer));
-    return new MlmDataset(handle, handle.size * (o.maxLen - 1), o);
+    return new MlmDataset(handle, handle.size * (o.maxLen - 1), o, tokenizer);
   }
 
   /** Blocks of maxLen tokens. */
@@ -140,12 +143,17 @@ export class LabelledDataset implements TrainingData {
   private constructor(
     private readonly handle: NativeDataset,
     readonly numLabels: number,
+    readonly tokenizer?: TokenizerLike,
   ) {
     handles.set(this, handle);
   }
 
   /** Each sequence should start with the tokenizer's cls token; longer ones are truncated to maxLen. */
-  static fromSequences(sequences: ArrayLike<number>[], labels: number[], opts: { maxLen: number; padId: number }): LabelledDataset {
+  static fromSequences(
+    sequences: ArrayLike<number>[],
+    labels: number[],
+    opts: { maxLen: number; padId: number; tokenizer?: TokenizerLike },
+  ): LabelledDataset {
     checkSequences(sequences, 'sequences');
     if (!Array.isArray(labels)) throw new TypeError(`labels: expected an array of label indices, got ${describeValue(labels)}`);
     const bad = labels.findIndex((l) => !Number.isInteger(l) || l < 0);
@@ -158,7 +166,7 @@ export class LabelledDataset implements TrainingData {
     const tokens = new Int32Array(offsets[sequences.length]);
     sequences.forEach((s, i) => tokens.set(s, offsets[i]));
     const handle = native().createLabelledData(tokens, offsets, Int32Array.from(labels), opts.maxLen, opts.padId);
-    return new LabelledDataset(handle, Math.max(...labels) + 1);
+    return new LabelledDataset(handle, Math.max(...labels) + 1, opts.tokenizer);
   }
 
   get size(): number {

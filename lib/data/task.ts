@@ -145,7 +145,7 @@ export class Dataset {
       made[split] = LabelledDataset.fromSequences(
         sequences,
         examples.map((e) => e.label),
-        { maxLen, padId: tok.special.pad },
+        { maxLen, padId: tok.special.pad, tokenizer: tok },
       );
       counts[split] = labels.map((_, l) => examples.filter((e) => e.label === l).length);
       documents[split] = new Set(examples.map((e) => e.doc));

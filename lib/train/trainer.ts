@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseTrainConfig, Precision, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from '../config/train';
 import { dataHandle, TrainingData } from '../data/dataset';
+import { Tokenizer } from '../data/tokenizer';
 import { RUN_FILES, writeJsonAtomic } from '../io';
 import { faultPoint, RunDirectory } from './rundir';
 import { EvalResult, modelInternals, Transformer } from '../model';
@@ -145,6 +146,8 @@ export class Trainer {
     if ((data.kind === 'mlm') !== (this.model.config.task === 'mlm')) {
       throw new TypeError(`fit: a '${this.model.config.task}' model cannot train on '${data.kind}' data`);
     }
+    // The run directory is self-contained: the data's tokenizer is saved beside the weights.
+    if (!this.model.tokenizer && data.tokenizer instanceof Tokenizer) this.model.tokenizer = data.tokenizer;
     const evalEvery = opts.evalEvery ?? Math.max(1, Math.round(c.maxSteps / 10));
     const checkpointEvery = opts.checkpointEvery ?? evalEvery;
     if (!Number.isInteger(evalEvery) || evalEvery <= 0) throw new RangeError(`evalEvery: must be a positive integer, got ${evalEvery}`);
@@ -333,7 +336,7 @@ export class Trainer {
     );
     const view: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, train: this.config };
     await writeJsonAtomic(path.join(run.dir, RUN_FILES.trainer), view);
-    await this.model.save(run.dir, { train: this.config });
+    await this.model.save(run.dir, { train: this.config, tokenizer: this.model.tokenizer });
   }
 
   /** Frees the optimizer state. */
