@@ -11,6 +11,7 @@
 #include <string>
 
 #include "compress/compress.h"
+#include "engine/packed.h"
 #include "io/safetensors.h"
 
 namespace {
