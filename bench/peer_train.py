@@ -1,11 +1,15 @@
-"""Benchmark peer: trains trainlarge's MLM model in plain PyTorch, as fast as PyTorch reasonably allows.
+"""Benchmark peer: trains trainlarge's MLM model in plain PyTorch (impl "torch", the default), as fast as PyTorch
+reasonably allows, or as transformers' RobertaForMaskedLM of the same sizes (impl "hf").
 
-Usage: /usr/bin/python3 bench/peer_train.py '<json>'
+Usage: .venv/bin/python bench/peer_train.py '<json>'
   json = {"model": {model config, camelCase as native/models/config.cc}, "batchSize": 16,
           "precision": "fp32" | "bf16", "threads": 1, "blasThreads": 2, "steps": 20, "warmup": 3,
           "seed": 1, "maskProb": 0.15,
-          optional: "foreach": true | false (AdamW's multi-tensor path; default true, see below),
-                    "linear": "aten" | "libtorch" (default "aten", see below)}
+          optional: "impl": "torch" | "hf" (default "torch": test/peer/trainlarge_peer.py's Transformer; "hf":
+                            transformers.RobertaForMaskedLM, attn_implementation "sdpa", see below),
+                    "foreach": true | false (AdamW's multi-tensor path; default true, see below),
+                    "linear": "aten" | "libtorch" (impl "torch" only; default "aten", see below),
+                    "hfLoss": "labels" | "masked" (impl "hf" only; default "labels", see below)}
 Prints one JSON line: {"stepSecondsMedian", "tokensPerSecond", "losses", "threads", "torch", ...}.
 Run it with the project environment's python (.venv: pip's torch, the engine's libtorch). OPENBLAS_NUM_THREADS is
 put in the environment before torch is loaded, for a torch built on OpenBLAS (Debian's 1.13, measured below);
@@ -18,6 +22,20 @@ the non-cls tokens selected: 80% -> mask id 4, 10% -> a random non-special id, 1
 1.0, AdamW (lr 5e-4, betas (0.9, 0.98), eps 1e-6, weight decay 0.01 on >= 2-D parameters and 0 on biases
 and LayerNorm: two groups), zero_grad(set_to_none=True), loss.item(). Dropout as configured (train mode).
 The MLM head runs on the masked positions only, as the engine's.
+
+impl "hf": transformers.RobertaForMaskedLM(RobertaConfig(...)) built from the same model config: vocab_size,
+hidden_size = dModel, num_hidden_layers, num_attention_heads, intermediate_size = ffn, hidden_act "gelu" (erf),
+hidden/attention dropout as configured, layer_norm_eps, max_position_embeddings = maxLen + padId + 1 (RoBERTa's
+position ids start at padId + 1), type_vocab_size 1, pad/bos/eos ids 0/1/2, tie_word_embeddings, and
+attn_implementation "sdpa" (torch's scaled_dot_product_attention). RoBERTa is post-LN, as the engine's default;
+norm "pre" is refused. Against trainlarge's model it has one token-type row and padId + 1 position rows more
+(d numbers each), and separate q/k/v Linears where the engine fuses them (same parameter count). The same batch
+recipe, optimizer (the same two groups), clipping, autocast and timing as impl "torch". No attention mask is
+passed (full-length rows, as on the other sides). hfLoss "labels" (the default) is how a transformers user
+trains it: model(input_ids=..., labels=...) with -100 at the unmasked positions, so RobertaLMHead runs on every
+position (B x T x vocab logits) and CrossEntropyLoss ignores the -100s. hfLoss "masked" runs model.roberta,
+picks the masked positions and runs model.lm_head on those only, as the engine and impl "torch" do (a
+diagnostic: how much of the difference is the head).
 
 Settings tried (dModel 256, 4 layers, 4 heads, ffn 1024, vocab 8000, maxLen 128, batch 16, post-LN,
 dropout 0.1, threads 1, blasThreads 2; 2-core AMD EPYC (AVX2, no AVX512/AMX), no GPU; torch 1.13.1 from
@@ -69,6 +87,12 @@ def _args():
     a.setdefault('maskProb', 0.15)
     a.setdefault('foreach', True)
     a.setdefault('linear', 'aten')
+    a.setdefault('impl', 'torch')
+    a.setdefault('hfLoss', 'labels')
+    if a['impl'] not in ('torch', 'hf'):
+        raise SystemExit("peer_train: impl must be 'torch' or 'hf'")
+    if a['hfLoss'] not in ('labels', 'masked'):
+        raise SystemExit("peer_train: hfLoss must be 'labels' or 'masked'")
     if 'model' not in a:
         raise SystemExit("peer_train: missing 'model'")
     if a['model'].get('task', 'mlm') != 'mlm':
@@ -83,6 +107,10 @@ def _args():
 ARGS = _args()
 if int(ARGS['blasThreads']) > 0:
     os.environ['OPENBLAS_NUM_THREADS'] = str(int(ARGS['blasThreads']))  # read by OpenBLAS when torch loads it
+
+if ARGS['impl'] == 'hf':
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')  # the model is built from a config: nothing to download
+    os.environ.setdefault('TRANSFORMERS_VERBOSITY', 'error')
 
 import torch  # noqa: E402
 
@@ -122,24 +150,75 @@ def make_batch(gen, B, T, vocab, mask_prob):
     return inputs, positions, targets
 
 
+def hf_model(cfg):
+    """transformers' RobertaForMaskedLM with trainlarge's sizes (see the module doc)."""
+    from transformers import RobertaConfig, RobertaForMaskedLM
+    if cfg.get('norm', 'post') != 'post':
+        raise SystemExit("peer_train: impl 'hf' (RoBERTa) is post-LN only")
+    pad = int(cfg.get('padId', PAD))
+    config = RobertaConfig(
+        vocab_size=int(cfg['vocabSize']),
+        hidden_size=int(cfg['dModel']),
+        num_hidden_layers=int(cfg['layers']),
+        num_attention_heads=int(cfg['heads']),
+        intermediate_size=int(cfg['ffn']),
+        hidden_act='gelu',
+        hidden_dropout_prob=float(cfg['dropout']),
+        attention_probs_dropout_prob=float(cfg['attentionDropout']),
+        max_position_embeddings=int(cfg['maxLen']) + pad + 1,
+        type_vocab_size=1,
+        initializer_range=0.02,
+        layer_norm_eps=float(cfg['layerNormEps']),
+        pad_token_id=pad,
+        bos_token_id=CLS,
+        eos_token_id=EOS,
+        tie_word_embeddings=True,
+    )
+    model = RobertaForMaskedLM._from_config(config, attn_implementation='sdpa')
+    if model.config._attn_implementation != 'sdpa':
+        raise SystemExit(f"peer_train: transformers chose attention '{model.config._attn_implementation}', not sdpa")
+    if model.lm_head.decoder.weight is not model.roberta.embeddings.word_embeddings.weight:
+        raise SystemExit('peer_train: the MLM decoder is not tied to the word embeddings')
+    return model
+
+
+def param_groups(model, weight_decay):
+    """The engine's AdamW groups: decay on >= 2-D parameters, none on biases and LayerNorm parameters."""
+    params = list(model.parameters())  # tied parameters once
+    return [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': weight_decay},
+            {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0}]
+
+
 def main():
     a = ARGS
     torch.set_num_threads(int(a['threads']))
     torch.manual_seed(int(a['seed']))
     cfg = dict(a['model'])
     B, T, V = int(a['batchSize']), int(cfg['maxLen']), int(cfg['vocabSize'])
-    model = Transformer(cfg, seed=int(a['seed']), linear=a['linear'])
+    hf = a['impl'] == 'hf'
+    model = hf_model(cfg) if hf else Transformer(cfg, seed=int(a['seed']), linear=a['linear'])
     model.train()
     params = [p for p in model.parameters()]
-    opt = torch.optim.AdamW(model.param_groups(0.01), lr=5e-4, betas=(0.9, 0.98), eps=1e-6,
+    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=5e-4, betas=(0.9, 0.98), eps=1e-6,
                             foreach=bool(a['foreach']))
     gen = torch.Generator().manual_seed(int(a['seed']))
     bf16 = a['precision'] == 'bf16'
+    masked_head = a['hfLoss'] == 'masked'
+
+    def mlm_loss(ids, positions, targets):
+        if not hf:
+            return model.mlm_loss(ids, positions, targets)
+        if masked_head:
+            h = model.roberta(input_ids=ids).last_hidden_state
+            logits = model.lm_head(h.reshape(-1, h.shape[-1]).index_select(0, positions))
+            return torch.nn.functional.cross_entropy(logits.float(), targets)
+        labels = torch.full((B * T,), -100, dtype=torch.long).index_copy_(0, positions, targets).view(B, T)
+        return model(input_ids=ids, labels=labels).loss
 
     def step():
         ids, positions, targets = make_batch(gen, B, T, V, float(a['maskProb']))
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            loss = model.mlm_loss(ids, positions, targets)
+            loss = mlm_loss(ids, positions, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -169,7 +248,11 @@ def main():
         'length': T,
         'precision': a['precision'],
         'foreach': bool(a['foreach']),
-        'linear': a['linear'],
+        'impl': a['impl'],
+        'linear': a['linear'] if not hf else None,
+        'hfLoss': a['hfLoss'] if hf else None,
+        'attention': model.config._attn_implementation if hf else None,
+        'transformers': __import__('transformers').__version__ if hf else None,
         'threads': torch.get_num_threads(),
         'blasThreads': openblas_threads(),
         'parameters': sum(p.numel() for p in params),

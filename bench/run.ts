@@ -1,14 +1,15 @@
 /**
- * Training throughput: trainlarge (the engine, via its public TS API) against PyTorch (bench/peer_train.py,
- * the same model in plain PyTorch), side by side in one run, plus an fp32 GEMM peak for context.
+ * Training throughput: trainlarge (the engine, via its public TS API) against two peers (bench/peer_train.py):
+ * "PyTorch", the same model in plain PyTorch, and "transformers", RobertaForMaskedLM of the same sizes with sdpa
+ * attention, side by side in one run, plus an fp32 GEMM peak for context.
  *
  *   npm run bench                       # all sizes (small, medium, large)
  *   node dist/bench/run.js --quick      # fewer steps, small + medium only
  *   node dist/bench/run.js --sizes small,medium [--no-write]
  *
- * Per size, engine and peer alternate in rounds (engine, peer, engine, peer, ...); each round builds a
- * fresh model + optimizer, runs `warmup` untimed steps then `steps` timed ones. The medians are over all
- * timed steps of all rounds. The table is printed and written into BENCHMARKS.md under
+ * Per size, the engine and the two peers take turns in rounds (the first side rotating each round); each round
+ * builds a fresh model + optimizer per side, runs `warmup` untimed steps then `steps` timed ones. The medians are
+ * over all timed steps of all rounds. The table is printed and written into BENCHMARKS.md under
  * "## Training throughput" (replacing that section if present).
  */
 import { execFileSync } from 'child_process';
@@ -121,17 +122,26 @@ async function engineRound(s: Size, precision: 'fp32' | 'bf16', seed: number): P
   return { times: timed.map((h) => h.seconds), tokens: timed.length ? timed[0].tokens : BATCH * MAX_LEN };
 }
 
+/** The two peers: the same model in plain PyTorch, and transformers' RobertaForMaskedLM (bench/peer_train.py). */
+type Peer = 'torch' | 'hf';
+const PEERS: Peer[] = ['torch', 'hf'];
+const LABEL: Record<Peer, string> = { torch: 'PyTorch', hf: 'transformers' };
+
 interface PeerOut {
   stepSecondsMedian: number;
   tokensPerSecond: number;
   stepTimes?: number[];
   torch: string;
+  transformers?: string | null;
+  attention?: string | null;
+  parameters: number;
   threads: number;
   blasThreads: number;
 }
 
-function peerRound(s: Size, precision: 'fp32' | 'bf16', seed: number): PeerOut {
+function peerRound(s: Size, precision: 'fp32' | 'bf16', seed: number, impl: Peer): PeerOut {
   const arg = JSON.stringify({
+    impl,
     model: modelConfig(s),
     batchSize: BATCH,
     precision,
@@ -166,21 +176,23 @@ print(json.dumps({'gflops': 2 * n ** 3 / min(ts) / 1e9, 'gflopsMedian': 2 * n **
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as { gflops: number; torch: string };
 }
 
+/** One side's numbers in a row. */
+interface Side {
+  steps: number;
+  step: number;
+  tps: number;
+  gflops: number;
+  frac?: number;
+  ratio?: number; // engine tokens/s / this side's (peers only)
+  rounds?: string; // per-round engine / this side (peers only)
+}
+
 interface Row {
   size: string;
   shape: string;
   precision: string;
-  steps: string;
-  engineStep?: number;
-  peerStep?: number;
-  engineTps?: number;
-  peerTps?: number;
-  ratio?: number;
-  engineGflops?: number;
-  peerGflops?: number;
-  engineFrac?: number;
-  peerFrac?: number;
-  rounds?: string;
+  engine?: Side;
+  peers: Partial<Record<Peer, Side>>;
   note?: string;
 }
 
@@ -189,21 +201,51 @@ function fmt(x: number | undefined, digits: number): string {
 }
 
 function table(rows: Row[]): string {
-  const head =
-    '| size | model (d / layers / heads) | precision | timed steps (engine / peer) | engine step s (median) | PyTorch step s (median) | engine tok/s | PyTorch tok/s | ratio engine / PyTorch | per-round ratios | engine model GFLOP/s (% GEMM peak) | PyTorch model GFLOP/s (% GEMM peak) |';
-  const sep =
-    '|' +
-    head
-      .split('|')
-      .slice(1, -1)
-      .map(() => '---')
-      .join('|') +
-    '|';
-  const lines = rows.map((r) =>
-    r.note
-      ? `| ${r.size} | ${r.shape} | ${r.precision} | skipped: ${r.note} | - | - | - | - | - | - | - | - |`
-      : `| ${r.size} | ${r.shape} | ${r.precision} | ${r.steps} | ${fmt(r.engineStep, 3)} | ${fmt(r.peerStep, 3)} | ${fmt(r.engineTps, 0)} | ${fmt(r.peerTps, 0)} | **${fmt(r.ratio, 2)}x** | ${r.rounds ?? '-'} | ${fmt(r.engineGflops, 1)} (${fmt((r.engineFrac ?? NaN) * 100, 0)}%) | ${fmt(r.peerGflops, 1)} (${fmt((r.peerFrac ?? NaN) * 100, 0)}%) |`,
-  );
+  const all = (r: Row, f: (s: Side | undefined) => string) => [f(r.engine), ...PEERS.map((p) => f(r.peers[p]))].join(' / ');
+  const cols = [
+    'size',
+    'model (d / layers / heads)',
+    'precision',
+    'timed steps (engine / PyTorch / transformers)',
+    'engine step s (median)',
+    'PyTorch step s (median)',
+    'transformers step s (median)',
+    'engine tok/s',
+    'PyTorch tok/s',
+    'transformers tok/s',
+    'ratio engine / PyTorch',
+    'ratio engine / transformers',
+    'per-round ratios engine / PyTorch',
+    'per-round ratios engine / transformers',
+    'model GFLOP/s, % GEMM peak (engine / PyTorch / transformers)',
+  ];
+  const head = `| ${cols.join(' | ')} |`;
+  const sep = `|${cols.map(() => '---').join('|')}|`;
+  const lines = rows.map((r) => {
+    if (r.note) return `| ${r.size} | ${r.shape} | ${r.precision} | skipped: ${r.note} |${' - |'.repeat(cols.length - 4)}`;
+    const { torch, hf } = r.peers;
+    return [
+      '',
+      r.size,
+      r.shape,
+      r.precision,
+      all(r, (s) => (s ? String(s.steps) : '-')),
+      fmt(r.engine?.step, 3),
+      fmt(torch?.step, 3),
+      fmt(hf?.step, 3),
+      fmt(r.engine?.tps, 0),
+      fmt(torch?.tps, 0),
+      fmt(hf?.tps, 0),
+      `**${fmt(torch?.ratio, 2)}x**`,
+      `**${fmt(hf?.ratio, 2)}x**`,
+      torch?.rounds ?? '-',
+      hf?.rounds ?? '-',
+      all(r, (s) => `${fmt(s?.gflops, 1)} (${fmt((s?.frac ?? NaN) * 100, 0)}%)`),
+      '',
+    ]
+      .join(' | ')
+      .trim();
+  });
   return [head, sep, ...lines].join('\n');
 }
 
@@ -223,60 +265,62 @@ async function main(): Promise<void> {
   );
 
   const rows: Row[] = [];
-  let peerInfo = '';
+  const peerInfo: Partial<Record<Peer, string>> = {};
+  const extraParameters: string[] = []; // RobertaForMaskedLM's parameters minus the plain peer's (= trainlarge's), per size
+  const describe = (impl: Peer, p: PeerOut) => {
+    peerInfo[impl] =
+      impl === 'torch'
+        ? `torch ${p.torch}, threads ${p.threads}`
+        : `transformers ${p.transformers} RobertaForMaskedLM (attention ${p.attention}), torch ${p.torch}, threads ${p.threads}`;
+  };
   for (const s of plan) {
     const shape = `${s.dModel} / ${s.layers} / ${s.heads}`;
-    const eTimes: number[] = [];
-    const roundRatios: number[] = [];
-    let eRound = 0;
-    let pRound = 0;
-    const pMedians: number[] = [];
-    const pTimes: number[] = [];
+    const flops = (n: number) => mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, n);
+    const times: Record<'engine' | Peer, number[]> = { engine: [], torch: [], hf: [] };
+    const roundRatios: Record<Peer, number[]> = { torch: [], hf: [] };
+    const parameters: Partial<Record<Peer, number>> = {};
     let tokens = BATCH * MAX_LEN;
     for (let round = 0; round < s.rounds; round++) {
-      // Alternate which side goes first each round, so drift (thermal, neighbours) hits both alike.
-      const order = round % 2 === 0 ? ['engine', 'peer'] : ['peer', 'engine'];
+      // Rotate which side goes first each round, so drift (thermal, neighbours) hits all sides alike.
+      const sides: Array<'engine' | Peer> = ['engine', ...PEERS];
+      const order = sides.map((_, i) => sides[(i + round) % sides.length]);
+      const roundMedian: Partial<Record<'engine' | Peer, number>> = {};
       for (const side of order) {
         if (side === 'engine') {
           const e = await engineRound(s, 'fp32', 1 + round);
-          eTimes.push(...e.times);
+          times.engine.push(...e.times);
           tokens = e.tokens;
-          eRound = median(e.times);
-          console.log(`  ${s.name} round ${round + 1} engine: median ${median(e.times).toFixed(3)} s/step (${e.times.length} steps)`);
+          roundMedian.engine = median(e.times);
         } else {
-          const p = peerRound(s, 'fp32', 1 + round);
-          pMedians.push(p.stepSecondsMedian);
-          pRound = p.stepSecondsMedian;
-          if (p.stepTimes) pTimes.push(...p.stepTimes);
-          peerInfo = `torch ${p.torch}, threads ${p.threads}, OpenBLAS threads ${p.blasThreads}`;
-          console.log(`  ${s.name} round ${round + 1} peer:   median ${p.stepSecondsMedian.toFixed(3)} s/step (${s.steps} steps)`);
+          const p = peerRound(s, 'fp32', 1 + round, side);
+          times[side].push(...(p.stepTimes ?? [p.stepSecondsMedian]));
+          roundMedian[side] = p.stepSecondsMedian;
+          describe(side, p);
+          parameters[side] = p.parameters;
         }
+        console.log(`  ${s.name} round ${round + 1} ${side.padEnd(6)}: median ${roundMedian[side]!.toFixed(3)} s/step`);
       }
-      roundRatios.push(pRound / eRound); // same tokens per step on both sides
+      for (const p of PEERS) roundRatios[p].push(roundMedian[p]! / roundMedian.engine!); // same tokens per step on all sides
     }
-    const engineStep = median(eTimes);
-    const peerStep = pTimes.length ? median(pTimes) : median(pMedians);
-    const engineTps = tokens / engineStep;
-    const peerTps = (BATCH * MAX_LEN) / peerStep;
-    const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, tokens);
-    const row: Row = {
-      size: s.name,
-      shape,
-      precision: 'fp32',
-      steps: `${eTimes.length} / ${s.steps * s.rounds}`,
-      engineStep,
-      peerStep,
-      engineTps,
-      peerTps,
-      ratio: engineTps / peerTps,
-      engineGflops: flops / engineStep / 1e9,
-      peerGflops: flops / peerStep / 1e9,
-      rounds: roundRatios.map((x) => x.toFixed(2)).join(', '),
+    const stats = (ts: number[], tok: number): Side => {
+      const step = median(ts);
+      return { steps: ts.length, step, tps: tok / step, gflops: flops(tokens) / step / 1e9 };
     };
-    row.engineFrac = row.engineGflops! / gemm.gflops;
-    row.peerFrac = row.peerGflops! / gemm.gflops;
+    const engine = stats(times.engine, tokens);
+    const row: Row = { size: s.name, shape, precision: 'fp32', engine, peers: {} };
+    for (const p of PEERS) {
+      const ps = stats(times[p], BATCH * MAX_LEN);
+      row.peers[p] = { ...ps, ratio: engine.tps / ps.tps, rounds: roundRatios[p].map((x) => x.toFixed(2)).join(', ') };
+    }
     rows.push(row);
-    console.log(`${s.name}: engine ${engineTps.toFixed(0)} tok/s, PyTorch ${peerTps.toFixed(0)} tok/s, ratio ${row.ratio!.toFixed(2)}x`);
+    if (parameters.torch !== undefined && parameters.hf !== undefined)
+      extraParameters.push(`${s.name} ${parameters.hf - parameters.torch}`);
+    console.log(
+      `${s.name}: engine ${engine.tps.toFixed(0)} tok/s, ` +
+        PEERS.map(
+          (p) => `${LABEL[p]} ${row.peers[p]!.tps.toFixed(0)} tok/s (engine / ${LABEL[p]} ${row.peers[p]!.ratio!.toFixed(2)}x)`,
+        ).join(', '),
+    );
   }
 
   // GEMM peak again after the training runs: the best of the two is the peak (one may hit a noisy moment).
@@ -284,65 +328,73 @@ async function main(): Promise<void> {
   gemmRuns.push(gemm2.gflops);
   console.log(`GEMM peak again: ${gemm2.gflops.toFixed(1)} GFLOP/s`);
   gemm.gflops = Math.max(...gemmRuns);
-  for (const r of rows) {
-    if (r.engineGflops !== undefined) r.engineFrac = r.engineGflops / gemm.gflops;
-    if (r.peerGflops !== undefined) r.peerFrac = r.peerGflops / gemm.gflops;
-  }
 
   if (cpuHasNativeBf16()) {
     for (const s of plan) {
       const bs: Size = { ...s, rounds: 1, warmup: 1, steps: Math.max(3, Math.floor(s.steps / 2)) };
       const e = await engineRound(bs, 'bf16', 1);
-      const p = peerRound(bs, 'bf16', 1);
-      const es = median(e.times);
       const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, e.tokens);
-      rows.push({
+      const es = median(e.times);
+      const row: Row = {
         size: s.name,
         shape: `${s.dModel} / ${s.layers} / ${s.heads}`,
         precision: 'bf16',
-        steps: `${e.times.length} / ${bs.steps}`,
-        engineStep: es,
-        peerStep: p.stepSecondsMedian,
-        engineTps: e.tokens / es,
-        peerTps: p.tokensPerSecond,
-        ratio: e.tokens / es / p.tokensPerSecond,
-        engineGflops: flops / es / 1e9,
-        peerGflops: flops / p.stepSecondsMedian / 1e9,
-        engineFrac: flops / es / 1e9 / gemm.gflops,
-        peerFrac: flops / p.stepSecondsMedian / 1e9 / gemm.gflops,
-      });
+        engine: { steps: e.times.length, step: es, tps: e.tokens / es, gflops: flops / es / 1e9 },
+        peers: {},
+      };
+      for (const p of PEERS) {
+        const out = peerRound(bs, 'bf16', 1, p);
+        const ps = out.stepSecondsMedian;
+        row.peers[p] = {
+          steps: bs.steps,
+          step: ps,
+          tps: out.tokensPerSecond,
+          gflops: flops / ps / 1e9,
+          ratio: e.tokens / es / out.tokensPerSecond,
+        };
+      }
+      rows.push(row);
     }
   } else {
     rows.push({
       size: 'all',
       shape: '-',
       precision: 'bf16',
-      steps: '',
+      peers: {},
       note: 'this CPU has no avx512_bf16/amx_bf16 (cpuHasNativeBf16() is false); libtorch falls back to a generic bf16 GEMM (~15 s per medium step), so bf16 is not measured',
     });
   }
+  for (const r of rows) for (const s of [r.engine, ...Object.values(r.peers)]) if (s) s.frac = s.gflops / gemm.gflops;
 
-  const fp32 = rows.filter((r) => r.precision === 'fp32' && r.ratio !== undefined);
-  const minRatio = Math.min(...fp32.map((r) => r.ratio!));
-  const met = fp32.length > 0 && fp32.every((r) => r.ratio! >= 1.3);
+  const fp32 = rows.filter((r) => r.precision === 'fp32' && r.engine);
+  const ratios = (p: Peer) => fp32.map((r) => `${r.size} ${r.peers[p]!.ratio!.toFixed(2)}x`).join(', ');
+  const torchRatios = fp32.map((r) => r.peers.torch!.ratio!);
+  const met = fp32.length > 0 && torchRatios.every((x) => x >= 1.3);
   const verdict = met
-    ? `Target (engine >= 1.3x PyTorch at every size): **met** (lowest ratio ${minRatio.toFixed(2)}x).`
-    : `Target (engine >= 1.3x PyTorch at every size): **not met** (ratios ${fp32.map((r) => `${r.size} ${r.ratio!.toFixed(2)}x`).join(', ')}).`;
+    ? `Target (engine >= 1.3x PyTorch at every size): **met** (lowest ratio ${Math.min(...torchRatios).toFixed(2)}x).`
+    : `Target (engine >= 1.3x PyTorch at every size): **not met** (ratios ${ratios('torch')}).`;
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
   const today = new Date().toISOString().slice(0, 10);
 
   const section = [
     '## Training throughput',
     '',
-    `Measured ${today} on ${cpu} (${os.cpus().length} hardware threads, no GPU); engine libtorch ${info.torchVersion}; peer ${peerInfo || 'n/a'} (the project's .venv, bench/peer_train.py).`,
-    `Command: \`npm run bench\` = \`${cmd}\` (run took ${minutes} min).`,
+    `Measured ${today} on ${cpu} (${os.cpus().length} hardware threads, no GPU); engine libtorch ${info.torchVersion}; peers (the project's .venv, bench/peer_train.py):`,
+    `PyTorch = ${peerInfo.torch ?? 'n/a'}; transformers = ${peerInfo.hf ?? 'n/a'}.`,
+    `Command: \`${cmd}\` (the training part of \`npm run bench\`; run took ${minutes} min).`,
     '',
     `MLM encoders, vocab ${VOCAB}, maxLen ${MAX_LEN}, batch ${BATCH} (${BATCH * MAX_LEN} tokens/step), ffn 4 x dModel, dropout 0.1, post-LN, fp32,`,
-    `threads ${THREADS} (libtorch intra-op; MKL GEMMs run there on pip's torch) on both sides. A step is timed whole on both sides: batch building +`,
-    'masking, forward + loss (MLM head on the masked positions only), backward, global-norm clip 1.0, AdamW. Engine and PyTorch alternate',
-    'per size in rounds (fresh model each round, order swapped every round); each column is the median over all timed steps of all rounds',
-    '(warm-up steps are untimed). Ratio = engine tokens/s / PyTorch tokens/s from those medians; "per-round ratios" are each round\'s',
-    'engine/PyTorch ratio of round medians (the two sides of a round run back to back), shown to expose machine noise.',
+    `threads ${THREADS} (libtorch intra-op; MKL GEMMs run there on pip's torch) on every side. Three sides: the engine; "PyTorch", the same model`,
+    'written in plain PyTorch (test/peer/trainlarge_peer.py: fused qkv, explicit softmax attention, MLM head on the masked positions only);',
+    '"transformers", `RobertaForMaskedLM(RobertaConfig(...))` with the same sizes, dropout, GELU, LayerNorm eps and tied decoder, built with',
+    '`attn_implementation="sdpa"` and trained as its users do, `model(input_ids, labels=labels)` (labels -100 off the masked positions),',
+    'so its LM head runs on every position. A step is timed whole on every side: batch building + masking (the same recipe), forward + loss,',
+    'backward, global-norm clip 1.0, AdamW (lr 5e-4, betas (0.9, 0.98), eps 1e-6, weight decay 0.01 on >= 2-D weights). The sides take turns',
+    'per size in rounds (fresh model each round, the first side rotating every round); each column is the median over all timed steps of',
+    'all rounds (warm-up steps are untimed). Ratio = engine tokens/s / peer tokens/s from those medians; "per-round ratios" are each',
+    "round's engine / peer ratio of round medians (the sides of a round run back to back), shown to expose machine noise.",
+    `RobertaForMaskedLM has 2 x dModel parameters more than trainlarge's model (${extraParameters.join(', ') || 'n/a'}): one token-type row and`,
+    "one more position row (RoBERTa's position ids start at padId + 1); its q, k, v are three Linears where trainlarge fuses them.",
     '',
     table(rows),
     '',
@@ -351,9 +403,11 @@ async function main(): Promise<void> {
     'Model FLOPs per step = tokens x (6 x Nlayers + 12 x layers x T x d + 6 x (d^2 + d x V) x 0.15), with Nlayers = layers x (4 d^2 + 2 d ffn)',
     '(qkv, output projection, fc1, fc2 weights); 12 x layers x T x d is the attention q k^T and probs @ v (forward + backward);',
     'the last term is the MLM head (dense + tied decoder) on the ~15% masked positions. Embeddings, LayerNorm, softmax, GELU and the optimizer',
-    'are not counted. "% GEMM peak" = model GFLOP/s / GEMM peak.',
+    "are not counted. The same count is used for every side (transformers' head on all positions does more work than it is credited with).",
+    '"% GEMM peak" = model GFLOP/s / GEMM peak.',
     '',
     verdict,
+    `Engine / transformers (RobertaForMaskedLM, sdpa): ${ratios('hf') || 'n/a'}.`,
     '',
   ].join('\n');
 
