@@ -273,7 +273,8 @@ async function main(): Promise<void> {
         ? `torch ${p.torch}, threads ${p.threads}`
         : `transformers ${p.transformers} RobertaForMaskedLM (attention ${p.attention}), torch ${p.torch}, threads ${p.threads}`;
   };
-  for (const s of plan) {
+  /** One size at one precision: the engine and both peers in rounds, the first side rotating each round. */
+  const measure = async (s: Size, precision: 'fp32' | 'bf16'): Promise<void> => {
     const shape = `${s.dModel} / ${s.layers} / ${s.heads}`;
     const flops = (n: number) => mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, n);
     const times: Record<'engine' | Peer, number[]> = { engine: [], torch: [], hf: [] };
@@ -287,18 +288,18 @@ async function main(): Promise<void> {
       const roundMedian: Partial<Record<'engine' | Peer, number>> = {};
       for (const side of order) {
         if (side === 'engine') {
-          const e = await engineRound(s, 'fp32', 1 + round);
+          const e = await engineRound(s, precision, 1 + round);
           times.engine.push(...e.times);
           tokens = e.tokens;
           roundMedian.engine = median(e.times);
         } else {
-          const p = peerRound(s, 'fp32', 1 + round, side);
+          const p = peerRound(s, precision, 1 + round, side);
           times[side].push(...(p.stepTimes ?? [p.stepSecondsMedian]));
           roundMedian[side] = p.stepSecondsMedian;
           describe(side, p);
           parameters[side] = p.parameters;
         }
-        console.log(`  ${s.name} round ${round + 1} ${side.padEnd(6)}: median ${roundMedian[side]!.toFixed(3)} s/step`);
+        console.log(`  ${s.name} ${precision} round ${round + 1} ${side.padEnd(6)}: median ${roundMedian[side]!.toFixed(3)} s/step`);
       }
       for (const p of PEERS) roundRatios[p].push(roundMedian[p]! / roundMedian.engine!); // same tokens per step on all sides
     }
@@ -307,21 +308,22 @@ async function main(): Promise<void> {
       return { steps: ts.length, step, tps: tok / step, gflops: flops(tokens) / step / 1e9 };
     };
     const engine = stats(times.engine, tokens);
-    const row: Row = { size: s.name, shape, precision: 'fp32', engine, peers: {} };
+    const row: Row = { size: s.name, shape, precision, engine, peers: {} };
     for (const p of PEERS) {
       const ps = stats(times[p], BATCH * MAX_LEN);
       row.peers[p] = { ...ps, ratio: engine.tps / ps.tps, rounds: roundRatios[p].map((x) => x.toFixed(2)).join(', ') };
     }
     rows.push(row);
-    if (parameters.torch !== undefined && parameters.hf !== undefined)
+    if (precision === 'fp32' && parameters.torch !== undefined && parameters.hf !== undefined)
       extraParameters.push(`${s.name} ${parameters.hf - parameters.torch}`);
     console.log(
-      `${s.name}: engine ${engine.tps.toFixed(0)} tok/s, ` +
+      `${s.name} ${precision}: engine ${engine.tps.toFixed(0)} tok/s, ` +
         PEERS.map(
           (p) => `${LABEL[p]} ${row.peers[p]!.tps.toFixed(0)} tok/s (engine / ${LABEL[p]} ${row.peers[p]!.ratio!.toFixed(2)}x)`,
         ).join(', '),
     );
-  }
+  };
+  for (const s of plan) await measure(s, 'fp32');
 
   // GEMM peak again after the training runs: the best of the two is the peak (one may hit a noisy moment).
   const gemm2 = gemmPeak();
@@ -330,31 +332,9 @@ async function main(): Promise<void> {
   gemm.gflops = Math.max(...gemmRuns);
 
   if (cpuHasNativeBf16()) {
-    for (const s of plan) {
-      const bs: Size = { ...s, rounds: 1, warmup: 1, steps: Math.max(3, Math.floor(s.steps / 2)) };
-      const e = await engineRound(bs, 'bf16', 1);
-      const flops = mlmStepFlops({ ...s, vocab: VOCAB, maxLen: MAX_LEN, maskProb: MASK_PROB }, e.tokens);
-      const es = median(e.times);
-      const row: Row = {
-        size: s.name,
-        shape: `${s.dModel} / ${s.layers} / ${s.heads}`,
-        precision: 'bf16',
-        engine: { steps: e.times.length, step: es, tps: e.tokens / es, gflops: flops / es / 1e9 },
-        peers: {},
-      };
-      for (const p of PEERS) {
-        const out = peerRound(bs, 'bf16', 1, p);
-        const ps = out.stepSecondsMedian;
-        row.peers[p] = {
-          steps: bs.steps,
-          step: ps,
-          tps: out.tokensPerSecond,
-          gflops: flops / ps / 1e9,
-          ratio: e.tokens / es / out.tokensPerSecond,
-        };
-      }
-      rows.push(row);
-    }
+    // Fewer steps a round than fp32 (bf16 is the second question), still in rotating rounds: one round was too noisy.
+    for (const s of plan)
+      await measure({ ...s, rounds: Math.min(s.rounds, 2), warmup: 1, steps: Math.max(3, Math.floor(s.steps / 2)) }, 'bf16');
   } else {
     rows.push({
       size: 'all',
