@@ -182,6 +182,7 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   const hfConfig = JSON.parse(fs.readFileSync(path.join(dir, 'hf', 'config.json'), 'utf8'));
   expect(hfConfig.architectures).toEqual(['RobertaForSequenceClassification']);
   expect(Object.values(hfConfig.id2label)).toEqual(['negative', 'positive']);
+  expect(fs.existsSync(path.join(dir, 'hf', 'tokenizer.model'))).toBe(true); // the tokenizer travels with the weights
 
   const child = spawn(process.execPath, [CLI, 'serve', small, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '',

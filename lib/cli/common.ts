@@ -7,6 +7,7 @@ import { parseTrainConfig, TrainConfigInput } from '../config/train';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { TrainingData } from '../data/dataset';
 import { ClassificationTask, CustomTask, Dataset, ExampleFiles } from '../data/task';
+import { Tokenizer } from '../data/tokenizer';
 import { TokenizerLike } from '../data/tokens';
 import { readJson, RUN_FILES, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
@@ -206,6 +207,6 @@ export async function fromHF(dir: string, opts: { device: Device; numLabels: num
 }
 
 /** Writes a model as an HF RoBERTa directory. */
-export async function saveHF(model: Transformer, dir: string, opts: { labels?: string[] } = {}): Promise<void> {
+export async function saveHF(model: Transformer, dir: string, opts: { labels?: string[]; tokenizer?: Tokenizer } = {}): Promise<void> {
   await model.save(dir, { format: 'hf', ...opts });
 }

@@ -30,7 +30,7 @@ export const exportCommand: Command = {
     const model = await Transformer.load(dir);
     const { labels } = await readJson<{ labels?: string[] }>(path.join(dir, RUN_FILES.config), 'export');
     try {
-      await saveHF(model, out, { labels });
+      await saveHF(model, out, { labels, tokenizer: model.tokenizer });
     } finally {
       model.dispose();
     }
