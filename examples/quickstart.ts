@@ -47,9 +47,8 @@ async function main(): Promise<void> {
   console.log(`a step takes ${stepSeconds.toFixed(3)} s: training ${maxSteps} steps`);
 
   fs.rmSync(dir, { recursive: true, force: true });
-  // The run directory carries the tokenizer the model is trained with, so it is self-contained: Transformer.load,
-  // `trainlarge serve runs/quickstart` and the other commands find it there.
-  await tok.saveTo(dir);
+  // Trainer.fit saves the data's tokenizer beside the weights, so the run directory is self-contained:
+  // Transformer.load, `trainlarge serve runs/quickstart` and the other commands find it there.
   const model = await Transformer.create(modelConfig, { seed: 1 });
   console.log(`model: ${(model.parameterCount / 1e6).toFixed(2)} M parameters, ${model.device}`);
   const trainer = new Trainer(model, { ...trainBase, maxSteps, warmupSteps: Math.round(maxSteps * 0.06) });

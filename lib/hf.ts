@@ -140,7 +140,7 @@ export async function readRobertaDir(
   const checkpointTask = ARCHITECTURES[arch as Architecture];
   const task = opts.task ?? checkpointTask;
   if (!task) throw new Error(`${what}: a ${arch} checkpoint has no head; give task: 'mlm' or 'classify'`);
-  const labelNames = await hfLabels(dir);
+  const labelNames = labelsOf(j);
   const numLabels = task === 'classify' ? (opts.numLabels ?? (checkpointTask === 'classify' ? labelNames?.length : undefined)) : undefined;
   const config = parseModelConfig({
     task,
@@ -189,7 +189,10 @@ export async function readRobertaDir(
 
 /** The class names of a transformers classification checkpoint (config.json's id2label), in label order. */
 export async function hfLabels(dir: string): Promise<string[] | undefined> {
-  const j = await readJson<RobertaConfigJson>(path.join(dir, HF_FILES.config), 'hfLabels');
+  return labelsOf(await readJson<RobertaConfigJson>(path.join(dir, HF_FILES.config), 'hfLabels'));
+}
+
+function labelsOf(j: RobertaConfigJson): string[] | undefined {
   return j.id2label
     ? Object.keys(j.id2label)
         .sort((a, b) => Number(a) - Number(b))

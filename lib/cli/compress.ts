@@ -190,8 +190,7 @@ export const compress: Command = {
         model = await quantize(model, { ...quantizeOptions, ...(quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
       }
       for (const b of bars.splice(0)) b.stop();
-      await model.save(out, { labels });
-      await tok.saveTo(out);
+      await model.save(out, { labels, tokenizer: tok });
       await writeTaskRecord(out, { source, maxLen });
       const after = { accuracy: (await model.evaluate(task.test)).accuracy!, bytes: (await compressedSize(model)).bytes };
       const fileBytes = fs.statSync(path.join(out, RUN_FILES.weights)).size;

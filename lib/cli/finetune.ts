@@ -2,7 +2,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer } from '../data/tokenizer';
-import { Transformer } from '../model';
+import { readRobertaDir } from '../hf';
+import { readJson, RUN_FILES } from '../io';
+import { RunConfigFile, Transformer } from '../model';
 import { Trainer } from '../train/trainer';
 import { Command, UsageError } from './args';
 import {
@@ -58,12 +60,10 @@ export const finetune: Command = {
       throw new UsageError('finetune: give --task NAME (a built-in task) or --train FILE,... (your own labelled examples)', 'finetune');
     const tokFile = args.string('tokenizer');
     const tok = tokFile ? Tokenizer.load(tokFile) : await Tokenizer.fromDir(src);
-    // The body's maxLen bounds the examples; a probe of the config is enough to know it.
-    const probe = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8')) as {
-      model?: { maxLen?: number };
-      max_position_embeddings?: number;
-    };
-    const modelMaxLen = probe.model?.maxLen ?? (probe.max_position_embeddings !== undefined ? probe.max_position_embeddings - 2 : 128);
+    // The body's maxLen bounds the examples; its config is enough to know it (RoBERTa's position offset is lib/hf.ts's).
+    const modelMaxLen = from
+      ? (await readJson<RunConfigFile>(path.join(src, RUN_FILES.config), 'finetune')).model.maxLen
+      : (await readRobertaDir(src, { task: 'mlm' })).config.maxLen;
     const maxLen = args.int('max-len') ?? modelMaxLen;
     if (maxLen > modelMaxLen) throw new UsageError(`--max-len: at most the model's maxLen (${modelMaxLen}), got ${maxLen}`, 'finetune');
     const task = await loadTask(source, tok, maxLen);
@@ -77,7 +77,6 @@ export const finetune: Command = {
         `the tokenizer has ${tok.vocabSize} pieces but the model's vocabSize is ${model.config.vocabSize}: give the tokenizer it was trained with`,
       );
     }
-    await tok.saveTo(dir);
     await writeTaskRecord(dir, { source, maxLen });
     const trainer = new Trainer(model, config);
     try {

@@ -119,7 +119,6 @@ export const train: Command = {
     if (tok.files.some((f) => fs.existsSync(path.join(dir, f))) && (await Tokenizer.fromDir(dir)).sha256 !== tok.sha256) {
       throw new Error(`${dir} holds a run trained with another tokenizer than ${corpus.dir}'s; use a new --dir`);
     }
-    await tok.saveTo(dir);
     const model: ModelConfigInput = { task: 'mlm', vocabSize: tok.vocabSize, maxLen, ...shape };
     const m = await Transformer.create(model, { seed: config.seed, device: device(args) });
     const trainer = new Trainer(m, config);

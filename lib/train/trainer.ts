@@ -120,6 +120,8 @@ export class Trainer {
   private readonly handle: NativeTrainer;
   private trainSeconds = 0;
   private trainTokens = 0;
+  /** The run directory this trainer last wrote the model's tokenizer into (it does not change within a fit). */
+  private tokenizerSavedIn?: string;
 
   constructor(
     readonly model: Transformer,
@@ -146,8 +148,9 @@ export class Trainer {
     if ((data.kind === 'mlm') !== (this.model.config.task === 'mlm')) {
       throw new TypeError(`fit: a '${this.model.config.task}' model cannot train on '${data.kind}' data`);
     }
-    // The run directory is self-contained: the data's tokenizer is saved beside the weights.
-    if (!this.model.tokenizer && data.tokenizer instanceof Tokenizer) this.model.tokenizer = data.tokenizer;
+    // The run directory is self-contained: the tokenizer the data's ids come from is the model's, saved beside
+    // the weights (once a run directory, at its first checkpoint of this fit).
+    if (data.tokenizer instanceof Tokenizer) this.model.tokenizer = data.tokenizer;
     const evalEvery = opts.evalEvery ?? Math.max(1, Math.round(c.maxSteps / 10));
     const checkpointEvery = opts.checkpointEvery ?? evalEvery;
     if (!Number.isInteger(evalEvery) || evalEvery <= 0) throw new RangeError(`evalEvery: must be a positive integer, got ${evalEvery}`);
@@ -336,7 +339,9 @@ export class Trainer {
     );
     const view: TrainerFile = { step: this.step, trainSeconds: this.trainSeconds, trainTokens: this.trainTokens, train: this.config };
     await writeJsonAtomic(path.join(run.dir, RUN_FILES.trainer), view);
-    await this.model.save(run.dir, { train: this.config, tokenizer: this.model.tokenizer });
+    const tokenizer = this.tokenizerSavedIn === run.dir ? undefined : this.model.tokenizer;
+    await this.model.save(run.dir, { train: this.config, tokenizer });
+    this.tokenizerSavedIn = run.dir;
   }
 
   /** Frees the optimizer state. */
