@@ -2,8 +2,7 @@
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadSpeeches } from '../lib';
-import { tempDir } from './helpers';
+import { speechFiles, tempDir } from './helpers';
 
 jest.setTimeout(120_000);
 const CLI = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
@@ -24,13 +23,7 @@ test('data list names the built-in corpora, tasks and pinned packages', () => {
 
 test('data prepare --files tokenizes your own text into a corpus that data list then shows', () => {
   const dir = tempDir('cli');
-  const files = loadSpeeches()
-    .slice(0, 30)
-    .map((s, i) => {
-      const f = path.join(dir, `speech-${i}.txt`);
-      fs.writeFileSync(f, s.text);
-      return f;
-    });
+  const files = speechFiles(dir, 30);
   const out = path.join(dir, 'corpora', 'speeches');
   const r = trainlarge('data', 'prepare', '--name', 'speeches', '--files', files.join(','), '--dir', out, '--vocab-size', '500');
   expect(r.err).toBe('');
@@ -102,13 +95,7 @@ test("--help: the command list, each command's flags, and the service entry poin
 
 test('the workflow on real data: train -> finetune -> compress -> export -> serve one request', async () => {
   const dir = tempDir('cli-flow');
-  const files = loadSpeeches()
-    .slice(0, 30)
-    .map((s, i) => {
-      const f = path.join(dir, `speech-${i}.txt`);
-      fs.writeFileSync(f, s.text);
-      return f;
-    });
+  const files = speechFiles(dir, 30);
   const mlm = path.join(dir, 'mlm');
   const model = ['--d-model', '32', '--layers', '1', '--heads', '2', '--max-len', '32', '--batch-size', '8'];
   const train = trainlarge('train', '--files', files.join(','), '--vocab-size', '500', '--dir', mlm, ...model, '--steps', '20', '--json');

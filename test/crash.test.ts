@@ -5,9 +5,9 @@
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Corpus, loadSpeeches, Trainer, Transformer } from '../lib';
+import { Corpus, Trainer, Transformer } from '../lib';
 import type { MetricRecord } from '../lib';
-import { small, speechData, tempDir } from './helpers';
+import { small, speechData, speechFiles, tempDir } from './helpers';
 
 jest.setTimeout(600_000);
 
@@ -262,13 +262,7 @@ describe('faults', () => {
 
   test('a token shard corrupted on disk is caught by its checksum when the corpus is opened', async () => {
     const root = tempDir('shard');
-    const files = loadSpeeches()
-      .slice(0, 12)
-      .map((s, i) => {
-        const f = path.join(root, `speech-${i}.txt`);
-        fs.writeFileSync(f, s.text);
-        return f;
-      });
+    const files = speechFiles(root, 12);
     const corpus = await Corpus.prepare({
       source: { name: 'tiny', train: { files }, validEvery: 4 },
       dir: path.join(root, 'c'),

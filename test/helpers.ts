@@ -25,3 +25,14 @@ export function tempDir(name: string): string {
 }
 
 export const small = { vocabSize: tok.vocabSize, maxLen: 64, dModel: 64, layers: 2, heads: 4 };
+
+/** The first `count` State of the Union speeches as text files in `dir` (one a file), for file-based corpora. */
+export function speechFiles(dir: string, count: number): string[] {
+  return loadSpeeches()
+    .slice(0, count)
+    .map((s, i) => {
+      const f = path.join(dir, `speech-${i}.txt`);
+      fs.writeFileSync(f, s.text);
+      return f;
+    });
+}

@@ -1,13 +1,13 @@
 // Size sweeps under a budget: curves, the first model to reach a loss, results.csv, and resuming.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AbortError, Corpus, loadSpeeches } from '../lib';
+import { AbortError, Corpus } from '../lib';
 import { runCompression } from '../lib/experiment/compression';
 import { recommend } from '../lib/experiment/planner';
 import { checkFirstToReach, writeSweepReport } from '../lib/experiment/report';
 import { Sweep, SweepProgress, SweepResults } from '../lib/experiment/sweep';
 import { spawnSync } from 'child_process';
-import { tempDir } from './helpers';
+import { speechFiles, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -16,13 +16,7 @@ let corpusDir: string;
 
 beforeAll(async () => {
   root = tempDir('sweep');
-  const files = loadSpeeches()
-    .slice(0, 60)
-    .map((s, i) => {
-      const f = path.join(root, `speech-${i}.txt`);
-      fs.writeFileSync(f, s.text);
-      return f;
-    });
+  const files = speechFiles(root, 60);
   corpusDir = path.join(root, 'corpus');
   await Corpus.prepare({ source: { name: 'speeches', train: { files } }, dir: corpusDir, tokenizerOptions: { vocabSize: 500 } });
 });
