@@ -121,18 +121,18 @@ async function main(): Promise<void> {
     b = get('--b');
   if (!a || !b) throw new Error('usage: node dist/bench/engines.js --a DIR_OR_ADDON --b DIR_OR_ADDON [--rounds N] [--no-write]');
   const rounds = Number(get('--rounds') ?? 3);
-  const builds = [a, b].map((x) => (fs.existsSync(path.join(x, 'dist', 'bench', 'engines.js')) ? path.join(x, 'build') : x)).map(addonOf);
-  const scripts = [a, b].map((x) => {
+  // A whole checkout is measured by its own library and its own build/; an addon by this checkout's library.
+  const sides = [a, b].map((x) => {
     const own = path.join(x, 'dist', 'bench', 'engines.js');
-    return fs.existsSync(own) ? own : __filename;
+    return fs.existsSync(own) ? { addon: addonOf(path.join(x, 'build')), script: own } : { addon: addonOf(x), script: __filename };
   });
   const labels = get('--labels')?.split(',') ?? ['', ''];
   const all: ChildResult[][] = [[], []];
   for (let r = 0; r < rounds; r++) {
     for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
-      const out = execFileSync(process.execPath, [scripts[k], '--child'], {
+      const out = execFileSync(process.execPath, [sides[k].script, '--child'], {
         encoding: 'utf8',
-        env: { ...process.env, TRAINLARGE_ADDON: builds[k] },
+        env: { ...process.env, TRAINLARGE_ADDON: sides[k].addon },
         maxBuffer: 1 << 24,
       });
       all[k].push(JSON.parse(out.trim().split('\n').pop()!) as ChildResult);
