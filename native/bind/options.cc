@@ -47,16 +47,25 @@ std::string OptionReader::string(const char* key) const {
   return v.As<Napi::String>().Utf8Value();
 }
 
-std::vector<int64_t> OptionReader::integers(const char* key) const {
+std::vector<double> OptionReader::numbers(const char* key) const {
   const auto v = get(key);
-  if (!v.IsArray()) throw std::invalid_argument(field(key) + ": expected an array of integers");
+  if (!v.IsArray()) throw std::invalid_argument(field(key) + ": expected an array of numbers");
   auto a = v.As<Napi::Array>();
-  std::vector<int64_t> out;
+  std::vector<double> out;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     const auto e = a.Get(i);
-    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
-    if (!std::isfinite(d) || std::floor(d) != d)
-      throw std::invalid_argument(field(key) + "[" + std::to_string(i) + "]: expected an integer");
+    if (!e.IsNumber()) throw std::invalid_argument(field(key) + "[" + std::to_string(i) + "]: expected a number");
+    out.push_back(e.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+std::vector<int64_t> OptionReader::integers(const char* key) const {
+  std::vector<int64_t> out;
+  for (const double d : numbers(key)) {
+    if (!std::isfinite(d) || std::floor(d) != d) {
+      throw std::invalid_argument(field(key) + "[" + std::to_string(out.size()) + "]: expected an integer");
+    }
     out.push_back(static_cast<int64_t>(d));
   }
   return out;
@@ -113,13 +122,10 @@ TrainConfig read_train_config(const Napi::Value& value) {
   c.schedule.power = r.number("power");
   c.schedule.warmup_steps = r.integer("warmupSteps");
   c.schedule.max_steps = r.integer("maxSteps");
-  const auto betas_value = value.As<Napi::Object>().Get("betas");
-  if (!betas_value.IsArray() || betas_value.As<Napi::Array>().Length() != 2) {
-    throw std::invalid_argument("train config.betas: expected [beta1, beta2]");
-  }
-  const auto betas = betas_value.As<Napi::Array>();
-  c.adamw.beta1 = betas.Get(0u).ToNumber().DoubleValue();
-  c.adamw.beta2 = betas.Get(1u).ToNumber().DoubleValue();
+  const auto betas = r.numbers("betas");
+  if (betas.size() != 2) throw std::invalid_argument("train config.betas: expected [beta1, beta2]");
+  c.adamw.beta1 = betas[0];
+  c.adamw.beta2 = betas[1];
   c.adamw.eps = r.number("eps");
   c.adamw.weight_decay = r.number("weightDecay");
   c.clip_norm = r.number("clipNorm");

@@ -31,6 +31,7 @@ class OptionReader {
   int64_t integer(const char* key) const;
   bool boolean(const char* key) const;
   std::string string(const char* key) const;
+  std::vector<double> numbers(const char* key) const;
   std::vector<int64_t> integers(const char* key) const;
   std::vector<std::string> strings(const char* key) const;
   // A string field that names one of `allowed`.
