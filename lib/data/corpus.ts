@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
+import { fileDigest, readJson, writeFileAtomic, writeJsonAtomic } from '../io';
 import { native } from '../native';
 import { MlmDataset, MlmOptions } from './dataset';
 import { DocumentFormat, readDocuments } from './files';
@@ -103,12 +103,6 @@ function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-async function fileSha256(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 function digestDocuments(docs: Document[], salt: string): string {
   const h = createHash('sha256').update(salt);
   for (const d of docs) h.update(d.id).update('\0').update(d.text).update('\0');
@@ -179,9 +173,7 @@ async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promis
     train = train.filter((_, i) => i % every !== every - 1);
   }
   const files = [...source.train.files, ...(source.valid?.files ?? [])];
-  const sources = await Promise.all(
-    files.map(async (f) => ({ file: path.resolve(f), bytes: fs.statSync(f).size, sha256: await fileSha256(f) })),
-  );
+  const sources = await Promise.all(files.map(async (f) => ({ file: path.resolve(f), ...(await fileDigest(f)) })));
   return { name: source.name, train, valid, heldOut: [], sources };
 }
 
@@ -224,7 +216,7 @@ async function prepareTokenizer(
 
 /** The tokens of each document of a shard a previous prepare wrote, when the file is still the one its entry names; else undefined. */
 async function unchangedShard(target: string, old: ShardEntry, eos: number, docs: number): Promise<number[] | undefined> {
-  return fs.existsSync(target) && (await fileSha256(target)) === old.sha256 ? documentLengths(target, eos, docs) : undefined;
+  return fs.existsSync(target) && (await fileDigest(target)).sha256 === old.sha256 ? documentLengths(target, eos, docs) : undefined;
 }
 
 /** Encodes `docs` and writes them as one shard, documents joined by eos; returns its entry and each document's tokens. */
@@ -251,11 +243,12 @@ async function writeShard(
     stream[at++] = tok.special.eos;
   }
   const info = await native().writeTokenShard(target, stream, tok.vocabSize);
+  const digest = await fileDigest(target);
   const entry: ShardEntry = {
     file,
     key,
-    sha256: await fileSha256(target),
-    bytes: fs.statSync(target).size,
+    sha256: digest.sha256,
+    bytes: digest.bytes,
     tokens: info.tokens,
     tokenBytes: info.tokenBytes,
     documents: docs.length,
@@ -390,7 +383,7 @@ export class Corpus {
       if (!fs.existsSync(file))
         throw new Error(`corpus: shard ${file} is missing; run Corpus.prepare again (it rebuilds only what is missing)`);
       if (fs.statSync(file).size !== s.bytes) throw new Error(`corpus: shard ${file} has the wrong size; run Corpus.prepare again`);
-      if ((opts.verify ?? true) && (await fileSha256(file)) !== s.sha256)
+      if ((opts.verify ?? true) && (await fileDigest(file)).sha256 !== s.sha256)
         throw new Error(`corpus: shard ${file} fails its checksum; run Corpus.prepare again`);
     }
     const tokenizer = Tokenizer.load(path.join(root, manifest.tokenizer.file));
