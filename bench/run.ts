@@ -348,11 +348,21 @@ async function main(): Promise<void> {
 
   const fp32 = rows.filter((r) => r.precision === 'fp32' && r.engine);
   const ratios = (p: Peer) => fp32.map((r) => `${r.size} ${r.peers[p]!.ratio!.toFixed(2)}x`).join(', ');
-  const torchRatios = fp32.map((r) => r.peers.torch!.ratio!);
-  const met = fp32.length > 0 && torchRatios.every((x) => x >= 1.3);
-  const verdict = met
-    ? `Target (engine >= 1.3x PyTorch at every size): **met** (lowest ratio ${Math.min(...torchRatios).toFixed(2)}x).`
-    : `Target (engine >= 1.3x PyTorch at every size): **not met** (ratios ${ratios('torch')}).`;
+  // Issue 15's targets, fp32: >= 1.1x PyTorch and >= 1.5x transformers at every size, >= 75% of the GEMM peak at the large size.
+  const target = (label: string, ok: boolean, detail: string) => `- ${label}: **${ok ? 'met' : 'not met'}** (${detail}).`;
+  const every = (p: Peer, at: number) => fp32.length > 0 && fp32.every((r) => r.peers[p]!.ratio! >= at);
+  const large = fp32.find((r) => r.size === 'large');
+  const largeShare = large?.engine?.frac;
+  const verdict = [
+    'Targets (fp32, medians of this run):',
+    target('engine >= 1.1x PyTorch at every size', every('torch', 1.1), ratios('torch')),
+    target('engine >= 1.5x transformers at every size', every('hf', 1.5), ratios('hf')),
+    target(
+      'engine >= 75% of the GEMM peak at the large size',
+      largeShare !== undefined && largeShare >= 0.75,
+      largeShare !== undefined ? `${(100 * largeShare).toFixed(0)}%` : 'large not measured',
+    ),
+  ].join('\n');
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
   const today = new Date().toISOString().slice(0, 10);
 
@@ -386,8 +396,14 @@ async function main(): Promise<void> {
     "are not counted. The same count is used for every side (transformers' head on all positions does more work than it is credited with).",
     '"% GEMM peak" = model GFLOP/s / GEMM peak.',
     '',
+    'What the engine does that the PyTorch peer does not (all in native/, measured with the same bench): dropout is one fused pass',
+    "writing the output and a 1-byte mask from a counter-based hash (ATen's CPU dropout is bernoulli_ into a float tensor, a division",
+    "and a multiplication, and that bernoulli_ is serial off Intel's MKL); AdamW is libtorch's fused kernel (the peer's is foreach), with",
+    'gradient clipping folded into its grad_scale; q, k and v are laid out per head by one copy (unbind), not three selects whose',
+    'gradients are zero-filled full-size tensors. Attention without dropout (attentionDropout 0, and all inference) goes through',
+    "libtorch's fused scaled_dot_product_attention.",
+    '',
     verdict,
-    `Engine / transformers (RobertaForMaskedLM, sdpa): ${ratios('hf') || 'n/a'}.`,
     '',
   ].join('\n');
 

@@ -35,6 +35,10 @@ const cmake = stamp.builder === 'cmake';
     const out = execFileSync(program, [text, path.join(dir, 'out')], { encoding: 'utf8', timeout: 120000 });
     const r = JSON.parse(out.trim().split('\n').pop()!);
     expect(r.tokens).toBeGreaterThan(100000);
+    // The fused optimizer and dropout against their op-by-op definitions (the program checks and exits 1 otherwise).
+    expect(r.adamwMaxDifference).toBeLessThan(1e-6);
+    expect(Math.abs(r.dropoutKeep - 0.9)).toBeLessThan(0.005);
+    expect(r.attentionPathsDifference).toBeLessThan(1e-4);
     // Byte-level MLM starts at ln(261) = 5.56 nats; 60 steps learn the letter frequencies and more.
     expect(r.validBefore).toBeGreaterThan(5.3);
     expect(r.validAfter).toBeLessThan(r.validBefore - 0.5);

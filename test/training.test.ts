@@ -47,7 +47,9 @@ describe('training on real English', () => {
       { maxLen: 64, padId: 0 },
     );
     const model = await Transformer.create({ ...small, task: 'classify', numLabels: 2 }, { seed: 5 });
-    const trainer = new Trainer(model, { maxSteps: 150, warmupSteps: 10, lr: 1e-3, batchSize: 32, precision: 'fp32' });
+    // 300 steps: with 150 (warmup 10), 3 of 6 model seeds had not left the constant guess yet (0.526 held-out
+    // accuracy, the old and the fused-dropout engine alike); with 300 (warmup 30) seeds 1, 2, 4, 5 reached 0.66-0.73.
+    const trainer = new Trainer(model, { maxSteps: 300, warmupSteps: 30, lr: 1e-3, batchSize: 32, precision: 'fp32' });
     await trainer.fit(data, { evalEvery: 1000 });
     const r = await model.evaluate(test);
     const majority = Math.max(...[0, 1].map((c) => labels.filter((l, i) => held(i) && l === c).length)) / test.size;

@@ -1,5 +1,6 @@
 #include "models/transformer.h"
 
+#include "models/dropout.h"
 #include "models/linear_hook.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -14,13 +15,6 @@ namespace trainlarge {
 
 namespace nn = torch::nn;
 
-torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Generator& gen) {
-  if (!training || p == 0.0) return x;
-  // As ATen's own CPU dropout: x * bernoulli(1 - p) / (1 - p), but with our generator.
-  auto keep = at::empty_like(x).bernoulli_(1.0 - p, gen);
-  return x * keep.div_(1.0 - p);
-}
-
 // Through the Linear hook (models/linear_hook.h): aten::linear unless an int8 scope takes the layer.
 static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) { return hooked_linear(l.get(), x); }
 
@@ -32,13 +26,25 @@ SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen) {
   const auto B = x.size(0), T = x.size(1), D = x.size(2);
-  auto qkv_ = linear(qkv, x).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs)
-  auto q = qkv_[0], k = qkv_[1], v = qkv_[2];
-  // Scale q before the product: (T x hs) multiplies instead of (T x T).
-  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(head_dim))), k.transpose(-2, -1));  // (B, nh, T, T)
-  if (bias.defined()) scores = scores + bias;
-  auto probs = dropout(torch::softmax(scores, -1), attention_dropout, is_training(), gen);
-  auto y = torch::matmul(probs.to(v.scalar_type()), v);  // (B, nh, T, hs)
+  auto qkv_ = linear(qkv, x).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs), a view
+  torch::Tensor y;
+  const double p = is_training() ? attention_dropout : 0.0;
+  if (p == 0.0) {
+    // No dropout on the probabilities: libtorch's fused attention (flash on CPU, forward and backward) reads
+    // the strided q, k, v as they are and never materialises the (T x T) scores.
+    auto u = qkv_.unbind(0);
+    y = at::scaled_dot_product_attention(u[0], u[1], u[2],
+                                         bias.defined() ? c10::optional<at::Tensor>(bias.to(u[0].scalar_type())) : c10::nullopt);
+  } else {
+    // Explicit attention (the probabilities' dropout draws from our generator): one copy lays q, k, v out
+    // per head (its backward is one copy too, where three selects cost three zero-filled gradients).
+    auto u = qkv_.contiguous().unbind(0);
+    // Scale q before the product: (T x hs) multiplies instead of (T x T).
+    auto scores = torch::matmul(u[0] * (1.0 / std::sqrt(static_cast<double>(head_dim))), u[1].transpose(-2, -1));  // (B, nh, T, T)
+    if (bias.defined()) scores.add_(bias);
+    auto probs = dropout(torch::softmax(scores, -1), p, true, gen);
+    y = torch::matmul(probs.to(u[2].scalar_type()), u[2]);  // (B, nh, T, hs)
+  }
   y = y.transpose(1, 2).reshape({B, T, D});
   return dropout(linear(proj, y), dropout_p, is_training(), gen);
 }

@@ -10,10 +10,6 @@
 
 namespace trainlarge {
 
-// Dropout drawing from the model's own generator, so a step's randomness depends only on the seed and
-// the step (reproducible resume, and independent of other models in the process).
-torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Generator& gen);
-
 struct SelfAttentionImpl : torch::nn::Module {
   SelfAttentionImpl(const ModelConfig& c);
   // x: (B, T, D); bias: (B, 1, 1, T) additive key mask or undefined

@@ -3,6 +3,7 @@
 // engine library (trainlarge_engine) and libtorch; test/engine.test.ts runs it and reads its report.
 //
 //   trainlarge_engine_test TEXT_FILE OUT_DIR     prints one JSON line; exit 1 on a failed check
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "engine/model.h"
 #include "engine/packed.h"
 #include "io/safetensors.h"
+#include "models/dropout.h"
 #include "train/trainer.h"
 
 namespace tl = trainlarge;
@@ -42,6 +44,94 @@ torch::Tensor byte_ids(const std::string& path) {
 
 void check(bool ok, const std::string& what) {
   if (!ok) throw std::runtime_error("check failed: " + what);
+}
+
+// tl::AdamW (libtorch's fused kernel, the decayed and the other parameters in two calls, clipping through
+// grad_scale) against torch.optim.AdamW's arithmetic written out op by op, over three steps with one
+// parameter left without a gradient. Returns the largest absolute difference.
+double adamw_difference() {
+  torch::NoGradGuard no_grad;
+  const tl::AdamWOptions o{0.9, 0.98, 1e-6, 0.01};
+  const double lr = 1e-2, grad_scale = 2.5;
+  tl::NamedTensors params = {{"w", torch::randn({8, 5})}, {"b", torch::randn({5})}, {"idle", torch::randn({3, 3})}};
+  std::vector<torch::Tensor> ref, m, v;
+  for (auto& [name, p] : params) {
+    ref.push_back(p.clone());
+    m.push_back(torch::zeros_like(p));
+    v.push_back(torch::zeros_like(p));
+  }
+  tl::AdamW opt(params, o);
+  double worst = 0;
+  for (int step = 1; step <= 3; ++step) {
+    for (size_t i = 0; i < 2; ++i) params[i].second.mutable_grad() = torch::randn_like(params[i].second);
+    for (size_t i = 0; i < 2; ++i) {
+      const auto g = params[i].second.grad() / grad_scale;
+      if (tl::decays(ref[i])) ref[i].mul_(1.0 - lr * o.weight_decay);
+      m[i].mul_(o.beta1).add_(g, 1.0 - o.beta1);
+      v[i].mul_(o.beta2).addcmul_(g, g, 1.0 - o.beta2);
+      const auto denom = (v[i].sqrt() / std::sqrt(1.0 - std::pow(o.beta2, step))).add_(o.eps);
+      ref[i].addcdiv_(m[i], denom, -lr / (1.0 - std::pow(o.beta1, step)));
+    }
+    opt.step(lr, grad_scale);
+    for (size_t i = 0; i < params.size(); ++i) worst = std::max(worst, (params[i].second - ref[i]).abs().max().item<double>());
+  }
+  check(opt.steps() == 3, "the optimizer counts its steps");
+  return worst;
+}
+
+// Attention without dropout goes through libtorch's fused scaled_dot_product_attention, with dropout
+// through the explicit product: both must give the same output and gradients (a padding mask included).
+// p = 1e-9 takes the explicit path and drops nothing here. Returns the largest difference.
+double attention_paths_difference() {
+  tl::ModelConfig c;
+  c.vocab_size = 16;
+  c.max_len = 24;
+  c.d_model = 32;
+  c.heads = 4;
+  c.ffn = 64;
+  c.layers = 1;
+  tl::SelfAttention attn(c);
+  attn->train();
+  const auto x = torch::randn({3, 24, 32});
+  auto bias = torch::zeros({3, 1, 1, 24});
+  bias.narrow(3, 20, 4).fill_(-1e9);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  auto run = [&](double p) {
+    attn->attention_dropout = p;
+    attn->dropout_p = 0;
+    attn->zero_grad();
+    auto xi = x.clone().requires_grad_(true);
+    auto y = attn->forward(xi, bias, gen);
+    (y * y).sum().backward();
+    return std::vector<torch::Tensor>{y.detach(), xi.grad(), attn->qkv->weight.grad().clone(), attn->proj->weight.grad().clone()};
+  };
+  const auto fused = run(0.0), explicit_ = run(1e-9);
+  double worst = 0;
+  for (size_t i = 0; i < fused.size(); ++i) worst = std::max(worst, (fused[i] - explicit_[i]).abs().max().item<double>());
+  return worst;
+}
+
+// The fused dropout: the kept share, the scale, a backward that is the forward's mask, and the same mask
+// for the same generator state whatever the thread count. Returns the kept share.
+double dropout_keep_share() {
+  const double p = 0.1;
+  auto x = torch::ones({64, 128, 33}, torch::requires_grad());
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto y = tl::dropout(x, p, /*training=*/true, gen);
+  y.sum().backward();
+  const auto kept = y.ne(0);
+  const double share = kept.to(torch::kDouble).mean().item<double>();
+  check(std::abs(share - (1 - p)) < 0.005, "dropout keeps 1 - p of the elements");
+  check(torch::allclose(y.masked_select(kept), torch::full({}, 1 / (1 - p))), "dropout scales the kept elements by 1 / (1 - p)");
+  check(torch::equal(x.grad(), y.detach()), "dropout's gradient is its mask times the scale");
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  gen.set_current_seed(7);
+  const auto again = tl::dropout(x.detach(), p, true, gen);
+  at::set_num_threads(threads);
+  check(torch::equal(again, y.detach()), "dropout's mask depends on the generator only, not on the thread count");
+  check(!torch::equal(tl::dropout(x.detach(), p, true, gen), y.detach()), "the next call draws another mask");
+  return share;
 }
 
 }  // namespace
@@ -129,8 +219,15 @@ int main(int argc, char** argv) {
     check(torch::equal(a, b), "the packed file reloads to identical logits");
     check(tl::summarize(*loaded).quantized.size() == 8, "the packed file carries its quantization");
 
+    const double adamw = adamw_difference();
+    check(adamw < 1e-6, "fused AdamW matches torch.optim.AdamW's arithmetic");
+    const double keep = dropout_keep_share();
+    const double attention = attention_paths_difference();
+    check(attention < 1e-4, "fused and explicit attention agree");
+
     std::ostringstream out;
-    out << "{\"tokens\":" << n << ",\"parameters\":" << model->parameter_count() << ",\"firstTrainLoss\":" << first
+    out << "{\"adamwMaxDifference\":" << adamw << ",\"dropoutKeep\":" << keep << ",\"attentionPathsDifference\":" << attention
+        << ",\"tokens\":" << n << ",\"parameters\":" << model->parameter_count() << ",\"firstTrainLoss\":" << first
         << ",\"lastTrainLoss\":" << last << ",\"validBefore\":" << before << ",\"validAfter\":" << after
         << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk << ",\"denseBytes\":" << model->parameter_bytes() << "}";
     std::cout << out.str() << std::endl;

@@ -1,5 +1,7 @@
 #include "train/adamw.h"
 
+#include <ATen/ops/_fused_adamw.h>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -12,25 +14,35 @@ AdamW::AdamW(NamedTensors params, AdamWOptions options) : params_(std::move(para
     decay_.push_back(decays(p));
     exp_avg_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
     exp_avg_sq_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    step_counts_.push_back(torch::zeros({}, p.options().dtype(torch::kFloat)));
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, double grad_scale) {
   torch::NoGradGuard no_grad;
   ++steps_;
   const auto& o = options_;
-  const double bias_correction1 = 1.0 - std::pow(o.beta1, static_cast<double>(steps_));
-  const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(o.beta2, static_cast<double>(steps_)));
-  const double step_size = lr / bias_correction1;
+  std::vector<torch::Tensor> p[2], g[2], m[2], v[2], t[2];  // [0]: no decay, [1]: decay
   for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i].second;
-    const auto& g = p.grad();
-    if (!g.defined()) continue;
-    if (decay_[i] && o.weight_decay != 0.0) p.mul_(1.0 - lr * o.weight_decay);
-    exp_avg_[i].mul_(o.beta1).add_(g, 1.0 - o.beta1);
-    exp_avg_sq_[i].mul_(o.beta2).addcmul_(g, g, 1.0 - o.beta2);
-    auto denom = (exp_avg_sq_[i].sqrt() / bias_correction2_sqrt).add_(o.eps);
-    p.addcdiv_(exp_avg_[i], denom, -step_size);
+    auto& param = params_[i].second;
+    auto grad = param.grad();
+    if (!grad.defined()) continue;
+    if (!grad.is_contiguous()) grad = param.mutable_grad() = grad.contiguous();
+    const int k = decay_[i] && o.weight_decay != 0.0 ? 1 : 0;
+    step_counts_[i].fill_(static_cast<double>(steps_));
+    p[k].push_back(param);
+    g[k].push_back(grad);
+    m[k].push_back(exp_avg_[i]);
+    v[k].push_back(exp_avg_sq_[i]);
+    t[k].push_back(step_counts_[i]);
+  }
+  c10::optional<at::Tensor> scale;
+  if (grad_scale != 1.0)
+    scale = torch::full({}, grad_scale, torch::TensorOptions().dtype(torch::kFloat).device(params_[0].second.device()));
+  for (int k = 0; k < 2; ++k) {
+    if (p[k].empty()) continue;
+    at::_fused_adamw_(p[k], g[k], m[k], v[k], /*max_exp_avg_sqs=*/{}, t[k], lr, o.beta1, o.beta2, k == 1 ? o.weight_decay : 0.0, o.eps,
+                      /*amsgrad=*/false, /*maximize=*/false, scale);
   }
 }
 

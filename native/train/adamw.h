@@ -1,5 +1,6 @@
-// AdamW (Loshchilov & Hutter), the same arithmetic as torch.optim.AdamW (amsgrad off), written out so
-// its state is ours to save, load and (for pruning) mask. One step count for all parameters.
+// AdamW (Loshchilov & Hutter) as torch.optim.AdamW(fused=True) (amsgrad off): libtorch's fused kernel
+// updates each parameter, its two moments and the decay in one pass (two calls: the decayed weights and
+// the rest). The state is ours to save, load and (for pruning) mask. One step count for all parameters.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,7 +20,9 @@ class AdamW {
  public:
   // params: (name, tensor) in a fixed order; weight decay applies where decays(tensor) is true.
   AdamW(NamedTensors params, AdamWOptions options);
-  void step(double lr);
+  // grad_scale: every gradient is divided by it inside the kernel (gradient clipping and fp16 loss-scale
+  // removal at no extra pass over the gradients); 1 for none.
+  void step(double lr, double grad_scale = 1.0);
   void zero_grad();  // sets gradients to none, as torch's set_to_none=True
   int64_t steps() const { return steps_; }
   const NamedTensors& params() const { return params_; }
@@ -31,6 +34,7 @@ class AdamW {
   NamedTensors params_;
   std::vector<bool> decay_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<torch::Tensor> step_counts_;  // the fused kernel's per-tensor step counts (float scalars)
   AdamWOptions options_;
   int64_t steps_ = 0;
 };

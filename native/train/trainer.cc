@@ -75,17 +75,14 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     s.targets += r.count;
   }
 
-  // Global gradient norm (as torch.nn.utils.clip_grad_norm_), unscaled first under fp16.
+  // Global gradient norm (as torch.nn.utils.clip_grad_norm_: one norm per tensor, then their norm); under
+  // fp16 the gradients still carry the loss scale, so the norm is divided by it.
   std::vector<torch::Tensor> grads;
   for (const auto& [name, p] : optimizer_.params())
     if (p.grad().defined()) grads.push_back(p.grad());
   torch::NoGradGuard no_grad;
-  if (fp16)
-    for (auto& g : grads) g.div_(loss_scale_);
-  std::vector<torch::Tensor> norms;
-  norms.reserve(grads.size());
-  for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat));
-  s.grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm(2).item<double>();
+  const double unscale = fp16 ? loss_scale_ : 1.0;
+  s.grad_norm = grads.empty() ? 0.0 : torch::stack(at::_foreach_norm(grads, 2)).to(torch::kFloat).norm(2).item<double>() / unscale;
   const bool finite = std::isfinite(s.grad_norm);
   if (!finite) {
     // Never apply a NaN/inf update: it would corrupt every weight silently. Under fp16 this is an
@@ -96,12 +93,11 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     s.skipped = true;
     optimizer_.zero_grad();
   } else {
-    if (config_.clip_norm > 0 && s.grad_norm > config_.clip_norm) {
-      const double coef = config_.clip_norm / (s.grad_norm + 1e-6);
-      for (auto& g : grads) g.mul_(coef);
-    }
+    // Clipping and the loss scale's removal are one division inside the optimizer's kernel.
+    double grad_scale = unscale;
+    if (config_.clip_norm > 0 && s.grad_norm > config_.clip_norm) grad_scale /= config_.clip_norm / (s.grad_norm + 1e-6);
     begin_update(*model_);  // quantized weights: the update goes to the full-precision latent weights
-    optimizer_.step(s.lr);
+    optimizer_.step(s.lr, grad_scale);
     end_update(*model_);  // masks re-applied, weights re-quantized
     if (fp16 && ++good_steps_ % kLossScaleGrowthInterval == 0) loss_scale_ *= 2.0;
   }

@@ -1,0 +1,99 @@
+#include "models/dropout.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <mutex>
+
+namespace trainlarge {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+inline uint64_t splitmix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+constexpr int64_t kGrain = 1 << 15;
+
+// out = keep ? x * scale : 0 and mask = keep, for element i keeping iff its 32-bit uniform >= threshold.
+// One hash gives two elements' uniforms (its high and low halves).
+template <typename T>
+void forward_kernel(const T* x, T* out, uint8_t* mask, int64_t n, uint64_t key, uint32_t threshold, float scale) {
+  at::parallel_for(0, (n + 1) / 2, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const uint64_t h = splitmix64(key + static_cast<uint64_t>(j) * 0x9e3779b97f4a7c15ULL);
+      const int64_t i = 2 * j;
+      const uint8_t k0 = static_cast<uint32_t>(h) >= threshold;
+      mask[i] = k0;
+      out[i] = static_cast<T>(k0 ? static_cast<float>(x[i]) * scale : 0.0f);
+      if (i + 1 < n) {
+        const uint8_t k1 = static_cast<uint32_t>(h >> 32) >= threshold;
+        mask[i + 1] = k1;
+        out[i + 1] = static_cast<T>(k1 ? static_cast<float>(x[i + 1]) * scale : 0.0f);
+      }
+    }
+  });
+}
+
+template <typename T>
+void backward_kernel(const T* g, const uint8_t* mask, T* out, int64_t n, float scale) {
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out[i] = static_cast<T>(mask[i] ? static_cast<float>(g[i]) * scale : 0.0f);
+  });
+}
+
+struct FusedDropout : torch::autograd::Function<FusedDropout> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, double p, int64_t key) {
+    auto x = input.contiguous();
+    auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
+    auto mask = at::empty(x.sizes(), x.options().dtype(at::kByte));
+    const float scale = static_cast<float>(1.0 / (1.0 - p));
+    // P(uniform32 < threshold) = p, up to 2^-32.
+    const auto threshold = static_cast<uint32_t>(std::min(std::ldexp(p, 32), 4294967295.0));
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "trainlarge_dropout", [&] {
+      forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), mask.data_ptr<uint8_t>(), x.numel(),
+                               static_cast<uint64_t>(key), threshold, scale);
+    });
+    ctx->save_for_backward({mask});
+    ctx->saved_data["scale"] = static_cast<double>(scale);
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto mask = ctx->get_saved_variables()[0];
+    const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    auto g = grads[0].contiguous();
+    auto out = at::empty_like(g, at::MemoryFormat::Contiguous);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, g.scalar_type(), "trainlarge_dropout_backward", [&] {
+      backward_kernel<scalar_t>(g.data_ptr<scalar_t>(), mask.data_ptr<uint8_t>(), out.data_ptr<scalar_t>(), g.numel(), scale);
+    });
+    return {out, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training, at::Generator& gen) {
+  if (!training || p == 0.0) return x;
+  if (p >= 1.0) return x * 0;
+  if (x.device().is_cpu() && gen.device().is_cpu() && x.numel() > 0) {
+    uint64_t key;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      key = gen.get<at::CPUGeneratorImpl>()->random64();
+    }
+    return FusedDropout::apply(x, p, static_cast<int64_t>(key));
+  }
+  // As ATen's own dropout: x * bernoulli(1 - p) / (1 - p), but with our generator.
+  auto keep = at::empty_like(x).bernoulli_(1.0 - p, gen);
+  return x * keep.div_(1.0 - p);
+}
+
+}  // namespace trainlarge
