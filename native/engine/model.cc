@@ -122,7 +122,9 @@ std::shared_ptr<Model> Model::clone() const {
 template <typename Fn>
 static auto in_inference(Model& m, const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision, Fn&& fn) {
   m.module->check_input(ids, attention_mask);
-  torch::NoGradGuard no_grad;
+  // Inference mode, not only no-grad: no version counters nor autograd metadata on any tensor made here
+  // (every result leaves as a copy in JS memory).
+  c10::InferenceMode inference;
   const bool was_training = m.module->is_training();
   m.module->eval();
   struct Restore {
