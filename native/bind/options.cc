@@ -93,6 +93,7 @@ ModelConfig read_model_config(const Napi::Value& value) {
   c.d_model = r.integer("dModel");
   c.layers = r.integer("layers");
   c.heads = r.integer("heads");
+  if (r.has("headDim")) c.head_dim = r.integer("headDim");  // absent: d_model / heads (every file before head pruning)
   c.ffn = r.integer("ffn");
   c.dropout = r.number("dropout");
   c.attention_dropout = r.number("attentionDropout");
