@@ -23,6 +23,7 @@ export {
   weightErrors,
   toInt8,
   PruneOptions,
+  PruneStructure,
   QuantizeOptions,
   CompressedSize,
   CompressionTraining,

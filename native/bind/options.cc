@@ -185,6 +185,10 @@ Targets read_targets(const OptionReader& r) {
 PruneOptions read_prune_options(const Napi::Value& value) {
   const OptionReader r(value, "prune options");
   PruneOptions o;
+  o.structure = r.choice<PruneStructure>("structure", {{"unstructured", PruneStructure::Unstructured},
+                                                       {"heads", PruneStructure::Heads},
+                                                       {"ffn", PruneStructure::Ffn},
+                                                       {"heads+ffn", PruneStructure::HeadsFfn}});
   o.sparsity = r.number("sparsity");
   o.scope = read_scope(value.As<Napi::Object>().Get("scope"), "prune options.scope");
   o.schedule = r.choice<PruneSchedule>("schedule", {{"oneshot", PruneSchedule::OneShot}, {"gradual", PruneSchedule::Gradual}});
@@ -194,7 +198,7 @@ PruneOptions read_prune_options(const Napi::Value& value) {
     o.end_step = r.integer("endStep");
     o.every = r.integer("every");
   }
-  o.targets = read_targets(r);
+  if (o.structure == PruneStructure::Unstructured) o.targets = read_targets(r);  // structured pruning picks its units itself
   return o;
 }
 
