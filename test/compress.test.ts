@@ -587,6 +587,41 @@ describe('structured pruning', () => {
     );
     masked.dispose();
   });
+
+  test('compressionStudy measures structured entries: accuracy, file bytes and the weight norm removed', async () => {
+    const rows = await compressionStudy({
+      models: [{ name: 'base', model: base }],
+      data: task.test,
+      sparsities: [],
+      bits: [],
+      structured: { heads: [0.25, 0.5], ffn: [0.5], 'heads+ffn': [0.5] },
+    });
+    expect(rows.map((r) => `${r.method}:${r.setting}`)).toEqual([
+      'none:0',
+      'prune-heads:0.25',
+      'prune-heads:0.5',
+      'prune-ffn:0.5',
+      'prune-heads+ffn:0.5',
+    ]);
+    const [none, h25, h50, f50, hf50] = rows;
+    expect(h50.bytes).toBeLessThan(h25.bytes);
+    expect(h25.bytes).toBeLessThan(none.bytes);
+    expect(hf50.bytes).toBeLessThan(Math.min(h50.bytes, f50.bytes));
+    expect(h50.meanWeightError).toBeGreaterThan(h25.meanWeightError);
+    expect(Object.keys(h50.weightErrors)).toHaveLength(4); // qkv and proj of 2 layers
+    expect(Object.keys(hf50.weightErrors)).toHaveLength(8);
+    for (const r of rows.slice(1)) {
+      expect(r.meanWeightError).toBeGreaterThan(0);
+      expect(r.meanWeightError).toBeLessThan(1);
+    }
+    console.log(
+      rows
+        .map(
+          (r) => `${r.method} ${r.setting}: ${r.bytes} B, accuracy ${r.accuracy.toFixed(3)}, weight error ${r.meanWeightError.toFixed(3)}`,
+        )
+        .join('\n'),
+    );
+  });
 });
 
 describe('fine-tuning a pretrained body', () => {
