@@ -58,6 +58,13 @@ export function robertaConfig(
         "export a post-LN model, or keep trainlarge's own format",
     );
   }
+  if (c.headDim !== undefined) {
+    throw new Error(
+      `save: format 'hf': a model with pruned attention heads (${c.heads} heads x headDim ${c.headDim} = ${c.heads * c.headDim}, ` +
+        `not dModel ${c.dModel}) has no RoBERTa config in transformers 5 (no head_dim, no pruned_heads); keep trainlarge's own ` +
+        "format, or prune feed-forward units only (structure 'ffn'), which exports",
+    );
+  }
   const labels = c.task === 'classify' ? (opts.labels ?? Array.from({ length: c.numLabels! }, (_, i) => `LABEL_${i}`)) : undefined;
   if (labels && labels.length !== c.numLabels) {
     throw new RangeError(`save: labels has ${labels.length} names but the model has numLabels ${c.numLabels}`);
@@ -202,9 +209,10 @@ function labelsOf(j: RobertaConfigJson): string[] | undefined {
 
 /** Parameters of a trainlarge encoder with this config (as the engine counts them). */
 export function parameterCount(c: ModelConfig): number {
-  const d = c.dModel;
+  const d = c.dModel,
+    a = c.heads * (c.headDim ?? d / c.heads); // attention width: d unless heads were pruned
   const embeddings = c.vocabSize * d + c.maxLen * d + 2 * d;
-  const layer = 3 * d * d + 3 * d + d * d + d + 2 * d + d * c.ffn + c.ffn + c.ffn * d + d + 2 * d;
+  const layer = 3 * a * d + 3 * a + a * d + d + 2 * d + d * c.ffn + c.ffn + c.ffn * d + d + 2 * d;
   const head = c.task === 'mlm' ? d * d + d + 2 * d + c.vocabSize : d * d + d + d * c.numLabels! + c.numLabels!;
   return embeddings + c.layers * layer + head;
 }

@@ -15,7 +15,7 @@ export {
   SaveOptions,
 } from './model';
 export { hfLabels, RobertaConfigJson } from './hf';
-export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID } from './compress/study';
+export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID, StructuredPruning } from './compress/study';
 export {
   prune,
   quantize,
@@ -23,6 +23,7 @@ export {
   weightErrors,
   toInt8,
   PruneOptions,
+  PruneStructure,
   QuantizeOptions,
   CompressedSize,
   CompressionTraining,

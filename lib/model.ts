@@ -89,8 +89,8 @@ export interface ModelInternals {
   readonly handle: NativeModel;
   /** Runs native jobs on this model one at a time, in call order. */
   run<T>(job: () => Promise<T>): Promise<T>;
-  /** Wraps a native model made from this one (same config). */
-  derive(handle: NativeModel): Transformer;
+  /** Wraps a native model made from this one (same config unless given: a structurally pruned one is smaller). */
+  derive(handle: NativeModel, config?: ModelConfig): Transformer;
   /** The metadata save() writes into model.safetensors (compressedSize counts it too). */
   fileMetadata(): Record<string, string>;
 }
@@ -120,7 +120,7 @@ export class Transformer {
     internals.set(this, {
       handle,
       run: (job) => this.run(job),
-      derive: (h) => new Transformer(h, this.config),
+      derive: (h, config = this.config) => new Transformer(h, config),
       fileMetadata: () => this.fileMetadata(),
     });
   }

@@ -78,6 +78,8 @@ export interface NativeModel {
   saveRoberta(path: string, paddingIdx: number, metadata: NativeMetadata): Promise<void>;
   loadRoberta(path: string, paddingIdx: number, strict: boolean): Promise<string[]>;
   prune(options: Omit<PruneSettings, 'inPlace'>): Promise<void>;
+  /** A new, smaller model without the least important heads / feed-forward units; its config's new sizes. */
+  pruneStructured(options: Omit<PruneSettings, 'inPlace'>): Promise<{ model: NativeModel; heads: number; headDim: number; ffn: number }>;
   quantize(options: Omit<QuantizeSettings, 'inPlace' | 'method'>): Promise<void>;
   clone(): Promise<NativeModel>;
   toInt8(engine: string): Promise<NativeModel>;
@@ -158,7 +160,7 @@ export interface NativeAddon {
   writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
 }
 
-const ABI_VERSION = 5;
+const ABI_VERSION = 6;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

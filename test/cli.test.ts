@@ -64,6 +64,10 @@ test('bad commands and flags: exit 2 with a message naming the flag and what it 
     [['finetune', '--from', '/nonexistent', '--task', 'sentiment'], /--from: \/nonexistent holds no saved model/],
     [['compress', '--model', '/nonexistent', '--bits', '4'], /--model: \/nonexistent holds no saved model/],
     [['compress', '--model', 'x', '--int8', '--engine', 'fast'], /--engine: expected one of auto, onednn, qnnpack, fbgemm; got 'fast'/],
+    [
+      ['compress', '--model', 'x', '--prune', '0.5', '--structure', 'rows'],
+      /--structure: expected one of unstructured, heads, ffn, heads\+ffn; got 'rows'/,
+    ],
     [['export', '--model', 'x', '--format', 'onnx'], /--format: expected one of hf; got 'onnx'/],
     [['serve', '--model', 'no-dir'], /--model: expected NAME=DIR or NAME=DIR:int8, got 'no-dir'/],
     [['serve'], /serve: give model directories, --model NAME=DIR or --config FILE.json/],
@@ -158,6 +162,15 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   expect(text.out).toMatch(
     /^test accuracy on sentiment: [\d.]+% before, [\d.]+% after\nbytes: [\d,]+ before, [\d,]+ after \([\d.]+x smaller\)/,
   );
+  // Structured: half the heads and FFN units removed, a smaller dense model.
+  const st = trainlarge('compress', '--model', clf, '--prune', '0.5', '--structure', 'heads+ffn', '--json');
+  expect(st.code).toBe(0);
+  const sr = JSON.parse(st.out);
+  expect(sr).toMatchObject({ dir: path.join(dir, 'sentiment-headsffn50'), before: { heads: 2, ffn: 128 }, after: { heads: 1, ffn: 64 } });
+  expect(sr.after.bytes).toBeLessThan(0.9 * sr.before.bytes);
+  const global = trainlarge('compress', '--model', clf, '--prune', '0.5', '--structure', 'heads', '--scope', 'global');
+  expect(global.code).toBe(2);
+  expect(global.err).toMatch(/^trainlarge: --scope: structure 'heads' removes the same number of units from every layer/);
   const tooSparse = trainlarge('compress', '--model', clf, '--prune', '1.5');
   expect(tooSparse.code).toBe(2);
   expect(tooSparse.err).toMatch(/^trainlarge: --prune: Too big: expected number to be <1/);

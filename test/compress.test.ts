@@ -19,7 +19,8 @@ import {
 import { ClassificationTask } from '../lib/data/task';
 import { native } from '../lib/native';
 import { modelInternals } from '../lib/model';
-import { englishProseDocuments } from '../lib/data/builtin/sources';
+import { parseModelConfig } from '../lib/config/model';
+import { classificationExamples, englishProseDocuments } from '../lib/data/builtin/sources';
 import { PEER_PYTHON } from '../bench/report';
 import { tempDir } from './helpers';
 
@@ -352,6 +353,277 @@ describe('analysis', () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------------
+// Structured pruning: whole heads / feed-forward units removed, the matrices physically smaller.
+
+const D = 64,
+  H = 4,
+  HS = 16,
+  F = 256; // base's shape
+
+/** Indices, ascending, of the `keep` largest scores (ties: the lower index), as the engine picks them. */
+function keptUnits(scores: number[], keep: number): number[] {
+  const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+  return order.slice(0, keep).sort((a, b) => a - b);
+}
+
+/**
+ * The units a structured prune keeps, computed here from the weights (the test's own oracle): a head's
+ * importance is the L2 norm of its q, k, v rows and its proj columns; an FFN unit's of its fc1 row and
+ * fc2 column.
+ */
+async function oracleKept(
+  m: Transformer,
+  layer: number,
+  keepHeads: number,
+  keepUnits: number,
+): Promise<{ heads: number[]; units: number[] }> {
+  const at = `layers.${layer}.`;
+  const [qkv, proj, fc1, fc2] = await Promise.all(
+    ['attn.qkv.weight', 'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc2.weight'].map((n) => m.weight(at + n)),
+  );
+  const heads = Array.from({ length: H }, (_, h) => {
+    let n = 0;
+    for (let c = 0; c < 3; c++) for (let i = 0; i < HS; i++) for (let d = 0; d < D; d++) n += qkv.data[((c * H + h) * HS + i) * D + d] ** 2;
+    for (let d = 0; d < D; d++) for (let i = 0; i < HS; i++) n += proj.data[d * H * HS + h * HS + i] ** 2;
+    return n;
+  });
+  const units = Array.from({ length: F }, (_, j) => {
+    let n = 0;
+    for (let d = 0; d < D; d++) n += fc1.data[j * D + d] ** 2 + fc2.data[d * F + j] ** 2;
+    return n;
+  });
+  return { heads: keptUnits(heads, keepHeads), units: keptUnits(units, keepUnits) };
+}
+
+/** Rewrites float32 tensors of a plain safetensors file in place: edit(data, dims) per named tensor. */
+function editTensors(file: string, edits: Record<string, (data: Float32Array, dims: number[]) => void>): void {
+  const bytes = fs.readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  for (const [name, edit] of Object.entries(edits)) {
+    const t = header[name];
+    expect(t.dtype).toBe('F32');
+    const [from, to] = t.data_offsets.map((o: number) => 8 + n + o);
+    const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + from, bytes.byteOffset + to));
+    edit(data, t.shape);
+    Buffer.from(data.buffer).copy(bytes, from);
+  }
+  fs.writeFileSync(file, bytes);
+}
+
+/** base with the removed heads' and units' weights set to zero (and their biases): what pruning claims to compute. */
+async function zeroedCopy(out: string, kept: { heads: number[]; units: number[] }[]): Promise<Transformer> {
+  await base.save(out);
+  const edits: Record<string, (data: Float32Array, dims: number[]) => void> = {};
+  kept.forEach(({ heads, units }, l) => {
+    const at = `layers.${l}.`;
+    const goneHeads = [0, 1, 2, 3].filter((h) => !heads.includes(h));
+    const goneUnits = Array.from({ length: F }, (_, j) => j).filter((j) => !units.includes(j));
+    const qkvRows = goneHeads.flatMap((h) => [0, 1, 2].flatMap((c) => Array.from({ length: HS }, (_, i) => (c * H + h) * HS + i)));
+    edits[at + 'attn.qkv.weight'] = (w) => qkvRows.forEach((r) => w.fill(0, r * D, (r + 1) * D));
+    edits[at + 'attn.qkv.bias'] = (b) => qkvRows.forEach((r) => (b[r] = 0));
+    edits[at + 'attn.proj.weight'] = (w) => {
+      for (let d = 0; d < D; d++) for (const h of goneHeads) w.fill(0, d * H * HS + h * HS, d * H * HS + (h + 1) * HS);
+    };
+    edits[at + 'ffn.fc1.weight'] = (w) => goneUnits.forEach((j) => w.fill(0, j * D, (j + 1) * D));
+    edits[at + 'ffn.fc1.bias'] = (b) => goneUnits.forEach((j) => (b[j] = 0));
+    edits[at + 'ffn.fc2.weight'] = (w) => {
+      for (let d = 0; d < D; d++) for (const j of goneUnits) w[d * F + j] = 0;
+    };
+  });
+  editTensors(path.join(out, 'model.safetensors'), edits);
+  return Transformer.load(out);
+}
+
+async function realSentences(count: number): Promise<number[][]> {
+  const { splits } = await classificationExamples('sentiment');
+  return splits.test.slice(0, count).map((e) => [tok.special.cls, ...Array.from(tok.encode(e.text)).slice(0, 46), tok.special.eos]);
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('structured pruning', () => {
+  test.each([
+    ['heads', 2, F],
+    ['ffn', H, 128],
+    ['heads+ffn', 2, 128],
+  ] as const)(
+    "structure '%s' at 0.5 shrinks the matrices, and its logits equal the original's with those units zeroed",
+    async (structure, heads, ffn) => {
+      const pruned = await prune(base, { structure, sparsity: 0.5 });
+      expect(pruned.config).toEqual({ ...base.config, heads, ffn, ...(heads < H ? { headDim: HS } : {}) });
+      const shape = async (n: string) => (await pruned.weight(`layers.1.${n}`)).dims;
+      expect(await shape('attn.qkv.weight')).toEqual([3 * heads * HS, D]);
+      expect(await shape('attn.qkv.bias')).toEqual([3 * heads * HS]);
+      expect(await shape('attn.proj.weight')).toEqual([D, heads * HS]);
+      expect(await shape('ffn.fc1.weight')).toEqual([ffn, D]);
+      expect(await shape('ffn.fc2.weight')).toEqual([D, ffn]);
+      expect(pruned.parameterCount).toBeLessThan(base.parameterCount);
+      expect(base.config.heads).toBe(H); // the original is untouched
+      expect((await base.weight('layers.0.ffn.fc1.weight')).dims).toEqual([F, D]);
+      expect(pruned.compression).toEqual({ pruned: {}, quantized: {} }); // a plain dense model, no masks
+
+      // The kept units are the ones of largest L2 norm (this test's own computation), copied exactly.
+      const kept = [await oracleKept(base, 0, heads, ffn), await oracleKept(base, 1, heads, ffn)];
+      const fc1 = await base.weight('layers.1.ffn.fc1.weight');
+      const prunedFc1 = await pruned.weight('layers.1.ffn.fc1.weight');
+      kept[1].units.forEach((j, k) => expect(prunedFc1.data.subarray(k * D, (k + 1) * D)).toEqual(fc1.data.subarray(j * D, (j + 1) * D)));
+
+      // Masking equivalence on real sentences and on the whole real test split.
+      const zeroed = await zeroedCopy(path.join(dir, `zeroed-${structure}`), kept);
+      const sentences = await realSentences(16);
+      const [a, b, full] = [await pruned.predict(sentences), await zeroed.predict(sentences), await base.predict(sentences)];
+      const diff = maxAbsDiff(a.data, b.data);
+      expect(diff).toBeLessThan(1e-5);
+      expect(maxAbsDiff(a.data, full.data)).toBeGreaterThan(1e-3); // removing the units did change the logits
+      const [ep, ez, eb] = [await pruned.evaluate(task.test), await zeroed.evaluate(task.test), await base.evaluate(task.test)];
+      expect(Math.abs(ep.loss - ez.loss)).toBeLessThan(1e-5);
+      expect(ep.accuracy).toBe(ez.accuracy);
+      console.log(
+        `structured pruning '${structure}' 0.5 on sentiment test (${ep.count} examples): accuracy ${eb.accuracy!.toFixed(3)} -> ` +
+          `${ep.accuracy!.toFixed(3)}, loss ${eb.loss.toFixed(4)} -> ${ep.loss.toFixed(4)}, parameters ${base.parameterCount} -> ` +
+          `${pruned.parameterCount}; max |logit - zeroed original's| ${diff.toExponential(1)}`,
+      );
+      pruned.dispose();
+      zeroed.dispose();
+    },
+  );
+
+  test('the pruned model is a normal model: a smaller file, save/load, fine-tuning, quantize, toInt8, HF export of FFN pruning', async () => {
+    const pruned = await prune(base, { structure: 'heads+ffn', sparsity: 0.5 });
+    const out = path.join(dir, 'structured');
+    const [size, plain] = [await compressedSize(pruned), await compressedSize(base)];
+    await pruned.save(out);
+    expect(fs.statSync(path.join(out, 'model.safetensors')).size).toBe(size.bytes);
+    expect(size.bytes).toBeLessThan(plain.bytes * 0.75);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).model).toMatchObject({ heads: 2, headDim: 16, ffn: 128 });
+    expect(parseModelConfig({ ...base.config, headDim: 16 })).toEqual(base.config); // headDim is written only where it is not dModel / heads
+    const loaded = await Transformer.load(out);
+    expect(loaded.config).toEqual(pruned.config);
+    const sentences = await realSentences(8);
+    expect(Array.from((await loaded.predict(sentences)).data)).toEqual(Array.from((await pruned.predict(sentences)).data));
+
+    // Fine-tuning recovers accuracy on the smaller shape.
+    const before = (await loaded.evaluate(task.valid)).accuracy!;
+    const trainer = new Trainer(loaded, { maxSteps: 30, batchSize: 32, lr: 1e-3, warmupSteps: 0 });
+    await trainer.fit(task.train, { evalEvery: 1000 });
+    trainer.dispose();
+    const after = (await loaded.evaluate(task.valid)).accuracy!;
+    expect((await loaded.weight('layers.0.attn.qkv.weight')).dims).toEqual([96, 64]);
+    expect(after).toBeGreaterThan(0.5);
+    console.log(`heads+ffn 0.5, sentiment valid accuracy: ${before.toFixed(3)} pruned, ${after.toFixed(3)} after 30 fine-tuning steps`);
+
+    // Then unstructured pruning and quantization compose with it, and int8 kernels run it.
+    const q = await quantize(await prune(pruned, { sparsity: 0.5, inPlace: false }), { bits: 4 });
+    const qOut = path.join(dir, 'structured-q4');
+    await q.save(qOut);
+    expect((await compressedSize(q)).bytes).toBeLessThan(size.bytes);
+    const qLoaded = await Transformer.load(qOut);
+    expect(Array.from((await qLoaded.predict(sentences)).data)).toEqual(Array.from((await q.predict(sentences)).data));
+    const fast = await toInt8(pruned);
+    expect(fast.compression.int8).toMatchObject({ layers: 8 });
+    expect(maxAbsDiff((await fast.predict(sentences)).data, (await pruned.predict(sentences)).data)).toBeLessThan(0.05);
+
+    // transformers' RobertaConfig has no head_dim: a head-pruned model is refused; an FFN-pruned one exports.
+    await expect(pruned.save(path.join(dir, 'structured-hf'), { format: 'hf' })).rejects.toThrow(
+      /format 'hf': a model with pruned attention heads \(2 heads x headDim 16 = 32, not dModel 64\).*structure 'ffn'/,
+    );
+    const ffnOnly = await prune(base, { structure: 'ffn', sparsity: 0.25 });
+    const hfOut = path.join(dir, 'structured-ffn-hf');
+    await ffnOnly.save(hfOut, { format: 'hf' });
+    expect(JSON.parse(fs.readFileSync(path.join(hfOut, 'config.json'), 'utf8')).intermediate_size).toBe(192);
+    const back = await Transformer.fromHF(hfOut);
+    expect(maxAbsDiff((await back.predict(sentences)).data, (await ffnOnly.predict(sentences)).data)).toBeLessThan(1e-5);
+    [pruned, loaded, q, qLoaded, fast, ffnOnly, back].forEach((m) => m.dispose());
+  });
+
+  test('bad structured options give errors naming the field and the allowed values', async () => {
+    await expect(prune(base, { structure: 'rows' as 'heads', sparsity: 0.5 })).rejects.toThrow(
+      /prune options: structure: .*"unstructured"\|"heads"\|"ffn"\|"heads\+ffn"/,
+    );
+    await expect(prune(base, { structure: 'heads', sparsity: 0.5, scope: 'global' })).rejects.toThrow(
+      /prune options: scope: structure 'heads' removes the same number of units from every layer: only 'layer' applies, got 'global'/,
+    );
+    await expect(prune(base, { structure: 'ffn', sparsity: 0.5, schedule: 'gradual', endStep: 10 })).rejects.toThrow(
+      /schedule: structure 'ffn' is one-shot: only 'oneshot' applies, got 'gradual'/,
+    );
+    await expect(prune(base, { structure: 'heads', sparsity: 0.5, targets: ['attention'] })).rejects.toThrow(
+      /targets: does not apply to structure 'heads'/,
+    );
+    await expect(prune(base, { structure: 'heads', sparsity: 0.5, inPlace: true })).rejects.toThrow(
+      /inPlace: structure 'heads' makes a new, smaller model/,
+    );
+    await expect(prune(base, { structure: 'heads', sparsity: 0.9 })).rejects.toThrow(
+      /sparsity: 0\.9 would remove all 4 attention heads of every layer; it must leave at least one \(at most 0\.75\)/,
+    );
+    await expect(prune(base, { structure: 'ffn', sparsity: 0.999 })).rejects.toThrow(
+      /sparsity: 0\.999 would remove all 256 feed-forward units/,
+    );
+    const masked = await prune(base, { sparsity: 0.3 });
+    await expect(prune(masked, { structure: 'heads', sparsity: 0.5 })).rejects.toThrow(/structured pruning needs an uncompressed model/);
+    // The engine's own checks, for a caller of the addon that skips the schema.
+    const m = modelInternals(base);
+    const raw = {
+      structure: 'heads',
+      sparsity: 0.5,
+      scope: 'layer',
+      schedule: 'oneshot',
+      initialSparsity: 0,
+      startStep: 0,
+      every: 1,
+    } as const;
+    await expect(m.run(() => m.handle.pruneStructured({ ...raw, scope: 'global' }))).rejects.toThrow(
+      /scope: .*only 'layer' applies, got 'global'/,
+    );
+    await expect(m.run(() => m.handle.prune(raw))).rejects.toThrow(/structured pruning makes a new, smaller model/);
+    await expect(m.run(() => m.handle.pruneStructured({ ...raw, structure: 'unstructured', targets: ['ffn'] }))).rejects.toThrow(
+      /structure is 'unstructured'/,
+    );
+    masked.dispose();
+  });
+
+  test('compressionStudy measures structured entries: accuracy, file bytes and the weight norm removed', async () => {
+    const rows = await compressionStudy({
+      models: [{ name: 'base', model: base }],
+      data: task.test,
+      sparsities: [],
+      bits: [],
+      structured: { heads: [0.25, 0.5], ffn: [0.5], 'heads+ffn': [0.5] },
+    });
+    expect(rows.map((r) => `${r.method}:${r.setting}`)).toEqual([
+      'none:0',
+      'prune-heads:0.25',
+      'prune-heads:0.5',
+      'prune-ffn:0.5',
+      'prune-heads+ffn:0.5',
+    ]);
+    const [none, h25, h50, f50, hf50] = rows;
+    expect(h50.bytes).toBeLessThan(h25.bytes);
+    expect(h25.bytes).toBeLessThan(none.bytes);
+    expect(hf50.bytes).toBeLessThan(Math.min(h50.bytes, f50.bytes));
+    expect(h50.meanWeightError).toBeGreaterThan(h25.meanWeightError);
+    expect(Object.keys(h50.weightErrors)).toHaveLength(4); // qkv and proj of 2 layers
+    expect(Object.keys(hf50.weightErrors)).toHaveLength(8);
+    for (const r of rows.slice(1)) {
+      expect(r.meanWeightError).toBeGreaterThan(0);
+      expect(r.meanWeightError).toBeLessThan(1);
+    }
+    console.log(
+      rows
+        .map(
+          (r) => `${r.method} ${r.setting}: ${r.bytes} B, accuracy ${r.accuracy.toFixed(3)}, weight error ${r.meanWeightError.toFixed(3)}`,
+        )
+        .join('\n'),
+    );
+  });
+});
+
 describe('fine-tuning a pretrained body', () => {
   test('fromPretrained copies the encoder of an MLM run and starts a fresh head', async () => {
     const mlm = await Transformer.create({ vocabSize: tok.vocabSize, maxLen: 48, dModel: 64, layers: 2, heads: 4 }, { seed: 9 });
@@ -386,7 +658,16 @@ describe('bad arguments', () => {
     ).rejects.toThrow(/'layers\.0\.attn\.qkv\.weight' is already quantized/);
     await expect(
       qi.run(() =>
-        qi.handle.prune({ sparsity: 0.5, scope: 'layer', schedule: 'oneshot', initialSparsity: 0, startStep: 0, every: 1, targets: [] }),
+        qi.handle.prune({
+          structure: 'unstructured',
+          sparsity: 0.5,
+          scope: 'layer',
+          schedule: 'oneshot',
+          initialSparsity: 0,
+          startStep: 0,
+          every: 1,
+          targets: [],
+        }),
       ),
     ).rejects.toThrow(/no weight matrices to prune/);
     expect(() => native().fakeQuantize(new Float32Array(4), [2, 2], 9, true, true)).toThrow(/bits: must be an integer in 2\.\.8, got 9/);

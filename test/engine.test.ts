@@ -47,5 +47,8 @@ const cmake = stamp.builder === 'cmake';
     expect(r.validCompressed).toBeLessThan(r.validAfter + 0.3);
     expect(r.packedBytes).toBeLessThan(0.6 * r.denseBytes);
     expect(fs.statSync(path.join(dir, 'out', 'model.safetensors')).size).toBe(r.packedBytes);
+    // Half the heads and FFN units removed: a smaller dense file, a model that still predicts text.
+    expect(r.structuredBytes).toBeLessThan(0.8 * r.denseBytes);
+    expect(r.validStructured).toBeLessThan(r.validBefore);
   });
 });

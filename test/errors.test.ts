@@ -14,6 +14,8 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
     [{ ...small, dropout: 1.5 }, /dropout/],
     [{ ...small, task: 'classify' }, /numLabels: is required/],
     [{ ...small, norm: 'sandwich' }, /norm/],
+    [{ ...small, headDim: 0 }, /headDim: Too small/],
+    [{ ...small, headDim: 7.5 }, /headDim: Invalid input: expected int/],
   ])('model config %#', async (config, message) => {
     const p = Transformer.create(config as any);
     await expect(p).rejects.toBeInstanceOf(ConfigError);

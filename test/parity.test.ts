@@ -24,6 +24,8 @@ describe('logits match PyTorch (the torch of the project environment) on the sav
     { name: 'post_ln_mlm', config: { ...small } },
     { name: 'pre_ln_mlm', config: { ...small, norm: 'pre' as const } },
     { name: 'post_ln_classify', config: { ...small, task: 'classify' as const, numLabels: 3 } },
+    // The shape head pruning leaves (prune structure 'heads+ffn'): 2 heads of width 16 under dModel 64, a narrower ffn.
+    { name: 'pruned_heads_classify', config: { ...small, task: 'classify' as const, numLabels: 3, heads: 2, headDim: 16, ffn: 96 } },
   ];
   test.each(cases)('$name', async ({ config }) => {
     const model = await Transformer.create(config, { seed: 21 });

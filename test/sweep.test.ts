@@ -92,17 +92,25 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
     finetune: { steps: 20, batchSize: 16 },
     sparsities: [0.5, 0.9],
     bits: [8, 2],
+    structured: { heads: [0.5] },
   };
   const dir = path.join(root, 'compression');
   const r = await runCompression(spec, { dir });
   expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(
-    ['d32-l1-h2', 'd64-l2-h4'].flatMap((m) => [`${m}:none:0`, `${m}:prune:0.5`, `${m}:prune:0.9`, `${m}:quantize:8`, `${m}:quantize:2`]),
+    ['d32-l1-h2', 'd64-l2-h4'].flatMap((m) => [
+      `${m}:none:0`,
+      `${m}:prune:0.5`,
+      `${m}:prune:0.9`,
+      `${m}:quantize:8`,
+      `${m}:quantize:2`,
+      `${m}:prune-heads:0.5`,
+    ]),
   );
   for (let i = 1; i < r.pareto.length; i++) {
     expect(r.pareto[i].bytes).toBeGreaterThan(r.pareto[i - 1].bytes);
     expect(r.pareto[i].accuracy).toBeGreaterThan(r.pareto[i - 1].accuracy);
   }
-  for (const m of ['prune', 'quantize']) {
+  for (const m of ['prune', 'quantize', 'structured']) {
     const svg = fs.readFileSync(path.join(dir, 'plots', `accuracy-vs-bytes-${m}.svg`), 'utf8');
     expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(3); // two sizes + the Pareto front
   }

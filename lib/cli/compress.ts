@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { compressedSize, CompressionTraining, prune, PruneOptions, quantize, QuantizeOptions, toInt8 } from '../compress/ops';
-import { PruneSchema, QuantizeSchema } from '../config/compress';
+import { PRUNE_STRUCTURES, PruneSchema, PruneStructure, QuantizeSchema } from '../config/compress';
 import { parseConfig } from '../config/parse';
 import { RUN_FILES } from '../io';
 import { Transformer } from '../model';
@@ -34,7 +34,9 @@ const ENGINES = ['auto', 'onednn', 'qnnpack', 'fbgemm'] as const;
 function defaultDir(model: string, args: Args): string {
   const parts: string[] = [];
   const s = args.number('prune');
-  if (s !== undefined) parts.push(`p${Math.round(s * 100)}`);
+  const structure = (args.string('structure') ?? 'unstructured') as PruneStructure;
+  const prefix = { unstructured: 'p', heads: 'heads', ffn: 'ffn', 'heads+ffn': 'headsffn' }[structure];
+  if (s !== undefined) parts.push(`${prefix}${Math.round(s * 100)}`);
   const bits = args.int('bits');
   if (bits !== undefined) parts.push(`q${bits}`);
   if (args.bool('int8') && bits === undefined) parts.push('int8');
@@ -52,7 +54,19 @@ export const compress: Command = {
   flags: [
     { name: 'model', kind: 'string', value: 'DIR', help: 'a fine-tuned classifier (trainlarge finetune)' },
     { name: 'dir', kind: 'string', value: 'OUT', help: 'where the compressed model goes (default DIR-p50-q4 and so on)' },
-    { name: 'prune', kind: 'number', value: 'S', help: 'sparsity: the fraction of weights set to zero, in [0, 1)', field: 'sparsity' },
+    {
+      name: 'prune',
+      kind: 'number',
+      value: 'S',
+      help: 'sparsity: the fraction of weights set to zero (of heads / FFN units removed with --structure), in [0, 1)',
+      field: 'sparsity',
+    },
+    {
+      name: 'structure',
+      kind: PRUNE_STRUCTURES,
+      help: 'single weights (default), or whole attention heads / FFN units: a smaller, faster dense model',
+      field: 'structure',
+    },
     { name: 'scope', kind: 'string', value: 'layer|global', help: 'one threshold per matrix or over all (default layer)', field: 'scope' },
     {
       name: 'schedule',
@@ -100,6 +114,7 @@ export const compress: Command = {
     'apply to gradual pruning and to --method qat, which fine-tune on the task.\n\n' +
     'Examples:\n' +
     '  trainlarge compress --model runs/sentiment --prune 0.5 --bits 4 --dir runs/sentiment-p50-q4\n' +
+    '  trainlarge compress --model runs/sentiment --prune 0.5 --structure heads+ffn   # half the heads and FFN units\n' +
     '  trainlarge compress --model runs/sentiment --bits 8 --int8\n' +
     '  trainlarge compress --model runs/sentiment --prune 0.7 --schedule gradual --steps 200 --lr 1e-4',
   async run(args) {
@@ -109,7 +124,7 @@ export const compress: Command = {
     const int8 = args.bool('int8');
     if (sparsity === undefined && bits === undefined && !int8)
       throw new UsageError('compress: say what to do: --prune SPARSITY, --bits K and/or --int8', 'compress');
-    const pruneOnly = ['scope', 'schedule', 'initial-sparsity', 'start-step', 'end-step', 'every'];
+    const pruneOnly = ['structure', 'scope', 'schedule', 'initial-sparsity', 'start-step', 'end-step', 'every'];
     const quantOnly = ['granularity', 'asymmetric', 'method'];
     for (const [flags, needs] of [
       [pruneOnly, 'prune'],
@@ -123,10 +138,18 @@ export const compress: Command = {
         throw new UsageError(`--${f}: only applies with --schedule gradual or --method qat (they fine-tune)`, 'compress');
     const config = trainConfig(args, 100);
     const targets = args.list('targets') as ('attention' | 'ffn' | 'embeddings')[] | undefined;
+    const structure = args.string('structure') as PruneStructure | undefined;
+    const structured = structure !== undefined && structure !== 'unstructured';
+    if (structured && targets && bits === undefined)
+      throw new UsageError(
+        `--targets: selects matrices for unstructured pruning and quantization; --structure ${structure} removes whole units`,
+        'compress',
+      );
     const pruneOptions: PruneOptions | undefined =
       sparsity === undefined
         ? undefined
         : {
+            structure,
             sparsity,
             scope: args.string('scope') as 'layer' | 'global' | undefined,
             schedule: args.string('schedule') as 'oneshot' | 'gradual' | undefined,
@@ -134,7 +157,7 @@ export const compress: Command = {
             startStep: args.int('start-step'),
             endStep: args.int('end-step') ?? (args.string('schedule') === 'gradual' ? config.maxSteps : undefined),
             every: args.int('every'),
-            targets,
+            ...(structured ? {} : { targets }), // with --bits, --targets is quantization's
           };
     const quantizeOptions: QuantizeOptions | undefined =
       bits === undefined
@@ -177,7 +200,12 @@ export const compress: Command = {
     };
     const done: Transformer[] = [];
     try {
-      const before = { accuracy: (await model.evaluate(task.test)).accuracy!, bytes: (await compressedSize(model)).bytes };
+      const before = {
+        accuracy: (await model.evaluate(task.test)).accuracy!,
+        bytes: (await compressedSize(model)).bytes,
+        heads: model.config.heads,
+        ffn: model.config.ffn,
+      };
       if (pruneOptions) {
         done.push(model);
         model = await prune(model, {
@@ -192,7 +220,12 @@ export const compress: Command = {
       for (const b of bars.splice(0)) b.stop();
       await model.save(out, { labels, tokenizer: tok });
       await writeTaskRecord(out, { source, maxLen });
-      const after = { accuracy: (await model.evaluate(task.test)).accuracy!, bytes: (await compressedSize(model)).bytes };
+      const after = {
+        accuracy: (await model.evaluate(task.test)).accuracy!,
+        bytes: (await compressedSize(model)).bytes,
+        heads: model.config.heads,
+        ffn: model.config.ffn,
+      };
       const fileBytes = fs.statSync(path.join(out, RUN_FILES.weights)).size;
       let int8Accuracy: number | undefined;
       if (int8) {
@@ -220,6 +253,8 @@ export const compress: Command = {
           `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
             `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
         );
+        if (structured)
+          console.log(`per layer: ${before.heads} -> ${after.heads} attention heads, ${before.ffn} -> ${after.ffn} feed-forward units`);
         console.log(
           `saved ${out}: model.safetensors (${fileBytes.toLocaleString('en-US')} bytes), config.json, tokenizer.model, task.json`,
         );

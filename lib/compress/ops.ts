@@ -1,7 +1,8 @@
-import { PruneOptions, PruneSchema, QuantizeOptions, QuantizeSchema } from '../config/compress';
+import { PruneOptions, PruneSchema, PruneSettings, QuantizeOptions, QuantizeSchema } from '../config/compress';
+import { parseModelConfig } from '../config/model';
 import { parseConfig } from '../config/parse';
 
-export { PruneOptions, PruneSettings, QuantizeOptions, QuantizeSettings } from '../config/compress';
+export { PruneOptions, PruneSettings, PruneStructure, QuantizeOptions, QuantizeSettings } from '../config/compress';
 import { TrainConfigInput } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { modelInternals, Transformer } from '../model';
@@ -33,6 +34,10 @@ async function fineTune(model: Transformer, train: CompressionTraining | undefin
  * Pruned weights stay zero through any later training: the trainer re-applies the masks after every
  * optimizer update. 'gradual' attaches the schedule; pruning then happens during fine-tuning: the next
  * Trainer.fit on the model, or `train` here. Returns a pruned copy unless inPlace.
+ *
+ * Structured (`structure` 'heads', 'ffn' or 'heads+ffn'): returns a new, smaller dense model without the
+ * round(sparsity x heads) heads and/or round(sparsity x ffn) feed-forward units of least L2 norm in every
+ * layer; it computes what the original computes with those units zeroed, and `train` fine-tunes it.
  */
 export async function prune(model: Transformer, options: PruneOptions & { train?: CompressionTraining }): Promise<Transformer> {
   const { train, ...rest } = options;
@@ -40,16 +45,26 @@ export async function prune(model: Transformer, options: PruneOptions & { train?
   if (o.schedule === 'gradual' && train && o.endStep! > Number(train.config.maxSteps ?? 0)) {
     throw new RangeError(`prune: endStep (${o.endStep}) is beyond the fine-tuning's maxSteps (${train.config.maxSteps})`);
   }
-  const target = o.inPlace ? model : await model.clone();
+  const structured = o.structure !== 'unstructured';
+  const target = structured ? await removeUnits(model, o) : o.inPlace ? model : await model.clone();
   try {
     const t = modelInternals(target);
-    await t.run(() => t.handle.prune(o));
+    if (!structured) await t.run(() => t.handle.prune(o));
     await fineTune(target, train, 'prune');
   } catch (e) {
-    if (!o.inPlace) target.dispose();
+    if (structured || !o.inPlace) target.dispose();
     throw e;
   }
   return target;
+}
+
+/** Structured pruning: the engine builds the smaller model; its config differs in heads, headDim and ffn. */
+async function removeUnits(model: Transformer, o: PruneSettings): Promise<Transformer> {
+  const m = modelInternals(model);
+  const r = await m.run(() => m.handle.pruneStructured(o));
+  const smaller = m.derive(r.model, parseModelConfig({ ...model.config, heads: r.heads, headDim: r.headDim, ffn: r.ffn }));
+  smaller.tokenizer = model.tokenizer;
+  return smaller;
 }
 
 /**

@@ -1,6 +1,10 @@
+import { PruneStructure } from '../config/compress';
 import { TrainingData } from '../data/dataset';
 import { Transformer } from '../model';
 import { compressedSize, prune, quantize, weightErrors } from './ops';
+
+/** Structured pruning in the study: whole heads and/or feed-forward units (prune's `structure`). */
+export type StructuredPruning = Exclude<PruneStructure, 'unstructured'>;
 
 /**
  * The default grid of the compression study and of the compression experiment (lib/experiment/compression.ts):
@@ -16,15 +20,19 @@ export const DEFAULT_COMPRESSION_GRID = {
 export interface CompressionRow {
   model: string;
   parameters: number;
-  method: 'none' | 'prune' | 'quantize';
-  /** Sparsity (prune) or bits (quantize); 0 / 32 for the uncompressed model. */
+  /** 'prune': unstructured; 'prune-heads', 'prune-ffn', 'prune-heads+ffn': structured (a smaller dense model). */
+  method: 'none' | 'prune' | 'quantize' | `prune-${StructuredPruning}`;
+  /** Sparsity (prune; structured: the fraction of heads / units removed) or bits (quantize); 0 / 32 for the uncompressed model. */
   setting: number;
   /** Size of the saved model file (compressedSize). */
   bytes: number;
   accuracy: number;
   /** Accuracy of the uncompressed model minus this one's. */
   accuracyDrop: number;
-  /** Mean over the compressed matrices of ||W - C(W)|| / ||W||. */
+  /**
+   * Mean over the compressed matrices of ||W - C(W)|| / ||W||. Structured: C(W) is W with the removed
+   * heads' / units' entries zeroed (what the smaller model computes), per qkv, proj, fc1, fc2 it shrank.
+   */
   meanWeightError: number;
   /** Per matrix. */
   weightErrors: Record<string, number>;
@@ -39,14 +47,16 @@ export interface CompressionStudyOptions {
   sparsities?: number[];
   bits?: number[];
   scope?: 'layer' | 'global';
+  /** Structured pruning to add (none by default): each structure at each of its sparsities, e.g. { heads: [0.25, 0.5] }. */
+  structured?: Partial<Record<StructuredPruning, number[]>>;
   /** Called after each row. */
   onRow?: (row: CompressionRow) => void;
 }
 
 /**
  * The paper's compression analysis, one-shot (no fine-tuning after compression): for every model, prune
- * to each sparsity and quantize to each bit width, then measure accuracy, file bytes and how far the
- * weights moved. Larger models being "more robust to compression" shows as a smaller accuracy drop and
+ * to each sparsity and quantize to each bit width (and, when asked, remove heads / feed-forward units:
+ * `structured`), then measure accuracy, file bytes and how far the weights moved. Larger models being "more robust to compression" shows as a smaller accuracy drop and
  * a smaller relative weight error at the same setting.
  */
 export async function compressionStudy(opts: CompressionStudyOptions): Promise<CompressionRow[]> {
@@ -57,9 +67,10 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
     const baseAccuracy = (await model.evaluate(opts.data)).accuracy!;
     const add = async (method: CompressionRow['method'], setting: number, c: Transformer): Promise<void> => {
       const accuracy = c === model ? baseAccuracy : (await c.evaluate(opts.data)).accuracy!;
-      const errors = c === model ? {} : await weightErrors(c, model);
+      const structured = method.startsWith('prune-');
+      const errors = c === model ? {} : structured ? await removedWeightErrors(c, model) : await weightErrors(c, model);
       const state = c.compression;
-      const compressed = Object.keys({ ...state.pruned, ...state.quantized });
+      const compressed = structured ? Object.keys(errors) : Object.keys({ ...state.pruned, ...state.quantized });
       const row: CompressionRow = {
         model: name,
         parameters: model.parameterCount,
@@ -85,6 +96,34 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
       await add('quantize', b, c);
       c.dispose();
     }
+    for (const [structure, sparsities] of Object.entries(opts.structured ?? {}) as [StructuredPruning, number[]][]) {
+      for (const s of sparsities) {
+        const c = await prune(model, { structure, sparsity: s });
+        await add(`prune-${structure}`, s, c);
+        c.dispose();
+      }
+    }
   }
   return rows;
+}
+
+const SHRUNK = ['attn.qkv.weight', 'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc2.weight'];
+
+/**
+ * ||W - C(W)|| / ||W|| of a structurally pruned model's matrices against the model it came from. The
+ * kept rows and columns are the original's, unchanged, so the removed part's norm is what the norms lack:
+ * sqrt(1 - ||C(W)||² / ||W||²). Matrices that kept their shape are left out.
+ */
+async function removedWeightErrors(pruned: Transformer, reference: Transformer): Promise<Record<string, number>> {
+  const squares = (a: Float32Array) => a.reduce((n, x) => n + x * x, 0);
+  const out: Record<string, number> = {};
+  for (let l = 0; l < reference.config.layers; l++) {
+    for (const m of SHRUNK) {
+      const name = `layers.${l}.${m}`;
+      const [w, c] = [await reference.weight(name), await pruned.weight(name)];
+      if (c.data.length === w.data.length) continue;
+      out[name] = Math.sqrt(Math.max(0, 1 - squares(c.data) / squares(w.data)));
+    }
+  }
+  return out;
 }

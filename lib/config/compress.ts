@@ -2,14 +2,24 @@ import { z } from 'zod';
 
 // The options of prune and quantize (lib/compress/ops.ts); bind/options.cc reads their output.
 
-const TargetsSchema = z
-  .array(z.enum(['attention', 'ffn', 'embeddings']))
-  .min(1, 'select at least one of attention, ffn, embeddings')
-  .default(['attention', 'ffn']);
+const TargetList = z.array(z.enum(['attention', 'ffn', 'embeddings'])).min(1, 'select at least one of attention, ffn, embeddings');
+const DEFAULT_TARGETS: z.output<typeof TargetList> = ['attention', 'ffn'];
+const TargetsSchema = TargetList.default(DEFAULT_TARGETS);
+
+/** What prune removes: single weights, or whole attention heads and/or feed-forward hidden units. */
+export const PRUNE_STRUCTURES = ['unstructured', 'heads', 'ffn', 'heads+ffn'] as const;
+export type PruneStructure = (typeof PRUNE_STRUCTURES)[number];
 
 export const PruneSchema = z
   .object({
-    /** Fraction of the selected weights set to zero, in [0, 1). */
+    /**
+     * 'unstructured' (default): single weights, smallest |w| first; the matrices keep their shapes and the
+     * packed file stores a mask. 'heads', 'ffn', 'heads+ffn': whole attention heads and/or feed-forward
+     * hidden units, the same number from every layer, least L2 norm first; the result is a smaller dense
+     * model (fewer heads, a narrower ffn), so it also runs faster.
+     */
+    structure: z.enum(PRUNE_STRUCTURES).default('unstructured'),
+    /** Fraction of the selected weights set to zero, in [0, 1); structured: of each layer's heads / units removed. */
     sparsity: z.number().min(0).lt(1),
     /** 'layer': each matrix loses `sparsity` of its entries; 'global': one threshold over all of them. */
     scope: z.enum(['layer', 'global']).default('layer'),
@@ -19,15 +29,31 @@ export const PruneSchema = z
     startStep: z.number().int().min(0).default(0),
     endStep: z.number().int().positive().optional(),
     every: z.number().int().positive().default(10),
-    /** Which weight matrices: attention (qkv, proj), ffn (fc1, fc2), embeddings (the token embedding). */
-    targets: TargetsSchema,
-    /** Prune this model instead of a copy. */
+    /** Which weight matrices: attention (qkv, proj), ffn (fc1, fc2), embeddings (the token embedding). Unstructured only. */
+    targets: TargetList.optional(),
+    /** Prune this model instead of a copy (unstructured only: structured pruning makes a new, smaller model). */
     inPlace: z.boolean().default(false),
   })
   .strict()
   .refine((o) => o.schedule === 'oneshot' || o.endStep !== undefined, { path: ['endStep'], message: "is required for schedule 'gradual'" })
   .refine((o) => o.endStep === undefined || o.endStep > o.startStep, { path: ['endStep'], message: 'must be > startStep' })
-  .refine((o) => o.initialSparsity <= o.sparsity, { path: ['initialSparsity'], message: 'must be <= sparsity' });
+  .refine((o) => o.initialSparsity <= o.sparsity, { path: ['initialSparsity'], message: 'must be <= sparsity' })
+  .superRefine((o, ctx) => {
+    if (o.structure === 'unstructured') return;
+    const what = `structure '${o.structure}'`;
+    const refuse = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (o.scope !== 'layer')
+      refuse('scope', `${what} removes the same number of units from every layer: only 'layer' applies, got '${o.scope}'`);
+    if (o.schedule !== 'oneshot')
+      refuse('schedule', `${what} is one-shot: only 'oneshot' applies, got '${o.schedule}' (gradual pruning is unstructured)`);
+    if (o.targets !== undefined)
+      refuse(
+        'targets',
+        `does not apply to ${what}, which removes whole heads / feed-forward units (targets select matrices for unstructured pruning)`,
+      );
+    if (o.inPlace) refuse('inPlace', `${what} makes a new, smaller model: only false applies`);
+  })
+  .transform((o) => (o.structure === 'unstructured' ? { ...o, targets: o.targets ?? DEFAULT_TARGETS } : o));
 export type PruneOptions = z.input<typeof PruneSchema>;
 /** PruneOptions validated, defaults filled: what the engine receives. */
 export type PruneSettings = z.output<typeof PruneSchema>;

@@ -6,7 +6,7 @@ const probability = z.number().min(0).lt(1);
 
 /**
  * A RoBERTa-style encoder. Defaults are stated here once; `ffn` defaults to 4 x dModel.
- * Names follow the field: dModel (hidden size), layers, heads, ffn (feed-forward width).
+ * Names follow the field: dModel (hidden size), layers, heads, headDim, ffn (feed-forward width).
  */
 export const ModelConfigSchema = z
   .object({
@@ -16,6 +16,11 @@ export const ModelConfigSchema = z
     dModel: positiveInt.default(256),
     layers: positiveInt.default(4),
     heads: positiveInt.default(4),
+    /**
+     * Width of one attention head; dModel / heads unless given. Only a model whose heads were pruned
+     * (prune structure 'heads') has heads x headDim < dModel: its config says so here.
+     */
+    headDim: positiveInt.optional(),
     ffn: positiveInt.optional(),
     dropout: probability.default(0.1),
     attentionDropout: probability.default(0.1),
@@ -26,7 +31,7 @@ export const ModelConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.dModel % c.heads !== 0) {
+    if (c.headDim === undefined && c.dModel % c.heads !== 0) {
       ctx.addIssue({ code: 'custom', path: ['heads'], message: `must divide dModel (${c.dModel}), got ${c.heads}` });
     }
     if (c.padId >= c.vocabSize) {
@@ -39,7 +44,12 @@ export const ModelConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['numLabels'], message: "only applies when task is 'classify'" });
     }
   })
-  .transform((c) => ({ ...c, ffn: c.ffn ?? 4 * c.dModel }));
+  // headDim is kept only where it is not dModel / heads, so every config without pruned heads reads as before.
+  .transform(({ headDim, ...c }) => ({
+    ...c,
+    ...(headDim !== undefined && headDim * c.heads !== c.dModel ? { headDim } : {}),
+    ffn: c.ffn ?? 4 * c.dModel,
+  }));
 
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
 export type ModelConfig = z.output<typeof ModelConfigSchema>;

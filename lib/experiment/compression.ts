@@ -12,6 +12,8 @@ import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
 import { SweepResults } from './sweep';
 
+const sparsities = z.array(z.number().min(0).lt(1));
+
 export const CompressionSpecSchema = z
   .object({
     kind: z.literal('compression'),
@@ -29,9 +31,14 @@ export const CompressionSpecSchema = z
         batchSize: z.number().int().positive().default(32),
       })
       .strict(),
-    sparsities: z.array(z.number().min(0).lt(1)).default([...DEFAULT_COMPRESSION_GRID.sparsities]),
+    sparsities: sparsities.default([...DEFAULT_COMPRESSION_GRID.sparsities]),
     bits: z.array(z.number().int().min(2).max(8)).default([...DEFAULT_COMPRESSION_GRID.bits]),
     scope: z.enum(['layer', 'global']).default(DEFAULT_COMPRESSION_GRID.scope),
+    /** Structured pruning too (none by default): sparsities per structure, e.g. { "heads": [0.5], "ffn": [0.5] }. */
+    structured: z
+      .object({ heads: sparsities.optional(), ffn: sparsities.optional(), 'heads+ffn': sparsities.optional() })
+      .strict()
+      .default({}),
     seed: z.number().int().min(0).default(1),
   })
   .strict();
@@ -112,6 +119,7 @@ export async function runCompression(
           sparsities: s.sparsities,
           bits: s.bits,
           scope: s.scope,
+          structured: s.structured,
           onRow: (r) => log(`${r.model} ${r.method} ${r.setting}: ${r.bytes} B, accuracy ${r.accuracy.toFixed(3)}`),
         });
         await writeJsonAtomic(rowsFile, mine);
@@ -145,19 +153,24 @@ export async function runCompression(
   return results;
 }
 
-export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize'): VegaLiteSpec {
+/** 'structured': the rows of prune-heads, prune-ffn and prune-heads+ffn, one line per model and structure. */
+export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize' | 'structured'): VegaLiteSpec {
+  const structured = method === 'structured';
   const values = results.rows
-    .filter((r) => r.method === method || r.method === 'none')
-    .map((r) => ({
-      model: `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`,
-      megabytes: r.bytes / 1e6,
-      accuracy: r.accuracy,
-      setting: r.method === 'none' ? 'fp32' : String(r.setting),
-    }));
+    .filter((r) => (structured ? r.method.startsWith('prune-') : r.method === method) || r.method === 'none')
+    .flatMap((r) => {
+      const model = `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`;
+      const point = { megabytes: r.bytes / 1e6, accuracy: r.accuracy, setting: r.method === 'none' ? 'fp32' : String(r.setting) };
+      if (!structured) return [{ model, ...point }];
+      // Each structure's line starts at the uncompressed model.
+      const kinds =
+        r.method === 'none' ? [...new Set(results.rows.filter((x) => x.method.startsWith('prune-')).map((x) => x.method))] : [r.method];
+      return kinds.map((k) => ({ ...point, model: `${model} ${k.slice('prune-'.length)}` }));
+    });
   const front = results.pareto.map((r) => ({ megabytes: r.bytes / 1e6, accuracy: r.accuracy }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${results.name}: accuracy vs compressed size (${method === 'prune' ? 'magnitude pruning' : 'k-bit quantization'})`,
+    title: `${results.name}: accuracy vs compressed size (${{ prune: 'magnitude pruning', quantize: 'k-bit quantization', structured: 'structured pruning: heads / FFN units' }[method]})`,
     width: 480,
     height: 300,
     background: 'white',
@@ -219,7 +232,8 @@ export function checkCompressedLargeBeatsSmall(results: CompressionResults): { h
 async function writeCompressionReport(dir: string, results: CompressionResults): Promise<void> {
   const plots = path.join(dir, 'plots');
   await fs.promises.mkdir(plots, { recursive: true });
-  for (const method of ['prune', 'quantize'] as const) {
+  const structured = results.rows.some((r) => r.method.startsWith('prune-'));
+  for (const method of structured ? (['prune', 'quantize', 'structured'] as const) : (['prune', 'quantize'] as const)) {
     const svg = await renderSvg(accuracyVsBytesSpec(results, method));
     await writeFileAtomic(path.join(plots, `accuracy-vs-bytes-${method}.svg`), svg);
     await writeFileAtomic(path.join(plots, `accuracy-vs-bytes-${method}.png`), svgToPng(svg));
@@ -232,6 +246,7 @@ async function writeCompressionReport(dir: string, results: CompressionResults):
     '',
     '![accuracy vs bytes, quantization](plots/accuracy-vs-bytes-quantize.png)',
     '',
+    ...(structured ? ['![accuracy vs bytes, structured pruning](plots/accuracy-vs-bytes-structured.png)', ''] : []),
     '| model | parameters | method | setting | file bytes | accuracy | drop | mean weight error |',
     '|---|---|---|---|---|---|---|---|',
     ...results.rows.map(

@@ -105,6 +105,28 @@ Napi::Value ModelWrap::Prune(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value ModelWrap::PruneStructured(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("pruneStructured");
+    const auto options = read_prune_options(info[0]);
+    return run_async(info.Env(), "trainlarge.pruneStructured",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "pruneStructured");
+                       auto smaller = prune_structured(*model, options);
+                       return [smaller](Napi::Env env) -> Napi::Value {
+                         const auto& c = smaller->config();
+                         auto o = Napi::Object::New(env);
+                         o.Set("heads", static_cast<double>(c.heads));
+                         o.Set("headDim", static_cast<double>(c.head_size()));
+                         o.Set("ffn", static_cast<double>(c.ffn));
+                         o.Set("model", Wrap(env, smaller));
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
 Napi::Value ModelWrap::Quantize(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("quantize");

@@ -28,6 +28,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::SaveRoberta>("saveRoberta"),
                          InstanceMethod<&ModelWrap::LoadRoberta>("loadRoberta"),
                          InstanceMethod<&ModelWrap::Prune>("prune"),
+                         InstanceMethod<&ModelWrap::PruneStructured>("pruneStructured"),
                          InstanceMethod<&ModelWrap::Quantize>("quantize"),
                          InstanceMethod<&ModelWrap::Clone>("clone"),
                          InstanceMethod<&ModelWrap::ToInt8>("toInt8"),

@@ -55,9 +55,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // [async] parameter(name) -> Promise<{ data: Float32Array, dims }>: a copy of one parameter
   Napi::Value Parameter(const Napi::CallbackInfo& info);
   // Compression (bind/compress_wrap.cc):
-  // [async] prune(options) -> Promise<void>: { sparsity, scope, schedule: 'oneshot'|'gradual',
+  // [async] prune(options) -> Promise<void>: { structure: 'unstructured', sparsity, scope, schedule: 'oneshot'|'gradual',
   //   initialSparsity, startStep, endStep, every, targets: ('attention'|'ffn'|'embeddings')[] }
   Napi::Value Prune(const Napi::CallbackInfo& info);
+  // [async] pruneStructured(options) -> Promise<{ model: Model, heads, headDim, ffn }>: a new, smaller model
+  //   without the least important heads and/or feed-forward units ({ structure: 'heads'|'ffn'|'heads+ffn',
+  //   sparsity, scope, schedule }); heads, headDim and ffn are its config's
+  Napi::Value PruneStructured(const Napi::CallbackInfo& info);
   // [async] quantize(options) -> Promise<void>: { bits, symmetric, granularity, targets }
   Napi::Value Quantize(const Napi::CallbackInfo& info);
   // [async] toInt8(engine: 'auto'|'onednn'|'qnnpack') -> Promise<Model>: a copy whose encoder runs int8 kernels

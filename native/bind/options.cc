@@ -93,6 +93,7 @@ ModelConfig read_model_config(const Napi::Value& value) {
   c.d_model = r.integer("dModel");
   c.layers = r.integer("layers");
   c.heads = r.integer("heads");
+  if (r.has("headDim")) c.head_dim = r.integer("headDim");  // absent: d_model / heads (every file before head pruning)
   c.ffn = r.integer("ffn");
   c.dropout = r.number("dropout");
   c.attention_dropout = r.number("attentionDropout");
@@ -184,6 +185,10 @@ Targets read_targets(const OptionReader& r) {
 PruneOptions read_prune_options(const Napi::Value& value) {
   const OptionReader r(value, "prune options");
   PruneOptions o;
+  o.structure = r.choice<PruneStructure>("structure", {{"unstructured", PruneStructure::Unstructured},
+                                                       {"heads", PruneStructure::Heads},
+                                                       {"ffn", PruneStructure::Ffn},
+                                                       {"heads+ffn", PruneStructure::HeadsFfn}});
   o.sparsity = r.number("sparsity");
   o.scope = read_scope(value.As<Napi::Object>().Get("scope"), "prune options.scope");
   o.schedule = r.choice<PruneSchedule>("schedule", {{"oneshot", PruneSchedule::OneShot}, {"gradual", PruneSchedule::Gradual}});
@@ -193,7 +198,7 @@ PruneOptions read_prune_options(const Napi::Value& value) {
     o.end_step = r.integer("endStep");
     o.every = r.integer("every");
   }
-  o.targets = read_targets(r);
+  if (o.structure == PruneStructure::Unstructured) o.targets = read_targets(r);  // structured pruning picks its units itself
   return o;
 }
 

@@ -10,10 +10,10 @@ namespace trainlarge {
 // ---------------------------------------------------------------------------------------------------
 // Magnitude pruning
 
-namespace {
-
 // torch.nn.utils.prune._compute_nparams_toprune: Python's round(), i.e. half to even.
 int64_t count_to_prune(double sparsity, int64_t n) { return static_cast<int64_t>(std::nearbyint(sparsity * static_cast<double>(n))); }
+
+namespace {
 
 torch::Tensor keep_mask(const torch::Tensor& scores, int64_t k) {
   auto mask = torch::ones({scores.numel()}, scores.options().dtype(torch::kBool));

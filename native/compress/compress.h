@@ -13,6 +13,9 @@
 namespace trainlarge {
 
 enum class PruneScope { Layer, Global };
+// How many of n entries (or units) a sparsity removes: round(sparsity * n), half to even, as
+// torch.nn.utils.prune._compute_nparams_toprune.
+int64_t count_to_prune(double sparsity, int64_t n);
 // Keep-masks (bool, true = kept) dropping round(sparsity * n) smallest-|w| entries: per tensor (Layer),
 // as torch.nn.utils.prune.l1_unstructured, or over all tensors at once (Global), as global_unstructured.
 // The same torch::topk call on the same values picks the same entries (tested against PyTorch).

@@ -1,5 +1,6 @@
 #include "engine/compression.h"
 
+#include <sstream>
 #include <stdexcept>
 
 #include "engine/int8.h"
@@ -144,6 +145,8 @@ std::map<std::string, double> relative_errors(const Model& compressed, const Mod
 }
 
 void prune(Model& model, const PruneOptions& o) {
+  if (o.structure != PruneStructure::Unstructured)
+    throw std::invalid_argument("prune: structured pruning makes a new, smaller model (prune_structured), not a pruned one in place");
   auto targets = compressible(model, o.targets);
   if (o.schedule == PruneSchedule::OneShot) {
     prune_weights(model, o.sparsity, o.scope, targets);
@@ -162,6 +165,92 @@ void prune(Model& model, const PruneOptions& o) {
   g.scope = o.scope;
   g.targets = std::move(targets);
   model.compression.schedule = std::move(g);
+}
+
+namespace {
+
+std::string number_text(double x) {
+  std::ostringstream o;
+  o << x;
+  return o.str();
+}
+
+// How many of a layer's n units survive `sparsity`; at least one must.
+int64_t units_kept(double sparsity, int64_t n, const char* units) {
+  if (!(sparsity >= 0 && sparsity < 1)) throw std::invalid_argument("sparsity: must be in [0, 1), got " + number_text(sparsity));
+  const int64_t kept = n - count_to_prune(sparsity, n);
+  if (kept < 1) {
+    throw std::invalid_argument("sparsity: " + number_text(sparsity) + " would remove all " + std::to_string(n) + " " + units +
+                                " of every layer; it must leave at least one (at most " + number_text(double(n - 1) / double(n)) + ")");
+  }
+  return kept;
+}
+
+// The indices, ascending, of the `keep` largest importances (ties: the lower index).
+torch::Tensor kept_units(const torch::Tensor& importance, int64_t keep) {
+  const auto order = std::get<1>(torch::sort(importance, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+  return std::get<0>(torch::sort(order.narrow(0, 0, keep)));
+}
+
+// Sum of squares over all dimensions but `dim`, in double: the squared L2 norm of each unit's weights.
+torch::Tensor square_norms(const torch::Tensor& w, int64_t dim) {
+  std::vector<int64_t> others;
+  for (int64_t d = 0; d < w.dim(); ++d)
+    if (d != dim) others.push_back(d);
+  return w.to(torch::kDouble).square().sum(others);
+}
+
+}  // namespace
+
+std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& o) {
+  if (o.structure == PruneStructure::Unstructured) throw std::invalid_argument("prune_structured: structure is 'unstructured'; use prune");
+  if (o.scope != PruneScope::Layer) {
+    throw std::invalid_argument(
+        "scope: structured pruning removes the same number of units from every layer (one config describes the model): "
+        "only 'layer' applies, got 'global'");
+  }
+  if (o.schedule != PruneSchedule::OneShot)
+    throw std::invalid_argument("schedule: structured pruning is one-shot ('oneshot'); 'gradual' applies to unstructured pruning");
+  const auto& state = model.compression;
+  if (!state.masks.empty() || !state.quant.empty() || state.schedule || model.int8) {
+    throw std::invalid_argument(
+        "prune: structured pruning needs an uncompressed model, and this one is already pruned, quantized or on int8 kernels; "
+        "remove heads or feed-forward units first, then prune or quantize the smaller model");
+  }
+  const auto& c = model.config();
+  const bool heads = o.structure == PruneStructure::Heads || o.structure == PruneStructure::HeadsFfn;
+  const bool ffn = o.structure == PruneStructure::Ffn || o.structure == PruneStructure::HeadsFfn;
+  const int64_t H = c.heads, hs = c.head_size(), D = c.d_model, F = c.ffn;
+  ModelConfig smaller = c;
+  if (heads) smaller.heads = units_kept(o.sparsity, H, "attention heads");
+  if (ffn) smaller.ffn = units_kept(o.sparsity, F, "feed-forward units");
+  const int64_t Hk = smaller.heads, Fk = smaller.ffn;
+  smaller.head_dim = Hk * hs == D ? 0 : hs;  // the heads keep their width
+
+  torch::NoGradGuard no_grad;
+  auto w = params_by_name(model);
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const std::string at = "layers." + std::to_string(l) + ".";
+    if (heads) {
+      auto &qkv = w.at(at + "attn.qkv.weight"), &qkv_bias = w.at(at + "attn.qkv.bias"), &proj = w.at(at + "attn.proj.weight");
+      const auto q = qkv.detach().view({3, H, hs, D}), p = proj.detach().view({D, H, hs});
+      const auto keep = kept_units((square_norms(q, 1) + square_norms(p, 1)).sqrt(), Hk);
+      qkv = q.index_select(1, keep).reshape({3 * Hk * hs, D});
+      qkv_bias = qkv_bias.detach().view({3, H, hs}).index_select(1, keep).reshape({3 * Hk * hs});
+      proj = p.index_select(1, keep).reshape({D, Hk * hs});
+    }
+    if (ffn) {
+      auto &fc1 = w.at(at + "ffn.fc1.weight"), &fc1_bias = w.at(at + "ffn.fc1.bias"), &fc2 = w.at(at + "ffn.fc2.weight");
+      const auto keep = kept_units((square_norms(fc1, 0) + square_norms(fc2, 1)).sqrt(), Fk);
+      fc1 = fc1.detach().index_select(0, keep);
+      fc1_bias = fc1_bias.detach().index_select(0, keep);
+      fc2 = fc2.detach().index_select(1, keep);
+    }
+  }
+  auto out = std::make_shared<Model>(smaller, /*seed=*/0, model.device);
+  out->load_weights(w, /*strict=*/true);
+  out->module->train(model.module->is_training());
+  return out;
 }
 
 CompressionSummary summarize(const Model& model) {

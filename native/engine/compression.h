@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,8 +26,13 @@ struct Targets {
 std::vector<std::string> compressible(const Model& model, const Targets& targets);
 
 enum class PruneSchedule { OneShot, Gradual };
+// What pruning removes: single weights (masks; the matrices keep their shapes), or whole units, which makes
+// the matrices smaller: attention heads (their rows of qkv, their columns of proj), feed-forward hidden
+// units (a row of fc1, a column of fc2), or both.
+enum class PruneStructure { Unstructured, Heads, Ffn, HeadsFfn };
 struct PruneOptions {
-  double sparsity = 0;
+  PruneStructure structure = PruneStructure::Unstructured;
+  double sparsity = 0;  // structured: the fraction of heads / units removed from every layer
   PruneScope scope = PruneScope::Layer;
   PruneSchedule schedule = PruneSchedule::OneShot;
   double initial_sparsity = 0;  // gradual only, as the three below
@@ -34,7 +40,16 @@ struct PruneOptions {
   Targets targets;
 };
 // One-shot: prunes now. Gradual: attaches the schedule; the trainer prunes on it (prune_on_schedule).
+// Unstructured only: structured pruning makes a new model (prune_structured).
 void prune(Model& model, const PruneOptions& options);
+
+// Structured pruning, one-shot: a new, smaller model without the round(sparsity x heads) least important
+// heads and/or round(sparsity x ffn) least important feed-forward units of every layer (the same count in
+// each, so one config describes it). A unit's importance is the L2 norm of its weights: a head's q, k, v
+// rows and proj columns; a feed-forward unit's fc1 row and fc2 column. The new model computes exactly what
+// the original computes with those units' weights set to zero. Needs an uncompressed model (no masks,
+// quantization, schedule or int8): prune structurally first, then prune or quantize the smaller model.
+std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& options);
 
 struct QuantizeOptions {
   int bits = 0;

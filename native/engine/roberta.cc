@@ -48,11 +48,19 @@ std::vector<std::pair<std::string, std::vector<std::string>>> name_map(const Mod
   return m;
 }
 
-void require_post_ln(const ModelConfig& c) {
+// What transformers' RobertaConfig can describe: post-LN blocks whose heads span hidden_size.
+void require_roberta_shape(const ModelConfig& c) {
   if (c.norm != NormPlacement::Post) {
     throw std::invalid_argument(
         "format 'hf': a pre-LN model (norm: 'pre') has no RoBERTa equivalent in transformers (RoBERTa is post-LN); "
         "export a post-LN model, or keep trainlarge's own format");
+  }
+  if (c.attention_dim() != c.d_model) {
+    throw std::invalid_argument("format 'hf': a model with pruned attention heads (" + std::to_string(c.heads) + " heads x headDim " +
+                                std::to_string(c.head_size()) + " = " + std::to_string(c.attention_dim()) + ", not dModel " +
+                                std::to_string(c.d_model) +
+                                ") has no RoBERTa config in transformers 5 (no head_dim, no pruned_heads); keep trainlarge's own "
+                                "format, or prune feed-forward units only (structure 'ffn'), which exports");
   }
 }
 
@@ -66,7 +74,7 @@ std::string shape_text(torch::IntArrayRef s) {
 
 NamedTensors to_roberta(const Model& model, int64_t padding_idx) {
   const auto& c = model.config();
-  require_post_ln(c);
+  require_roberta_shape(c);
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> ours;
   for (const auto& [name, p] : model.named_parameters()) ours.emplace(name, p.detach().to(torch::kCPU, torch::kFloat).contiguous());
@@ -91,7 +99,7 @@ NamedTensors to_roberta(const Model& model, int64_t padding_idx) {
 std::vector<std::string> load_roberta(Model& model, const std::map<std::string, torch::Tensor>& file_tensors, int64_t padding_idx,
                                       bool strict) {
   const auto& c = model.config();
-  require_post_ln(c);
+  require_roberta_shape(c);
   // Checkpoints saved from RobertaModel have no "roberta." prefix.
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [name, t] : file_tensors) {

@@ -20,7 +20,8 @@ void ModelConfig::validate() const {
   positive(layers, "layers");
   positive(heads, "heads");
   positive(ffn, "ffn");
-  if (d_model % heads != 0) {
+  if (head_dim < 0) throw std::invalid_argument("model config: headDim must be > 0, got " + std::to_string(head_dim));
+  if (head_dim == 0 && d_model % heads != 0) {
     throw std::invalid_argument("model config: heads (" + std::to_string(heads) + ") must divide dModel (" + std::to_string(d_model) + ")");
   }
   if (pad_id < 0 || pad_id >= vocab_size) throw std::invalid_argument("model config: padId must be in [0, vocabSize)");

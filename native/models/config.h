@@ -17,7 +17,8 @@ struct ModelConfig {
   int64_t d_model = 0;
   int64_t layers = 0;
   int64_t heads = 0;
-  int64_t ffn = 0;  // feed-forward width
+  int64_t head_dim = 0;  // width of one head; 0: d_model / heads (a head-pruned model keeps its heads' width)
+  int64_t ffn = 0;       // feed-forward width
   double dropout = 0;
   double attention_dropout = 0;
   NormPlacement norm = NormPlacement::Post;
@@ -27,7 +28,9 @@ struct ModelConfig {
 
   // Throws std::invalid_argument naming the field when a size would make a tensor impossible.
   void validate() const;
-  int64_t head_dim() const { return d_model / heads; }
+  int64_t head_size() const { return head_dim > 0 ? head_dim : d_model / heads; }
+  // The width of q, k, v and of the projection's input: heads x head size (d_model unless heads were pruned).
+  int64_t attention_dim() const { return heads * head_size(); }
 };
 
 }  // namespace trainlarge

@@ -19,13 +19,14 @@ namespace nn = torch::nn;
 static torch::Tensor linear(const nn::Linear& l, const torch::Tensor& x) { return hooked_linear(l.get(), x); }
 
 SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
-    : heads(c.heads), head_dim(c.head_dim()), attention_dropout(c.attention_dropout), dropout_p(c.dropout) {
-  qkv = register_module("qkv", nn::Linear(c.d_model, 3 * c.d_model));
-  proj = register_module("proj", nn::Linear(c.d_model, c.d_model));
+    : heads(c.heads), head_dim(c.head_size()), attention_dropout(c.attention_dropout), dropout_p(c.dropout) {
+  // heads x head_dim is d_model unless heads were pruned away (prune structure 'heads').
+  qkv = register_module("qkv", nn::Linear(c.d_model, 3 * c.attention_dim()));
+  proj = register_module("proj", nn::Linear(c.attention_dim(), c.d_model));
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, at::Generator& gen) {
-  const auto B = x.size(0), T = x.size(1), D = x.size(2);
+  const auto B = x.size(0), T = x.size(1);
   auto qkv_ = linear(qkv, x).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs), a view
   torch::Tensor y;
   const double p = is_training() ? attention_dropout : 0.0;
@@ -45,7 +46,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
     auto probs = dropout(torch::softmax(scores, -1), p, true, gen);
     y = torch::matmul(probs.to(u[2].scalar_type()), u[2]);  // (B, nh, T, hs)
   }
-  y = y.transpose(1, 2).reshape({B, T, D});
+  y = y.transpose(1, 2).reshape({B, T, heads * head_dim});
   return dropout(linear(proj, y), dropout_p, is_training(), gen);
 }
 

@@ -1,6 +1,7 @@
 // The engine on its own, without Node: trains a small masked-LM Transformer on the bytes of a real text
-// file, evaluates it, prunes and quantizes it, saves the packed file and loads it back. Links only the
-// engine library (trainlarge_engine) and libtorch; test/engine.test.ts runs it and reads its report.
+// file, evaluates it, removes half its heads and FFN units (structured), prunes and quantizes it, saves
+// the files and loads them back. Links only the engine library (trainlarge_engine) and libtorch;
+// test/engine.test.ts runs it and reads its report.
 //
 //   trainlarge_engine_test TEXT_FILE OUT_DIR     prints one JSON line; exit 1 on a failed check
 #include <ATen/CPUGeneratorImpl.h>
@@ -193,6 +194,30 @@ int main(int argc, char** argv) {
     const double after = eval(*model);
     check(after < before - 0.5, "validation loss falls by more than 0.5 nats");
 
+    std::filesystem::create_directories(argv[2]);
+    // Structured pruning: half the heads and half the feed-forward units go; the matrices shrink.
+    tl::PruneOptions structured;
+    structured.structure = tl::PruneStructure::HeadsFfn;
+    structured.sparsity = 0.5;
+    const auto smaller = tl::prune_structured(*model, structured);
+    const auto& sc = smaller->config();
+    check(sc.heads == 2 && sc.head_size() == 16 && sc.ffn == 64, "structured pruning keeps 2 heads of width 16 and 64 units");
+    const std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {{"layers.1.attn.qkv.weight", {96, 64}},
+                                                                              {"layers.1.attn.proj.weight", {64, 32}},
+                                                                              {"layers.1.ffn.fc1.weight", {64, 64}},
+                                                                              {"layers.1.ffn.fc2.weight", {64, 64}}};
+    for (const auto& [name, shape] : shapes) check(smaller->parameter(name).sizes() == torch::IntArrayRef(shape), name + " shrank");
+    const double structured_loss = eval(*smaller);
+    check(std::isfinite(structured_loss), "the smaller model evaluates");
+    const std::string small_file = std::string(argv[2]) + "/smaller.safetensors";
+    smaller->save(small_file, {{"trainlarge_config", "engine test"}});
+    auto small_loaded = std::make_shared<tl::Model>(sc, /*seed=*/7, torch::Device(torch::kCPU));
+    small_loaded->load_file(tl::load_safetensors(small_file), /*strict=*/true);
+    const auto sample = ids.narrow(0, split, 2 * mlm.max_len).view({2, mlm.max_len});
+    check(torch::equal(smaller->predict(sample, {}, tl::Precision::FP32), small_loaded->predict(sample, {}, tl::Precision::FP32)),
+          "the smaller model reloads to identical logits");
+    const auto small_bytes = static_cast<int64_t>(std::filesystem::file_size(small_file));
+
     // Compress as the paper does: half the weights pruned, the rest on a 4-bit grid.
     tl::PruneOptions prune;
     prune.sparsity = 0.5;
@@ -206,7 +231,6 @@ int main(int argc, char** argv) {
     check(summary.pruned.size() == 8 && summary.quantized.size() == 8, "8 weight matrices pruned and quantized");
     const double compressed = eval(*model);
 
-    std::filesystem::create_directories(argv[2]);
     const std::string file = std::string(argv[2]) + "/model.safetensors";
     model->save(file, {{"trainlarge_config", "engine test"}});
     const auto size = tl::file_size(*model, {{"trainlarge_config", "engine test"}});
@@ -229,7 +253,8 @@ int main(int argc, char** argv) {
     out << "{\"adamwMaxDifference\":" << adamw << ",\"dropoutKeep\":" << keep << ",\"attentionPathsDifference\":" << attention
         << ",\"tokens\":" << n << ",\"parameters\":" << model->parameter_count() << ",\"firstTrainLoss\":" << first
         << ",\"lastTrainLoss\":" << last << ",\"validBefore\":" << before << ",\"validAfter\":" << after
-        << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk << ",\"denseBytes\":" << model->parameter_bytes() << "}";
+        << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk << ",\"denseBytes\":" << model->parameter_bytes()
+        << ",\"validStructured\":" << structured_loss << ",\"structuredBytes\":" << small_bytes << "}";
     std::cout << out.str() << std::endl;
     return 0;
   } catch (const std::exception& e) {

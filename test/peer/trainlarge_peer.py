@@ -12,7 +12,8 @@ The math follows transformer.cc line by line:
   attention bias (B, 1, 1, T): 0 for real keys, -1e9 for padding (keys only; padded queries are computed)
   post-LN block: h = norm1(x + attn(x));      out = norm2(h + ffn(h))
   pre-LN block:  h = x + attn(norm1(x));      out = h + ffn(norm2(h));  pre-LN ends with final_norm
-  attn: qkv fused [3D, D] (q, k, v; heads split as view(B, T, 3, H, hs)); q * 1/sqrt(hs) before q @ k^T;
+  attn: qkv fused [3 H hs, D] (q, k, v; heads split as view(B, T, 3, H, hs); H hs = D unless heads were pruned);
+        q * 1/sqrt(hs) before q @ k^T;
         + bias; softmax; dropout; @ v; proj; dropout
   ffn:  dropout(fc2(gelu(fc1(x))))  (exact erf GELU)
   MLM head: linear(norm(gelu(dense(h))), tokens.weight, mlm_head.bias)  (decoder tied, not stored)
@@ -166,14 +167,14 @@ class SelfAttention(nn.Module):
         super().__init__()
         d = c['dModel']
         self.heads = c['heads']
-        self.head_dim = d // self.heads
+        self.head_dim = c.get('headDim', d // self.heads)  # heads x head_dim < d after head pruning
         self.attention_dropout = float(c['attentionDropout'])
         self.dropout = float(c['dropout'])
-        self.qkv = Linear(d, 3 * d)  # fused q, k, v
-        self.proj = Linear(d, d)
+        self.qkv = Linear(d, 3 * self.heads * self.head_dim)  # fused q, k, v
+        self.proj = Linear(self.heads * self.head_dim, d)
 
     def forward(self, x, bias):
-        B, T, D = x.shape
+        B, T, _ = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         q, k, v = qkv[0], qkv[1], qkv[2]
         scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-2, -1))  # (B, nh, T, T)
@@ -181,7 +182,7 @@ class SelfAttention(nn.Module):
             scores = scores + bias
         probs = F.dropout(torch.softmax(scores, -1), self.attention_dropout, self.training)
         y = torch.matmul(probs.to(v.dtype), v)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, D)
+        y = y.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)
         return F.dropout(self.proj(y), self.dropout, self.training)
 
 
@@ -255,7 +256,7 @@ def check_config(c):
         raise ValueError(f"model config: norm must be 'post' or 'pre', got {c['norm']!r}")
     if c['task'] == 'classify' and 'numLabels' not in c:
         raise ValueError("model config: missing field 'numLabels'")
-    if c['dModel'] % c['heads'] != 0:
+    if 'headDim' not in c and c['dModel'] % c['heads'] != 0:
         raise ValueError(f"model config: heads ({c['heads']}) must divide dModel ({c['dModel']})")
     return c
 
