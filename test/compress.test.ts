@@ -306,11 +306,20 @@ describe('int8 inference', () => {
     expect(plain.compression.int8).toMatchObject({ engine: 'qnnpack', layers: 8, exactLayers: 0 });
     expect(() => new Trainer(fastest, { maxSteps: 1 })).toThrow(/int8 model is for inference/);
     await expect(toInt8(base, { engine: 'mkl' as never })).rejects.toThrow(
-      /engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got 'mkl'/,
+      /engine: must be one of 'auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'; got 'mkl'/,
     );
-    // An engine this libtorch lacks (libtorch 2.x from pip has all three; a TORCH_DIR build may not).
+    // 'auto' takes onednn where the libtorch has it (the fastest at 32 x 128 in BENCHMARKS.md, "Int8 inference").
     const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
-    const missing = (['onednn', 'qnnpack', 'fbgemm'] as const).find((e) => !available.includes(e));
+    if (available.includes('onednn')) expect(fastest.compression.int8!.engine).toBe('onednn');
+    if (available.includes('x86')) {
+      const x86 = await toInt8(q8, { engine: 'x86' });
+      expect(x86.compression.int8).toMatchObject({ engine: 'x86', layers: 8, exactLayers: 8 });
+      const c = await x86.predict(sentences);
+      expect(Math.max(...Array.from(a.data).map((x, i) => Math.abs(x - c.data[i])))).toBeLessThan(0.05);
+      x86.dispose();
+    }
+    // An engine this libtorch lacks (libtorch 2.x from pip has all four; a TORCH_DIR build may not).
+    const missing = (['x86', 'onednn', 'qnnpack', 'fbgemm'] as const).find((e) => !available.includes(e));
     if (missing)
       await expect(toInt8(base, { engine: missing })).rejects.toThrow(
         new RegExp(`'${missing}' is not a quantized engine of this libtorch; available: `),
