@@ -1,48 +1,76 @@
 /**
- * fp32 vs int8 inference latency of a classifier, side by side in one run (part of `npm run bench`).
+ * fp32 vs int8 inference of a classifier (part of `npm run bench`): latency per shape and per quantized
+ * engine, and what int8 costs in accuracy on the sentiment test set.
  *
- *   node dist/bench/int8.js [--quick] [--no-write]
+ *   node dist/bench/int8.js [--quick] [--no-write] [--only speed|accuracy] [--finetune-steps N]
  *
- * int8 = toInt8(): the encoder's Linear layers on libtorch's dynamic-quantized kernels (int8 weights per
- * output channel, activations quantized per call). Each configuration is timed with the thread setting
- * that is fastest for it (both candidates are measured and shown), medians over repeated calls; fp32 and
- * int8 alternate per round. Writes the "## Int8 inference" section of BENCHMARKS.md.
+ * Speed: random-init classifiers (vocab 8000, maxLen 128; medium and large, --quick medium only), fp32 against
+ * toInt8 on each quantized engine of the libtorch (x86, fbgemm, onednn; qnnpack is left out: an ARM engine,
+ * several times slower on x86), every call a new batch of token ids. fp32 and the int8 models take turns
+ * within each round, each at every thread setting; each is shown at its faster one.
+ * Accuracy: a medium classifier fine-tuned on the built-in sentiment task for a fixed number of steps, then
+ * fp32, the 8-bit fake-quantized model and int8 (each engine) predict the test split.
+ * Writes the "## Int8 inference" section of BENCHMARKS.md (not with --quick, --only or --no-write).
  */
 import * as fs from 'fs';
-import * as os from 'os';
-import { compressedSize, engineInfo, quantize, setThreads, toInt8, Transformer } from '../lib';
-import { cpuName, median, publish, runMain } from './report';
+import * as path from 'path';
+import {
+  classificationExamples,
+  classificationLayout,
+  compressedSize,
+  Corpus,
+  cpuHasNativeBf16,
+  Dataset,
+  engineInfo,
+  Int8Engine,
+  quantize,
+  setThreads,
+  toInt8,
+  Trainer,
+  Transformer,
+} from '../lib';
+import { cpuName, median, publish, ROOT, runMain } from './report';
 
-interface Shape {
+interface Size {
   name: string;
   dModel: number;
   layers: number;
   heads: number;
 }
-const SIZES: Shape[] = [
+const SIZES: Size[] = [
   { name: 'medium', dModel: 256, layers: 4, heads: 4 },
   { name: 'large', dModel: 512, layers: 8, heads: 8 },
 ];
-const THREADS: Array<[number, number]> = [
-  [1, 2],
-  [2, 1],
-  [2, 2],
-]; // [libtorch intra-op, OpenBLAS]
+const SHAPES = [
+  { batch: 1, length: 16, target: 1.3 },
+  { batch: 1, length: 128, target: 1.3 },
+  { batch: 8, length: 128, target: undefined },
+  { batch: 32, length: 128, target: 2.0 },
+];
+/** The engines compared, in this order; 'auto' is whichever toInt8 picks (int8.cc's kAutoOrder). */
+const ENGINES: Int8Engine[] = ['x86', 'fbgemm', 'onednn'];
+const VOCAB = 8000;
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
 
 /**
- * Each call gets different token ids of the same shape. The dynamic int8 path derives the activations'
- * scale from each input, and oneDNN builds a new primitive when that changes: repeating one input hides
- * that cost (measured 5.6 ms vs 11.1 ms a call, medium model, 1 x 17 tokens).
+ * Each call gets different token ids of the same shape: dynamic int8 derives the activations' scale from
+ * each input, and an engine that caches work per scale (oneDNN in libtorch 1.13 rebuilt its primitive) would
+ * look faster on a repeated input than it is.
  */
 function batchOf(batch: number, length: number, call: number): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from({ length }, (_, i) => 5 + ((b * 7919 + i * 104729 + call * 15485863) % 7990)));
 }
 
+let calls = 1;
 async function latency(model: Transformer, shape: { batch: number; length: number }, reps: number): Promise<number[]> {
-  await model.predict(batchOf(shape.batch, shape.length, 0));
+  await model.predict(batchOf(shape.batch, shape.length, calls++));
   const out: number[] = [];
-  for (let i = 1; i <= reps; i++) {
-    const ids = batchOf(shape.batch, shape.length, i);
+  for (let i = 0; i < reps; i++) {
+    const ids = batchOf(shape.batch, shape.length, calls++);
     const t = process.hrtime.bigint();
     await model.predict(ids);
     out.push(Number(process.hrtime.bigint() - t) / 1e6);
@@ -50,88 +78,319 @@ async function latency(model: Transformer, shape: { batch: number; length: numbe
   return out;
 }
 
-async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
-  const write = !process.argv.includes('--no-write');
-  const cpu = cpuName();
-  const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:\s*(.*)$/m)?.[1] ?? '';
-  const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.split(' ').includes(f)).join(', ');
-  const info = engineInfo();
-  const rounds = quick ? 2 : 3;
-  const reps = quick ? 3 : 5;
-  const cases: Array<{ batch: number; length: number }> = [
-    { batch: 1, length: 16 },
-    { batch: 1, length: 128 },
-    { batch: 8, length: 128 },
-    { batch: 32, length: 128 },
-  ];
-  const lines: string[] = [];
-  const rows: string[] = [];
-  for (const s of quick ? SIZES.slice(0, 1) : SIZES) {
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Speed
+
+interface SpeedResult {
+  rows: string[];
+  engineRows: string[];
+  details: string[];
+  /** Per size and shape: the speed-up and its target (undefined: none). */
+  checks: { what: string; speedup: number; target?: number }[];
+  fastest: { what: string; engine: string; autoRatio: number }[];
+}
+
+async function speed(opts: { sizes: Size[]; rounds: number; reps: number; threads: number[]; blasThreads: number }): Promise<SpeedResult> {
+  const out: SpeedResult = { rows: [], engineRows: [], details: [], checks: [], fastest: [] };
+  const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
+  const engines = ENGINES.filter((e) => available.includes(e));
+  for (const s of opts.sizes) {
     const fp32 = await Transformer.create(
-      { task: 'classify', numLabels: 2, vocabSize: 8000, maxLen: 128, dModel: s.dModel, layers: s.layers, heads: s.heads },
+      { task: 'classify', numLabels: 2, vocabSize: VOCAB, maxLen: 128, dModel: s.dModel, layers: s.layers, heads: s.heads },
       { seed: 1 },
     );
     const q8 = await quantize(fp32, { bits: 8 }); // the 8-bit model the int8 kernels run exactly
-    const int8 = await toInt8(q8);
+    const auto = await toInt8(q8);
+    const autoEngine = auto.compression.int8!.engine;
+    const models: Record<string, Transformer> = { fp32 };
+    for (const e of engines) models[e] = e === autoEngine ? auto : await toInt8(q8, { engine: e });
     const sizes = { fp32: (await compressedSize(fp32)).bytes, q8: (await compressedSize(q8)).bytes };
-    for (const c of cases) {
-      const ids = batchOf(c.batch, c.length, 0);
+    for (const c of SHAPES) {
       const times: Record<string, number[]> = {};
-      for (let r = 0; r < rounds; r++) {
-        for (const [th, blas] of THREADS) {
-          setThreads({ threads: th, blasThreads: blas });
-          const order = r % 2 === 0 ? ['fp32', 'int8'] : ['int8', 'fp32'];
-          for (const which of order) {
-            const key = `${which} ${th}+${blas}`;
-            (times[key] ??= []).push(...(await latency(which === 'fp32' ? fp32 : int8, c, reps)));
-          }
+      const names = Object.keys(models);
+      for (let r = 0; r < opts.rounds; r++) {
+        for (const th of opts.threads) {
+          setThreads({ threads: th, blasThreads: opts.blasThreads });
+          // Rotate who goes first, so no side always runs right after the same other.
+          const order = names.map((_, k) => names[(k + r) % names.length]);
+          for (const which of order) (times[`${which} ${th}`] ??= []).push(...(await latency(models[which], c, opts.reps)));
         }
       }
-      const best = (which: string) =>
-        THREADS.map(([th, blas]) => ({ key: `${th}+${blas}`, ms: median(times[`${which} ${th}+${blas}`]) })).sort((a, b) => a.ms - b.ms)[0];
-      const f = best('fp32'),
-        i8 = best('int8');
-      const a = await fp32.predict(ids.slice(0, 1)),
-        b = await int8.predict(ids.slice(0, 1)),
-        qa = await q8.predict(ids.slice(0, 1));
-      const diff = Math.max(...Array.from(qa.data).map((x, k) => Math.abs(x - b.data[k])));
-      const drift = Math.max(...Array.from(a.data).map((x, k) => Math.abs(x - b.data[k])));
-      const all = Object.entries(times)
-        .map(([k, v]) => `${k} ${median(v).toFixed(1)}`)
-        .join('; ');
-      lines.push(`${s.name} B${c.batch} T${c.length}: ${all}`);
-      rows.push(
-        `| ${s.name} (${s.dModel}/${s.layers}/${s.heads}) | ${c.batch} x ${c.length} | ${f.ms.toFixed(1)} (${f.key}) | ${i8.ms.toFixed(1)} (${i8.key}) | **${(f.ms / i8.ms).toFixed(2)}x** | ${drift.toExponential(1)} | ${diff.toExponential(1)} |`,
+      const best = (which: string): { ms: number; threads: number } =>
+        opts.threads.map((th) => ({ threads: th, ms: median(times[`${which} ${th}`]) })).sort((a, b) => a.ms - b.ms)[0];
+      const show = (b: { ms: number; threads: number }): string => `${b.ms.toFixed(1)} (${b.threads})`;
+      const f = best('fp32');
+      const perEngine = engines.map((e) => ({ engine: e, ...best(e) }));
+      const a = perEngine.find((p) => p.engine === autoEngine)!;
+      const top = [...perEngine].sort((x, y) => x.ms - y.ms)[0];
+      const ids = batchOf(1, c.length, 0);
+      const [pf, pq, pa] = [await fp32.predict(ids), await q8.predict(ids), await auto.predict(ids)];
+      const what = `${s.name} ${c.batch} x ${c.length}`;
+      const speedup = f.ms / a.ms;
+      out.checks.push({ what, speedup, target: c.target });
+      out.fastest.push({ what, engine: top.engine, autoRatio: a.ms / top.ms });
+      out.rows.push(
+        `| ${s.name} (${s.dModel}/${s.layers}/${s.heads}) | ${c.batch} x ${c.length} | ${show(f)} | ${show(a)} | **${speedup.toFixed(2)}x** | ` +
+          `${c.target ? `${c.target.toFixed(1)}x: ${speedup >= c.target ? 'met' : '**not met**'}` : '-'} | ` +
+          `${maxAbsDiff(pf.data, pa.data).toExponential(1)} | ${maxAbsDiff(pq.data, pa.data).toExponential(1)} |`,
       );
-      console.log(rows[rows.length - 1]);
+      out.engineRows.push(
+        `| ${s.name} | ${c.batch} x ${c.length} | ${show(f)} | ${perEngine.map((p) => `${show(p)}, ${(f.ms / p.ms).toFixed(2)}x`).join(' | ')} | ${top.engine} |`,
+      );
+      out.details.push(
+        `${what}: ${Object.entries(times)
+          .map(([k, v]) => `${k} ${median(v).toFixed(1)}`)
+          .join('; ')}`,
+      );
+      console.log(out.rows[out.rows.length - 1]);
+      console.log(out.engineRows[out.engineRows.length - 1]);
     }
-    rows.push(
-      `| ${s.name} file | | fp32 ${(sizes.fp32 / 1e6).toFixed(2)} MB | 8-bit packed ${(sizes.q8 / 1e6).toFixed(2)} MB | ${(sizes.fp32 / sizes.q8).toFixed(2)}x smaller | | |`,
+    out.rows.push(
+      `| ${s.name} file | | fp32 ${(sizes.fp32 / 1e6).toFixed(2)} MB | 8-bit packed ${(sizes.q8 / 1e6).toFixed(2)} MB | ${(sizes.fp32 / sizes.q8).toFixed(2)}x smaller | | | |`,
     );
-    [fp32, q8, int8].forEach((m) => m.dispose());
+    for (const m of new Set([fp32, q8, auto, ...Object.values(models)])) m.dispose();
   }
-  setThreads({ threads: 1, blasThreads: 2 });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Accuracy
+
+interface Scored {
+  name: string;
+  accuracy: number;
+  agreement: number;
+  maxDrift: number;
+  meanDrift: number;
+}
+
+interface AccuracyResult {
+  lines: string[];
+  rows: string[];
+  fp32: number;
+  auto: Scored;
+}
+
+async function accuracy(opts: { steps: number; batch: number; threads: number }): Promise<AccuracyResult> {
+  const corpus = await Corpus.prepare({ source: 'english-prose', dir: path.join(ROOT, 'data', 'english-prose') });
+  const tok = corpus.tokenizer;
+  const maxLen = 128;
+  const task = await Dataset.classification({ source: 'sentiment', tokenizer: tok, maxLen });
+  const model = await Transformer.create(
+    { task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen, dModel: 256, layers: 4, heads: 4 },
+    { seed: 1 },
+  );
+  const precision = cpuHasNativeBf16() ? 'bf16' : 'fp32';
+  const t0 = process.hrtime.bigint();
+  const trainer = new Trainer(model, {
+    lr: 5e-4,
+    batchSize: opts.batch,
+    maxSteps: opts.steps,
+    warmupSteps: Math.max(1, Math.round(opts.steps * 0.1)),
+    precision,
+    threads: opts.threads,
+    seed: 1,
+  });
+  const fit = await trainer.fit(task.train, { validData: task.valid, evalEvery: opts.steps });
+  trainer.dispose();
+  const trainSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+
+  // The test split, as Dataset.classification lays it out (<s> text </s>, cut at maxLen), predicted in
+  // batches of 32 padded to the longest (as the service batches): every model sees the same batches.
+  const test = (await classificationExamples('sentiment')).splits.test;
+  const encoded = await tok.encodeBatch(test.map((e) => e.text));
+  const seqs = encoded.map((ids) => classificationLayout(tok, ids, undefined, maxLen));
+  const labels = test.map((e) => e.label);
+  async function logitsOf(m: Transformer): Promise<Float32Array> {
+    const out = new Float32Array(seqs.length * 2);
+    for (let i = 0; i < seqs.length; i += 32) out.set((await m.predict(seqs.slice(i, i + 32))).data, i * 2);
+    return out;
+  }
+  const argmax = (l: Float32Array, i: number): number => (l[2 * i + 1] > l[2 * i] ? 1 : 0);
+  setThreads({ threads: opts.threads });
+  const ref = await logitsOf(model);
+  const refLabels = labels.map((_, i) => argmax(ref, i));
+  function score(name: string, l: Float32Array): Scored {
+    let correct = 0,
+      agree = 0,
+      sum = 0,
+      max = 0;
+    for (let i = 0; i < labels.length; i++) {
+      const p = argmax(l, i);
+      if (p === labels[i]) correct++;
+      if (p === refLabels[i]) agree++;
+    }
+    for (let k = 0; k < l.length; k++) {
+      const d = Math.abs(l[k] - ref[k]);
+      sum += d;
+      max = Math.max(max, d);
+    }
+    return { name, accuracy: correct / labels.length, agreement: agree / labels.length, maxDrift: max, meanDrift: sum / l.length };
+  }
+  const fp32 = score('fp32', ref);
+  const scored: Scored[] = [fp32];
+  const q8 = await quantize(model, { bits: 8 });
+  scored.push(score('8-bit weights, fp32 kernels (quantize)', await logitsOf(q8)));
+  const auto = await toInt8(q8);
+  const autoEngine = auto.compression.int8!.engine;
+  const autoScore = score(`int8 ${autoEngine} (auto)`, await logitsOf(auto));
+  scored.push(autoScore);
+  const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
+  for (const e of ENGINES.filter((x) => x !== autoEngine && available.includes(x))) {
+    const m = await toInt8(q8, { engine: e });
+    scored.push(score(`int8 ${e}`, await logitsOf(m)));
+    m.dispose();
+  }
+  const evalAcc = (await model.evaluate(task.test)).accuracy!;
+  const trainSize = task.train.size;
+  [auto, q8, model].forEach((m) => m.dispose());
+  task.dispose();
+  const pts = (x: number): string => (100 * x).toFixed(1);
+  const rows = scored.map(
+    (s) =>
+      `| ${s.name} | ${pts(s.accuracy)} | ${s === fp32 ? '' : (100 * (fp32.accuracy - s.accuracy)).toFixed(1)} | ${s === fp32 ? '' : pts(s.agreement)} | ` +
+      `${s === fp32 ? '' : s.maxDrift.toExponential(1)} | ${s === fp32 ? '' : s.meanDrift.toExponential(1)} |`,
+  );
+  const lines = [
+    `Model: medium classifier (d 256, 4 layers, 4 heads, maxLen ${maxLen}, vocab ${tok.vocabSize}: the english-prose tokenizer), random init, ` +
+      `fine-tuned on the built-in sentiment task (train split, ${trainSize} sentences) for ${opts.steps} steps of ${opts.batch} ` +
+      `(lr 5e-4, ${Math.max(1, Math.round(opts.steps * 0.1))} warm-up steps then linear decay, ${precision} autocast, ${opts.threads} threads; ` +
+      `${trainSeconds.toFixed(0)} s; valid accuracy ${pts(fit.lastEval?.accuracy ?? NaN)}%). Test split: ${labels.length} sentences (one sentence = ${(100 / labels.length).toFixed(2)} points; ` +
+      `model.evaluate's fp32 accuracy ${pts(evalAcc)}%), predicted in batches of 32 padded to the longest. "agreement" = same label ` +
+      'as the fp32 model; drift = |logit - fp32 logit| over every test logit.',
+  ];
+  return { lines, rows, fp32: fp32.accuracy, auto: autoScore };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const only = arg('only');
+  if (only && only !== 'speed' && only !== 'accuracy') throw new Error(`--only: expected 'speed' or 'accuracy', got '${only}'`);
+  const write = !quick && !only && !process.argv.includes('--no-write');
+  const steps = Number(arg('finetune-steps') ?? (quick ? 100 : 300));
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new Error(`--finetune-steps: expected a positive integer, got '${arg('finetune-steps')}'`);
+  const started = Date.now();
+  const cpu = cpuName();
+  const flags =
+    fs
+      .readFileSync('/proc/cpuinfo', 'utf8')
+      .match(/^flags\s*:\s*(.*)$/m)?.[1]
+      ?.split(' ') ?? [];
+  const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8'].filter((f) => flags.includes(f)).join(', ');
+  const info = engineInfo();
+  const cores = info.hardwareThreads;
+  // pip's libtorch (MKL, oneDNN, fbgemm over OpenMP) has one pool: the intra-op threads run the GEMMs too.
+  // A libtorch on OpenBLAS (TORCH_DIR) has OpenBLAS's own pool: sized to every core here.
+  const openblas = info.blasThreads >= 0;
+  const threads = [...new Set([1, cores])];
+  const blasThreads = openblas ? cores : 0;
+  const backend = /ATen parallel backend: (\S+)/.exec(info.parallelInfo)?.[1] ?? 'unknown';
+  const blas = /Math Kernel Library/.test(info.parallelInfo) ? 'MKL' : openblas ? 'OpenBLAS' : 'unknown BLAS';
+  const threadText =
+    `threads = libtorch intra-op threads (parallel backend ${backend}; ${blas} GEMMs and the int8 kernels run on that pool` +
+    `${openblas ? `; OpenBLAS's own pool fixed at ${cores}` : ', no separate BLAS pool'}); each side is timed at ${threads.join(' and ')} and shown at its faster`;
+
+  const speedResult =
+    only === 'accuracy'
+      ? undefined
+      : await speed({ sizes: quick ? SIZES.slice(0, 1) : SIZES, rounds: quick ? 2 : 3, reps: quick ? 3 : 5, threads, blasThreads });
+  const acc = only === 'speed' ? undefined : await accuracy({ steps, batch: 32, threads: cores });
+  setThreads({ threads: cores, blasThreads });
+
+  const targets: string[] = [];
+  if (speedResult) {
+    const checked = speedResult.checks.filter((c) => c.target !== undefined);
+    const missed = checked.filter((c) => c.speedup < c.target!);
+    const measured = new Set(checked.map((c) => c.what.split(' ')[0]));
+    const notMeasured = SIZES.map((s) => s.name).filter((n) => !measured.has(n));
+    targets.push(
+      `Target speed (int8 >= 1.3x fp32 at 1 x 16 and 1 x 128, >= 2.0x at 32 x 128, medium and large): **${
+        missed.length ? 'not met' : notMeasured.length ? `met where measured (${notMeasured.join(', ')} not measured)` : 'met'
+      }** (${checked.map((c) => `${c.what} ${c.speedup.toFixed(2)}x`).join(', ')}${missed.length ? `; below target: ${missed.map((c) => c.what).join(', ')}` : ''}).`,
+    );
+  }
+  if (acc) {
+    const lost = 100 * (acc.fp32 - acc.auto.accuracy);
+    targets.push(
+      `Target accuracy (${acc.auto.name} loses <= 0.5 points on the sentiment test set): **${lost <= 0.5 ? 'met' : 'not met'}** ` +
+        `(fp32 ${(100 * acc.fp32).toFixed(1)}%, int8 ${(100 * acc.auto.accuracy).toFixed(1)}%, ${lost.toFixed(1)} points lost; ` +
+        `label agreement ${(100 * acc.auto.agreement).toFixed(1)}%; logit drift max ${acc.auto.maxDrift.toExponential(1)}, mean ${acc.auto.meanDrift.toExponential(1)}).`,
+    );
+  }
+  const fastestLine = speedResult
+    ? `Fastest engine per shape: ${speedResult.fastest.map((f) => `${f.what} ${f.engine}${f.autoRatio > 1.005 ? ` (auto ${f.autoRatio.toFixed(2)}x its time)` : ''}`).join('; ')}.`
+    : '';
+
   const section = [
     '## Int8 inference',
     '',
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu} (${os.cpus().length} hardware threads; ISA: ${isa || 'unknown'}); libtorch ${info.torchVersion}, quantized engine ${'onednn'} (available: ${info.quantizedEngines.join(', ')}).`,
-    `Command: \`node dist/bench/int8.js${quick ? ' --quick' : ''}\` (part of \`npm run bench\`). Classifier forward (predict), vocab 8000; medians of ${rounds} rounds x ${reps} calls, each call a different batch of token ids (dynamic int8 re-derives activation scales per input);`,
-    'fp32 and int8 alternate within each round; each side is shown with its faster thread setting (intra-op + OpenBLAS threads).',
-    "int8 = `toInt8(quantize(model, { bits: 8 }))`: the encoder's 4 Linear layers per block on libtorch's dynamic int8 kernels; attention",
-    'matmuls, softmax, GELU, LayerNorm and the heads stay fp32. "drift" = max |logit| difference vs the fp32 model; "kernel" = vs the 8-bit',
-    "fake-quantized model (same weights, fp32 kernels): the activation quantization's share.",
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu} (${cores} hardware threads; ISA: ${isa || 'unknown'}); libtorch ${info.torchVersion}, ` +
+      `quantized engines ${info.quantizedEngines.map((e) => e.toLowerCase()).join(', ')}; toInt8's 'auto' picks ${await autoName()}. ` +
+      `Command: \`node dist/bench/int8.js${quick ? ' --quick' : ''}\` (part of \`npm run bench\`; run took ${((Date.now() - started) / 60_000).toFixed(1)} min).`,
     '',
-    '| model (d/layers/heads) | batch x tokens | fp32 ms | int8 ms | speed-up | drift | kernel |',
-    '|---|---|---|---|---|---|---|',
-    ...rows,
+    ...targets,
     '',
-    'All timings (ms, median):',
-    '',
-    ...lines.map((l) => `- ${l}`),
-    '',
+    ...(speedResult
+      ? [
+          '### Speed',
+          '',
+          `Classifier forward (predict), vocab ${VOCAB}, random init; medians of ${quick ? 2 : 3} rounds x ${quick ? 3 : 5} calls, every call a new batch of ` +
+            `token ids (dynamic int8 quantizes each input's activations with their own scale). fp32 and the int8 models take turns in each round; ${threadText}, in parentheses.`,
+          "int8 = `toInt8(quantize(model, { bits: 8 }))` with the engine 'auto' picks: the encoder's 4 Linear layers per block on libtorch's",
+          'dynamic int8 kernels; attention matmuls, softmax, GELU, LayerNorm, embeddings and the head stay fp32. "drift" = max |logit| difference',
+          'vs the fp32 model on one sequence; "kernel" = vs the 8-bit fake-quantized model (same weights, fp32 kernels): the activation quantization\'s share.',
+          '',
+          '| model (d/layers/heads) | batch x tokens | fp32 ms (threads) | int8 ms (threads) | speed-up | target | drift | kernel |',
+          '|---|---|---|---|---|---|---|---|',
+          ...speedResult.rows,
+          '',
+          `Quantized engines side by side (ms (threads), speed-up vs fp32). libtorch's x86 engine packs Linear layers with fbgemm (its oneDNN`,
+          'dispatch is for convolutions), so x86 and fbgemm run the same kernel and differ by noise.',
+          '',
+          `| model | batch x tokens | fp32 | ${ENGINES.join(' | ')} | fastest |`,
+          `|---|---|---|${ENGINES.map(() => '---|').join('')}---|`,
+          ...speedResult.engineRows,
+          '',
+          fastestLine,
+          '',
+          'All timings (ms, median; "name threads"):',
+          '',
+          ...speedResult.details.map((l) => `- ${l}`),
+          '',
+        ]
+      : []),
+    ...(acc
+      ? [
+          '### Accuracy (sentiment test set)',
+          '',
+          ...acc.lines,
+          '',
+          '| model | test accuracy % | points lost | agreement with fp32 % | max logit drift | mean logit drift |',
+          '|---|---|---|---|---|---|',
+          ...acc.rows,
+          '',
+        ]
+      : []),
   ].join('\n');
   publish(section, write);
+}
+
+/** The engine toInt8's 'auto' picks in this libtorch (packing a tiny model). */
+async function autoName(): Promise<string> {
+  const m = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: 16, maxLen: 8, dModel: 16, layers: 1, heads: 1 });
+  const q = await toInt8(m);
+  const name = q.compression.int8!.engine;
+  [m, q].forEach((x) => x.dispose());
+  return name;
 }
 
 runMain(main);

@@ -22,6 +22,8 @@ export {
   compressedSize,
   weightErrors,
   toInt8,
+  INT8_ENGINES,
+  Int8Engine,
   PruneOptions,
   PruneStructure,
   QuantizeOptions,

@@ -38,7 +38,7 @@ export interface EngineInfo {
   threads: number;
   blasThreads: number;
   hardwareThreads: number;
-  /** libtorch's quantized engines (toInt8's 'onednn', 'qnnpack', 'fbgemm'). */
+  /** libtorch's quantized engines (toInt8's 'x86', 'onednn', 'fbgemm', 'qnnpack'). */
   quantizedEngines: string[];
   /** libtorch's at::get_parallel_info(). */
   parallelInfo: string;

@@ -63,7 +63,10 @@ test('bad commands and flags: exit 2 with a message naming the flag and what it 
     [['finetune', '--task', 'sentiment'], /finetune: give --from DIR .* or --from-hf DIR/],
     [['finetune', '--from', '/nonexistent', '--task', 'sentiment'], /--from: \/nonexistent holds no saved model/],
     [['compress', '--model', '/nonexistent', '--bits', '4'], /--model: \/nonexistent holds no saved model/],
-    [['compress', '--model', 'x', '--int8', '--engine', 'fast'], /--engine: expected one of auto, onednn, qnnpack, fbgemm; got 'fast'/],
+    [
+      ['compress', '--model', 'x', '--int8', '--engine', 'fast'],
+      /--engine: expected one of auto, x86, onednn, fbgemm, qnnpack; got 'fast'/,
+    ],
     [
       ['compress', '--model', 'x', '--prune', '0.5', '--structure', 'rows'],
       /--structure: expected one of unstructured, heads, ffn, heads\+ffn; got 'rows'/,

@@ -4,6 +4,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
+  classificationLayout,
   compressedSize,
   compressionStudy,
   Dataset,
@@ -307,16 +308,60 @@ describe('int8 inference', () => {
     expect(plain.compression.int8).toMatchObject({ engine: 'qnnpack', layers: 8, exactLayers: 0 });
     expect(() => new Trainer(fastest, { maxSteps: 1 })).toThrow(/int8 model is for inference/);
     await expect(toInt8(base, { engine: 'mkl' as never })).rejects.toThrow(
-      /engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got 'mkl'/,
+      /engine: must be one of 'auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'; got 'mkl'/,
     );
-    // An engine this libtorch lacks (libtorch 2.x from pip has all three; a TORCH_DIR build may not).
+    // 'auto' takes onednn where the libtorch has it (the fastest at 32 x 128 in BENCHMARKS.md, "Int8 inference").
     const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
-    const missing = (['onednn', 'qnnpack', 'fbgemm'] as const).find((e) => !available.includes(e));
+    if (available.includes('onednn')) expect(fastest.compression.int8!.engine).toBe('onednn');
+    if (available.includes('x86')) {
+      const x86 = await toInt8(q8, { engine: 'x86' });
+      expect(x86.compression.int8).toMatchObject({ engine: 'x86', layers: 8, exactLayers: 8 });
+      const c = await x86.predict(sentences);
+      expect(Math.max(...Array.from(a.data).map((x, i) => Math.abs(x - c.data[i])))).toBeLessThan(0.05);
+      x86.dispose();
+    }
+    // An engine this libtorch lacks (libtorch 2.x from pip has all four; a TORCH_DIR build may not).
+    const missing = (['x86', 'onednn', 'qnnpack', 'fbgemm'] as const).find((e) => !available.includes(e));
     if (missing)
       await expect(toInt8(base, { engine: missing })).rejects.toThrow(
         new RegExp(`'${missing}' is not a quantized engine of this libtorch; available: `),
       );
     [q8, fastest, plain].forEach((m) => m.dispose());
+  });
+
+  test('int8 gives the fp32 label on >= 98% of the sentiment test sentences, on every engine', async () => {
+    // `base` (60 steps) is near chance on the test split; this classifier learns the task (~76% in 7 s), so
+    // its logits are not all near the decision boundary and agreement means what it does for a real model.
+    const clf = await Transformer.create(
+      { task: 'classify', numLabels: 2, vocabSize: tok.vocabSize, maxLen: 48, dModel: 64, layers: 2, heads: 4, dropout: 0 },
+      { seed: 3 },
+    );
+    const trainer = new Trainer(clf, { maxSteps: 200, batchSize: 32, lr: 1e-3, warmupSteps: 5 });
+    await trainer.fit(task.train, { evalEvery: 1000 });
+    trainer.dispose();
+    // The whole test split, laid out as Dataset.classification does, in batches of 32 padded to the longest
+    // (as the service batches): the activation scale of dynamic int8 is taken over each batch.
+    const test = (await classificationExamples('sentiment')).splits.test;
+    const seqs = test.map((e) => classificationLayout(tok, tok.encode(e.text), undefined, 48));
+    const labelsOf = async (m: Transformer): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < seqs.length; i += 32) {
+        const { data } = await m.predict(seqs.slice(i, i + 32));
+        for (let k = 0; k < data.length; k += 2) out.push(data[k + 1] > data[k] ? 1 : 0);
+      }
+      return out;
+    };
+    const fp32 = await labelsOf(clf);
+    expect(fp32.filter((l, i) => l === test[i].label).length / test.length).toBeGreaterThan(0.7);
+    const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
+    for (const engine of ['auto', ...(['x86', 'onednn', 'fbgemm', 'qnnpack'] as const).filter((e) => available.includes(e))] as const) {
+      const int8 = await toInt8(clf, { engine });
+      const labels = await labelsOf(int8);
+      int8.dispose();
+      const agreement = labels.filter((l, i) => l === fp32[i]).length / test.length;
+      expect({ engine, agreement: agreement >= 0.98 ? 'ok' : agreement }).toEqual({ engine, agreement: 'ok' });
+    }
+    clf.dispose();
   });
 });
 

@@ -2,7 +2,17 @@
 // file, and print test accuracy and bytes before and after.
 import * as fs from 'fs';
 import * as path from 'path';
-import { compressedSize, CompressionTraining, prune, PruneOptions, quantize, QuantizeOptions, toInt8 } from '../compress/ops';
+import {
+  compressedSize,
+  CompressionTraining,
+  INT8_ENGINES,
+  Int8Engine,
+  prune,
+  PruneOptions,
+  quantize,
+  QuantizeOptions,
+  toInt8,
+} from '../compress/ops';
 import { PRUNE_STRUCTURES, PruneSchema, PruneStructure, QuantizeSchema } from '../config/compress';
 import { parseConfig } from '../config/parse';
 import { RUN_FILES } from '../io';
@@ -28,8 +38,6 @@ import { progressReporter } from '../train/progress';
 // The fine-tuning of gradual pruning and QAT (no evaluation cadence: they evaluate on the test split after).
 const TRAIN_FLAGS = trainFlags(100).filter((f) => !['eval-every', 'eval-samples'].includes(f.name));
 const TRAIN_FLAG_NAMES = new Set(TRAIN_FLAGS.map((f) => f.name));
-
-const ENGINES = ['auto', 'onednn', 'qnnpack', 'fbgemm'] as const;
 
 function defaultDir(model: string, args: Args): string {
   const parts: string[] = [];
@@ -103,7 +111,7 @@ export const compress: Command = {
       field: 'targets',
     },
     { name: 'int8', kind: 'bool', help: "also measure accuracy on libtorch's int8 kernels (serve it with NAME=OUT:int8)" },
-    { name: 'engine', kind: ENGINES, help: 'the int8 engine (default auto)' },
+    { name: 'engine', kind: INT8_ENGINES, help: 'the int8 engine (default auto)' },
     ...TASK_FLAGS,
     ...TRAIN_FLAGS,
     DEVICE_FLAG,
@@ -229,7 +237,7 @@ export const compress: Command = {
       const fileBytes = fs.statSync(path.join(out, RUN_FILES.weights)).size;
       let int8Accuracy: number | undefined;
       if (int8) {
-        const fast = await toInt8(model, { engine: args.string('engine') as (typeof ENGINES)[number] | undefined });
+        const fast = await toInt8(model, { engine: args.string('engine') as Int8Engine | undefined });
         int8Accuracy = (await fast.evaluate(task.test)).accuracy;
         fast.dispose();
       }

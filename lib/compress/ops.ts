@@ -126,15 +126,25 @@ export async function weightErrors(compressed: Transformer, reference: Transform
 }
 
 /**
+ * The quantized engines toInt8 accepts. 'x86' is PyTorch 2.x's default on x86 CPUs: it packs each layer for
+ * fbgemm or oneDNN by the CPU and the weights (oneDNN where VNNI computes int8 and the weights are
+ * symmetric). libtorch 1.x has no 'x86' engine.
+ */
+export const INT8_ENGINES = ['auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'] as const;
+export type Int8Engine = (typeof INT8_ENGINES)[number];
+
+/**
  * A copy whose encoder Linear layers run on libtorch's int8 kernels (dynamic quantization: weights int8
  * per output channel, activations quantized per call) for CPU inference. A model quantized
  * symmetrically keeps its exact grid; any other model is quantized to 8 bits here. Inference only:
- * fine-tune the model it came from. `engine`: 'auto' (onednn when available), 'onednn' or 'qnnpack'.
+ * fine-tune the model it came from. `engine`: one of INT8_ENGINES; 'auto' takes the first this libtorch
+ * has of x86, onednn, fbgemm, qnnpack (the order BENCHMARKS.md, "Int8 inference", measured).
  */
-export async function toInt8(model: Transformer, opts: { engine?: 'auto' | 'onednn' | 'qnnpack' | 'fbgemm' } = {}): Promise<Transformer> {
+export async function toInt8(model: Transformer, opts: { engine?: Int8Engine } = {}): Promise<Transformer> {
   const engine = opts.engine ?? 'auto';
-  if (!['auto', 'onednn', 'qnnpack', 'fbgemm'].includes(engine))
-    throw new RangeError(`engine: must be 'auto', 'onednn', 'qnnpack' or 'fbgemm', got '${engine}'`);
+  if (!(INT8_ENGINES as readonly string[]).includes(engine)) {
+    throw new RangeError(`engine: must be one of ${INT8_ENGINES.map((e) => `'${e}'`).join(', ')}; got '${String(engine)}'`);
+  }
   if (model.device !== 'cpu') throw new Error("toInt8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
   const m = modelInternals(model);
   const handle = await m.run(() => m.handle.toInt8(engine));

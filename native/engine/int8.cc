@@ -12,15 +12,31 @@ namespace trainlarge {
 
 namespace {
 
+// 'auto': the first of these this libtorch has. Order measured with bench/int8.ts (BENCHMARKS.md, "Int8
+// inference": the engines side by side). For Linear layers libtorch's X86 engine packs with fbgemm
+// (PackedLinearWeight; its oneDNN dispatch is for convolutions only), so 'x86' and 'fbgemm' run the same kernel.
+constexpr at::QEngine kAutoOrder[] = {at::QEngine::ONEDNN, at::QEngine::X86, at::QEngine::FBGEMM, at::QEngine::QNNPACK};
+
+// fbgemm multiplies u8 activations by s8 weights in 16-bit pairs on CPUs without VNNI (vpmaddubsw), which
+// saturates with 8-bit activations: PyTorch's x86/fbgemm configs quantize activations to 7 bits there
+// (reduce_range). With AVX-512 VNNI the products accumulate in 32 bits and the full range is safe.
+bool fbgemm_needs_reduced_range() {
+#if defined(__x86_64__) || defined(__i386__)
+  return !__builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 at::QEngine engine_named(const std::string& name) {
   const auto& supported = at::globalContext().supportedQEngines();
   auto has = [&](at::QEngine e) { return std::find(supported.begin(), supported.end(), e) != supported.end(); };
   std::string available;
   for (auto e : supported) available += (available.empty() ? "" : ", ") + c10::toString(e);
   if (name == "auto") {
-    if (has(at::QEngine::ONEDNN)) return at::QEngine::ONEDNN;
-    if (has(at::QEngine::FBGEMM)) return at::QEngine::FBGEMM;
-    if (has(at::QEngine::QNNPACK)) return at::QEngine::QNNPACK;
+    for (auto e : kAutoOrder) {
+      if (has(e)) return e;
+    }
   } else {
     for (auto e : supported) {
       std::string n = c10::toString(e);
@@ -45,6 +61,7 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
   std::string n = c10::toString(engine);
   std::transform(n.begin(), n.end(), n.begin(), ::tolower);
   out->engine = n;
+  out->reduce_range = (engine == at::QEngine::FBGEMM || engine == at::QEngine::X86) && fbgemm_needs_reduced_range();
   const auto targets = compressible(model, Targets{/*attention=*/true, /*ffn=*/true, /*embeddings=*/false});
   torch::NoGradGuard no_grad;
   for (const auto& item : model.module->named_modules()) {
@@ -70,10 +87,9 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
 torch::Tensor Int8Linears::forward(const torch::nn::LinearImpl* layer, const torch::Tensor& x) const {
   auto it = packed.find(layer);
   if (it == packed.end()) return {};
-  auto sizes = x.sizes().vec();
-  auto y = it->second->apply_dynamic(x.reshape({-1, sizes.back()}).contiguous().to(torch::kFloat), /*reduce_range=*/false);
-  sizes.back() = y.size(1);
-  return y.view(sizes);
+  // Every engine's apply_dynamic takes (..., in) and returns (..., out), making its input contiguous itself;
+  // only a non-float input (bf16 under autocast) needs converting.
+  return it->second->apply_dynamic(x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat), reduce_range);
 }
 
 }  // namespace trainlarge

@@ -1,6 +1,6 @@
 // Real int8 inference: the encoder's Linear layers run on libtorch's quantized kernels (dynamic
-// quantization: int8 weights prepacked once, activations quantized per call), through the engine the
-// build has (onednn or qnnpack here; fbgemm in PyTorch's own wheels).
+// quantization: int8 weights prepacked once, activations quantized per call), through one of the
+// quantized engines the libtorch has (pip's 2.x: x86, fbgemm, onednn, qnnpack; Debian's 1.13: onednn, qnnpack).
 #pragma once
 
 #include <ATen/native/quantized/PackedParams.h>
@@ -23,13 +23,14 @@ struct Int8Linears : LinearHook {
 
   std::string engine;
   std::unordered_map<const torch::nn::LinearImpl*, c10::intrusive_ptr<LinearPackedParamsBase>> packed;
-  int64_t weight_bytes = 0;  // int8 weights + scales, as packed
-  int64_t exact = 0;         // layers whose int8 weights equal the model's quantized weights exactly
+  int64_t weight_bytes = 0;   // int8 weights + scales, as packed
+  int64_t exact = 0;          // layers whose int8 weights equal the model's quantized weights exactly
+  bool reduce_range = false;  // 7-bit activations: fbgemm on a CPU without VNNI (int8.cc)
 };
 
 // Packs the encoder's Linear weights as int8 (per output channel, symmetric). A model quantized
 // symmetrically (any k <= 8) keeps its grid exactly; otherwise weights are quantized to 8 bits here.
-// engine: "onednn", "qnnpack" or "auto" (onednn when the build has it).
+// engine: "x86", "onednn", "fbgemm", "qnnpack" (lower-case QEngine names) or "auto" (int8.cc's kAutoOrder).
 std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine);
 
 }  // namespace trainlarge
