@@ -66,13 +66,18 @@ function batchOf(batch: number, length: number, call: number): number[][] {
 }
 
 let calls = 1;
-async function latency(model: Transformer, shape: { batch: number; length: number }, reps: number): Promise<number[]> {
-  await model.predict(batchOf(shape.batch, shape.length, calls++));
+async function latency(
+  model: Transformer,
+  shape: { batch: number; length: number },
+  reps: number,
+  precision: 'fp32' | 'bf16' = 'fp32',
+): Promise<number[]> {
+  await model.predict(batchOf(shape.batch, shape.length, calls++), { precision });
   const out: number[] = [];
   for (let i = 0; i < reps; i++) {
     const ids = batchOf(shape.batch, shape.length, calls++);
     const t = process.hrtime.bigint();
-    await model.predict(ids);
+    await model.predict(ids, { precision });
     out.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   return out;
@@ -90,6 +95,8 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 interface SpeedResult {
   rows: string[];
   engineRows: string[];
+  /** fp32 weights under bf16 autocast, where the CPU computes bf16 natively. */
+  bf16Rows: string[];
   details: string[];
   /** Per size and shape: the speed-up and its target (undefined: none). */
   checks: { what: string; speedup: number; target?: number }[];
@@ -97,7 +104,8 @@ interface SpeedResult {
 }
 
 async function speed(opts: { sizes: Size[]; rounds: number; reps: number; threads: number[]; blasThreads: number }): Promise<SpeedResult> {
-  const out: SpeedResult = { rows: [], engineRows: [], details: [], checks: [], fastest: [] };
+  const out: SpeedResult = { rows: [], engineRows: [], bf16Rows: [], details: [], checks: [], fastest: [] };
+  const bf16 = cpuHasNativeBf16();
   const available = engineInfo().quantizedEngines.map((e) => e.toLowerCase());
   const engines = ENGINES.filter((e) => available.includes(e));
   for (const s of opts.sizes) {
@@ -110,6 +118,7 @@ async function speed(opts: { sizes: Size[]; rounds: number; reps: number; thread
     const autoEngine = auto.compression.int8!.engine;
     const models: Record<string, Transformer> = { fp32 };
     for (const e of engines) models[e] = e === autoEngine ? auto : await toInt8(q8, { engine: e });
+    if (bf16) models.bf16 = fp32; // predicted with { precision: 'bf16' }
     const sizes = { fp32: (await compressedSize(fp32)).bytes, q8: (await compressedSize(q8)).bytes };
     for (const c of SHAPES) {
       const times: Record<string, number[]> = {};
@@ -119,7 +128,8 @@ async function speed(opts: { sizes: Size[]; rounds: number; reps: number; thread
           setThreads({ threads: th, blasThreads: opts.blasThreads });
           // Rotate who goes first, so no side always runs right after the same other.
           const order = names.map((_, k) => names[(k + r) % names.length]);
-          for (const which of order) (times[`${which} ${th}`] ??= []).push(...(await latency(models[which], c, opts.reps)));
+          for (const which of order)
+            (times[`${which} ${th}`] ??= []).push(...(await latency(models[which], c, opts.reps, which === 'bf16' ? 'bf16' : 'fp32')));
         }
       }
       const best = (which: string): { ms: number; threads: number } =>
@@ -148,6 +158,13 @@ async function speed(opts: { sizes: Size[]; rounds: number; reps: number; thread
           .map(([k, v]) => `${k} ${median(v).toFixed(1)}`)
           .join('; ')}`,
       );
+      if (bf16) {
+        const b = best('bf16');
+        const pb = await fp32.predict(ids, { precision: 'bf16' });
+        out.bf16Rows.push(
+          `| ${s.name} | ${c.batch} x ${c.length} | ${show(f)} | ${show(b)} | **${(f.ms / b.ms).toFixed(2)}x** | ${maxAbsDiff(pf.data, pb.data).toExponential(1)} |`,
+        );
+      }
       console.log(out.rows[out.rows.length - 1]);
       console.log(out.engineRows[out.engineRows.length - 1]);
     }
@@ -362,6 +379,21 @@ async function main(): Promise<void> {
           '',
           fastestLine,
           '',
+          ...(speedResult.bf16Rows.length
+            ? [
+                "bf16: the same fp32 model predicted with `{ precision: 'bf16' }` (CPU autocast: GEMMs in bf16 on this CPU's native bf16",
+                'instructions, weights cast per call; LayerNorm and softmax in fp32), in the same rounds. drift = max |logit| difference vs fp32.',
+                '',
+                '| model | batch x tokens | fp32 ms | bf16 ms | speed-up | drift |',
+                '|---|---|---|---|---|---|',
+                ...speedResult.bf16Rows,
+                '',
+              ]
+            : [
+                'bf16 inference is not measured: this CPU has no avx512_bf16 / amx_bf16 (cpuHasNativeBf16() is false), where libtorch computes',
+                'bf16 GEMMs in a slow fallback; use fp32 or int8 there.',
+                '',
+              ]),
           'All timings (ms, median; "name threads"):',
           '',
           ...speedResult.details.map((l) => `- ${l}`),
