@@ -59,7 +59,13 @@ GetThreadsFn openblas_get() { return reinterpret_cast<GetThreadsFn>(dlsym(RTLD_D
 }  // namespace
 
 void set_threads(int intra_op, int blas) {
-  if (intra_op > 0 && at::get_num_threads() != intra_op) at::set_num_threads(intra_op);
+  // Once per thread and count, whatever get_num_threads() says: at::set_num_threads also sizes MKL's
+  // threads, which a worker thread that never called it leaves at MKL's own default.
+  thread_local int applied = 0;
+  if (intra_op > 0 && applied != intra_op) {
+    at::set_num_threads(intra_op);
+    applied = intra_op;
+  }
   if (blas > 0) {
     if (auto set = openblas_set()) {
       auto get = openblas_get();
