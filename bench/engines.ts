@@ -14,8 +14,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { engineInfo, MlmDataset, quantize, setThreads, toInt8, Trainer, Transformer, TokenizerLike } from '../lib';
-import { cpuName, median, publish, runMain } from './report';
+import { engineInfo, MlmDataset, quantize, setThreads, toInt8, Trainer, Transformer } from '../lib';
+import { benchTokenizer, cpuName, median, publish, runMain } from './report';
 
 const VOCAB = 8000;
 const T = 128;
@@ -39,14 +39,7 @@ interface ChildResult {
   int8: Record<string, number[]>;
 }
 
-const tokenizerLike: TokenizerLike = {
-  vocabSize: VOCAB,
-  special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
-  encode: () => {
-    throw new Error('bench tokenizer: encode is not used');
-  },
-  decode: () => '',
-};
+const tokenizerLike = benchTokenizer(VOCAB);
 
 function ids(batch: number, length: number, call: number): number[][] {
   return Array.from({ length: batch }, (_, b) =>

@@ -19,8 +19,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { cpuHasNativeBf16, engineInfo, MlmDataset, quantize, setThreads, toInt8, Trainer, Transformer, TokenizerLike } from '../lib';
-import { cpuName, median, publish, runMain } from './report';
+import { cpuHasNativeBf16, engineInfo, MlmDataset, quantize, setThreads, toInt8, Trainer, Transformer } from '../lib';
+import { benchTokenizer, cpuName, median, publish, runMain } from './report';
 
 const VOCAB = 8000;
 const MAX_LEN = 128;
@@ -77,14 +77,7 @@ function batchOf(batch: number, length: number, call: number): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from({ length }, (_, i) => 5 + ((b * 7919 + i * 104729 + call * 15485863) % 7990)));
 }
 
-const tokenizerLike: TokenizerLike = {
-  vocabSize: VOCAB,
-  special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
-  encode: () => {
-    throw new Error('bench tokenizer: encode is not used');
-  },
-  decode: () => '',
-};
+const tokenizerLike = benchTokenizer(VOCAB);
 
 /** One measurement, in this (fresh) process: prints { loaded, peak } in bytes as the last line. */
 async function child(name: string, dir: string, steps: number): Promise<void> {

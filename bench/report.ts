@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { TokenizerLike } from '../lib';
 
 export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
@@ -78,4 +79,16 @@ export function readMetric(text: string, name: string, labels = ''): number {
   const prefix = `${name}${labels ? `{${labels}}` : ''} `;
   const found = text.split('\n').find((l) => l.startsWith(prefix));
   return found ? Number(found.slice(prefix.length)) : 0;
+}
+
+/** The ids-only tokenizer the training benches' random-token datasets use (special ids 0..4, no text). */
+export function benchTokenizer(vocabSize: number): TokenizerLike {
+  return {
+    vocabSize,
+    special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
+    encode: () => {
+      throw new Error('bench tokenizer: encode is not used');
+    },
+    decode: () => '',
+  };
 }

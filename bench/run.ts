@@ -15,8 +15,8 @@
 import { execFileSync } from 'child_process';
 import * as os from 'os';
 import * as path from 'path';
-import { cpuHasNativeBf16, engineInfo, MlmDataset, Trainer, Transformer, TokenizerLike } from '../lib';
-import { cpuName, median, mlmStepFlops, PEER_PYTHON, ROOT, writeSection } from './report';
+import { cpuHasNativeBf16, engineInfo, MlmDataset, Trainer, Transformer } from '../lib';
+import { benchTokenizer, cpuName, median, mlmStepFlops, PEER_PYTHON, ROOT, writeSection } from './report';
 
 const PY = PEER_PYTHON;
 const PEER = path.join(ROOT, 'bench', 'peer_train.py');
@@ -86,14 +86,7 @@ function modelConfig(s: Size) {
   };
 }
 
-const tokenizerLike: TokenizerLike = {
-  vocabSize: VOCAB,
-  special: { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 },
-  encode: () => {
-    throw new Error('bench tokenizer: encode is not used');
-  },
-  decode: () => '',
-};
+const tokenizerLike = benchTokenizer(VOCAB);
 
 let dataset: MlmDataset | undefined;
 function data(): MlmDataset {
