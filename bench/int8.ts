@@ -29,7 +29,7 @@ import {
   Trainer,
   Transformer,
 } from '../lib';
-import { cpuName, median, publish, ROOT, runMain } from './report';
+import { cpuName, int8AutoEngine, median, publish, ROOT, runMain } from './report';
 
 interface Size {
   name: string;
@@ -351,7 +351,7 @@ async function main(): Promise<void> {
     '## Int8 inference',
     '',
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpu} (${cores} hardware threads; ISA: ${isa || 'unknown'}); libtorch ${info.torchVersion}, ` +
-      `quantized engines ${info.quantizedEngines.map((e) => e.toLowerCase()).join(', ')}; toInt8's 'auto' picks ${await autoName()}. ` +
+      `quantized engines ${info.quantizedEngines.map((e) => e.toLowerCase()).join(', ')}; toInt8's 'auto' picks ${await int8AutoEngine()}. ` +
       `Command: \`node dist/bench/int8.js${quick ? ' --quick' : ''}\` (part of \`npm run bench\`; run took ${((Date.now() - started) / 60_000).toFixed(1)} min).`,
     '',
     ...targets,
@@ -414,15 +414,6 @@ async function main(): Promise<void> {
       : []),
   ].join('\n');
   publish(section, write);
-}
-
-/** The engine toInt8's 'auto' picks in this libtorch (packing a tiny model). */
-async function autoName(): Promise<string> {
-  const m = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: 16, maxLen: 8, dModel: 16, layers: 1, heads: 1 });
-  const q = await toInt8(m);
-  const name = q.compression.int8!.engine;
-  [m, q].forEach((x) => x.dispose());
-  return name;
 }
 
 runMain(main);

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { TokenizerLike } from '../lib';
+import { toInt8, TokenizerLike, Transformer } from '../lib';
 
 export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
@@ -91,4 +91,13 @@ export function benchTokenizer(vocabSize: number): TokenizerLike {
     },
     decode: () => '',
   };
+}
+
+/** The engine toInt8's 'auto' picks in this libtorch (packing a tiny model): what NAME=DIR:int8 in the service runs on. */
+export async function int8AutoEngine(): Promise<string> {
+  const m = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: 16, maxLen: 8, dModel: 16, layers: 1, heads: 1 });
+  const q = await toInt8(m);
+  const name = q.compression.int8!.engine;
+  [m, q].forEach((x) => x.dispose());
+  return name;
 }

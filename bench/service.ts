@@ -20,8 +20,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
-import { classificationExamples, Corpus, Dataset, engineInfo, Tokenizer, toInt8, Trainer, Transformer } from '../lib';
-import { cpuName, median, ROOT, publish, readMetric, runMain } from './report';
+import { classificationExamples, Corpus, Dataset, engineInfo, Tokenizer, Trainer, Transformer } from '../lib';
+import { cpuName, int8AutoEngine, median, ROOT, publish, readMetric, runMain } from './report';
 
 const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
 const LABELS = ['negative', 'positive'];
@@ -308,15 +308,6 @@ async function buildModel(dir: string, steps: number): Promise<{ parameters: num
   return { parameters, bytes: fs.statSync(path.join(dir, 'model.safetensors')).size, note: `vocab ${tok.vocabSize}; ${note}` };
 }
 
-/** The engine toInt8's 'auto' picks in this libtorch (what the service's NAME=DIR:int8 runs on). */
-async function autoEngine(): Promise<string> {
-  const m = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: 16, maxLen: 8, dModel: 16, layers: 1, heads: 1 });
-  const q = await toInt8(m);
-  const name = q.compression.int8!.engine;
-  [m, q].forEach((x) => x.dispose());
-  return name;
-}
-
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const write = !quick && !process.argv.includes('--no-write') && !process.argv.includes('--memory-only');
@@ -330,7 +321,7 @@ async function main(): Promise<void> {
   // One fixed setting per variant (DEFAULT_THREADS; override with --fp32-threads / --int8-threads).
   const threads = { fp32: threadsArg('fp32-threads', DEFAULT_THREADS.fp32), int8: threadsArg('int8-threads', DEFAULT_THREADS.int8) };
   const info = engineInfo();
-  const int8Engine = await autoEngine();
+  const int8Engine = await int8AutoEngine();
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npx tsc -p tsconfig.json first`);
   const cpu = cpuName();
   const started = Date.now();

@@ -126,9 +126,8 @@ export async function weightErrors(compressed: Transformer, reference: Transform
 }
 
 /**
- * The quantized engines toInt8 accepts. 'x86' is PyTorch 2.x's default on x86 CPUs: it packs each layer for
- * fbgemm or oneDNN by the CPU and the weights (oneDNN where VNNI computes int8 and the weights are
- * symmetric). libtorch 1.x has no 'x86' engine.
+ * The quantized engines toInt8 accepts. 'x86' is PyTorch 2.x's default engine on x86 CPUs; for Linear
+ * layers it packs with fbgemm, so 'x86' and 'fbgemm' run the same kernel. libtorch 1.x has no 'x86' engine.
  */
 export const INT8_ENGINES = ['auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'] as const;
 export type Int8Engine = (typeof INT8_ENGINES)[number];
@@ -138,7 +137,7 @@ export type Int8Engine = (typeof INT8_ENGINES)[number];
  * per output channel, activations quantized per call) for CPU inference. A model quantized
  * symmetrically keeps its exact grid; any other model is quantized to 8 bits here. Inference only:
  * fine-tune the model it came from. `engine`: one of INT8_ENGINES; 'auto' takes the first this libtorch
- * has of x86, onednn, fbgemm, qnnpack (the order BENCHMARKS.md, "Int8 inference", measured).
+ * has of onednn, x86, fbgemm, qnnpack (native/engine/int8.cc's order, from BENCHMARKS.md, "Int8 inference").
  */
 export async function toInt8(model: Transformer, opts: { engine?: Int8Engine } = {}): Promise<Transformer> {
   const engine = opts.engine ?? 'auto';
