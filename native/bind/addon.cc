@@ -29,14 +29,14 @@ Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
     o.Set("cudaAvailable", cuda_available());
     o.Set("cudaDevices", static_cast<double>(cuda_available() ? torch::cuda::device_count() : 0));
     const auto [intra, blas] = thread_settings();
-    o.Set("threads", intra > 0 ? intra : at::get_num_threads());
+    o.Set("threads", intra > 0 ? intra : engine_default_threads());
     o.Set("blasThreads", blas > 0 ? blas : blas_threads());
     o.Set("hardwareThreads", static_cast<double>(std::thread::hardware_concurrency()));
     auto engines = Napi::Array::New(env);
     uint32_t i = 0;
     for (auto e : at::globalContext().supportedQEngines()) engines.Set(i++, c10::toString(e));
     o.Set("quantizedEngines", engines);
-    o.Set("parallelInfo", at::get_parallel_info());
+    o.Set("parallelInfo", engine_parallel_info());
     return o;
   });
 }
@@ -63,7 +63,7 @@ Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
     } else {
       throw std::invalid_argument("data: expected a string or a Uint8Array");
     }
-    return run_async(info.Env(), "trainlarge.writeFileAtomic", [path, data = std::move(data)]() -> Finish {
+    return run_io(info.Env(), "trainlarge.writeFileAtomic", [path, data = std::move(data)]() -> Finish {
       write_atomically(path, [&](int fd) { write_all(fd, data.data(), data.size(), path); });
       return nullptr;
     });
@@ -71,6 +71,7 @@ Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  start_engine_thread();
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);  // deleted with the env
   auto model = ModelWrap::Define(env);

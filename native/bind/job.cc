@@ -1,12 +1,18 @@
 #include "bind/job.h"
 
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <exception>
+#include <future>
+#include <mutex>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
 #include "common/runtime.h"
 
@@ -15,6 +21,59 @@ namespace trainlarge::bind {
 namespace {
 
 std::atomic<int> g_intra_op{0}, g_blas{0};
+
+// The one thread that runs every libtorch job, in the order they were queued.
+//
+// libgomp gives each thread that opens a parallel region a team of its own, and once the teams' threads
+// outnumber the CPUs every barrier spins 100 times and then sleeps on a futex. Jobs spread over libuv's
+// four workers (plus the JS thread, which ran the copies of createMlmData) made four teams: a medium
+// training step then ran 15-20% slower inside Node than the same engine from a C++ main, with 14,800
+// context switches in 22 steps against 330. One thread, and a JS thread held to one OpenMP thread,
+// keep a single team.
+class EngineThread {
+ public:
+  static EngineThread& get() {
+    static auto* engine = new EngineThread();  // never destroyed: at exit it may be in the middle of a job
+    return *engine;
+  }
+
+  // Runs `task` on the engine thread and waits for it; its exception is rethrown here.
+  void run(std::function<void()> task) {
+    std::packaged_task<void()> packaged(std::move(task));
+    auto done = packaged.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(packaged));
+    }
+    ready_.notify_one();
+    done.get();
+  }
+
+ private:
+  EngineThread() : thread_([this] { loop(); }) { thread_.detach(); }
+
+  void loop() {
+    for (;;) {
+      std::packaged_task<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::packaged_task<void()>> queue_;
+  std::thread thread_;
+};
+
+std::once_flag g_engine_started;
+int g_default_threads = 1;
+std::string g_parallel_info;
 
 struct Failure {
   std::string message, code;
@@ -49,8 +108,8 @@ Napi::Error make_error(Napi::Env env, const Failure& f) {
 
 class Job : public Napi::AsyncWorker {
  public:
-  Job(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {
+  Job(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive, bool on_engine)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), on_engine_(on_engine) {
     for (const auto& o : keep_alive) refs_.push_back(Napi::Persistent(o));
   }
 
@@ -58,8 +117,14 @@ class Job : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      apply_thread_settings();
-      finish_ = work_();
+      if (on_engine_) {
+        EngineThread::get().run([this] {
+          apply_thread_settings();
+          finish_ = work_();
+        });
+      } else {
+        finish_ = work_();
+      }
     } catch (...) {
       failure_ = describe_current_exception();
       SetError(failure_.message);
@@ -85,19 +150,47 @@ class Job : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   Work work_;
+  bool on_engine_;
   Finish finish_;
   Failure failure_;
   std::vector<Napi::ObjectReference> refs_;
 };
 
-}  // namespace
-
-Napi::Promise run_async(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive) {
-  auto* job = new Job(env, name, std::move(work), keep_alive);  // deletes itself after OnOK/OnError
+Napi::Promise queue_job(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive, bool on_engine) {
+  auto* job = new Job(env, name, std::move(work), keep_alive, on_engine);  // deletes itself after OnOK/OnError
   auto promise = job->promise();
   job->Queue();
   return promise;
 }
+
+}  // namespace
+
+// The libuv worker only waits for the engine thread, so JS never blocks and libtorch runs on one thread.
+Napi::Promise run_async(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive) {
+  return queue_job(env, name, std::move(work), keep_alive, true);
+}
+
+Napi::Promise run_io(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive) {
+  return queue_job(env, name, std::move(work), keep_alive, false);
+}
+
+void start_engine_thread() {
+  std::call_once(g_engine_started, [] {
+    // The thread that loads the addon keeps one OpenMP thread for the small tensors it builds synchronously,
+    // so it never opens a team; the engine thread gets the count this one started with.
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    EngineThread::get().run([threads] {
+      at::set_num_threads(threads);
+      g_parallel_info = at::get_parallel_info();
+    });
+    g_default_threads = threads;
+  });
+}
+
+int engine_default_threads() { return g_default_threads; }
+
+const std::string& engine_parallel_info() { return g_parallel_info; }
 
 Napi::Error to_js_error(Napi::Env env) { return make_error(env, describe_current_exception()); }
 

@@ -1,4 +1,5 @@
-// Runs engine work on a libuv worker thread and settles a Promise on the JS thread. Every C++ exception
+// Runs engine work on the one engine thread (a libuv worker waits for it) and settles a Promise on the JS
+// thread. Every C++ exception
 // (c10::Error included) becomes a JS Error carrying the libtorch message and a `code`; none escapes to
 // terminate the process. Also: Guard() for synchronous methods, with the same translation.
 #pragma once
@@ -19,6 +20,16 @@ using Work = std::function<Finish()>;
 // Starts `work` off the main thread; `keep_alive` objects (the wraps the work uses) are referenced until
 // the promise settles, so the garbage collector cannot finalize them mid-job.
 Napi::Promise run_async(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive = {});
+// The same for work that never touches libtorch (file writes, SentencePiece): runs on the libuv worker
+// itself, so it does not wait behind a training job.
+Napi::Promise run_io(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive = {});
+
+// Starts the engine thread (once per process) and holds the calling thread to one OpenMP thread. Call from
+// the addon's init, before any tensor is made.
+void start_engine_thread();
+// The intra-op thread count the engine started with, and libtorch's parallel info as the engine thread sees it.
+int engine_default_threads();
+const std::string& engine_parallel_info();
 
 // Translates the exception being handled into a JS Error (call inside catch (...)).
 Napi::Error to_js_error(Napi::Env env);

@@ -63,7 +63,7 @@ Napi::Value TokenizerWrap::Train(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto lines = std::make_shared<std::vector<std::string>>(strings_arg(info, 0, "lines"));
     const auto o = read_tokenizer_options(info[1]);
-    return run_async(info.Env(), "trainlarge.trainTokenizer", [lines, o]() -> Finish {
+    return run_io(info.Env(), "trainlarge.trainTokenizer", [lines, o]() -> Finish {
       auto tok = Tokenizer::train(*lines, o);
       return [tok](Napi::Env env) { return wrap(env, tok); };
     });
@@ -110,21 +110,21 @@ Napi::Value TokenizerWrap::EncodeBatch(const Napi::CallbackInfo& info) {
     auto texts = std::make_shared<std::vector<std::string>>(strings_arg(info, 0, "texts"));
     const int threads = static_cast<int>(int_arg(info, 1, "threads"));
     auto tok = tok_;
-    return run_async(info.Env(), "trainlarge.encodeBatch",
-                     [texts, threads, tok]() -> Finish {
-                       auto ids = std::make_shared<std::vector<int32_t>>();
-                       auto offsets = std::make_shared<std::vector<int64_t>>();
-                       tok->encode_batch(*texts, threads, ids.get(), offsets.get());
-                       return [ids, offsets](Napi::Env env) -> Napi::Value {
-                         auto o = Napi::Object::New(env);
-                         o.Set("ids", to_js(env, *ids));
-                         auto off = Napi::Float64Array::New(env, offsets->size());
-                         for (size_t i = 0; i < offsets->size(); ++i) off[i] = static_cast<double>((*offsets)[i]);
-                         o.Set("offsets", off);
-                         return o;
-                       };
-                     },
-                     {info.This().As<Napi::Object>()});
+    return run_io(info.Env(), "trainlarge.encodeBatch",
+                  [texts, threads, tok]() -> Finish {
+                    auto ids = std::make_shared<std::vector<int32_t>>();
+                    auto offsets = std::make_shared<std::vector<int64_t>>();
+                    tok->encode_batch(*texts, threads, ids.get(), offsets.get());
+                    return [ids, offsets](Napi::Env env) -> Napi::Value {
+                      auto o = Napi::Object::New(env);
+                      o.Set("ids", to_js(env, *ids));
+                      auto off = Napi::Float64Array::New(env, offsets->size());
+                      for (size_t i = 0; i < offsets->size(); ++i) off[i] = static_cast<double>((*offsets)[i]);
+                      o.Set("offsets", off);
+                      return o;
+                    };
+                  },
+                  {info.This().As<Napi::Object>()});
   });
 }
 
