@@ -43,6 +43,11 @@ export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
+// BLEU and chrF equal to sacreBLEU 2.6.0's (scores, statistics and signatures), for evaluating generated text.
+export { corpusBleu, sentenceBleu, BleuOptions, BleuScore, SmoothMethod, SMOOTH_METHODS } from './metrics/bleu';
+export { corpusChrf, sentenceChrf, ChrfOptions, ChrfScore } from './metrics/chrf';
+export { tokenize13a, BLEU_TOKENIZERS, BleuTokenizer } from './metrics/tokenize13a';
+export { SACREBLEU_VERSION } from './metrics/inputs';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
 export {
