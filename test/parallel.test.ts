@@ -369,3 +369,19 @@ test('every built-in corpus is declared with its packages, languages and held-ou
     expect(s.valid.filter((u) => s.test.includes(u))).toEqual([]);
   }
 });
+
+test('data list shows the parallel corpora with their directions and pair counts', async () => {
+  const { dataList } = await import('../lib/cli/data');
+  const { parseArgs } = await import('../lib/cli/args');
+  const lines: string[] = [];
+  const log = jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+  try {
+    await prepareParallelCorpus('handbook-en-fr');
+    await dataList.run(parseArgs(dataList, ['--root', tmp('parallel-root')]));
+  } finally {
+    log.mockRestore();
+  }
+  const out = lines.join('\n');
+  expect(out).toMatch(/handbook-en-fr\s+en->fr\s+train \d+ \/ valid \d+ \/ test \d+ pairs/);
+  expect(out).toMatch(/sword-text-kjv@14\.3-1\s+installed/);
+});
