@@ -138,6 +138,9 @@ describe('bible-en-es', () => {
     expect(pair(bible, '2Chr.29.1')?.[1]).toMatch(/^Y Ezechîas comenzó á reinar/); // a name keeps its capital
     expect(pair(bible, 'Luke.1.5')?.[1]).toMatch(/^Hubo en los días de Herodes/); // a section start mid-chapter
     expect(pair(bible, 'Ps.147.1')?.[1]).toMatch(/^Alabad á JAH, porque/); // JAH is never written otherwise
+    expect(pair(bible, 'Ps.130.3')?.[1]).toMatch(/^JAH, si mirares/);
+    expect(pair(bible, 'Judg.11.1')?.[1]).toMatch(/^Existía entonces Jephté/); // 'EXISTÍA' occurs nowhere else
+    expect(pair(bible, 'Ps.20.1')?.[1]).toMatch(/^Al Músico principal: Salmo de David\. Oigate Jehová/); // after the title
     expect(pair(bible, 'Exod.6.2')?.[1]).toBe('Habló todavía Dios á Moisés, y díjole: Yo soy JEHOVÁ;'); // mid-verse capitals stay
     expect(spanishJoinsAdded('sáca', 'lo')).toBe(true);
     expect(spanishJoinsAdded('no', 'lo')).toBe(false);

@@ -166,7 +166,7 @@ export const PARALLEL_SOURCES: Record<string, ParallelSource> = {
  * Bumped when a built-in corpus's cleaning or pairing changes, so caches prepared by an older version
  * are rebuilt.
  */
-const PREPARE_VERSION = 1;
+const PREPARE_VERSION = 2;
 const SPLITS: readonly Split[] = ['train', 'valid', 'test'];
 
 function sha256(data: string | Uint8Array): string {

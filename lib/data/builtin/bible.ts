@@ -44,8 +44,8 @@ const isUpper = (w: string): boolean => w === w.toUpperCase() && w !== w.toLower
  * The Reina-Valera prints the first word(s) of a chapter in capitals ('EN el principio crió Dios', 'Y
  * FUÉ que á los treinta años', 'DE SIETE años era Joas'); the module keeps them. `truecase` rewrites that
  * run of capitals in each word's usual case: the form it takes most often mid-sentence elsewhere in the
- * text ('fué', 'Ezechîas'), a word never written otherwise (JAH) kept as it is, and capitalised where a
- * sentence starts. Built once from every verse of the text.
+ * text ('fué', 'Ezechîas'), else capitalised at a chapter's start and kept as it is elsewhere (JAH), and
+ * capitalised where a sentence starts. Built once from every verse of the text.
  */
 export function smallCapsTruecaser(texts: readonly string[]): (text: string, chapterStart: boolean) => string {
   const forms = new Map<string, Map<string, number>>();
@@ -61,10 +61,9 @@ export function smallCapsTruecaser(texts: readonly string[]): (text: string, cha
       forms.set(key, f);
     }
   }
-  const usual = (w: string): string => {
+  const usual = (w: string): string | undefined => {
     const f = forms.get(w.toLowerCase());
-    if (!f) return w;
-    return [...f.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+    return f && [...f.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
   };
   return (text, chapterStart) => {
     const words = [...text.matchAll(WORD)];
@@ -86,7 +85,9 @@ export function smallCapsTruecaser(texts: readonly string[]): (text: string, cha
     let out = text.slice(0, words[start].index);
     for (let k = start; k <= end; k++) {
       const w = words[k];
-      let form = usual(w[0]);
+      // A word never written otherwise: capitalised at a chapter's start ('EXISTÍA entonces', 'Y ACHAB dió',
+      // mostly names and sentence starts), kept elsewhere ('JAH, si mirares').
+      let form = usual(w[0]) ?? (chapterStart ? w[0][0] + w[0].slice(1).toLowerCase() : w[0]);
       const sentenceStart = /(^|[.!?]\s+)[¿¡("']*$/.test(text.slice(0, w.index));
       if (sentenceStart) form = form[0].toUpperCase() + form.slice(1);
       out += form + text.slice(w.index + w[0].length, k < end ? words[k + 1].index : w.index + w[0].length);
