@@ -41,6 +41,19 @@ export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, Example
 export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples } from './data/builtin/sources';
 export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
+// Parallel (source, target) pairs for translation: the built-in corpora (Debian packages, prepared into the cache) and your TSV/JSONL files.
+export {
+  loadParallelCorpus,
+  prepareParallelCorpus,
+  PARALLEL_SOURCES,
+  ParallelCorpus,
+  ParallelSplit,
+  ParallelManifest,
+  ParallelLoadOptions,
+  ParallelFiles,
+  ParallelFilesSpec,
+} from './data/parallel';
+export { DEBIAN_PACKAGES } from './data/builtin/debian';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
 // BLEU and chrF equal to sacreBLEU 2.6.0's (scores, statistics and signatures), for evaluating generated text.
