@@ -13,7 +13,10 @@ export {
   EvaluateOptions,
   CompressionState,
   SaveOptions,
+  Translation,
+  TranslationScore,
 } from './model';
+export { TranslateOptions, TranslationEvalOptions } from './config/translate';
 export { hfLabels, RobertaConfigJson } from './hf';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID, StructuredPruning } from './compress/study';
 export {
@@ -31,7 +34,8 @@ export {
   CompressionTraining,
 } from './compress/ops';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train/trainer';
-export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
+export { MlmDataset, LabelledDataset, ParallelDataset, BatchPlan, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
+export { ParallelOptions, ParallelTask } from './data/translation';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
 export { Tokenizer, TokenizerKind, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
