@@ -13,7 +13,10 @@ export {
   EvaluateOptions,
   CompressionState,
   SaveOptions,
+  Translation,
+  TranslationScore,
 } from './model';
+export { TranslateOptions, TranslationEvalOptions } from './config/translate';
 export { hfLabels, RobertaConfigJson } from './hf';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID, StructuredPruning } from './compress/study';
 export {
@@ -31,7 +34,8 @@ export {
   CompressionTraining,
 } from './compress/ops';
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train/trainer';
-export { MlmDataset, LabelledDataset, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
+export { MlmDataset, LabelledDataset, ParallelDataset, BatchPlan, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
+export { ParallelOptions, ParallelTask } from './data/translation';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
 export { Tokenizer, TokenizerKind, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
@@ -41,8 +45,26 @@ export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, Example
 export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples } from './data/builtin/sources';
 export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
+// Parallel (source, target) pairs for translation: the built-in corpora (Debian packages, prepared into the cache) and your TSV/JSONL files.
+export {
+  loadParallelCorpus,
+  prepareParallelCorpus,
+  PARALLEL_SOURCES,
+  ParallelCorpus,
+  ParallelSplit,
+  ParallelManifest,
+  ParallelLoadOptions,
+  ParallelFiles,
+  ParallelFilesSpec,
+} from './data/parallel';
+export { DEBIAN_PACKAGES } from './data/builtin/debian';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
+// BLEU and chrF equal to sacreBLEU 2.6.0's (scores, statistics and signatures), for evaluating generated text.
+export { corpusBleu, sentenceBleu, BleuOptions, BleuScore, SmoothMethod, SMOOTH_METHODS } from './metrics/bleu';
+export { corpusChrf, sentenceChrf, ChrfOptions, ChrfScore } from './metrics/chrf';
+export { tokenize13a, BLEU_TOKENIZERS, BleuTokenizer } from './metrics/tokenize13a';
+export { SACREBLEU_VERSION } from './metrics/inputs';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
 export {

@@ -4,11 +4,14 @@ import { z } from 'zod';
 import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
 import { parseConfig } from './config/parse';
 import { Precision } from './config/train';
-import { dataHandle, TrainingData } from './data/dataset';
+import { TranslateOptions, TranslateOptionsSchema, TranslationEvalOptions, TranslationEvalSchema } from './config/translate';
+import { dataHandle, ParallelDataset, TrainingData } from './data/dataset';
 import { Tokenizer } from './data/tokenizer';
-import { checkSequences, checkTokenId, describeValue } from './data/tokens';
+import { checkSequences, checkTokenId, describeValue, TokenizerLike } from './data/tokens';
 import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
+import { corpusBleu } from './metrics/bleu';
+import { corpusChrf } from './metrics/chrf';
 import { native, NativeModel } from './native';
 import { CompressionState, Tensor } from './types';
 
@@ -37,6 +40,33 @@ export interface EvalResult {
   accuracy?: number;
   /** Masked tokens (MLM) or examples (classify) the loss averages over. */
   count: number;
+  seconds: number;
+}
+
+/** One translation with its score (Transformer.translate with `scores: true`). */
+export interface Translation {
+  text: string;
+  /** sum of the tokens' log-probabilities (eos included) / length^lengthPenalty. */
+  score: number;
+  /** The nbest hypotheses, best first (the first is this one). */
+  nbest: { text: string; score: number }[];
+}
+
+/** Transformer.evaluate on translation data with metric 'bleu' or 'chrf': sacreBLEU's corpus scores of the translations. */
+export interface TranslationScore {
+  metric: 'bleu' | 'chrf';
+  /** The requested metric's score and sacreBLEU signature. */
+  score: number;
+  signature: string;
+  /** Both scores, with their signatures and BLEU's statistics, as sacreBLEU reports them. */
+  bleu: number;
+  bleuSignature: string;
+  bleuDetail: ReturnType<typeof corpusBleu>;
+  chrf: number;
+  chrfSignature: string;
+  /** The translations scored, in the split's order. */
+  hypotheses: string[];
+  references: string[];
   seconds: number;
 }
 
@@ -276,11 +306,117 @@ export class Transformer {
     }));
   }
 
-  /** Mean loss (and perplexity, accuracy) over a dataset, dropout off. */
-  async evaluate(data: TrainingData, opts: EvaluateOptions = {}): Promise<EvalResult> {
-    if ((data.kind === 'mlm') !== (this.config.task === 'mlm')) {
+  /**
+   * Translate models: the texts translated by beam search (greedy with beam 1), all in C++ off the main
+   * thread. Each source is encoded with the model's tokenizer (or `opts.tokenizer`), truncated to maxLen - 1
+   * tokens and ended with eos. With `scores: true`, { text, score, nbest } per sentence.
+   */
+  async translate(texts: string[], opts?: TranslateOptions & { scores?: false; tokenizer?: TokenizerLike }): Promise<string[]>;
+  async translate(texts: string[], opts: TranslateOptions & { scores: true; tokenizer?: TokenizerLike }): Promise<Translation[]>;
+  async translate(texts: string[], opts: TranslateOptions & { tokenizer?: TokenizerLike } = {}): Promise<string[] | Translation[]> {
+    const { tokenizer, ...rest } = opts;
+    const o = parseConfig(TranslateOptionsSchema, rest, 'translate options');
+    const out = await this.search(texts, o, tokenizer, 'translate');
+    return o.scores ? out : out.map((t) => t.text);
+  }
+
+  private async search(
+    texts: string[],
+    o: { beam: number; nbest: number; lengthPenalty: number; maxLenA: number; maxLenB: number; batchSize: number; precision: Precision },
+    tokenizer: TokenizerLike | undefined,
+    where: string,
+  ): Promise<Translation[]> {
+    if (this.config.task !== 'translate') throw new TypeError(`${where}: needs a 'translate' model, this one is '${this.config.task}'`);
+    const tok = tokenizer ?? this.tokenizer;
+    if (!tok) throw new TypeError(`${where}: the model has no tokenizer; pass { tokenizer } or save the model with one`);
+    if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string'))
+      throw new TypeError(`${where}: texts: expected an array of strings`);
+    const { maxLen, eosId, padId, vocabSize } = this.config as ModelConfig & { eosId: number };
+    if (tok.special.eos !== eosId)
+      throw new RangeError(`${where}: the tokenizer's eos (${tok.special.eos}) is not the model's eosId (${eosId})`);
+    if (tok.vocabSize > vocabSize)
+      throw new RangeError(`${where}: the tokenizer's vocabulary (${tok.vocabSize}) is larger than vocabSize (${vocabSize})`);
+    const sources = texts.map((t) => {
+      const ids = tok.encode(t);
+      const kept = ids.length > maxLen - 1 ? ids.subarray(0, maxLen - 1) : ids;
+      const s = new Int32Array(kept.length + 1);
+      s.set(kept);
+      s[kept.length] = eosId;
+      return s;
+    });
+    // Sorted by length so one search call holds sentences of about one length (little padding); results go back in order.
+    const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length || a - b);
+    const out = new Array<Translation>(texts.length);
+    const search = { beam: o.beam, nbest: o.nbest, lengthPenalty: o.lengthPenalty, maxLenA: o.maxLenA, maxLenB: o.maxLenB };
+    for (let first = 0; first < order.length; first += o.batchSize) {
+      const rows = order.slice(first, first + o.batchSize);
+      const length = Math.max(...rows.map((i) => sources[i].length));
+      const ids = new Int32Array(rows.length * length).fill(padId);
+      const mask = new Uint8Array(rows.length * length);
+      rows.forEach((i, b) => {
+        ids.set(sources[i], b * length);
+        mask.fill(1, b * length, b * length + sources[i].length);
+      });
+      const r = await this.run(() => this.handle.translate(ids, rows.length, length, mask, search, o.precision));
+      let at = 0;
+      rows.forEach((i, b) => {
+        const nbest: { text: string; score: number }[] = [];
+        for (let j = 0; j < r.nbest; j++) {
+          const row = b * r.nbest + j;
+          const n = r.lengths[row];
+          if (Number.isFinite(r.scores[row])) nbest.push({ text: tok.decode(r.tokens.subarray(at, at + n)), score: r.scores[row] });
+          at += n;
+        }
+        out[i] = { text: nbest[0]?.text ?? '', score: nbest[0]?.score ?? -Infinity, nbest };
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Mean loss (and perplexity, accuracy) over a dataset, dropout off. On translation data: `metric` 'loss'
+   * gives the validation loss (plain cross-entropy per target token); 'bleu' (default) or 'chrf' translate
+   * the split's sources (beam 4 by default) and score them against its targets with corpusBleu and
+   * corpusChrf (sacreBLEU 2.6.0's scores and signatures).
+   */
+  async evaluate(data: ParallelDataset, opts: TranslationEvalOptions & { metric?: 'bleu' | 'chrf' }): Promise<TranslationScore>;
+  async evaluate(data: TrainingData, opts?: EvaluateOptions | (TranslationEvalOptions & { metric: 'loss' })): Promise<EvalResult>;
+  async evaluate(data: TrainingData, opts: EvaluateOptions | TranslationEvalOptions = {}): Promise<EvalResult | TranslationScore> {
+    const kind = this.config.task;
+    if (data.kind !== kind) {
       throw new TypeError(`evaluate: a '${this.config.task}' model cannot evaluate '${data.kind}' data`);
     }
+    if (data instanceof ParallelDataset) {
+      // seed: masking of MLM data; translation data has none.
+      const { batchSize, maxSamples, precision, seed: _seed, ...rest } = opts as EvaluateOptions & TranslationEvalOptions;
+      const o = parseConfig(TranslationEvalSchema, { ...rest, batchSize, maxSamples, precision }, 'evaluate options');
+      if (o.metric === 'loss') return this.evaluateLoss(data, { batchSize: o.batchSize, maxSamples: o.maxSamples, precision: o.precision });
+      if (data.source.length === 0) throw new TypeError('evaluate: the data holds no texts (made from token ids); BLEU needs texts');
+      const start = Date.now();
+      const n = Math.min(o.maxSamples ?? data.source.length, data.source.length);
+      const references = data.target.slice(0, n);
+      const hyps = await this.search(data.source.slice(0, n), { ...o, nbest: 1 }, data.tokenizer, 'evaluate');
+      const hypotheses = hyps.map((h) => h.text);
+      const bleu = corpusBleu(hypotheses, references);
+      const chrf = corpusChrf(hypotheses, references);
+      return {
+        metric: o.metric,
+        score: o.metric === 'bleu' ? bleu.score : chrf.score,
+        signature: o.metric === 'bleu' ? bleu.signature : chrf.signature,
+        bleu: bleu.score,
+        bleuSignature: bleu.signature,
+        bleuDetail: bleu,
+        chrf: chrf.score,
+        chrfSignature: chrf.signature,
+        hypotheses,
+        references,
+        seconds: (Date.now() - start) / 1000,
+      };
+    }
+    return this.evaluateLoss(data, opts);
+  }
+
+  private async evaluateLoss(data: TrainingData, opts: EvaluateOptions): Promise<EvalResult> {
     const r = await this.run(() =>
       this.handle.evaluate(dataHandle(data), opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
     );
@@ -305,6 +441,9 @@ export class Transformer {
       throw new RangeError(`save options: labels: has ${o.labels.length} names but the model has numLabels ${this.config.numLabels}`);
     }
     await fs.promises.mkdir(dir, { recursive: true });
+    if (o.format === 'hf' && this.config.task === 'translate') {
+      throw new TypeError("save options: format: 'hf' writes a RoBERTa encoder; a 'translate' model saves as 'trainlarge'");
+    }
     if (o.format === 'hf') {
       const config = robertaConfig(this.config, { labels: o.labels, special: o.tokenizer?.special, compression: this.compression });
       await this.run(() => this.handle.saveRoberta(path.join(dir, HF_FILES.weights), this.config.padId, { format: 'pt' }));

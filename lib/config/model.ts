@@ -4,17 +4,24 @@ import { parseConfig } from './parse';
 const positiveInt = z.number().int().positive();
 const probability = z.number().min(0).lt(1);
 
+/** What a model does: masked-LM pretraining, sequence classification, or translation (encoder-decoder). */
+export const TASKS = ['mlm', 'classify', 'translate'] as const;
+export type Task = (typeof TASKS)[number];
+
 /**
- * A RoBERTa-style encoder. Defaults are stated here once; `ffn` defaults to 4 x dModel.
- * Names follow the field: dModel (hidden size), layers, heads, headDim, ffn (feed-forward width).
+ * A RoBERTa-style encoder, or with task 'translate' an encoder-decoder Transformer (Vaswani et al. 2017,
+ * fairseq's transformer). Defaults are stated here once; `ffn` defaults to 4 x dModel.
+ * Names follow the field: dModel (hidden size), layers, heads, headDim, ffn (feed-forward width);
+ * translate: encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId.
  */
 export const ModelConfigSchema = z
   .object({
-    task: z.enum(['mlm', 'classify']).default('mlm'),
+    task: z.enum(TASKS).default('mlm'),
     vocabSize: positiveInt,
     maxLen: positiveInt.default(128),
     dModel: positiveInt.default(256),
-    layers: positiveInt.default(4),
+    /** Encoder depth of an 'mlm' or 'classify' model (default 4); a 'translate' model has encoderLayers and decoderLayers. */
+    layers: positiveInt.optional(),
     heads: positiveInt.default(4),
     /**
      * Width of one attention head; dModel / heads unless given. Only a model whose heads were pruned
@@ -28,6 +35,18 @@ export const ModelConfigSchema = z
     layerNormEps: z.number().positive().default(1e-5),
     padId: z.number().int().min(0).default(0),
     numLabels: z.number().int().min(2).optional(),
+    /** Translate only: the encoder's and the decoder's depth (both required). */
+    encoderLayers: positiveInt.optional(),
+    decoderLayers: positiveInt.optional(),
+    /**
+     * Translate only: which matrices share the one (source = target) vocabulary's weights. 'all': encoder
+     * embedding = decoder embedding = output projection (fairseq --share-all-embeddings); 'decoder': decoder
+     * embedding = output projection; 'none': three matrices.
+     */
+    tieEmbeddings: z.enum(['all', 'decoder', 'none']).optional(),
+    /** Translate only: the id the decoder starts from (default 1, SentencePiece's <s>) and the one it ends on (default 2, </s>). */
+    bosId: z.number().int().min(0).optional(),
+    eosId: z.number().int().min(0).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -40,15 +59,52 @@ export const ModelConfigSchema = z
     if (c.task === 'classify' && c.numLabels === undefined) {
       ctx.addIssue({ code: 'custom', path: ['numLabels'], message: "is required when task is 'classify'" });
     }
-    if (c.task === 'mlm' && c.numLabels !== undefined) {
+    if (c.task !== 'classify' && c.numLabels !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['numLabels'], message: "only applies when task is 'classify'" });
     }
+    if (c.task === 'translate') {
+      for (const f of ['encoderLayers', 'decoderLayers'] as const) {
+        if (c[f] === undefined) ctx.addIssue({ code: 'custom', path: [f], message: "is required when task is 'translate'" });
+      }
+      // A saved translate config carries layers = encoderLayers (the transform below writes it).
+      if (c.layers !== undefined && c.layers !== c.encoderLayers) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['layers'],
+          message: "does not apply when task is 'translate': give encoderLayers and decoderLayers",
+        });
+      }
+      for (const f of ['bosId', 'eosId'] as const) {
+        const v = c[f];
+        if (v !== undefined && v >= c.vocabSize)
+          ctx.addIssue({ code: 'custom', path: [f], message: `must be < vocabSize (${c.vocabSize})` });
+      }
+      if ((c.eosId ?? 2) === c.padId) ctx.addIssue({ code: 'custom', path: ['eosId'], message: `must differ from padId (${c.padId})` });
+      if (c.maxLen < 2) ctx.addIssue({ code: 'custom', path: ['maxLen'], message: "must be >= 2 when task is 'translate'" });
+    } else {
+      for (const f of ['encoderLayers', 'decoderLayers', 'tieEmbeddings', 'bosId', 'eosId'] as const) {
+        if (c[f] !== undefined)
+          ctx.addIssue({ code: 'custom', path: [f], message: `only applies when task is 'translate', got task '${c.task}'` });
+      }
+    }
   })
-  // headDim is kept only where it is not dModel / heads, so every config without pruned heads reads as before.
-  .transform(({ headDim, ...c }) => ({
+  // headDim is kept only where it is not dModel / heads, so every config without pruned heads reads as before;
+  // the translate fields only on translate models, so MLM and classify configs read as before.
+  .transform(({ headDim, layers, encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId, ...c }) => ({
     ...c,
+    // A translate model's `layers` is its encoder's depth (the engine reads encoderLayers).
+    layers: layers ?? encoderLayers ?? 4,
     ...(headDim !== undefined && headDim * c.heads !== c.dModel ? { headDim } : {}),
     ffn: c.ffn ?? 4 * c.dModel,
+    ...(c.task === 'translate'
+      ? {
+          encoderLayers: encoderLayers!,
+          decoderLayers: decoderLayers!,
+          tieEmbeddings: tieEmbeddings ?? 'all',
+          bosId: bosId ?? 1,
+          eosId: eosId ?? 2,
+        }
+      : {}),
   }));
 
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;

@@ -13,12 +13,25 @@ export type Precision = (typeof PRECISIONS)[number];
  * Optimisation settings (RoBERTa's recipe by default: AdamW with betas (0.9, 0.98), eps 1e-6,
  * weight decay 0.01, linear warmup then linear decay over maxSteps).
  */
+export const SCHEDULES = ['linear', 'polynomial', 'cosine', 'constant', 'inverse-sqrt'] as const;
+/** Schedules that need no step budget: a run may stop on maxSeconds alone. */
+const OPEN_ENDED: readonly string[] = ['constant', 'inverse-sqrt'];
+/** maxSteps of a run bounded by maxSeconds only (the native loop needs a number). */
+export const UNBOUNDED_STEPS = 2 ** 52;
+
 export const TrainConfigSchema = z
   .object({
     lr: z.number().positive().default(5e-4),
-    maxSteps: positiveInt,
+    /** Optimizer updates; optional with an open-ended schedule ('constant', 'inverse-sqrt') and maxSeconds. */
+    maxSteps: positiveInt.optional(),
+    /** Wall-clock budget in training seconds (fit's maxSeconds overrides it). */
+    maxSeconds: z.number().positive().optional(),
     warmupSteps: z.number().int().min(0).default(0),
-    schedule: z.enum(['linear', 'polynomial', 'cosine', 'constant']).default('linear'),
+    /**
+     * 'inverse-sqrt' is fairseq's (Vaswani et al. 2017): linear warmup to lr over warmupSteps, then
+     * lr * sqrt(warmupSteps / step); it needs no maxSteps.
+     */
+    schedule: z.enum(SCHEDULES).default('linear'),
     power: z.number().positive().default(1),
     endLr: z.number().min(0).default(0),
     weightDecay: z.number().min(0).default(0.01),
@@ -27,6 +40,13 @@ export const TrainConfigSchema = z
     clipNorm: z.number().min(0).default(1.0),
     batchSize: positiveInt.default(32),
     accumSteps: positiveInt.default(1),
+    /**
+     * Translate models: a batch's token budget (fairseq's --max-tokens), batchSize is then unused. Pairs of
+     * about one length are batched together while batch x longest side <= batchTokens. Default 4096.
+     */
+    batchTokens: positiveInt.optional(),
+    /** Translate models: label smoothing epsilon in [0, 1) (fairseq's label_smoothed_cross_entropy; 0.1 is usual). */
+    labelSmoothing: z.number().min(0).lt(1).optional(),
     /** 'auto': bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX), else fp32. */
     precision: z.enum(['auto', ...PRECISIONS]).default('auto'),
     seed: z
@@ -45,11 +65,23 @@ export const TrainConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.warmupSteps > c.maxSteps) {
+    if (c.maxSteps === undefined) {
+      if (!OPEN_ENDED.includes(c.schedule)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['maxSteps'],
+          message: `is required with schedule '${c.schedule}' (it lays the decay over maxSteps)`,
+        });
+      } else if (c.maxSeconds === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['maxSteps'], message: 'give maxSteps or maxSeconds: a run needs a budget' });
+      }
+    }
+    if (c.maxSteps !== undefined && c.warmupSteps > c.maxSteps) {
       ctx.addIssue({ code: 'custom', path: ['warmupSteps'], message: `must be <= maxSteps (${c.maxSteps})` });
     }
     if (c.endLr > c.lr) ctx.addIssue({ code: 'custom', path: ['endLr'], message: `must be <= lr (${c.lr})` });
-  });
+  })
+  .transform(({ maxSteps, ...c }) => ({ ...c, maxSteps: maxSteps ?? UNBOUNDED_STEPS }));
 
 /**
  * Whether this CPU computes bf16 natively. Without AVX512-BF16 or AMX, libtorch 1.13 falls back to a

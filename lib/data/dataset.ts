@@ -30,9 +30,10 @@ function nativeMlmOptions(o: z.output<typeof MlmOptionsSchema>, tokenizer: Token
   };
 }
 
-/** Anything a Trainer can draw batches from: an MlmDataset or a LabelledDataset. */
+/** Anything a Trainer can draw batches from: an MlmDataset, a LabelledDataset or a ParallelDataset. */
 export interface TrainingData {
-  readonly kind: 'mlm' | 'classify';
+  /** The model task the data trains: 'mlm', 'classify' or 'translate'. */
+  readonly kind: 'mlm' | 'classify' | 'translate';
   readonly size: number;
   /** The tokenizer the ids come from, when the data was made with one (Trainer.fit saves it beside the weights). */
   readonly tokenizer?: TokenizerLike;
@@ -44,7 +45,7 @@ export interface TrainingBatch {
   ids: Int32Array;
   /** [B, T]. */
   dims: [number, number];
-  /** MLM: (N) the original ids at the masked positions; classification: (B) the labels. */
+  /** MLM: (N) the original ids at the masked positions; classification: (B) the labels; translate: (B, T) target ids ending in eos, then pad. */
   targets: Int32Array;
   /** MLM: (N) flat indices into B * T of the masked positions. */
   positions?: Int32Array;
@@ -59,7 +60,8 @@ export function dataHandle(data: TrainingData): NativeDataset {
   const h = handles.get(data);
   if (!h)
     throw new TypeError(
-      'expected an MlmDataset or a LabelledDataset (Corpus, MlmDataset.from*, LabelledDataset.fromSequences or Dataset.classification)',
+      'expected an MlmDataset, a LabelledDataset or a ParallelDataset (Corpus, MlmDataset.from*, LabelledDataset.fromSequences, ' +
+        'Dataset.classification or Dataset.parallel)',
     );
   return h;
 }
@@ -171,6 +173,115 @@ export class LabelledDataset implements TrainingData {
 
   get size(): number {
     return this.handle.size;
+  }
+
+  dispose(): void {
+    this.handle.dispose();
+  }
+}
+
+/** One epoch of token-count batches of a ParallelDataset (ParallelDataset.batchPlan). */
+export interface BatchPlan {
+  batches: number;
+  pairs: number;
+  /** The largest batch x longest side over the batches (<= batchTokens). */
+  maxBatchTokens: number;
+  /** Real tokens of each side (eos included), and the padded B x S / B x T cells they fill. */
+  sourceTokens: number;
+  targetTokens: number;
+  sourcePadded: number;
+  targetPadded: number;
+  /** Share of padding cells over both sides: 1 - real tokens / padded cells. */
+  paddingShare: number;
+}
+
+/**
+ * (source, target) sentence pairs for translation, tokenized and held natively; each side is truncated to
+ * maxLen - 1 tokens and ends in the tokenizer's eos. Training batches are built by token count (the
+ * trainer's batchTokens, fairseq's --max-tokens) from pairs ordered by length, so a batch holds pairs of
+ * about one length; batch i is a pure function of (seed, batchTokens, i), so a resumed run sees the same
+ * batches. The texts stay with the data for BLEU (Transformer.evaluate with metric 'bleu').
+ */
+export class ParallelDataset implements TrainingData {
+  readonly kind = 'translate' as const;
+  private constructor(
+    private readonly handle: NativeDataset,
+    /** The texts, in order (empty when made from token ids). */
+    readonly source: string[],
+    readonly target: string[],
+    readonly maxLen: number,
+    readonly tokenizer?: TokenizerLike,
+  ) {
+    handles.set(this, handle);
+  }
+
+  /** From texts: both sides encoded with `tokenizer` (one vocabulary for both languages). */
+  static async fromTexts(
+    source: string[],
+    target: string[],
+    tokenizer: TokenizerLike & { encodeBatch?: (texts: string[]) => Promise<Int32Array[]> },
+    opts: { maxLen: number },
+  ): Promise<ParallelDataset> {
+    if (!Array.isArray(source) || !Array.isArray(target)) throw new TypeError('source, target: expected arrays of strings');
+    if (source.length !== target.length) throw new RangeError(`target: has ${target.length} texts for ${source.length} sources`);
+    const encode = async (texts: string[]) =>
+      tokenizer.encodeBatch ? tokenizer.encodeBatch(texts) : texts.map((t) => tokenizer.encode(t));
+    const [s, t] = [await encode(source), await encode(target)];
+    return ParallelDataset.build(s, t, { ...opts, tokenizer, source, target });
+  }
+
+  /** From token ids (without eos: the engine adds it), e.g. made by your own tokenizer. */
+  static fromTokens(
+    source: ArrayLike<number>[],
+    target: ArrayLike<number>[],
+    opts: { maxLen: number; padId: number; eosId: number; tokenizer?: TokenizerLike },
+  ): ParallelDataset {
+    return ParallelDataset.build(source, target, { ...opts, source: [], target: [] });
+  }
+
+  private static build(
+    source: ArrayLike<number>[],
+    target: ArrayLike<number>[],
+    o: { maxLen: number; padId?: number; eosId?: number; tokenizer?: TokenizerLike; source: string[]; target: string[] },
+  ): ParallelDataset {
+    if (!Number.isInteger(o.maxLen) || o.maxLen < 2) throw new RangeError(`maxLen: must be an integer >= 2, got ${o.maxLen}`);
+    checkSequences(source, 'source', o.tokenizer?.vocabSize);
+    checkSequences(target, 'target', o.tokenizer?.vocabSize);
+    if (source.length !== target.length) throw new RangeError(`target: has ${target.length} sequences for ${source.length} sources`);
+    if (source.length === 0) throw new RangeError('pairs: the dataset is empty');
+    const flat = (seqs: ArrayLike<number>[]) => {
+      const offsets = new Int32Array(seqs.length + 1);
+      seqs.forEach((x, i) => (offsets[i + 1] = offsets[i] + x.length));
+      const ids = new Int32Array(offsets[seqs.length]);
+      seqs.forEach((x, i) => ids.set(x, offsets[i]));
+      return { ids, offsets };
+    };
+    const s = flat(source);
+    const t = flat(target);
+    const padId = o.padId ?? o.tokenizer?.special.pad ?? 0;
+    const eosId = o.eosId ?? o.tokenizer?.special.eos ?? 2;
+    const handle = native().createParallelData(s.ids, s.offsets, t.ids, t.offsets, { maxLen: o.maxLen, padId, eosId });
+    return new ParallelDataset(handle, o.source, o.target, o.maxLen, o.tokenizer);
+  }
+
+  /** Pairs. */
+  get size(): number {
+    return this.handle.size;
+  }
+
+  /** What token-count batching with this budget makes of one epoch: batches, padding share. */
+  batchPlan(batchTokens: number, seed = 1): BatchPlan {
+    return this.handle.batchPlan(batchTokens, seed);
+  }
+
+  /** Training batch `index` under a token budget (what the trainer's step `index` sees without accumulation). */
+  trainBatch(index: number, batchTokens: number, seed: number): TrainingBatch {
+    return this.handle.trainBatch(index, batchTokens, seed);
+  }
+
+  /** Pairs [first, first + count), in order. */
+  evalBatch(first: number, count: number): TrainingBatch {
+    return this.handle.evalBatch(first, count, 0);
   }
 
   dispose(): void {

@@ -6,6 +6,7 @@ import { classificationExamples, CLASSIFICATION_SOURCES, ClassificationSourceNam
 import { Example, Split } from './documents';
 import { Tokenizer } from './tokenizer';
 import { TokenizerLike } from './tokens';
+import { parallelTask, ParallelOptions, ParallelTask } from './translation';
 
 /** Labelled files of your own (the paper's SST-2 / MNLI role): JSONL or TSV with a text and a label field. */
 export interface ExampleFiles {
@@ -89,8 +90,18 @@ export function classificationLayout(
   return s;
 }
 
-/** Namespace for labelled datasets (MLM data comes from Corpus). */
+/** Namespace for labelled and parallel datasets (MLM data comes from Corpus). */
 export class Dataset {
+  /**
+   * A translation task: a parallel corpus (a built-in name such as 'bible-en-es', or your TSV/JSONL files as
+   * `{ name, train: { files, format, sourceField, targetField }, valid?, test? }`) with train/valid/test
+   * as loadParallelCorpus splits it, tokenized by one tokenizer for both languages ('shared': SentencePiece
+   * trained on both sides of train). Each split is a ParallelDataset a Trainer batches by token count.
+   */
+  static async parallel(opts: ParallelOptions): Promise<ParallelTask> {
+    return parallelTask(opts);
+  }
+
   /**
    * A sequence-classification task, tokenized: `<s> text </s>` per example, truncated to maxLen, split
    * train/valid/test by document so no document contributes to two splits.

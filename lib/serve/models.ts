@@ -92,6 +92,10 @@ export class ServedModel {
     if (spec.int8 && spec.device === 'cuda')
       throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
     let model = await Transformer.load(dir, { device: spec.device ?? 'cpu' });
+    if (model.config.task === 'translate') {
+      model.dispose();
+      throw new Error(`models.${spec.name}: the service serves 'mlm' and 'classify' models; translate with Transformer.translate`);
+    }
     if (tokenizer.vocabSize !== model.config.vocabSize) {
       model.dispose();
       throw new Error(
@@ -117,7 +121,7 @@ export class ServedModel {
   }
 
   get task(): 'mlm' | 'classify' {
-    return this.model.config.task;
+    return this.model.config.task as 'mlm' | 'classify'; // load refuses 'translate' models
   }
 
   info(): {

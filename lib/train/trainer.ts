@@ -1,6 +1,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseTrainConfig, Precision, resolvePrecision, resolveThreads, TrainConfig, TrainConfigInput } from '../config/train';
+import { ConfigError } from '../config/parse';
+import {
+  parseTrainConfig,
+  Precision,
+  resolvePrecision,
+  resolveThreads,
+  TrainConfig,
+  TrainConfigInput,
+  UNBOUNDED_STEPS,
+} from '../config/train';
 import { dataHandle, TrainingData } from '../data/dataset';
 import { Tokenizer } from '../data/tokenizer';
 import { RUN_FILES, writeJsonAtomic } from '../io';
@@ -128,7 +137,26 @@ export class Trainer {
     config: TrainConfigInput,
   ) {
     const parsed = parseTrainConfig(config);
-    this.config = { ...parsed, precision: resolvePrecision(parsed.precision, model.device) };
+    const translate = model.config.task === 'translate';
+    if (!translate) {
+      const wrong = (['batchTokens', 'labelSmoothing'] as const).filter((f) => parsed[f] !== undefined);
+      if (wrong.length) {
+        throw new ConfigError(
+          'train config',
+          wrong.map((f) => ({ path: f, message: `only applies to 'translate' models, this one is '${model.config.task}'` })),
+        );
+      }
+    }
+    this.config = {
+      ...parsed,
+      ...(translate ? { batchTokens: parsed.batchTokens ?? 4096, labelSmoothing: parsed.labelSmoothing ?? 0 } : {}),
+      precision: resolvePrecision(parsed.precision, model.device),
+    };
+    if (translate && this.config.batchTokens! < model.config.maxLen) {
+      throw new ConfigError('train config', [
+        { path: 'batchTokens', message: `must be >= the model's maxLen (${model.config.maxLen}) so the longest pair fits` },
+      ]);
+    }
     const threads = resolveThreads(this.config);
     this.handle = new (native().Trainer)(modelInternals(model).handle, { ...this.config, ...threads });
   }
@@ -145,13 +173,16 @@ export class Trainer {
 
   async fit(data: TrainingData, opts: FitOptions = {}): Promise<FitResult> {
     const c = this.config;
-    if ((data.kind === 'mlm') !== (this.model.config.task === 'mlm')) {
+    if (data.kind !== this.model.config.task) {
       throw new TypeError(`fit: a '${this.model.config.task}' model cannot train on '${data.kind}' data`);
     }
+    // The config's wall-clock budget, unless fit is given its own.
+    if (opts.maxSeconds === undefined && c.maxSeconds !== undefined) opts = { ...opts, maxSeconds: c.maxSeconds };
     // The run directory is self-contained: the tokenizer the data's ids come from is the model's, saved beside
     // the weights (once a run directory, at its first checkpoint of this fit).
     if (data.tokenizer instanceof Tokenizer) this.model.tokenizer = data.tokenizer;
-    const evalEvery = opts.evalEvery ?? Math.max(1, Math.round(c.maxSteps / 10));
+    // Without maxSteps (a seconds budget), evaluation and checkpoints follow evalEverySeconds and the end.
+    const evalEvery = opts.evalEvery ?? (c.maxSteps === UNBOUNDED_STEPS ? UNBOUNDED_STEPS : Math.max(1, Math.round(c.maxSteps / 10)));
     const checkpointEvery = opts.checkpointEvery ?? evalEvery;
     if (!Number.isInteger(evalEvery) || evalEvery <= 0) throw new RangeError(`evalEvery: must be a positive integer, got ${evalEvery}`);
     if (!Number.isInteger(checkpointEvery) || checkpointEvery <= 0) {
@@ -350,12 +381,16 @@ export class Trainer {
   }
 
   private async evaluateRecord(data: TrainingData, maxSamples?: number): Promise<EvalRecord> {
-    const r: EvalResult = await this.model.evaluate(data, {
+    const common = {
       batchSize: this.config.evalBatchSize ?? this.config.batchSize,
       maxSamples,
-      seed: this.config.evalSeed,
-      precision: this.config.precision === 'bf16' ? 'bf16' : 'fp32',
-    });
+      precision: this.config.precision === 'bf16' ? ('bf16' as const) : ('fp32' as const),
+    };
+    // Translation: the validation loss (plain cross-entropy), not BLEU, at every evaluation during training.
+    const r: EvalResult =
+      data.kind === 'translate'
+        ? await this.model.evaluate(data, { ...common, metric: 'loss' })
+        : await this.model.evaluate(data, { ...common, seed: this.config.evalSeed });
     return {
       type: 'eval',
       step: this.step,
@@ -411,7 +446,10 @@ export class Trainer {
       lr: last?.lr ?? 0,
       tokensPerSecond: secs > 0 ? toks / secs : 0,
       trainSeconds: this.trainSeconds,
-      etaSeconds: perStep * (this.config.maxSteps - this.step),
+      etaSeconds:
+        this.config.maxSteps === UNBOUNDED_STEPS
+          ? Math.max(0, (this.config.maxSeconds ?? 0) - this.trainSeconds)
+          : perStep * (this.config.maxSteps - this.step),
       lastEval,
     };
   }

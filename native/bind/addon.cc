@@ -95,11 +95,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New<ModelWrap::Load>(env, "loadModel"));
   exports.Set("createMlmData", Napi::Function::New<DatasetWrap::CreateMlm>(env, "createMlmData"));
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
+  exports.Set("createParallelData", Napi::Function::New<DatasetWrap::CreateParallel>(env, "createParallelData"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));
   register_compression_ops(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 6));
+  exports.Set("abiVersion", Napi::Number::New(env, 7));
   return exports;
 }
 

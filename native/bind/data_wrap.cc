@@ -30,6 +30,7 @@ Napi::Function DatasetWrap::Define(Napi::Env env) {
                          InstanceAccessor<&DatasetWrap::Size>("size"),
                          InstanceMethod<&DatasetWrap::TrainBatch>("trainBatch"),
                          InstanceMethod<&DatasetWrap::EvalBatch>("evalBatch"),
+                         InstanceMethod<&DatasetWrap::BatchPlan>("batchPlan"),
                          InstanceMethod<&DatasetWrap::Dispose>("dispose"),
                      });
 }
@@ -125,6 +126,35 @@ Napi::Value DatasetWrap::CreateLabelled(const Napi::CallbackInfo& info) {
     auto labels = ids_from_js(info[2], "labels");
     auto data = std::make_shared<LabelledSequences>(tokens, offsets, labels, int_arg(info, 3, "maxLen"), int_arg(info, 4, "padId"));
     return wrap_dataset(info.Env(), data, (tokens.numel() + offsets.numel() + labels.numel()) * 8);
+  });
+}
+
+Napi::Value DatasetWrap::CreateParallel(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto source = ids_from_js(info[0], "source");
+    auto source_offsets = ids_from_js(info[1], "sourceOffsets");
+    auto target = ids_from_js(info[2], "target");
+    auto target_offsets = ids_from_js(info[3], "targetOffsets");
+    auto data = std::make_shared<ParallelPairs>(source, source_offsets, target, target_offsets, read_parallel_options(info[4]));
+    return wrap_dataset(info.Env(), data, (source.numel() + target.numel() + source_offsets.numel() + target_offsets.numel()) * 8);
+  });
+}
+
+Napi::Value DatasetWrap::BatchPlan(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto data = std::dynamic_pointer_cast<ParallelPairs>(From(info.This(), "batchPlan"));
+    if (!data) throw std::invalid_argument("batchPlan: only parallel (translation) data is batched by token count");
+    const auto s = data->plan_stats(int_arg(info, 0, "batchTokens"), static_cast<uint64_t>(int_arg(info, 1, "seed")));
+    auto o = Napi::Object::New(info.Env());
+    o.Set("batches", static_cast<double>(s.batches));
+    o.Set("pairs", static_cast<double>(s.pairs));
+    o.Set("maxBatchTokens", static_cast<double>(s.max_batch_tokens));
+    o.Set("sourceTokens", static_cast<double>(s.source_tokens));
+    o.Set("targetTokens", static_cast<double>(s.target_tokens));
+    o.Set("sourcePadded", static_cast<double>(s.source_padded));
+    o.Set("targetPadded", static_cast<double>(s.target_padded));
+    o.Set("paddingShare", s.padding_share());
+    return o;
   });
 }
 

@@ -24,6 +24,9 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
   static Napi::Value ReadShard(const Napi::CallbackInfo& info);
   // [sync] createLabelledData(tokens, offsets: Int32Array, labels: Int32Array, maxLen, padId) -> Dataset
   static Napi::Value CreateLabelled(const Napi::CallbackInfo& info);
+  // [sync] createParallelData(source, sourceOffsets, target, targetOffsets: Int32Array, { maxLen, padId, eosId })
+  //   -> Dataset of (source, target) pairs batched by token count; each side without EOS (the engine adds it)
+  static Napi::Value CreateParallel(const Napi::CallbackInfo& info);
 
   explicit DatasetWrap(const Napi::CallbackInfo& info);
   ~DatasetWrap() override;
@@ -35,6 +38,9 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
   //   -> { ids: Int32Array, dims, targets: Int32Array, positions?: Int32Array, mask?: Uint8Array }
   Napi::Value TrainBatch(const Napi::CallbackInfo& info);
   Napi::Value EvalBatch(const Napi::CallbackInfo& info);
+  // [sync] batchPlan(batchTokens, seed) -> { batches, pairs, maxBatchTokens, sourceTokens, targetTokens,
+  //   sourcePadded, targetPadded, paddingShare }: one epoch of token-count batches (parallel data only)
+  Napi::Value BatchPlan(const Napi::CallbackInfo& info);
   // [sync] dispose()
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

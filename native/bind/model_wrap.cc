@@ -1,5 +1,7 @@
 #include "bind/model_wrap.h"
 
+#include <limits>
+
 #include "bind/addon.h"
 #include "bind/convert.h"
 #include "bind/data_wrap.h"
@@ -20,6 +22,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                          InstanceMethod<&ModelWrap::Predict>("predict"),
                          InstanceMethod<&ModelWrap::PredictTopK>("predictTopK"),
+                         InstanceMethod<&ModelWrap::Translate>("translate"),
                          InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                          InstanceMethod<&ModelWrap::Save>("save"),
                          InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
@@ -167,6 +170,48 @@ Napi::Value ModelWrap::PredictTopK(const Napi::CallbackInfo& info) {
                          o.Set("probs", float32_array(env, r.probs));
                          o.Set("ids", int32_array(env, r.ids));
                          o.Set("k", Napi::Number::New(env, static_cast<double>(r.ids.size(1))));
+                         return o;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelWrap::Translate(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = live("translate");
+    auto [ids, mask] = token_batch_arg(info);
+    const auto options = read_generate_options(info[4]);
+    const auto precision = parse_precision(string_arg(info, 5, "precision"));
+    return run_async(info.Env(), "trainlarge.translate",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "translate");
+                       const auto hyps = model->translate(ids, mask, options, precision);
+                       // Flattened: nbest rows per sentence (a sentence with fewer hypotheses gets empty rows, score -inf).
+                       const auto rows = hyps.size() * static_cast<size_t>(options.nbest);
+                       std::vector<int32_t> tokens, lengths(rows, 0);
+                       std::vector<double> scores(rows, -std::numeric_limits<double>::infinity());
+                       for (size_t i = 0; i < hyps.size(); ++i) {
+                         for (size_t j = 0; j < hyps[i].size() && j < static_cast<size_t>(options.nbest); ++j) {
+                           const auto row = i * static_cast<size_t>(options.nbest) + j;
+                           for (auto t : hyps[i][j].tokens) tokens.push_back(static_cast<int32_t>(t));
+                           lengths[row] = static_cast<int32_t>(hyps[i][j].tokens.size());
+                           scores[row] = hyps[i][j].score;
+                         }
+                       }
+                       const auto nbest = options.nbest;
+                       return [tokens, lengths, scores, nbest](Napi::Env env) -> Napi::Value {
+                         auto o = Napi::Object::New(env);
+                         auto t = Napi::Int32Array::New(env, tokens.size());
+                         std::copy(tokens.begin(), tokens.end(), t.Data());
+                         auto l = Napi::Int32Array::New(env, lengths.size());
+                         std::copy(lengths.begin(), lengths.end(), l.Data());
+                         auto s = Napi::Float64Array::New(env, scores.size());
+                         std::copy(scores.begin(), scores.end(), s.Data());
+                         o.Set("tokens", t);
+                         o.Set("lengths", l);
+                         o.Set("scores", s);
+                         o.Set("nbest", static_cast<double>(nbest));
                          return o;
                        };
                      },

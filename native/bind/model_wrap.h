@@ -38,6 +38,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Predict(const Napi::CallbackInfo& info);
   // (ids, batch, length, mask|null, positions Int32Array, k, precision) -> { probs, ids }
   Napi::Value PredictTopK(const Napi::CallbackInfo& info);
+  // [async] translate(ids: Int32Array, batch, length, mask: Uint8Array | null, options: { beam, nbest, lengthPenalty,
+  //   maxLenA, maxLenB }, precision) -> Promise<{ tokens: Int32Array, lengths: Int32Array, scores: Float64Array, nbest }>
+  //   sources (B, S) ending in EOS; hypothesis j of sentence i is row i * nbest + j: its ids (no BOS, no EOS) are
+  //   the next lengths[row] of tokens; all decoding in C++ off the JS thread
+  Napi::Value Translate(const Napi::CallbackInfo& info);
   // [async] evaluate(dataset, batchSize, maxSamples, seed, precision) -> Promise<{loss, count, correct, samples, seconds}>
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   // [async] save(path, metadata: {name: string}) -> Promise<void>; atomic safetensors write

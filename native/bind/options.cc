@@ -87,11 +87,19 @@ std::vector<std::string> OptionReader::strings(const char* key) const {
 ModelConfig read_model_config(const Napi::Value& value) {
   const OptionReader r(value, "model config");
   ModelConfig c;
-  c.task = r.choice<Task>("task", {{"mlm", Task::MLM}, {"classify", Task::Classify}});
+  c.task = r.choice<Task>("task", {{"mlm", Task::MLM}, {"classify", Task::Classify}, {"translate", Task::Translate}});
   c.vocab_size = r.integer("vocabSize");
   c.max_len = r.integer("maxLen");
   c.d_model = r.integer("dModel");
-  c.layers = r.integer("layers");
+  if (c.task == Task::Translate) {
+    c.encoder_layers = r.integer("encoderLayers");
+    c.decoder_layers = r.integer("decoderLayers");
+    c.tie = r.choice<Tie>("tieEmbeddings", {{"all", Tie::All}, {"decoder", Tie::Decoder}, {"none", Tie::None}});  // `tie` here
+    c.bos_id = r.integer("bosId");
+    c.eos_id = r.integer("eosId");
+  } else {
+    c.layers = r.integer("layers");
+  }
   c.heads = r.integer("heads");
   if (r.has("headDim")) c.head_dim = r.integer("headDim");  // absent: d_model / heads (every file before head pruning)
   c.ffn = r.integer("ffn");
@@ -117,7 +125,8 @@ TrainConfig read_train_config(const Napi::Value& value) {
   c.schedule.kind = r.choice<ScheduleKind>("schedule", {{"linear", ScheduleKind::Linear},
                                                         {"polynomial", ScheduleKind::Polynomial},
                                                         {"cosine", ScheduleKind::Cosine},
-                                                        {"constant", ScheduleKind::Constant}});
+                                                        {"constant", ScheduleKind::Constant},
+                                                        {"inverse-sqrt", ScheduleKind::InverseSqrt}});
   c.schedule.lr = r.number("lr");
   c.schedule.end_lr = r.number("endLr");
   c.schedule.power = r.number("power");
@@ -132,6 +141,8 @@ TrainConfig read_train_config(const Napi::Value& value) {
   c.clip_norm = r.number("clipNorm");
   c.batch_size = r.integer("batchSize");
   c.accum_steps = r.integer("accumSteps");
+  if (r.has("batchTokens")) c.batch_tokens = r.integer("batchTokens");  // absent: batches counted in samples
+  if (r.has("labelSmoothing")) c.label_smoothing = r.number("labelSmoothing");
   c.precision = read_precision(value.As<Napi::Object>().Get("precision"), "train config.precision");
   c.seed = static_cast<uint64_t>(r.integer("seed"));
   c.threads = static_cast<int>(r.integer("threads"));  // counts: lib resolves 'auto' before it calls
@@ -152,6 +163,28 @@ MlmOptions read_mlm_options(const Napi::Value& value) {
   o.cls_id = r.integer("clsId");
   o.vocab_size = r.integer("vocabSize");
   o.special_ids = r.integers("specialIds");
+  return o;
+}
+
+ParallelOptions read_parallel_options(const Napi::Value& value) {
+  const OptionReader r(value, "parallel data options");
+  ParallelOptions o;
+  o.max_len = r.integer("maxLen");
+  o.pad_id = r.integer("padId");  // the tokenizer's ids
+  o.eos_id = r.integer("eosId");
+  return o;
+}
+
+GenerateOptions read_generate_options(const Napi::Value& value) {
+  const OptionReader r(value, "translate options");
+  GenerateOptions o;
+  o.beam = r.integer("beam");
+  o.nbest = r.integer("nbest");
+  o.length_penalty = r.number("lengthPenalty");
+  o.max_len_a = r.number("maxLenA");
+  o.max_len_b = r.number("maxLenB");
+  if (o.beam < 1) throw std::invalid_argument("translate options.beam: must be >= 1, got " + std::to_string(o.beam));
+  if (o.nbest < 1 || o.nbest > o.beam) throw std::invalid_argument("translate options.nbest: must be in [1, beam]");
   return o;
 }
 

@@ -18,6 +18,7 @@
 #include "data/tokenizer.h"
 #include "engine/compression.h"
 #include "models/config.h"
+#include "models/seq2seq.h"
 #include "train/trainer.h"
 
 namespace trainlarge::bind {
@@ -56,6 +57,8 @@ class OptionReader {
 ModelConfig read_model_config(const Napi::Value& value);
 TrainConfig read_train_config(const Napi::Value& value);
 MlmOptions read_mlm_options(const Napi::Value& value);
+ParallelOptions read_parallel_options(const Napi::Value& value);
+GenerateOptions read_generate_options(const Napi::Value& value);
 PruneOptions read_prune_options(const Napi::Value& value);
 QuantizeOptions read_quantize_options(const Napi::Value& value);
 TokenizerTrainOptions read_tokenizer_options(const Napi::Value& value);

@@ -6,9 +6,10 @@
 namespace trainlarge {
 
 struct Batch {
-  torch::Tensor ids;             // (B, T) int64 token ids
+  torch::Tensor ids;             // (B, T) int64 token ids (translate: the source)
   torch::Tensor attention_mask;  // (B, T) bool, true = real token; undefined when nothing is padded
-  torch::Tensor targets;         // MLM: (N) original ids at the masked positions; classify: (B) labels
+  torch::Tensor targets;         // MLM: (N) original ids at the masked positions; classify: (B) labels;
+                                 // translate: (B, T') target ids ending in EOS, then pad (models/seq2seq.h)
   torch::Tensor positions;       // MLM: (N) flat indices into B*T of the masked positions; else undefined
   int64_t tokens = 0;            // non-pad input tokens, for throughput
 

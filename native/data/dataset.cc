@@ -164,4 +164,154 @@ Batch LabelledSequences::build(const std::vector<int64_t>& samples, const std::v
   return batch;
 }
 
+namespace {
+
+std::vector<int64_t> to_vector(const torch::Tensor& t, const char* field) {
+  if (t.dim() != 1) throw std::invalid_argument(std::string(field) + ": must be 1-D");
+  auto c = t.to(torch::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+void check_offsets(const std::vector<int64_t>& o, size_t tokens, const char* field) {
+  if (o.empty() || o.front() != 0 || o.back() != static_cast<int64_t>(tokens))
+    throw std::invalid_argument(std::string(field) + ": must start at 0 and end at the token count");
+  for (size_t i = 0; i + 1 < o.size(); ++i) {
+    if (o[i + 1] < o[i]) throw std::invalid_argument(std::string(field) + ": offsets decrease at pair " + std::to_string(i));
+  }
+}
+
+}  // namespace
+
+ParallelPairs::ParallelPairs(torch::Tensor source, torch::Tensor source_offsets, torch::Tensor target, torch::Tensor target_offsets,
+                             ParallelOptions options)
+    : src_(to_vector(source, "source")),
+      src_off_(to_vector(source_offsets, "sourceOffsets")),
+      tgt_(to_vector(target, "target")),
+      tgt_off_(to_vector(target_offsets, "targetOffsets")),
+      options_(options) {
+  if (options_.max_len < 2) throw std::invalid_argument("maxLen: must be >= 2 (one token and EOS)");
+  if (src_off_.size() != tgt_off_.size()) throw std::invalid_argument("targetOffsets: source and target hold different numbers of pairs");
+  if (src_off_.size() < 2) throw std::invalid_argument("pairs: the dataset is empty");
+  check_offsets(src_off_, src_.size(), "sourceOffsets");
+  check_offsets(tgt_off_, tgt_.size(), "targetOffsets");
+  const auto n = src_off_.size() - 1;
+  for (size_t i = 0; i < n; ++i) {  // each side truncated to max_len - 1 tokens, then EOS
+    src_len_.push_back(std::min(src_off_[i + 1] - src_off_[i], options_.max_len - 1) + 1);
+    tgt_len_.push_back(std::min(tgt_off_[i + 1] - tgt_off_[i], options_.max_len - 1) + 1);
+  }
+  max_id_ = std::max(options_.pad_id, options_.eos_id);
+  for (auto t : src_) max_id_ = std::max(max_id_, t);
+  for (auto t : tgt_) max_id_ = std::max(max_id_, t);
+  const auto lo = std::min(src_.empty() ? 0 : *std::min_element(src_.begin(), src_.end()),
+                           tgt_.empty() ? 0 : *std::min_element(tgt_.begin(), tgt_.end()));
+  if (lo < 0) throw std::invalid_argument("pairs: token ids must be >= 0");
+}
+
+const std::vector<std::vector<int64_t>>& ParallelPairs::plan(int64_t batch_tokens, uint64_t seed) const {
+  if (batch_tokens < options_.max_len) {
+    throw std::invalid_argument("batchTokens: must be >= maxLen (" + std::to_string(options_.max_len) + ") so the longest pair fits, got " +
+                                std::to_string(batch_tokens));
+  }
+  if (batch_tokens == plan_tokens_ && seed == plan_seed_) return plan_;
+  // fairseq's ordered_indices: a seeded shuffle, then a stable sort by length, so pairs of one length
+  // land in batches in a seeded order.
+  std::vector<int64_t> order(size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(mix_seed(seed, 0x7f4a7c15ULL));
+  for (int64_t i = size() - 1; i > 0; --i) std::swap(order[i], order[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return length(a) < length(b); });
+  // fairseq's batch_by_size: add pairs while (pairs + 1) x longest <= batch_tokens.
+  plan_.clear();
+  std::vector<int64_t> current;
+  int64_t longest = 0;
+  for (auto i : order) {
+    const int64_t l = std::max(longest, length(i));
+    if (!current.empty() && l * static_cast<int64_t>(current.size() + 1) > batch_tokens) {
+      plan_.push_back(std::move(current));
+      current.clear();
+      longest = 0;
+    }
+    current.push_back(i);
+    longest = std::max(longest, length(i));
+  }
+  if (!current.empty()) plan_.push_back(std::move(current));
+  plan_tokens_ = batch_tokens;
+  plan_seed_ = seed;
+  order_epoch_ = -1;
+  return plan_;
+}
+
+Batch ParallelPairs::train_batch(int64_t index, int64_t batch_tokens, uint64_t seed) const {
+  if (index < 0) throw std::invalid_argument("index: must be >= 0");
+  std::vector<int64_t> samples;
+  {
+    std::lock_guard<std::mutex> lock(plan_mutex_);
+    const auto& batches = plan(batch_tokens, seed);
+    const auto count = static_cast<int64_t>(batches.size());
+    const int64_t epoch = index / count;
+    if (epoch != order_epoch_) {  // this epoch's order of the batches
+      order_.resize(count);
+      std::iota(order_.begin(), order_.end(), 0);
+      std::mt19937_64 rng(mix_seed(seed, static_cast<uint64_t>(epoch)));
+      for (int64_t i = count - 1; i > 0; --i) std::swap(order_[i], order_[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
+      order_epoch_ = epoch;
+    }
+    samples = batches[order_[index % count]];
+  }
+  return build(samples, {});
+}
+
+BatchPlanStats ParallelPairs::plan_stats(int64_t batch_tokens, uint64_t seed) const {
+  std::lock_guard<std::mutex> lock(plan_mutex_);
+  BatchPlanStats s;
+  for (const auto& b : plan(batch_tokens, seed)) {
+    int64_t S = 0, T = 0;
+    for (auto i : b) {
+      S = std::max(S, src_len_[i]);
+      T = std::max(T, tgt_len_[i]);
+      s.source_tokens += src_len_[i];
+      s.target_tokens += tgt_len_[i];
+    }
+    const auto B = static_cast<int64_t>(b.size());
+    s.source_padded += B * S;
+    s.target_padded += B * T;
+    s.max_batch_tokens = std::max(s.max_batch_tokens, B * std::max(S, T));
+    s.pairs += B;
+    ++s.batches;
+  }
+  return s;
+}
+
+Batch ParallelPairs::build(const std::vector<int64_t>& samples, const std::vector<uint64_t>&) const {
+  const auto B = static_cast<int64_t>(samples.size());
+  int64_t S = 1, T = 1;
+  for (auto i : samples) {
+    S = std::max(S, src_len_[i]);
+    T = std::max(T, tgt_len_[i]);
+  }
+  auto ids = torch::full({B, S}, options_.pad_id, torch::kLong);
+  auto mask = torch::zeros({B, S}, torch::kBool);
+  auto targets = torch::full({B, T}, options_.pad_id, torch::kLong);
+  auto src = ids.data_ptr<int64_t>();
+  auto m = mask.data_ptr<bool>();
+  auto tgt = targets.data_ptr<int64_t>();
+  Batch batch;
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto i = samples[b];
+    const auto ls = src_len_[i], lt = tgt_len_[i];
+    std::copy_n(src_.data() + src_off_[i], ls - 1, src + b * S);
+    src[b * S + ls - 1] = options_.eos_id;
+    std::fill_n(m + b * S, ls, true);
+    std::copy_n(tgt_.data() + tgt_off_[i], lt - 1, tgt + b * T);
+    tgt[b * T + lt - 1] = options_.eos_id;
+    padded = padded || ls < S;
+    batch.tokens += ls + lt;
+  }
+  batch.ids = ids;
+  if (padded) batch.attention_mask = mask;
+  batch.targets = targets;
+  return batch;
+}
+
 }  // namespace trainlarge

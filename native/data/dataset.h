@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -23,8 +24,9 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;  // samples (blocks or examples)
   virtual int64_t max_token_id() const = 0;
-  // Batch `index` of the endless shuffled stream (epoch after epoch).
-  Batch train_batch(int64_t index, int64_t batch_size, uint64_t seed) const;
+  // Batch `index` of the endless shuffled stream (epoch after epoch). `batch_size` counts samples, except
+  // for token-batched data (ParallelPairs), where it is the token budget of a batch.
+  virtual Batch train_batch(int64_t index, int64_t batch_size, uint64_t seed) const;
   // Samples [first, first + count) in order, with masking seeded from `seed` per sample, so numbers
   // compare across runs, batch sizes and model sizes.
   Batch eval_batch(int64_t first, int64_t count, uint64_t seed) const;
@@ -87,6 +89,62 @@ class LabelledSequences : public Dataset {
  private:
   torch::Tensor tokens_, offsets_, labels_;  // int64: tokens (N), offsets (S + 1), labels (S)
   int64_t max_len_, pad_id_, max_id_ = 0, num_labels_ = 0;
+};
+
+// lib/data's parallel data options with the tokenizer's ids.
+struct ParallelOptions {
+  int64_t max_len = 0;  // tokens per side including EOS (= the model's maxLen); longer sides are truncated
+  int64_t pad_id = 0;
+  int64_t eos_id = 0;
+};
+
+// What token-count batching makes of one epoch (ParallelPairs::plan).
+struct BatchPlanStats {
+  int64_t batches = 0, pairs = 0;
+  int64_t max_batch_tokens = 0;                  // the largest B x max(S, T) over the batches
+  int64_t source_tokens = 0, target_tokens = 0;  // real tokens (EOS included)
+  int64_t source_padded = 0, target_padded = 0;  // B x S and B x T summed over the batches
+  double padding_share() const {
+    const auto all = source_padded + target_padded;
+    return all > 0 ? 1.0 - static_cast<double>(source_tokens + target_tokens) / static_cast<double>(all) : 0.0;
+  }
+};
+
+// (source, target) pairs for translation, each side ending in EOS. Training batches are built by TOKEN
+// COUNT, as fairseq's --max-tokens: the pairs are ordered by length (max of the two sides, ties broken by
+// a seeded shuffle), cut greedily into batches with B x max(S, T) <= batch_tokens, so each batch holds
+// pairs of about one length and is hardly padded; every epoch visits these batches in a new seeded order.
+// The plan depends only on (seed, batch_tokens), so batch `index` is a pure function of them and a
+// resumed run sees the same batches. Batch: ids = source (B, S), attention_mask (B, S), targets (B, T).
+class ParallelPairs : public Dataset {
+ public:
+  // Tokens of each side without EOS, concatenated; offsets (pairs + 1) into them.
+  ParallelPairs(torch::Tensor source, torch::Tensor source_offsets, torch::Tensor target, torch::Tensor target_offsets,
+                ParallelOptions options);
+  int64_t size() const override { return static_cast<int64_t>(src_len_.size()); }
+  int64_t max_token_id() const override { return max_id_; }
+  Batch train_batch(int64_t index, int64_t batch_tokens, uint64_t seed) const override;
+  // Batches per epoch, their sizes and padding, for this budget and seed.
+  BatchPlanStats plan_stats(int64_t batch_tokens, uint64_t seed) const;
+
+ protected:
+  Batch build(const std::vector<int64_t>& samples, const std::vector<uint64_t>& row_seeds) const override;
+
+ private:
+  // The batches of every epoch (each a list of pairs), before the per-epoch shuffle of their order;
+  // cached, called under plan_mutex_.
+  const std::vector<std::vector<int64_t>>& plan(int64_t batch_tokens, uint64_t seed) const;
+  int64_t length(int64_t i) const { return std::max(src_len_[i], tgt_len_[i]); }
+  std::vector<int64_t> src_, src_off_, tgt_, tgt_off_;
+  std::vector<int64_t> src_len_, tgt_len_;  // kept lengths, EOS included
+  ParallelOptions options_;
+  int64_t max_id_ = 0;
+  mutable std::mutex plan_mutex_;
+  mutable int64_t plan_tokens_ = -1;
+  mutable uint64_t plan_seed_ = 0;
+  mutable std::vector<std::vector<int64_t>> plan_;
+  mutable int64_t order_epoch_ = -1;
+  mutable std::vector<int64_t> order_;  // batch order of order_epoch_
 };
 
 }  // namespace trainlarge

@@ -33,6 +33,8 @@ std::vector<torch::Tensor> select(const std::map<std::string, torch::Tensor>& pa
 }  // namespace
 
 std::vector<std::string> compressible(const Model& model, const Targets& targets) {
+  // Its decoder's matrices have other names; pruning or quantizing half a translation model is not offered.
+  if (model.seq2seq()) throw std::invalid_argument("compress: 'translate' models cannot be pruned or quantized yet");
   const bool attention = targets.attention, ffn = targets.ffn, embeddings = targets.embeddings;
   std::vector<std::string> out;
   for (const auto& [name, p] : model.named_parameters()) {
@@ -217,6 +219,7 @@ std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& 
         "prune: structured pruning needs an uncompressed model, and this one is already pruned, quantized or on int8 kernels; "
         "remove heads or feed-forward units first, then prune or quantize the smaller model");
   }
+  if (model.seq2seq()) throw std::invalid_argument("prune: 'translate' models cannot be pruned yet");
   const auto& c = model.config();
   const bool heads = o.structure == PruneStructure::Heads || o.structure == PruneStructure::HeadsFfn;
   const bool ffn = o.structure == PruneStructure::Ffn || o.structure == PruneStructure::HeadsFfn;

@@ -14,7 +14,13 @@
 
 namespace trainlarge {
 
-Model::Model(const ModelConfig& config, uint64_t seed, c10::Device device_) : module(config, seed), device(device_) {
+// A translate model is a Seq2Seq, held as the Transformer it extends (its encoder's names and modules).
+static Transformer make_module(const ModelConfig& c, uint64_t seed) {
+  if (c.task == Task::Translate) return Transformer(std::static_pointer_cast<TransformerImpl>(Seq2Seq(c, seed).ptr()));
+  return Transformer(c, seed);
+}
+
+Model::Model(const ModelConfig& config, uint64_t seed, c10::Device device_) : module(make_module(config, seed)), device(device_) {
   if (device.is_cuda()) {
 #if TRAINLARGE_CUDA
     module->to(device);
@@ -143,6 +149,17 @@ torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& atte
   auto out = in_inference(*this, ids, attention_mask, precision,
                           [&](const torch::Tensor& x, const torch::Tensor& m) { return module->logits(x, m); });
   return out.to(torch::kCPU, torch::kFloat).contiguous();
+}
+
+std::vector<std::vector<Hypothesis>> Model::translate(const torch::Tensor& src, const torch::Tensor& src_mask,
+                                                      const GenerateOptions& options, Precision precision) {
+  const auto s2s = seq2seq();
+  if (!s2s)
+    throw std::invalid_argument("translate: needs a 'translate' model, this one is '" +
+                                std::string(config().task == Task::MLM ? "mlm" : "classify") + "'");
+  return in_inference(*this, src, src_mask, precision, [&](const torch::Tensor& x, const torch::Tensor& m) {
+    return options.beam == 1 ? greedy_search(*s2s, x, m, options) : beam_search(*s2s, x, m, options);
+  });
 }
 
 Model::TopK Model::predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask, const torch::Tensor& positions, int64_t k,

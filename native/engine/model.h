@@ -12,6 +12,7 @@
 #include "common/runtime.h"
 #include "compress/compress.h"
 #include "io/safetensors.h"
+#include "models/seq2seq.h"
 #include "models/transformer.h"
 
 namespace trainlarge {
@@ -41,6 +42,9 @@ class Model {
   // A copy of one parameter (CPU float32); throws naming `name` when the model has none.
   torch::Tensor parameter(const std::string& name) const;
 
+  // Task 'translate': the encoder-decoder behind `module` (whose encoder it is), else nullptr.
+  std::shared_ptr<Seq2SeqImpl> seq2seq() const { return std::dynamic_pointer_cast<Seq2SeqImpl>(module.ptr()); }
+
   // Logits for ids (B, T) int64 on CPU and an optional (B, T) bool mask; returns CPU float32.
   torch::Tensor predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision);
 
@@ -53,6 +57,12 @@ class Model {
   TopK predict_top_k(const torch::Tensor& ids, const torch::Tensor& attention_mask, const torch::Tensor& positions, int64_t k,
                      Precision precision);
 
+  // Translate only: source ids (B, S) int64 on CPU, an optional (B, S) bool mask (undefined: ids != padId)
+  // -> per sentence its options.nbest best hypotheses (greedy for beam 1, else beam search), all in C++.
+  std::vector<std::vector<Hypothesis>> translate(const torch::Tensor& src, const torch::Tensor& src_mask, const GenerateOptions& options,
+                                                 Precision precision);
+
+  // The encoder (MLM, classify), or for 'translate' the Seq2Seq model seen as its encoder (seq2seq()).
   Transformer module;
   c10::Device device;
   Compression compression;

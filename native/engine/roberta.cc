@@ -50,6 +50,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> name_map(const Mod
 
 // What transformers' RobertaConfig can describe: post-LN blocks whose heads span hidden_size.
 void require_roberta_shape(const ModelConfig& c) {
+  if (c.task == Task::Translate) throw std::invalid_argument("format 'hf': a 'translate' model has no RoBERTa equivalent");
   if (c.norm != NormPlacement::Post) {
     throw std::invalid_argument(
         "format 'hf': a pre-LN model (norm: 'pre') has no RoBERTa equivalent in transformers (RoBERTa is post-LN); "

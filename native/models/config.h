@@ -7,8 +7,12 @@
 
 namespace trainlarge {
 
-enum class Task { MLM, Classify };
+enum class Task { MLM, Classify, Translate };
 enum class NormPlacement { Post, Pre };  // post-LN as BERT/RoBERTa; pre-LN as GPT-2 / fairseq normalize_before
+// Translate: which matrices share the one (source = target) vocabulary's weights. All: encoder embedding =
+// decoder embedding = output projection (fairseq --share-all-embeddings); Decoder: decoder embedding = output
+// projection (--share-decoder-input-output-embed); None: three matrices.
+enum class Tie { All, Decoder, None };
 
 struct ModelConfig {
   Task task = Task::MLM;
@@ -25,12 +29,21 @@ struct ModelConfig {
   double layer_norm_eps = 0;
   int64_t num_labels = 0;  // classify only
   int64_t pad_id = 0;
+  // Translate only (models/seq2seq.h): the encoder's and the decoder's depth (`layers` is not used), the
+  // tied matrices, and the ids the decoder starts with (BOS, fed at position 0) and ends on (EOS).
+  int64_t encoder_layers = 0;
+  int64_t decoder_layers = 0;
+  Tie tie = Tie::All;
+  int64_t bos_id = 0;
+  int64_t eos_id = 0;
 
   // Throws std::invalid_argument naming the field when a size would make a tensor impossible.
   void validate() const;
   int64_t head_size() const { return head_dim > 0 ? head_dim : d_model / heads; }
   // The width of q, k, v and of the projection's input: heads x head size (d_model unless heads were pruned).
   int64_t attention_dim() const { return heads * head_size(); }
+  // The encoder's depth: encoder_layers for a translate model, layers otherwise.
+  int64_t encoder_depth() const { return task == Task::Translate ? encoder_layers : layers; }
 };
 
 }  // namespace trainlarge

@@ -59,11 +59,11 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, at::Generator& ge
   return dropout(linear(fc2, torch::gelu(linear(fc1, x))), dropout_p, is_training(), gen);
 }
 
-static nn::LayerNorm layer_norm(const ModelConfig& c) { return nn::LayerNorm(nn::LayerNormOptions({c.d_model}).eps(c.layer_norm_eps)); }
+nn::LayerNorm layer_norm(const ModelConfig& c) { return nn::LayerNorm(nn::LayerNormOptions({c.d_model}).eps(c.layer_norm_eps)); }
 
 // LayerNorm in the weights' precision: under bf16 autocast a GEMM output arrives in bf16, and
 // libtorch 1.13's CPU layer_norm refuses mixed dtypes (autocast does not cast it). A no-op in fp32.
-static torch::Tensor norm_fp32(nn::LayerNorm& norm, const torch::Tensor& x) { return norm(x.to(norm->weight.scalar_type())); }
+torch::Tensor norm_fp32(nn::LayerNorm& norm, const torch::Tensor& x) { return norm(x.to(norm->weight.scalar_type())); }
 
 BlockImpl::BlockImpl(const ModelConfig& c) : pre_norm(c.norm == NormPlacement::Pre) {
   attn = register_module("attn", SelfAttention(c));
@@ -108,12 +108,13 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, uint64_t seed)
   positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
   if (c.norm == NormPlacement::Post) embed_norm = register_module("embed_norm", layer_norm(c));
   layers = register_module("layers", nn::ModuleList());
-  for (int64_t i = 0; i < c.layers; ++i) layers->push_back(Block(c));
+  for (int64_t i = 0; i < c.encoder_depth(); ++i) layers->push_back(Block(c));
   if (c.norm == NormPlacement::Pre) final_norm = register_module("final_norm", layer_norm(c));
   if (c.task == Task::MLM)
     mlm_head = register_module("mlm_head", MlmHead(c));
-  else
+  else if (c.task == Task::Classify)
     cls_head = register_module("cls_head", ClassifierHead(c));
+  // Translate: no head here; models/seq2seq.h adds the decoder and the output projection.
 
   // BERT/RoBERTa initialisation: N(0, 0.02) weights, zero biases, LayerNorm (1, 0); from a seeded
   // generator so the same seed gives the same model on any thread.
@@ -169,13 +170,21 @@ torch::Tensor TransformerImpl::encode(const torch::Tensor& ids, const torch::Ten
   return x;
 }
 
+static void require_encoder_task(const ModelConfig& c, const char* what) {
+  if (c.task == Task::Translate) {
+    throw std::invalid_argument(std::string(what) + ": a 'translate' model has no encoder-only head (use its Seq2Seq methods)");
+  }
+}
+
 torch::Tensor TransformerImpl::logits(const torch::Tensor& ids, const torch::Tensor& attention_mask) {
+  require_encoder_task(config, "logits");
   auto h = encode(ids, attention_mask);
   if (mlm_head) return mlm_head->forward(h, tokens->weight);
   return cls_head->forward(h.select(1, 0), dropout_gen);
 }
 
 LossResult TransformerImpl::loss(const Batch& b, bool count_correct) {
+  require_encoder_task(config, "loss");
   auto h = encode(b.ids, b.attention_mask);
   torch::Tensor logits;
   if (mlm_head) {

@@ -10,6 +10,11 @@
 
 namespace trainlarge {
 
+// A LayerNorm over d_model with the config's eps.
+torch::nn::LayerNorm layer_norm(const ModelConfig& c);
+// LayerNorm in the weights' precision (under bf16 autocast a GEMM output arrives in bf16).
+torch::Tensor norm_fp32(torch::nn::LayerNorm& norm, const torch::Tensor& x);
+
 struct SelfAttentionImpl : torch::nn::Module {
   SelfAttentionImpl(const ModelConfig& c);
   // x: (B, T, D); bias: (B, 1, 1, T) additive key mask or undefined

@@ -6,7 +6,9 @@
 
 namespace trainlarge {
 
-enum class ScheduleKind { Linear, Polynomial, Cosine, Constant };
+// InverseSqrt: fairseq's inverse_sqrt (Vaswani et al. 2017): linear warmup to lr, then lr * sqrt(warmup / n)
+// for update n (1-based); it needs no step budget.
+enum class ScheduleKind { Linear, Polynomial, Cosine, Constant, InverseSqrt };
 
 struct Schedule {
   ScheduleKind kind = ScheduleKind::Linear;  // `schedule` in TrainConfig

@@ -11,6 +11,12 @@ namespace trainlarge {
 
 namespace {
 
+// The training loss of a batch: label-smoothed for a translate model, the task's loss otherwise.
+LossResult batch_loss(Model& model, const Batch& batch, double label_smoothing, bool count_correct = false) {
+  if (auto s2s = model.seq2seq()) return s2s->translation_loss(batch, label_smoothing, count_correct);
+  return model.module->loss(batch, count_correct);
+}
+
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -24,6 +30,8 @@ void TrainConfig::validate() const {
   if (accum_steps <= 0) throw std::invalid_argument("train config: accumSteps must be > 0");
   if (schedule.max_steps <= 0) throw std::invalid_argument("train config: maxSteps must be > 0");
   if (schedule.warmup_steps < 0) throw std::invalid_argument("train config: warmupSteps must be >= 0");
+  if (batch_tokens < 0) throw std::invalid_argument("train config: batchTokens must be > 0");
+  if (label_smoothing < 0 || label_smoothing >= 1) throw std::invalid_argument("train config: labelSmoothing must be in [0, 1)");
 }
 
 Trainer::Trainer(std::shared_ptr<Model> model, TrainConfig config)
@@ -31,6 +39,9 @@ Trainer::Trainer(std::shared_ptr<Model> model, TrainConfig config)
   config_.validate();
   if (model_->int8) {
     throw std::invalid_argument("model: an int8 model is for inference; fine-tune the model it was made from (toInt8 returns a copy)");
+  }
+  if (config_.label_smoothing > 0 && !model_->seq2seq()) {
+    throw std::invalid_argument("labelSmoothing: only applies to 'translate' models");
   }
   if (config_.precision == Precision::FP16) {
     if (!model_->device.is_cuda()) {
@@ -47,6 +58,10 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize (" +
                                 std::to_string(module->config.vocab_size) + ")");
   }
+  const bool by_tokens = dynamic_cast<const ParallelPairs*>(&data) != nullptr;
+  if (by_tokens && config_.batch_tokens == 0)
+    throw std::invalid_argument("batchTokens: translation data is batched by token count; set batchTokens");
+  if (!by_tokens && config_.batch_tokens > 0) throw std::invalid_argument("batchTokens: only applies to translation (parallel) data");
   const auto start = Clock::now();
   StepStats s;
   s.lr = config_.schedule.at(optimizer_.steps());
@@ -57,7 +72,8 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
   for (int64_t m = 0; m < config_.accum_steps; ++m) {
     const int64_t index = optimizer_.steps() * config_.accum_steps + m;
     double waited = 0;
-    Batch batch = prefetch_.get(data_ptr, index, config_.batch_size, config_.seed, &waited);
+    const int64_t size = config_.batch_tokens > 0 ? config_.batch_tokens : config_.batch_size;
+    Batch batch = prefetch_.get(data_ptr, index, size, config_.seed, &waited);
     const auto t = Clock::now();
     batch = batch.to(model_->device);
     s.data_seconds += waited + since(t);
@@ -65,7 +81,7 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     LossResult r;
     {
       AutocastScope autocast(config_.precision, model_->device.type());
-      r = module->loss(batch);
+      r = batch_loss(*model_, batch, config_.label_smoothing);
     }
     auto scaled = r.loss / static_cast<double>(config_.accum_steps);
     if (fp16) scaled = scaled * loss_scale_;
@@ -147,7 +163,7 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
     Batch batch = data.eval_batch(first, count, seed).to(model.device);
     AutocastScope autocast(precision, model.device.type());
     LinearHookScope int8_scope(model.int8.get());
-    auto l = module->loss(batch, /*count_correct=*/true);
+    auto l = batch_loss(model, batch, /*label_smoothing=*/0.0, /*count_correct=*/true);
     loss_sum += l.loss.item<double>() * static_cast<double>(l.count);
     r.count += l.count;
     r.correct += l.correct;

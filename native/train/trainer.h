@@ -23,6 +23,8 @@ struct TrainConfig {
   AdamWOptions adamw;
   double clip_norm = 0;  // 0 = no clipping (the norm is still reported)
   int64_t batch_size = 0;
+  int64_t batch_tokens = 0;    // token-batched data (ParallelPairs): a batch's token budget; 0 = none
+  double label_smoothing = 0;  // translate models: fairseq's label-smoothed cross-entropy
   int64_t accum_steps = 1;
   Precision precision = Precision::FP32;
   uint64_t seed = 0;
@@ -71,7 +73,8 @@ class Trainer {
 };
 
 // Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),
-// with dropout off and masking seeded by `seed`.
+// with dropout off and masking seeded by `seed`. Translate models: the plain cross-entropy per target
+// token (no label smoothing: fairseq's nll_loss), accuracy of the argmax next token.
 EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision);
 
 }  // namespace trainlarge
