@@ -20,11 +20,17 @@ test('a seconds budget stops training within one step of it, and evaluation time
     steps.reduce((n, s) => n + s.seconds, 0),
     6,
   ); // evaluations excluded
-  // One evaluation per half second of training (crossing each multiple within one step), plus the final one.
-  expect(evals.length).toBeGreaterThanOrEqual(4);
+  // One evaluation per half second of training, within one step of crossing each multiple, plus the final one.
+  // A step longer than half a second (a loaded machine) crosses two multiples at once and evaluates once.
+  const longest = Math.max(...steps.map((s) => s.seconds));
+  if (longest < 0.5) expect(evals.length).toBeGreaterThanOrEqual(4);
+  else expect(evals.length).toBeGreaterThanOrEqual(2);
+  let previous = 0;
   for (let k = 0; k + 1 < evals.length; k++) {
-    expect(evals[k].trainSeconds).toBeGreaterThanOrEqual(0.5 * (k + 1));
-    expect(evals[k].trainSeconds).toBeLessThan(0.5 * (k + 1) + Math.max(...steps.map((s) => s.seconds)) + 1e-9);
+    const multiple = Math.floor(evals[k].trainSeconds / 0.5) * 0.5;
+    expect(multiple).toBeGreaterThan(previous);
+    expect(evals[k].trainSeconds - multiple).toBeLessThan(longest + 1e-9);
+    previous = multiple;
   }
   trainer.dispose();
   model.dispose();

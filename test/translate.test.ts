@@ -1,8 +1,10 @@
 // Translation end to end on real data: the Bible, English -> Spanish (KJV / Reina-Valera 1909), small
 // subsets so each test runs in well under two minutes on two cores.
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { PEER_PYTHON } from '../bench/report';
 import { AbortError, ConfigError, corpusBleu, Dataset, ParallelTask, Trainer, Transformer } from '../lib';
 
 jest.setTimeout(180_000);
@@ -11,6 +13,16 @@ const MODEL = { task: 'translate', encoderLayers: 2, decoderLayers: 2, dModel: 6
 
 function tmp(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `trainlarge-${name}-`));
+}
+
+/** sacreBLEU 2.6.0's corpus BLEU with default settings (test/peer/sacrebleu_peer.py). */
+function sacrebleu(hyps: string[], refs: string[]): { score: number; signature: string } {
+  const out = execFileSync(PEER_PYTHON, [path.join(__dirname, 'peer', 'sacrebleu_peer.py')], {
+    input: JSON.stringify({ cases: [{ kind: 'corpus_bleu', hyps, refs: [refs], options: {} }] }),
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  return (JSON.parse(out) as { results: Array<{ score: number; signature: string }> }).results[0];
 }
 
 let data: ParallelTask;
@@ -147,6 +159,11 @@ describe('translation model', () => {
     expect(e.bleu).toBe(direct.score);
     expect(e.signature).toBe(direct.signature);
     expect(e.signature).toBe('nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0');
+    // ...and sacreBLEU itself scores this trained model's output the same.
+    const peer = sacrebleu(hyps, test.target.slice(0, n));
+    console.log(`sacreBLEU ${peer.score} vs ${e.bleu}`);
+    expect(Math.abs(peer.score - e.bleu)).toBeLessThan(1e-9);
+    expect(peer.signature).toBe(e.signature);
     expect(hyps.every((h) => h.trim().length > 0)).toBe(true);
 
     // Saved with its tokenizer (fit set it), loaded back: the same translations.
@@ -190,6 +207,20 @@ describe('translation model', () => {
     }
     whole.dispose();
     resumed.dispose();
+  });
+
+  test('bf16_training_of_a_translator_lowers_its_loss', async () => {
+    const mt = await Transformer.create({ ...MODEL, vocabSize: data.tokenizer.vocabSize }, { seed: 3 });
+    const before = await mt.evaluate(data.valid!, { metric: 'loss', maxSamples: 100 });
+    const trainer = new Trainer(mt, { lr: 3e-3, schedule: 'inverse-sqrt', warmupSteps: 10, batchTokens: 512, maxSteps: 30, precision: 'bf16' });
+    const r = await trainer.fit(data.train, { evalEvery: 1000 });
+    const after = await mt.evaluate(data.valid!, { metric: 'loss', maxSamples: 100 });
+    const losses = r.history.filter((h) => h.type === 'train').map((h) => h.loss);
+    console.log(`bf16: valid loss ${before.loss.toFixed(3)} -> ${after.loss.toFixed(3)} in ${r.steps} steps`);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    expect(after.loss).toBeLessThan(before.loss - 0.5);
+    trainer.dispose();
+    mt.dispose();
   });
 
   test('a_seconds_budget_needs_no_maxSteps_with_inverse_sqrt', async () => {
