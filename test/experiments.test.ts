@@ -25,6 +25,11 @@ test.each(files)('%s is a valid experiment', (file) => {
     expect('seconds' in s.budget).toBe(true);
     expect(s.models.length * (s.budget as { seconds: number }).seconds * 1.1).toBeLessThanOrEqual(20 * 60);
   }
+  if (s.task === 'translate') {
+    // BLEU cheap enough for a wall-clock cadence: a fixed subset of the validation pairs.
+    expect(s.bleu!.samples).toBeLessThanOrEqual(file.startsWith('paper-small') ? 100 : 1000);
+    if (file.startsWith('paper-scale')) expect(typeof s.corpus === 'object' && s.corpus.name).toBe('wmt14-en-fr');
+  }
 });
 
 test('there is an experiment for every figure of the paper at small scale', () => {
@@ -32,6 +37,8 @@ test('there is an experiment for every figure of the paper at small scale', () =
     'paper-small/batch.json',
     'paper-small/compression.json',
     'paper-small/depth.json',
+    'paper-small/translation-depth.json',
+    'paper-small/translation-width.json',
     'paper-small/width.json',
   ]);
 });

@@ -337,7 +337,7 @@ const PairFilesSchema = z
   })
   .strict();
 
-const ParallelFilesSpecSchema = z
+export const ParallelFilesSpecSchema = z
   .object({
     name: z.string().min(1),
     train: PairFilesSchema,

@@ -77,6 +77,10 @@ export async function runCompression(
   await writeJsonAtomic(path.join(dir, 'experiment.json'), s);
   const sweep = await SweepResults.load(s.sweep);
   if (sweep.runs.length === 0) throw new Error(`compression experiment: the sweep in ${s.sweep} has no finished runs`);
+  if (sweep.task !== 'mlm')
+    throw new Error(
+      `compression experiment: sweep: ${s.sweep} is a '${sweep.task}' sweep; fine-tuning on a task needs an mlm sweep's encoders`,
+    );
   const tokenizer = await Tokenizer.fromDir(s.corpus);
   const task = await Dataset.classification({ source: s.task as keyof typeof CLASSIFICATION_SOURCES, tokenizer, maxLen: s.maxLen });
   const models: CompressionResults['models'] = [];

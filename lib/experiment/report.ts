@@ -18,19 +18,36 @@ const resvgOf = () =>
 
 export type VegaLiteSpec = Record<string, unknown>;
 
-/** Validation loss against training seconds or steps, one line per run (labelled with its parameters). */
-export function lossCurveSpec(results: SweepResults, x: 'seconds' | 'steps', title?: string): VegaLiteSpec {
+/**
+ * Validation loss (or, for a translate sweep, `metric` 'bleu') against training seconds or steps, one line per
+ * run (labelled with its parameters).
+ */
+export function lossCurveSpec(
+  results: SweepResults,
+  x: 'seconds' | 'steps',
+  title?: string,
+  metric: 'loss' | 'bleu' = 'loss',
+): VegaLiteSpec {
   const values = results.runs.flatMap((r) =>
-    r.curve.map((p) => ({
-      run: `${r.label} (${(r.parameters / 1e6).toFixed(2)} M)`,
-      seconds: p.trainSeconds,
-      steps: p.step,
-      loss: p.loss,
-    })),
+    r.curve
+      .filter((p) => metric === 'loss' || p.bleu !== undefined)
+      .map((p) => ({
+        run: `${r.label} (${(r.parameters / 1e6).toFixed(2)} M)`,
+        seconds: p.trainSeconds,
+        steps: p.step,
+        [metric]: metric === 'loss' ? p.loss : p.bleu,
+      })),
   );
+  const what = metric === 'bleu' ? 'validation BLEU' : 'validation loss';
+  const yTitle =
+    metric === 'bleu'
+      ? 'validation BLEU (sacreBLEU, fixed subset)'
+      : results.task === 'translate'
+        ? 'validation loss (nats per target token)'
+        : 'validation MLM loss (nats)';
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: title ?? `${results.name}: validation loss vs ${x === 'seconds' ? 'training seconds' : 'steps'}`,
+    title: title ?? `${results.name}: ${what} vs ${x === 'seconds' ? 'training seconds' : 'steps'}`,
     width: 480,
     height: 300,
     background: 'white',
@@ -38,7 +55,7 @@ export function lossCurveSpec(results: SweepResults, x: 'seconds' | 'steps', tit
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: x, type: 'quantitative', title: x === 'seconds' ? 'training seconds (evaluation excluded)' : 'optimizer steps' },
-      y: { field: 'loss', type: 'quantitative', title: 'validation MLM loss (nats)', scale: { zero: false } },
+      y: { field: metric, type: 'quantitative', title: yTitle, scale: { zero: metric === 'bleu' } },
       color: { field: 'run', type: 'nominal', title: 'model' },
     },
   };
@@ -68,20 +85,34 @@ export interface ClaimCheck {
 }
 
 /**
- * The paper's first claim on this sweep: the largest model is the first to reach a loss every model
- * reached (the highest final loss among the runs), in training seconds. Stated either way.
+ * The paper's first claim on this sweep: the largest model is the first to reach a validation loss every
+ * model reached (the highest best loss among the runs), in training seconds or, with by 'steps', in
+ * optimizer steps. With metric 'bleu' (translate sweeps): a BLEU every model reached (the lowest best BLEU),
+ * undecidable when some model never scored above 0. Stated either way.
  */
-export function checkFirstToReach(results: SweepResults): ClaimCheck {
-  const claim = 'the largest model is the first to reach a loss every model reaches (wall-clock)';
+export function checkFirstToReach(results: SweepResults, opts: { metric?: 'loss' | 'bleu'; by?: 'seconds' | 'steps' } = {}): ClaimCheck {
+  const metric = opts.metric ?? 'loss';
+  const by = opts.by ?? 'seconds';
+  const claim = `the largest model is the first to reach a ${metric === 'bleu' ? 'BLEU' : 'loss'} every model reaches (${by === 'seconds' ? 'wall-clock' : 'steps'})`;
   if (results.runs.length < 2) return { claim, holds: undefined, evidence: 'needs at least two finished runs' };
-  const target = Math.max(...results.runs.map((r) => Math.min(...r.curve.map((p) => p.loss))));
+  const best = (r: SweepResults['runs'][number]) =>
+    metric === 'loss' ? Math.min(...r.curve.map((p) => p.loss)) : Math.max(...r.curve.map((p) => p.bleu ?? -Infinity));
+  const target = metric === 'loss' ? Math.max(...results.runs.map(best)) : Math.min(...results.runs.map(best));
   const largest = [...results.runs].sort((a, b) => b.parameters - a.parameters)[0];
-  const { first, reached } = results.firstToReach(target);
-  const times = reached.map((x) => `${x.label} ${x.seconds.toFixed(1)} s (step ${x.step})`).join(', ');
+  const size = `largest model: ${largest.label} (${(largest.parameters / 1e6).toFixed(2)} M parameters)`;
+  if (metric === 'bleu' && !(target > 0)) {
+    const zero = results.runs.filter((r) => !(best(r) > 0)).map((r) => r.label);
+    return { claim, holds: undefined, evidence: `not decidable: ${zero.join(', ')} never scored above 0 BLEU; ${size}` };
+  }
+  const { first, reached } = results.firstToReach(target, { metric, by });
+  const at = (x: { seconds: number; step: number }) =>
+    by === 'seconds' ? `${x.seconds.toFixed(1)} s (step ${x.step})` : `step ${x.step} (${x.seconds.toFixed(1)} s)`;
+  const times = reached.map((x) => `${x.label} ${at(x)}`).join(', ');
+  const value = metric === 'bleu' ? `BLEU ${target.toFixed(2)}` : `loss ${target.toFixed(3)}`;
   return {
     claim,
     holds: first?.label === largest.label,
-    evidence: `loss ${target.toFixed(3)} reached by: ${times}; largest model: ${largest.label} (${(largest.parameters / 1e6).toFixed(2)} M parameters)`,
+    evidence: `${value} reached by: ${times}; ${size}`,
   };
 }
 
@@ -92,33 +123,43 @@ export async function writeSweepReport(dir: string): Promise<string> {
   const plots = path.join(dir, 'plots');
   await fs.promises.mkdir(plots, { recursive: true });
   const images: string[] = [];
-  for (const x of ['seconds', 'steps'] as const) {
-    const svg = await renderSvg(lossCurveSpec(results, x));
-    await writeFileAtomic(path.join(plots, `loss-vs-${x}.svg`), svg);
-    await writeFileAtomic(path.join(plots, `loss-vs-${x}.png`), svgToPng(svg));
-    images.push(`![validation loss vs ${x}](plots/loss-vs-${x}.png)`);
-  }
-  const check = checkFirstToReach(results);
-  const verdict = check.holds === undefined ? 'not decidable' : check.holds ? '**true**' : '**false**';
+  const mt = results.task === 'translate';
+  for (const metric of mt ? (['bleu', 'loss'] as const) : (['loss'] as const))
+    for (const x of ['seconds', 'steps'] as const) {
+      const svg = await renderSvg(lossCurveSpec(results, x, undefined, metric));
+      await writeFileAtomic(path.join(plots, `${metric}-vs-${x}.svg`), svg);
+      await writeFileAtomic(path.join(plots, `${metric}-vs-${x}.png`), svgToPng(svg));
+      images.push(`![validation ${metric === 'bleu' ? 'BLEU' : 'loss'} vs ${x}](plots/${metric}-vs-${x}.png)`);
+    }
+  const checks = (mt ? (['bleu', 'loss'] as const) : (['loss'] as const)).flatMap((metric) =>
+    (['seconds', 'steps'] as const).map((by) => checkFirstToReach(results, { metric, by })),
+  );
+  const verdict = (c: ClaimCheck) => (c.holds === undefined ? 'not decidable' : c.holds ? '**true**' : '**false**');
+  const bleus = (r: SweepResults['runs'][number]) => r.curve.map((p) => p.bleu).filter((b): b is number => b !== undefined);
   const lines = [
     `# Sweep ${results.name}`,
     '',
     ...images.flatMap((i) => [i, '']),
-    '| run | parameters | steps | training seconds | stopped by | first loss | final loss | best loss |',
-    '|---|---|---|---|---|---|---|---|',
+    `| run | parameters | steps | training seconds | stopped by | first loss | final loss | best loss |${mt ? ' final BLEU | best BLEU |' : ''}`,
+    `|---|---|---|---|---|---|---|---|${mt ? '---|---|' : ''}`,
     ...results.runs.map((r) => {
       const losses = r.curve.map((p) => p.loss);
+      const b = bleus(r);
       return (
         `| ${r.label} | ${r.parameters} | ${r.steps} | ${r.trainSeconds.toFixed(1)} | ${r.stoppedBy} | ${losses[0]?.toFixed(3) ?? '-'} | ` +
-        `${r.finalLoss.toFixed(3)} | ${Math.min(...losses).toFixed(3)} |`
+        `${r.finalLoss.toFixed(3)} | ${Math.min(...losses).toFixed(3)} |` +
+        (mt ? ` ${b.length ? b[b.length - 1].toFixed(2) : '-'} | ${b.length ? Math.max(...b).toFixed(2) : '-'} |` : '')
       );
     }),
     '',
     '## Claims checked',
     '',
-    `- ${check.claim}: ${verdict}. ${check.evidence}.`,
+    ...checks.map((c) => `- ${c.claim}: ${verdict(c)}. ${c.evidence}.`),
     '',
-    "Computed from the runs' metrics.jsonl (validation loss with a fixed masking seed; evaluation time excluded from training seconds).",
+    mt
+      ? "Computed from the runs' metrics.jsonl (validation loss: plain cross-entropy per target token; BLEU: sacreBLEU on a fixed " +
+        'subset of the validation pairs; evaluation time excluded from training seconds).'
+      : "Computed from the runs' metrics.jsonl (validation loss with a fixed masking seed; evaluation time excluded from training seconds).",
     '',
   ];
   const file = path.join(dir, 'report.md');

@@ -1,9 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { DeviceSchema } from '../config/model';
+import { DeviceSchema, ModelConfigInput } from '../config/model';
 import { parseConfig } from '../config/parse';
+import { SCHEDULES } from '../config/train';
 import { Corpus, CORPUS_SOURCES } from '../data/corpus';
+import { TrainingData } from '../data/dataset';
+import { PARALLEL_SOURCES, ParallelFilesSpecSchema } from '../data/parallel';
+import { Dataset } from '../data/task';
+import { Tokenizer } from '../data/tokenizer';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
 import { measureStepSeconds } from '../train/budget';
 import { Transformer } from '../model';
@@ -14,7 +19,12 @@ const positive = z.number().positive();
 const ModelSchema = z
   .object({
     dModel: z.number().int().positive(),
-    layers: z.number().int().positive(),
+    /** Encoder depth of an 'mlm' sweep's models. */
+    layers: z.number().int().positive().optional(),
+    /** A 'translate' sweep's models: the encoder's and the decoder's depth, and which embeddings are shared. */
+    encoderLayers: z.number().int().positive().optional(),
+    decoderLayers: z.number().int().positive().optional(),
+    tieEmbeddings: z.enum(['all', 'decoder', 'none']).optional(),
     heads: z.number().int().positive(),
     ffn: z.number().int().positive().optional(),
     dropout: z.number().min(0).lt(1).optional(),
@@ -22,7 +32,7 @@ const ModelSchema = z
     /** Per-model training overrides (a batch-size or learning-rate grid). */
     lr: positive.optional(),
     batchSize: z.number().int().positive().optional(),
-    /** Run name; default from the shape, e.g. d256-l4-h4. */
+    /** Run name; default from the shape, e.g. d256-l4-h4 (translate: d256-enc4-dec4-h4). */
     label: z
       .string()
       .regex(/^[A-Za-z0-9._-]+$/)
@@ -30,12 +40,47 @@ const ModelSchema = z
   })
   .strict();
 
+/** A translate sweep's parallel corpus: what Dataset.parallel reads, and the shared tokenizer's size. */
+const ParallelDataSchema = z
+  .object({
+    /** The shared SentencePiece vocabulary, trained once on both sides of train and kept in the sweep directory. */
+    vocabSize: z.number().int().min(16).default(8000),
+    /** At most this many pairs per split (the first, after the length filter). */
+    maxPairs: z.number().int().positive().optional(),
+    minChars: z.number().int().min(0).optional(),
+    maxChars: z.number().int().positive().optional(),
+    /** Swap the direction (bible-en-es read as Spanish -> English). */
+    reverse: z.boolean().optional(),
+  })
+  .strict();
+
+const BleuSchema = z
+  .object({
+    /** Validation pairs translated at each evaluation (the first ones: a fixed subset). */
+    samples: z.number().int().positive().default(100),
+    /** Search beam; 1 is greedy. */
+    beam: z.number().int().positive().default(1),
+  })
+  .strict();
+
+const TASK_ONLY = {
+  translate: ['data', 'bleu', 'labelSmoothing', 'batchTokens'],
+} as const;
+
 export const SweepSpecSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only'),
-    /** A built-in corpus name (prepared into data/NAME) or the directory of a prepared corpus. */
-    corpus: z.string().min(1),
+    /** 'mlm' (default): masked-LM pretraining on a corpus; 'translate': encoder-decoder models on a parallel corpus. */
+    task: z.enum(['mlm', 'translate']).default('mlm'),
+    /**
+     * mlm: a built-in corpus name (prepared into data/NAME) or the directory of a prepared corpus.
+     * translate: a built-in parallel corpus ('bible-en-es', ...) or your files { name, train: { files, format }, valid, test }.
+     */
+    corpus: z.union([z.string().min(1), ParallelFilesSpecSchema]),
+    /** translate: how the parallel corpus is read and tokenized. */
+    data: ParallelDataSchema.optional(),
     models: z.array(ModelSchema).min(1),
+    /** Tokens per sequence (translate: per side, eos included). */
     maxLen: z.number().int().min(2).default(128),
     budget: z.union([
       z.object({ seconds: positive }).strict(),
@@ -43,10 +88,22 @@ export const SweepSpecSchema = z
       z.object({ tokens: z.number().int().positive() }).strict(),
     ]),
     evalEvery: z.union([z.object({ seconds: positive }).strict(), z.object({ steps: z.number().int().positive() }).strict()]),
-    /** Validation blocks per evaluation (default: all). */
+    /** Validation blocks (translate: pairs) per loss evaluation (default: all). */
     evalSamples: z.number().int().positive().optional(),
+    /**
+     * translate: BLEU at every evaluation on the first `samples` validation pairs, search beam `beam` (1: greedy);
+     * its time, like the loss's, is not charged to training.
+     */
+    bleu: BleuSchema.optional(),
     lr: positive.default(1e-3),
+    /** Sequences per step (mlm); a translate sweep batches by batchTokens. */
     batchSize: z.number().int().positive().default(16),
+    /** translate: tokens per batch (fairseq's --max-tokens; the trainer's default 4096). */
+    batchTokens: z.number().int().positive().optional(),
+    /** translate: label smoothing epsilon (0.1 is usual; default 0). */
+    labelSmoothing: z.number().min(0).lt(1).optional(),
+    /** The LR schedule; default 'linear' (mlm) or 'inverse-sqrt' (translate, run open-ended under a seconds budget). */
+    schedule: z.enum(SCHEDULES).optional(),
     /** Warmup as a fraction of the steps the budget allows. */
     warmup: z.number().min(0).max(1).default(0.06),
     seed: z.number().int().min(0).default(1),
@@ -56,7 +113,40 @@ export const SweepSpecSchema = z
     /** Gradient accumulation: batchSize x accumSteps sequences per optimizer step. */
     accumSteps: z.number().int().positive().default(1),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const translate = s.task === 'translate';
+    if (!translate) {
+      for (const f of TASK_ONLY.translate) if (s[f] !== undefined) issue([f], "only applies when task is 'translate'");
+      if (typeof s.corpus !== 'string')
+        issue(['corpus'], "pair files apply when task is 'translate'; an mlm sweep names a corpus or its directory");
+    } else if (typeof s.corpus === 'string' && !Object.prototype.hasOwnProperty.call(PARALLEL_SOURCES, s.corpus)) {
+      issue(
+        ['corpus'],
+        `'${s.corpus}' is not a built-in parallel corpus (${Object.keys(PARALLEL_SOURCES).join(', ')}); give your files as { name, train: { files, format } }`,
+      );
+    }
+    s.models.forEach((m, i) => {
+      if (translate) {
+        if (m.layers !== undefined)
+          issue(['models', i, 'layers'], "does not apply when task is 'translate': give encoderLayers and decoderLayers");
+        for (const f of ['encoderLayers', 'decoderLayers'] as const)
+          if (m[f] === undefined) issue(['models', i, f], "is required when task is 'translate'");
+        if (m.batchSize !== undefined)
+          issue(['models', i, 'batchSize'], "does not apply when task is 'translate' (batches are made by batchTokens)");
+      } else {
+        if (m.layers === undefined) issue(['models', i, 'layers'], 'is required');
+        for (const f of ['encoderLayers', 'decoderLayers', 'tieEmbeddings'] as const)
+          if (m[f] !== undefined) issue(['models', i, f], "only applies when task is 'translate'");
+      }
+    });
+  })
+  .transform((s) => ({
+    ...s,
+    schedule: s.schedule ?? (s.task === 'translate' ? ('inverse-sqrt' as const) : ('linear' as const)),
+    ...(s.task === 'translate' ? { data: s.data ?? ParallelDataSchema.parse({}), bleu: s.bleu ?? BleuSchema.parse({}) } : {}),
+  }));
 export type SweepSpec = z.input<typeof SweepSpecSchema>;
 type Spec = z.output<typeof SweepSpecSchema>;
 
@@ -68,9 +158,22 @@ export interface RunResult {
   trainSeconds: number;
   trainTokens: number;
   stoppedBy: 'steps' | 'seconds' | 'tokens';
-  /** Validation curve: loss after `trainSeconds` of training (evaluation time excluded) and `step` steps. */
-  curve: { step: number; trainSeconds: number; loss: number; perplexity: number }[];
+  /**
+   * Validation curve: loss after `trainSeconds` of training (evaluation time excluded) and `step` steps;
+   * translate sweeps add BLEU and chrF on the spec's fixed validation subset.
+   */
+  curve: CurvePoint[];
   finalLoss: number;
+  finalBleu?: number;
+}
+
+export interface CurvePoint {
+  step: number;
+  trainSeconds: number;
+  loss: number;
+  perplexity: number;
+  bleu?: number;
+  chrf?: number;
 }
 
 export interface SweepProgress {
@@ -85,7 +188,13 @@ export interface SweepProgress {
 const RESULT = 'result.json';
 
 function labelOf(m: z.output<typeof ModelSchema>): string {
-  return m.label ?? `d${m.dModel}-l${m.layers}-h${m.heads}${m.lr ? `-lr${m.lr}` : ''}${m.batchSize ? `-b${m.batchSize}` : ''}`;
+  const depth = m.layers !== undefined ? `l${m.layers}` : `enc${m.encoderLayers}-dec${m.decoderLayers}`;
+  return m.label ?? `d${m.dModel}-${depth}-h${m.heads}${m.lr ? `-lr${m.lr}` : ''}${m.batchSize ? `-b${m.batchSize}` : ''}`;
+}
+
+/** A spec read back from a sweep directory, through the schema again (so one written before a field existed compares equal). */
+async function readSpec(dir: string): Promise<Spec> {
+  return parseConfig(SweepSpecSchema, await readJson<SweepSpec>(path.join(dir, 'sweep.json'), 'sweep'), path.join(dir, 'sweep.json'));
 }
 
 /** Curves and comparisons over a sweep's finished runs. */
@@ -93,6 +202,8 @@ export class SweepResults {
   constructor(
     readonly name: string,
     readonly runs: RunResult[],
+    /** 'translate': the curves carry BLEU. */
+    readonly task: 'mlm' | 'translate' = 'mlm',
   ) {}
 
   /** Validation loss against training seconds and steps, one series per run. */
@@ -101,41 +212,51 @@ export class SweepResults {
   }
 
   /**
-   * When each run first reached validation loss `loss` (training seconds, evaluation excluded), fastest
-   * first; runs that never did are left out. `first` is the winner, if any.
+   * When each run first reached validation loss `target` (or, with metric 'bleu', BLEU >= `target`), fastest
+   * first by training seconds (evaluation excluded) or, with by 'steps', by optimizer steps; runs that never
+   * did are left out. `first` is the winner, if any.
    */
-  firstToReach(loss: number): {
+  firstToReach(
+    target: number,
+    opts: { metric?: 'loss' | 'bleu'; by?: 'seconds' | 'steps' } = {},
+  ): {
     first?: { label: string; seconds: number; step: number };
     reached: { label: string; seconds: number; step: number }[];
   } {
+    const metric = opts.metric ?? 'loss';
+    const hit = (c: CurvePoint) => (metric === 'loss' ? c.loss <= target : (c.bleu ?? -Infinity) >= target);
     const reached = this.runs
       .map((r) => {
-        const p = r.curve.find((c) => c.loss <= loss);
+        const p = r.curve.find(hit);
         return p ? { label: r.label, seconds: p.trainSeconds, step: p.step } : undefined;
       })
       .filter((x): x is { label: string; seconds: number; step: number } => x !== undefined)
-      .sort((a, b) => a.seconds - b.seconds);
+      .sort((a, b) => (opts.by === 'steps' ? a.step - b.step || a.seconds - b.seconds : a.seconds - b.seconds));
     return { first: reached[0], reached };
   }
 
-  /** One row per evaluation: run,parameters,step,train_seconds,loss,perplexity. */
+  /** One row per evaluation: run,parameters,step,train_seconds,loss,perplexity (translate: and bleu,chrf). */
   csv(): string {
-    const rows = ['run,parameters,step,train_seconds,loss,perplexity'];
+    const mt = this.task === 'translate';
+    const rows = [`run,parameters,step,train_seconds,loss,perplexity${mt ? ',bleu,chrf' : ''}`];
     for (const r of this.runs)
-      for (const p of r.curve)
-        rows.push([r.label, r.parameters, p.step, p.trainSeconds.toFixed(3), p.loss.toFixed(5), p.perplexity.toFixed(4)].join(','));
+      for (const p of r.curve) {
+        const row = [r.label, r.parameters, p.step, p.trainSeconds.toFixed(3), p.loss.toFixed(5), p.perplexity.toFixed(4)];
+        if (mt) row.push(p.bleu?.toFixed(2) ?? '', p.chrf?.toFixed(2) ?? '');
+        rows.push(row.join(','));
+      }
     return rows.join('\n') + '\n';
   }
 
   /** The finished runs of a sweep directory. */
   static async load(dir: string): Promise<SweepResults> {
-    const spec = await readJson<Spec>(path.join(dir, 'sweep.json'), 'sweep');
+    const spec = await readSpec(dir);
     const runs: RunResult[] = [];
     for (const m of spec.models) {
       const file = path.join(dir, labelOf(m), RESULT);
       if (fs.existsSync(file)) runs.push(await readJson<RunResult>(file, 'sweep run'));
     }
-    return new SweepResults(spec.name, runs);
+    return new SweepResults(spec.name, runs, spec.task);
   }
 }
 
@@ -160,17 +281,12 @@ export class Sweep {
     await fs.promises.mkdir(dir, { recursive: true });
     const specFile = path.join(dir, 'sweep.json');
     if (fs.existsSync(specFile)) {
-      const old = await readJson<Spec>(specFile, 'sweep');
-      if (JSON.stringify(old) !== JSON.stringify(s))
-        throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
+      const old = await readSpec(dir);
+      if (canonical(old) !== canonical(s)) throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
     } else {
       await writeJsonAtomic(specFile, s);
     }
-    const corpus = Object.prototype.hasOwnProperty.call(CORPUS_SOURCES, s.corpus)
-      ? await Corpus.prepare({ source: s.corpus as keyof typeof CORPUS_SOURCES, dir: path.join('data', s.corpus) })
-      : await Corpus.open(s.corpus);
-    const train = corpus.train({ maxLen: s.maxLen });
-    const valid = corpus.valid({ maxLen: s.maxLen });
+    const { train, valid, vocabSize } = await sweepData(s, dir);
     const runs: RunResult[] = [];
     try {
       for (const [index, m] of s.models.entries()) {
@@ -184,22 +300,17 @@ export class Sweep {
           continue;
         }
         if (opts.signal?.aborted) throw new AbortError(0);
-        const config = {
-          vocabSize: corpus.tokenizer.vocabSize,
-          maxLen: s.maxLen,
-          dModel: m.dModel,
-          layers: m.layers,
-          heads: m.heads,
-          ...(m.ffn ? { ffn: m.ffn } : {}),
-          ...(m.dropout !== undefined ? { dropout: m.dropout } : {}),
-          ...(m.norm ? { norm: m.norm } : {}),
-        };
+        const translate = s.task === 'translate';
+        const config = sweepModelConfig(s, m, vocabSize);
         const base = {
           lr: m.lr ?? s.lr,
           batchSize: m.batchSize ?? s.batchSize,
           seed: s.seed,
           precision: s.precision,
           accumSteps: s.accumSteps,
+          schedule: s.schedule,
+          ...(s.batchTokens !== undefined ? { batchTokens: s.batchTokens } : {}),
+          ...(s.labelSmoothing !== undefined ? { labelSmoothing: s.labelSmoothing } : {}),
         };
         // The LR schedule is laid over the budget: the steps it allows (measured for a seconds budget).
         let maxSteps: number;
@@ -212,24 +323,32 @@ export class Sweep {
             // 10% slack over the measured pace, so the clock (not the step count) usually ends the run.
             maxSteps = Math.max(2, Math.ceil((1.1 * s.budget.seconds) / (await measureStepSeconds(config, base, train, 5, s.device))));
           } else if ('tokens' in s.budget) {
-            maxSteps = Math.ceil(s.budget.tokens / (base.batchSize * s.accumSteps * s.maxLen));
+            maxSteps = Math.ceil(s.budget.tokens / ((translate ? (s.batchTokens ?? 4096) : base.batchSize * s.maxLen) * s.accumSteps));
           } else {
             maxSteps = s.budget.steps;
           }
           await writeJsonAtomic(planFile, { maxSteps, budget: s.budget });
         }
         const model = await Transformer.create(config, { seed: s.seed, device: s.device });
-        const trainer = new Trainer(model, { ...base, maxSteps, warmupSteps: Math.round(maxSteps * s.warmup) });
+        // An open-ended schedule (inverse-sqrt) under a seconds budget runs until the clock stops it: the
+        // measured step count then only sizes the warmup.
+        const openEnded = 'seconds' in s.budget && OPEN_ENDED_SCHEDULES.includes(s.schedule);
+        const warmupSteps = Math.round(maxSteps * s.warmup);
+        const trainer = new Trainer(
+          model,
+          openEnded && 'seconds' in s.budget ? { ...base, maxSeconds: s.budget.seconds, warmupSteps } : { ...base, maxSteps, warmupSteps },
+        );
         try {
           const r = await trainer.fit(train, {
             validData: valid,
             dir: runDir,
             signal: opts.signal,
             evalSamples: s.evalSamples,
-            evalEvery: 'steps' in s.evalEvery ? s.evalEvery.steps : maxSteps,
+            ...('steps' in s.evalEvery ? { evalEvery: s.evalEvery.steps } : openEnded ? {} : { evalEvery: maxSteps }),
             ...('seconds' in s.evalEvery ? { evalEverySeconds: s.evalEvery.seconds } : {}),
             ...('seconds' in s.budget ? { maxSeconds: s.budget.seconds } : {}),
             ...('tokens' in s.budget ? { maxTokens: s.budget.tokens } : {}),
+            ...(s.bleu ? { evalBleu: s.bleu } : {}),
             onProgress: (p) => report('train', p),
           });
           // The curve from metrics.jsonl: it holds the evaluations of earlier, interrupted attempts too.
@@ -239,7 +358,13 @@ export class Sweep {
             .map((l) => JSON.parse(l) as MetricRecord);
           const curve = metrics
             .filter((x): x is EvalRecord => x.type === 'eval')
-            .map((e) => ({ step: e.step, trainSeconds: e.trainSeconds, loss: e.loss, perplexity: e.perplexity }));
+            .map((e) => ({
+              step: e.step,
+              trainSeconds: e.trainSeconds,
+              loss: e.loss,
+              perplexity: e.perplexity,
+              ...(e.bleu !== undefined ? { bleu: e.bleu, chrf: e.chrf } : {}),
+            }));
           const result: RunResult = {
             label,
             model: m,
@@ -250,6 +375,7 @@ export class Sweep {
             stoppedBy: r.stoppedBy,
             curve,
             finalLoss: curve.length ? curve[curve.length - 1].loss : NaN,
+            ...(translate && curve.length ? { finalBleu: curve[curve.length - 1].bleu } : {}),
           };
           await writeJsonAtomic(path.join(runDir, RESULT), result);
           runs.push(result);
@@ -263,8 +389,77 @@ export class Sweep {
       train.dispose();
       valid.dispose();
     }
-    const results = new SweepResults(s.name, runs);
+    const results = new SweepResults(s.name, runs, s.task);
     await writeFileAtomic(path.join(dir, 'results.csv'), results.csv());
     return results;
   }
+}
+
+/** The model config a sweep trains for one of its models (what Transformer.create gets). */
+export function sweepModelConfig(s: Spec, m: z.output<typeof ModelSchema>, vocabSize: number): ModelConfigInput {
+  return {
+    vocabSize,
+    maxLen: s.maxLen,
+    dModel: m.dModel,
+    heads: m.heads,
+    ...(s.task === 'translate'
+      ? {
+          task: 'translate' as const,
+          encoderLayers: m.encoderLayers,
+          decoderLayers: m.decoderLayers,
+          ...(m.tieEmbeddings ? { tieEmbeddings: m.tieEmbeddings } : {}),
+        }
+      : { layers: m.layers }),
+    ...(m.ffn ? { ffn: m.ffn } : {}),
+    ...(m.dropout !== undefined ? { dropout: m.dropout } : {}),
+    ...(m.norm ? { norm: m.norm } : {}),
+  };
+}
+
+/** JSON with object keys sorted: two specs compare by content, whatever order their fields were filled in. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
+type Disposable = TrainingData & { dispose(): void };
+
+/** Schedules that need no step budget (a seconds budget alone ends the run). */
+const OPEN_ENDED_SCHEDULES: readonly string[] = ['constant', 'inverse-sqrt'];
+
+/**
+ * The sweep's training and validation data. mlm: the prepared corpus. translate: the parallel corpus with one
+ * SentencePiece vocabulary for both sides, trained on the first run and kept in DIR/tokenizer so a resumed
+ * sweep (and every size) encodes with the very same ids.
+ */
+async function sweepData(s: Spec, dir: string): Promise<{ train: Disposable; valid: Disposable; vocabSize: number }> {
+  if (s.task === 'mlm') {
+    const name = s.corpus as string;
+    const corpus = Object.prototype.hasOwnProperty.call(CORPUS_SOURCES, name)
+      ? await Corpus.prepare({ source: name as keyof typeof CORPUS_SOURCES, dir: path.join('data', name) })
+      : await Corpus.open(name);
+    return { train: corpus.train({ maxLen: s.maxLen }), valid: corpus.valid({ maxLen: s.maxLen }), vocabSize: corpus.tokenizer.vocabSize };
+  }
+  const d = s.data!;
+  const tokDir = path.join(dir, 'tokenizer');
+  const saved = await Tokenizer.find(tokDir);
+  const task = await Dataset.parallel({
+    source: s.corpus,
+    maxLen: s.maxLen,
+    ...(saved ? { tokenizer: saved } : { vocabSize: d.vocabSize }),
+    ...(d.maxPairs !== undefined ? { maxPairs: d.maxPairs } : {}),
+    ...(d.minChars !== undefined ? { minChars: d.minChars } : {}),
+    ...(d.maxChars !== undefined ? { maxChars: d.maxChars } : {}),
+    ...(d.reverse !== undefined ? { reverse: d.reverse } : {}),
+  });
+  if (!task.valid) {
+    task.dispose();
+    throw new Error(`sweep: corpus: ${task.name} has no valid split; a translate sweep evaluates on one (give valid files)`);
+  }
+  if (!saved) await task.tokenizer.saveTo(tokDir);
+  task.test?.dispose();
+  return { train: task.train, valid: task.valid, vocabSize: task.tokenizer.vocabSize };
 }

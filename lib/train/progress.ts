@@ -1,4 +1,5 @@
 import { SingleBar } from 'cli-progress';
+import { UNBOUNDED_STEPS } from '../config/train';
 import { Progress } from './trainer';
 
 /**
@@ -37,7 +38,7 @@ export function progressReporter(
     };
   }
   const bar = new SingleBar({
-    format: `${label} [{bar}] {value}/{total} | loss {loss} | valid ppl {ppl} | {tps} tok/s | ETA {eta_formatted}`,
+    format: `${label} [{bar}] {value}/{total}{unit} | loss {loss} | valid ppl {ppl} | {tps} tok/s | ETA {eta_formatted}`,
     barsize: 24,
     stream,
     hideCursor: true,
@@ -46,15 +47,19 @@ export function progressReporter(
   let started = false;
   return {
     onProgress: (p) => {
+      // A run bounded by seconds alone (an open-ended schedule) fills the bar with training seconds, not steps.
+      const bySeconds = p.maxSteps >= UNBOUNDED_STEPS;
       const payload = {
+        unit: bySeconds ? ' s' : '',
         loss: round(p.loss).toFixed(3),
         ppl: p.lastEval ? round(p.lastEval.perplexity).toFixed(2) : '-',
         tps: Math.round(p.tokensPerSecond),
       };
+      const value = bySeconds ? Math.round(p.trainSeconds) : p.step;
       if (!started) {
-        bar.start(p.maxSteps, p.step, payload);
+        bar.start(bySeconds ? Math.round(p.trainSeconds + p.etaSeconds) : p.maxSteps, value, payload);
         started = true;
-      } else bar.update(p.step, payload);
+      } else bar.update(value, payload);
     },
     stop: () => started && bar.stop(),
   };

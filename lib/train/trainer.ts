@@ -10,7 +10,7 @@ import {
   TrainConfigInput,
   UNBOUNDED_STEPS,
 } from '../config/train';
-import { dataHandle, TrainingData } from '../data/dataset';
+import { dataHandle, ParallelDataset, TrainingData } from '../data/dataset';
 import { Tokenizer } from '../data/tokenizer';
 import { RUN_FILES, writeJsonAtomic } from '../io';
 import { faultPoint, RunDirectory } from './rundir';
@@ -39,8 +39,11 @@ export interface EvalRecord {
   loss: number;
   perplexity: number;
   accuracy?: number;
+  /** Translation with fit's evalBleu: corpus BLEU and chrF of the search's output on the first evalBleu.samples pairs. */
+  bleu?: number;
+  chrf?: number;
   trainSeconds: number;
-  /** Seconds the evaluation itself took (not counted in trainSeconds). */
+  /** Seconds the evaluation itself took, BLEU included (not counted in trainSeconds). */
   seconds: number;
 }
 
@@ -82,6 +85,11 @@ export interface FitOptions {
   maxTokens?: number;
   /** Also evaluate each time training seconds cross a multiple of this (a wall-clock cadence). */
   evalEverySeconds?: number;
+  /**
+   * Translation: at every evaluation also translate the first `samples` validation pairs (default 100) with
+   * beam `beam` (default 1, greedy) and record corpus BLEU and chrF; a small fixed subset keeps it cheap.
+   */
+  evalBleu?: { samples?: number; beam?: number };
 }
 
 export interface FitResult {
@@ -194,6 +202,13 @@ export class Trainer {
       ['evalEverySeconds', opts.evalEverySeconds],
     ] as const) {
       if (v !== undefined && !(typeof v === 'number' && v > 0)) throw new RangeError(`${name}: must be a positive number, got ${v}`);
+    }
+    if (opts.evalBleu) {
+      if (data.kind !== 'translate') throw new TypeError(`evalBleu: only applies to 'translate' data, this is '${data.kind}'`);
+      for (const [name, v] of Object.entries(opts.evalBleu)) {
+        if (v !== undefined && !(Number.isInteger(v) && v > 0))
+          throw new RangeError(`evalBleu.${name}: must be a positive integer, got ${v}`);
+      }
     }
     if (fitting.has(this.model)) {
       throw new Error('fit: a fit is already running on this model; await it (or abort it through its signal) before starting another');
@@ -308,7 +323,7 @@ export class Trainer {
         const evalDue = this.trainSeconds >= nextEvalSeconds;
         if (evalDue) nextEvalSeconds = (Math.floor(this.trainSeconds / opts.evalEverySeconds!) + 1) * opts.evalEverySeconds!;
         if (opts.validData && (this.step % evalEvery === 0 || atEnd || evalDue)) {
-          lastEval = await this.evaluateRecord(opts.validData, opts.evalSamples);
+          lastEval = await this.evaluateRecord(opts.validData, opts.evalSamples, opts.evalBleu);
           record(lastEval);
         }
         if (run && (this.step % checkpointEvery === 0 || atEnd)) await this.writeCheckpoint(run, logFd);
@@ -380,7 +395,7 @@ export class Trainer {
     this.handle.dispose();
   }
 
-  private async evaluateRecord(data: TrainingData, maxSamples?: number): Promise<EvalRecord> {
+  private async evaluateRecord(data: TrainingData, maxSamples?: number, bleu?: FitOptions['evalBleu']): Promise<EvalRecord> {
     const common = {
       batchSize: this.config.evalBatchSize ?? this.config.batchSize,
       maxSamples,
@@ -391,14 +406,25 @@ export class Trainer {
       data.kind === 'translate'
         ? await this.model.evaluate(data, { ...common, metric: 'loss' })
         : await this.model.evaluate(data, { ...common, seed: this.config.evalSeed });
+    // BLEU on a fixed small subset with a small beam: what a wall-clock BLEU curve can afford.
+    const b =
+      bleu && data instanceof ParallelDataset
+        ? await this.model.evaluate(data, {
+            metric: 'bleu',
+            beam: bleu.beam ?? 1,
+            maxSamples: bleu.samples ?? 100,
+            precision: common.precision,
+          })
+        : undefined;
     return {
       type: 'eval',
       step: this.step,
       loss: r.loss,
       perplexity: r.perplexity,
       ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
+      ...(b ? { bleu: b.bleu, chrf: b.chrf } : {}),
       trainSeconds: this.trainSeconds,
-      seconds: r.seconds,
+      seconds: r.seconds + (b?.seconds ?? 0),
     };
   }
 
