@@ -15,7 +15,7 @@ export interface Tensor {
 export interface CompressionState {
   pruned: Record<string, { numel: number; kept: number; sparsity: number }>;
   quantized: Record<string, { bits: number; symmetric: boolean; granularity: 'channel' | 'tensor' }>;
-  /** Set on a model made by toInt8: its encoder's Linear layers run on int8 kernels. */
+  /** Set on a model made by toInt8: its attention and feed-forward Linear layers run on int8 kernels. */
   int8?: { engine: string; layers: number; exactLayers: number; weightBytes: number };
   schedule?: {
     initialSparsity: number;

@@ -15,9 +15,9 @@ const NUMBERS = {
 export const serve: Command = {
   name: 'serve',
   operands: 'DIR...',
-  brief: 'Serves saved models over HTTP (classify, fill-mask).',
+  brief: 'Serves saved models over HTTP (classify, fill-mask, translate).',
   summary:
-    'Serves saved models over HTTP (fastify): POST /v1/models/NAME/classify and /fill-mask, GET /v1/models, /health, /metrics. ' +
+    'Serves saved models over HTTP (fastify): POST /v1/models/NAME/classify, /fill-mask and /translate, GET /v1/models, /health, /metrics. ' +
     "Each model's tokenizer and label names are read from its directory. SIGINT/SIGTERM answer every admitted request, then exit 0.",
   synopsis: '(DIR... | --model NAME=DIR[:int8]... | --config FILE.json) [--host H] [--port P] [options]',
   flags: [

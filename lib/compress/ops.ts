@@ -133,8 +133,9 @@ export const INT8_ENGINES = ['auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'] as co
 export type Int8Engine = (typeof INT8_ENGINES)[number];
 
 /**
- * A copy whose encoder Linear layers run on libtorch's int8 kernels (dynamic quantization: weights int8
- * per output channel, activations quantized per call) for CPU inference. A model quantized
+ * A copy whose attention and feed-forward Linear layers (a translate model's decoder's too) run on
+ * libtorch's int8 kernels (dynamic quantization: weights int8 per output channel, activations quantized
+ * per call) for CPU inference. A model quantized
  * symmetrically keeps its exact grid; any other model is quantized to 8 bits here. Inference only:
  * fine-tune the model it came from. `engine`: one of INT8_ENGINES; 'auto' takes the first this libtorch
  * has of onednn, x86, fbgemm, qnnpack (native/engine/int8.cc's order, from BENCHMARKS.md, "Int8 inference").
@@ -147,5 +148,7 @@ export async function toInt8(model: Transformer, opts: { engine?: Int8Engine } =
   if (model.device !== 'cpu') throw new Error("toInt8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
   const m = modelInternals(model);
   const handle = await m.run(() => m.handle.toInt8(engine));
-  return m.derive(handle);
+  const int8 = m.derive(handle);
+  int8.tokenizer = model.tokenizer;
+  return int8;
 }

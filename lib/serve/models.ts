@@ -1,5 +1,6 @@
 // One served model: a saved Transformer (plain, pruned or quantized; optionally converted to int8 kernels),
-// its tokenizer, label names, and the micro-batcher that turns concurrent requests into one native call.
+// its tokenizer, label names, and the micro-batcher that turns concurrent requests into one native call
+// (for a translate model: one search call per set of search options in the batch).
 import * as fs from 'fs';
 import * as path from 'path';
 import { toInt8 } from '../compress/ops';
@@ -49,10 +50,26 @@ export interface FillMaskResult {
 
 export const MASK = '<mask>';
 
-type Item = { ids: Int32Array; topK: number };
+/** The search a translate request asks for (Transformer.translate's options of the same names). */
+export interface TranslateSearch {
+  beam: number;
+  nbest: number;
+  lengthPenalty: number;
+}
+
+export interface TranslateResult {
+  translation: string;
+  /** Sum of the tokens' log-probabilities / length^lengthPenalty. */
+  score: number;
+  /** The `nbest` best hypotheses, best first (only when the request asked for more than one). */
+  nbest?: { translation: string; score: number }[];
+}
+
+type Item = { ids: Int32Array; topK: number } | { source: string; search: TranslateSearch };
+type Output = ClassifyResult | FillMaskResult['masks'] | TranslateResult;
 
 export class ServedModel {
-  readonly batcher: MicroBatcher<Item, ClassifyResult | FillMaskResult['masks']>;
+  readonly batcher: MicroBatcher<Item, Output>;
 
   private constructor(
     readonly spec: ModelSpec,
@@ -92,14 +109,16 @@ export class ServedModel {
     if (spec.int8 && spec.device === 'cuda')
       throw new Error(`models.${spec.name}: int8 runs on CPU only; drop "int8" or use "device": "cpu"`);
     let model = await Transformer.load(dir, { device: spec.device ?? 'cpu' });
-    if (model.config.task === 'translate') {
-      model.dispose();
-      throw new Error(`models.${spec.name}: the service serves 'mlm' and 'classify' models; translate with Transformer.translate`);
-    }
     if (tokenizer.vocabSize !== model.config.vocabSize) {
       model.dispose();
       throw new Error(
         `models.${spec.name}.tokenizer: ${tokenizer.vocabSize} pieces, but the model has vocabSize ${model.config.vocabSize}`,
+      );
+    }
+    if (model.config.task === 'translate' && tokenizer.special.eos !== model.config.eosId) {
+      model.dispose();
+      throw new Error(
+        `models.${spec.name}.tokenizer: its eos id (${tokenizer.special.eos}) is not the model's eosId (${model.config.eosId})`,
       );
     }
     if (spec.int8) {
@@ -120,8 +139,19 @@ export class ServedModel {
     return new ServedModel(spec, model, tokenizer, labels, batching, metrics);
   }
 
-  get task(): 'mlm' | 'classify' {
-    return this.model.config.task as 'mlm' | 'classify'; // load refuses 'translate' models
+  get task(): 'mlm' | 'classify' | 'translate' {
+    return this.model.config.task;
+  }
+
+  /** A request sent to another task's route: the route this model answers. */
+  private wrongRoute(): InputError {
+    const { name } = this.spec;
+    const [what, route] = {
+      mlm: ['a masked-LM', 'fill-mask'],
+      classify: ['a classifier', 'classify'],
+      translate: ['a translation model', 'translate'],
+    }[this.task];
+    return new InputError(`model '${name}' is ${what}; use /v1/models/${name}/${route}`);
   }
 
   info(): {
@@ -132,6 +162,7 @@ export class ServedModel {
     vocabSize: number;
     dModel: number;
     layers: number;
+    decoderLayers?: number;
     heads: number;
     parameters: number;
     int8: boolean;
@@ -148,6 +179,7 @@ export class ServedModel {
       vocabSize: c.vocabSize,
       dModel: c.dModel,
       layers: c.layers,
+      ...(c.task === 'translate' ? { decoderLayers: c.decoderLayers } : {}),
       heads: c.heads,
       parameters: this.model.parameterCount,
       int8: comp.int8 !== undefined,
@@ -157,8 +189,7 @@ export class ServedModel {
 
   /** `<s> text </s>` (or the pair layout), as in fine-tuning. Over-long inputs are an InputError unless `truncate`. */
   async classify(inputs: ClassifyInput[], truncate: boolean, field: string): Promise<ClassifyResult[]> {
-    if (this.task !== 'classify')
-      throw new InputError(`model '${this.spec.name}' is a masked-LM; use /v1/models/${this.spec.name}/fill-mask`);
+    if (this.task !== 'classify') throw this.wrongRoute();
     const texts = inputs.flatMap((x) => (x.pair === undefined ? [x.text] : [x.text, x.pair]));
     const encoded = await this.tokenizer.encodeBatch(texts, 1);
     const maxLen = this.model.config.maxLen;
@@ -179,7 +210,7 @@ export class ServedModel {
 
   /** Each `<mask>` in a text is predicted; the text must hold at least one. */
   async fillMask(texts: string[], topK: number, field: string): Promise<FillMaskResult[]> {
-    if (this.task !== 'mlm') throw new InputError(`model '${this.spec.name}' is a classifier; use /v1/models/${this.spec.name}/classify`);
+    if (this.task !== 'mlm') throw this.wrongRoute();
     const { cls, eos, mask } = this.tokenizer.special;
     const maxLen = this.model.config.maxLen;
     const segments = texts.map((t, i) => {
@@ -211,19 +242,42 @@ export class ServedModel {
     });
   }
 
-  private submit(items: Item[]): Promise<ClassifyResult | FillMaskResult['masks']>[] {
+  /**
+   * Each text translated with `search`, as Transformer.translate does it (encoded with the model's tokenizer,
+   * eos appended). Sources longer than maxLen - 1 tokens are an InputError unless `truncate` (then cut, as
+   * Transformer.translate cuts them).
+   */
+  async translate(texts: string[], search: TranslateSearch, truncate: boolean, field: string): Promise<TranslateResult[]> {
+    if (this.task !== 'translate') throw this.wrongRoute();
+    const maxLen = this.model.config.maxLen;
+    if (!truncate) {
+      const encoded = await this.tokenizer.encodeBatch(texts, 1);
+      encoded.forEach((ids, i) => {
+        if (ids.length + 1 > maxLen) {
+          throw new InputError(
+            `${field}[${i}]: ${ids.length + 1} tokens with </s>, more than model '${this.spec.name}' accepts (maxLen ${maxLen}); shorten it or send "truncate": true`,
+          );
+        }
+      });
+    }
+    return (await Promise.all(this.submit(texts.map((source) => ({ source, search }))))) as TranslateResult[];
+  }
+
+  private submit(items: Item[]): Promise<Output>[] {
     const promises = this.batcher.submit(items);
     this.metrics.admitted.inc({ model: this.spec.name }, items.length);
     return promises;
   }
 
   /** One native call for the whole batch (padded to its longest input, with an attention mask). */
-  private async runBatch(items: Item[]): Promise<(ClassifyResult | FillMaskResult['masks'])[]> {
-    const seqs = items.map((x) => x.ids);
+  private async runBatch(items: Item[]): Promise<Output[]> {
+    if (this.task === 'translate') return this.translateBatch(items as { source: string; search: TranslateSearch }[]);
+    const encoded = items as { ids: Int32Array; topK: number }[];
+    const seqs = encoded.map((x) => x.ids);
     if (this.task === 'classify') {
       const { data, dims } = await this.model.predict(seqs);
       const C = dims[1];
-      return items.map((_, b) => {
+      return encoded.map((_, b) => {
         const row = data.subarray(b * C, (b + 1) * C);
         const max = Math.max(...row);
         const exp = Array.from(row, (v) => Math.exp(v - max));
@@ -233,13 +287,42 @@ export class ServedModel {
         return { label: this.labels[best], score: probs[best], scores: Object.fromEntries(this.labels.map((l, c) => [l, probs[c]])) };
       });
     }
-    const topK = Math.max(...items.map((x) => x.topK));
+    const topK = Math.max(...encoded.map((x) => x.topK));
     const preds = await this.model.fillMask(seqs, { topK, maskId: this.tokenizer.special.mask });
-    const out: FillMaskResult['masks'][] = items.map(() => []);
+    const out: FillMaskResult['masks'][] = encoded.map(() => []);
     for (const p of preds) {
-      const ids = p.ids.slice(0, items[p.sequence].topK);
+      const ids = p.ids.slice(0, encoded[p.sequence].topK);
       const tokens = this.tokenizer.pieces(ids);
       out[p.sequence].push({ position: p.position, candidates: ids.map((id, r) => ({ id, token: tokens[r], score: p.probs[r] })) });
+    }
+    return out;
+  }
+
+  /**
+   * The batch's sources in one search call per distinct search (requests usually share one), all of a
+   * group's sentences in that call (batchSize: the group's size).
+   */
+  private async translateBatch(items: { source: string; search: TranslateSearch }[]): Promise<TranslateResult[]> {
+    const groups = new Map<string, number[]>();
+    items.forEach((x, i) => {
+      const key = `${x.search.beam}/${x.search.nbest}/${x.search.lengthPenalty}`;
+      groups.set(key, [...(groups.get(key) ?? []), i]);
+    });
+    const out = new Array<TranslateResult>(items.length);
+    for (const rows of groups.values()) {
+      const { beam, nbest, lengthPenalty } = items[rows[0]].search;
+      const done = await this.model.translate(
+        rows.map((i) => items[i].source),
+        { beam, nbest, lengthPenalty, batchSize: rows.length, scores: true, tokenizer: this.tokenizer },
+      );
+      rows.forEach((i, r) => {
+        const t = done[r];
+        out[i] = {
+          translation: t.text,
+          score: t.score,
+          ...(nbest > 1 ? { nbest: t.nbest.map((h) => ({ translation: h.text, score: h.score })) } : {}),
+        };
+      });
     }
     return out;
   }

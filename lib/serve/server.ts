@@ -5,6 +5,7 @@
 //   GET  /v1/models                    the loaded models: task, labels, size, compression, int8
 //   POST /v1/models/NAME/classify      {"text": "..." | [...], "pair"?: same shape, "truncate"?: bool}
 //   POST /v1/models/NAME/fill-mask     {"text": "... <mask> ..." | [...], "topK"?: 1..50}
+//   POST /v1/models/NAME/translate     {"text": "..." | [...], "beam"?: 1..16, "nbest"?: 1..beam, "lengthPenalty"?, "truncate"?}
 //
 // Concurrent requests for one model are micro-batched into one native call (batcher.ts); inference and
 // tokenization run on libuv's worker threads, so the event loop only parses JSON and routes.
@@ -209,6 +210,39 @@ export async function createService(input: ServiceConfig): Promise<Service> {
       if (!m) return reply;
       const texts = Array.isArray(req.body.text) ? req.body.text : [req.body.text];
       const results = await m.fillMask(texts, req.body.topK ?? 5, 'body/text');
+      return { model: m.spec.name, results };
+    },
+  );
+
+  app.post<{
+    Params: { name: string };
+    Body: { text: string | string[]; beam?: number; nbest?: number; lengthPenalty?: number; truncate?: boolean };
+  }>(
+    '/v1/models/:name/translate',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['text'],
+          additionalProperties: false,
+          properties: {
+            text: textsSchema(config.maxTextChars, config.maxItems),
+            beam: { type: 'integer', minimum: 1, maximum: 16 },
+            nbest: { type: 'integer', minimum: 1, maximum: 16 },
+            lengthPenalty: { type: 'number', minimum: 0, maximum: 5 },
+            truncate: { type: 'boolean' },
+          },
+        },
+        response: { 400: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const m = served(req.params.name, reply);
+      if (!m) return reply;
+      const { text, beam = 5, nbest = 1, lengthPenalty = 1, truncate = false } = req.body;
+      if (nbest > beam) throw new InputError(`body/nbest: must be <= beam (${beam})`);
+      const texts = Array.isArray(text) ? text : [text];
+      const results = await m.translate(texts, { beam, nbest, lengthPenalty }, truncate, 'body/text');
       return { model: m.spec.name, results };
     },
   );

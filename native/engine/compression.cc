@@ -33,17 +33,22 @@ std::vector<torch::Tensor> select(const std::map<std::string, torch::Tensor>& pa
 }  // namespace
 
 std::vector<std::string> compressible(const Model& model, const Targets& targets) {
-  // Its decoder's matrices have other names; pruning or quantizing half a translation model is not offered.
-  if (model.seq2seq()) throw std::invalid_argument("compress: 'translate' models cannot be pruned or quantized yet");
+  // A translate model's decoder layers carry the same matrices under other names (models/seq2seq.h):
+  // self_attn.{qkv,proj} and cross_attn.{q,kv,proj} are attention, ffn.{fc1,fc2} the feed-forward, and
+  // decoder.tokens (tie 'decoder' and 'none') the decoder's embedding, which is also its output projection.
+  // An untied output.weight (tie 'none') is a head, as the classifier's: it stays full precision.
   const bool attention = targets.attention, ffn = targets.ffn, embeddings = targets.embeddings;
   std::vector<std::string> out;
   for (const auto& [name, p] : model.named_parameters()) {
-    const bool in_layer = name.rfind("layers.", 0) == 0;
-    if ((attention && in_layer && (ends_with(name, ".attn.qkv.weight") || ends_with(name, ".attn.proj.weight"))) ||
-        (ffn && in_layer && (ends_with(name, ".ffn.fc1.weight") || ends_with(name, ".ffn.fc2.weight"))) ||
-        (embeddings && name == "tokens.weight")) {
-      out.push_back(name);
-    }
+    const bool encoder_layer = name.rfind("layers.", 0) == 0, decoder_layer = name.rfind("decoder.layers.", 0) == 0;
+    const bool attn = (encoder_layer && (ends_with(name, ".attn.qkv.weight") || ends_with(name, ".attn.proj.weight"))) ||
+                      (decoder_layer && (ends_with(name, ".self_attn.qkv.weight") || ends_with(name, ".self_attn.proj.weight") ||
+                                         ends_with(name, ".cross_attn.q.weight") || ends_with(name, ".cross_attn.kv.weight") ||
+                                         ends_with(name, ".cross_attn.proj.weight")));
+    const bool feed_forward =
+        (encoder_layer || decoder_layer) && (ends_with(name, ".ffn.fc1.weight") || ends_with(name, ".ffn.fc2.weight"));
+    const bool embedding = name == "tokens.weight" || name == "decoder.tokens.weight";
+    if ((attention && attn) || (ffn && feed_forward) || (embeddings && embedding)) out.push_back(name);
   }
   return out;
 }
@@ -206,6 +211,11 @@ torch::Tensor square_norms(const torch::Tensor& w, int64_t dim) {
 
 std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& o) {
   if (o.structure == PruneStructure::Unstructured) throw std::invalid_argument("prune_structured: structure is 'unstructured'; use prune");
+  if (model.seq2seq()) {
+    throw std::invalid_argument(
+        "structure: structured pruning of 'translate' models is not supported (their decoder's heads and units are not removed); "
+        "use structure 'unstructured'");
+  }
   if (o.scope != PruneScope::Layer) {
     throw std::invalid_argument(
         "scope: structured pruning removes the same number of units from every layer (one config describes the model): "
@@ -219,7 +229,6 @@ std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& 
         "prune: structured pruning needs an uncompressed model, and this one is already pruned, quantized or on int8 kernels; "
         "remove heads or feed-forward units first, then prune or quantize the smaller model");
   }
-  if (model.seq2seq()) throw std::invalid_argument("prune: 'translate' models cannot be pruned yet");
   const auto& c = model.config();
   const bool heads = o.structure == PruneStructure::Heads || o.structure == PruneStructure::HeadsFfn;
   const bool ffn = o.structure == PruneStructure::Ffn || o.structure == PruneStructure::HeadsFfn;

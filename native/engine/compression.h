@@ -19,7 +19,8 @@ namespace trainlarge {
 class Model;
 
 // Which weight matrices: attention (qkv, proj) and feed-forward (fc1, fc2) of every layer, and the token
-// embedding. Heads and LayerNorms stay full precision.
+// embedding. Heads and LayerNorms stay full precision. A translate model's decoder layers count too:
+// attention is self_attn.{qkv,proj} and cross_attn.{q,kv,proj}, embeddings include decoder.tokens.
 struct Targets {
   bool attention = false, ffn = false, embeddings = false;
 };

@@ -80,7 +80,7 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
     out->weight_bytes += w.numel() + q.scale.numel() * 4;
     out->exact += exact ? 1 : 0;
   }
-  if (out->packed.empty()) throw std::invalid_argument("int8: the model has no encoder Linear layers to pack");
+  if (out->packed.empty()) throw std::invalid_argument("int8: the model has no attention or feed-forward Linear layers to pack");
   return out;
 }
 

@@ -1,6 +1,7 @@
-// Real int8 inference: the encoder's Linear layers run on libtorch's quantized kernels (dynamic
-// quantization: int8 weights prepacked once, activations quantized per call), through one of the
-// quantized engines the libtorch has (pip's 2.x: x86, fbgemm, onednn, qnnpack; Debian's 1.13: onednn, qnnpack).
+// Real int8 inference: the Transformer's Linear layers (a translate model's decoder's too) run on
+// libtorch's quantized kernels (dynamic quantization: int8 weights prepacked once, activations quantized
+// per call), through one of the quantized engines the libtorch has (pip's 2.x: x86, fbgemm, onednn,
+// qnnpack; Debian's 1.13: onednn, qnnpack).
 #pragma once
 
 #include <ATen/native/quantized/PackedParams.h>
@@ -28,7 +29,7 @@ struct Int8Linears : LinearHook {
   bool reduce_range = false;  // 7-bit activations: fbgemm on a CPU without VNNI (int8.cc)
 };
 
-// Packs the encoder's Linear weights as int8 (per output channel, symmetric). A model quantized
+// Packs the attention and feed-forward Linear weights (compressible's) as int8 (per output channel, symmetric). A model quantized
 // symmetrically (any k <= 8) keeps its grid exactly; otherwise weights are quantized to 8 bits here.
 // engine: "x86", "onednn", "fbgemm", "qnnpack" (lower-case QEngine names) or "auto" (int8.cc's kAutoOrder).
 std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine);

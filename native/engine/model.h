@@ -66,7 +66,7 @@ class Model {
   Transformer module;
   c10::Device device;
   Compression compression;
-  std::shared_ptr<Int8Linears> int8;  // set: inference runs the encoder's Linear layers on int8 kernels
+  std::shared_ptr<Int8Linears> int8;  // set: inference runs the attention and feed-forward Linear layers on int8 kernels
   std::atomic<bool> busy{false};
 };
 

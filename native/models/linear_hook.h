@@ -1,5 +1,5 @@
 // The one way another kernel enters the Transformer's Linear layers: while a LinearHookScope is alive on
-// a thread, every encoder Linear asks its hook first (engine/int8.h installs libtorch's int8 kernels
+// a thread, every encoder and decoder Linear asks its hook first (engine/int8.h installs libtorch's int8 kernels
 // here). models/ knows nothing of what the hook does.
 #pragma once
 
