@@ -212,7 +212,14 @@ describe('translation model', () => {
   test('bf16_training_of_a_translator_lowers_its_loss', async () => {
     const mt = await Transformer.create({ ...MODEL, vocabSize: data.tokenizer.vocabSize }, { seed: 3 });
     const before = await mt.evaluate(data.valid!, { metric: 'loss', maxSamples: 100 });
-    const trainer = new Trainer(mt, { lr: 3e-3, schedule: 'inverse-sqrt', warmupSteps: 10, batchTokens: 512, maxSteps: 30, precision: 'bf16' });
+    const trainer = new Trainer(mt, {
+      lr: 3e-3,
+      schedule: 'inverse-sqrt',
+      warmupSteps: 10,
+      batchTokens: 512,
+      maxSteps: 30,
+      precision: 'bf16',
+    });
     const r = await trainer.fit(data.train, { evalEvery: 1000 });
     const after = await mt.evaluate(data.valid!, { metric: 'loss', maxSamples: 100 });
     const losses = r.history.filter((h) => h.type === 'train').map((h) => h.loss);
