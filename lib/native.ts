@@ -55,14 +55,18 @@ export interface NativeMlmOptions {
 /** File metadata: string values only. */
 export type NativeMetadata = Record<string, string>;
 
+/** One epoch of token-count batches of a ParallelDataset (ParallelDataset.batchPlan). */
 export interface NativeBatchPlan {
   batches: number;
   pairs: number;
+  /** The largest batch x longest side over the batches (<= batchTokens). */
   maxBatchTokens: number;
+  /** Real tokens of each side (eos included), and the padded B x S / B x T cells they fill. */
   sourceTokens: number;
   targetTokens: number;
   sourcePadded: number;
   targetPadded: number;
+  /** Share of padding cells over both sides: 1 - real tokens / padded cells. */
   paddingShare: number;
 }
 

@@ -1,7 +1,17 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ByteTokenizer, loadSpeeches, MlmDataset, splitSpeeches } from '../lib';
+import {
+  ByteTokenizer,
+  Dataset,
+  loadSpeeches,
+  MlmDataset,
+  ParallelDataset,
+  ParallelTask,
+  splitSpeeches,
+  Trainer,
+  Transformer,
+} from '../lib';
 
 export const tok = new ByteTokenizer();
 
@@ -35,4 +45,23 @@ export function speechFiles(dir: string, count: number): string[] {
       fs.writeFileSync(f, s.text);
       return f;
     });
+}
+
+/** The Bible subset the translation tests share: 3000 pairs (English -> Spanish), a 1000-piece shared tokenizer, maxLen 64. */
+export function bibleTask(): Promise<ParallelTask> {
+  return Dataset.parallel({ source: 'bible-en-es', vocabSize: 1000, maxLen: 64, maxPairs: 3000, maxChars: 200 });
+}
+
+/** Trains a small translator as the translation tests do: inverse-sqrt from 3e-3 after 40 warmup steps, label smoothing 0.1, 1024-token batches. */
+export async function trainTranslator(mt: Transformer, train: ParallelDataset, maxSteps: number): Promise<void> {
+  const trainer = new Trainer(mt, {
+    lr: 3e-3,
+    schedule: 'inverse-sqrt',
+    warmupSteps: 40,
+    labelSmoothing: 0.1,
+    batchTokens: 1024,
+    maxSteps,
+  });
+  await trainer.fit(train);
+  trainer.dispose();
 }

@@ -5,8 +5,8 @@
 // briefly, scores BLEU near 0: the validation loss (teacher-forced, per target token) is the finer measure.
 import * as fs from 'fs';
 import * as path from 'path';
-import { compressedSize, corpusBleu, Dataset, ParallelTask, prune, quantize, toInt8, Trainer, Transformer } from '../lib';
-import { tempDir } from './helpers';
+import { compressedSize, corpusBleu, ParallelTask, prune, quantize, toInt8, Transformer } from '../lib';
+import { bibleTask, tempDir, trainTranslator } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -63,18 +63,9 @@ function identical(a: string[], b: string[]): number {
 }
 
 beforeAll(async () => {
-  data = await Dataset.parallel({ source: 'bible-en-es', vocabSize: 1000, maxLen: 64, maxPairs: 3000, maxChars: 200 });
+  data = await bibleTask();
   mt = await Transformer.create({ ...MODEL, vocabSize: data.tokenizer.vocabSize }, { seed: 1 });
-  const trainer = new Trainer(mt, {
-    lr: 3e-3,
-    schedule: 'inverse-sqrt',
-    warmupSteps: 40,
-    labelSmoothing: 0.1,
-    batchTokens: 1024,
-    maxSteps: 400,
-  });
-  await trainer.fit(data.train);
-  trainer.dispose();
+  await trainTranslator(mt, data.train, 400);
   sources = data.test!.source.slice(0, N);
   references = data.test!.target.slice(0, N);
   fp32 = await bleuOf(mt);

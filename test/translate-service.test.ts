@@ -4,10 +4,10 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Dataset, ParallelTask, quantize, toInt8, Trainer, Transformer } from '../lib';
+import { ParallelTask, quantize, toInt8, Transformer } from '../lib';
 import { readMetric } from '../bench/report';
 import { createService, Service } from '../lib/serve/server';
-import { tempDir } from './helpers';
+import { bibleTask, tempDir, trainTranslator } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -32,18 +32,9 @@ async function batches(model: string): Promise<number> {
 
 beforeAll(async () => {
   dir = tempDir('mt-service');
-  data = await Dataset.parallel({ source: 'bible-en-es', vocabSize: 1000, maxLen: 64, maxPairs: 3000, maxChars: 200 });
+  data = await bibleTask();
   mt = await Transformer.create({ ...MODEL, vocabSize: data.tokenizer.vocabSize }, { seed: 1 });
-  const trainer = new Trainer(mt, {
-    lr: 3e-3,
-    schedule: 'inverse-sqrt',
-    warmupSteps: 40,
-    labelSmoothing: 0.1,
-    batchTokens: 1024,
-    maxSteps: 250,
-  });
-  await trainer.fit(data.train);
-  trainer.dispose();
+  await trainTranslator(mt, data.train, 250);
   await mt.save(path.join(dir, 'mt'), { tokenizer: data.tokenizer });
   const q8 = await quantize(mt, { bits: 8 });
   await q8.save(path.join(dir, 'mt-q8'), { tokenizer: data.tokenizer });

@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { PEER_PYTHON } from '../bench/report';
 import { AbortError, ConfigError, corpusBleu, Dataset, ParallelTask, Trainer, Transformer } from '../lib';
+import { bibleTask } from './helpers';
 
 jest.setTimeout(180_000);
 
@@ -27,7 +28,7 @@ function sacrebleu(hyps: string[], refs: string[]): { score: number; signature: 
 
 let data: ParallelTask;
 beforeAll(async () => {
-  data = await Dataset.parallel({ source: 'bible-en-es', vocabSize: 1000, maxLen: 64, maxPairs: 3000, maxChars: 200 });
+  data = await bibleTask();
 });
 afterAll(() => data?.dispose());
 

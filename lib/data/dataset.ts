@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { native, NativeDataset, NativeMlmOptions } from '../native';
+import { native, NativeBatchPlan, NativeDataset, NativeMlmOptions } from '../native';
 import { checkSequences, checkTokenId, describeValue, specialIds, TokenArray, TokenizerLike } from './tokens';
 
 const MlmOptionsSchema = z
@@ -180,20 +180,8 @@ export class LabelledDataset implements TrainingData {
   }
 }
 
-/** One epoch of token-count batches of a ParallelDataset (ParallelDataset.batchPlan). */
-export interface BatchPlan {
-  batches: number;
-  pairs: number;
-  /** The largest batch x longest side over the batches (<= batchTokens). */
-  maxBatchTokens: number;
-  /** Real tokens of each side (eos included), and the padded B x S / B x T cells they fill. */
-  sourceTokens: number;
-  targetTokens: number;
-  sourcePadded: number;
-  targetPadded: number;
-  /** Share of padding cells over both sides: 1 - real tokens / padded cells. */
-  paddingShare: number;
-}
+/** One epoch of token-count batches of a ParallelDataset (ParallelDataset.batchPlan): the engine's own plan. */
+export type BatchPlan = NativeBatchPlan;
 
 /**
  * (source, target) sentence pairs for translation, tokenized and held natively; each side is truncated to
