@@ -47,10 +47,14 @@ test('a seconds-budget sweep gives each model its budget, curves on a wall-clock
     if (r.stoppedBy === 'seconds') expect(r.trainSeconds).toBeGreaterThanOrEqual(3);
     else expect(r.stoppedBy).toBe('steps');
     expect(r.trainSeconds).toBeLessThan(3 + 0.5); // never beyond the budget by more than a step (milliseconds here)
-    // An evaluation per full second of training plus one at the end (a run the schedule ended early, because
-    // the measured pace was slower than the real one, has fewer seconds and so fewer points).
-    expect(r.curve.length).toBeGreaterThanOrEqual(Math.max(2, Math.floor(r.trainSeconds)));
-    expect(r.curve[r.curve.length - 1].loss).toBeLessThan(r.curve[0].loss);
+    // An evaluation per full second of training plus one at the end. A run the schedule ended early (the pace
+    // measured before it, on a noisy machine, was slower than the real one) has fewer seconds and so fewer
+    // points: under a second of training, only the final one.
+    expect(r.curve.length).toBeGreaterThanOrEqual(Math.max(1, Math.floor(r.trainSeconds)));
+    if (r.stoppedBy === 'seconds') expect(r.curve.length).toBeGreaterThanOrEqual(3);
+    // Every point is below the loss of a uniform guess over the vocabulary, and the curve falls.
+    for (const p of r.curve) expect(p.loss).toBeLessThan(Math.log(500));
+    if (r.curve.length > 1) expect(r.curve[r.curve.length - 1].loss).toBeLessThan(r.curve[0].loss);
     r.curve.forEach((p, i) => i > 0 && expect(p.trainSeconds).toBeGreaterThan(r.curve[i - 1].trainSeconds));
   }
   const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
