@@ -12,8 +12,11 @@
 // the engine's C++ test program (left out when trainlarge is installed as a dependency).
 // Needs only cmake, a C++ compiler and this package's dependencies (node-addon-api, node-api-headers), so a
 // project that installs trainlarge builds it without trainlarge's devDependencies.
+// When ccache is on PATH (and TRAINLARGE_CCACHE is not 0) the cmake build compiles through it, with the
+// project's root as ccache's base_dir, so a second tree of the same sources (a packed install, a copied
+// checkout) reuses the first one's objects.
 'use strict';
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
@@ -46,6 +49,9 @@ const stampFile = path.join(out, 'trainlarge.json');
 const plugin = path.join(out, 'trainlarge_spm.so');
 const engineTest = path.join(out, 'trainlarge_engine_test');
 const asDependency = root.split(path.sep).includes('node_modules');
+// The engine's C++ test program (the biggest translation unit): not when installed as a dependency, nor with
+// TRAINLARGE_ENGINE_TEST=0 (CI's CUDA build, which only has to compile, link and load the addon).
+const engineTestWanted = !asDependency && process.env.TRAINLARGE_ENGINE_TEST !== '0';
 
 function filesBelow(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -67,7 +73,11 @@ function stamp(torch) {
     'scripts/build.js',
   ].map((f) => path.resolve(root, f));
   for (const f of inputs) h.update(f).update(fs.readFileSync(f));
-  h.update(JSON.stringify(torch)).update(process.versions.modules).update(builder).update(String(tokenizer));
+  h.update(JSON.stringify(torch))
+    .update(process.versions.modules)
+    .update(builder)
+    .update(String(tokenizer))
+    .update(String(engineTestWanted));
   return h.digest('hex');
 }
 
@@ -141,6 +151,12 @@ function main() {
   const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH || ''}` };
   let produced;
   if (builder === 'cmake') {
+    // Paths under the root become relative in ccache's hash, so another copy of the tree hits the same entries.
+    const ccache = process.env.TRAINLARGE_CCACHE !== '0' && spawnSync('ccache', ['--version'], { env }).status === 0;
+    if (ccache) {
+      env.CCACHE_BASEDIR ??= root;
+      env.CCACHE_NOHASHDIR ??= '1';
+    }
     // One build folder per libtorch, so switching between libtorches rebuilds nothing twice.
     const dir = path.join(root, 'build', `cmake-${crypto.createHash('sha256').update(torch.prefix).digest('hex').slice(0, 8)}`);
     const configure = [
@@ -152,7 +168,8 @@ function main() {
       `-DNODE_API_INCLUDE=${resolveDir('node-api-headers', 'include_dir')}`,
       `-DNODE_ADDON_API_INCLUDE=${resolveDir('node-addon-api', 'include_dir')}`,
       `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`,
-      `-DTRAINLARGE_ENGINE_TEST=${asDependency ? 'OFF' : 'ON'}`,
+      `-DTRAINLARGE_ENGINE_TEST=${engineTestWanted ? 'ON' : 'OFF'}`,
+      `-DCMAKE_CXX_COMPILER_LAUNCHER=${ccache ? 'ccache' : ''}`,
       '--log-level=WARNING',
     ];
     run('cmake', configure, env);
@@ -173,7 +190,7 @@ function main() {
     run(process.execPath, [gyp, 'build', '--jobs', jobs, '--silent'], env);
     produced = path.join(out, 'Release');
   }
-  const withTest = fs.existsSync(path.join(produced, 'trainlarge_engine_test')) && builder === 'cmake' && !asDependency;
+  const withTest = fs.existsSync(path.join(produced, 'trainlarge_engine_test')) && builder === 'cmake' && engineTestWanted;
   const outputs = [
     ['trainlarge.node', addon],
     ...(wantPlugin ? [['trainlarge_spm.so', plugin]] : []),
