@@ -36,7 +36,7 @@ export {
 export { Trainer, FitOptions, FitResult, Progress, StepRecord, EvalRecord, MetricRecord, AbortError } from './train/trainer';
 export { MlmDataset, LabelledDataset, ParallelDataset, BatchPlan, MlmOptions, TrainingData, TrainingBatch } from './data/dataset';
 export { ParallelOptions, ParallelTask } from './data/translation';
-export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, unigramEntropy } from './data/tokens';
+export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, Unigram, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
 export { Tokenizer, TokenizerKind, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
 export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';

@@ -5,9 +5,9 @@ import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig }
 import { parseConfig } from './config/parse';
 import { Precision } from './config/train';
 import { TranslateOptions, TranslateOptionsSchema, TranslationEvalOptions, TranslationEvalSchema } from './config/translate';
-import { dataHandle, ParallelDataset, TrainingData } from './data/dataset';
+import { dataHandle, MlmDataset, ParallelDataset, TrainingData } from './data/dataset';
 import { Tokenizer } from './data/tokenizer';
-import { checkSequences, checkTokenId, describeValue, TokenizerLike } from './data/tokens';
+import { checkSequences, checkTokenId, describeValue, TokenizerLike, Unigram } from './data/tokens';
 import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { corpusBleu } from './metrics/bleu';
@@ -30,6 +30,8 @@ export interface EvaluateOptions {
   /** Masking seed for MLM data (fixed so numbers compare across runs). */
   seed?: number;
   precision?: Precision;
+  /** MLM: the unigram model to compare with (default: the data's own, which Corpus.valid() sets). */
+  unigram?: Unigram;
 }
 
 export interface EvalResult {
@@ -41,6 +43,18 @@ export interface EvalResult {
   /** Masked tokens (MLM) or examples (classify) the loss averages over. */
   count: number;
   seconds: number;
+  /**
+   * MLM: the loss on the targets whose input was replaced by <mask> (about 80% of them). Under 80/10/10
+   * masking a tenth of the targets sit unchanged in the input, so `loss` can beat a unigram model by copying
+   * them; only `maskLoss` below `maskUnigramLoss` shows that the model uses context.
+   */
+  maskLoss?: number;
+  /** MLM: how many targets `maskLoss` averages over. */
+  maskCount?: number;
+  /** MLM with a unigram model: its cross-entropy on the same targets as `loss`. */
+  unigramLoss?: number;
+  /** MLM with a unigram model: its cross-entropy on the same targets as `maskLoss`: the honest baseline. */
+  maskUnigramLoss?: number;
 }
 
 /** One translation with its score (Transformer.translate with `scores: true`). */
@@ -417,15 +431,25 @@ export class Transformer {
   }
 
   private async evaluateLoss(data: TrainingData, opts: EvaluateOptions): Promise<EvalResult> {
+    if (opts.unigram !== undefined && !(opts.unigram instanceof Unigram)) {
+      throw new TypeError(
+        `evaluate options: unigram: expected a Unigram (corpus.unigram() or Unigram.fromTokens), got ${describeValue(opts.unigram)}`,
+      );
+    }
     const r = await this.run(() =>
       this.handle.evaluate(dataHandle(data), opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
     );
+    const unigram = opts.unigram ?? (data instanceof MlmDataset ? data.unigram : undefined);
     return {
       loss: r.loss,
       perplexity: Math.exp(r.loss),
       ...(this.config.task === 'classify' ? { accuracy: r.correct / r.count } : {}),
       count: r.count,
       seconds: r.seconds,
+      ...(r.maskLoss !== undefined ? { maskLoss: r.maskLoss, maskCount: r.maskCount } : {}),
+      ...(unigram && r.targetCounts && r.maskTargetCounts
+        ? { unigramLoss: unigram.crossEntropy(r.targetCounts), maskUnigramLoss: unigram.crossEntropy(r.maskTargetCounts) }
+        : {}),
     };
   }
 

@@ -18,6 +18,11 @@ export interface NativeEval {
   correct: number;
   samples: number;
   seconds: number;
+  /** MLM data on an MLM model: the loss on <mask>-replaced inputs and the targets counted per id. */
+  maskLoss?: number;
+  maskCount?: number;
+  targetCounts?: Float64Array;
+  maskTargetCounts?: Float64Array;
 }
 
 export interface NativeStepStats {

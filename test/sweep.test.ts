@@ -82,6 +82,15 @@ test('a seconds-budget sweep gives each model its budget, curves on a wall-clock
   for (const r of results.runs) expect(report).toMatch(new RegExp(`\\| ${r.label} \\| ${r.parameters} \\| ${r.steps} \\|`));
   const check = checkFirstToReach(results);
   expect(report).toContain(`${check.claim}: ${check.holds ? '**true**' : '**false**'}`);
+  // The use of context, per run, from the last evaluation's <mask>-position loss against the unigram baseline.
+  expect(report).toContain('## Use of context');
+  for (const r of results.runs) {
+    const last = r.curve[r.curve.length - 1];
+    expect(last.maskLoss).toBeGreaterThan(0);
+    expect(last.maskUnigramLoss).toBeGreaterThan(0);
+    const verdict = last.maskLoss! < last.maskUnigramLoss! ? 'uses context' : '**flagged: learns nothing from context**';
+    expect(report).toContain(`- ${r.label}: ${last.maskLoss!.toFixed(3)} vs ${last.maskUnigramLoss!.toFixed(3)}: ${verdict}`);
+  }
   expect(check.evidence).toMatch(/reached by: d\d+-l\d-h\d [\d.]+ s/);
 });
 

@@ -1,5 +1,5 @@
 import { Trainer, Transformer } from '../lib';
-import { LabelledDataset, loadSpeeches, unigramEntropy } from '../lib';
+import { LabelledDataset, loadSpeeches, Unigram, unigramEntropy } from '../lib';
 import { small, speechData, tok } from './helpers';
 
 describe('training on real English', () => {
@@ -19,6 +19,37 @@ describe('training on real English', () => {
     const evals = r.history.filter((h) => h.type === 'eval').map((h) => h.loss);
     expect(evals).toHaveLength(2);
     expect(evals[1]).toBeLessThan(evals[0]);
+
+    // The <mask> positions apart: about 80% of the targets, and the rest (10% random, 10% kept, which can be
+    // copied from the input) make the whole loss lower than the <mask> loss of a trained model.
+    const unigram = Unigram.fromTokens(trainDocs, tok.vocabSize);
+    expect(unigram.entropy).toBeCloseTo(entropy, 12);
+    const full = await model.evaluate(valid, { maxSamples: 128, unigram });
+    expect(full.maskCount! / full.count).toBeGreaterThan(0.7);
+    expect(full.maskCount! / full.count).toBeLessThan(0.9);
+    expect(full.loss).toBeLessThan(full.maskLoss!);
+    expect(full.unigramLoss).toBeGreaterThan(0);
+    // Both numbers by hand on one batch: the model's logits at the <mask> positions, the unigram's log-probs.
+    const seed = 1234;
+    const b = valid.evalBatch(0, 8, seed);
+    const one = await model.evaluate(valid, { maxSamples: 8, batchSize: 8, seed, unigram });
+    const logits = await model.predict(Array.from({ length: b.dims[0] }, (_, i) => b.ids.subarray(i * b.dims[1], (i + 1) * b.dims[1])));
+    const V = logits.dims[2];
+    let ce = 0;
+    let uni = 0;
+    let n = 0;
+    b.positions!.forEach((p, k) => {
+      if (b.ids[p] !== tok.special.mask) return;
+      const row = logits.data.subarray(p * V, (p + 1) * V);
+      const max = row.reduce((m, x) => Math.max(m, x), -Infinity);
+      const lse = max + Math.log(row.reduce((acc, x) => acc + Math.exp(x - max), 0));
+      ce += lse - row[b.targets[k]];
+      uni -= unigram.logProbs[b.targets[k]];
+      n++;
+    });
+    expect(one.maskCount).toBe(n);
+    expect(one.maskLoss).toBeCloseTo(ce / n, 4);
+    expect(one.maskUnigramLoss).toBeCloseTo(uni / n, 10);
     model.dispose();
   });
 

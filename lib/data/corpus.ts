@@ -9,6 +9,7 @@ import { MlmDataset, MlmOptions } from './dataset';
 import { DocumentFormat, readDocuments } from './files';
 import { builtinCorpus, CORPUS_SOURCES, CorpusSourceName } from './builtin/sources';
 import { Document } from './documents';
+import { Unigram } from './tokens';
 
 export { CORPUS_SOURCES, CorpusSourceName };
 import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
@@ -319,6 +320,8 @@ async function completeCorpus(dir: string, manifest: CorpusManifest, docLines: s
  * memory-maps, the tokenizer, and a manifest with sources, package versions, checksums and counts.
  */
 export class Corpus {
+  private unigramModel?: Unigram;
+
   private constructor(
     readonly dir: string,
     readonly manifest: CorpusManifest,
@@ -422,14 +425,33 @@ export class Corpus {
     return this.shardPaths(split).map((f) => native().readTokenShard(f).ids);
   }
 
+  /** The unigram model of the training split: the baseline a model that ignores context reaches. */
+  unigram(): Unigram {
+    if (!this.unigramModel) {
+      // Shard by shard, so a large corpus is never in the JS heap at once.
+      const counts = new Float64Array(this.tokenizer.vocabSize);
+      for (const f of this.shardPaths('train')) {
+        const ids = native().readTokenShard(f).ids;
+        for (let i = 0; i < ids.length; i++) counts[ids[i]]++;
+      }
+      this.unigramModel = new Unigram(counts);
+    }
+    return this.unigramModel;
+  }
+
   /** Training blocks, memory-mapped from the shards, masked dynamically per batch. */
   train(options: MlmOptions = {}): MlmDataset {
     return MlmDataset.fromShards(this.shardPaths('train'), this.tokenizer, options);
   }
 
-  /** Validation blocks; evaluation masks them with a fixed seed, so perplexities compare across runs. */
+  /**
+   * Validation blocks; evaluation masks them with a fixed seed, so perplexities compare across runs. They carry
+   * the training split's unigram model, so evaluate reports the baseline of the targets it scored.
+   */
   valid(options: MlmOptions = {}): MlmDataset {
-    return MlmDataset.fromShards(this.shardPaths('valid'), this.tokenizer, options);
+    const d = MlmDataset.fromShards(this.shardPaths('valid'), this.tokenizer, options);
+    d.unigram = this.unigram();
+    return d;
   }
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { native, NativeBatchPlan, NativeDataset, NativeMlmOptions } from '../native';
-import { checkSequences, checkTokenId, describeValue, specialIds, TokenArray, TokenizerLike } from './tokens';
+import { checkSequences, checkTokenId, describeValue, specialIds, TokenArray, TokenizerLike, Unigram } from './tokens';
 
 const MlmOptionsSchema = z
   .object({
@@ -73,6 +73,11 @@ export function dataHandle(data: TrainingData): NativeDataset {
  */
 export class MlmDataset implements TrainingData {
   readonly kind = 'mlm' as const;
+  /**
+   * The unigram model of the training text (Corpus sets it on its train and valid data). With it, evaluate
+   * reports the unigram baseline of the very targets it scored (EvalResult.maskUnigramLoss).
+   */
+  unigram?: Unigram;
   private constructor(
     private readonly handle: NativeDataset,
     /** Tokens in the blocks (fromShards: whole blocks only). */

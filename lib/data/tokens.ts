@@ -90,11 +90,51 @@ export function specialIds(s: SpecialTokens): number[] {
 
 /** Entropy (nats) of the unigram token distribution: the loss of a model that ignores context. */
 export function unigramEntropy(docs: ArrayLike<number>[], vocabSize: number): number {
-  const counts = new Float64Array(vocabSize);
-  let n = 0;
-  for (const d of docs) {
-    for (let i = 0; i < d.length; i++) counts[d[i]]++;
-    n += d.length;
+  return Unigram.fromTokens(docs, vocabSize).entropy;
+}
+
+/**
+ * The unigram model of a token stream (usually a corpus's training split): what a model that ignores context
+ * predicts. The honest "does the model use context" baseline for masked-LM is `crossEntropy` of the targets a
+ * loss was measured on, not `entropy`: see EvalResult.maskUnigramLoss.
+ */
+export class Unigram {
+  /** log p(id), counts smoothed by +0.5 so a target never seen in training costs a finite amount. */
+  readonly logProbs: Float64Array;
+  /** The entropy (nats) of the raw counts (no smoothing): the expected loss on text like the counted. */
+  readonly entropy: number;
+
+  constructor(readonly counts: Float64Array) {
+    const n = counts.reduce((a, c) => a + c, 0);
+    if (!(n > 0)) throw new RangeError('Unigram: the counts are empty');
+    this.entropy = -counts.reduce((h, c) => (c > 0 ? h + (c / n) * Math.log(c / n) : h), 0);
+    const z = Math.log(n + 0.5 * counts.length);
+    this.logProbs = counts.map((c) => Math.log(c + 0.5) - z);
   }
-  return -counts.reduce((h, c) => (c > 0 ? h + (c / n) * Math.log(c / n) : h), 0);
+
+  static fromTokens(docs: ArrayLike<number>[], vocabSize: number): Unigram {
+    const counts = new Float64Array(vocabSize);
+    for (const d of docs) for (let i = 0; i < d.length; i++) counts[d[i]]++;
+    return new Unigram(counts);
+  }
+
+  get vocabSize(): number {
+    return this.counts.length;
+  }
+
+  /** Mean cross-entropy (nats) of this model on targets given as a count per id (NaN when there are none). */
+  crossEntropy(targetCounts: ArrayLike<number>): number {
+    if (targetCounts.length !== this.counts.length) {
+      throw new RangeError(`Unigram: the targets have a vocabulary of ${targetCounts.length}, the unigram model ${this.counts.length}`);
+    }
+    let sum = 0;
+    let n = 0;
+    for (let i = 0; i < targetCounts.length; i++) {
+      if (targetCounts[i] > 0) {
+        sum -= targetCounts[i] * this.logProbs[i];
+        n += targetCounts[i];
+      }
+    }
+    return n > 0 ? sum / n : NaN;
+  }
 }

@@ -116,6 +116,33 @@ export function checkFirstToReach(results: SweepResults, opts: { metric?: 'loss'
   };
 }
 
+/**
+ * MLM sweeps: does each model use context? Its final loss on the <mask> positions against a unigram model's on
+ * the same targets (the whole loss can beat the unigram entropy by copying the targets left unchanged in the
+ * input). A run that does not is flagged: comparing it with the others compares nothing learned.
+ */
+export function contextLines(results: SweepResults): string[] {
+  const scored = results.runs.filter((r) => r.curve.some((p) => p.maskLoss !== undefined && p.maskUnigramLoss !== undefined));
+  if (scored.length === 0) return [];
+  return [
+    '## Use of context',
+    '',
+    "Final validation loss on the `<mask>` positions against a unigram model (the training text's) on the same targets:",
+    '',
+    ...scored.map((r) => {
+      const last = [...r.curve].reverse().find((p) => p.maskLoss !== undefined)!;
+      const gain = last.maskUnigramLoss! - last.maskLoss!;
+      return (
+        `- ${r.label}: ${last.maskLoss!.toFixed(3)} vs ${last.maskUnigramLoss!.toFixed(3)}: ` +
+        (gain > 0
+          ? `uses context (${gain.toFixed(3)} nats better).`
+          : '**flagged: learns nothing from context** (no better than the unigram model).')
+      );
+    }),
+    '',
+  ];
+}
+
 /** Writes plots/ (SVG + PNG) and report.md for a sweep directory; returns the report's path. */
 export async function writeSweepReport(dir: string): Promise<string> {
   const results = await SweepResults.load(dir);
@@ -156,6 +183,7 @@ export async function writeSweepReport(dir: string): Promise<string> {
     '',
     ...checks.map((c) => `- ${c.claim}: ${verdict(c)}. ${c.evidence}.`),
     '',
+    ...contextLines(results),
     mt
       ? "Computed from the runs' metrics.jsonl (validation loss: plain cross-entropy per target token; BLEU: sacreBLEU on a fixed " +
         'subset of the validation pairs; evaluation time excluded from training seconds).'

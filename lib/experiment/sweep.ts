@@ -172,6 +172,9 @@ export interface CurvePoint {
   trainSeconds: number;
   loss: number;
   perplexity: number;
+  /** MLM: the loss on <mask>-replaced inputs, and a unigram model's on the same targets (EvalResult's). */
+  maskLoss?: number;
+  maskUnigramLoss?: number;
   bleu?: number;
   chrf?: number;
 }
@@ -363,6 +366,8 @@ export class Sweep {
               trainSeconds: e.trainSeconds,
               loss: e.loss,
               perplexity: e.perplexity,
+              ...(e.maskLoss !== undefined ? { maskLoss: e.maskLoss } : {}),
+              ...(e.maskUnigramLoss !== undefined ? { maskUnigramLoss: e.maskUnigramLoss } : {}),
               ...(e.bleu !== undefined ? { bleu: e.bleu, chrf: e.chrf } : {}),
             }));
           const result: RunResult = {

@@ -39,6 +39,9 @@ export interface EvalRecord {
   loss: number;
   perplexity: number;
   accuracy?: number;
+  /** MLM: the loss on <mask>-replaced inputs, and a unigram model's on the same targets (EvalResult's). */
+  maskLoss?: number;
+  maskUnigramLoss?: number;
   /** Translation with fit's evalBleu: corpus BLEU and chrF of the search's output on the first evalBleu.samples pairs. */
   bleu?: number;
   chrf?: number;
@@ -422,6 +425,8 @@ export class Trainer {
       loss: r.loss,
       perplexity: r.perplexity,
       ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
+      ...(r.maskLoss !== undefined ? { maskLoss: r.maskLoss } : {}),
+      ...(r.maskUnigramLoss !== undefined ? { maskUnigramLoss: r.maskUnigramLoss } : {}),
       ...(b ? { bleu: b.bleu, chrf: b.chrf } : {}),
       trainSeconds: this.trainSeconds,
       seconds: r.seconds + (b?.seconds ?? 0),

@@ -1,5 +1,6 @@
 #include "bind/model_wrap.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "bind/addon.h"
@@ -238,6 +239,17 @@ Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
                          o.Set("correct", static_cast<double>(r.correct));
                          o.Set("samples", static_cast<double>(r.samples));
                          o.Set("seconds", r.seconds);
+                         if (!r.target_counts.empty()) {
+                           o.Set("maskLoss", r.mask_loss);
+                           o.Set("maskCount", static_cast<double>(r.mask_count));
+                           auto histogram = [&](const std::vector<double>& v) {
+                             auto a = Napi::Float64Array::New(env, v.size());
+                             std::copy(v.begin(), v.end(), a.Data());
+                             return a;
+                           };
+                           o.Set("targetCounts", histogram(r.target_counts));
+                           o.Set("maskTargetCounts", histogram(r.mask_target_counts));
+                         }
                          return o;
                        };
                      },

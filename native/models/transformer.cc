@@ -183,7 +183,7 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& ids, const torch::Ten
   return cls_head->forward(h.select(1, 0), dropout_gen);
 }
 
-LossResult TransformerImpl::loss(const Batch& b, bool count_correct) {
+LossResult TransformerImpl::loss(const Batch& b, bool count_correct, bool per_target) {
   require_encoder_task(config, "loss");
   auto h = encode(b.ids, b.attention_mask);
   torch::Tensor logits;
@@ -195,7 +195,14 @@ LossResult TransformerImpl::loss(const Batch& b, bool count_correct) {
     logits = cls_head->forward(h.select(1, 0), dropout_gen);  // (B, C)
   }
   LossResult r;
-  r.loss = torch::cross_entropy_loss(logits.to(torch::kFloat), b.targets);
+  if (per_target) {
+    auto each = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), b.targets,
+                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    r.loss = each.mean();
+    r.per_target = each.detach();
+  } else {
+    r.loss = torch::cross_entropy_loss(logits.to(torch::kFloat), b.targets);
+  }
   r.count = b.targets.numel();
   if (count_correct) r.correct = logits.argmax(-1).eq(b.targets).sum().item<int64_t>();
   return r;

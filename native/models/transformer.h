@@ -69,9 +69,10 @@ struct ClassifierHeadImpl : torch::nn::Module {
 TORCH_MODULE(ClassifierHead);
 
 struct LossResult {
-  torch::Tensor loss;   // mean over the counted items, differentiable
-  int64_t count = 0;    // masked tokens (MLM) or examples (classify)
-  int64_t correct = 0;  // argmax == target, computed only when asked
+  torch::Tensor loss;        // mean over the counted items, differentiable
+  int64_t count = 0;         // masked tokens (MLM) or examples (classify)
+  int64_t correct = 0;       // argmax == target, computed only when asked
+  torch::Tensor per_target;  // (count) float, each item's loss, detached; only when asked
 };
 
 struct TransformerImpl : torch::nn::Module {
@@ -82,7 +83,7 @@ struct TransformerImpl : torch::nn::Module {
   // The task head on all positions: MLM (B, T, V), classify (B, C).
   torch::Tensor logits(const torch::Tensor& ids, const torch::Tensor& attention_mask);
   // The training objective. MLM runs its head only on the masked positions (as fairseq does).
-  LossResult loss(const Batch& batch, bool count_correct = false);
+  LossResult loss(const Batch& batch, bool count_correct = false, bool per_target = false);
 
   void reseed_dropout(uint64_t seed);
   void check_input(const torch::Tensor& ids, const torch::Tensor& attention_mask) const;

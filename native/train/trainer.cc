@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "data/dataset.h"
 #include "engine/compression.h"
 #include "engine/int8.h"
 
@@ -157,20 +158,44 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
   module->eval();
   const int64_t n = max_samples > 0 ? std::min(max_samples, data.size()) : data.size();
   EvalResult r;
-  double loss_sum = 0;
+  double loss_sum = 0, mask_loss_sum = 0;
+  // Masked-LM data on an MLM model: the loss on <mask>-replaced inputs apart, and the targets counted.
+  const auto* mlm = dynamic_cast<const MlmBlocks*>(&data);
+  const bool split_mask = mlm != nullptr && module->mlm_head && !model.seq2seq();
+  torch::Tensor targets_hist, mask_hist;
+  if (split_mask) {
+    targets_hist = torch::zeros({module->config.vocab_size}, torch::kFloat64);
+    mask_hist = torch::zeros({module->config.vocab_size}, torch::kFloat64);
+  }
   for (int64_t first = 0; first < n; first += batch_size) {
     const int64_t count = std::min(batch_size, n - first);
     Batch batch = data.eval_batch(first, count, seed).to(model.device);
     AutocastScope autocast(precision, model.device.type());
     LinearHookScope int8_scope(model.int8.get());
-    auto l = batch_loss(model, batch, /*label_smoothing=*/0.0, /*count_correct=*/true);
+    LossResult l = split_mask ? module->loss(batch, /*count_correct=*/true, /*per_target=*/true)
+                              : batch_loss(model, batch, /*label_smoothing=*/0.0, /*count_correct=*/true);
     loss_sum += l.loss.item<double>() * static_cast<double>(l.count);
     r.count += l.count;
     r.correct += l.correct;
     r.samples += count;
+    if (split_mask && l.count > 0) {
+      auto is_mask = batch.ids.reshape({-1}).index_select(0, batch.positions).eq(mlm->options().mask_id).cpu();
+      auto targets = batch.targets.cpu();
+      auto per = l.per_target.to(torch::kFloat64).cpu();
+      mask_loss_sum += per.masked_select(is_mask).sum().item<double>();
+      r.mask_count += is_mask.sum().item<int64_t>();
+      targets_hist.index_add_(0, targets, torch::ones({targets.size(0)}, torch::kFloat64));
+      auto masked_targets = targets.masked_select(is_mask);
+      mask_hist.index_add_(0, masked_targets, torch::ones({masked_targets.size(0)}, torch::kFloat64));
+    }
   }
   if (was_training) module->train();
   r.loss = r.count > 0 ? loss_sum / static_cast<double>(r.count) : 0.0;
+  if (split_mask) {
+    r.mask_loss = r.mask_count > 0 ? mask_loss_sum / static_cast<double>(r.mask_count) : 0.0;
+    r.target_counts.assign(targets_hist.data_ptr<double>(), targets_hist.data_ptr<double>() + targets_hist.numel());
+    r.mask_target_counts.assign(mask_hist.data_ptr<double>(), mask_hist.data_ptr<double>() + mask_hist.numel());
+  }
   r.seconds = since(start);
   return r;
 }

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/runtime.h"
 #include "data/dataset.h"
@@ -46,6 +47,12 @@ struct EvalResult {
   double loss = 0;
   int64_t count = 0, correct = 0, samples = 0;
   double seconds = 0;
+  // MLM only: the loss on the targets whose input was replaced by the mask token (the 10% kept unchanged
+  // can be copied, so the whole loss can beat a unigram model without using context), and how often each
+  // id was a target, over all targets and over those masked ones (for a unigram baseline of the same targets).
+  double mask_loss = 0;
+  int64_t mask_count = 0;
+  std::vector<double> target_counts, mask_target_counts;
 };
 
 class Trainer {
