@@ -211,4 +211,55 @@ test('bad sweep specs name the field', () => {
   expect(
     () => new Sweep({ name: 'x', corpus: corpusDir, models: [models[0], models[0]], budget: { steps: 1 }, evalEvery: { steps: 1 } }),
   ).toThrow(/two models have the run name 'd32-l1-h2'/);
+  expect(
+    () => new Sweep({ name: 'x', corpus: corpusDir, models, budget: { steps: 1 }, evalEvery: { steps: 1 }, lrSearch: { rates: [1e-3] } }),
+  ).toThrow(/sweep: lrSearch\.rates/);
+});
+
+test('lrSearch gives each size the rate its short trial runs found best, reports the search and keeps it on resume', async () => {
+  const dir = path.join(root, 'lr');
+  const spec = {
+    name: 'lr',
+    corpus: corpusDir,
+    // The second model keeps its own rate.
+    models: [models[0], { ...models[1], lr: 2e-3 }],
+    maxLen: 32,
+    batchSize: 8,
+    budget: { steps: 40 },
+    evalEvery: { steps: 20 },
+    evalSamples: 32,
+    lrSearch: { rates: [1e-5, 3e-3, 40], fraction: 0.25 },
+  };
+  const results = await new Sweep(spec).run({ dir });
+  const [searched, own] = results.runs;
+  const s = searched.lrSearch!;
+  expect(s.trials.map((t) => t.lr)).toEqual([1e-5, 3e-3, 40]);
+  for (const t of s.trials) expect(t.steps).toBe(10); // 25% of the 40 planned steps
+  // A rate of 40 blows the model up; of the others, the lower loss wins (1e-5 barely moves in 10 steps).
+  expect(s.trials[2].diverged).toBe(true);
+  const usable = s.trials.filter((t) => !t.diverged);
+  expect(s.lr).toBe(usable.reduce((a, b) => (b.loss < a.loss ? b : a)).lr);
+  expect(s.lr).toBe(3e-3);
+  expect(searched.lr).toBe(s.lr);
+  expect(s.searchSeconds).toBeCloseTo(
+    s.trials.reduce((n, t) => n + t.seconds, 0),
+    6,
+  );
+  expect(own.lrSearch).toBeUndefined();
+  expect(own.lr).toBe(2e-3);
+  const plan = JSON.parse(fs.readFileSync(path.join(dir, searched.label, 'plan.json'), 'utf8'));
+  expect(plan.lrSearch).toEqual(s);
+
+  const report = fs.readFileSync(await writeSweepReport(dir), 'utf8');
+  expect(report).toContain('## Learning rates');
+  expect(report).toContain(`The search took ${s.searchSeconds.toFixed(1)} s in all`);
+  expect(report).toContain(`- ${searched.label}: lr 0.003 chosen; 0.00001 -> loss ${s.trials[0].loss.toFixed(3)}, 0.003 -> loss`);
+  expect(report).toContain(`- ${own.label}: lr 0.002 (its own, not searched)`);
+
+  // An interrupted run resumes from its plan: the search is not run again.
+  fs.rmSync(path.join(dir, searched.label, 'result.json'));
+  const phases: string[] = [];
+  const again = await new Sweep(spec).run({ dir, onProgress: (p) => p.run === searched.label && phases.push(p.phase) });
+  expect(phases).not.toContain('lr-search');
+  expect(again.runs[0].lrSearch).toEqual(s);
 });

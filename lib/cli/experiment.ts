@@ -50,7 +50,7 @@ export const experimentRun: Command = {
           bar?.stop();
           bar = undefined;
           console.log(
-            `[${p.index + 1}/${p.runs}] ${p.run}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : 'done'}`,
+            `[${p.index + 1}/${p.runs}] ${p.run}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : p.phase === 'lr-search' ? 'searching the learning rate' : 'done'}`,
           );
         },
       })

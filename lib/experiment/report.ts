@@ -143,6 +143,31 @@ export function contextLines(results: SweepResults): string[] {
   ];
 }
 
+/** Sweeps with lrSearch: the rate each run trained with, each candidate's loss, and what the search cost. */
+export function lrLines(results: SweepResults): string[] {
+  const searched = results.runs.filter((r) => r.lrSearch);
+  if (searched.length === 0) return [];
+  const total = searched.reduce((n, r) => n + r.lrSearch!.searchSeconds, 0);
+  return [
+    '## Learning rates',
+    '',
+    `Each size's peak learning rate was searched: every candidate trained a throwaway copy for a share of that size's ` +
+      `planned steps; the lowest validation loss won. The search took ${total.toFixed(1)} s in all, not counted in the ` +
+      `training seconds above.`,
+    '',
+    ...results.runs.map((r) =>
+      r.lrSearch
+        ? `- ${r.label}: lr ${r.lrSearch.lr} chosen; ` +
+          r.lrSearch.trials
+            .map((t) => `${t.lr} -> ${t.diverged ? `diverged (loss ${t.loss.toFixed(3)})` : `loss ${t.loss.toFixed(3)}`}`)
+            .join(', ') +
+          ` (${r.lrSearch.trials[0].steps} steps each, ${r.lrSearch.searchSeconds.toFixed(1)} s)`
+        : `- ${r.label}: lr ${r.lr ?? '-'} (its own, not searched)`,
+    ),
+    '',
+  ];
+}
+
 /** Writes plots/ (SVG + PNG) and report.md for a sweep directory; returns the report's path. */
 export async function writeSweepReport(dir: string): Promise<string> {
   const results = await SweepResults.load(dir);
@@ -184,6 +209,7 @@ export async function writeSweepReport(dir: string): Promise<string> {
     ...checks.map((c) => `- ${c.claim}: ${verdict(c)}. ${c.evidence}.`),
     '',
     ...contextLines(results),
+    ...lrLines(results),
     mt
       ? "Computed from the runs' metrics.jsonl (validation loss: plain cross-entropy per target token; BLEU: sacreBLEU on a fixed " +
         'subset of the validation pairs; evaluation time excluded from training seconds).'

@@ -11,6 +11,7 @@ import { Dataset } from '../data/task';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
 import { measureStepSeconds } from '../train/budget';
+import { LrChoice, LrSearchSchema, searchLr } from './lr-search';
 import { Transformer } from '../model';
 import { AbortError, EvalRecord, MetricRecord, Progress, Trainer } from '../train/trainer';
 
@@ -96,6 +97,11 @@ export const SweepSpecSchema = z
      */
     bleu: BleuSchema.optional(),
     lr: positive.default(1e-3),
+    /**
+     * A learning rate per model, searched: each of `rates` trains a throwaway copy for `fraction` of the model's
+     * planned steps and the lowest validation loss wins (models with their own lr keep it). Its time is reported.
+     */
+    lrSearch: LrSearchSchema.optional(),
     /** Sequences per step (mlm); a translate sweep batches by batchTokens. */
     batchSize: z.number().int().positive().default(16),
     /** translate: tokens per batch (fairseq's --max-tokens; the trainer's default 4096). */
@@ -154,6 +160,10 @@ export interface RunResult {
   label: string;
   model: z.output<typeof ModelSchema>;
   parameters: number;
+  /** The peak learning rate it trained with (searched with the spec's lrSearch, unless the model set its own). */
+  lr?: number;
+  /** The search that chose `lr`: each rate's short run; its seconds are not in trainSeconds. */
+  lrSearch?: LrChoice;
   steps: number;
   trainSeconds: number;
   trainTokens: number;
@@ -184,7 +194,7 @@ export interface SweepProgress {
   index: number;
   runs: number;
   /** 'skipped': finished in an earlier run() and not redone. */
-  phase: 'measure' | 'train' | 'done' | 'skipped';
+  phase: 'measure' | 'lr-search' | 'train' | 'done' | 'skipped';
   progress?: Progress;
 }
 
@@ -317,9 +327,10 @@ export class Sweep {
         };
         // The LR schedule is laid over the budget: the steps it allows (measured for a seconds budget).
         let maxSteps: number;
+        let lrSearch: LrChoice | undefined;
         const planFile = path.join(runDir, 'plan.json');
         if (fs.existsSync(planFile)) {
-          maxSteps = (await readJson<{ maxSteps: number }>(planFile, 'sweep plan')).maxSteps;
+          ({ maxSteps, lrSearch } = await readJson<{ maxSteps: number; lrSearch?: LrChoice }>(planFile, 'sweep plan'));
         } else {
           if ('seconds' in s.budget) {
             report('measure');
@@ -330,8 +341,27 @@ export class Sweep {
           } else {
             maxSteps = s.budget.steps;
           }
-          await writeJsonAtomic(planFile, { maxSteps, budget: s.budget });
+          // A model without its own lr gets the searched one; the search is saved with the plan, so a resumed
+          // sweep does not search again.
+          if (s.lrSearch && m.lr === undefined) {
+            report('lr-search');
+            const { lr: _lr, ...rest } = base;
+            lrSearch = await searchLr({
+              config,
+              train: rest,
+              data: train,
+              valid,
+              plannedSteps: maxSteps,
+              warmup: s.warmup,
+              search: s.lrSearch,
+              seed: s.seed,
+              device: s.device,
+              evalSamples: s.evalSamples,
+            });
+          }
+          await writeJsonAtomic(planFile, { maxSteps, budget: s.budget, ...(lrSearch ? { lrSearch } : {}) });
         }
+        if (lrSearch) base.lr = lrSearch.lr;
         const model = await Transformer.create(config, { seed: s.seed, device: s.device });
         // An open-ended schedule (inverse-sqrt) under a seconds budget runs until the clock stops it: the
         // measured step count then only sizes the warmup.
@@ -374,6 +404,8 @@ export class Sweep {
             label,
             model: m,
             parameters: model.parameterCount,
+            lr: base.lr,
+            ...(lrSearch ? { lrSearch } : {}),
             steps: r.steps,
             trainSeconds: r.trainSeconds,
             trainTokens: r.trainTokens,
