@@ -417,10 +417,11 @@ export class Trainer {
 
   /**
    * Writes a checkpoint of this trainer and its model to `dir` (as fit does every `checkpointEvery` steps):
-   * complete or not at all, whenever the process dies.
+   * complete or not at all, whenever the process dies. In a process group only rank 0 writes; the others return.
    */
   async checkpoint(dir: string): Promise<void> {
     if (fitting.has(this.model)) throw new Error('checkpoint: a fit is running on this model; it writes its own checkpoints');
+    if (this.rank !== 0) return; // the ranks hold the same state: rank 0 writes it
     const run = RunDirectory.open(dir);
     try {
       await this.writeCheckpoint(run);
