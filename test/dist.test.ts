@@ -113,6 +113,43 @@ describe('data-parallel training over c10d', () => {
     expect(results(more.out)[0]).toMatchObject({ worldSize: 1, resumedFrom: 4, steps: 6 });
   });
 
+  test('ctrl_c_on_the_launcher_stops_every_rank_at_one_step_after_a_checkpoint', async () => {
+    const dir = tempDir('dist-abort');
+    const port = await freePort();
+    const p = spawn(
+      process.execPath,
+      [
+        CLI,
+        'launch',
+        '--nproc',
+        '2',
+        '--master',
+        `127.0.0.1:${port}`,
+        CHILD,
+        '--',
+        JSON.stringify({ batchSize: 4, maxSteps: 100000, dir, announce: true }),
+      ],
+      { env: { ...process.env, OMP_NUM_THREADS: '1' }, cwd: ROOT },
+    );
+    let out = '';
+    let sent = false;
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!sent && out.includes('training')) {
+        sent = true;
+        setTimeout(() => p.kill('SIGINT'), 1000);
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => p.on('exit', resolve));
+    const stops = [...out.matchAll(/aborted at step (\d+) on rank (\d)/g)].map((m) => ({ step: Number(m[1]), rank: Number(m[2]) }));
+    expect(stops.map((s) => s.rank).sort()).toEqual([0, 1]);
+    expect(stops[0].step).toBe(stops[1].step);
+    expect(code).toBe(130);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')) as { checkpoints: { step: number }[] };
+    expect(manifest.checkpoints[0].step).toBe(stops[0].step);
+  });
+
   test('a_killed_rank_is_named_by_the_other_and_the_launcher_fails', async () => {
     const r = await launch(
       await freePort(),

@@ -2,7 +2,8 @@
 // speeches with distributed: 'auto', so under `trainlarge launch` it joins the process group and alone it
 // trains as one process. Rank 0 saves the model to opts.save; every rank prints one JSON line at the end, or
 // "error: ..." and exits 3. opts.die = { rank, afterMs, signal } makes that rank kill itself mid-run
-// (SIGKILL: it dies; SIGSTOP: it hangs).
+// (SIGKILL: it dies; SIGSTOP: it hangs). SIGINT stops it after a step all ranks agree on ("aborted at step N
+// on rank R", exit 130); opts.announce prints "training" at each progress report (rank 0).
 //   node test/peer/dist_child.js '{"batchSize": 4, "maxSteps": 6, "save": "/tmp/x"}'
 'use strict';
 const { ByteTokenizer, LabelledDataset, loadSpeeches, MlmDataset, splitSpeeches, Trainer, Transformer } = require('../../dist/lib');
@@ -60,7 +61,23 @@ async function main() {
     });
     const die = opts.die;
     if (die && trainer.rank === die.rank) setTimeout(() => process.kill(process.pid, die.signal ?? 'SIGKILL'), die.afterMs);
-    const r = await trainer.fit(data, { dir: opts.dir, evalEvery: 1000, checkpointEvery: opts.checkpointEvery ?? 1000 });
+    // Ctrl-C (the launcher forwards it): stop after an agreed step, rank 0 checkpoints.
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    let r;
+    try {
+      r = await trainer.fit(data, {
+        dir: opts.dir,
+        evalEvery: 1000,
+        checkpointEvery: opts.checkpointEvery ?? 1000,
+        signal: controller.signal,
+        onProgress: () => opts.announce && console.log('training'),
+      });
+    } catch (e) {
+      if (e.name !== 'AbortError') throw e;
+      console.log(`aborted at step ${e.step} on rank ${trainer.rank}`);
+      process.exit(130);
+    }
     if (opts.save && trainer.rank === 0) await model.save(opts.save);
     const loss = r.history.filter((h) => h.type === 'train').map((h) => h.loss);
     console.log(JSON.stringify({ rank: trainer.rank, worldSize: trainer.worldSize, steps: r.steps, resumedFrom: r.resumedFrom, loss }));
