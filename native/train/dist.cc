@@ -17,6 +17,8 @@
 
 namespace trainlarge {
 
+#if TRAINLARGE_GLOO
+
 namespace {
 
 using DistClock = std::chrono::steady_clock;
@@ -72,8 +74,6 @@ void unflatten(const torch::Tensor& flat, const std::vector<torch::Tensor>& ts) 
 bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
 }  // namespace
-
-#if TRAINLARGE_GLOO
 
 struct DistGroup::Impl {
   explicit Impl(const DistConfig& c) : config(c) {}
