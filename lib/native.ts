@@ -35,6 +35,9 @@ export interface NativeStepStats {
   seconds: number;
   dataSeconds: number;
   skipped: boolean;
+  /** Data-parallel: seconds in the gradient all-reduce and bytes all-reduced this step (0 in one process). */
+  commSeconds: number;
+  commBytes: number;
 }
 
 export interface NativeBatch {
@@ -145,10 +148,29 @@ export interface NativeDataset {
   dispose(): void;
 }
 
+export interface NativeDistConfig {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  backend: string;
+  timeoutSeconds: number;
+}
+
 export interface NativeTrainer {
   readonly step: number;
   readonly lossScale: number;
-  steps(data: NativeDataset, maxSteps: number, maxSeconds: number): Promise<NativeStepStats[]>;
+  steps(
+    data: NativeDataset,
+    maxSteps: number,
+    maxSeconds: number,
+    aborted: boolean,
+  ): Promise<{ stats: NativeStepStats[]; aborted: boolean }>;
+  joinGroup(config: NativeDistConfig): Promise<void>;
+  syncState(values: number[]): Promise<number[]>;
+  agree(local: boolean): Promise<boolean>;
+  barrier(): Promise<void>;
+  leaveGroup(): Promise<void>;
   abort(): void;
   saveState(path: string): Promise<void>;
   loadState(path: string): Promise<void>;
@@ -215,7 +237,7 @@ export interface NativeAddon {
   writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
 }
 
-const ABI_VERSION = 7;
+const ABI_VERSION = 8;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

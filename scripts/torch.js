@@ -154,7 +154,21 @@ function locate() {
     cxxStandard: stdMatch ? Number(stdMatch[1]) : 17,
     version,
     system: libDir.startsWith('/usr/lib'),
+    gloo: glooHeaders(),
   };
+}
+
+/**
+ * libtorch ships c10d's headers but not the gloo headers ProcessGroupGloo.hpp includes. Debian's
+ * libgloo-dev provides them: ProcessGroupGloo's members hold gloo types only behind pointers and
+ * containers of pointers, so its layout does not depend on the gloo version (LIBTORCH.md: checked against
+ * the size libtorch 2.13 allocates). Without them the addon builds without data-parallel training.
+ * GLOO_INCLUDE names another folder; TRAINLARGE_GLOO=0 turns it off.
+ */
+function glooHeaders() {
+  if (process.env.TRAINLARGE_GLOO === '0') return false;
+  const dir = process.env.GLOO_INCLUDE || '/usr/include';
+  return fs.existsSync(path.join(dir, 'gloo', 'algorithm.h')) ? dir : false;
 }
 
 /**
@@ -200,6 +214,7 @@ function main() {
   const what = process.argv[2] || 'info';
   const t = locate();
   const defines = [`_GLIBCXX_USE_CXX11_ABI=${t.cxx11abi}`, `TRAINLARGE_CUDA=${t.cuda ? 1 : 0}`];
+  if (t.gloo) defines.push('USE_C10D_GLOO', 'TRAINLARGE_GLOO=1');
   const out = {
     prefix: t.prefix,
     'include-dirs': t.includeDirs.join(' '),
@@ -209,7 +224,7 @@ function main() {
     defines: defines.join(' '),
     cflags: `-std=c++${t.cxxStandard}`,
     // libtorch's headers as system headers (their own warnings are not ours).
-    isystem: t.includeDirs.map((d) => `-isystem ${d}`).join(' '),
+    isystem: [...t.includeDirs, ...(t.gloo && t.gloo !== '/usr/include' ? [t.gloo] : [])].map((d) => `-isystem ${d}`).join(' '),
     // --no-as-needed keeps torch_cpu (its static initializers register the operators) and torch_cuda
     // (else torch::cuda::is_available() is false) linked; the runpath finds a libtorch outside /usr/lib.
     ldflags: ['-Wl,--no-as-needed', ...(t.system ? [] : [`-Wl,-rpath,${t.libDir}`])].join(' '),

@@ -45,6 +45,11 @@ export interface Command {
   flags: Flag[];
   /** What its arguments that are not flags are (e.g. 'SOURCE'); a command without it takes none. */
   operands?: string;
+  /**
+   * The first operand ends the flags: it and everything after it are operands, verbatim (a `--` right after
+   * it, or before it, is dropped). `launch` takes a script and the script's own arguments this way.
+   */
+  passThrough?: boolean;
   run(args: Args): Promise<void>;
 }
 
@@ -149,6 +154,12 @@ export function parseArgs(cmd: Command, argv: string[]): Args {
   const flags = [...cmd.flags, HELP];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (cmd.passThrough && (a === '--' || !a.startsWith('--'))) {
+      const rest = argv.slice(a === '--' ? i + 1 : i);
+      if (rest[1] === '--') rest.splice(1, 1);
+      positional.push(...rest);
+      break;
+    }
     if (!a.startsWith('--') || a === '--') {
       if (!cmd.operands) throw new UsageError(`${cmd.name}: unexpected argument '${a}' (it takes flags only)`, cmd.name);
       positional.push(a);

@@ -78,7 +78,8 @@ export const finetune: Command = {
       );
     }
     await writeTaskRecord(dir, { source, maxLen });
-    const trainer = new Trainer(model, config);
+    // Under `trainlarge launch` (torchrun's variables set) the ranks train together; alone, as one process.
+    const trainer = new Trainer(model, { ...config, distributed: 'auto' });
     try {
       const r = await fitWithProgress(`finetune ${name}`, trainer, task.train, { args, validData: task.valid, dir });
       // The label names beside the weights, for the service and compress (fit's checkpoint wrote the rest).

@@ -8,6 +8,7 @@ import { dataFetch, dataList, dataPrepare } from './data';
 import { experimentReport, experimentRun, recommend } from './experiment';
 import { exportCommand } from './export';
 import { finetune } from './finetune';
+import { launch } from './launch';
 import { serve } from './serve';
 import { train } from './train';
 
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   experimentRun,
   experimentReport,
   recommend,
+  launch,
 ];
 
 function usage(): string {

@@ -121,7 +121,8 @@ export const train: Command = {
     }
     const model: ModelConfigInput = { task: 'mlm', vocabSize: tok.vocabSize, maxLen, ...shape };
     const m = await Transformer.create(model, { seed: config.seed, device: device(args) });
-    const trainer = new Trainer(m, config);
+    // Under `trainlarge launch` (torchrun's variables set) the ranks train together; alone, as one process.
+    const trainer = new Trainer(m, { ...config, distributed: 'auto' });
     try {
       const r = await fitWithProgress(`train ${name}`, trainer, corpus.train({ maxLen }), {
         args,

@@ -62,6 +62,23 @@ export const TrainConfigSchema = z
     evalBatchSize: positiveInt.optional(),
     /** Masking seed for validation, fixed so numbers compare across runs and model sizes. */
     evalSeed: z.number().int().min(0).default(1234),
+    /**
+     * Data-parallel training over processes (lib/train/dist.ts): 'auto' joins the process group torchrun's
+     * variables describe (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; `trainlarge launch` sets them) and
+     * trains alone when they are unset; an object is 'auto' with its backend and the seconds after which a
+     * silent rank fails the others. 'off' (default): one process, whatever the environment says.
+     */
+    distributed: z
+      .union([
+        z.enum(['auto', 'off']),
+        z
+          .object({
+            backend: z.enum(['gloo']).default('gloo'),
+            timeoutSeconds: z.number().positive().default(300),
+          })
+          .strict(),
+      ])
+      .default('off'),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -124,7 +141,10 @@ export function resolveThreads(c: Pick<TrainConfig, 'threads' | 'blasThreads'> &
   threads: number;
   blasThreads: number;
 } {
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  // Under a launcher (trainlarge launch, torchrun) OMP_NUM_THREADS is each process's share of the cores.
+  const omp = Number(process.env.OMP_NUM_THREADS);
+  const cores =
+    Number.isInteger(omp) && omp > 0 ? omp : typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return {
     threads: c.threads === 'auto' ? cores : c.threads,
     blasThreads: c.blasThreads === 'auto' ? cores : c.blasThreads,

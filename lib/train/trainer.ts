@@ -13,6 +13,7 @@ import {
 import { dataHandle, ParallelDataset, TrainingData } from '../data/dataset';
 import { Tokenizer } from '../data/tokenizer';
 import { RUN_FILES, writeJsonAtomic } from '../io';
+import { DistSetup, resolveDistributed } from './dist';
 import { faultPoint, RunDirectory } from './rundir';
 import { EvalResult, modelInternals, Transformer } from '../model';
 import { native, NativeStepStats, NativeTrainer } from '../native';
@@ -31,6 +32,8 @@ export interface StepRecord {
   trainSeconds: number;
   /** fp16 only, and only when true: the gradients overflowed at the current loss scale, so the update was skipped. */
   skipped?: true;
+  /** Data-parallel only: seconds this step spent in the gradient all-reduce (on this rank). */
+  commSeconds?: number;
 }
 
 export interface EvalRecord {
@@ -142,6 +145,12 @@ export class Trainer {
   private trainTokens = 0;
   /** The run directory this trainer last wrote the model's tokenizer into (it does not change within a fit). */
   private tokenizerSavedIn?: string;
+  /**
+   * The process group this trainer trains in (config `distributed`), joined at the first fit; undefined in
+   * one process.
+   */
+  readonly distributed?: DistSetup;
+  private joined = false;
 
   constructor(
     readonly model: Transformer,
@@ -168,8 +177,27 @@ export class Trainer {
         { path: 'batchTokens', message: `must be >= the model's maxLen (${model.config.maxLen}) so the longest pair fits` },
       ]);
     }
+    this.distributed = resolveDistributed(this.config.distributed);
+    if (this.distributed && translate) {
+      throw new ConfigError('train config', [
+        {
+          path: 'distributed',
+          message: 'translation data (batched by token count) is not sharded across ranks yet; train it in one process',
+        },
+      ]);
+    }
     const threads = resolveThreads(this.config);
     this.handle = new (native().Trainer)(modelInternals(model).handle, { ...this.config, ...threads });
+  }
+
+  /** This process's rank in its process group (0 in one process). Only rank 0 writes run directories. */
+  get rank(): number {
+    return this.distributed?.rank ?? 0;
+  }
+
+  /** Processes training together (1 in one process). */
+  get worldSize(): number {
+    return this.distributed?.worldSize ?? 1;
   }
 
   /** Optimizer updates done. */
@@ -220,10 +248,37 @@ export class Trainer {
     let run: RunDirectory | undefined;
     let logFd: number | undefined;
     try {
-      run = opts.dir ? RunDirectory.open(opts.dir) : undefined;
-      const resumed = run ? await this.resume(run) : { from: this.step };
+      const dist = this.distributed;
+      if (dist && !this.joined) {
+        await modelInternals(this.model).run(() =>
+          this.handle.joinGroup({
+            rank: dist.rank,
+            worldSize: dist.worldSize,
+            masterAddr: dist.masterAddr,
+            masterPort: dist.masterPort,
+            backend: dist.backend,
+            timeoutSeconds: dist.timeoutSeconds,
+          }),
+        );
+        this.joined = true;
+      }
+      // Only rank 0 opens (and locks, resumes from, writes) the run directory.
+      run = opts.dir && this.rank === 0 ? RunDirectory.open(opts.dir) : undefined;
+      let resumed: { from: number; note?: string } = run ? await this.resume(run) : { from: this.step };
+      if (dist) {
+        // Rank 0's weights, optimizer state, step and budgets (resumed or not) into every rank.
+        const [trainSeconds, trainTokens] = await modelInternals(this.model).run(() =>
+          this.handle.syncState([this.trainSeconds, this.trainTokens]),
+        );
+        this.trainSeconds = trainSeconds;
+        this.trainTokens = trainTokens;
+        resumed = { ...resumed, from: this.step };
+      }
       if (run) logFd = fs.openSync(path.join(run.dir, RUN_FILES.metrics), 'a');
-      return await this.train(data, opts, { evalEvery, checkpointEvery, run, logFd, resumed });
+      const result = await this.train(data, opts, { evalEvery, checkpointEvery, run, logFd, resumed });
+      // Every rank finishes together: rank 0 serves the group's store until the others are done with it.
+      if (dist) await modelInternals(this.model).run(() => this.handle.barrier());
+      return result;
     } finally {
       fitting.delete(this.model);
       if (logFd !== undefined) fs.closeSync(logFd);
@@ -274,9 +329,15 @@ export class Trainer {
     const onAbort = () => this.handle.abort();
     opts.signal?.addEventListener('abort', onAbort);
     const recent: NativeStepStats[] = [];
+    // In a process group the ranks stop on an abort together: the engine agrees on it before each step.
+    const dist = this.distributed !== undefined;
+    let aborted = false;
     try {
       while (this.step < c.maxSteps) {
-        if (opts.signal?.aborted) break;
+        if (!dist && opts.signal?.aborted) {
+          aborted = true;
+          break;
+        }
         const spentBudget = spent();
         if (spentBudget) {
           stoppedBy = spentBudget;
@@ -294,9 +355,10 @@ export class Trainer {
           (opts.maxSeconds ?? Infinity) - this.trainSeconds,
           nextEvalSeconds - this.trainSeconds,
         );
-        const stats = await modelInternals(this.model).run(() =>
-          this.handle.steps(dataHandle(data), nextStop - this.step, Math.max(seconds, 1e-6)),
+        const done = await modelInternals(this.model).run(() =>
+          this.handle.steps(dataHandle(data), nextStop - this.step, Math.max(seconds, 1e-6), opts.signal?.aborted ?? false),
         );
+        const stats = done.stats;
         for (const s of stats) {
           if (!Number.isFinite(s.loss) || (s.skipped && c.precision !== 'fp16')) {
             throw new Error(
@@ -317,11 +379,15 @@ export class Trainer {
             dataSeconds: s.dataSeconds,
             trainSeconds: this.trainSeconds,
             ...(s.skipped ? { skipped: true as const } : {}),
+            ...(dist ? { commSeconds: s.commSeconds } : {}),
           });
           recent.push(s);
           if (recent.length > 20) recent.shift();
         }
-        if (opts.signal?.aborted) break;
+        if (done.aborted || (!dist && opts.signal?.aborted)) {
+          aborted = true;
+          break;
+        }
         const atEnd = this.step >= c.maxSteps || spent() !== undefined;
         const evalDue = this.trainSeconds >= nextEvalSeconds;
         if (evalDue) nextEvalSeconds = (Math.floor(this.trainSeconds / opts.evalEverySeconds!) + 1) * opts.evalEverySeconds!;
@@ -330,10 +396,11 @@ export class Trainer {
           record(lastEval);
         }
         if (run && (this.step % checkpointEvery === 0 || atEnd)) await this.writeCheckpoint(run, logFd);
-        opts.onProgress?.(this.progress(recent, lastEval));
+        if (this.rank === 0) opts.onProgress?.(this.progress(recent, lastEval));
       }
-      if (opts.signal?.aborted) {
+      if (aborted || (!dist && opts.signal?.aborted)) {
         if (run) await this.writeCheckpoint(run, logFd);
+        if (dist) await modelInternals(this.model).run(() => this.handle.barrier());
         throw new AbortError(this.step);
       }
     } finally {
@@ -353,10 +420,11 @@ export class Trainer {
 
   /**
    * Writes a checkpoint of this trainer and its model to `dir` (as fit does every `checkpointEvery` steps):
-   * complete or not at all, whenever the process dies.
+   * complete or not at all, whenever the process dies. In a process group only rank 0 writes; the others return.
    */
   async checkpoint(dir: string): Promise<void> {
     if (fitting.has(this.model)) throw new Error('checkpoint: a fit is running on this model; it writes its own checkpoints');
+    if (this.rank !== 0) return; // the ranks hold the same state: rank 0 writes it
     const run = RunDirectory.open(dir);
     try {
       await this.writeCheckpoint(run);

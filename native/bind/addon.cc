@@ -100,7 +100,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));
   register_compression_ops(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 7));
+  exports.Set("abiVersion", Napi::Number::New(env, 8));
   return exports;
 }
 

@@ -118,6 +118,18 @@ Precision read_precision(const Napi::Value& value, const char* field) {
   return parse_precision(value.As<Napi::String>().Utf8Value());
 }
 
+DistConfig read_dist_config(const Napi::Value& value) {
+  const OptionReader r(value, "distributed");
+  DistConfig c;
+  c.rank = static_cast<int>(r.integer("rank"));
+  c.world_size = static_cast<int>(r.integer("worldSize"));
+  c.master_addr = r.string("masterAddr");
+  c.master_port = static_cast<int>(r.integer("masterPort"));
+  c.backend = r.string("backend");
+  c.timeout_seconds = r.number("timeoutSeconds");
+  return c;
+}
+
 TrainConfig read_train_config(const Napi::Value& value) {
   const OptionReader r(value, "train config");
   TrainConfig c;

@@ -55,6 +55,7 @@ class OptionReader {
 };
 
 ModelConfig read_model_config(const Napi::Value& value);
+DistConfig read_dist_config(const Napi::Value& value);
 TrainConfig read_train_config(const Napi::Value& value);
 MlmOptions read_mlm_options(const Napi::Value& value);
 ParallelOptions read_parallel_options(const Napi::Value& value);

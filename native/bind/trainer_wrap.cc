@@ -17,6 +17,11 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TrainerWrap::Abort>("abort"),
                          InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                          InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+                         InstanceMethod<&TrainerWrap::JoinGroup>("joinGroup"),
+                         InstanceMethod<&TrainerWrap::SyncState>("syncState"),
+                         InstanceMethod<&TrainerWrap::Agree>("agree"),
+                         InstanceMethod<&TrainerWrap::Barrier>("barrier"),
+                         InstanceMethod<&TrainerWrap::LeaveGroup>("leaveGroup"),
                          InstanceAccessor<&TrainerWrap::Step>("step"),
                          InstanceAccessor<&TrainerWrap::LossScale>("lossScale"),
                          InstanceMethod<&TrainerWrap::Dispose>("dispose"),
@@ -55,20 +60,29 @@ Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
     const double max_seconds = number_arg(info, 2, "maxSeconds");
     if (max_steps <= 0) throw std::invalid_argument("maxSteps: must be > 0");
     auto abort = abort_;
-    abort->store(false);
+    abort->store(info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value());
     return run_async(info.Env(), "trainlarge.steps",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "training");
                        const auto& c = trainer->config();
                        set_threads(c.threads, c.blas_threads);
                        const auto start = std::chrono::steady_clock::now();
+                       const auto group = trainer->group();
                        std::vector<StepStats> done;
-                       while (static_cast<int64_t>(done.size()) < max_steps && !abort->load()) {
+                       bool aborted = false;
+                       double agreed_seconds = 0;
+                       while (static_cast<int64_t>(done.size()) < max_steps) {
+                         if (group ? group->any(abort->load()) : abort->load()) {
+                           aborted = true;
+                           break;
+                         }
                          done.push_back(trainer->step(data));
-                         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                         agreed_seconds += done.back().seconds;
+                         const double elapsed =
+                             group ? agreed_seconds : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
                          if (max_seconds > 0 && elapsed >= max_seconds) break;
                        }
-                       return [done](Napi::Env env) -> Napi::Value {
+                       return [done, aborted](Napi::Env env) -> Napi::Value {
                          auto out = Napi::Array::New(env, done.size());
                          for (size_t i = 0; i < done.size(); ++i) {
                            const auto& s = done[i];
@@ -82,9 +96,14 @@ Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
                            o.Set("seconds", s.seconds);
                            o.Set("dataSeconds", s.data_seconds);
                            o.Set("skipped", s.skipped);
+                           o.Set("commSeconds", s.comm_seconds);
+                           o.Set("commBytes", static_cast<double>(s.comm_bytes));
                            out.Set(static_cast<uint32_t>(i), o);
                          }
-                         return out;
+                         auto result = Napi::Object::New(env);
+                         result.Set("stats", out);
+                         result.Set("aborted", aborted);
+                         return result;
                        };
                      },
                      {info.This().As<Napi::Object>(), info[0].As<Napi::Object>()});
@@ -120,6 +139,79 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
                      [=]() -> Finish {
                        BusyGuard busy(*model, "loadState");
                        trainer->load_state(path);
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::JoinGroup(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("joinGroup");
+    if (trainer->group()) throw std::invalid_argument("joinGroup: this trainer is in a process group already");
+    const auto config = read_dist_config(info[0]);
+    return run_async(info.Env(), "trainlarge.joinGroup",
+                     [=]() -> Finish {
+                       trainer->set_group(DistGroup::join(config));
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::SyncState(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("syncState");
+    auto model = model_;
+    std::vector<double> values;
+    if (!info[0].IsArray()) throw std::invalid_argument("syncState: values must be an array of numbers");
+    auto a = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) values.push_back(a.Get(i).As<Napi::Number>().DoubleValue());
+    return run_async(info.Env(), "trainlarge.syncState",
+                     [=]() -> Finish {
+                       BusyGuard busy(*model, "syncState");
+                       auto out = trainer->sync_state(values);
+                       return [out](Napi::Env env) -> Napi::Value {
+                         auto arr = Napi::Array::New(env, out.size());
+                         for (size_t i = 0; i < out.size(); ++i) arr.Set(static_cast<uint32_t>(i), out[i]);
+                         return arr;
+                       };
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::Agree(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("agree");
+    const bool local = info[0].ToBoolean().Value();
+    return run_async(info.Env(), "trainlarge.agree",
+                     [=]() -> Finish {
+                       const bool all = trainer->group() ? trainer->group()->any(local) : local;
+                       return [all](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, all); };
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::Barrier(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("barrier");
+    return run_async(info.Env(), "trainlarge.barrier",
+                     [=]() -> Finish {
+                       if (trainer->group()) trainer->group()->barrier();
+                       return nullptr;
+                     },
+                     {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value TrainerWrap::LeaveGroup(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto trainer = live("leaveGroup");
+    return run_async(info.Env(), "trainlarge.leaveGroup",
+                     [=]() -> Finish {
+                       trainer->set_group(nullptr);
                        return nullptr;
                      },
                      {info.This().As<Napi::Object>()});

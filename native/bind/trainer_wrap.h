@@ -18,14 +18,28 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   ~TrainerWrap() override;
 
  private:
-  // [async] steps(data, maxSteps, maxSeconds) -> Promise<StepStats[]>: runs updates until maxSteps are
-  //   done, maxSeconds have passed (at least one step), or abort() was called (checked between steps).
+  // [async] steps(data, maxSteps, maxSeconds, aborted) -> Promise<{ stats: StepStats[], aborted }>: runs
+  //   updates until maxSteps are done, maxSeconds have passed (at least one step), or abort() was called
+  //   (checked between steps; `aborted` is the flag's value at the start). In a process group the ranks agree
+  //   before each step whether any was aborted, and count the agreed step seconds: all stop at the same step.
+  //   Throws when a collective fails (naming the rank at fault).
   Napi::Value Steps(const Napi::CallbackInfo& info);
   // [sync] abort(): the running steps() call returns after its current step
   Napi::Value Abort(const Napi::CallbackInfo& info);
   // [async] saveState(path) / loadState(path): weights + optimizer + step in one safetensors file
   Napi::Value SaveState(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
+  // [async] joinGroup({ rank, worldSize, masterAddr, masterPort, backend, timeoutSeconds }) -> Promise<void>:
+  //   joins the data-parallel process group (blocks the engine thread until every rank joined or the timeout)
+  Napi::Value JoinGroup(const Napi::CallbackInfo& info);
+  // [async] syncState(values: number[]) -> Promise<number[]>: rank 0's weights, optimizer state, step and
+  //   `values` into every rank; returns rank 0's values (in one process, `values`)
+  Napi::Value SyncState(const Napi::CallbackInfo& info);
+  // [async] agree(local: boolean) -> Promise<boolean>: true on every rank when true on any
+  Napi::Value Agree(const Napi::CallbackInfo& info);
+  // [async] barrier() -> Promise<void>; [async] leaveGroup() -> Promise<void>: destroys the process group
+  Napi::Value Barrier(const Napi::CallbackInfo& info);
+  Napi::Value LeaveGroup(const Napi::CallbackInfo& info);
   // [sync] step: optimizer updates done; lossScale (fp16)
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value LossScale(const Napi::CallbackInfo& info);

@@ -17,6 +17,24 @@ struct Batch {
     auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device, /*non_blocking=*/true) : t; };
     return Batch{move(ids), move(attention_mask), move(targets), move(positions), tokens};
   }
+
+  // Rows [first, first + count): one rank's share of a data-parallel step's batch (not for translation
+  // batches, whose targets are per row already and which are batched by token count).
+  Batch rows(int64_t first, int64_t count) const {
+    const int64_t B = ids.size(0), T = ids.size(1);
+    Batch out;
+    out.ids = ids.narrow(0, first, count).contiguous();
+    if (attention_mask.defined()) out.attention_mask = attention_mask.narrow(0, first, count).contiguous();
+    if (positions.defined()) {  // MLM: flat indices into (B*T); keep this share's, relative to it
+      auto keep = (positions >= first * T).logical_and(positions < (first + count) * T);
+      out.positions = positions.masked_select(keep) - first * T;
+      out.targets = targets.masked_select(keep);
+    } else {
+      out.targets = targets.narrow(0, first, count).contiguous();
+    }
+    out.tokens = attention_mask.defined() ? out.attention_mask.sum().item<int64_t>() : tokens * count / B;
+    return out;
+  }
 };
 
 }  // namespace trainlarge

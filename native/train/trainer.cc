@@ -63,6 +63,12 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
   if (by_tokens && config_.batch_tokens == 0)
     throw std::invalid_argument("batchTokens: translation data is batched by token count; set batchTokens");
   if (!by_tokens && config_.batch_tokens > 0) throw std::invalid_argument("batchTokens: only applies to translation (parallel) data");
+  const int world = group_ ? group_->size() : 1;
+  const int rank = group_ ? group_->rank() : 0;
+  if (world > 1 && by_tokens) {
+    throw std::invalid_argument(
+        "distributed: translation data (batched by token count) is not sharded across ranks yet; train it in one process");
+  }
   const auto start = Clock::now();
   StepStats s;
   s.lr = config_.schedule.at(optimizer_.steps());
@@ -74,30 +80,57 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     const int64_t index = optimizer_.steps() * config_.accum_steps + m;
     double waited = 0;
     const int64_t size = config_.batch_tokens > 0 ? config_.batch_tokens : config_.batch_size;
-    Batch batch = prefetch_.get(data_ptr, index, size, config_.seed, &waited);
+    // Data-parallel: every rank builds the step's whole batch (world x size, a pure function of seed and
+    // index) and trains on its own rows, so the ranks together see exactly one process's batch.
+    Batch batch = prefetch_.get(data_ptr, index, size * world, config_.seed, &waited);
     const auto t = Clock::now();
+    // The task's loss is a mean over the batch's targets (masked tokens, labels); a rank's mean is weighted
+    // by its share of them, so the ranks' averaged gradients are the whole batch's.
+    double weight = 1.0;
+    if (world > 1) {
+      const auto all_targets = static_cast<double>(batch.targets.size(0));
+      batch = batch.rows(rank * size, size);
+      weight = all_targets > 0 ? static_cast<double>(world) * static_cast<double>(batch.targets.size(0)) / all_targets : 0.0;
+    }
     batch = batch.to(model_->device);
     s.data_seconds += waited + since(t);
-    module->reseed_dropout(mix_seed(config_.seed ^ 0xd1b54a32d192ed03ULL, static_cast<uint64_t>(index)));
+    uint64_t dropout_seed = mix_seed(config_.seed ^ 0xd1b54a32d192ed03ULL, static_cast<uint64_t>(index));
+    if (rank > 0) dropout_seed = mix_seed(dropout_seed, static_cast<uint64_t>(rank));  // each rank's own masks
+    module->reseed_dropout(dropout_seed);
     LossResult r;
     {
       AutocastScope autocast(config_.precision, model_->device.type());
       r = batch_loss(*model_, batch, config_.label_smoothing);
     }
-    auto scaled = r.loss / static_cast<double>(config_.accum_steps);
-    if (fp16) scaled = scaled * loss_scale_;
-    scaled.backward();
-    s.loss += r.loss.item<double>() / static_cast<double>(config_.accum_steps);
+    // A share without targets (a rare MLM batch) adds nothing; its missing gradients count as zeros in the
+    // all-reduce below.
+    if (weight > 0) {
+      auto scaled =
+          world == 1 ? r.loss / static_cast<double>(config_.accum_steps) : r.loss * (weight / static_cast<double>(config_.accum_steps));
+      if (fp16) scaled = scaled * loss_scale_;
+      scaled.backward();
+      s.loss += r.loss.item<double>() * weight / static_cast<double>(config_.accum_steps);
+    }
     s.tokens += batch.tokens;
     s.targets += r.count;
   }
 
+  // Data-parallel: the mean of the ranks' gradients, once per update (after the last micro-batch's backward,
+  // not overlapped with it), before the norm: clipping then sees the whole batch's gradient on every rank.
+  torch::NoGradGuard no_grad;
+  if (world > 1) {
+    std::vector<torch::Tensor> all;
+    for (const auto& [name, p] : optimizer_.params()) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      all.push_back(p.grad());
+    }
+    group_->average(all);
+  }
   // Global gradient norm (as torch.nn.utils.clip_grad_norm_: one norm per tensor, then their norm); under
   // fp16 the gradients still carry the loss scale, so the norm is divided by it.
   std::vector<torch::Tensor> grads;
   for (const auto& [name, p] : optimizer_.params())
     if (p.grad().defined()) grads.push_back(p.grad());
-  torch::NoGradGuard no_grad;
   const double unscale = fp16 ? loss_scale_ : 1.0;
   s.grad_norm = grads.empty() ? 0.0 : torch::stack(at::_foreach_norm(grads, 2)).to(torch::kFloat).norm(2).item<double>() / unscale;
   const bool finite = std::isfinite(s.grad_norm);
@@ -120,7 +153,40 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
   }
   s.step = optimizer_.steps();
   s.seconds = since(start);
+  if (world > 1) {
+    // The step as one process would report it, the same on every rank (budgets decide alike everywhere):
+    // the whole batch's loss, tokens and targets; the slowest rank's seconds.
+    auto row =
+        torch::tensor({s.loss, static_cast<double>(s.tokens), static_cast<double>(s.targets), s.seconds, s.data_seconds}, torch::kFloat64);
+    auto all = group_->gather(row);
+    s.loss = all.select(1, 0).sum().item<double>() / world;
+    s.tokens = static_cast<int64_t>(all.select(1, 1).sum().item<double>());
+    s.targets = static_cast<int64_t>(all.select(1, 2).sum().item<double>());
+    s.seconds = all.select(1, 3).max().item<double>();
+    s.data_seconds = all.select(1, 4).max().item<double>();
+    std::tie(s.comm_seconds, s.comm_bytes) = group_->take_comm_stats();
+  }
   return s;
+}
+
+std::vector<double> Trainer::sync_state(std::vector<double> extra) {
+  if (!group_ || group_->size() == 1) return extra;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> tensors;
+  for (const auto& [name, p] : model_->named_parameters()) tensors.push_back(p);
+  auto state = optimizer_.state();
+  for (const auto& [name, t] : state) tensors.push_back(t);
+  group_->broadcast(tensors);
+  std::vector<double> head{static_cast<double>(optimizer_.steps()), loss_scale_, static_cast<double>(good_steps_)};
+  head.insert(head.end(), extra.begin(), extra.end());
+  auto h = torch::tensor(head, torch::kFloat64);
+  group_->broadcast({h});
+  std::map<std::string, torch::Tensor> by_name(state.begin(), state.end());
+  optimizer_.load_state(by_name, static_cast<int64_t>(h[0].item<double>()));
+  loss_scale_ = h[1].item<double>();
+  good_steps_ = static_cast<int64_t>(h[2].item<double>());
+  for (size_t i = 0; i < extra.size(); ++i) extra[i] = h[static_cast<int64_t>(3 + i)].item<double>();
+  return extra;
 }
 
 void Trainer::save_state(const std::string& path) const {

@@ -13,6 +13,7 @@
 #include "data/prefetch.h"
 #include "engine/model.h"
 #include "train/adamw.h"
+#include "train/dist.h"
 #include "train/schedule.h"
 
 namespace trainlarge {
@@ -41,6 +42,9 @@ struct StepStats {
   int64_t tokens = 0, targets = 0;
   double seconds = 0, data_seconds = 0;
   bool skipped = false;  // fp16 overflow: the update was skipped and the loss scale lowered
+  // Data-parallel: seconds in the gradient all-reduce and bytes all-reduced (0 in one process).
+  double comm_seconds = 0;
+  int64_t comm_bytes = 0;
 };
 
 struct EvalResult {
@@ -66,6 +70,14 @@ class Trainer {
   int64_t steps() const { return optimizer_.steps(); }
   double loss_scale() const { return loss_scale_; }
 
+  // Data-parallel training: from now on each step trains on this rank's rows of a batch `world` times
+  // batchSize and averages gradients over the group (the same update as one process with that batch).
+  void set_group(std::shared_ptr<DistGroup> group) { group_ = std::move(group); }
+  const std::shared_ptr<DistGroup>& group() const { return group_; }
+  // Rank 0's weights, optimizer state and step (and `extra`, the caller's counters) into every rank:
+  // after joining and after rank 0 resumed from a checkpoint. Returns rank 0's `extra`.
+  std::vector<double> sync_state(std::vector<double> extra);
+
   // One file holding the model weights, the optimizer moments and the step: a consistent snapshot.
   void save_state(const std::string& path) const;
   void load_state(const std::string& path);
@@ -77,6 +89,7 @@ class Trainer {
   double loss_scale_ = 1.0;  // fp16 on CUDA only: dynamic loss scaling (no C++ GradScaler exists)
   int64_t good_steps_ = 0;
   Prefetcher prefetch_;
+  std::shared_ptr<DistGroup> group_;
 };
 
 // Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),

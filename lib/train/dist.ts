@@ -1,0 +1,51 @@
+// Data-parallel training: which process group (if any) a Trainer joins, read from torchrun's environment
+// variables as `trainlarge launch` (lib/cli/launch.ts) or torchrun itself sets them. The collectives are
+// libtorch's c10d (native/train/dist.cc); this only decides and checks, before any native work.
+import { TrainConfig } from '../config/train';
+
+/** The process group a Trainer joins: torchrun's variables, checked, plus the backend and timeout. */
+export interface DistSetup {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+  backend: 'gloo';
+  timeoutSeconds: number;
+}
+
+/** torchrun's variables, in the order they are checked. */
+export const DIST_ENV = ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'] as const;
+
+/**
+ * The process group `distributed` asks for in this environment; undefined for one process ('off', no
+ * torchrun variables, or WORLD_SIZE=1). A partial or malformed environment throws one sentence naming the
+ * variables, so a launch mistake never trains alone silently.
+ */
+export function resolveDistributed(setting: TrainConfig['distributed'], env: NodeJS.ProcessEnv = process.env): DistSetup | undefined {
+  if (setting === 'off') return undefined;
+  const given = DIST_ENV.filter((k) => env[k] !== undefined && env[k] !== '');
+  if (given.length === 0) return undefined;
+  const missing = DIST_ENV.filter((k) => !given.includes(k));
+  if (missing.length) {
+    throw new Error(
+      `distributed: the environment sets ${given.join(', ')} but not ${missing.join(', ')}; ` +
+        'start every rank with `trainlarge launch` (or torchrun), or unset them to train in one process',
+    );
+  }
+  const int = (name: string, min: number, max: number): number => {
+    const raw = env[name]!;
+    const v = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || v < min || v > max)
+      throw new Error(`distributed: ${name} must be an integer in ${min}..${max}, got '${raw}'`);
+    return v;
+  };
+  const worldSize = int('WORLD_SIZE', 1, 1 << 20);
+  const rank = int('RANK', 0, 1 << 20);
+  if (rank >= worldSize) throw new Error(`distributed: RANK must be below WORLD_SIZE (${worldSize}), got ${rank}`);
+  const masterPort = int('MASTER_PORT', 1, 65535);
+  const localRank = env.LOCAL_RANK ? int('LOCAL_RANK', 0, 1 << 20) : rank;
+  if (worldSize === 1) return undefined;
+  const options = typeof setting === 'object' ? setting : { backend: 'gloo' as const, timeoutSeconds: 300 };
+  return { rank, worldSize, localRank, masterAddr: env.MASTER_ADDR!.trim(), masterPort, ...options };
+}

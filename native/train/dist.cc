@@ -1,0 +1,373 @@
+#include "train/dist.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#if TRAINLARGE_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace trainlarge {
+
+#if TRAINLARGE_GLOO
+
+namespace {
+
+using DistClock = std::chrono::steady_clock;
+double seconds_since(DistClock::time_point t) { return std::chrono::duration<double>(DistClock::now() - t).count(); }
+
+constexpr int64_t kBucketBytes = 25 << 20;  // DistributedDataParallel's bucket_cap_mb
+
+// The first line of an exception's message, without libtorch's source location ("[/path/pair.cc:553] ").
+std::string first_line(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string m = c10 ? c10->what_without_backtrace() : e.what();
+  m = m.substr(0, m.find('\n'));
+  const auto advice = m.find(" This is typically caused by");  // gloo's generic advice: the error we throw is specific
+  if (advice != std::string::npos) m = m.substr(0, advice);
+  if (!m.empty() && m[0] == '[') {
+    const auto close = m.find("] ");
+    if (close != std::string::npos) m = m.substr(close + 2);
+  }
+  return m;
+}
+
+// Tensors split into buckets of at most kBucketBytes (one dtype each), in order: the same on every rank.
+std::vector<std::vector<torch::Tensor>> buckets(const std::vector<torch::Tensor>& tensors) {
+  std::vector<std::vector<torch::Tensor>> out;
+  int64_t bytes = 0;
+  for (const auto& t : tensors) {
+    const int64_t b = t.numel() * static_cast<int64_t>(t.element_size());
+    if (out.empty() || bytes + b > kBucketBytes || out.back().front().scalar_type() != t.scalar_type()) {
+      out.emplace_back();
+      bytes = 0;
+    }
+    out.back().push_back(t);
+    bytes += b;
+  }
+  return out;
+}
+
+torch::Tensor flatten_all(const std::vector<torch::Tensor>& ts) {
+  std::vector<torch::Tensor> flat;
+  flat.reserve(ts.size());
+  for (const auto& t : ts) flat.push_back(t.reshape(-1));
+  return torch::cat(flat);
+}
+
+void unflatten(const torch::Tensor& flat, const std::vector<torch::Tensor>& ts) {
+  int64_t offset = 0;
+  for (const auto& t : ts) {
+    t.copy_(flat.narrow(0, offset, t.numel()).view_as(t));
+    offset += t.numel();
+  }
+}
+
+bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
+
+}  // namespace
+
+struct DistGroup::Impl {
+  explicit Impl(const DistConfig& c) : config(c) {}
+  const DistConfig& config;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  bool broken = false;
+
+  std::string who() const { return "distributed: rank " + std::to_string(config.rank) + " of " + std::to_string(config.world_size); }
+
+  // Liveness beside the collectives: each rank bumps its counter in the store every 0.5 s from its own
+  // thread. (c10d's monitoredBarrier would name silent ranks too, but on a mesh with a dead peer gloo threw
+  // from a place nothing catches and the process aborted.)
+  std::thread heart;
+  std::mutex heart_mutex;
+  std::condition_variable heart_cv;
+  bool stopping = false;
+  std::atomic<bool> store_lost{false};
+
+  static std::string alive_key(int r) { return "trainlarge/alive/" + std::to_string(r); }
+
+  void start_heartbeat() {
+    heart = std::thread([this] {
+      std::unique_lock<std::mutex> lock(heart_mutex);
+      while (!stopping) {
+        lock.unlock();
+        try {
+          store->add(alive_key(config.rank), 1);
+        } catch (...) {
+          store_lost = true;  // rank 0 (which serves the store) is gone: the next collective says so
+          return;
+        }
+        lock.lock();
+        heart_cv.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping; });
+      }
+    });
+  }
+
+  void stop_heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(heart_mutex);
+      stopping = true;
+    }
+    heart_cv.notify_all();
+    if (heart.joinable()) heart.join();
+  }
+
+  // The ranks whose heartbeat stood still for 2 s ("0" when the store, which rank 0 serves, is gone); empty
+  // when every rank is alive (then a collective timed out on a rank that is busy, or the error is another).
+  std::string culprit() {
+    if (store_lost) return config.rank == 0 ? "" : "0";
+    try {
+      const auto beats = [&] {
+        std::vector<int64_t> v;
+        for (int r = 0; r < config.world_size; ++r) v.push_back(store->add(alive_key(r), 0));
+        return v;
+      };
+      const auto before = beats();
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      const auto after = beats();
+      std::string silent;
+      for (int r = 0; r < config.world_size; ++r)
+        if (r != config.rank && after[r] == before[r]) silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+      return silent;
+    } catch (...) {
+      return config.rank == 0 ? "" : "0";
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& what, const std::exception& e) {
+    broken = true;
+    const std::string error = first_line(e);
+    const std::string ranks = culprit();
+    if (ranks.empty()) throw std::runtime_error(who() + ": " + what + " failed: " + error);
+    const bool many = ranks.find(',') != std::string::npos;
+    throw std::runtime_error(who() + ": " + what + " failed because rank" + (many ? "s " : " ") + ranks + (many ? " have" : " has") +
+                             " died or hung (timeout " + std::to_string(static_cast<int64_t>(config.timeout_seconds)) + " s): " + error);
+  }
+
+  void wait(const std::string& what, const c10::intrusive_ptr<c10d::Work>& work) {
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  }
+
+  template <typename F>
+  auto launch(const std::string& what, F&& f) {
+    if (broken) throw std::runtime_error(who() + ": the process group failed earlier; it cannot run " + what);
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  }
+};
+
+DistGroup::DistGroup(DistConfig config) : config_(std::move(config)), impl_(new Impl(config_)) {}
+
+DistGroup::~DistGroup() {
+  impl_->stop_heartbeat();
+  // The mesh first (its threads use the store), then the store (rank 0's serves the others).
+  impl_->pg.reset();
+  impl_->store.reset();
+}
+
+// Every rank says its WORLD_SIZE; all wait for all, then compare.
+void exchange(DistGroup::Impl& im, const std::string& where, const std::string& secs) {
+  const DistConfig& c = im.config;
+  const auto key = [](int r) { return "trainlarge/world/" + std::to_string(r); };
+  im.store->set(key(c.rank), std::to_string(c.world_size));
+  const auto start = DistClock::now();
+  std::vector<bool> seen(static_cast<size_t>(c.world_size), false);
+  for (;;) {
+    std::vector<int> missing;
+    for (int r = 0; r < c.world_size; ++r) {
+      if (seen[r]) continue;
+      if (!im.store->check({key(r)})) {
+        missing.push_back(r);
+        continue;
+      }
+      seen[r] = true;
+      const auto v = im.store->get(key(r));
+      const std::string theirs(v.begin(), v.end());
+      if (theirs != std::to_string(c.world_size)) {
+        throw std::runtime_error(im.who() + ": WORLD_SIZE differs between ranks: rank " + std::to_string(r) + " has " + theirs + ", rank " +
+                                 std::to_string(c.rank) + " has " + std::to_string(c.world_size));
+      }
+    }
+    if (missing.empty()) break;
+    if (seconds_since(start) > c.timeout_seconds) {
+      std::string list;
+      for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + std::to_string(missing[i]);
+      if (missing.size() > 8) list += ", ...";
+      throw std::runtime_error(im.who() + ": waited " + secs + " at " + where + " for rank" + (missing.size() > 1 ? "s " : " ") + list +
+                               " to join (WORLD_SIZE=" + std::to_string(c.world_size) +
+                               "); did every rank start, with the same WORLD_SIZE?");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Extra ranks (two processes given the same RANK, or RANK beyond another's WORLD_SIZE) show up here.
+  if (im.store->add("trainlarge/joined", 1) > c.world_size) {
+    throw std::runtime_error(im.who() + ": more processes joined than WORLD_SIZE=" + std::to_string(c.world_size) +
+                             "; was one RANK given twice?");
+  }
+}
+
+std::shared_ptr<DistGroup> DistGroup::join(const DistConfig& c) {
+  if (c.world_size < 1) throw std::invalid_argument("distributed: WORLD_SIZE must be >= 1, got " + std::to_string(c.world_size));
+  if (c.rank < 0 || c.rank >= c.world_size) {
+    throw std::invalid_argument("distributed: RANK must be in [0, WORLD_SIZE=" + std::to_string(c.world_size) + "), got " +
+                                std::to_string(c.rank));
+  }
+  if (c.master_addr.empty()) throw std::invalid_argument("distributed: MASTER_ADDR is empty");
+  if (c.master_port <= 0 || c.master_port > 65535) {
+    throw std::invalid_argument("distributed: MASTER_PORT must be in 1..65535, got " + std::to_string(c.master_port));
+  }
+  if (c.backend != "gloo") {
+    throw std::invalid_argument("distributed: backend '" + c.backend + "' is not available in this build; use 'gloo'");
+  }
+  if (!(c.timeout_seconds > 0)) throw std::invalid_argument("distributed: timeoutSeconds must be > 0");
+  auto group = std::shared_ptr<DistGroup>(new DistGroup(c));
+  auto& im = *group->impl_;
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.timeout_seconds * 1000));
+  const std::string where = c.master_addr + ":" + std::to_string(c.master_port);
+  const std::string secs = std::to_string(static_cast<int64_t>(c.timeout_seconds)) + " s";
+
+  // c10d logs every failed store operation as a warning with a C++ backtrace; the error we throw says it
+  // once, in words. TORCH_CPP_LOG_LEVEL, when set, decides instead.
+  if (!std::getenv("TORCH_CPP_LOG_LEVEL")) FLAGS_caffe2_log_level = std::max(FLAGS_caffe2_log_level, 2);
+
+  // The rendezvous: rank 0 serves a TCPStore at MASTER_ADDR:MASTER_PORT, the others connect to it.
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<uint16_t>(c.master_port);
+  o.isServer = c.rank == 0;
+  o.numWorkers = c.world_size;
+  o.waitWorkers = false;  // we wait ourselves, to say which ranks are missing
+  o.timeout = timeout;
+  try {
+    im.store = c10::make_intrusive<c10d::TCPStore>(c.master_addr, o);
+  } catch (const std::exception& e) {
+    if (c.rank == 0) {
+      throw std::runtime_error(im.who() + ": cannot serve the rendezvous on port " + std::to_string(c.master_port) + " (MASTER_PORT): " +
+                               first_line(e) + "; is another job using it? Choose another port (launch --master HOST:PORT)");
+    }
+    throw std::runtime_error(im.who() + ": cannot reach rank 0's rendezvous at " + where + " (MASTER_ADDR:MASTER_PORT) within " + secs +
+                             ": " + first_line(e) + "; is rank 0 running, with the same MASTER_ADDR and MASTER_PORT?");
+  }
+
+  try {
+    exchange(im, where, secs);
+  } catch (const c10::DistError& e) {
+    throw std::runtime_error(im.who() + ": lost the rendezvous at " + where +
+                             " while the ranks joined (rank 0, which serves it, stopped: " + "see its error): " + first_line(e));
+  }
+
+  // The Gloo mesh
+  // The Gloo mesh: every rank connects to every other. On one host, loopback; GLOO_SOCKET_IFNAME picks the
+  // interface elsewhere (as in PyTorch), else the address this host's name resolves to.
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+  try {
+    if (ifname && *ifname) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    } else if (is_loopback(c.master_addr)) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    } else {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("gloo", im.store);
+    im.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, c.rank, c.world_size, options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(im.who() + ": could not connect to every other rank within " + secs + ": " + first_line(e));
+  }
+  im.start_heartbeat();
+  return group;
+}
+
+void DistGroup::broadcast(const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  for (const auto& bucket : buckets(tensors)) {
+    auto flat = flatten_all(bucket);
+    std::vector<at::Tensor> io{flat};
+    c10d::BroadcastOptions o;
+    o.rootRank = 0;
+    impl_->wait("broadcast from rank 0", impl_->launch("broadcast from rank 0", [&] { return impl_->pg->broadcast(io, o); }));
+    unflatten(io[0], bucket);
+  }
+}
+
+void DistGroup::average(const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  const auto start = DistClock::now();
+  auto bs = buckets(tensors);
+  std::vector<std::vector<at::Tensor>> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (const auto& bucket : bs) {
+    auto flat = flatten_all(bucket);
+    flat.div_(config_.world_size);
+    comm_bytes_ += flat.numel() * static_cast<int64_t>(flat.element_size());
+    flats.push_back({flat});
+    works.push_back(impl_->launch("gradient all-reduce", [&] { return impl_->pg->allreduce(flats.back()); }));
+  }
+  for (size_t i = 0; i < bs.size(); ++i) {
+    impl_->wait("gradient all-reduce", works[i]);
+    unflatten(flats[i][0], bs[i]);
+  }
+  comm_seconds_ += seconds_since(start);
+}
+
+torch::Tensor DistGroup::gather(const torch::Tensor& row) {
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < config_.world_size; ++r) out[0].push_back(torch::empty_like(row));
+  std::vector<at::Tensor> in{row.contiguous()};
+  impl_->wait("step statistics gather", impl_->launch("step statistics gather", [&] { return impl_->pg->allgather(out, in); }));
+  return torch::stack(out[0]);
+}
+
+bool DistGroup::any(bool local) {
+  std::vector<at::Tensor> io{torch::full({1}, local ? 1 : 0, torch::kInt64)};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::MAX;
+  impl_->wait("stop agreement", impl_->launch("stop agreement", [&] { return impl_->pg->allreduce(io, o); }));
+  return io[0].item<int64_t>() != 0;
+}
+
+void DistGroup::barrier() {
+  impl_->wait("barrier", impl_->launch("barrier", [&] { return impl_->pg->barrier(); }));
+}
+
+#else  // built without gloo's headers
+
+struct DistGroup::Impl {};
+DistGroup::DistGroup(DistConfig config) : config_(std::move(config)) {}
+DistGroup::~DistGroup() = default;
+std::shared_ptr<DistGroup> DistGroup::join(const DistConfig&) {
+  throw std::runtime_error(
+      "distributed: this trainlarge addon was built without gloo's headers, so it cannot join a process group; "
+      "install them (Debian: apt-get install libgloo-dev) and rebuild (npm run build -- --force)");
+}
+void DistGroup::broadcast(const std::vector<torch::Tensor>&) {}
+void DistGroup::average(const std::vector<torch::Tensor>&) {}
+torch::Tensor DistGroup::gather(const torch::Tensor& row) { return row.unsqueeze(0); }
+bool DistGroup::any(bool local) { return local; }
+void DistGroup::barrier() {}
+
+#endif
+
+std::pair<double, int64_t> DistGroup::take_comm_stats() {
+  std::pair<double, int64_t> out{comm_seconds_, comm_bytes_};
+  comm_seconds_ = 0;
+  comm_bytes_ = 0;
+  return out;
+}
+
+}  // namespace trainlarge

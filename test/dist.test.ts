@@ -1,0 +1,242 @@
+// Data-parallel training (issue 17) on one machine over loopback: `trainlarge launch` runs
+// test/peer/dist_child.js as ranks of one c10d process group (TCPStore + Gloo). Two ranks with batch B reach
+// the weights of one process with batch 2B; a rank that dies or hangs is named by the others within the
+// timeout and the launcher fails; bad setups say what is wrong.
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import { Trainer, Transformer } from '../lib';
+import { small, tempDir } from './helpers';
+
+jest.setTimeout(120_000);
+
+const ROOT = path.join(__dirname, '..');
+const CHILD = path.join(__dirname, 'peer', 'dist_child.js');
+const CLI = path.join(ROOT, 'dist', 'lib', 'cli.js');
+
+interface Run {
+  code: number | null;
+  out: string;
+  seconds: number;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const start = Date.now();
+  return new Promise((resolve) => {
+    // One thread a process, as the launcher gives each rank of two on two cores: the same GEMM code paths.
+    const p: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, OMP_NUM_THREADS: '1', ...env }, cwd: ROOT });
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => resolve({ code, out, seconds: (Date.now() - start) / 1000 }));
+  });
+}
+
+const launch = (port: number, opts: object, flags: string[] = []) =>
+  run([CLI, 'launch', '--nproc', '2', '--master', `127.0.0.1:${port}`, ...flags, CHILD, '--', JSON.stringify(opts)]);
+const alone = (opts: object, env: Record<string, string> = {}) => run([CHILD, JSON.stringify(opts)], env);
+
+/** A port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The float32 tensors of a safetensors file, by name. */
+function readSafetensors(file: string): Map<string, Float32Array> {
+  const b = fs.readFileSync(file);
+  const n = Number(b.readBigUInt64LE(0));
+  const header = JSON.parse(b.subarray(8, 8 + n).toString()) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [s, e] = t.data_offsets;
+    out.set(name, new Float32Array(b.buffer.slice(b.byteOffset + 8 + n + s, b.byteOffset + 8 + n + e)));
+  }
+  return out;
+}
+
+function maxAbsDiff(a: string, b: string): number {
+  const x = readSafetensors(a);
+  const y = readSafetensors(b);
+  expect([...x.keys()].sort()).toEqual([...y.keys()].sort());
+  let max = 0;
+  for (const [name, t] of x) {
+    const u = y.get(name)!;
+    for (let i = 0; i < t.length; i++) max = Math.max(max, Math.abs(t[i] - u[i]));
+  }
+  return max;
+}
+
+const results = (out: string) =>
+  out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { rank: number; worldSize: number; steps: number; resumedFrom: number; loss: number[] });
+
+describe('data-parallel training over c10d', () => {
+  test.each([
+    ['mlm', { task: 'mlm', batchSize: 4, maxSteps: 6 }],
+    ['mlm with accumulation', { task: 'mlm', batchSize: 2, accumSteps: 2, maxSteps: 4 }],
+    ['classification', { task: 'classify', batchSize: 4, maxSteps: 6 }],
+  ])('two_ranks_with_batch_B_reach_the_weights_of_one_process_with_2B (%s)', async (_, opts) => {
+    const dir = tempDir('dist-same');
+    const two = await launch(await freePort(), { ...opts, save: path.join(dir, 'two') });
+    expect(two.out).not.toMatch(/error/);
+    expect(two.code).toBe(0);
+    const one = await alone({ ...opts, batchSize: opts.batchSize * 2, save: path.join(dir, 'one') });
+    expect(one.code).toBe(0);
+    const [r0, r1] = results(two.out).sort((a, b) => a.rank - b.rank);
+    expect([r0.worldSize, r1.worldSize, r0.steps, r1.steps]).toEqual([2, 2, opts.maxSteps, opts.maxSteps]);
+    expect(r1.loss).toEqual(r0.loss); // every rank reports the whole batch's loss
+    const single = results(one.out)[0];
+    for (let i = 0; i < single.loss.length; i++) expect(Math.abs(r0.loss[i] - single.loss[i])).toBeLessThan(1e-5);
+    // Measured: 1.2e-7 (MLM, 6 steps): float32 sums in another order, nothing more.
+    const diff = maxAbsDiff(path.join(dir, 'two', 'model.safetensors'), path.join(dir, 'one', 'model.safetensors'));
+    expect(diff).toBeLessThan(1e-5);
+    expect(single.loss[single.loss.length - 1]).toBeLessThan(single.loss[0]); // it trained
+  });
+
+  test('only_rank_0_writes_the_run_directory_and_one_process_resumes_it', async () => {
+    const dir = tempDir('dist-resume');
+    const two = await launch(await freePort(), { batchSize: 4, maxSteps: 4, dir, checkpointEvery: 2 });
+    expect(two.code).toBe(0);
+    const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([1, 2, 3, 4]); // once each, by rank 0
+    const more = await alone({ batchSize: 8, maxSteps: 6, dir });
+    expect(more.code).toBe(0);
+    expect(results(more.out)[0]).toMatchObject({ worldSize: 1, resumedFrom: 4, steps: 6 });
+  });
+
+  test('ctrl_c_on_the_launcher_stops_every_rank_at_one_step_after_a_checkpoint', async () => {
+    const dir = tempDir('dist-abort');
+    const port = await freePort();
+    const p = spawn(
+      process.execPath,
+      [
+        CLI,
+        'launch',
+        '--nproc',
+        '2',
+        '--master',
+        `127.0.0.1:${port}`,
+        CHILD,
+        '--',
+        JSON.stringify({ batchSize: 4, maxSteps: 100000, dir, announce: true }),
+      ],
+      { env: { ...process.env, OMP_NUM_THREADS: '1' }, cwd: ROOT },
+    );
+    let out = '';
+    let sent = false;
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!sent && out.includes('training')) {
+        sent = true;
+        setTimeout(() => p.kill('SIGINT'), 1000);
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => p.on('exit', resolve));
+    const stops = [...out.matchAll(/aborted at step (\d+) on rank (\d)/g)].map((m) => ({ step: Number(m[1]), rank: Number(m[2]) }));
+    expect(stops.map((s) => s.rank).sort()).toEqual([0, 1]);
+    expect(stops[0].step).toBe(stops[1].step);
+    expect(code).toBe(130);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')) as { checkpoints: { step: number }[] };
+    expect(manifest.checkpoints[0].step).toBe(stops[0].step);
+  });
+
+  test('a_killed_rank_is_named_by_the_other_and_the_launcher_fails', async () => {
+    const r = await launch(
+      await freePort(),
+      { batchSize: 4, maxSteps: 100000, die: { rank: 1, afterMs: 3000 }, distributed: { timeoutSeconds: 10 } },
+      ['--grace-seconds', '20'],
+    );
+    expect(r.out).toMatch(/error: distributed: rank 0 of 2: .* failed because rank 1 has died or hung/);
+    expect(r.out).toMatch(/trainlarge launch: rank 1 \(pid \d+\) was killed by SIGKILL/);
+    expect(r.code).not.toBe(0);
+    expect(r.seconds).toBeLessThan(30); // the dead peer's socket closes: no need to wait for the timeout
+  });
+
+  test('a_hung_rank_is_named_within_the_timeout', async () => {
+    const r = await launch(
+      await freePort(),
+      { batchSize: 4, maxSteps: 100000, die: { rank: 1, afterMs: 3000, signal: 'SIGSTOP' }, distributed: { timeoutSeconds: 4 } },
+      ['--grace-seconds', '1'],
+    );
+    expect(r.out).toMatch(/error: distributed: rank 0 of 2: .* failed because rank 1 has died or hung \(timeout 4 s\)/);
+    expect(r.out).toMatch(/rank 0 \(pid \d+\) exited with code 3; rank 1 \(pid \d+\) was killed by SIGKILL/);
+    expect(r.code).not.toBe(0);
+    expect(r.seconds).toBeLessThan(25);
+  });
+
+  test('bad_setups_say_what_is_wrong', async () => {
+    const port = await freePort();
+    const env = (rank: number, world: number, p = port) => ({
+      RANK: `${rank}`,
+      WORLD_SIZE: `${world}`,
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: `${p}`,
+    });
+    const opts = { batchSize: 4, maxSteps: 2, distributed: { timeoutSeconds: 5 } };
+    // The port is taken.
+    const busy = net.createServer().listen(port, '127.0.0.1');
+    await new Promise((r) => busy.once('listening', r));
+    const taken = await alone(opts, env(0, 2));
+    busy.close();
+    expect(taken.out).toMatch(/rank 0 of 2: cannot serve the rendezvous on port \d+ \(MASTER_PORT\): .*address already in use/);
+    // Ranks disagree on WORLD_SIZE.
+    const p2 = await freePort();
+    const [a, b] = await Promise.all([alone(opts, env(0, 2, p2)), alone(opts, env(1, 3, p2))]);
+    expect(a.out).toMatch(/rank 0 of 2: WORLD_SIZE differs between ranks: rank 1 has 3, rank 0 has 2/);
+    expect(b.out).toMatch(/rank 1 of 3: WORLD_SIZE differs between ranks: rank 0 has 2, rank 1 has 3/);
+    // Rank 0 never comes.
+    const lonely = await alone({ ...opts, distributed: { timeoutSeconds: 2 } }, env(1, 2, await freePort()));
+    expect(lonely.out).toMatch(/rank 1 of 2: cannot reach rank 0's rendezvous at 127\.0\.0\.1:\d+ .* within 2 s/);
+    expect(lonely.seconds).toBeLessThan(20);
+  });
+
+  test('the_environment_is_checked_before_any_native_work', async () => {
+    const model = await Transformer.create(small, { seed: 1 });
+    const make = (env: Record<string, string>, distributed: 'auto' | 'off' = 'auto') => {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        return new Trainer(model, { maxSteps: 2, batchSize: 2, distributed });
+      } finally {
+        for (const k of ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']) {
+          if (saved[k] === undefined) delete process.env[k];
+          else process.env[k] = saved[k];
+        }
+      }
+    };
+    expect(() => make({ RANK: '0', WORLD_SIZE: '2', MASTER_PORT: '29500' })).toThrow(
+      'distributed: the environment sets RANK, WORLD_SIZE, MASTER_PORT but not MASTER_ADDR',
+    );
+    expect(() => make({ RANK: '2', WORLD_SIZE: '2', MASTER_ADDR: 'h', MASTER_PORT: '29500' })).toThrow(
+      'distributed: RANK must be below WORLD_SIZE (2), got 2',
+    );
+    expect(() => make({ RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: 'h', MASTER_PORT: 'x' })).toThrow(
+      "distributed: MASTER_PORT must be an integer in 1..65535, got 'x'",
+    );
+    // 'off', or no torchrun variables, or WORLD_SIZE=1: one process, as before.
+    expect(make({ RANK: '0', WORLD_SIZE: '2', MASTER_PORT: '29500' }, 'off').worldSize).toBe(1);
+    expect(make({}).worldSize).toBe(1);
+    expect(make({ RANK: '0', WORLD_SIZE: '1', MASTER_ADDR: 'h', MASTER_PORT: '29500' }).distributed).toBeUndefined();
+    expect(() => new Trainer(model, { maxSteps: 2, distributed: { timeoutSeconds: -1 } })).toThrow(/distributed/);
+    model.dispose();
+  });
+
+  test('launch_refuses_a_bad_command_line', async () => {
+    const none = await run([CLI, 'launch', '--nproc', '2']);
+    expect(none.code).toBe(2);
+    expect(none.out).toMatch(/launch: name the script to run/);
+    const badMaster = await run([CLI, 'launch', '--master', 'nohost', CHILD]);
+    expect(badMaster.code).toBe(2);
+    expect(badMaster.out).toMatch(/--master: expected HOST:PORT, got 'nohost'/);
+  });
+});
