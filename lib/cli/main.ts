@@ -10,6 +10,7 @@ import { exportCommand } from './export';
 import { finetune } from './finetune';
 import { serve } from './serve';
 import { train } from './train';
+import { translate } from './translate';
 
 /** In the order `trainlarge help` lists them: the paper's workflow first. */
 export const COMMANDS: Command[] = [
@@ -17,6 +18,7 @@ export const COMMANDS: Command[] = [
   finetune,
   compress,
   exportCommand,
+  translate,
   serve,
   dataList,
   dataFetch,
