@@ -67,6 +67,7 @@ const spec = (over: Partial<CompressionSpec> = {}): CompressionSpec => ({
   sweep: sweepDir,
   sparsities: [0.5, 0.9],
   bits: [8, 4, 2],
+  structured: { heads: [0.5] },
   scoring: SCORING,
   minBleu: 0,
   ...over,
@@ -80,7 +81,15 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
   console.log(`study: ${((Date.now() - started) / 1000).toFixed(1)} s; ${logs.join(' | ')}`);
   expect(r.task).toBe('translate');
   expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(
-    LABELS.flatMap((m) => [`${m}:none:0`, `${m}:prune:0.5`, `${m}:prune:0.9`, `${m}:quantize:8`, `${m}:quantize:4`, `${m}:quantize:2`]),
+    LABELS.flatMap((m) => [
+      `${m}:none:0`,
+      `${m}:prune:0.5`,
+      `${m}:prune:0.9`,
+      `${m}:quantize:8`,
+      `${m}:quantize:4`,
+      `${m}:quantize:2`,
+      `${m}:prune-heads:0.5`,
+    ]),
   );
   for (const m of LABELS) {
     const at = (method: string, setting: number) => r.rows.find((x) => x.model === m && x.method === method && x.setting === setting)!;
@@ -90,6 +99,18 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
     expect(at('quantize', 2).bytes).toBeLessThan(at('quantize', 4).bytes);
     expect(at('prune', 0.5).bytes).toBeLessThan(at('none', 0).bytes);
     expect(at('prune', 0.9).bytes).toBeLessThan(at('prune', 0.5).bytes);
+    // Half the heads of every attention module removed: a smaller dense file, and the encoder's and the
+    // decoder's attention matrices among those it shrank.
+    const heads = at('prune-heads', 0.5);
+    expect(heads.bytes).toBeLessThan(at('none', 0).bytes);
+    expect(Object.keys(heads.weightErrors)).toEqual(
+      expect.arrayContaining([
+        'layers.0.attn.qkv.weight',
+        'decoder.layers.0.self_attn.qkv.weight',
+        'decoder.layers.0.cross_attn.kv.weight',
+      ]),
+    );
+    expect(Object.keys(heads.weightErrors)).not.toContain('decoder.layers.0.ffn.fc1.weight');
     for (const x of r.rows.filter((y) => y.model === m)) {
       expect(x.bleu).toBeGreaterThanOrEqual(0);
       expect(x.bleu).toBeLessThanOrEqual(100);
@@ -134,7 +155,7 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
   const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
   expect(csv[0]).toBe('model,parameters,method,setting,bytes,bleu,chrf,bleu_drop,loss,loss_rise,mean_weight_error');
   expect(csv.length).toBe(r.rows.length + 1);
-  for (const method of ['prune', 'quantize']) {
+  for (const method of ['prune', 'quantize', 'structured']) {
     const svg = fs.readFileSync(path.join(dir, 'plots', `bleu-vs-bytes-${method}.svg`), 'utf8');
     expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(3); // two sizes + the Pareto front
     expect(fs.statSync(path.join(dir, 'plots', `bleu-vs-bytes-${method}.png`)).size).toBeGreaterThan(1000);
@@ -180,8 +201,5 @@ test('fields of the other kind of sweep are refused, naming the field', async ()
     /compression experiment: task: does not apply to the 'translate' sweep/,
   );
   await expect(runCompression(spec({ finetune: { steps: 10 } }), { dir })).rejects.toThrow(/finetune: does not apply/);
-  await expect(runCompression(spec({ structured: { heads: [0.5] } }), { dir })).rejects.toThrow(
-    /structured: does not apply .*structured pruning of translators is not supported/,
-  );
   await expect(runCompression(spec({ scoring: { samples: 0 } }), { dir })).rejects.toThrow(/scoring\.samples/);
 });

@@ -65,7 +65,7 @@ export async function scoreTranslator(
 
 /**
  * compressionStudy for translators, one-shot: each model pruned to each sparsity and quantized to each bit
- * width, and for every variant the packed file's bytes, BLEU and chrF of beam search on the first
+ * width (and, with `structured`, without a share of its heads / FFN units in encoder and decoder), and for every variant the packed file's bytes, BLEU and chrF of beam search on the first
  * `scoring.samples` test pairs, and the teacher-forced test loss.
  */
 export async function translationCompressionStudy(opts: TranslationStudyOptions): Promise<TranslationCompressionRow[]> {

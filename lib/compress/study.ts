@@ -31,7 +31,8 @@ export interface CompressionRow {
   accuracyDrop: number;
   /**
    * Mean over the compressed matrices of ||W - C(W)|| / ||W||. Structured: C(W) is W with the removed
-   * heads' / units' entries zeroed (what the smaller model computes), per qkv, proj, fc1, fc2 it shrank.
+   * heads' / units' entries zeroed (what the smaller model computes), per qkv, proj, fc1, fc2 it shrank
+   * (a translator's decoder: self_attn qkv and proj, cross_attn q, kv and proj, fc1, fc2).
    */
   meanWeightError: number;
   /** Per matrix. */
@@ -129,6 +130,16 @@ export async function variantErrors(
 }
 
 const SHRUNK = ['attn.qkv.weight', 'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc2.weight'];
+/** A translator's decoder layer: its self-attention, cross-attention and FFN matrices. */
+const DECODER_SHRUNK = [
+  'self_attn.qkv.weight',
+  'self_attn.proj.weight',
+  'cross_attn.q.weight',
+  'cross_attn.kv.weight',
+  'cross_attn.proj.weight',
+  'ffn.fc1.weight',
+  'ffn.fc2.weight',
+];
 
 /**
  * ||W - C(W)|| / ||W|| of a structurally pruned model's matrices against the model it came from. The
@@ -137,14 +148,14 @@ const SHRUNK = ['attn.qkv.weight', 'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc
  */
 async function removedWeightErrors(pruned: Transformer, reference: Transformer): Promise<Record<string, number>> {
   const squares = (a: Float32Array) => a.reduce((n, x) => n + x * x, 0);
+  const names: string[] = [];
+  for (let l = 0; l < reference.config.layers; l++) names.push(...SHRUNK.map((m) => `layers.${l}.${m}`));
+  for (let l = 0; l < (reference.config.decoderLayers ?? 0); l++) names.push(...DECODER_SHRUNK.map((m) => `decoder.layers.${l}.${m}`));
   const out: Record<string, number> = {};
-  for (let l = 0; l < reference.config.layers; l++) {
-    for (const m of SHRUNK) {
-      const name = `layers.${l}.${m}`;
-      const [w, c] = [await reference.weight(name), await pruned.weight(name)];
-      if (c.data.length === w.data.length) continue;
-      out[name] = Math.sqrt(Math.max(0, 1 - squares(c.data) / squares(w.data)));
-    }
+  for (const name of names) {
+    const [w, c] = [await reference.weight(name), await pruned.weight(name)];
+    if (c.data.length === w.data.length) continue;
+    out[name] = Math.sqrt(Math.max(0, 1 - squares(c.data) / squares(w.data)));
   }
   return out;
 }

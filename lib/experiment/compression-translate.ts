@@ -77,6 +77,7 @@ export async function runTranslationCompression(
             sparsities: s.sparsities,
             bits: s.bits,
             scope: s.scope,
+            structured: s.structured,
             scoring,
             onRow: (r) => log(`${r.model} ${r.method} ${r.setting}: ${r.bytes} B, BLEU ${r.bleu.toFixed(2)}, loss ${r.loss.toFixed(3)}`),
           });
@@ -165,7 +166,8 @@ function verdict(holds: boolean | undefined): string {
 async function writeTranslationReport(dir: string, results: TranslationCompressionResults): Promise<void> {
   const plots = path.join(dir, 'plots');
   await fs.promises.mkdir(plots, { recursive: true });
-  for (const method of ['prune', 'quantize'] as const) {
+  const structured = results.rows.some((r) => r.method.startsWith('prune-'));
+  for (const method of structured ? (['prune', 'quantize', 'structured'] as const) : (['prune', 'quantize'] as const)) {
     const svg = await renderSvg(
       scoreVsBytesSpec(results.name, results.rows, results.pareto, method, { field: 'bleu', title: 'test BLEU' }),
     );
@@ -185,6 +187,7 @@ async function writeTranslationReport(dir: string, results: TranslationCompressi
     '',
     '![BLEU vs bytes, quantization](plots/bleu-vs-bytes-quantize.png)',
     '',
+    ...(structured ? ['![BLEU vs bytes, structured pruning](plots/bleu-vs-bytes-structured.png)', ''] : []),
     '| model | parameters | method | level | packed bytes | BLEU | chrF | loss | BLEU drop | mean weight error |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...results.rows.map(

@@ -60,7 +60,7 @@ export type ParsedCompressionSpec = z.output<typeof CompressionSpecSchema>;
 /** Which fields each kind of sweep needs, and which it must not be given. */
 const SWEEP_FIELDS = {
   mlm: { required: ['corpus', 'task', 'finetune'], other: ['scoring', 'minBleu'] },
-  translate: { required: [], other: ['corpus', 'task', 'maxLen', 'finetune', 'structured'] },
+  translate: { required: [], other: ['corpus', 'task', 'maxLen', 'finetune'] },
 } as const;
 
 export interface CompressionResults {
@@ -108,11 +108,11 @@ export async function runCompression(
     if (s[f] === undefined) throw new Error(`compression experiment: ${f}: is required for the '${sweep.task}' sweep in ${s.sweep}`);
   for (const f of fields.other) {
     const v = s[f];
-    if (v !== undefined && !(f === 'structured' && Object.keys(v).length === 0))
+    if (v !== undefined)
       throw new Error(
         `compression experiment: ${f}: does not apply to the '${sweep.task}' sweep in ${s.sweep}` +
           (sweep.task === 'translate'
-            ? ' (translators are compressed as trained, scored by BLEU: give scoring and minBleu; structured pruning of translators is not supported)'
+            ? ' (translators are compressed as trained, scored by BLEU: give scoring and minBleu)'
             : ' (scoring and minBleu apply to translate sweeps)'),
       );
   }
