@@ -2,6 +2,7 @@
 // tiny translation sweep on bible-en-es pairs, then every trained translator pruned and quantized over a
 // grid and scored by BLEU and loss on the test split. Checks the rows against an independent replay of one
 // variant (prune/quantize + mt.evaluate), the bytes against the bits, and the report's table, plots and claims.
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { compressedSize, Dataset, ParallelTask, prune, quantize, Tokenizer, Transformer } from '../lib';
@@ -188,6 +189,14 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
   const r2 = (await runCompression(spec(), { dir, onLog: (l) => again.push(l) })) as TranslationCompressionResults;
   expect(again).toEqual(LABELS.map((l) => `${l}: compressed earlier, loaded`));
   expect(r2.rows).toEqual(r.rows);
+
+  // The planner reads classifier evidence (accuracy per byte): translation evidence is refused, naming the flag.
+  const cli = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
+  const rec = spawnSync(process.execPath, [cli, 'recommend', '--evidence', dir, '--memory', '1e9', '--seconds', '1e6'], {
+    encoding: 'utf8',
+  });
+  expect(rec.status).toBe(2);
+  expect(rec.stderr).toMatch(/recommend: --evidence: .* holds a translation compression experiment; recommend reads a classifier one/);
 
   // minBleu above every model's BLEU: the BLEU claim has nothing to decide on, and says which sizes were left out.
   const strict = checkTranslatorsLargeBeatsSmall({ ...r, minBleu: 100 });
