@@ -20,6 +20,13 @@ export { TranslateOptions, TranslationEvalOptions } from './config/translate';
 export { hfLabels, RobertaConfigJson } from './hf';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID, StructuredPruning } from './compress/study';
 export {
+  translationCompressionStudy,
+  scoreTranslator,
+  TranslationCompressionRow,
+  TranslationStudyOptions,
+  TranslationScoring,
+} from './compress/study-translate';
+export {
   prune,
   quantize,
   compressedSize,
@@ -72,10 +79,18 @@ export {
   paretoFront,
   accuracyVsBytesSpec,
   checkCompressedLargeBeatsSmall,
+  largerBeatsSmaller,
+  scoreVsBytesSpec,
   CompressionSpec,
   CompressionSpecSchema,
   CompressionResults,
 } from './experiment/compression';
+export {
+  bleuParetoFront,
+  checkTranslatorsLargeBeatsSmall,
+  TranslationCompressionResults,
+  DEFAULT_MIN_BLEU,
+} from './experiment/compression-translate';
 export { recommend, PlannerEvidence, Recommendation } from './experiment/planner';
 // measureStepSeconds: the step time a wall-clock budget turns into maxSteps; progressReporter: an onProgress for terminals and logs.
 export { measureStepSeconds } from './train/budget';

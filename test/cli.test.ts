@@ -48,7 +48,7 @@ test('bad commands and flags: exit 2 with a message naming the flag and what it 
   expect(vocab.code).toBe(2);
   expect(vocab.err).toMatch(/--vocab-size: expected an integer, got 'lots'/);
   const cases: [string[], RegExp][] = [
-    [['frobnicate'], /unknown command 'frobnicate'; the commands: train, finetune, compress, export, serve, data list/],
+    [['frobnicate'], /unknown command 'frobnicate'; the commands: train, finetune, compress, export, translate, serve, data list/],
     [['data', 'frob'], /'data frob' is not a command; data has: data list, data fetch, data prepare/],
     [['train', 'everything'], /train: unexpected argument 'everything'/],
     [['train', '--corpus', 'x', '--bogus', '1'], /train: unknown flag --bogus; its flags: --corpus, --files/],

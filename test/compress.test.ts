@@ -23,7 +23,7 @@ import { modelInternals } from '../lib/model';
 import { parseModelConfig } from '../lib/config/model';
 import { classificationExamples, englishProseDocuments } from '../lib/data/builtin/sources';
 import { PEER_PYTHON } from '../bench/report';
-import { tempDir } from './helpers';
+import { editTensors, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -439,22 +439,6 @@ async function oracleKept(
     return n;
   });
   return { heads: keptUnits(heads, keepHeads), units: keptUnits(units, keepUnits) };
-}
-
-/** Rewrites float32 tensors of a plain safetensors file in place: edit(data, dims) per named tensor. */
-function editTensors(file: string, edits: Record<string, (data: Float32Array, dims: number[]) => void>): void {
-  const bytes = fs.readFileSync(file);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
-  for (const [name, edit] of Object.entries(edits)) {
-    const t = header[name];
-    expect(t.dtype).toBe('F32');
-    const [from, to] = t.data_offsets.map((o: number) => 8 + n + o);
-    const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + from, bytes.byteOffset + to));
-    edit(data, t.shape);
-    Buffer.from(data.buffer).copy(bytes, from);
-  }
-  fs.writeFileSync(file, bytes);
 }
 
 /** base with the removed heads' and units' weights set to zero (and their biases): what pruning claims to compute. */

@@ -16,7 +16,15 @@ const files = ['paper-small', 'paper-scale'].flatMap((d) =>
 test.each(files)('%s is a valid experiment', (file) => {
   const spec = JSON.parse(fs.readFileSync(path.join(root, file), 'utf8'));
   if (spec.kind === 'compression') {
-    expect(() => parseConfig(CompressionSpecSchema, spec, file)).not.toThrow();
+    const c = parseConfig(CompressionSpecSchema, spec, file);
+    // A translate sweep's translators: 4 sizes x (1 + sparsities + bits) scorings. Measured on the depth sweep's
+    // 6+6 model, 100 pairs at beam 2 + 500 loss pairs, on 2 cores shared with another job (load ~4): 5-87 s a
+    // scoring, ~50 s mean (a weak model's beams often run to maxLen); the 1+1 model 7-18 s. At 60 pairs and
+    // 11 scorings a size: ~13 min so loaded, less on idle cores.
+    if (c.scoring && file.startsWith('paper-small')) {
+      expect(c.scoring.samples ?? 100).toBeLessThanOrEqual(60);
+      expect((c.scoring.beam ?? 2) * (1 + c.sparsities.length + c.bits.length)).toBeLessThanOrEqual(2 * 11);
+    }
     return;
   }
   const s = parseConfig(SweepSpecSchema, spec, file);
@@ -37,6 +45,7 @@ test('there is an experiment for every figure of the paper at small scale', () =
     'paper-small/batch.json',
     'paper-small/compression.json',
     'paper-small/depth.json',
+    'paper-small/translation-compression.json',
     'paper-small/translation-depth.json',
     'paper-small/translation-width.json',
     'paper-small/width.json',

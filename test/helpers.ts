@@ -65,3 +65,23 @@ export async function trainTranslator(mt: Transformer, train: ParallelDataset, m
   await trainer.fit(train);
   trainer.dispose();
 }
+
+/** Rewrites float32 tensors of a plain safetensors file in place: edit(data, dims) per named tensor. */
+export function editTensors(file: string, edits: Record<string, (data: Float32Array, dims: number[]) => void>): void {
+  const bytes = fs.readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: number[] }
+  >;
+  for (const [name, edit] of Object.entries(edits)) {
+    const t = header[name];
+    if (!t) throw new Error(`editTensors: ${file} has no tensor ${name}`);
+    if (t.dtype !== 'F32') throw new Error(`editTensors: ${name} is ${t.dtype}, not F32`);
+    const [from, to] = t.data_offsets.map((o) => 8 + n + o);
+    const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + from, bytes.byteOffset + to));
+    edit(data, t.shape);
+    Buffer.from(data.buffer).copy(bytes, from);
+  }
+  fs.writeFileSync(file, bytes);
+}

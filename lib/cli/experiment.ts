@@ -1,6 +1,7 @@
 // trainlarge experiment run | report, trainlarge recommend: size sweeps, compression experiments, the planner.
 import * as path from 'path';
 import { CompressionResults, CompressionSpec, runCompression } from '../experiment/compression';
+import { TranslationCompressionResults } from '../experiment/compression-translate';
 import { recommend as plan } from '../experiment/planner';
 import { writeSweepReport } from '../experiment/report';
 import { Sweep, SweepSpec } from '../experiment/sweep';
@@ -14,7 +15,8 @@ export const experimentRun: Command = {
   brief: 'A size sweep or a compression experiment from a JSON file (resumable).',
   summary:
     'Runs a size sweep (lib/experiment/sweep.ts) or, for a file with "kind": "compression", fine-tunes a sweep\'s sizes on a ' +
-    'task and prunes and quantizes them. Resumes a crashed or interrupted experiment; writes results.csv and report.md.',
+    "task and prunes and quantizes them (a translate sweep's translators: compressed as trained, scored by BLEU). " +
+    'Resumes a crashed or interrupted experiment; writes results.csv and report.md.',
   synopsis: 'FILE.json [--dir DIR]',
   flags: [{ name: 'dir', kind: 'string', value: 'DIR', help: 'output directory (default runs/NAME)' }],
   async run(args) {
@@ -87,7 +89,15 @@ export const recommend: Command = {
     args.required('seconds');
     const memory = args.number('memory')!,
       seconds = args.number('seconds')!;
-    const results = await readJson<CompressionResults>(path.join(evidence, 'compression.json'), 'recommend');
+    const results = await readJson<CompressionResults | TranslationCompressionResults>(
+      path.join(evidence, 'compression.json'),
+      'recommend',
+    );
+    if (results.task === 'translate')
+      throw new UsageError(
+        `recommend: --evidence: ${evidence} holds a translation compression experiment; recommend reads a classifier one (accuracy per byte)`,
+        'recommend',
+      );
     const r = plan({ models: results.models, compression: results.rows }, { memoryBytes: memory, trainSeconds: seconds });
     console.log(
       `recommend: ${r.model} (${r.parameters} parameters), ${r.method === 'none' ? 'uncompressed' : `${r.method} ${r.setting}`}: ` +

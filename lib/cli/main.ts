@@ -11,6 +11,7 @@ import { finetune } from './finetune';
 import { launch } from './launch';
 import { serve } from './serve';
 import { train } from './train';
+import { translate } from './translate';
 
 /** In the order `trainlarge help` lists them: the paper's workflow first. */
 export const COMMANDS: Command[] = [
@@ -18,6 +19,7 @@ export const COMMANDS: Command[] = [
   finetune,
   compress,
   exportCommand,
+  translate,
   serve,
   dataList,
   dataFetch,

@@ -31,7 +31,8 @@ export interface CompressionRow {
   accuracyDrop: number;
   /**
    * Mean over the compressed matrices of ||W - C(W)|| / ||W||. Structured: C(W) is W with the removed
-   * heads' / units' entries zeroed (what the smaller model computes), per qkv, proj, fc1, fc2 it shrank.
+   * heads' / units' entries zeroed (what the smaller model computes), per qkv, proj, fc1, fc2 it shrank
+   * (a translator's decoder: self_attn qkv and proj, cross_attn q, kv and proj, fc1, fc2).
    */
   meanWeightError: number;
   /** Per matrix. */
@@ -65,12 +66,8 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
   for (const { name, model } of opts.models) {
     if (model.config.task !== 'classify') throw new TypeError(`models: '${name}' is not a classifier (task '${model.config.task}')`);
     const baseAccuracy = (await model.evaluate(opts.data)).accuracy!;
-    const add = async (method: CompressionRow['method'], setting: number, c: Transformer): Promise<void> => {
+    await forEachVariant(model, opts, async (method, setting, c) => {
       const accuracy = c === model ? baseAccuracy : (await c.evaluate(opts.data)).accuracy!;
-      const structured = method.startsWith('prune-');
-      const errors = c === model ? {} : structured ? await removedWeightErrors(c, model) : await weightErrors(c, model);
-      const state = c.compression;
-      const compressed = structured ? Object.keys(errors) : Object.keys({ ...state.pruned, ...state.quantized });
       const row: CompressionRow = {
         model: name,
         parameters: model.parameterCount,
@@ -79,35 +76,70 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
         bytes: (await compressedSize(c)).bytes,
         accuracy,
         accuracyDrop: baseAccuracy - accuracy,
-        meanWeightError: compressed.length ? compressed.reduce((n, k) => n + errors[k], 0) / compressed.length : 0,
-        weightErrors: Object.fromEntries(compressed.map((k) => [k, errors[k]])),
+        ...(await variantErrors(method, c, model)),
       };
       rows.push(row);
       opts.onRow?.(row);
-    };
-    await add('none', 0, model);
-    for (const s of opts.sparsities ?? DEFAULT_COMPRESSION_GRID.sparsities) {
-      const c = await prune(model, { sparsity: s, scope: opts.scope ?? DEFAULT_COMPRESSION_GRID.scope });
-      await add('prune', s, c);
-      c.dispose();
-    }
-    for (const b of opts.bits ?? DEFAULT_COMPRESSION_GRID.bits) {
-      const c = await quantize(model, { bits: b });
-      await add('quantize', b, c);
-      c.dispose();
-    }
-    for (const [structure, sparsities] of Object.entries(opts.structured ?? {}) as [StructuredPruning, number[]][]) {
-      for (const s of sparsities) {
-        const c = await prune(model, { structure, sparsity: s });
-        await add(`prune-${structure}`, s, c);
-        c.dispose();
-      }
-    }
+    });
   }
   return rows;
 }
 
+/** The grid a study walks: pruning sparsities and scope, bit widths, structured pruning. */
+export type CompressionGrid = Pick<CompressionStudyOptions, 'sparsities' | 'bits' | 'scope' | 'structured'>;
+
+/**
+ * Calls `fn` on the model itself ('none', 0), then on each compressed variant of the grid in order
+ * (pruned, quantized, structurally pruned), disposing each variant after its call.
+ */
+export async function forEachVariant(
+  model: Transformer,
+  grid: CompressionGrid,
+  fn: (method: CompressionRow['method'], setting: number, c: Transformer) => Promise<void>,
+): Promise<void> {
+  const run = async (method: CompressionRow['method'], setting: number, make: () => Promise<Transformer>): Promise<void> => {
+    const c = await make();
+    try {
+      await fn(method, setting, c);
+    } finally {
+      c.dispose();
+    }
+  };
+  await fn('none', 0, model);
+  for (const s of grid.sparsities ?? DEFAULT_COMPRESSION_GRID.sparsities)
+    await run('prune', s, () => prune(model, { sparsity: s, scope: grid.scope ?? DEFAULT_COMPRESSION_GRID.scope }));
+  for (const b of grid.bits ?? DEFAULT_COMPRESSION_GRID.bits) await run('quantize', b, () => quantize(model, { bits: b }));
+  for (const [structure, sparsities] of Object.entries(grid.structured ?? {}) as [StructuredPruning, number[]][])
+    for (const s of sparsities) await run(`prune-${structure}`, s, () => prune(model, { structure, sparsity: s }));
+}
+
+/** meanWeightError and weightErrors of a variant against its model (none for the model itself). */
+export async function variantErrors(
+  method: CompressionRow['method'],
+  c: Transformer,
+  model: Transformer,
+): Promise<Pick<CompressionRow, 'meanWeightError' | 'weightErrors'>> {
+  const structured = method.startsWith('prune-');
+  const errors = c === model ? {} : structured ? await removedWeightErrors(c, model) : await weightErrors(c, model);
+  const state = c.compression;
+  const compressed = c === model ? [] : structured ? Object.keys(errors) : Object.keys({ ...state.pruned, ...state.quantized });
+  return {
+    meanWeightError: compressed.length ? compressed.reduce((n, k) => n + errors[k], 0) / compressed.length : 0,
+    weightErrors: Object.fromEntries(compressed.map((k) => [k, errors[k]])),
+  };
+}
+
 const SHRUNK = ['attn.qkv.weight', 'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc2.weight'];
+/** A translator's decoder layer: its self-attention, cross-attention and FFN matrices. */
+const DECODER_SHRUNK = [
+  'self_attn.qkv.weight',
+  'self_attn.proj.weight',
+  'cross_attn.q.weight',
+  'cross_attn.kv.weight',
+  'cross_attn.proj.weight',
+  'ffn.fc1.weight',
+  'ffn.fc2.weight',
+];
 
 /**
  * ||W - C(W)|| / ||W|| of a structurally pruned model's matrices against the model it came from. The
@@ -116,14 +148,14 @@ const SHRUNK = ['attn.qkv.weight', 'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc
  */
 async function removedWeightErrors(pruned: Transformer, reference: Transformer): Promise<Record<string, number>> {
   const squares = (a: Float32Array) => a.reduce((n, x) => n + x * x, 0);
+  const names: string[] = [];
+  for (let l = 0; l < reference.config.layers; l++) names.push(...SHRUNK.map((m) => `layers.${l}.${m}`));
+  for (let l = 0; l < (reference.config.decoderLayers ?? 0); l++) names.push(...DECODER_SHRUNK.map((m) => `decoder.layers.${l}.${m}`));
   const out: Record<string, number> = {};
-  for (let l = 0; l < reference.config.layers; l++) {
-    for (const m of SHRUNK) {
-      const name = `layers.${l}.${m}`;
-      const [w, c] = [await reference.weight(name), await pruned.weight(name)];
-      if (c.data.length === w.data.length) continue;
-      out[name] = Math.sqrt(Math.max(0, 1 - squares(c.data) / squares(w.data)));
-    }
+  for (const name of names) {
+    const [w, c] = [await reference.weight(name), await pruned.weight(name)];
+    if (c.data.length === w.data.length) continue;
+    out[name] = Math.sqrt(Math.max(0, 1 - squares(c.data) / squares(w.data)));
   }
   return out;
 }

@@ -19,7 +19,8 @@ const searchFields = {
 };
 
 function checkNbest(o: { beam: number; nbest: number }, ctx: z.RefinementCtx): void {
-  if (o.nbest > o.beam) ctx.addIssue({ code: 'custom', path: ['nbest'], message: `must be <= beam (${o.beam})` });
+  // A beam below 1 is reported by its own field's check; comparing nbest with it would only add noise.
+  if (o.beam >= 1 && o.nbest > o.beam) ctx.addIssue({ code: 'custom', path: ['nbest'], message: `must be <= beam (${o.beam})` });
 }
 
 export const TranslateOptionsSchema = z

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { compressionStudy, CompressionRow, DEFAULT_COMPRESSION_GRID } from '../compress/study';
+import { TranslationScoringSchema } from '../compress/study-translate';
 import { parseConfig } from '../config/parse';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { Dataset } from '../data/task';
@@ -10,6 +11,7 @@ import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
+import { runTranslationCompression, TranslationCompressionResults } from './compression-translate';
 import { SweepResults } from './sweep';
 
 const sparsities = z.array(z.number().min(0).lt(1));
@@ -18,19 +20,29 @@ export const CompressionSpecSchema = z
   .object({
     kind: z.literal('compression'),
     name: z.string().regex(/^[A-Za-z0-9._-]+$/),
-    /** The directory of a finished sweep: its runs are the pretrained models, one per size. */
+    /**
+     * The directory of a finished sweep: its runs are the models, one per size. An mlm sweep's encoders are
+     * fine-tuned on `task` first; a translate sweep's translators are compressed as trained and scored by BLEU.
+     */
     sweep: z.string().min(1),
-    /** The prepared corpus the sweep trained on (its tokenizer encodes the task). */
-    corpus: z.string().min(1),
-    task: z.enum(Object.keys(CLASSIFICATION_SOURCES) as [string, ...string[]]),
-    maxLen: z.number().int().min(4).default(64),
+    /** mlm sweeps: the prepared corpus the sweep trained on (its tokenizer encodes the task). */
+    corpus: z.string().min(1).optional(),
+    /** mlm sweeps: the labelled task to fine-tune on. */
+    task: z.enum(Object.keys(CLASSIFICATION_SOURCES) as [string, ...string[]]).optional(),
+    /** mlm sweeps: tokens per fine-tuning example. */
+    maxLen: z.number().int().min(4).optional(),
     finetune: z
       .object({
         steps: z.number().int().positive(),
         lr: z.number().positive().default(5e-4),
         batchSize: z.number().int().positive().default(32),
       })
-      .strict(),
+      .strict()
+      .optional(),
+    /** translate sweeps: how each variant is scored (BLEU on the first `samples` test pairs, beam `beam`; loss). */
+    scoring: TranslationScoringSchema.optional(),
+    /** translate sweeps: a model whose uncompressed BLEU is below this has learned too little to lose any, and is left out of the claim. */
+    minBleu: z.number().min(0).max(100).optional(),
     sparsities: sparsities.default([...DEFAULT_COMPRESSION_GRID.sparsities]),
     bits: z.array(z.number().int().min(2).max(8)).default([...DEFAULT_COMPRESSION_GRID.bits]),
     scope: z.enum(['layer', 'global']).default(DEFAULT_COMPRESSION_GRID.scope),
@@ -43,9 +55,18 @@ export const CompressionSpecSchema = z
   })
   .strict();
 export type CompressionSpec = z.input<typeof CompressionSpecSchema>;
+export type ParsedCompressionSpec = z.output<typeof CompressionSpecSchema>;
+
+/** Which fields each kind of sweep needs, and which it must not be given. */
+const SWEEP_FIELDS = {
+  mlm: { required: ['corpus', 'task', 'finetune'], other: ['scoring', 'minBleu'] },
+  translate: { required: [], other: ['corpus', 'task', 'maxLen', 'finetune'] },
+} as const;
 
 export interface CompressionResults {
   name: string;
+  /** Fine-tuned classifiers (absent in results written before translators were studied). */
+  task?: 'classify';
   models: { label: string; parameters: number; trainSeconds: number; fineTunedAccuracy: number }[];
   rows: CompressionRow[];
   /** Rows no other row beats on both bytes (fewer) and accuracy (higher). */
@@ -61,15 +82,20 @@ export function paretoFront(rows: CompressionRow[]): CompressionRow[] {
   return front;
 }
 
+/** Tokens per fine-tuning example when the spec gives no maxLen. */
+const DEFAULT_TASK_MAX_LEN = 64;
+
 /**
  * The paper's compression experiment: fine-tune each pretrained size of a sweep on a labelled task, then
  * prune and quantize each to a grid of settings: accuracy vs compressed bytes, one curve per size, and the
- * Pareto front across all. Fine-tuned models and each size's rows are saved, so a rerun skips them.
+ * Pareto front across all. Fine-tuned models and each size's rows are saved, so a rerun skips them. On a
+ * translate sweep the trained translators are compressed as they are and scored by BLEU and loss
+ * (runTranslationCompression, lib/experiment/compression-translate.ts).
  */
 export async function runCompression(
   spec: CompressionSpec,
   opts: { dir: string; onLog?: (line: string) => void },
-): Promise<CompressionResults> {
+): Promise<CompressionResults | TranslationCompressionResults> {
   const s = parseConfig(CompressionSpecSchema, spec, 'compression experiment');
   const log = opts.onLog ?? (() => {});
   const dir = path.resolve(opts.dir);
@@ -77,12 +103,27 @@ export async function runCompression(
   await writeJsonAtomic(path.join(dir, 'experiment.json'), s);
   const sweep = await SweepResults.load(s.sweep);
   if (sweep.runs.length === 0) throw new Error(`compression experiment: the sweep in ${s.sweep} has no finished runs`);
-  if (sweep.task !== 'mlm')
-    throw new Error(
-      `compression experiment: sweep: ${s.sweep} is a '${sweep.task}' sweep; fine-tuning on a task needs an mlm sweep's encoders`,
-    );
-  const tokenizer = await Tokenizer.fromDir(s.corpus);
-  const task = await Dataset.classification({ source: s.task as keyof typeof CLASSIFICATION_SOURCES, tokenizer, maxLen: s.maxLen });
+  const fields = SWEEP_FIELDS[sweep.task];
+  for (const f of fields.required)
+    if (s[f] === undefined) throw new Error(`compression experiment: ${f}: is required for the '${sweep.task}' sweep in ${s.sweep}`);
+  for (const f of fields.other) {
+    const v = s[f];
+    if (v !== undefined)
+      throw new Error(
+        `compression experiment: ${f}: does not apply to the '${sweep.task}' sweep in ${s.sweep}` +
+          (sweep.task === 'translate'
+            ? ' (translators are compressed as trained, scored by BLEU: give scoring and minBleu)'
+            : ' (scoring and minBleu apply to translate sweeps)'),
+      );
+  }
+  if (sweep.task === 'translate') return runTranslationCompression(s, sweep, dir, log);
+  const finetune = s.finetune!;
+  const tokenizer = await Tokenizer.fromDir(s.corpus!);
+  const task = await Dataset.classification({
+    source: s.task as keyof typeof CLASSIFICATION_SOURCES,
+    tokenizer,
+    maxLen: s.maxLen ?? DEFAULT_TASK_MAX_LEN,
+  });
   const models: CompressionResults['models'] = [];
   const rows: CompressionRow[] = [];
   try {
@@ -100,16 +141,16 @@ export async function runCompression(
           seed: s.seed,
         });
         const t = new Trainer(clf, {
-          lr: s.finetune.lr,
-          batchSize: s.finetune.batchSize,
-          maxSteps: s.finetune.steps,
-          warmupSteps: Math.round(s.finetune.steps * 0.06),
+          lr: finetune.lr,
+          batchSize: finetune.batchSize,
+          maxSteps: finetune.steps,
+          warmupSteps: Math.round(finetune.steps * 0.06),
           seed: s.seed,
         });
-        await t.fit(task.train, { evalEvery: s.finetune.steps });
+        await t.fit(task.train, { evalEvery: finetune.steps });
         t.dispose();
         await clf.save(clfDir);
-        log(`${run.label}: fine-tuned ${s.finetune.steps} steps on ${s.task}`);
+        log(`${run.label}: fine-tuned ${finetune.steps} steps on ${s.task}`);
       }
       const accuracy = (await clf.evaluate(task.valid)).accuracy!;
       models.push({ label: run.label, parameters: run.parameters, trainSeconds: run.trainSeconds, fineTunedAccuracy: accuracy });
@@ -135,7 +176,7 @@ export async function runCompression(
     task.dispose();
   }
   const majorityAccuracy = Math.max(...task.counts.test) / task.counts.test.reduce((a, b) => a + b, 0);
-  const results: CompressionResults = { name: s.name, models, rows, pareto: paretoFront(rows), majorityAccuracy };
+  const results: CompressionResults = { name: s.name, task: 'classify', models, rows, pareto: paretoFront(rows), majorityAccuracy };
   await writeJsonAtomic(path.join(dir, 'compression.json'), results);
   const csv = [
     'model,parameters,method,setting,bytes,accuracy,accuracy_drop,mean_weight_error',
@@ -159,22 +200,36 @@ export async function runCompression(
 
 /** 'structured': the rows of prune-heads, prune-ffn and prune-heads+ffn, one line per model and structure. */
 export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune' | 'quantize' | 'structured'): VegaLiteSpec {
+  return scoreVsBytesSpec(results.name, results.rows, results.pareto, method, { field: 'accuracy', title: 'test accuracy' });
+}
+
+type PlottedRow = Pick<CompressionRow, 'model' | 'parameters' | 'method' | 'setting' | 'bytes'>;
+
+/** A score (accuracy, BLEU) against file megabytes: one line per model (and structure), the Pareto front dashed. */
+export function scoreVsBytesSpec<F extends string, R extends PlottedRow & Record<F, number>>(
+  name: string,
+  rows: R[],
+  pareto: R[],
+  method: 'prune' | 'quantize' | 'structured',
+  score: { field: F; title: string },
+): VegaLiteSpec {
   const structured = method === 'structured';
-  const values = results.rows
+  const f = score.field;
+  const values = rows
     .filter((r) => (structured ? r.method.startsWith('prune-') : r.method === method) || r.method === 'none')
     .flatMap((r) => {
       const model = `${r.model} (${(r.parameters / 1e6).toFixed(2)} M)`;
-      const point = { megabytes: r.bytes / 1e6, accuracy: r.accuracy, setting: r.method === 'none' ? 'fp32' : String(r.setting) };
+      const point = { megabytes: r.bytes / 1e6, [f]: r[f], setting: r.method === 'none' ? 'fp32' : String(r.setting) };
       if (!structured) return [{ model, ...point }];
       // Each structure's line starts at the uncompressed model.
-      const kinds =
-        r.method === 'none' ? [...new Set(results.rows.filter((x) => x.method.startsWith('prune-')).map((x) => x.method))] : [r.method];
+      const kinds = r.method === 'none' ? [...new Set(rows.filter((x) => x.method.startsWith('prune-')).map((x) => x.method))] : [r.method];
       return kinds.map((k) => ({ ...point, model: `${model} ${k.slice('prune-'.length)}` }));
     });
-  const front = results.pareto.map((r) => ({ megabytes: r.bytes / 1e6, accuracy: r.accuracy }));
+  const front = pareto.map((r) => ({ megabytes: r.bytes / 1e6, [f]: r[f] }));
+  const what = { prune: 'magnitude pruning', quantize: 'k-bit quantization', structured: 'structured pruning: heads / FFN units' }[method];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${results.name}: accuracy vs compressed size (${{ prune: 'magnitude pruning', quantize: 'k-bit quantization', structured: 'structured pruning: heads / FFN units' }[method]})`,
+    title: `${name}: ${score.title} vs compressed size (${what})`,
     width: 480,
     height: 300,
     background: 'white',
@@ -184,7 +239,7 @@ export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune'
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'megabytes', type: 'quantitative', title: 'model file (MB)', scale: { type: 'log' } },
-          y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { zero: false } },
+          y: { field: f, type: 'quantitative', title: score.title, scale: { zero: false } },
           color: { field: 'model', type: 'nominal', title: 'model' },
           tooltip: [{ field: 'setting' }],
         },
@@ -192,7 +247,7 @@ export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune'
       {
         data: { values: front },
         mark: { type: 'line', strokeDash: [4, 3], color: 'black' },
-        encoding: { x: { field: 'megabytes', type: 'quantitative' }, y: { field: 'accuracy', type: 'quantitative' } },
+        encoding: { x: { field: 'megabytes', type: 'quantitative' }, y: { field: f, type: 'quantitative' } },
       },
     ],
   };
@@ -210,26 +265,46 @@ export function checkCompressedLargeBeatsSmall(results: CompressionResults): { h
     ? ` (left out at the majority-class rate ${results.majorityAccuracy?.toFixed(3)}: ${skipped.join(', ')})`
     : '';
   if (learned.length < 2) return { holds: undefined, evidence: `needs two model sizes that learned the task${note}` };
-  const bySize = [...learned].sort((a, b) => a.parameters - b.parameters);
+  const r = largerBeatsSmaller(results.rows, learned, {
+    better: (a, b) => a.accuracy > b.accuracy,
+    show: (x) => x.accuracy.toFixed(3),
+    worse: '<',
+  });
+  return { holds: r.holds, evidence: `${r.evidence}${note}` };
+}
+
+/**
+ * The claim's comparison on any study's rows: every compressed variant of the smallest of `sizes` against the
+ * best variant of the largest (the uncompressed one included) whose file is no larger. The claim holds when
+ * the larger model wins more than half of those comparisons. `better(a, b)`: a scores strictly better than
+ * b; `show` formats a row's score; `worse` is the sign written between a loser's score and the winner's.
+ */
+export function largerBeatsSmaller<R extends { model: string; method: string; setting: number; bytes: number }>(
+  rows: R[],
+  sizes: { label: string; parameters: number }[],
+  how: { better: (a: R, b: R) => boolean; show: (r: R) => string; worse: string },
+): { holds: boolean | undefined; evidence: string } {
+  if (sizes.length < 2) return { holds: undefined, evidence: 'needs two model sizes' };
+  const bySize = [...sizes].sort((a, b) => a.parameters - b.parameters);
   const small = bySize[0].label,
     large = bySize[bySize.length - 1].label;
-  const smallRows = results.rows.filter((r) => r.model === small && r.method !== 'none');
+  const smallRows = rows.filter((r) => r.model === small && r.method !== 'none');
   const wins: string[] = [];
   let comparisons = 0;
   for (const r of smallRows) {
-    const rivals = results.rows.filter((x) => x.model === large && x.bytes <= r.bytes);
+    const rivals = rows.filter((x) => x.model === large && x.bytes <= r.bytes);
     if (rivals.length === 0) continue;
     comparisons++;
-    const best = rivals.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
-    if (best.accuracy > r.accuracy)
+    const best = rivals.reduce((a, b) => (how.better(b, a) ? b : a));
+    if (how.better(best, r))
       wins.push(
-        `${small} ${r.method} ${r.setting} ${r.accuracy.toFixed(3)} @ ${(r.bytes / 1e6).toFixed(2)} MB < ${large} ${best.method} ${best.setting} ${best.accuracy.toFixed(3)} @ ${(best.bytes / 1e6).toFixed(2)} MB`,
+        `${small} ${r.method} ${r.setting} ${how.show(r)} @ ${(r.bytes / 1e6).toFixed(2)} MB ${how.worse} ${large} ${best.method} ${best.setting} ${how.show(best)} @ ${(best.bytes / 1e6).toFixed(2)} MB`,
       );
   }
-  if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant${note}` };
+  if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant` };
   return {
     holds: wins.length * 2 > comparisons,
-    evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}${note}`,
+    evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}`,
   };
 }
 

@@ -8,6 +8,7 @@ import { Corpus, CORPUS_SOURCES } from '../data/corpus';
 import { TrainingData } from '../data/dataset';
 import { PARALLEL_SOURCES, ParallelFilesSpecSchema } from '../data/parallel';
 import { Dataset } from '../data/task';
+import { ParallelTask } from '../data/translation';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
 import { measureStepSeconds } from '../train/budget';
@@ -154,7 +155,8 @@ export const SweepSpecSchema = z
     ...(s.task === 'translate' ? { data: s.data ?? ParallelDataSchema.parse({}), bleu: s.bleu ?? BleuSchema.parse({}) } : {}),
   }));
 export type SweepSpec = z.input<typeof SweepSpecSchema>;
-type Spec = z.output<typeof SweepSpecSchema>;
+/** A sweep spec after the schema: every default filled in. */
+export type Spec = z.output<typeof SweepSpecSchema>;
 
 export interface RunResult {
   label: string;
@@ -206,7 +208,7 @@ function labelOf(m: z.output<typeof ModelSchema>): string {
 }
 
 /** A spec read back from a sweep directory, through the schema again (so one written before a field existed compares equal). */
-async function readSpec(dir: string): Promise<Spec> {
+export async function readSweepSpec(dir: string): Promise<Spec> {
   return parseConfig(SweepSpecSchema, await readJson<SweepSpec>(path.join(dir, 'sweep.json'), 'sweep'), path.join(dir, 'sweep.json'));
 }
 
@@ -263,7 +265,7 @@ export class SweepResults {
 
   /** The finished runs of a sweep directory. */
   static async load(dir: string): Promise<SweepResults> {
-    const spec = await readSpec(dir);
+    const spec = await readSweepSpec(dir);
     const runs: RunResult[] = [];
     for (const m of spec.models) {
       const file = path.join(dir, labelOf(m), RESULT);
@@ -294,7 +296,7 @@ export class Sweep {
     await fs.promises.mkdir(dir, { recursive: true });
     const specFile = path.join(dir, 'sweep.json');
     if (fs.existsSync(specFile)) {
-      const old = await readSpec(dir);
+      const old = await readSweepSpec(dir);
       if (canonical(old) !== canonical(s)) throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
     } else {
       await writeJsonAtomic(specFile, s);
@@ -480,23 +482,36 @@ async function sweepData(s: Spec, dir: string): Promise<{ train: Disposable; val
       : await Corpus.open(name);
     return { train: corpus.train({ maxLen: s.maxLen }), valid: corpus.valid({ maxLen: s.maxLen }), vocabSize: corpus.tokenizer.vocabSize };
   }
+  const saved = await Tokenizer.find(sweepTokenizerDir(dir));
+  const task = await sweepParallelTask(s, saved);
+  if (!task.valid) {
+    task.dispose();
+    throw new Error(`sweep: corpus: ${task.name} has no valid split; a translate sweep evaluates on one (give valid files)`);
+  }
+  if (!saved) await task.tokenizer.saveTo(sweepTokenizerDir(dir));
+  task.test?.dispose();
+  return { train: task.train, valid: task.valid, vocabSize: task.tokenizer.vocabSize };
+}
+
+/** Where a translate sweep keeps the one tokenizer all its runs encode with. */
+export function sweepTokenizerDir(dir: string): string {
+  return path.join(dir, 'tokenizer');
+}
+
+/**
+ * A translate sweep's parallel corpus as its runs saw it (the same corpus, filters and maxLen), encoded with
+ * `tokenizer` (the sweep's saved one) or, when none is given, a shared one trained as the spec says.
+ */
+export async function sweepParallelTask(s: Spec, tokenizer?: Tokenizer): Promise<ParallelTask> {
+  if (s.task !== 'translate') throw new TypeError(`sweep '${s.name}' is a '${s.task}' sweep, not a translate sweep`);
   const d = s.data!;
-  const tokDir = path.join(dir, 'tokenizer');
-  const saved = await Tokenizer.find(tokDir);
-  const task = await Dataset.parallel({
+  return Dataset.parallel({
     source: s.corpus,
     maxLen: s.maxLen,
-    ...(saved ? { tokenizer: saved } : { vocabSize: d.vocabSize }),
+    ...(tokenizer ? { tokenizer } : { vocabSize: d.vocabSize }),
     ...(d.maxPairs !== undefined ? { maxPairs: d.maxPairs } : {}),
     ...(d.minChars !== undefined ? { minChars: d.minChars } : {}),
     ...(d.maxChars !== undefined ? { maxChars: d.maxChars } : {}),
     ...(d.reverse !== undefined ? { reverse: d.reverse } : {}),
   });
-  if (!task.valid) {
-    task.dispose();
-    throw new Error(`sweep: corpus: ${task.name} has no valid split; a translate sweep evaluates on one (give valid files)`);
-  }
-  if (!saved) await task.tokenizer.saveTo(tokDir);
-  task.test?.dispose();
-  return { train: task.train, valid: task.valid, vocabSize: task.tokenizer.vocabSize };
 }

@@ -211,11 +211,6 @@ torch::Tensor square_norms(const torch::Tensor& w, int64_t dim) {
 
 std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& o) {
   if (o.structure == PruneStructure::Unstructured) throw std::invalid_argument("prune_structured: structure is 'unstructured'; use prune");
-  if (model.seq2seq()) {
-    throw std::invalid_argument(
-        "structure: structured pruning of 'translate' models is not supported (their decoder's heads and units are not removed); "
-        "use structure 'unstructured'");
-  }
   if (o.scope != PruneScope::Layer) {
     throw std::invalid_argument(
         "scope: structured pruning removes the same number of units from every layer (one config describes the model): "
@@ -241,22 +236,48 @@ std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& 
 
   torch::NoGradGuard no_grad;
   auto w = params_by_name(model);
-  for (int64_t l = 0; l < c.layers; ++l) {
+  // Self-attention (the encoder's, the decoder's causal one): qkv rows are (3, heads, head size), proj columns (heads, head size).
+  const auto self_attention = [&](const std::string& at) {
+    auto &qkv = w.at(at + "qkv.weight"), &qkv_bias = w.at(at + "qkv.bias"), &proj = w.at(at + "proj.weight");
+    const auto q = qkv.detach().view({3, H, hs, D}), p = proj.detach().view({D, H, hs});
+    const auto keep = kept_units((square_norms(q, 1) + square_norms(p, 1)).sqrt(), Hk);
+    qkv = q.index_select(1, keep).reshape({3 * Hk * hs, D});
+    qkv_bias = qkv_bias.detach().view({3, H, hs}).index_select(1, keep).reshape({3 * Hk * hs});
+    proj = p.index_select(1, keep).reshape({D, Hk * hs});
+  };
+  // The decoder's cross-attention: q rows (heads, head size), kv rows (2, heads, head size), proj columns (heads, head size).
+  const auto cross_attention = [&](const std::string& at) {
+    auto &qw = w.at(at + "q.weight"), &qb = w.at(at + "q.bias"), &kvw = w.at(at + "kv.weight"), &kvb = w.at(at + "kv.bias");
+    auto& proj = w.at(at + "proj.weight");
+    const auto q = qw.detach().view({H, hs, D}), kv = kvw.detach().view({2, H, hs, D}), p = proj.detach().view({D, H, hs});
+    const auto keep = kept_units((square_norms(q, 0) + square_norms(kv, 1) + square_norms(p, 1)).sqrt(), Hk);
+    qw = q.index_select(0, keep).reshape({Hk * hs, D});
+    qb = qb.detach().view({H, hs}).index_select(0, keep).reshape({Hk * hs});
+    kvw = kv.index_select(1, keep).reshape({2 * Hk * hs, D});
+    kvb = kvb.detach().view({2, H, hs}).index_select(1, keep).reshape({2 * Hk * hs});
+    proj = p.index_select(1, keep).reshape({D, Hk * hs});
+  };
+  const auto feed_forward = [&](const std::string& at) {
+    auto &fc1 = w.at(at + "fc1.weight"), &fc1_bias = w.at(at + "fc1.bias"), &fc2 = w.at(at + "fc2.weight");
+    const auto keep = kept_units((square_norms(fc1, 0) + square_norms(fc2, 1)).sqrt(), Fk);
+    fc1 = fc1.detach().index_select(0, keep);
+    fc1_bias = fc1_bias.detach().index_select(0, keep);
+    fc2 = fc2.detach().index_select(1, keep);
+  };
+  // Every attention module keeps its own most important heads, the same count in each (one config describes them all).
+  for (int64_t l = 0; l < c.encoder_depth(); ++l) {
     const std::string at = "layers." + std::to_string(l) + ".";
-    if (heads) {
-      auto &qkv = w.at(at + "attn.qkv.weight"), &qkv_bias = w.at(at + "attn.qkv.bias"), &proj = w.at(at + "attn.proj.weight");
-      const auto q = qkv.detach().view({3, H, hs, D}), p = proj.detach().view({D, H, hs});
-      const auto keep = kept_units((square_norms(q, 1) + square_norms(p, 1)).sqrt(), Hk);
-      qkv = q.index_select(1, keep).reshape({3 * Hk * hs, D});
-      qkv_bias = qkv_bias.detach().view({3, H, hs}).index_select(1, keep).reshape({3 * Hk * hs});
-      proj = p.index_select(1, keep).reshape({D, Hk * hs});
-    }
-    if (ffn) {
-      auto &fc1 = w.at(at + "ffn.fc1.weight"), &fc1_bias = w.at(at + "ffn.fc1.bias"), &fc2 = w.at(at + "ffn.fc2.weight");
-      const auto keep = kept_units((square_norms(fc1, 0) + square_norms(fc2, 1)).sqrt(), Fk);
-      fc1 = fc1.detach().index_select(0, keep);
-      fc1_bias = fc1_bias.detach().index_select(0, keep);
-      fc2 = fc2.detach().index_select(1, keep);
+    if (heads) self_attention(at + "attn.");
+    if (ffn) feed_forward(at + "ffn.");
+  }
+  if (model.seq2seq()) {
+    for (int64_t l = 0; l < c.decoder_layers; ++l) {
+      const std::string at = "decoder.layers." + std::to_string(l) + ".";
+      if (heads) {
+        self_attention(at + "self_attn.");
+        cross_attention(at + "cross_attn.");
+      }
+      if (ffn) feed_forward(at + "ffn.");
     }
   }
   auto out = std::make_shared<Model>(smaller, /*seed=*/0, model.device);

@@ -46,8 +46,9 @@ void prune(Model& model, const PruneOptions& options);
 
 // Structured pruning, one-shot: a new, smaller model without the round(sparsity x heads) least important
 // heads and/or round(sparsity x ffn) least important feed-forward units of every layer (the same count in
-// each, so one config describes it). A unit's importance is the L2 norm of its weights: a head's q, k, v
-// rows and proj columns; a feed-forward unit's fc1 row and fc2 column. The new model computes exactly what
+// each, so one config describes it); a translator's decoder layers too, in their self-attention, their
+// cross-attention (each module picks its own heads) and their FFN. A unit's importance is the L2 norm of its
+// weights: a head's q, k, v rows and proj columns; a feed-forward unit's fc1 row and fc2 column. The new model computes exactly what
 // the original computes with those units' weights set to zero. Needs an uncompressed model (no masks,
 // quantization, schedule or int8): prune structurally first, then prune or quantize the smaller model.
 std::shared_ptr<Model> prune_structured(const Model& model, const PruneOptions& options);
