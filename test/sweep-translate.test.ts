@@ -69,8 +69,10 @@ test('trainlarge experiment run: a translation sweep gives BLEU and loss over wa
     const evals = metrics.filter((m) => m.type === 'eval');
     expect(evals.every((e) => e.type === 'eval' && e.bleu !== undefined && e.seconds > 0)).toBe(true);
     const last = metrics.filter((m) => m.type === 'train').pop()!;
-    expect(last.trainSeconds).toBeGreaterThanOrEqual(4);
-    expect(last.trainSeconds).toBeLessThan(4.5);
+    expect(last.type === 'train' && last.trainSeconds).toBeGreaterThanOrEqual(4);
+    // The last step is the one that crossed the budget: it began inside it (a slow step on a busy machine may
+    // end well past it, so the bound is on where it began).
+    expect(last.type === 'train' && last.trainSeconds - last.seconds).toBeLessThan(4);
   }
   // The shared tokenizer is kept with the sweep (a resumed or rerun sweep encodes with the same ids).
   expect(fs.existsSync(path.join(dir, 'tokenizer', 'tokenizer.model'))).toBe(true);

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AbortError, Corpus } from '../lib';
-import { CompressionResults, runCompression } from '../lib/experiment/compression';
+import { runCompression } from '../lib/experiment/compression';
 import { recommend } from '../lib/experiment/planner';
 import { checkFirstToReach, writeSweepReport } from '../lib/experiment/report';
 import { Sweep, SweepProgress, SweepResults } from '../lib/experiment/sweep';
@@ -108,7 +108,7 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
     structured: { heads: [0.5] },
   };
   const dir = path.join(root, 'compression');
-  const r = (await runCompression(spec, { dir })) as CompressionResults;
+  const r = await runCompression(spec, { dir });
   expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(
     ['d32-l1-h2', 'd64-l2-h4'].flatMap((m) => [
       `${m}:none:0`,

@@ -90,8 +90,17 @@ const DEFAULT_TASK_MAX_LEN = 64;
  * prune and quantize each to a grid of settings: accuracy vs compressed bytes, one curve per size, and the
  * Pareto front across all. Fine-tuned models and each size's rows are saved, so a rerun skips them. On a
  * translate sweep the trained translators are compressed as they are and scored by BLEU and loss
- * (runTranslationCompression, lib/experiment/compression-translate.ts).
+ * (runTranslationCompression, lib/experiment/compression-translate.ts). A spec with `finetune` is an mlm
+ * sweep's, so its results are typed CompressionResults.
  */
+export async function runCompression(
+  spec: CompressionSpec & { finetune: NonNullable<CompressionSpec['finetune']> },
+  opts: { dir: string; onLog?: (line: string) => void },
+): Promise<CompressionResults>;
+export async function runCompression(
+  spec: CompressionSpec,
+  opts: { dir: string; onLog?: (line: string) => void },
+): Promise<CompressionResults | TranslationCompressionResults>;
 export async function runCompression(
   spec: CompressionSpec,
   opts: { dir: string; onLog?: (line: string) => void },
