@@ -14,7 +14,7 @@ engine's logits): token + learned position embeddings (shared by encoder, decode
 nn.TransformerEncoderLayer / nn.TransformerDecoderLayer (batch_first, exact GELU, post-LN with an embedding
 LayerNorm, or norm_first with final LayerNorms for pre-LN), key padding masks on the source, the causal mask
 on the target; here in train mode with the configured dropout. One step, timed as a whole with
-time.perf_counter() after `warmup` untimed steps, as the engine's Trainer::step times its own: the decoder
+time.perf_counter(), over the batches in order, the first `warmup` untimed, as the engine's Trainer::step times its own: the decoder
 input [bos, y1 .. y_{T-1}], forward, label-smoothed cross-entropy over the non-pad targets (F.cross_entropy
 with ignore_index and label_smoothing, fairseq's and the engine's loss), backward, global-norm clipping at 1.0,
 AdamW (fused; betas (0.9, 0.98), eps 1e-6, weight decay 0.01 on >= 2-D parameters, two groups),
@@ -96,8 +96,8 @@ def main(argv):
     batches = [(torch.tensor(b['src'], dtype=torch.long), torch.tensor(b['tgt'], dtype=torch.long)) for b in spec['batches']]
     warmup = spec.get('warmup', 2)
     seconds, tokens, losses = [], [], []
-    for i in range(warmup + len(batches)):
-        src, tgt = batches[i % len(batches)]
+    for i in range(len(batches)):  # the first `warmup` untimed, as the engine's
+        src, tgt = batches[i]
         start = time.perf_counter()
         prev = torch.cat([torch.full_like(tgt[:, :1], bos), tgt[:, :-1]], 1)
         logits = model(src, prev)

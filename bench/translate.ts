@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     const trainer = new Trainer(mt, {
       lr: 7e-4,
       schedule: 'inverse-sqrt',
-      warmupSteps: 100,
+      warmupSteps: WARMUP + steps,
       labelSmoothing: 0.1,
       batchTokens: BATCH_TOKENS,
       maxSteps: WARMUP + steps,
