@@ -16,6 +16,11 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
   await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
+/** A CSV file: the header line, then one line per row (values already formatted; none holds a comma). */
+export async function writeCsvAtomic(file: string, header: string[], rows: (string | number)[][]): Promise<void> {
+  await writeFileAtomic(file, [header.join(','), ...rows.map((r) => r.join(','))].join('\n') + '\n');
+}
+
 export async function readJson<T>(file: string, what: string): Promise<T> {
   let text: string;
   try {

@@ -52,6 +52,19 @@ export function bibleTask(): Promise<ParallelTask> {
   return Dataset.parallel({ source: 'bible-en-es', vocabSize: 1000, maxLen: 64, maxPairs: 3000, maxChars: 200 });
 }
 
+/** The small translator the compression tests prune and quantize. tieEmbeddings 'decoder': the encoder's
+ * tokens.weight and the decoder's decoder.tokens.weight are two matrices. */
+export const SMALL_TRANSLATOR = {
+  task: 'translate',
+  encoderLayers: 2,
+  decoderLayers: 2,
+  dModel: 64,
+  heads: 4,
+  ffn: 256,
+  maxLen: 64,
+  tieEmbeddings: 'decoder',
+} as const;
+
 /** Trains a small translator as the translation tests do: inverse-sqrt from 3e-3 after 40 warmup steps, label smoothing 0.1, 1024-token batches. */
 export async function trainTranslator(mt: Transformer, train: ParallelDataset, maxSteps: number): Promise<void> {
   const trainer = new Trainer(mt, {

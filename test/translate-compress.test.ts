@@ -7,21 +7,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { compressedSize, corpusBleu, ParallelTask, prune, quantize, toInt8, Transformer } from '../lib';
-import { bibleTask, tempDir, trainTranslator } from './helpers';
+import { bibleTask, SMALL_TRANSLATOR, tempDir, trainTranslator } from './helpers';
 
 jest.setTimeout(240_000);
 
-// tieEmbeddings 'decoder': the encoder's tokens.weight and the decoder's decoder.tokens.weight are two matrices.
-const MODEL = {
-  task: 'translate',
-  encoderLayers: 2,
-  decoderLayers: 2,
-  dModel: 64,
-  heads: 4,
-  ffn: 256,
-  maxLen: 64,
-  tieEmbeddings: 'decoder',
-} as const;
+const MODEL = SMALL_TRANSLATOR;
 const N = 40; // test sentences translated for BLEU
 const BEAM = 4;
 

@@ -5,20 +5,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { corpusBleu, ParallelTask, prune, Transformer } from '../lib';
-import { bibleTask, editTensors, tempDir, trainTranslator } from './helpers';
+import { bibleTask, SMALL_TRANSLATOR, editTensors, tempDir, trainTranslator } from './helpers';
 
 jest.setTimeout(180_000);
 
-const MODEL = {
-  task: 'translate',
-  encoderLayers: 2,
-  decoderLayers: 2,
-  dModel: 64,
-  heads: 4,
-  ffn: 256,
-  maxLen: 64,
-  tieEmbeddings: 'decoder',
-} as const;
+const MODEL = SMALL_TRANSLATOR;
 const BEAM = 2;
 
 let data: ParallelTask;

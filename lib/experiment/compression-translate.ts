@@ -6,7 +6,7 @@ import { TranslationCompressionRow, translationCompressionStudy, TranslationScor
 import { parseConfig } from '../config/parse';
 import { corpusBleu } from '../metrics/bleu';
 import { Tokenizer } from '../data/tokenizer';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
+import { readJson, writeCsvAtomic, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
 import type { ParsedCompressionSpec } from './compression';
 import { largerBeatsSmaller, scoreVsBytesSpec } from './compression';
@@ -106,25 +106,23 @@ export async function runTranslationCompression(
       minBleu,
     };
     await writeJsonAtomic(path.join(dir, 'compression.json'), results);
-    const csv = [
-      'model,parameters,method,setting,bytes,bleu,chrf,bleu_drop,loss,loss_rise,mean_weight_error',
-      ...rows.map((r) =>
-        [
-          r.model,
-          r.parameters,
-          r.method,
-          r.setting,
-          r.bytes,
-          r.bleu.toFixed(2),
-          r.chrf.toFixed(2),
-          r.bleuDrop.toFixed(2),
-          r.loss.toFixed(4),
-          r.lossRise.toFixed(4),
-          r.meanWeightError.toFixed(5),
-        ].join(','),
-      ),
-    ];
-    await writeFileAtomic(path.join(dir, 'results.csv'), csv.join('\n') + '\n');
+    await writeCsvAtomic(
+      path.join(dir, 'results.csv'),
+      ['model', 'parameters', 'method', 'setting', 'bytes', 'bleu', 'chrf', 'bleu_drop', 'loss', 'loss_rise', 'mean_weight_error'],
+      rows.map((r) => [
+        r.model,
+        r.parameters,
+        r.method,
+        r.setting,
+        r.bytes,
+        r.bleu.toFixed(2),
+        r.chrf.toFixed(2),
+        r.bleuDrop.toFixed(2),
+        r.loss.toFixed(4),
+        r.lossRise.toFixed(4),
+        r.meanWeightError.toFixed(5),
+      ]),
+    );
     await writeTranslationReport(dir, results);
     return results;
   } finally {

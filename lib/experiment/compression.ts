@@ -7,7 +7,7 @@ import { parseConfig } from '../config/parse';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { Dataset } from '../data/task';
 import { Tokenizer } from '../data/tokenizer';
-import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
+import { readJson, RUN_FILES, writeCsvAtomic, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
@@ -187,22 +187,20 @@ export async function runCompression(
   const majorityAccuracy = Math.max(...task.counts.test) / task.counts.test.reduce((a, b) => a + b, 0);
   const results: CompressionResults = { name: s.name, task: 'classify', models, rows, pareto: paretoFront(rows), majorityAccuracy };
   await writeJsonAtomic(path.join(dir, 'compression.json'), results);
-  const csv = [
-    'model,parameters,method,setting,bytes,accuracy,accuracy_drop,mean_weight_error',
-    ...rows.map((r) =>
-      [
-        r.model,
-        r.parameters,
-        r.method,
-        r.setting,
-        r.bytes,
-        r.accuracy.toFixed(4),
-        r.accuracyDrop.toFixed(4),
-        r.meanWeightError.toFixed(5),
-      ].join(','),
-    ),
-  ];
-  await writeFileAtomic(path.join(dir, 'results.csv'), csv.join('\n') + '\n');
+  await writeCsvAtomic(
+    path.join(dir, 'results.csv'),
+    ['model', 'parameters', 'method', 'setting', 'bytes', 'accuracy', 'accuracy_drop', 'mean_weight_error'],
+    rows.map((r) => [
+      r.model,
+      r.parameters,
+      r.method,
+      r.setting,
+      r.bytes,
+      r.accuracy.toFixed(4),
+      r.accuracyDrop.toFixed(4),
+      r.meanWeightError.toFixed(5),
+    ]),
+  );
   await writeCompressionReport(dir, results);
   return results;
 }
