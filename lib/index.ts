@@ -75,6 +75,17 @@ export { SACREBLEU_VERSION } from './metrics/inputs';
 export { Sweep, SweepSpec, SweepSpecSchema, SweepResults, SweepProgress, RunResult } from './experiment/sweep';
 export { lossCurveSpec, renderSvg, svgToPng, checkFirstToReach, writeSweepReport, VegaLiteSpec, ClaimCheck } from './experiment/report';
 export {
+  LadderSpec,
+  LadderSpecSchema,
+  LadderResults,
+  LadderRung,
+  Budget,
+  runLadder,
+  writeLadderReport,
+  ladderSpec,
+  budgetLabel,
+} from './experiment/ladder';
+export {
   runCompression,
   paretoFront,
   accuracyVsBytesSpec,

@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseConfig } from '../lib/config/parse';
 import { CompressionSpecSchema } from '../lib/experiment/compression';
+import { ladderSweeps } from '../lib/experiment/ladder';
 import { SweepSpecSchema } from '../lib/experiment/sweep';
 
 const root = path.resolve(__dirname, '..', 'experiments');
@@ -27,6 +28,13 @@ test.each(files)('%s is a valid experiment', (file) => {
     }
     return;
   }
+  if (spec.kind === 'ladder') {
+    const budgets = ladderSweeps(spec).map((r) => r.sweep.spec.budget as { seconds: number });
+    // Every budget trains every size: the sum of the budgets per size, plus ~10% measurement and evaluation.
+    if (file.startsWith('paper-small'))
+      expect(spec.models.length * budgets.reduce((n, b) => n + b.seconds, 0) * 1.1).toBeLessThanOrEqual(20 * 60);
+    return;
+  }
   const s = parseConfig(SweepSpecSchema, spec, file);
   if (file.startsWith('paper-small')) {
     // Training budgets plus ~10% for step-time measurement and evaluation stay within 20 minutes.
@@ -45,6 +53,7 @@ test('there is an experiment for every figure of the paper at small scale', () =
     'paper-small/batch.json',
     'paper-small/compression.json',
     'paper-small/depth.json',
+    'paper-small/ladder.json',
     'paper-small/translation-compression.json',
     'paper-small/translation-depth.json',
     'paper-small/translation-width.json',

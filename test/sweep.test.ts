@@ -5,7 +5,7 @@ import { AbortError, Corpus } from '../lib';
 import { runCompression } from '../lib/experiment/compression';
 import { recommend } from '../lib/experiment/planner';
 import { checkFirstToReach, writeSweepReport } from '../lib/experiment/report';
-import { Sweep, SweepProgress, SweepResults } from '../lib/experiment/sweep';
+import { Sweep, SweepProgress, SweepResults, sweepModelConfig } from '../lib/experiment/sweep';
 import { spawnSync } from 'child_process';
 import { speechFiles, tempDir } from './helpers';
 
@@ -262,4 +262,24 @@ test('lrSearch gives each size the rate its short trial runs found best, reports
   const again = await new Sweep(spec).run({ dir, onProgress: (p) => p.run === searched.label && phases.push(p.phase) });
   expect(phases).not.toContain('lr-search');
   expect(again.runs[0].lrSearch).toEqual(s);
+});
+
+test("a sweep's norm and dropout apply to the models that do not set their own", () => {
+  const s = new Sweep({
+    name: 'n',
+    corpus: 'english-prose',
+    models: [
+      { dModel: 32, layers: 1, heads: 2 },
+      { dModel: 32, layers: 2, heads: 2, norm: 'post', dropout: 0.2 },
+    ],
+    norm: 'pre',
+    dropout: 0,
+    budget: { steps: 1 },
+    evalEvery: { steps: 1 },
+  }).spec;
+  expect(sweepModelConfig(s, s.models[0], 100)).toMatchObject({ norm: 'pre', dropout: 0, attentionDropout: 0 });
+  const own = sweepModelConfig(s, s.models[1], 100);
+  expect(own).toMatchObject({ norm: 'post', dropout: 0.2 });
+  expect(own.attentionDropout).toBeUndefined();
+  expect(() => new Sweep({ ...s, norm: 'mid' } as never)).toThrow(/norm/);
 });

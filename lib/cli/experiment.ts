@@ -1,10 +1,12 @@
 // trainlarge experiment run | report, trainlarge recommend: size sweeps, compression experiments, the planner.
+import * as fs from 'fs';
 import * as path from 'path';
 import { CompressionResults, CompressionSpec, runCompression } from '../experiment/compression';
 import { TranslationCompressionResults } from '../experiment/compression-translate';
+import { LadderSpec, runLadder, writeLadderReport } from '../experiment/ladder';
 import { recommend as plan } from '../experiment/planner';
 import { writeSweepReport } from '../experiment/report';
-import { Sweep, SweepSpec } from '../experiment/sweep';
+import { Sweep, SweepProgress, SweepSpec } from '../experiment/sweep';
 import { readJson } from '../io';
 import { progressReporter } from '../train/progress';
 import { Command, UsageError } from './args';
@@ -15,13 +17,14 @@ export const experimentRun: Command = {
   brief: 'A size sweep or a compression experiment from a JSON file (resumable).',
   summary:
     'Runs a size sweep (lib/experiment/sweep.ts) or, for a file with "kind": "compression", fine-tunes a sweep\'s sizes on a ' +
-    "task and prunes and quantizes them (a translate sweep's translators: compressed as trained, scored by BLEU). " +
+    "task and prunes and quantizes them (a translate sweep's translators: compressed as trained, scored by BLEU); with " +
+    '"kind": "ladder", the same sizes under each of its "budgets" (which size wins per budget). ' +
     'Resumes a crashed or interrupted experiment; writes results.csv and report.md.',
   synopsis: 'FILE.json [--dir DIR]',
   flags: [{ name: 'dir', kind: 'string', value: 'DIR', help: 'output directory (default runs/NAME)' }],
   async run(args) {
     if (!args.positional[0]) throw new UsageError('experiment run: give the experiment file (JSON)', 'experiment run');
-    const spec = await readJson<SweepSpec | CompressionSpec>(args.positional[0], 'experiment');
+    const spec = await readJson<SweepSpec | CompressionSpec | LadderSpec>(args.positional[0], 'experiment');
     if ((spec as CompressionSpec).kind === 'compression') {
       const c = spec as CompressionSpec;
       const dir = args.string('dir') ?? path.join('runs', c.name);
@@ -31,32 +34,37 @@ export const experimentRun: Command = {
       );
       return;
     }
-    const sweep = new Sweep(spec as SweepSpec);
-    const dir = args.string('dir') ?? path.join('runs', sweep.spec.name);
     const controller = new AbortController();
     process.once('SIGINT', () => {
       console.error('\ntrainlarge: stopping after the step in flight (checkpointing); run the same command again to resume');
       controller.abort();
     });
     let bar: ReturnType<typeof progressReporter> | undefined;
-    await sweep
-      .run({
-        dir,
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.phase === 'train') {
-            bar ??= progressReporter(`${p.run} (${p.index + 1}/${p.runs})`);
-            if (p.progress) bar.onProgress(p.progress);
-            return;
-          }
-          bar?.stop();
-          bar = undefined;
-          console.log(
-            `[${p.index + 1}/${p.runs}] ${p.run}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : p.phase === 'lr-search' ? 'searching the learning rate' : 'done'}`,
-          );
-        },
-      })
-      .finally(() => bar?.stop());
+    const onProgress = (p: SweepProgress & { budget?: string }) => {
+      const where = `${p.budget ? `${p.budget} ` : ''}${p.run}`;
+      if (p.phase === 'train') {
+        bar ??= progressReporter(`${where} (${p.index + 1}/${p.runs})`);
+        if (p.progress) bar.onProgress(p.progress);
+        return;
+      }
+      bar?.stop();
+      bar = undefined;
+      console.log(
+        `[${p.index + 1}/${p.runs}] ${where}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : p.phase === 'lr-search' ? 'searching the learning rate' : 'done'}`,
+      );
+    };
+    if ((spec as LadderSpec).kind === 'ladder') {
+      const l = spec as LadderSpec;
+      const dir = args.string('dir') ?? path.join('runs', String(l.name));
+      const r = await runLadder(l, { dir, signal: controller.signal, onProgress }).finally(() => bar?.stop());
+      const grows = r.checkWinnerGrows();
+      console.log(`${grows.claim}: ${grows.holds === undefined ? 'not decidable' : grows.holds} (${grows.evidence})`);
+      console.log(`wrote ${path.join(dir, 'results.csv')} and ${path.join(dir, 'report.md')}`);
+      return;
+    }
+    const sweep = new Sweep(spec as SweepSpec);
+    const dir = args.string('dir') ?? path.join('runs', sweep.spec.name);
+    await sweep.run({ dir, signal: controller.signal, onProgress }).finally(() => bar?.stop());
     console.log(`wrote ${path.join(dir, 'results.csv')} and ${await writeSweepReport(dir)}`);
   },
 };
@@ -64,12 +72,13 @@ export const experimentRun: Command = {
 export const experimentReport: Command = {
   name: 'experiment report',
   operands: 'DIR',
-  summary: "Plots (SVG + PNG) and report.md of a sweep's finished runs.",
+  summary: "Plots (SVG + PNG) and report.md of a sweep's (or a budget ladder's) finished runs.",
   synopsis: 'DIR',
   flags: [],
   async run(args) {
-    if (!args.positional[0]) throw new UsageError('experiment report: give the sweep directory', 'experiment report');
-    console.log(`wrote ${await writeSweepReport(args.positional[0])}`);
+    const dir = args.positional[0];
+    if (!dir) throw new UsageError('experiment report: give the sweep or ladder directory', 'experiment report');
+    console.log(`wrote ${fs.existsSync(path.join(dir, 'ladder.json')) ? await writeLadderReport(dir) : await writeSweepReport(dir)}`);
   },
 };
 

@@ -103,6 +103,13 @@ export const SweepSpecSchema = z
      * planned steps and the lowest validation loss wins (models with their own lr keep it). Its time is reported.
      */
     lrSearch: LrSearchSchema.optional(),
+    /**
+     * LayerNorm placement of every model that does not set its own: 'post' (the models' default, BERT/RoBERTa)
+     * or 'pre', which trains deep models stably at higher learning rates where post-LN plateaus or diverges.
+     */
+    norm: z.enum(['post', 'pre']).optional(),
+    /** Dropout and attention dropout of every model that does not set its own dropout (the models' default 0.1 each). */
+    dropout: z.number().min(0).lt(1).optional(),
     /** Sequences per step (mlm); a translate sweep batches by batchTokens. */
     batchSize: z.number().int().positive().default(16),
     /** translate: tokens per batch (fairseq's --max-tokens; the trainer's default 4096). */
@@ -450,8 +457,12 @@ export function sweepModelConfig(s: Spec, m: z.output<typeof ModelSchema>, vocab
         }
       : { layers: m.layers }),
     ...(m.ffn ? { ffn: m.ffn } : {}),
-    ...(m.dropout !== undefined ? { dropout: m.dropout } : {}),
-    ...(m.norm ? { norm: m.norm } : {}),
+    ...(m.dropout !== undefined
+      ? { dropout: m.dropout }
+      : s.dropout !== undefined
+        ? { dropout: s.dropout, attentionDropout: s.dropout }
+        : {}),
+    ...((m.norm ?? s.norm) ? { norm: m.norm ?? s.norm } : {}),
   };
 }
 
