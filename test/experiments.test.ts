@@ -56,6 +56,7 @@ test('there is an experiment for every figure of the paper at small scale', () =
     'paper-small/ladder.json',
     'paper-small/translation-compression.json',
     'paper-small/translation-depth.json',
+    'paper-small/translation-ladder.json',
     'paper-small/translation-width.json',
     'paper-small/width.json',
   ]);

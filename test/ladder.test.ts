@@ -13,7 +13,7 @@ function run(label: string, parameters: number, losses: number[]): RunResult {
   const curve = losses.map((loss, i) => ({ step: (i + 1) * 10, trainSeconds: i + 1, loss, perplexity: Math.exp(loss) }));
   return {
     label,
-    model: { dModel: 8, layers: 1, heads: 1 } as RunResult['model'],
+    model: { dModel: 8, layers: 1, heads: 1 },
     parameters,
     steps: curve.length * 10,
     trainSeconds: curve.length,
@@ -60,6 +60,15 @@ describe('the ladder claim on results with known answers', () => {
     expect(l.checkWinnerGrows().holds).toBe(false);
   });
 
+  test('translate runs: the CSV carries the best BLEU of each curve', () => {
+    const r = run('mt', 1e5, [5, 4]);
+    r.curve[0].bleu = 3.5;
+    r.curve[1].bleu = 2.25;
+    const csv = new LadderResults('known', [rung('60', [r]), rung('240', [run('mt', 1e5, [3])])]).csv().trim().split('\n');
+    expect(csv[1].split(',').pop()).toBe('3.50');
+    expect(csv[2].split(',').pop()).toBe('');
+  });
+
   test('a budget whose runs did not all finish is left out; one complete budget decides nothing', () => {
     const l = new LadderResults('known', [
       rung('60', [run('small', 1e5, [5]), run('large', 1e6, [4])]),
@@ -86,9 +95,9 @@ describe('ladder specs', () => {
     expect(() => ladderSweeps({ ...base, budgets: [{ seconds: 1 }, { seconds: 2 }], budget: { seconds: 3 } } as LadderSpec)).toThrow(
       /budget.*'budgets'/,
     );
-    expect(() =>
-      ladderSweeps({ ...base, models: [{ dModel: 32, heads: 2 }], budgets: [{ steps: 1 }, { steps: 2 }] } as LadderSpec),
-    ).toThrow(/models\.0\.layers/);
+    expect(() => ladderSweeps({ ...base, models: [{ dModel: 32, heads: 2 }], budgets: [{ steps: 1 }, { steps: 2 }] })).toThrow(
+      /models\.0\.layers/,
+    );
     const sweeps = ladderSweeps({ ...base, budgets: [{ steps: 20 }, { steps: 80 }] });
     expect(sweeps.map((s) => [s.label, s.sweep.spec.name, s.sweep.spec.budget])).toEqual([
       ['20steps', 'l-20steps', { steps: 20 }],
@@ -144,6 +153,7 @@ test('a real ladder: each budget a sweep, winners from their curves, report, CSV
     // More steps, lower loss, for every size.
     const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
     expect(csv).toHaveLength(5);
+    expect(csv[0].split(',')).toHaveLength(10);
     const loss = (budget: string, run: string) => Number(csv.find((l) => l.startsWith(`${budget},${run},`))!.split(',')[5]);
     for (const m of ['d16-l1-h2', 'd64-l2-h4']) expect(loss('40steps', m)).toBeLessThan(loss('6steps', m));
     const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');

@@ -107,9 +107,12 @@ export class LadderResults {
     return { claim, holds: neverFalls && w[w.length - 1].parameters > w[0].parameters, evidence };
   }
 
-  /** One row per (budget, run): budget,run,parameters,steps,train_seconds,best_loss,final_loss,mask_loss,mask_unigram_loss. */
+  /**
+   * One row per (budget, run): budget,run,parameters,steps,train_seconds,best_loss,final_loss,mask_loss,
+   * mask_unigram_loss,best_bleu (mask columns: mlm; best_bleu: translate).
+   */
   csv(): string {
-    const rows = ['budget,run,parameters,steps,train_seconds,best_loss,final_loss,mask_loss,mask_unigram_loss'];
+    const rows = ['budget,run,parameters,steps,train_seconds,best_loss,final_loss,mask_loss,mask_unigram_loss,best_bleu'];
     for (const rung of this.rungs)
       for (const r of rung.results.runs) {
         const last = r.curve[r.curve.length - 1];
@@ -124,6 +127,7 @@ export class LadderResults {
             r.finalLoss.toFixed(5),
             last?.maskLoss?.toFixed(5) ?? '',
             last?.maskUnigramLoss?.toFixed(5) ?? '',
+            bestBleu(r.curve)?.toFixed(2) ?? '',
           ].join(','),
         );
       }
@@ -146,6 +150,12 @@ export class LadderResults {
 
 function bestLoss(curve: { loss: number }[]): number {
   return curve.length ? Math.min(...curve.map((p) => p.loss)) : NaN;
+}
+
+/** Translate runs: the highest BLEU of the curve (undefined without BLEU points). */
+function bestBleu(curve: { bleu?: number }[]): number | undefined {
+  const b = curve.map((p) => p.bleu).filter((x): x is number => x !== undefined);
+  return b.length ? Math.max(...b) : undefined;
 }
 
 /**
@@ -193,7 +203,15 @@ export function ladderSpec(results: LadderResults): VegaLiteSpec {
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'parameters', type: 'quantitative', title: 'parameters', scale: { type: 'log' } },
-      y: { field: 'loss', type: 'quantitative', title: 'best validation MLM loss (nats)', scale: { zero: false } },
+      y: {
+        field: 'loss',
+        type: 'quantitative',
+        title:
+          results.rungs[0]?.results.task === 'translate'
+            ? 'best validation loss (nats per target token)'
+            : 'best validation MLM loss (nats)',
+        scale: { zero: false },
+      },
       color: { field: 'budget', type: 'nominal', title: 'budget', sort: { field: 'order' } },
       order: { field: 'parameters', type: 'quantitative' },
     },
@@ -230,7 +248,23 @@ export async function writeLadderReport(dir: string): Promise<string> {
       return `| ${label} | ${parameters} | ${cells.join(' | ')} |`;
     }),
     '',
-    '## Winner per budget',
+    ...(results.rungs.some((r) => r.results.runs.some((x) => bestBleu(x.curve) !== undefined))
+      ? [
+          'Best validation BLEU (the fixed subset) of each size under each budget:',
+          '',
+          `| model | ${results.rungs.map((r) => r.label).join(' | ')} |`,
+          `|---|${results.rungs.map(() => '---|').join('')}`,
+          ...labels.map((key) => {
+            const [label] = key.split('|');
+            const cells = results.rungs.map(
+              (rung) => bestBleu(rung.results.runs.find((x) => x.label === label)?.curve ?? [])?.toFixed(2) ?? '-',
+            );
+            return `| ${label} | ${cells.join(' | ')} |`;
+          }),
+          '',
+        ]
+      : []),
+    '## Winner per budget (lowest validation loss)',
     '',
     ...results.winners().map((w) => `- ${w.budget}: ${w.label} (${w.parameters} parameters), best loss ${w.bestLoss.toFixed(3)}`),
     '',
