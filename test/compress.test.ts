@@ -23,6 +23,7 @@ import { modelInternals } from '../lib/model';
 import { parseModelConfig } from '../lib/config/model';
 import { classificationExamples, englishProseDocuments } from '../lib/data/builtin/sources';
 import { PEER_PYTHON } from '../bench/report';
+import { duringLines } from '../lib/experiment/compression';
 import { editTensors, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
@@ -395,6 +396,39 @@ describe('analysis', () => {
     expect(rows[0].accuracyDrop).toBe(0);
     expect(rows[0].accuracy).toBeGreaterThan(0.5);
     expect(quantRows[0].accuracyDrop).toBeLessThan(0.03); // 8 bits costs almost nothing
+  });
+
+  test('with recover, each setting is also reached during fine-tuning (gradual pruning, QAT), replayable exactly', async () => {
+    const recover = { data: task.train, steps: 24, lr: 2e-4, batchSize: 32, seed: 2 };
+    const rows = await compressionStudy({
+      models: [{ name: 'base', model: base }],
+      data: task.test,
+      sparsities: [0.6],
+      bits: [4],
+      recover,
+    });
+    expect(rows.map((r) => `${r.method}:${r.setting}`)).toEqual(['none:0', 'prune:0.6', 'quantize:4', 'gradual:0.6', 'qat:4']);
+    const [, oneShotPrune, oneShotQuant, gradual, qat] = rows;
+    // The same sparsity (exact per matrix) and the same bits pack to the same file size.
+    expect(gradual.bytes).toBe(oneShotPrune.bytes);
+    expect(qat.bytes).toBe(oneShotQuant.bytes);
+    expect(Object.keys(gradual.weightErrors)).toHaveLength(8);
+    expect(gradual.accuracy).toBeGreaterThan(0.5);
+    // The gradual variant by hand: the schedule ends at 3/4 of the steps, the matrices at exactly 60% zeros.
+    const replay = await prune(base, {
+      sparsity: 0.6,
+      schedule: 'gradual',
+      endStep: 18,
+      every: 1,
+      train: { data: task.train, config: { lr: 2e-4, batchSize: 32, maxSteps: 24, warmupSteps: 1, seed: 2 } },
+    });
+    const w = await replay.weight('layers.0.ffn.fc1.weight');
+    expect(w.data.filter((x) => x === 0).length / w.data.length).toBeCloseTo(0.6, 2);
+    expect((await replay.evaluate(task.test)).accuracy).toBe(gradual.accuracy);
+    replay.dispose();
+    const lines = duringLines(rows).join('\n');
+    expect(lines).toContain(`| base | 0.6 | prune | ${oneShotPrune.accuracy.toFixed(3)} | gradual | ${gradual.accuracy.toFixed(3)} |`);
+    expect(lines).toContain(`| base | 4 | quantize | ${oneShotQuant.accuracy.toFixed(3)} | qat | ${qat.accuracy.toFixed(3)} |`);
   });
 });
 

@@ -283,3 +283,33 @@ test("a sweep's norm and dropout apply to the models that do not set their own",
   expect(own.attentionDropout).toBeUndefined();
   expect(() => new Sweep({ ...s, norm: 'mid' } as never)).toThrow(/norm/);
 });
+
+test('a compression experiment with recover adds gradual pruning and QAT, drawn and compared with one-shot', async () => {
+  const dir = path.join(root, 'compression-recover');
+  const r = await runCompression(
+    {
+      kind: 'compression',
+      name: 'comp-recover',
+      sweep: path.join(root, 'seconds'),
+      corpus: corpusDir,
+      task: 'sentiment',
+      maxLen: 32,
+      finetune: { steps: 20, batchSize: 16 },
+      recover: { steps: 8 },
+      sparsities: [0.5],
+      bits: [4],
+    },
+    { dir },
+  );
+  expect(r.rows.map((x) => `${x.model}:${x.method}:${x.setting}`)).toEqual(
+    ['d32-l1-h2', 'd64-l2-h4'].flatMap((m) => [`${m}:none:0`, `${m}:prune:0.5`, `${m}:quantize:4`, `${m}:gradual:0.5`, `${m}:qat:4`]),
+  );
+  for (const m of ['prune', 'quantize']) {
+    const svg = fs.readFileSync(path.join(dir, 'plots', `accuracy-vs-bytes-${m}.svg`), 'utf8');
+    expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(5); // two sizes x (one-shot, during) + the front
+  }
+  const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+  expect(report).toContain('## One-shot vs during fine-tuning');
+  for (const x of r.rows.filter((row) => row.method === 'gradual'))
+    expect(report).toMatch(new RegExp(`\\| ${x.model} \\| 0.5 \\| prune \\| [\\d.]+ \\| gradual \\| ${x.accuracy.toFixed(3)} \\|`));
+});

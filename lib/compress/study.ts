@@ -20,8 +20,12 @@ export const DEFAULT_COMPRESSION_GRID = {
 export interface CompressionRow {
   model: string;
   parameters: number;
-  /** 'prune': unstructured; 'prune-heads', 'prune-ffn', 'prune-heads+ffn': structured (a smaller dense model). */
-  method: 'none' | 'prune' | 'quantize' | `prune-${StructuredPruning}`;
+  /**
+   * 'prune': unstructured, one-shot; 'prune-heads', 'prune-ffn', 'prune-heads+ffn': structured (a smaller dense
+   * model); 'quantize': one-shot (round to nearest). With the study's `recover`: 'gradual', unstructured pruning
+   * reached gradually during fine-tuning (Zhu & Gupta), and 'qat', quantization-aware fine-tuning.
+   */
+  method: 'none' | 'prune' | 'quantize' | 'gradual' | 'qat' | `prune-${StructuredPruning}`;
   /** Sparsity (prune; structured: the fraction of heads / units removed) or bits (quantize); 0 / 32 for the uncompressed model. */
   setting: number;
   /** Size of the saved model file (compressedSize). */
@@ -50,8 +54,24 @@ export interface CompressionStudyOptions {
   scope?: 'layer' | 'global';
   /** Structured pruning to add (none by default): each structure at each of its sparsities, e.g. { heads: [0.25, 0.5] }. */
   structured?: Partial<Record<StructuredPruning, number[]>>;
+  /**
+   * Compression during fine-tuning, beside the one-shot grid: each sparsity is also reached by gradual pruning
+   * (Zhu & Gupta's cubic schedule over the first 3/4 of `steps`, the rest at the final sparsity) and each bit
+   * width also trained with QAT, `steps` fine-tuning steps on `data` each (rows 'gradual' and 'qat').
+   */
+  recover?: CompressionRecovery;
   /** Called after each row. */
   onRow?: (row: CompressionRow) => void;
+}
+
+/** How the study fine-tunes while it compresses (CompressionStudyOptions.recover). */
+export interface CompressionRecovery {
+  /** Labelled training data (the task's train split). */
+  data: TrainingData;
+  steps: number;
+  lr: number;
+  batchSize: number;
+  seed?: number;
 }
 
 /**
@@ -86,7 +106,7 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
 }
 
 /** The grid a study walks: pruning sparsities and scope, bit widths, structured pruning. */
-export type CompressionGrid = Pick<CompressionStudyOptions, 'sparsities' | 'bits' | 'scope' | 'structured'>;
+export type CompressionGrid = Pick<CompressionStudyOptions, 'sparsities' | 'bits' | 'scope' | 'structured' | 'recover'>;
 
 /**
  * Calls `fn` on the model itself ('none', 0), then on each compressed variant of the grid in order
@@ -111,6 +131,25 @@ export async function forEachVariant(
   for (const b of grid.bits ?? DEFAULT_COMPRESSION_GRID.bits) await run('quantize', b, () => quantize(model, { bits: b }));
   for (const [structure, sparsities] of Object.entries(grid.structured ?? {}) as [StructuredPruning, number[]][])
     for (const s of sparsities) await run(`prune-${structure}`, s, () => prune(model, { structure, sparsity: s }));
+  const r = grid.recover;
+  if (!r) return;
+  const train = {
+    data: r.data,
+    config: { lr: r.lr, batchSize: r.batchSize, maxSteps: r.steps, warmupSteps: Math.round(r.steps * 0.06), seed: r.seed ?? 1 },
+  };
+  const endStep = Math.max(1, Math.round(r.steps * 0.75));
+  for (const s of grid.sparsities ?? DEFAULT_COMPRESSION_GRID.sparsities)
+    await run('gradual', s, () =>
+      prune(model, {
+        sparsity: s,
+        scope: grid.scope ?? DEFAULT_COMPRESSION_GRID.scope,
+        schedule: 'gradual',
+        endStep,
+        every: Math.max(1, Math.round(endStep / 20)),
+        train,
+      }),
+    );
+  for (const b of grid.bits ?? DEFAULT_COMPRESSION_GRID.bits) await run('qat', b, () => quantize(model, { bits: b, method: 'qat', train }));
 }
 
 /** meanWeightError and weightErrors of a variant against its model (none for the model itself). */
