@@ -6,7 +6,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
-import { ClaimCheck, contextLines, renderSvg, svgToPng, VegaLiteSpec, writeSweepReport } from './report';
+import { ClaimCheck, contextLines, lineChart, renderSvg, svgToPng, VegaLiteSpec, writeSweepReport } from './report';
 import { Sweep, SweepProgress, SweepResults, SweepSpec, SweepSpecSchema } from './sweep';
 
 const positive = z.number().positive();
@@ -193,29 +193,18 @@ export function ladderSpec(results: LadderResults): VegaLiteSpec {
   const values = results.rungs.flatMap((rung, i) =>
     rung.results.runs.map((r) => ({ budget: rung.label, order: i, parameters: r.parameters, loss: bestLoss(r.curve), run: r.label })),
   );
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${results.name}: best validation loss vs model size, one line per budget`,
-    width: 480,
-    height: 300,
-    background: 'white',
-    data: { values },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: 'parameters', type: 'quantitative', title: 'parameters', scale: { type: 'log' } },
-      y: {
-        field: 'loss',
-        type: 'quantitative',
-        title:
-          results.rungs[0]?.results.task === 'translate'
-            ? 'best validation loss (nats per target token)'
-            : 'best validation MLM loss (nats)',
-        scale: { zero: false },
-      },
-      color: { field: 'budget', type: 'nominal', title: 'budget', sort: { field: 'order' } },
-      order: { field: 'parameters', type: 'quantitative' },
+  return lineChart(`${results.name}: best validation loss vs model size, one line per budget`, values, {
+    x: { field: 'parameters', type: 'quantitative', title: 'parameters', scale: { type: 'log' } },
+    y: {
+      field: 'loss',
+      type: 'quantitative',
+      title:
+        results.rungs[0]?.results.task === 'translate' ? 'best validation loss (nats per target token)' : 'best validation MLM loss (nats)',
+      scale: { zero: false },
     },
-  };
+    color: { field: 'budget', type: 'nominal', title: 'budget', sort: { field: 'order' } },
+    order: { field: 'parameters', type: 'quantitative' },
+  });
 }
 
 /** plots/loss-vs-size.{svg,png} and report.md of a ladder directory; returns the report's path. */

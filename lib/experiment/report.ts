@@ -45,19 +45,24 @@ export function lossCurveSpec(
       : results.task === 'translate'
         ? 'validation loss (nats per target token)'
         : 'validation MLM loss (nats)';
+  return lineChart(title ?? `${results.name}: ${what} vs ${x === 'seconds' ? 'training seconds' : 'steps'}`, values, {
+    x: { field: x, type: 'quantitative', title: x === 'seconds' ? 'training seconds (evaluation excluded)' : 'optimizer steps' },
+    y: { field: metric, type: 'quantitative', title: yTitle, scale: { zero: metric === 'bleu' } },
+    color: { field: 'run', type: 'nominal', title: 'model' },
+  });
+}
+
+/** A vega-lite line chart with points, in the reports' size and white background. */
+export function lineChart(title: string, values: object[], encoding: Record<string, unknown>): VegaLiteSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: title ?? `${results.name}: ${what} vs ${x === 'seconds' ? 'training seconds' : 'steps'}`,
+    title,
     width: 480,
     height: 300,
     background: 'white',
     data: { values },
     mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: x, type: 'quantitative', title: x === 'seconds' ? 'training seconds (evaluation excluded)' : 'optimizer steps' },
-      y: { field: metric, type: 'quantitative', title: yTitle, scale: { zero: metric === 'bleu' } },
-      color: { field: 'run', type: 'nominal', title: 'model' },
-    },
+    encoding,
   };
 }
 
