@@ -12,7 +12,7 @@ import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { corpusBleu } from './metrics/bleu';
 import { corpusChrf } from './metrics/chrf';
-import { native, NativeModel } from './native';
+import { native, NativeModel, NativeTrainer } from './native';
 import { CompressionState, Tensor } from './types';
 
 export { CompressionState, Tensor };
@@ -137,6 +137,8 @@ export interface ModelInternals {
   derive(handle: NativeModel, config?: ModelConfig): Transformer;
   /** The metadata save() writes into model.safetensors (compressedSize counts it too). */
   fileMetadata(): Record<string, string>;
+  /** evaluate()'s loss path; with `group` (a trainer in a process group) the ranks share the batches out. */
+  evaluateLoss(data: TrainingData, opts: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult>;
 }
 
 const internals = new WeakMap<Transformer, ModelInternals>();
@@ -166,6 +168,7 @@ export class Transformer {
       run: (job) => this.run(job),
       derive: (h, config = this.config) => new Transformer(h, config),
       fileMetadata: () => this.fileMetadata(),
+      evaluateLoss: (data, opts, group) => this.evaluateLoss(data, opts, group),
     });
   }
 
@@ -430,14 +433,21 @@ export class Transformer {
     return this.evaluateLoss(data, opts);
   }
 
-  private async evaluateLoss(data: TrainingData, opts: EvaluateOptions): Promise<EvalResult> {
+  private async evaluateLoss(data: TrainingData, opts: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult> {
     if (opts.unigram !== undefined && !(opts.unigram instanceof Unigram)) {
       throw new TypeError(
         `evaluate options: unigram: expected a Unigram (corpus.unigram() or Unigram.fromTokens), got ${describeValue(opts.unigram)}`,
       );
     }
     const r = await this.run(() =>
-      this.handle.evaluate(dataHandle(data), opts.batchSize ?? 32, opts.maxSamples ?? 0, opts.seed ?? 1234, opts.precision ?? 'fp32'),
+      this.handle.evaluate(
+        dataHandle(data),
+        opts.batchSize ?? 32,
+        opts.maxSamples ?? 0,
+        opts.seed ?? 1234,
+        opts.precision ?? 'fp32',
+        group,
+      ),
     );
     const unigram = opts.unigram ?? (data instanceof MlmDataset ? data.unigram : undefined);
     return {

@@ -120,7 +120,15 @@ export interface NativeModel {
     options: NativeGenerateOptions,
     precision: string,
   ): Promise<NativeTranslations>;
-  evaluate(data: NativeDataset, batchSize: number, maxSamples: number, seed: number, precision: string): Promise<NativeEval>;
+  /** With `group` (a trainer in a process group): each rank evaluates its share of the batches, all get the sums. */
+  evaluate(
+    data: NativeDataset,
+    batchSize: number,
+    maxSamples: number,
+    seed: number,
+    precision: string,
+    group?: NativeTrainer,
+  ): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
   loadWeights(path: string, strict: boolean): Promise<string[]>;
   /** transformers' RoBERTa layout (native/engine/roberta.h). */
@@ -231,6 +239,8 @@ export interface NativeAddon {
   };
   packBits(values: Int32Array, bits: number): Uint8Array;
   unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
+  /** Rank 0's `text` on every rank of this process's group for `config` (joined on first use, shared with trainers). */
+  distShare(config: NativeDistConfig, text: string | null): Promise<string>;
   engineInfo(): EngineInfo;
   setThreads(threads: number, blasThreads: number): void;
   /** Temporary name, fsync, rename, fsync of the folder (native/io/atomic_file.h). */

@@ -178,14 +178,6 @@ export class Trainer {
       ]);
     }
     this.distributed = resolveDistributed(this.config.distributed);
-    if (this.distributed && translate) {
-      throw new ConfigError('train config', [
-        {
-          path: 'distributed',
-          message: 'translation data (batched by token count) is not sharded across ranks yet; train it in one process',
-        },
-      ]);
-    }
     const threads = resolveThreads(this.config);
     this.handle = new (native().Trainer)(modelInternals(model).handle, { ...this.config, ...threads });
   }
@@ -472,11 +464,15 @@ export class Trainer {
       maxSamples,
       precision: this.config.precision === 'bf16' ? ('bf16' as const) : ('fp32' as const),
     };
-    // Translation: the validation loss (plain cross-entropy), not BLEU, at every evaluation during training.
-    const r: EvalResult =
-      data.kind === 'translate'
-        ? await this.model.evaluate(data, { ...common, metric: 'loss' })
-        : await this.model.evaluate(data, { ...common, seed: this.config.evalSeed });
+    // Translation: the validation loss (plain cross-entropy), not BLEU, at every evaluation during training. In a
+    // process group each rank evaluates its share of the batches and every rank gets the whole set's figures.
+    if (data.kind !== this.model.config.task)
+      throw new TypeError(`evaluate: a '${this.model.config.task}' model cannot evaluate '${data.kind}' data`);
+    const r: EvalResult = await modelInternals(this.model).evaluateLoss(
+      data,
+      { ...common, ...(data.kind === 'translate' ? {} : { seed: this.config.evalSeed }) },
+      this.distributed ? this.handle : undefined,
+    );
     // BLEU on a fixed small subset with a small beam: what a wall-clock BLEU curve can afford.
     const b =
       bleu && data instanceof ParallelDataset

@@ -96,6 +96,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createMlmData", Napi::Function::New<DatasetWrap::CreateMlm>(env, "createMlmData"));
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
   exports.Set("createParallelData", Napi::Function::New<DatasetWrap::CreateParallel>(env, "createParallelData"));
+  exports.Set("distShare", Napi::Function::New<TrainerWrap::Share>(env, "distShare"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));

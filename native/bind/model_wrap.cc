@@ -8,6 +8,7 @@
 #include "bind/data_wrap.h"
 #include "bind/job.h"
 #include "bind/options.h"
+#include "bind/trainer_wrap.h"
 #include "engine/packed.h"
 #include "engine/roberta.h"
 #include "train/trainer.h"
@@ -228,10 +229,13 @@ Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
     const auto seed = static_cast<uint64_t>(int_arg(info, 3, "seed"));
     const auto precision = parse_precision(string_arg(info, 4, "precision"));
     if (batch_size <= 0) throw std::invalid_argument("batchSize: must be > 0");
+    // A trainer in a process group: the ranks share the batches out and sum their figures.
+    std::shared_ptr<DistGroup> group;
+    if (info.Length() > 5 && !info[5].IsUndefined()) group = TrainerWrap::GroupOf(info[5], "group");
     return run_async(info.Env(), "trainlarge.evaluate",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "evaluate");
-                       auto r = trainlarge::evaluate(*model, *data, batch_size, max_samples, seed, precision);
+                       auto r = trainlarge::evaluate(*model, *data, batch_size, max_samples, seed, precision, group.get());
                        return [r](Napi::Env env) -> Napi::Value {
                          auto o = Napi::Object::New(env);
                          o.Set("loss", r.loss);

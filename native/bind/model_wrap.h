@@ -43,7 +43,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   //   sources (B, S) ending in EOS; hypothesis j of sentence i is row i * nbest + j: its ids (no BOS, no EOS) are
   //   the next lengths[row] of tokens; all decoding in C++ off the JS thread
   Napi::Value Translate(const Napi::CallbackInfo& info);
-  // [async] evaluate(dataset, batchSize, maxSamples, seed, precision) -> Promise<{loss, count, correct, samples, seconds}>
+  // [async] evaluate(dataset, batchSize, maxSamples, seed, precision, trainer?) -> Promise<{loss, count, correct, samples, seconds}>;
+  //   with a trainer in a process group, every rank evaluates its share of the batches and gets the group's figures
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   // [async] save(path, metadata: {name: string}) -> Promise<void>; atomic safetensors write
   Napi::Value Save(const Napi::CallbackInfo& info);

@@ -42,6 +42,25 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   }
 }
 
+Napi::Value TrainerWrap::Share(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    const auto config = read_dist_config(info[0]);
+    const std::string text = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    return run_async(info.Env(), "trainlarge.distShare", [=]() -> Finish {
+      const auto out = DistGroup::shared(config)->broadcast_text(text);
+      return [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, out); };
+    });
+  });
+}
+
+std::shared_ptr<DistGroup> TrainerWrap::GroupOf(const Napi::Value& value, const char* field) {
+  auto& ctor = addon_data(value.Env()).trainer_class;
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor.Value())) {
+    throw std::invalid_argument(std::string(field) + ": expected a native Trainer");
+  }
+  return Unwrap(value.As<Napi::Object>())->live(field)->group();
+}
+
 TrainerWrap::~TrainerWrap() {
   if (external_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
 }
@@ -152,7 +171,7 @@ Napi::Value TrainerWrap::JoinGroup(const Napi::CallbackInfo& info) {
     const auto config = read_dist_config(info[0]);
     return run_async(info.Env(), "trainlarge.joinGroup",
                      [=]() -> Finish {
-                       trainer->set_group(DistGroup::join(config));
+                       trainer->set_group(DistGroup::shared(config));
                        return nullptr;
                      },
                      {info.This().As<Napi::Object>()});

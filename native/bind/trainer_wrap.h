@@ -16,6 +16,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // [sync] new Trainer(model, configJson)
   explicit TrainerWrap(const Napi::CallbackInfo& info);
   ~TrainerWrap() override;
+  // The process group of a native Trainer (`field` names the argument in errors); null when it has none.
+  static Napi::Value Share(const Napi::CallbackInfo& info);
+  static std::shared_ptr<DistGroup> GroupOf(const Napi::Value& value, const char* field);
+  // [async] distShare(distributed config, text | null) -> Promise<string>: rank 0's text on every rank, through
+  //   this process's group for that config (joined on first use, shared with the trainers that join it)
 
  private:
   // [async] steps(data, maxSteps, maxSeconds, aborted) -> Promise<{ stats: StepStats[], aborted }>: runs
@@ -37,7 +42,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value SyncState(const Napi::CallbackInfo& info);
   // [async] agree(local: boolean) -> Promise<boolean>: true on every rank when true on any
   Napi::Value Agree(const Napi::CallbackInfo& info);
-  // [async] barrier() -> Promise<void>; [async] leaveGroup() -> Promise<void>: destroys the process group
+  // [async] barrier() -> Promise<void>; [async] leaveGroup() -> Promise<void>: this trainer leaves the process
+  //   group (the process keeps it for the next trainer: DistGroup::shared)
   Napi::Value Barrier(const Napi::CallbackInfo& info);
   Napi::Value LeaveGroup(const Napi::CallbackInfo& info);
   // [sync] step: optimizer updates done; lossScale (fp16)

@@ -18,8 +18,8 @@ struct Batch {
     return Batch{move(ids), move(attention_mask), move(targets), move(positions), tokens};
   }
 
-  // Rows [first, first + count): one rank's share of a data-parallel step's batch (not for translation
-  // batches, whose targets are per row already and which are batched by token count).
+  // Rows [first, first + count): one rank's share of a data-parallel step's batch (translation: its source
+  // and target rows; the slices keep the whole batch's padded lengths).
   Batch rows(int64_t first, int64_t count) const {
     const int64_t B = ids.size(0), T = ids.size(1);
     Batch out;

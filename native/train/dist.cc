@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -345,6 +346,24 @@ void DistGroup::barrier() {
   impl_->wait("barrier", impl_->launch("barrier", [&] { return impl_->pg->barrier(); }));
 }
 
+std::string DistGroup::broadcast_text(const std::string& text) {
+  // The length first, then the bytes (as int64 and uint8 tensors; gloo broadcasts any dtype).
+  auto length = torch::full({1}, config_.rank == 0 ? static_cast<int64_t>(text.size()) : 0, torch::kInt64);
+  c10d::BroadcastOptions o;
+  o.rootRank = 0;
+  std::vector<at::Tensor> n{length};
+  impl_->wait("decision broadcast", impl_->launch("decision broadcast", [&] { return impl_->pg->broadcast(n, o); }));
+  const int64_t size = n[0].item<int64_t>();
+  if (size == 0) return "";
+  auto bytes = torch::empty({size}, torch::kUInt8);
+  if (config_.rank == 0) std::memcpy(bytes.data_ptr<uint8_t>(), text.data(), static_cast<size_t>(size));
+  std::vector<at::Tensor> b{bytes};
+  impl_->wait("decision broadcast", impl_->launch("decision broadcast", [&] { return impl_->pg->broadcast(b, o); }));
+  return std::string(reinterpret_cast<const char*>(b[0].data_ptr<uint8_t>()), static_cast<size_t>(size));
+}
+
+bool DistGroup::broken() const { return impl_->broken; }
+
 #else  // built without gloo's headers
 
 struct DistGroup::Impl {};
@@ -360,8 +379,25 @@ void DistGroup::average(const std::vector<torch::Tensor>&) {}
 torch::Tensor DistGroup::gather(const torch::Tensor& row) { return row.unsqueeze(0); }
 bool DistGroup::any(bool local) { return local; }
 void DistGroup::barrier() {}
+std::string DistGroup::broadcast_text(const std::string& text) { return text; }
+bool DistGroup::broken() const { return false; }
 
 #endif
+
+std::shared_ptr<DistGroup> DistGroup::shared(const DistConfig& c) {
+  // Never destroyed: a process ends with its group (as one whose rank 0 serves the store must, for the others).
+  static auto* mutex = new std::mutex();
+  static auto* group = new std::shared_ptr<DistGroup>();
+  std::lock_guard<std::mutex> lock(*mutex);
+  const auto& g = *group;
+  const bool same = g && g->config_.rank == c.rank && g->config_.world_size == c.world_size && g->config_.master_addr == c.master_addr &&
+                    g->config_.master_port == c.master_port && g->config_.backend == c.backend &&
+                    g->config_.timeout_seconds == c.timeout_seconds;
+  if (same && !g->broken()) return g;
+  group->reset();  // the old one's store and mesh go first: a new group may take its port
+  *group = join(c);
+  return *group;
+}
 
 std::pair<double, int64_t> DistGroup::take_comm_stats() {
   std::pair<double, int64_t> out{comm_seconds_, comm_bytes_};

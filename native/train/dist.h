@@ -25,6 +25,10 @@ class DistGroup {
  public:
   // Blocks until every rank has joined (or the timeout): the rendezvous, the WORLD_SIZE check, the mesh.
   static std::shared_ptr<DistGroup> join(const DistConfig& config);
+  // This process's group for `config`, as torch.distributed's default group: joined on the first call and
+  // kept for the process's life, so the trainers of a sweep (one after another) and the sweep's own
+  // coordination use one group on one port. A group that failed, or one of another config, is replaced.
+  static std::shared_ptr<DistGroup> shared(const DistConfig& config);
   ~DistGroup();
   DistGroup(const DistGroup&) = delete;
   DistGroup& operator=(const DistGroup&) = delete;
@@ -42,6 +46,10 @@ class DistGroup {
   // True on every rank when `local` is true on any: one rank decides, all act.
   bool any(bool local);
   void barrier();
+  // Rank 0's `text` on every rank (the others' `text` is ignored): a sweep's decisions, made once.
+  std::string broadcast_text(const std::string& text);
+  // A collective of this group failed: the group cannot be used again.
+  bool broken() const;
 
   // Seconds spent waiting in collectives and bytes all-reduced since the last take_comm_stats().
   std::pair<double, int64_t> take_comm_stats();

@@ -65,10 +65,6 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
   if (!by_tokens && config_.batch_tokens > 0) throw std::invalid_argument("batchTokens: only applies to translation (parallel) data");
   const int world = group_ ? group_->size() : 1;
   const int rank = group_ ? group_->rank() : 0;
-  if (world > 1 && by_tokens) {
-    throw std::invalid_argument(
-        "distributed: translation data (batched by token count) is not sharded across ranks yet; train it in one process");
-  }
   const auto start = Clock::now();
   StepStats s;
   s.lr = config_.schedule.at(optimizer_.steps());
@@ -80,17 +76,28 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     const int64_t index = optimizer_.steps() * config_.accum_steps + m;
     double waited = 0;
     const int64_t size = config_.batch_tokens > 0 ? config_.batch_tokens : config_.batch_size;
-    // Data-parallel: every rank builds the step's whole batch (world x size, a pure function of seed and
-    // index) and trains on its own rows, so the ranks together see exactly one process's batch.
+    // Data-parallel: every rank builds the step's whole batch (world x size rows, or for translation the
+    // batch of world x batchTokens tokens: a pure function of seed and index) and trains on its own rows, so
+    // the ranks together see exactly one process's batch.
     Batch batch = prefetch_.get(data_ptr, index, size * world, config_.seed, &waited);
     const auto t = Clock::now();
-    // The task's loss is a mean over the batch's targets (masked tokens, labels); a rank's mean is weighted
-    // by its share of them, so the ranks' averaged gradients are the whole batch's.
+    // The task's loss is a mean over the batch's targets (masked tokens, labels, non-pad target tokens); a
+    // rank's mean is weighted by its share of them, so the ranks' averaged gradients are the whole batch's.
     double weight = 1.0;
     if (world > 1) {
-      const auto all_targets = static_cast<double>(batch.targets.size(0));
-      batch = batch.rows(rank * size, size);
-      weight = all_targets > 0 ? static_cast<double>(world) * static_cast<double>(batch.targets.size(0)) / all_targets : 0.0;
+      const int64_t pad = module->config.pad_id;
+      auto targets_of = [&](const Batch& b) {
+        return by_tokens ? b.targets.ne(pad).sum().item<double>() : static_cast<double>(b.targets.size(0));
+      };
+      const double all_targets = targets_of(batch);
+      if (by_tokens) {
+        // A token-count batch has as many rows as fit: rank r takes the r-th of `world` near-equal slices.
+        const int64_t rows = batch.ids.size(0);
+        batch = batch.rows(rows * rank / world, rows * (rank + 1) / world - rows * rank / world);
+      } else {
+        batch = batch.rows(rank * size, size);
+      }
+      weight = all_targets > 0 ? static_cast<double>(world) * targets_of(batch) / all_targets : 0.0;
     }
     batch = batch.to(model_->device);
     s.data_seconds += waited + since(t);
@@ -98,7 +105,7 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     if (rank > 0) dropout_seed = mix_seed(dropout_seed, static_cast<uint64_t>(rank));  // each rank's own masks
     module->reseed_dropout(dropout_seed);
     LossResult r;
-    {
+    if (weight > 0) {  // a rank's share of a small translation batch may hold no rows at all
       AutocastScope autocast(config_.precision, model_->device.type());
       r = batch_loss(*model_, batch, config_.label_smoothing);
     }
@@ -212,7 +219,8 @@ void Trainer::load_state(const std::string& path) {
   good_steps_ = std::stoll(file.metadata["good_steps"]);
 }
 
-EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision) {
+EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision,
+                    DistGroup* group) {
   auto& module = model.module;
   if (data.max_token_id() >= module->config.vocab_size) {
     throw std::invalid_argument("data: token id " + std::to_string(data.max_token_id()) + " is >= the model's vocabSize");
@@ -233,7 +241,8 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
     targets_hist = torch::zeros({module->config.vocab_size}, torch::kFloat64);
     mask_hist = torch::zeros({module->config.vocab_size}, torch::kFloat64);
   }
-  for (int64_t first = 0; first < n; first += batch_size) {
+  const int64_t world = group ? group->size() : 1, rank = group ? group->rank() : 0;
+  for (int64_t first = batch_size * rank; first < n; first += batch_size * world) {
     const int64_t count = std::min(batch_size, n - first);
     Batch batch = data.eval_batch(first, count, seed).to(model.device);
     AutocastScope autocast(precision, model.device.type());
@@ -256,6 +265,28 @@ EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64
     }
   }
   if (was_training) module->train();
+  if (world > 1) {
+    // The ranks' sums (and histograms), in rank order, added up: float64, so the totals are the one-process
+    // totals up to the order of the additions.
+    const int64_t V = split_mask ? module->config.vocab_size : 0;
+    auto row = torch::zeros({6 + 2 * V}, torch::kFloat64);
+    auto* v = row.data_ptr<double>();
+    v[0] = loss_sum, v[1] = static_cast<double>(r.count), v[2] = static_cast<double>(r.correct);
+    v[3] = static_cast<double>(r.samples), v[4] = mask_loss_sum, v[5] = static_cast<double>(r.mask_count);
+    if (split_mask) {
+      row.narrow(0, 6, V).copy_(targets_hist);
+      row.narrow(0, 6 + V, V).copy_(mask_hist);
+    }
+    auto total = group->gather(row).sum(0).contiguous();
+    const auto* t = total.data_ptr<double>();
+    loss_sum = t[0], mask_loss_sum = t[4];
+    r.count = static_cast<int64_t>(std::llround(t[1])), r.correct = static_cast<int64_t>(std::llround(t[2]));
+    r.samples = static_cast<int64_t>(std::llround(t[3])), r.mask_count = static_cast<int64_t>(std::llround(t[5]));
+    if (split_mask) {
+      targets_hist = total.narrow(0, 6, V).clone();
+      mask_hist = total.narrow(0, 6 + V, V).clone();
+    }
+  }
   r.loss = r.count > 0 ? loss_sum / static_cast<double>(r.count) : 0.0;
   if (split_mask) {
     r.mask_loss = r.mask_count > 0 ? mask_loss_sum / static_cast<double>(r.mask_count) : 0.0;

@@ -95,6 +95,9 @@ class Trainer {
 // Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),
 // with dropout off and masking seeded by `seed`. Translate models: the plain cross-entropy per target
 // token (no label smoothing: fairseq's nll_loss), accuracy of the argmax next token.
-EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision);
+// In a process group of more than one rank (`group`), each rank evaluates every world-th batch and the sums
+// are gathered: every rank returns the whole set's figures, each batch computed once.
+EvalResult evaluate(Model& model, const Dataset& data, int64_t batch_size, int64_t max_samples, uint64_t seed, Precision precision,
+                    DistGroup* group = nullptr);
 
 }  // namespace trainlarge

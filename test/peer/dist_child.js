@@ -1,12 +1,21 @@
 // A data-parallel training process for test/dist.test.ts: a small MLM (no dropout) on State of the Union
-// speeches with distributed: 'auto', so under `trainlarge launch` it joins the process group and alone it
+// speeches (opts.task 'classify': a classifier; 'translate': a translator that reverses byte strings) with distributed: 'auto', so under `trainlarge launch` it joins the process group and alone it
 // trains as one process. Rank 0 saves the model to opts.save; every rank prints one JSON line at the end, or
 // "error: ..." and exits 3. opts.die = { rank, afterMs, signal } makes that rank kill itself mid-run
 // (SIGKILL: it dies; SIGSTOP: it hangs). SIGINT stops it after a step all ranks agree on ("aborted at step N
 // on rank R", exit 130); opts.announce prints "training" at each progress report (rank 0).
 //   node test/peer/dist_child.js '{"batchSize": 4, "maxSteps": 6, "save": "/tmp/x"}'
 'use strict';
-const { ByteTokenizer, LabelledDataset, loadSpeeches, MlmDataset, splitSpeeches, Trainer, Transformer } = require('../../dist/lib');
+const {
+  ByteTokenizer,
+  LabelledDataset,
+  loadSpeeches,
+  MlmDataset,
+  ParallelDataset,
+  splitSpeeches,
+  Trainer,
+  Transformer,
+} = require('../../dist/lib');
 
 /** Classification: is a 64-byte passage from a speech before 1900 (as test/training.test.ts)? */
 function passages(tok) {
@@ -23,26 +32,46 @@ function passages(tok) {
   return LabelledDataset.fromSequences(seqs, labels, { maxLen: 64, padId: 0 });
 }
 
+/** Translation: reverse a 10-40 byte slice of a speech (pairs of many lengths, so batches by token count vary). */
+function reversals(tok) {
+  const source = [];
+  const target = [];
+  for (const s of loadSpeeches().slice(0, 20)) {
+    const bytes = tok.encode(s.text);
+    for (let k = 0; k < 12; k++) {
+      const len = 10 + ((k * 7) % 31);
+      const start = (k * 1009) % Math.max(1, bytes.length - len);
+      const piece = Array.from(bytes.subarray(start, start + len));
+      source.push(piece);
+      target.push([...piece].reverse());
+    }
+  }
+  return ParallelDataset.fromTokens(source, target, { maxLen: 64, padId: tok.special.pad, eosId: tok.special.eos, tokenizer: tok });
+}
+
 async function main() {
   const opts = JSON.parse(process.argv[2]);
   const tok = new ByteTokenizer();
   const classify = opts.task === 'classify';
+  const translate = opts.task === 'translate';
   const data = classify
     ? passages(tok)
-    : MlmDataset.fromDocuments(
-        splitSpeeches(loadSpeeches().slice(0, 20)).train.map((s) => tok.encode(s.text)),
-        tok,
-        { maxLen: 64 },
-      );
+    : translate
+      ? reversals(tok)
+      : MlmDataset.fromDocuments(
+          splitSpeeches(loadSpeeches().slice(0, 20)).train.map((s) => tok.encode(s.text)),
+          tok,
+          { maxLen: 64 },
+        );
   const model = await Transformer.create(
     {
       vocabSize: tok.vocabSize,
       maxLen: 64,
       dModel: 64,
-      layers: 2,
       heads: 4,
       dropout: 0,
       attentionDropout: 0,
+      ...(translate ? { task: 'translate', encoderLayers: 1, decoderLayers: 1 } : { layers: 2 }),
       ...(classify ? { task: 'classify', numLabels: 2 } : {}),
     },
     { seed: 5 },
@@ -53,7 +82,7 @@ async function main() {
       maxSteps: opts.maxSteps,
       warmupSteps: 2,
       lr: 1e-3,
-      batchSize: opts.batchSize,
+      ...(translate ? { batchTokens: opts.batchTokens, labelSmoothing: 0.1 } : { batchSize: opts.batchSize }),
       accumSteps: opts.accumSteps ?? 1,
       precision: 'fp32',
       seed: 7,
@@ -68,7 +97,8 @@ async function main() {
     try {
       r = await trainer.fit(data, {
         dir: opts.dir,
-        evalEvery: 1000,
+        // opts.evalSamples: validation (on the training data, a fixed masking seed) after the last step.
+        ...(opts.evalSamples ? { validData: data, evalSamples: opts.evalSamples, evalEvery: opts.maxSteps } : { evalEvery: 1000 }),
         checkpointEvery: opts.checkpointEvery ?? 1000,
         signal: controller.signal,
         onProgress: () => opts.announce && console.log('training'),
@@ -80,7 +110,11 @@ async function main() {
     }
     if (opts.save && trainer.rank === 0) await model.save(opts.save);
     const loss = r.history.filter((h) => h.type === 'train').map((h) => h.loss);
-    console.log(JSON.stringify({ rank: trainer.rank, worldSize: trainer.worldSize, steps: r.steps, resumedFrom: r.resumedFrom, loss }));
+    const evals = r.history.filter((h) => h.type === 'eval');
+    const valid = evals.length ? evals[evals.length - 1] : undefined;
+    console.log(
+      JSON.stringify({ rank: trainer.rank, worldSize: trainer.worldSize, steps: r.steps, resumedFrom: r.resumedFrom, loss, valid }),
+    );
   } catch (e) {
     console.log(`error: ${e.message}`);
     process.exit(3);
