@@ -6,8 +6,8 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { Trainer, Transformer } from '../lib';
-import { small, tempDir } from './helpers';
+import { Corpus, Trainer, Transformer } from '../lib';
+import { small, speechFiles, tempDir } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -77,19 +77,35 @@ const results = (out: string) =>
   out
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { rank: number; worldSize: number; steps: number; resumedFrom: number; loss: number[] });
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          rank: number;
+          worldSize: number;
+          steps: number;
+          resumedFrom: number;
+          loss: number[];
+          valid?: { loss: number; maskLoss?: number; accuracy?: number; seconds: number; trainSeconds: number };
+        },
+    );
 
 describe('data-parallel training over c10d', () => {
   test.each([
-    ['mlm', { task: 'mlm', batchSize: 4, maxSteps: 6 }],
+    // evalSamples: validation after the last step, each rank evaluating its share of the batches (10 samples in
+    // batches of 4 and 8: uneven shares).
+    ['mlm', { task: 'mlm', batchSize: 4, maxSteps: 6, evalSamples: 10 }],
     ['mlm with accumulation', { task: 'mlm', batchSize: 2, accumSteps: 2, maxSteps: 4 }],
-    ['classification', { task: 'classify', batchSize: 4, maxSteps: 6 }],
-  ])('two_ranks_with_batch_B_reach_the_weights_of_one_process_with_2B (%s)', async (_, opts) => {
+    ['classification', { task: 'classify', batchSize: 4, maxSteps: 6, evalSamples: 10 }],
+    // batchTokens: 2 ranks x 384 tokens split one process's 768-token batches by rows.
+    ['translation', { task: 'translate', batchTokens: 384, maxSteps: 6, evalSamples: 10 }],
+  ])('two_ranks_with_batch_B_reach_the_weights_of_one_process_with_2B (%s)', async (_, opts: Record<string, number | string>) => {
     const dir = tempDir('dist-same');
     const two = await launch(await freePort(), { ...opts, save: path.join(dir, 'two') });
     expect(two.out).not.toMatch(/error/);
     expect(two.code).toBe(0);
-    const one = await alone({ ...opts, batchSize: opts.batchSize * 2, save: path.join(dir, 'one') });
+    const twice =
+      opts.batchTokens !== undefined ? { batchTokens: Number(opts.batchTokens) * 2 } : { batchSize: Number(opts.batchSize) * 2 };
+    const one = await alone({ ...opts, ...twice, save: path.join(dir, 'one') });
     expect(one.code).toBe(0);
     const [r0, r1] = results(two.out).sort((a, b) => a.rank - b.rank);
     expect([r0.worldSize, r1.worldSize, r0.steps, r1.steps]).toEqual([2, 2, opts.maxSteps, opts.maxSteps]);
@@ -100,6 +116,16 @@ describe('data-parallel training over c10d', () => {
     const diff = maxAbsDiff(path.join(dir, 'two', 'model.safetensors'), path.join(dir, 'one', 'model.safetensors'));
     expect(diff).toBeLessThan(1e-5);
     expect(single.loss[single.loss.length - 1]).toBeLessThan(single.loss[0]); // it trained
+    if (opts.evalSamples !== undefined) {
+      // Validation: the group's figures equal one process's (each batch evaluated once, on one rank, then summed).
+      const figures = (v: typeof r0.valid) => [v!.loss, v!.maskLoss, v!.accuracy];
+      expect(figures(r1.valid)).toEqual(figures(r0.valid));
+      for (const key of ['loss', 'maskLoss', 'accuracy'] as const) {
+        const want = single.valid![key];
+        if (want !== undefined) expect(Math.abs(r0.valid![key]! - want)).toBeLessThan(1e-5);
+      }
+      expect(r0.valid!.loss).toBeGreaterThan(0);
+    }
   });
 
   test('only_rank_0_writes_the_run_directory_and_one_process_resumes_it', async () => {
@@ -238,5 +264,67 @@ describe('data-parallel training over c10d', () => {
     const badMaster = await run([CLI, 'launch', '--master', 'nohost', CHILD]);
     expect(badMaster.code).toBe(2);
     expect(badMaster.out).toMatch(/--master: expected HOST:PORT, got 'nohost'/);
+  });
+
+  test('a_sweep_trains_each_model_data_parallel_and_rank_0_writes_its_files', async () => {
+    const dir = tempDir('dist-sweep');
+    const corpus = path.join(dir, 'corpus');
+    await Corpus.prepare({
+      source: { name: 'speeches', train: { files: speechFiles(dir, 40) } },
+      dir: corpus,
+      tokenizerOptions: { vocabSize: 400 },
+    });
+    const spec = (batchSize: number) => ({
+      name: 'dp',
+      corpus,
+      models: [
+        { dModel: 32, layers: 1, heads: 2 },
+        { dModel: 48, layers: 2, heads: 4 },
+      ],
+      dropout: 0, // and attention dropout: each rank draws its own masks
+      maxLen: 32,
+      batchSize,
+      budget: { steps: 8 },
+      evalEvery: { steps: 4 },
+      evalSamples: 24,
+    });
+    fs.writeFileSync(path.join(dir, 'two.json'), JSON.stringify(spec(4)));
+    fs.writeFileSync(path.join(dir, 'one.json'), JSON.stringify(spec(8)));
+    const port = await freePort();
+    const two = await run([
+      CLI,
+      'launch',
+      '--nproc',
+      '2',
+      '--master',
+      `127.0.0.1:${port}`,
+      CLI,
+      'experiment',
+      'run',
+      path.join(dir, 'two.json'),
+      '--dir',
+      path.join(dir, 'two'),
+    ]);
+    expect(two.out).not.toMatch(/error/i);
+    expect(two.code).toBe(0);
+    // Rank 0 alone prints and writes: one "done" per model, one report.
+    expect(two.out.match(/: done/g)).toHaveLength(2);
+    expect(two.out.match(/wrote .*report\.md/g)).toHaveLength(1);
+    const one = await run([CLI, 'experiment', 'run', path.join(dir, 'one.json'), '--dir', path.join(dir, 'one')]);
+    expect(one.code).toBe(0);
+    const rows = (d: string) =>
+      fs
+        .readFileSync(path.join(dir, d, 'results.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(','));
+    const [a, b] = [rows('two'), rows('one')];
+    expect(a.map((r) => [r[0], r[1], r[2]])).toEqual(b.map((r) => [r[0], r[1], r[2]])); // runs, parameters, steps
+    expect(a).toHaveLength(4); // two evaluations of two models
+    // 2 ranks x batch 4 train as 1 process x batch 8: the same validation losses.
+    for (let i = 0; i < a.length; i++) expect(Math.abs(Number(a[i][4]) - Number(b[i][4]))).toBeLessThan(1e-4);
+    for (const m of ['d32-l1-h2', 'd48-l2-h4'])
+      expect(fs.readdirSync(path.join(dir, 'two', m)).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 });

@@ -3,11 +3,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CompressionResults, CompressionSpec, runCompression } from '../experiment/compression';
 import { TranslationCompressionResults } from '../experiment/compression-translate';
-import { LadderSpec, runLadder, writeLadderReport } from '../experiment/ladder';
+import { LADDER_LOCK, LadderSpec, runLadder, writeLadderReport } from '../experiment/ladder';
 import { recommend as plan } from '../experiment/planner';
 import { writeSweepReport } from '../experiment/report';
-import { Sweep, SweepProgress, SweepSpec } from '../experiment/sweep';
+import { Sweep, SWEEP_LOCK, SweepProgress, SweepSpec } from '../experiment/sweep';
 import { readJson } from '../io';
+import { withLock } from '../lock';
+import { resolveDistributed } from '../train/dist';
 import { progressReporter } from '../train/progress';
 import { Command, UsageError } from './args';
 
@@ -20,12 +22,23 @@ export const experimentRun: Command = {
     "task and prunes and quantizes them (a translate sweep's translators: compressed as trained, scored by BLEU); with " +
     '"kind": "ladder", the same sizes under each of its "budgets" (which size wins per budget). ' +
     'Resumes a crashed or interrupted experiment; writes results.csv and report.md.',
-  synopsis: 'FILE.json [--dir DIR]',
-  flags: [{ name: 'dir', kind: 'string', value: 'DIR', help: 'output directory (default runs/NAME)' }],
+  synopsis: 'FILE.json [--dir DIR] [--only NAME,...]',
+  flags: [
+    { name: 'dir', kind: 'string', value: 'DIR', help: 'output directory (default runs/NAME)' },
+    {
+      name: 'only',
+      kind: 'list',
+      value: 'NAME,...',
+      help: "train only these runs of a sweep or ladder (one per scheduler job: Slurm array tasks, Kubernetes Jobs); they share DIR, and 'experiment report DIR' merges what has finished",
+    },
+  ],
   async run(args) {
     if (!args.positional[0]) throw new UsageError('experiment run: give the experiment file (JSON)', 'experiment run');
     const spec = await readJson<SweepSpec | CompressionSpec | LadderSpec>(args.positional[0], 'experiment');
+    const only = args.list('only');
     if ((spec as CompressionSpec).kind === 'compression') {
+      if (only)
+        throw new UsageError('experiment run: --only applies to sweeps and ladders, not to a compression experiment', 'experiment run');
       const c = spec as CompressionSpec;
       const dir = args.string('dir') ?? path.join('runs', c.name);
       const r = await runCompression(c, { dir, onLog: (l) => console.log(l) });
@@ -34,6 +47,9 @@ export const experimentRun: Command = {
       );
       return;
     }
+    // Under `trainlarge launch` every rank runs this command and trains each model with the others; rank 0
+    // writes and prints.
+    const lead = (resolveDistributed('auto')?.rank ?? 0) === 0;
     const controller = new AbortController();
     process.once('SIGINT', () => {
       console.error('\ntrainlarge: stopping after the step in flight (checkpointing); run the same command again to resume');
@@ -50,13 +66,16 @@ export const experimentRun: Command = {
       bar?.stop();
       bar = undefined;
       console.log(
-        `[${p.index + 1}/${p.runs}] ${where}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'measure' ? 'measuring step time' : p.phase === 'lr-search' ? 'searching the learning rate' : 'done'}`,
+        `[${p.index + 1}/${p.runs}] ${where}: ${p.phase === 'skipped' ? 'finished earlier, skipped' : p.phase === 'busy' ? 'another job is training it, skipped' : p.phase === 'measure' ? 'measuring step time' : p.phase === 'lr-search' ? 'searching the learning rate' : 'done'}`,
       );
     };
     if ((spec as LadderSpec).kind === 'ladder') {
       const l = spec as LadderSpec;
       const dir = args.string('dir') ?? path.join('runs', String(l.name));
-      const r = await runLadder(l, { dir, signal: controller.signal, onProgress }).finally(() => bar?.stop());
+      const r = await runLadder(l, { dir, signal: controller.signal, onProgress, distributed: 'auto', ...(only ? { only } : {}) }).finally(
+        () => bar?.stop(),
+      );
+      if (!lead) return;
       const grows = r.checkWinnerGrows();
       console.log(`${grows.claim}: ${grows.holds === undefined ? 'not decidable' : grows.holds} (${grows.evidence})`);
       console.log(`wrote ${path.join(dir, 'results.csv')} and ${path.join(dir, 'report.md')}`);
@@ -64,8 +83,13 @@ export const experimentRun: Command = {
     }
     const sweep = new Sweep(spec as SweepSpec);
     const dir = args.string('dir') ?? path.join('runs', sweep.spec.name);
-    await sweep.run({ dir, signal: controller.signal, onProgress }).finally(() => bar?.stop());
-    console.log(`wrote ${path.join(dir, 'results.csv')} and ${await writeSweepReport(dir)}`);
+    await sweep
+      .run({ dir, signal: controller.signal, onProgress, distributed: 'auto', ...(only ? { only } : {}) })
+      .finally(() => bar?.stop());
+    if (!lead) return;
+    // Other jobs may write this sweep's report at the same moment (--only): one at a time.
+    const report = await withLock(path.join(dir, SWEEP_LOCK), () => writeSweepReport(dir), { what: 'experiment run' });
+    console.log(`wrote ${path.join(dir, 'results.csv')} and ${report}`);
   },
 };
 
@@ -78,7 +102,16 @@ export const experimentReport: Command = {
   async run(args) {
     const dir = args.positional[0];
     if (!dir) throw new UsageError('experiment report: give the sweep or ladder directory', 'experiment report');
-    console.log(`wrote ${fs.existsSync(path.join(dir, 'ladder.json')) ? await writeLadderReport(dir) : await writeSweepReport(dir)}`);
+    // Jobs still running (--only) may rewrite it too: one writer at a time.
+    const ladder = fs.existsSync(path.join(dir, 'ladder.json'));
+    if (!ladder && !fs.existsSync(path.join(dir, 'sweep.json')))
+      throw new Error(`experiment report: ${dir} has no sweep.json or ladder.json: not a sweep or ladder directory`);
+    const report = await withLock(
+      path.join(dir, ladder ? LADDER_LOCK : SWEEP_LOCK),
+      () => (ladder ? writeLadderReport(dir) : writeSweepReport(dir)),
+      { what: 'experiment report' },
+    );
+    console.log(`wrote ${report}`);
   },
 };
 

@@ -13,6 +13,7 @@ import { Unigram } from './tokens';
 
 export { CORPUS_SOURCES, CorpusSourceName };
 import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
+import { withLock } from '../lock';
 
 /** Files of your own (the paper's Wikipedia + BookCorpus role). */
 export interface CorpusFiles {
@@ -319,6 +320,9 @@ async function completeCorpus(dir: string, manifest: CorpusManifest, docLines: s
  * A tokenized pretraining corpus on disk: token shards (uint16 when the vocabulary fits) that the engine
  * memory-maps, the tokenizer, and a manifest with sources, package versions, checksums and counts.
  */
+/** Held while a process prepares (or checks) a corpus directory. */
+const PREPARE_LOCK = '.prepare.lock';
+
 export class Corpus {
   private unigramModel?: Unigram;
 
@@ -339,7 +343,20 @@ export class Corpus {
     const dir = path.resolve(opts.dir);
     const report = opts.onProgress ?? (() => {});
     await fs.promises.mkdir(dir, { recursive: true });
+    // Jobs that share a corpus (a sweep split across scheduler tasks) prepare it one at a time; the later ones
+    // find it done and only check it.
+    return withLock(path.join(dir, PREPARE_LOCK), () => Corpus.prepareInto(dir, opts, report, shardChars, threads), {
+      what: 'Corpus.prepare',
+    });
+  }
 
+  private static async prepareInto(
+    dir: string,
+    opts: CorpusPrepareOptions,
+    report: (e: PrepareEvent) => void,
+    shardChars: number,
+    threads: number,
+  ): Promise<Corpus> {
     report({ phase: 'read', message: 'reading and splitting documents' });
     const src = await resolveDocuments(opts.source);
     if (src.train.length === 0) throw new Error('source: no training documents');

@@ -6,6 +6,9 @@ import * as path from 'path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
+import { withLock } from '../lock';
+import { resolveDistributed } from '../train/dist';
+import { TrainConfig } from '../config/train';
 import { ClaimCheck, contextLines, lineChart, renderSvg, svgToPng, VegaLiteSpec, writeSweepReport } from './report';
 import { Sweep, SweepProgress, SweepResults, SweepSpec, SweepSpecSchema } from './sweep';
 
@@ -162,30 +165,65 @@ function bestBleu(curve: { bleu?: number }[]): number | undefined {
  * Runs every budget's sweep in DIR/<budget> (smallest first; each resumable like a sweep), then writes
  * results.csv and report.md. A directory holding another ladder is refused.
  */
+/** Held while a job writes a ladder directory's shared files (ladder.json, reports, results.csv). */
+export const LADDER_LOCK = '.ladder.lock';
+
 export async function runLadder(
   spec: LadderSpec,
-  opts: { dir: string; onProgress?: (p: SweepProgress & { budget: string }) => void; signal?: AbortSignal },
+  opts: {
+    dir: string;
+    onProgress?: (p: SweepProgress & { budget: string }) => void;
+    signal?: AbortSignal;
+    /** Run names to train at every budget (the sweep's `only`); default all. */
+    only?: string[];
+    /** Each run data-parallel across a process group's ranks (the sweep's `distributed`); rank 0 writes. */
+    distributed?: TrainConfig['distributed'];
+  },
 ): Promise<LadderResults> {
   const rungs = ladderSweeps(spec);
   const dir = path.resolve(opts.dir);
   await fs.promises.mkdir(dir, { recursive: true });
   const file = path.join(dir, 'ladder.json');
-  if (fs.existsSync(file)) {
-    const old = await readJson<LadderSpec>(file, 'ladder');
-    if (JSON.stringify(old) !== JSON.stringify(spec))
-      throw new Error(`ladder: ${dir} holds another ladder (ladder.json differs); use a new directory`);
-  } else {
-    await writeJsonAtomic(file, spec);
-  }
+  const shared = path.join(dir, LADDER_LOCK);
+  // Data-parallel: every rank trains, rank 0 writes the ladder's files.
+  const lead = (resolveDistributed(opts.distributed ?? 'off')?.rank ?? 0) === 0;
+  await withLock(
+    shared,
+    async () => {
+      if (fs.existsSync(file)) {
+        const old = await readJson<LadderSpec>(file, 'ladder');
+        if (JSON.stringify(old) !== JSON.stringify(spec))
+          throw new Error(`ladder: ${dir} holds another ladder (ladder.json differs); use a new directory`);
+      } else {
+        await writeJsonAtomic(file, spec);
+      }
+    },
+    { what: 'ladder' },
+  );
   for (const r of rungs) {
     const sub = path.join(dir, r.label);
-    await r.sweep.run({ dir: sub, signal: opts.signal, onProgress: (p) => opts.onProgress?.({ ...p, budget: r.label }) });
-    await writeSweepReport(sub);
+    await r.sweep.run({
+      dir: sub,
+      signal: opts.signal,
+      ...(opts.only ? { only: opts.only } : {}),
+      ...(opts.distributed ? { distributed: opts.distributed } : {}),
+      onProgress: (p) => opts.onProgress?.({ ...p, budget: r.label }),
+    });
+    if (lead) await withLock(shared, () => writeSweepReport(sub), { what: 'ladder' });
   }
-  const results = await LadderResults.load(dir);
-  await writeFileAtomic(path.join(dir, 'results.csv'), results.csv());
-  await writeLadderReport(dir);
-  return results;
+  // Several jobs may share the ladder (--only): the report is of every run finished by now, written by one at a time.
+  return withLock(
+    shared,
+    async () => {
+      const results = await LadderResults.load(dir);
+      if (lead) {
+        await writeFileAtomic(path.join(dir, 'results.csv'), results.csv());
+        await writeLadderReport(dir);
+      }
+      return results;
+    },
+    { what: 'ladder' },
+  );
 }
 
 /** Best validation loss against parameters (log scale), one line per budget. */

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { DeviceSchema, ModelConfigInput } from '../config/model';
 import { parseConfig } from '../config/parse';
-import { SCHEDULES } from '../config/train';
+import { SCHEDULES, TrainConfig } from '../config/train';
 import { Corpus, CORPUS_SOURCES } from '../data/corpus';
 import { TrainingData } from '../data/dataset';
 import { PARALLEL_SOURCES, ParallelFilesSpecSchema } from '../data/parallel';
@@ -11,7 +11,9 @@ import { Dataset } from '../data/task';
 import { ParallelTask } from '../data/translation';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, RUN_FILES, writeFileAtomic, writeJsonAtomic } from '../io';
+import { describeHolder, tryLock, withLock } from '../lock';
 import { measureStepSeconds } from '../train/budget';
+import { decideOnRank0, DistSetup, resolveDistributed } from '../train/dist';
 import { LrChoice, LrSearchSchema, searchLr } from './lr-search';
 import { Transformer } from '../model';
 import { AbortError, EvalRecord, MetricRecord, Progress, Trainer } from '../train/trainer';
@@ -202,12 +204,23 @@ export interface SweepProgress {
   run: string;
   index: number;
   runs: number;
-  /** 'skipped': finished in an earlier run() and not redone. */
-  phase: 'measure' | 'lr-search' | 'train' | 'done' | 'skipped';
+  /** 'skipped': finished in an earlier run() (or by another job) and not redone; 'busy': another job is training it. */
+  phase: 'measure' | 'lr-search' | 'train' | 'done' | 'skipped' | 'busy';
   progress?: Progress;
 }
 
 const RESULT = 'result.json';
+/** What a model of a sweep trains for (its run directory's plan.json). */
+interface SweepPlan {
+  maxSteps: number;
+  budget: Spec['budget'];
+  lrSearch?: LrChoice;
+}
+
+/** Held while a job writes a sweep directory's shared files (sweep.json, data, results.csv). */
+export const SWEEP_LOCK = '.sweep.lock';
+/** Held in a run's directory by the job training it. */
+const CLAIM = '.claim';
 
 function labelOf(m: z.output<typeof ModelSchema>): string {
   const depth = m.layers !== undefined ? `l${m.layers}` : `enc${m.encoderLayers}-dec${m.decoderLayers}`;
@@ -297,147 +310,265 @@ export class Sweep {
     if (dup) throw new Error(`sweep: two models have the run name '${dup}'; give them distinct labels`);
   }
 
-  async run(opts: { dir: string; onProgress?: (p: SweepProgress) => void; signal?: AbortSignal }): Promise<SweepResults> {
+  /**
+   * Trains the sweep's models into `dir` (or, with `only`, those of them), skipping finished ones, and
+   * rewrites DIR/results.csv from every finished run there. Several processes may run one sweep directory at
+   * once (Slurm array tasks with `only`, or plain copies that share the work): each model is claimed by one
+   * job while it trains (another job skips it, or with `only` refuses it), and the shared files are written
+   * under DIR/.sweep.lock.
+   *
+   * With `distributed` ('auto' under `trainlarge launch` or torchrun), the ranks train each model together,
+   * data-parallel (a model's batchSize is per rank, as Trainer's): rank 0 decides (which models, their
+   * measured budgets), writes every file and tells the others through the process group. The directory must
+   * be one every rank can read (one host, or a shared filesystem).
+   */
+  async run(opts: {
+    dir: string;
+    onProgress?: (p: SweepProgress) => void;
+    signal?: AbortSignal;
+    /** Run names (labels) to train; default all. */
+    only?: string[];
+    /** Data-parallel across the ranks of a process group (Trainer's `distributed`); default 'off'. */
+    distributed?: TrainConfig['distributed'];
+  }): Promise<SweepResults> {
     const s = this.spec;
     const dir = path.resolve(opts.dir);
+    const labels = s.models.map(labelOf);
+    for (const name of opts.only ?? [])
+      if (!labels.includes(name))
+        throw new Error(`sweep: only: '${name}' is not a run of sweep '${s.name}'; its runs are ${labels.join(', ')}`);
+    if (opts.only?.length === 0) throw new Error(`sweep: only: name at least one run (${labels.join(', ')})`);
+    const dist = resolveDistributed(opts.distributed ?? 'off');
+    if (dist && s.lrSearch)
+      throw new Error('sweep: lrSearch: not available in a data-parallel sweep yet; give the models their lr, or search in one process');
+    const lead = (dist?.rank ?? 0) === 0;
+    const shared = path.join(dir, SWEEP_LOCK);
+    // Rank 0 checks and writes sweep.json and prepares the data (a translate sweep's tokenizer) first.
     await fs.promises.mkdir(dir, { recursive: true });
-    const specFile = path.join(dir, 'sweep.json');
-    if (fs.existsSync(specFile)) {
-      const old = await readSweepSpec(dir);
-      if (canonical(old) !== canonical(s)) throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
-    } else {
-      await writeJsonAtomic(specFile, s);
-    }
-    const { train, valid, vocabSize } = await sweepData(s, dir);
-    const runs: RunResult[] = [];
+    const setup = () =>
+      withLock(
+        shared,
+        async () => {
+          const specFile = path.join(dir, 'sweep.json');
+          if (fs.existsSync(specFile)) {
+            const old = await readSweepSpec(dir);
+            if (canonical(old) !== canonical(s))
+              throw new Error(`sweep: ${dir} holds another sweep (sweep.json differs); use a new directory`);
+          } else {
+            await writeJsonAtomic(specFile, s);
+          }
+          return sweepData(s, dir);
+        },
+        { what: 'sweep' },
+      );
+    let data: Awaited<ReturnType<typeof sweepData>> | undefined;
+    await decideOnRank0(dist, async () => {
+      data = await setup();
+      return true;
+    });
+    data ??= await sweepData(s, dir);
+    const { train, valid, vocabSize } = data;
     try {
       for (const [index, m] of s.models.entries()) {
         const label = labelOf(m);
+        if (opts.only && !opts.only.includes(label)) continue;
         const runDir = path.join(dir, label);
         const report = (phase: SweepProgress['phase'], progress?: Progress) =>
           opts.onProgress?.({ run: label, index, runs: s.models.length, phase, progress });
-        if (fs.existsSync(path.join(runDir, RESULT))) {
-          runs.push(await readJson<RunResult>(path.join(runDir, RESULT), 'sweep run'));
-          report('skipped');
-          continue;
-        }
         if (opts.signal?.aborted) throw new AbortError(0);
-        const translate = s.task === 'translate';
-        const config = sweepModelConfig(s, m, vocabSize);
-        const base = {
-          lr: m.lr ?? s.lr,
-          batchSize: m.batchSize ?? s.batchSize,
-          seed: s.seed,
-          precision: s.precision,
-          accumSteps: s.accumSteps,
-          schedule: s.schedule,
-          ...(s.batchTokens !== undefined ? { batchTokens: s.batchTokens } : {}),
-          ...(s.labelSmoothing !== undefined ? { labelSmoothing: s.labelSmoothing } : {}),
-        };
-        // The LR schedule is laid over the budget: the steps it allows (measured for a seconds budget).
-        let maxSteps: number;
-        let lrSearch: LrChoice | undefined;
-        const planFile = path.join(runDir, 'plan.json');
-        if (fs.existsSync(planFile)) {
-          ({ maxSteps, lrSearch } = await readJson<{ maxSteps: number; lrSearch?: LrChoice }>(planFile, 'sweep plan'));
-        } else {
-          if ('seconds' in s.budget) {
-            report('measure');
-            // 10% slack over the measured pace, so the clock (not the step count) usually ends the run.
-            maxSteps = Math.max(2, Math.ceil((1.1 * s.budget.seconds) / (await measureStepSeconds(config, base, train, 5, s.device))));
-          } else if ('tokens' in s.budget) {
-            maxSteps = Math.ceil(s.budget.tokens / ((translate ? (s.batchTokens ?? 4096) : base.batchSize * s.maxLen) * s.accumSteps));
-          } else {
-            maxSteps = s.budget.steps;
-          }
-          // A model without its own lr gets the searched one; the search is saved with the plan, so a resumed
-          // sweep does not search again.
-          if (s.lrSearch && m.lr === undefined) {
-            report('lr-search');
-            const { lr: _lr, ...rest } = base;
-            lrSearch = await searchLr({
-              config,
-              train: rest,
-              data: train,
-              valid,
-              plannedSteps: maxSteps,
-              warmup: s.warmup,
-              search: s.lrSearch,
-              seed: s.seed,
-              device: s.device,
-              evalSamples: s.evalSamples,
-            });
-          }
-          await writeJsonAtomic(planFile, { maxSteps, budget: s.budget, ...(lrSearch ? { lrSearch } : {}) });
-        }
-        if (lrSearch) base.lr = lrSearch.lr;
-        const model = await Transformer.create(config, { seed: s.seed, device: s.device });
-        // An open-ended schedule (inverse-sqrt) under a seconds budget runs until the clock stops it: the
-        // measured step count then only sizes the warmup.
-        const openEnded = 'seconds' in s.budget && OPEN_ENDED_SCHEDULES.includes(s.schedule);
-        const warmupSteps = Math.round(maxSteps * s.warmup);
-        const trainer = new Trainer(
-          model,
-          openEnded && 'seconds' in s.budget ? { ...base, maxSeconds: s.budget.seconds, warmupSteps } : { ...base, maxSteps, warmupSteps },
-        );
+        const held: { claim?: () => void } = {};
         try {
-          const r = await trainer.fit(train, {
-            validData: valid,
-            dir: runDir,
-            signal: opts.signal,
-            evalSamples: s.evalSamples,
-            ...('steps' in s.evalEvery ? { evalEvery: s.evalEvery.steps } : openEnded ? {} : { evalEvery: maxSteps }),
-            ...('seconds' in s.evalEvery ? { evalEverySeconds: s.evalEvery.seconds } : {}),
-            ...('seconds' in s.budget ? { maxSeconds: s.budget.seconds } : {}),
-            ...('tokens' in s.budget ? { maxTokens: s.budget.tokens } : {}),
-            ...(s.bleu ? { evalBleu: s.bleu } : {}),
-            onProgress: (p) => report('train', p),
+          const plan = await decideOnRank0(dist, async (): Promise<SweepPlan | 'skipped' | 'busy'> => {
+            if (fs.existsSync(path.join(runDir, RESULT))) return 'skipped';
+            await fs.promises.mkdir(runDir, { recursive: true });
+            const got = tryLock(path.join(runDir, CLAIM));
+            if (typeof got !== 'function') {
+              if (opts.only) throw new Error(`sweep: ${label} is being trained by another job (${describeHolder(got)}) in ${dir}`);
+              return 'busy';
+            }
+            held.claim = got;
+            // Another job may have finished it between the check above and the claim.
+            if (fs.existsSync(path.join(runDir, RESULT))) return 'skipped';
+            return this.planOne(m, { runDir, train, valid, vocabSize, report });
           });
-          // The curve from metrics.jsonl: it holds the evaluations of earlier, interrupted attempts too.
-          const metrics = (await fs.promises.readFile(path.join(runDir, RUN_FILES.metrics), 'utf8'))
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => JSON.parse(l) as MetricRecord);
-          const curve = metrics
-            .filter((x): x is EvalRecord => x.type === 'eval')
-            .map((e) => ({
-              step: e.step,
-              trainSeconds: e.trainSeconds,
-              loss: e.loss,
-              perplexity: e.perplexity,
-              ...(e.maskLoss !== undefined ? { maskLoss: e.maskLoss } : {}),
-              ...(e.maskUnigramLoss !== undefined ? { maskUnigramLoss: e.maskUnigramLoss } : {}),
-              ...(e.bleu !== undefined ? { bleu: e.bleu, chrf: e.chrf } : {}),
-            }));
-          const result: RunResult = {
-            label,
-            model: m,
-            parameters: model.parameterCount,
-            lr: base.lr,
-            ...(lrSearch ? { lrSearch } : {}),
-            steps: r.steps,
-            trainSeconds: r.trainSeconds,
-            trainTokens: r.trainTokens,
-            stoppedBy: r.stoppedBy,
-            curve,
-            finalLoss: curve.length ? curve[curve.length - 1].loss : NaN,
-            ...(translate && curve.length ? { finalBleu: curve[curve.length - 1].bleu } : {}),
-          };
-          await writeJsonAtomic(path.join(runDir, RESULT), result);
-          runs.push(result);
-          report('done');
+          if (plan === 'skipped' || plan === 'busy') {
+            if (lead) report(plan);
+            continue;
+          }
+          await this.trainOne(m, plan, { runDir, train, valid, vocabSize, signal: opts.signal, report, dist, lead });
         } finally {
-          trainer.dispose();
-          model.dispose();
+          held.claim?.();
         }
       }
     } finally {
       train.dispose();
       valid.dispose();
     }
-    const results = new SweepResults(s.name, runs, s.task);
-    await writeFileAtomic(path.join(dir, 'results.csv'), results.csv());
-    return results;
+    const finish = async () =>
+      withLock(
+        shared,
+        async () => {
+          const results = await SweepResults.load(dir);
+          if (lead) await writeFileAtomic(path.join(dir, 'results.csv'), results.csv());
+          return results;
+        },
+        { what: 'sweep' },
+      );
+    // Every rank returns the finished runs, read after rank 0 wrote the last result.
+    await decideOnRank0(dist, async () => true);
+    return finish();
+  }
+
+  /**
+   * A model's plan: the steps its budget allows (measured for a seconds budget) and its searched learning
+   * rate; saved in its run directory (plan.json), so a resumed sweep neither measures nor searches again.
+   */
+  private async planOne(
+    m: z.output<typeof ModelSchema>,
+    ctx: { runDir: string; train: Disposable; valid: Disposable; vocabSize: number; report: (phase: SweepProgress['phase']) => void },
+  ): Promise<SweepPlan> {
+    const s = this.spec;
+    const { runDir, train, valid, vocabSize, report } = ctx;
+    const planFile = path.join(runDir, 'plan.json');
+    if (fs.existsSync(planFile)) return readJson<SweepPlan>(planFile, 'sweep plan');
+    const config = sweepModelConfig(s, m, vocabSize);
+    const base = this.trainBase(m);
+    let maxSteps: number;
+    if ('seconds' in s.budget) {
+      report('measure');
+      // 10% slack over the measured pace, so the clock (not the step count) usually ends the run.
+      maxSteps = Math.max(2, Math.ceil((1.1 * s.budget.seconds) / (await measureStepSeconds(config, base, train, 5, s.device))));
+    } else if ('tokens' in s.budget) {
+      maxSteps = Math.ceil(
+        s.budget.tokens / ((s.task === 'translate' ? (s.batchTokens ?? 4096) : base.batchSize * s.maxLen) * s.accumSteps),
+      );
+    } else {
+      maxSteps = s.budget.steps;
+    }
+    // A model without its own lr gets the searched one.
+    let lrSearch: LrChoice | undefined;
+    if (s.lrSearch && m.lr === undefined) {
+      report('lr-search');
+      const { lr: _lr, ...rest } = base;
+      lrSearch = await searchLr({
+        config,
+        train: rest,
+        data: train,
+        valid,
+        plannedSteps: maxSteps,
+        warmup: s.warmup,
+        search: s.lrSearch,
+        seed: s.seed,
+        device: s.device,
+        evalSamples: s.evalSamples,
+      });
+    }
+    const plan: SweepPlan = { maxSteps, budget: s.budget, ...(lrSearch ? { lrSearch } : {}) };
+    await writeJsonAtomic(planFile, plan);
+    return plan;
+  }
+
+  /** The training settings of one model (before its plan's learning rate). */
+  private trainBase(m: z.output<typeof ModelSchema>) {
+    const s = this.spec;
+    return {
+      lr: m.lr ?? s.lr,
+      batchSize: m.batchSize ?? s.batchSize,
+      seed: s.seed,
+      precision: s.precision,
+      accumSteps: s.accumSteps,
+      schedule: s.schedule,
+      ...(s.batchTokens !== undefined ? { batchTokens: s.batchTokens } : {}),
+      ...(s.labelSmoothing !== undefined ? { labelSmoothing: s.labelSmoothing } : {}),
+    };
+  }
+
+  /** Trains one model of the sweep by its plan into `runDir` (every rank of a process group); rank 0 writes its result.json. */
+  private async trainOne(
+    m: z.output<typeof ModelSchema>,
+    plan: SweepPlan,
+    ctx: {
+      runDir: string;
+      train: Disposable;
+      valid: Disposable;
+      vocabSize: number;
+      signal?: AbortSignal;
+      report: (phase: SweepProgress['phase'], progress?: Progress) => void;
+      dist?: DistSetup;
+      lead: boolean;
+    },
+  ): Promise<RunResult | undefined> {
+    const s = this.spec;
+    const { runDir, train, valid, vocabSize, report } = ctx;
+    const label = labelOf(m);
+    const translate = s.task === 'translate';
+    const config = sweepModelConfig(s, m, vocabSize);
+    const base = this.trainBase(m);
+    const { maxSteps, lrSearch } = plan;
+    if (lrSearch) base.lr = lrSearch.lr;
+    const model = await Transformer.create(config, { seed: s.seed, device: s.device });
+    // An open-ended schedule (inverse-sqrt) under a seconds budget runs until the clock stops it: the
+    // measured step count then only sizes the warmup.
+    const openEnded = 'seconds' in s.budget && OPEN_ENDED_SCHEDULES.includes(s.schedule);
+    const warmupSteps = Math.round(maxSteps * s.warmup);
+    const distributed = ctx.dist ? { backend: ctx.dist.backend, timeoutSeconds: ctx.dist.timeoutSeconds } : ('off' as const);
+    const trainer = new Trainer(
+      model,
+      openEnded && 'seconds' in s.budget
+        ? { ...base, maxSeconds: s.budget.seconds, warmupSteps, distributed }
+        : { ...base, maxSteps, warmupSteps, distributed },
+    );
+    try {
+      const r = await trainer.fit(train, {
+        validData: valid,
+        dir: runDir,
+        signal: ctx.signal,
+        evalSamples: s.evalSamples,
+        ...('steps' in s.evalEvery ? { evalEvery: s.evalEvery.steps } : openEnded ? {} : { evalEvery: maxSteps }),
+        ...('seconds' in s.evalEvery ? { evalEverySeconds: s.evalEvery.seconds } : {}),
+        ...('seconds' in s.budget ? { maxSeconds: s.budget.seconds } : {}),
+        ...('tokens' in s.budget ? { maxTokens: s.budget.tokens } : {}),
+        ...(s.bleu ? { evalBleu: s.bleu } : {}),
+        onProgress: (p) => report('train', p),
+      });
+      if (!ctx.lead) return undefined;
+      // The curve from metrics.jsonl: it holds the evaluations of earlier, interrupted attempts too.
+      const metrics = (await fs.promises.readFile(path.join(runDir, RUN_FILES.metrics), 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as MetricRecord);
+      const curve = metrics
+        .filter((x): x is EvalRecord => x.type === 'eval')
+        .map((e) => ({
+          step: e.step,
+          trainSeconds: e.trainSeconds,
+          loss: e.loss,
+          perplexity: e.perplexity,
+          ...(e.maskLoss !== undefined ? { maskLoss: e.maskLoss } : {}),
+          ...(e.maskUnigramLoss !== undefined ? { maskUnigramLoss: e.maskUnigramLoss } : {}),
+          ...(e.bleu !== undefined ? { bleu: e.bleu, chrf: e.chrf } : {}),
+        }));
+      const result: RunResult = {
+        label,
+        model: m,
+        parameters: model.parameterCount,
+        lr: base.lr,
+        ...(lrSearch ? { lrSearch } : {}),
+        steps: r.steps,
+        trainSeconds: r.trainSeconds,
+        trainTokens: r.trainTokens,
+        stoppedBy: r.stoppedBy,
+        curve,
+        finalLoss: curve.length ? curve[curve.length - 1].loss : NaN,
+        ...(translate && curve.length ? { finalBleu: curve[curve.length - 1].bleu } : {}),
+      };
+      await writeJsonAtomic(path.join(runDir, RESULT), result);
+      report('done');
+      return result;
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
   }
 }
 

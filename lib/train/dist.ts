@@ -2,6 +2,7 @@
 // variables as `trainlarge launch` (lib/cli/launch.ts) or torchrun itself sets them. The collectives are
 // libtorch's c10d (native/train/dist.cc); this only decides and checks, before any native work.
 import { TrainConfig } from '../config/train';
+import { native } from '../native';
 
 /** The process group a Trainer joins: torchrun's variables, checked, plus the backend and timeout. */
 export interface DistSetup {
@@ -48,4 +49,35 @@ export function resolveDistributed(setting: TrainConfig['distributed'], env: Nod
   if (worldSize === 1) return undefined;
   const options = typeof setting === 'object' ? setting : { backend: 'gloo' as const, timeoutSeconds: 300 };
   return { rank, worldSize, localRank, masterAddr: env.MASTER_ADDR!.trim(), masterPort, ...options };
+}
+
+/**
+ * Rank 0's decision on every rank of the process group `setup` describes: rank 0 runs `decide` and every rank
+ * gets its value (JSON), or its error (thrown on every rank, the others' naming rank 0). The other ranks wait
+ * in the group's broadcast meanwhile (up to its timeoutSeconds). One process (`setup` undefined) just decides.
+ */
+export async function decideOnRank0<T>(setup: DistSetup | undefined, decide: () => Promise<T>): Promise<T> {
+  if (!setup) return decide();
+  const config = {
+    rank: setup.rank,
+    worldSize: setup.worldSize,
+    masterAddr: setup.masterAddr,
+    masterPort: setup.masterPort,
+    backend: setup.backend,
+    timeoutSeconds: setup.timeoutSeconds,
+  };
+  if (setup.rank !== 0) {
+    const got = JSON.parse(await native().distShare(config, null)) as { value?: T; error?: string };
+    if (got.error !== undefined) throw new Error(`${got.error} (on rank 0)`);
+    return got.value as T;
+  }
+  let value: T;
+  try {
+    value = await decide();
+  } catch (e) {
+    await native().distShare(config, JSON.stringify({ error: (e as Error).message }));
+    throw e;
+  }
+  await native().distShare(config, JSON.stringify({ value: value ?? null }));
+  return value;
 }

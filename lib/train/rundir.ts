@@ -1,13 +1,15 @@
-// A run directory as Trainer.fit uses it: one fit at a time (a lock file with its pid), stale temporary
+// A run directory as Trainer.fit uses it: one fit at a time (a lock file with its pid and host, lib/lock.ts), stale temporary
 // files removed at the start, and checkpoints that are trusted only when complete: each checkpoint's state
 // (weights + optimizer + step) is one file in checkpoints/, and checkpoint.json, written last and
 // atomically, lists the complete ones (newest first) with their size and sha256. A process that dies at
 // any instant leaves either the previous manifest or the new one, each naming files that exist whole.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { TrainConfig } from '../config/train';
 import { fileDigest, readJson, RUN_FILES, writeJsonAtomic } from '../io';
 import { ModelConfig } from '../config/model';
+import { describeHolder, tryLock } from '../lock';
 
 /** How many complete checkpoints stay on disk: the newest, and one to fall back to if it is damaged later. */
 const KEEP = 2;
@@ -33,8 +35,6 @@ export interface CheckpointManifest {
 /** A checkpoint to resume from, or why there is none. */
 export type ResumePoint = { entry: CheckpointEntry; legacy?: boolean; notes: string[] } | { entry?: undefined; notes: string[] };
 
-const processesHere = new Set<string>();
-
 /**
  * Fault injection for the crash tests: TRAINLARGE_FAULT=kill@POINT:N kills this process with SIGKILL the Nth
  * time it reaches POINT ('state': a checkpoint's state file is written, its manifest not yet; 'manifest':
@@ -51,15 +51,6 @@ export function faultPoint(point: 'state' | 'manifest'): void {
   if (m[1] === point && Number(m[2]) === n) process.kill(process.pid, 'SIGKILL');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function canonical(o: object): string {
   return JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
 }
@@ -72,7 +63,7 @@ function checkSameModel(saved: object, model: ModelConfig, dir: string): void {
 export class RunDirectory {
   private constructor(
     readonly dir: string,
-    private readonly lockFile: string,
+    private readonly release: () => void,
   ) {}
 
   /**
@@ -87,36 +78,28 @@ export class RunDirectory {
     } catch (e) {
       throw new Error(`fit: cannot use the run directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        fs.writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx' });
-        break;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'EEXIST' || attempt > 0) {
-          throw new Error(`fit: cannot write to the run directory ${dir}: ${code ?? (e as Error).message}`);
-        }
-        const pid = Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10);
-        if ((pid === process.pid && processesHere.has(abs)) || (pid !== process.pid && Number.isInteger(pid) && alive(pid))) {
-          throw new Error(`fit: ${dir} is in use by another fit (process ${pid}); wait for it to end, or use another directory`);
-        }
-        fs.rmSync(lockFile, { force: true }); // left by a process that died
-      }
+    let release: () => void;
+    try {
+      const got = tryLock(lockFile);
+      if (typeof got !== 'function')
+        throw new Error(
+          `fit: ${dir} is in use by another fit (${describeHolder(got)}); wait for it to end, or use another directory` +
+            (got.host !== os.hostname() ? ` (or delete ${lockFile} if that job is gone)` : ''),
+        );
+      release = got;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!code) throw e;
+      throw new Error(`fit: cannot write to the run directory ${dir}: ${code}`);
     }
-    processesHere.add(abs);
-    const run = new RunDirectory(abs, lockFile);
+    const run = new RunDirectory(abs, release);
     run.removeStale();
     return run;
   }
 
   /** Gives the directory back (a lock file that cannot be removed, on a directory turned read-only, is stale to the next fit). */
   close(): void {
-    processesHere.delete(this.dir);
-    try {
-      fs.rmSync(this.lockFile, { force: true });
-    } catch {
-      // read-only now: the next open sees a dead pid and takes over
-    }
+    this.release();
   }
 
   private removeStale(): void {
