@@ -144,8 +144,8 @@ async function main(): Promise<void> {
     `${two[0].parameters.toLocaleString('en')} parameters), global batch ${BATCH} x ${T} = ${tokens} tokens a step: one process ` +
     `with batch ${BATCH}, or two ranks (\`trainlarge launch --nproc 2\`) with ${BATCH / 2} each; every process 1 thread. ` +
     `Medians over ${steps} timed steps (after ${WARMUP} untimed) of ${rounds} rounds, the sides in turn. A rank's step is the ` +
-    `slowest rank's; "all-reduce" is the time from packing the first gradient bucket to unpacking the last (after backward: not ` +
-    `overlapped with it).\n\n` +
+    `slowest rank's; "all-reduce" is the time a step waits for the gradient buckets after backward ends: the buckets start ` +
+    `during backward, as soon as their gradients are in, so this is the part of the communication backward did not hide.\n\n` +
     `| processes | step s | tokens/s | speed-up | all-reduce s / step | all-reduce share of a step | bytes all-reduced / step |\n` +
     `|---|---|---|---|---|---|---|\n` +
     `| 1 (batch ${BATCH}) | ${s1.toFixed(3)} | ${Math.round(tokens / s1)} | 1.00x | - | - | - |\n` +

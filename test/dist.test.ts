@@ -128,6 +128,36 @@ describe('data-parallel training over c10d', () => {
     }
   });
 
+  test('two_launchers_as_two_hosts_form_one_group', async () => {
+    // --nnodes 2 on loopback: each launcher one process, its RANK from --node-rank, as on two hosts.
+    const dir = tempDir('dist-nodes');
+    const port = await freePort();
+    const opts = { task: 'mlm', batchSize: 4, maxSteps: 4 };
+    const host = (rank: number, save?: string) =>
+      run([
+        CLI,
+        'launch',
+        '--nnodes',
+        '2',
+        '--node-rank',
+        String(rank),
+        '--nproc',
+        '1',
+        '--master',
+        `127.0.0.1:${port}`,
+        CHILD,
+        '--',
+        JSON.stringify({ ...opts, ...(save ? { save } : {}) }),
+      ]);
+    const [h0, h1] = await Promise.all([host(0, path.join(dir, 'two')), host(1)]);
+    expect([h0.code, h1.code]).toEqual([0, 0]);
+    const [r0, r1] = [...results(h0.out), ...results(h1.out)].sort((a, b) => a.rank - b.rank);
+    expect([r0.rank, r1.rank, r0.worldSize, r1.worldSize]).toEqual([0, 1, 2, 2]);
+    const one = await alone({ ...opts, batchSize: 8, save: path.join(dir, 'one') });
+    expect(one.code).toBe(0);
+    expect(maxAbsDiff(path.join(dir, 'two', 'model.safetensors'), path.join(dir, 'one', 'model.safetensors'))).toBeLessThan(1e-5);
+  });
+
   test('only_rank_0_writes_the_run_directory_and_one_process_resumes_it', async () => {
     const dir = tempDir('dist-resume');
     const two = await launch(await freePort(), { batchSize: 4, maxSteps: 4, dir, checkpointEvery: 2 });

@@ -81,6 +81,7 @@ struct DistGroup::Impl {
   const DistConfig& config;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::vector<c10::intrusive_ptr<c10d::Work>> pending;  // gradient buckets in flight
   bool broken = false;
 
   std::string who() const { return "distributed: rank " + std::to_string(config.rank) + " of " + std::to_string(config.world_size); }
@@ -306,23 +307,18 @@ void DistGroup::broadcast(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
-void DistGroup::average(const std::vector<torch::Tensor>& tensors) {
-  torch::NoGradGuard no_grad;
+void DistGroup::start_average(const torch::Tensor& flat) {
+  flat.div_(config_.world_size);
+  comm_bytes_ += flat.numel() * static_cast<int64_t>(flat.element_size());
+  std::vector<at::Tensor> io{flat};
+  impl_->pending.push_back(impl_->launch("gradient all-reduce", [&] { return impl_->pg->allreduce(io); }));
+}
+
+void DistGroup::finish_averages() {
+  // The time backward did not hide: from the end of backward until the last bucket is done.
   const auto start = DistClock::now();
-  auto bs = buckets(tensors);
-  std::vector<std::vector<at::Tensor>> flats;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  for (const auto& bucket : bs) {
-    auto flat = flatten_all(bucket);
-    flat.div_(config_.world_size);
-    comm_bytes_ += flat.numel() * static_cast<int64_t>(flat.element_size());
-    flats.push_back({flat});
-    works.push_back(impl_->launch("gradient all-reduce", [&] { return impl_->pg->allreduce(flats.back()); }));
-  }
-  for (size_t i = 0; i < bs.size(); ++i) {
-    impl_->wait("gradient all-reduce", works[i]);
-    unflatten(flats[i][0], bs[i]);
-  }
+  for (auto& work : impl_->pending) impl_->wait("gradient all-reduce", work);
+  impl_->pending.clear();
   comm_seconds_ += seconds_since(start);
 }
 
@@ -375,7 +371,8 @@ std::shared_ptr<DistGroup> DistGroup::join(const DistConfig&) {
       "install them (Debian: apt-get install libgloo-dev) and rebuild (npm run build -- --force)");
 }
 void DistGroup::broadcast(const std::vector<torch::Tensor>&) {}
-void DistGroup::average(const std::vector<torch::Tensor>&) {}
+void DistGroup::start_average(const torch::Tensor&) {}
+void DistGroup::finish_averages() {}
 torch::Tensor DistGroup::gather(const torch::Tensor& row) { return row.unsqueeze(0); }
 bool DistGroup::any(bool local) { return local; }
 void DistGroup::barrier() {}
@@ -404,6 +401,100 @@ std::pair<double, int64_t> DistGroup::take_comm_stats() {
   comm_seconds_ = 0;
   comm_bytes_ = 0;
   return out;
+}
+
+namespace {
+// DistributedDataParallel's sizes: a small first bucket (the last layers' gradients, which backward produces
+// first), so communication starts early, then bucket_cap_mb.
+constexpr int64_t kFirstBucketBytes = 1 << 20;
+constexpr int64_t kReducerBucketBytes = 25 << 20;
+}  // namespace
+
+GradReducer::GradReducer(std::shared_ptr<DistGroup> group, std::vector<torch::Tensor> params)
+    : group_(std::move(group)), params_(std::move(params)) {
+  const size_t n = params_.size();
+  bucket_of_.assign(n, 0);
+  offset_.assign(n, 0);
+  seen_.assign(n, false);
+  // Reverse order, one dtype, the first bucket at most kFirstBucketBytes and the others kReducerBucketBytes (a
+  // larger parameter is a bucket alone).
+  int64_t bytes = 0, numel = 0;
+  for (size_t k = n; k-- > 0;) {
+    const auto& p = params_[k];
+    const int64_t b = p.numel() * static_cast<int64_t>(p.element_size());
+    const int64_t cap = buckets_.size() <= 1 ? kFirstBucketBytes : kReducerBucketBytes;
+    if (buckets_.empty() || bytes + b > cap || params_[buckets_.back().params.front()].scalar_type() != p.scalar_type()) {
+      if (!buckets_.empty()) buckets_.back().flat = torch::zeros({numel}, params_[buckets_.back().params.front()].options());
+      buckets_.emplace_back();
+      bytes = 0;
+      numel = 0;
+    }
+    bucket_of_[k] = buckets_.size() - 1;
+    offset_[k] = static_cast<size_t>(numel);
+    buckets_.back().params.push_back(k);
+    bytes += b;
+    numel += p.numel();
+  }
+  if (!buckets_.empty()) buckets_.back().flat = torch::zeros({numel}, params_[buckets_.back().params.front()].options());
+  // Frozen parameters get no hook: finish() counts them as gradient-less.
+  for (size_t k = 0; k < n; ++k) {
+    if (!params_[k].requires_grad()) continue;
+    hooks_.emplace_back(k, params_[k].register_hook([this, k](torch::Tensor grad) {
+      if (armed_) on_grad(k, grad);
+      return grad;
+    }));
+  }
+}
+
+GradReducer::~GradReducer() {
+  for (const auto& [k, hook] : hooks_) params_[k].remove_hook(hook);
+}
+
+void GradReducer::arm() { armed_ = true; }
+
+void GradReducer::on_grad(size_t i, const torch::Tensor& grad) {
+  torch::NoGradGuard no_grad;
+  if (seen_[i]) return;
+  seen_[i] = true;
+  auto& b = buckets_[bucket_of_[i]];
+  const auto& p = params_[i];
+  auto view = b.flat.narrow(0, static_cast<int64_t>(offset_[i]), p.numel()).view_as(p);
+  view.copy_(grad);
+  if (p.grad().defined()) view.add_(p.grad());  // earlier micro-batches' share
+  if (++b.ready == b.params.size()) launch_ready();
+}
+
+void GradReducer::launch_ready() {
+  while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].params.size()) group_->start_average(buckets_[next_++].flat);
+}
+
+void GradReducer::finish() {
+  torch::NoGradGuard no_grad;
+  armed_ = false;
+  // Parameters without a gradient this time: what .grad holds (earlier micro-batches), else zeros.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (seen_[i]) continue;
+    seen_[i] = true;
+    auto& b = buckets_[bucket_of_[i]];
+    const auto& p = params_[i];
+    auto view = b.flat.narrow(0, static_cast<int64_t>(offset_[i]), p.numel()).view_as(p);
+    if (p.grad().defined())
+      view.copy_(p.grad());
+    else
+      view.zero_();
+    ++b.ready;
+  }
+  launch_ready();
+  group_->finish_averages();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    auto view = buckets_[bucket_of_[i]].flat.narrow(0, static_cast<int64_t>(offset_[i]), p.numel()).view_as(p);
+    if (!p.grad().defined()) p.mutable_grad() = torch::empty_like(p);
+    p.mutable_grad().copy_(view);
+  }
+  for (auto& b : buckets_) b.ready = 0;
+  seen_.assign(params_.size(), false);
+  next_ = 0;
 }
 
 }  // namespace trainlarge

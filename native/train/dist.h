@@ -38,9 +38,10 @@ class DistGroup {
 
   // Rank 0's values into every rank's tensors, in place (flat buckets of one dtype).
   void broadcast(const std::vector<torch::Tensor>& tensors);
-  // The mean over ranks of each tensor, in place: DistributedDataParallel's gradient all-reduce (25 MiB
-  // buckets, every bucket in flight before the first is awaited).
-  void average(const std::vector<torch::Tensor>& tensors);
+  // Starts the mean over ranks of `flat`, in place (a gradient bucket); every rank must start the same
+  // buckets in the same order. finish_averages() waits for all started ones.
+  void start_average(const torch::Tensor& flat);
+  void finish_averages();
   // Every rank's `row` (1-D, float64), as a (world, n) tensor in rank order.
   torch::Tensor gather(const torch::Tensor& row);
   // True on every rank when `local` is true on any: one rank decides, all act.
@@ -63,6 +64,45 @@ class DistGroup {
   std::unique_ptr<Impl> impl_;
   double comm_seconds_ = 0;
   int64_t comm_bytes_ = 0;
+};
+
+// The gradient all-reduce overlapped with backward, as DistributedDataParallel's Reducer: the parameters are
+// cut into buckets of at most 25 MiB in reverse order (about the order backward produces their gradients).
+// While armed, a hook on each parameter copies its gradient (plus what earlier micro-batches accumulated in
+// .grad) into its bucket, and buckets start their all-reduce in index order as soon as they are complete,
+// while backward still runs. finish() completes the buckets whose parameters got no gradient (zeros: a rank
+// whose share of the batch was empty, an unused parameter), waits, and writes the means into .grad. The
+// order of the all-reduces is the buckets' order on every rank, whatever order the gradients came in.
+class GradReducer {
+ public:
+  GradReducer(std::shared_ptr<DistGroup> group, std::vector<torch::Tensor> params);
+  ~GradReducer();  // removes the hooks
+  GradReducer(const GradReducer&) = delete;
+  GradReducer& operator=(const GradReducer&) = delete;
+
+  // The next backward is the last micro-batch's: reduce its gradients as they come.
+  void arm();
+  // After that backward (or instead of it): every parameter's .grad holds the mean over ranks.
+  void finish();
+  const std::shared_ptr<DistGroup>& group() const { return group_; }
+
+ private:
+  struct Bucket {
+    torch::Tensor flat;
+    std::vector<size_t> params;  // indices into params_
+    size_t ready = 0;
+  };
+  void on_grad(size_t i, const torch::Tensor& grad);
+  void launch_ready();
+
+  std::shared_ptr<DistGroup> group_;
+  std::vector<torch::Tensor> params_;
+  std::vector<std::pair<size_t, unsigned>> hooks_;  // (parameter, hook)
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_, offset_;
+  std::vector<bool> seen_;
+  size_t next_ = 0;  // the next bucket to start
+  bool armed_ = false;
 };
 
 }  // namespace trainlarge

@@ -111,6 +111,8 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     }
     // A share without targets (a rare MLM batch) adds nothing; its missing gradients count as zeros in the
     // all-reduce below.
+    // The last micro-batch's backward all-reduces the gradients as they come (earlier ones only accumulate).
+    if (reducer_ && m == config_.accum_steps - 1) reducer_->arm();
     if (weight > 0) {
       auto scaled =
           world == 1 ? r.loss / static_cast<double>(config_.accum_steps) : r.loss * (weight / static_cast<double>(config_.accum_steps));
@@ -122,17 +124,11 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     s.targets += r.count;
   }
 
-  // Data-parallel: the mean of the ranks' gradients, once per update (after the last micro-batch's backward,
-  // not overlapped with it), before the norm: clipping then sees the whole batch's gradient on every rank.
+  // Data-parallel: the mean of the ranks' gradients, once per update, started bucket by bucket during the
+  // last micro-batch's backward and completed here, before the norm: clipping then sees the whole batch's
+  // gradient on every rank.
   torch::NoGradGuard no_grad;
-  if (world > 1) {
-    std::vector<torch::Tensor> all;
-    for (const auto& [name, p] : optimizer_.params()) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      all.push_back(p.grad());
-    }
-    group_->average(all);
-  }
+  if (reducer_) reducer_->finish();
   // Global gradient norm (as torch.nn.utils.clip_grad_norm_: one norm per tensor, then their norm); under
   // fp16 the gradients still carry the loss scale, so the norm is divided by it.
   std::vector<torch::Tensor> grads;
@@ -174,6 +170,16 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     std::tie(s.comm_seconds, s.comm_bytes) = group_->take_comm_stats();
   }
   return s;
+}
+
+void Trainer::set_group(std::shared_ptr<DistGroup> group) {
+  reducer_.reset();  // its hooks go before another's come
+  group_ = std::move(group);
+  if (group_ && group_->size() > 1) {
+    std::vector<torch::Tensor> params;
+    for (const auto& [name, p] : optimizer_.params()) params.push_back(p);
+    reducer_ = std::make_unique<GradReducer>(group_, std::move(params));
+  }
 }
 
 std::vector<double> Trainer::sync_state(std::vector<double> extra) {

@@ -72,7 +72,7 @@ class Trainer {
 
   // Data-parallel training: from now on each step trains on this rank's rows of a batch `world` times
   // batchSize and averages gradients over the group (the same update as one process with that batch).
-  void set_group(std::shared_ptr<DistGroup> group) { group_ = std::move(group); }
+  void set_group(std::shared_ptr<DistGroup> group);
   const std::shared_ptr<DistGroup>& group() const { return group_; }
   // Rank 0's weights, optimizer state and step (and `extra`, the caller's counters) into every rank:
   // after joining and after rank 0 resumed from a checkpoint. Returns rank 0's `extra`.
@@ -90,6 +90,7 @@ class Trainer {
   int64_t good_steps_ = 0;
   Prefetcher prefetch_;
   std::shared_ptr<DistGroup> group_;
+  std::unique_ptr<GradReducer> reducer_;  // with group_ of more than one rank
 };
 
 // Mean loss (and accuracy for classification) over the first max_samples samples (all when <= 0),
