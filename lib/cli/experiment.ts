@@ -9,7 +9,7 @@ import { writeSweepReport } from '../experiment/report';
 import { Sweep, SWEEP_LOCK, SweepProgress, SweepSpec } from '../experiment/sweep';
 import { readJson } from '../io';
 import { withLock } from '../lock';
-import { resolveDistributed } from '../train/dist';
+import { isRank0 } from '../train/dist';
 import { progressReporter } from '../train/progress';
 import { Command, UsageError } from './args';
 
@@ -49,7 +49,7 @@ export const experimentRun: Command = {
     }
     // Under `trainlarge launch` every rank runs this command and trains each model with the others; rank 0
     // writes and prints.
-    const lead = (resolveDistributed('auto')?.rank ?? 0) === 0;
+    const lead = isRank0('auto');
     const controller = new AbortController();
     process.once('SIGINT', () => {
       console.error('\ntrainlarge: stopping after the step in flight (checkpointing); run the same command again to resume');

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
 import { withLock } from '../lock';
-import { resolveDistributed } from '../train/dist';
+import { isRank0 } from '../train/dist';
 import { TrainConfig } from '../config/train';
 import { ClaimCheck, contextLines, lineChart, renderSvg, svgToPng, VegaLiteSpec, writeSweepReport } from './report';
 import { Sweep, SweepProgress, SweepResults, SweepSpec, SweepSpecSchema } from './sweep';
@@ -186,7 +186,7 @@ export async function runLadder(
   const file = path.join(dir, 'ladder.json');
   const shared = path.join(dir, LADDER_LOCK);
   // Data-parallel: every rank trains, rank 0 writes the ladder's files.
-  const lead = (resolveDistributed(opts.distributed ?? 'off')?.rank ?? 0) === 0;
+  const lead = isRank0(opts.distributed ?? 'off');
   await withLock(
     shared,
     async () => {

@@ -51,6 +51,11 @@ export function resolveDistributed(setting: TrainConfig['distributed'], env: Nod
   return { rank, worldSize, localRank, masterAddr: env.MASTER_ADDR!.trim(), masterPort, ...options };
 }
 
+/** Whether this process writes for its group: rank 0, or a process training alone. */
+export function isRank0(setting: TrainConfig['distributed'], env: NodeJS.ProcessEnv = process.env): boolean {
+  return (resolveDistributed(setting, env)?.rank ?? 0) === 0;
+}
+
 /**
  * Rank 0's decision on every rank of the process group `setup` describes: rank 0 runs `decide` and every rank
  * gets its value (JSON), or its error (thrown on every rank, the others' naming rank 0). The other ranks wait
