@@ -6,10 +6,12 @@
 // version and CUDA status; any mismatch fails the build with one sentence.
 // Skips the build when sources, libtorch and Node are unchanged (--force rebuilds). --no-tokenizer leaves
 // out the SentencePiece plugin (for machines without libsentencepiece, such as a bare GPU machine);
-// --out DIR puts the addon there instead of build/ (lib/native.ts then needs TRAINLARGE_ADDON).
-// The result is always build/trainlarge.node (+ build/trainlarge_spm.so) and build/trainlarge.json, which
-// lib/native.ts reads to explain a load failure; the cmake build also gives build/trainlarge_engine_test,
-// the engine's C++ test program (left out when trainlarge is installed as a dependency).
+// --out DIR puts the addon there instead of build/ (lib/native.ts then needs TRAINLARGE_ADDON); the work
+// folders stay in build/ (cmake's one per libtorch, node-gyp's build/Release), so CI builds the node-gyp and
+// CUDA addons beside the default one while the tests use it.
+// The result is trainlarge.node (+ trainlarge_spm.so) and trainlarge.json, which lib/native.ts reads to
+// explain a load failure, in build/ or --out; the cmake build also gives trainlarge_engine_test, the engine's
+// C++ test program (left out when trainlarge is installed as a dependency).
 // Needs only cmake, a C++ compiler and this package's dependencies (node-addon-api, node-api-headers), so a
 // project that installs trainlarge builds it without trainlarge's devDependencies.
 // When ccache is on PATH (and TRAINLARGE_CCACHE is not 0) the cmake build compiles through it, with the
@@ -136,7 +138,6 @@ function check(file, torch) {
 function main() {
   const torch = locate();
   const digest = stamp(torch);
-  if (builder === 'node-gyp' && outArg) throw new Error('trainlarge build: --out is for the cmake build only');
   const wantPlugin = builder === 'node-gyp' || tokenizer;
   fs.mkdirSync(out, { recursive: true });
   if (!args.has('--force') && fs.existsSync(addon) && (!wantPlugin || fs.existsSync(plugin)) && fs.existsSync(stampFile)) {
@@ -188,7 +189,7 @@ function main() {
         .join('.') === process.versions.node;
     run(process.execPath, [gyp, 'configure', '--silent', ...(local ? [`--nodedir=${prefix}`] : [])], env);
     run(process.execPath, [gyp, 'build', '--jobs', jobs, '--silent'], env);
-    produced = path.join(out, 'Release');
+    produced = path.join(root, 'build', 'Release');
   }
   const withTest = fs.existsSync(path.join(produced, 'trainlarge_engine_test')) && builder === 'cmake' && engineTestWanted;
   const outputs = [

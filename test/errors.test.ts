@@ -122,7 +122,7 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
   });
 
   test('the addon loads and the process exits cleanly (no crash in static destructors)', () => {
-    const addon = path.resolve(__dirname, '../build/trainlarge.node');
+    const addon = process.env.TRAINLARGE_ADDON ?? path.resolve(__dirname, '../build/trainlarge.node');
     const out = execFileSync(
       process.execPath,
       [

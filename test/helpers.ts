@@ -1,6 +1,9 @@
+import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as readline from 'readline';
+import { PEER_PYTHON } from '../bench/report';
 import {
   ByteTokenizer,
   Dataset,
@@ -97,4 +100,51 @@ export function editTensors(file: string, edits: Record<string, (data: Float32Ar
     Buffer.from(data.buffer).copy(bytes, from);
   }
   fs.writeFileSync(file, bytes);
+}
+
+/**
+ * The test peers (test/peer/*.py) run in one long-lived Python (test/peer/pyworker.py): torch and
+ * transformers load once per suite instead of once per call. `run(script, ...args)` runs test/peer/SCRIPT as
+ * its command line would and resolves with what it printed, or rejects with its traceback; calls run one
+ * after another. `close()` in afterAll.
+ */
+export class PythonPeer {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly replies: ((line: string) => void)[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private stderr = '';
+
+  constructor(python = PEER_PYTHON) {
+    this.child = spawn(python, [path.join(__dirname, 'peer', 'pyworker.py')], { stdio: 'pipe' });
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    readline.createInterface({ input: this.child.stdout }).on('line', (line) => this.replies.shift()?.(line));
+    this.child.on('exit', (code) => {
+      for (const reply of this.replies.splice(0)) reply(JSON.stringify({ error: `python exited ${code}: ${this.stderr}`, out: '' }));
+    });
+  }
+
+  run(script: string, ...args: string[]): Promise<string> {
+    const call = this.queue.then(
+      () =>
+        new Promise<string>((resolve, reject) => {
+          this.replies.push((line) => {
+            const r = JSON.parse(line) as { out: string; error?: string };
+            if (r.error !== undefined) reject(new Error(`${script} ${args.join(' ')}: ${r.error}\n${this.stderr}`));
+            else resolve(r.out);
+          });
+          this.child.stdin.write(JSON.stringify({ script: path.join(__dirname, 'peer', script), args }) + '\n');
+        }),
+    );
+    this.queue = call.catch(() => undefined);
+    return call;
+  }
+
+  /** The script's last printed line, parsed as JSON (the peers end with one). */
+  async json<T>(script: string, ...args: string[]): Promise<T> {
+    return JSON.parse((await this.run(script, ...args)).trim().split('\n').pop()!) as T;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
 }

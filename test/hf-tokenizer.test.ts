@@ -2,19 +2,16 @@
 // environment, test/peer/hf_bpe.py) trains one on english-prose and saves it; trainlarge must give the ids of
 // transformers' AutoTokenizer on real sentences, lay out RoBERTa's sequences with the files' special ids,
 // save files transformers loads back, and feed the data pipeline.
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Corpus, Dataset, Tokenizer } from '../lib';
-import { PEER_PYTHON } from '../bench/report';
 import { dataHandle } from '../lib/data/dataset';
 import { englishProseDocuments } from '../lib/data/builtin/sources';
 import { classificationLayout } from '../lib/data/task';
-import { tempDir } from './helpers';
+import { PythonPeer, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
 
-const PEER = path.join(__dirname, 'peer', 'hf_bpe.py');
 const SENTENCES = 12_000;
 
 let dir: string;
@@ -23,17 +20,15 @@ let legacyDir: string; // vocab.json + merges.txt + tokenizer_config.json
 let trained: { special: Record<string, number>; vocabSize: number };
 let texts: string[];
 
-function python(args: string[]): Record<string, unknown> {
-  const out = execFileSync(PEER_PYTHON, [PEER, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
-}
+let peer: PythonPeer;
+const python = (args: string[]) => peer.json<Record<string, unknown>>('hf_bpe.py', ...args);
 
 /** transformers' ids for `items` (texts; with special, texts or [text, pair]) with the tokenizer in `tokDir`. */
-function transformersIds(tokDir: string, items: (string | [string, string])[], special = false): number[][] {
+async function transformersIds(tokDir: string, items: (string | [string, string])[], special = false): Promise<number[][]> {
   const input = path.join(dir, 'texts.json');
   const output = path.join(dir, 'ids.json');
   fs.writeFileSync(input, JSON.stringify(items));
-  python(['encode', tokDir, input, output, ...(special ? ['--special'] : [])]);
+  await python(['encode', tokDir, input, output, ...(special ? ['--special'] : [])]);
   return JSON.parse(fs.readFileSync(output, 'utf8')) as number[][];
 }
 
@@ -71,13 +66,14 @@ const EDGE_CASES = [
 ];
 
 beforeAll(async () => {
+  peer = new PythonPeer();
   dir = tempDir('hf-tok');
   hfDir = path.join(dir, 'hf');
   legacyDir = path.join(dir, 'legacy');
   const prose = await englishProseDocuments();
   const trainFile = path.join(dir, 'train.json');
   fs.writeFileSync(trainFile, JSON.stringify(prose.train.map((d) => d.text)));
-  trained = python(['train', trainFile, hfDir, '8000', legacyDir]) as typeof trained;
+  trained = (await python(['train', trainFile, hfDir, '8000', legacyDir])) as typeof trained;
   // Real sentences: the validation documents' first, then the training documents'.
   const sentences: string[] = [];
   for (const d of [...prose.valid, ...prose.train]) {
@@ -88,7 +84,10 @@ beforeAll(async () => {
   texts = [...EDGE_CASES, ...sentences];
 });
 
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  peer.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 describe('Tokenizer.fromHF', () => {
   test(`gives transformers' ids on ${SENTENCES} english-prose sentences (tokenizer.json)`, async () => {
@@ -105,7 +104,7 @@ describe('Tokenizer.fromHF', () => {
       unk: trained.special['<unk>'],
       mask: trained.special['<mask>'],
     });
-    const theirs = transformersIds(hfDir, texts);
+    const theirs = await transformersIds(hfDir, texts);
     const ours = texts.map((t) => tok.encode(t));
     expect(mismatches(ours, theirs)).toEqual({ count: 0, first: [] });
     // encodeBatch / encodeFlat agree with encode.
@@ -123,7 +122,7 @@ describe('Tokenizer.fromHF', () => {
   test('reads vocab.json + merges.txt (an older RoBERTa checkpoint) to the same ids as transformers', async () => {
     const tok = await Tokenizer.fromHF(legacyDir);
     const sample = texts.slice(0, 3000);
-    const theirs = transformersIds(legacyDir, sample);
+    const theirs = await transformersIds(legacyDir, sample);
     expect(
       mismatches(
         sample.map((t) => tok.encode(t)),
@@ -140,7 +139,7 @@ describe('Tokenizer.fromHF', () => {
     const pairs: [string, string][] = [];
     for (let i = EDGE_CASES.length; i + 1 < EDGE_CASES.length + 400; i += 2) pairs.push([texts[i], texts[i + 1]]);
     const singles = texts.slice(0, 200);
-    const theirs = transformersIds(hfDir, [...singles, ...pairs], true);
+    const theirs = await transformersIds(hfDir, [...singles, ...pairs], true);
     const ours = [
       ...singles.map((t) => classificationLayout(tok, tok.encode(t), undefined, 100_000)),
       ...pairs.map(([a, b]) => classificationLayout(tok, tok.encode(a), tok.encode(b), 100_000)),
@@ -159,7 +158,7 @@ describe('Tokenizer.fromHF', () => {
       expect(back.sha256).toBe(tok.sha256);
       expect(back.special).toEqual(tok.special);
       const sample = texts.slice(0, 1000);
-      const theirs = transformersIds(out, sample);
+      const theirs = await transformersIds(out, sample);
       expect(
         mismatches(
           sample.map((t) => back.encode(t)),
@@ -189,7 +188,7 @@ describe('Tokenizer.fromHF', () => {
       '<unk>',
       '<mask>',
     ]);
-    expect(transformersIds(path.join(dir, 'alone-saved'), ['Hello <mask> world'], true)).toEqual([
+    expect(await transformersIds(path.join(dir, 'alone-saved'), ['Hello <mask> world'], true)).toEqual([
       Array.from(classificationLayout(tok, tok.encode('Hello <mask> world'), undefined, 100)),
     ]);
 

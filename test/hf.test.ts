@@ -2,32 +2,36 @@
 // test/peer/hf_roberta.py: no network) load with Transformer.fromHF and give transformers' logits; models
 // trained here export with save({ format: 'hf' }), load in transformers with the same logits and come
 // back bit for bit; bad checkpoints are refused with the problem named.
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { PEER_PYTHON } from '../bench/report';
 import { createService, Dataset, englishProseDocuments, hfLabels, prune, quantize, Tokenizer, Trainer, Transformer } from '../lib';
-import { speechData, tempDir, tok } from './helpers';
+import { PythonPeer, speechData, tempDir, tok } from './helpers';
 
-const PEER = path.join(__dirname, 'peer', 'hf_roberta.py');
-const py = (...args: string[]) => execFileSync(PEER_PYTHON, [PEER, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+let peer: PythonPeer;
+beforeAll(() => (peer = new PythonPeer()));
+afterAll(() => peer.close());
+const py = (...args: string[]) => peer.run('hf_roberta.py', ...args);
 
-function make(dir: string, spec: Record<string, unknown>): void {
-  py('make', dir, JSON.stringify({ vocab: 300, hidden: 64, layers: 2, heads: 4, ffn: 128, max_positions: 66, pad: 1, seed: 1, ...spec }));
+async function make(dir: string, spec: Record<string, unknown>): Promise<void> {
+  await py(
+    'make',
+    dir,
+    JSON.stringify({ vocab: 300, hidden: 64, layers: 2, heads: 4, ffn: 128, max_positions: 66, pad: 1, seed: 1, ...spec }),
+  );
 }
 
 /** Ragged sequences padded as trainlarge pads them (padId, attention mask), and transformers' logits for them. */
-function transformersLogits(
+async function transformersLogits(
   dir: string,
   seqs: number[][],
   padId: number,
-): { logits: number[]; dims: number[]; ids: number[][]; mask: number[][] } {
+): Promise<{ logits: number[]; dims: number[]; ids: number[][]; mask: number[][] }> {
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = seqs.map((s) => [...s, ...Array<number>(T - s.length).fill(padId)]);
   const mask = seqs.map((s) => [...s.map(() => 1), ...Array<number>(T - s.length).fill(0)]);
   const work = tempDir('hf-io');
   fs.writeFileSync(path.join(work, 'in.json'), JSON.stringify({ ids, mask }));
-  py('logits', dir, path.join(work, 'in.json'), path.join(work, 'out.json'));
+  await py('logits', dir, path.join(work, 'in.json'), path.join(work, 'out.json'));
   return { ...JSON.parse(fs.readFileSync(path.join(work, 'out.json'), 'utf8')), ids, mask };
 }
 
@@ -56,7 +60,7 @@ const seqs = [
 describe('Hugging Face RoBERTa', () => {
   test('a transformers RobertaForMaskedLM loads with fromHF and gives its logits (with padding)', async () => {
     const dir = tempDir('hf-mlm');
-    make(dir, { task: 'mlm' });
+    await make(dir, { task: 'mlm' });
     const model = await Transformer.fromHF(dir);
     expect(model.config).toMatchObject({
       task: 'mlm',
@@ -69,7 +73,7 @@ describe('Hugging Face RoBERTa', () => {
       padId: 1,
       norm: 'post',
     });
-    const ref = transformersLogits(dir, seqs, 1);
+    const ref = await transformersLogits(dir, seqs, 1);
     const ours = await model.predict(seqs);
     expect(ours.dims).toEqual(ref.dims);
     expect(maxDiff(ours.data, ref.logits, ref.dims, ref.mask)).toBeLessThan(1e-4);
@@ -77,17 +81,17 @@ describe('Hugging Face RoBERTa', () => {
 
   test('a RobertaForSequenceClassification loads with its labels; an MLM body takes a new classification head', async () => {
     const dir = tempDir('hf-clf');
-    make(dir, { task: 'classify', labels: ['neg', 'neutral', 'pos'], seed: 2 });
+    await make(dir, { task: 'classify', labels: ['neg', 'neutral', 'pos'], seed: 2 });
     const model = await Transformer.fromHF(dir);
     expect(model.config).toMatchObject({ task: 'classify', numLabels: 3 });
     expect(await hfLabels(dir)).toEqual(['neg', 'neutral', 'pos']);
-    const ref = transformersLogits(dir, seqs, 1);
+    const ref = await transformersLogits(dir, seqs, 1);
     const ours = await model.predict(seqs);
     expect(ours.dims).toEqual([3, 3]);
     expect(maxDiff(ours.data, ref.logits, ref.dims, ref.mask)).toBeLessThan(1e-4);
 
     const mlmDir = tempDir('hf-body');
-    make(mlmDir, { task: 'mlm', seed: 3 });
+    await make(mlmDir, { task: 'mlm', seed: 3 });
     const clf = await Transformer.fromHF(mlmDir, { task: 'classify', numLabels: 2, seed: 4 });
     expect(clf.config).toMatchObject({ task: 'classify', numLabels: 2 });
     const body = await Transformer.fromHF(mlmDir);
@@ -114,7 +118,7 @@ describe('Hugging Face RoBERTa', () => {
       ...Array.from(a),
       2,
     ]);
-    const ref = transformersLogits(dir, text, 0);
+    const ref = await transformersLogits(dir, text, 0);
     const ours = await model.predict(text);
     expect(maxDiff(ours.data, ref.logits, ref.dims, ref.mask)).toBeLessThan(1e-4);
     const back = await Transformer.fromHF(dir);
@@ -127,7 +131,7 @@ describe('Hugging Face RoBERTa', () => {
     const clfDir = tempDir('hf-export-clf');
     await clf.save(clfDir, { format: 'hf', labels: ['ham', 'spam'] });
     expect(await hfLabels(clfDir)).toEqual(['ham', 'spam']);
-    const cref = transformersLogits(clfDir, text, 0);
+    const cref = await transformersLogits(clfDir, text, 0);
     const cours = await clf.predict(text);
     expect(maxDiff(cours.data, cref.logits, cref.dims, cref.mask)).toBeLessThan(1e-4);
     const cback = await Transformer.fromHF(clfDir);
@@ -140,7 +144,7 @@ describe('Hugging Face RoBERTa', () => {
     await expect(pre.save(tempDir('hf-bad'), { format: 'onnx' as 'hf' })).rejects.toThrow(/save options: format: .*"trainlarge"\|"hf"/);
 
     const dir = tempDir('hf-refuse');
-    make(dir, { task: 'mlm' });
+    await make(dir, { task: 'mlm' });
     const copy = (name: string) => {
       const d = tempDir(`hf-${name}`);
       fs.cpSync(dir, d, { recursive: true });
@@ -154,11 +158,11 @@ describe('Hugging Face RoBERTa', () => {
     );
 
     const missing = copy('missing');
-    py('drop', missing, 'roberta.encoder.layer.1.attention.self.key.weight');
+    await py('drop', missing, 'roberta.encoder.layer.1.attention.self.key.weight');
     await expect(Transformer.fromHF(missing)).rejects.toThrow(/lacks 'roberta\.encoder\.layer\.1\.attention\.self\.key\.weight'/);
 
     const shaped = copy('shape');
-    py('reshape', shaped, 'roberta.encoder.layer.0.intermediate.dense.weight');
+    await py('reshape', shaped, 'roberta.encoder.layer.0.intermediate.dense.weight');
     await expect(Transformer.fromHF(shaped)).rejects.toThrow(
       /'roberta\.encoder\.layer\.0\.intermediate\.dense\.weight' has shape \[127, 64\] in the file but the config needs \[128, 64\]/,
     );
@@ -193,16 +197,9 @@ describe('Hugging Face RoBERTa', () => {
     const prose = await englishProseDocuments();
     const textsFile = path.join(dir, 'texts.json');
     fs.writeFileSync(textsFile, JSON.stringify(prose.train.slice(0, 300).map((d) => d.text)));
-    const bpe = execFileSync(
-      PEER_PYTHON,
-      [path.join(__dirname, 'peer', 'hf_bpe.py'), 'train', textsFile, path.join(dir, 'roberta'), '2000'],
-      {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const vocab = (JSON.parse(bpe.trim().split('\n').pop()!) as { vocabSize: number }).vocabSize;
-    make(path.join(dir, 'roberta'), { task: 'mlm', vocab, max_positions: 66, pad: 1 });
+    const trained = await peer.json<{ vocabSize: number }>('hf_bpe.py', 'train', textsFile, path.join(dir, 'roberta'), '2000');
+    const vocab = trained.vocabSize;
+    await make(path.join(dir, 'roberta'), { task: 'mlm', vocab, max_positions: 66, pad: 1 });
 
     const tokenizer = await Tokenizer.fromDir(path.join(dir, 'roberta'));
     expect(tokenizer.special).toMatchObject({ cls: 0, pad: 1, eos: 2, mask: 4 });

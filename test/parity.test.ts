@@ -1,20 +1,19 @@
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Transformer } from '../lib';
-import { PEER_PYTHON } from '../bench/report';
-import { small, tempDir } from './helpers';
+import { PythonPeer, small, tempDir } from './helpers';
 
 // The project environment's pip torch (the same libtorch the engine links) runs the reference
-// implementation, test/peer/trainlarge_peer.py.
-const PYTHON = PEER_PYTHON;
+// implementation, test/peer/trainlarge_peer.py, in one Python for the suite.
+let peer: PythonPeer;
+beforeAll(() => (peer = new PythonPeer()));
+afterAll(() => peer.close());
 
 async function torchLogits(dir: string, ids: number[][], mask: number[][] | null): Promise<{ data: Float32Array; dims: number[] }> {
   const input = path.join(dir, 'input.json');
   const output = path.join(dir, 'torch_logits.bin');
   fs.writeFileSync(input, JSON.stringify({ ids, mask }));
-  const out = execFileSync(PYTHON, [path.join(__dirname, 'peer', 'logits.py'), dir, input, output], { encoding: 'utf8' });
-  const { dims } = JSON.parse(out.trim().split('\n').pop()!);
+  const { dims } = await peer.json<{ dims: number[] }>('logits.py', dir, input, output);
   const buf = fs.readFileSync(output);
   return { data: new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4), dims };
 }
