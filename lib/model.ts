@@ -139,6 +139,20 @@ export interface ModelInternals {
   fileMetadata(): Record<string, string>;
   /** evaluate()'s loss path; with `group` (a trainer in a process group) the ranks share the batches out. */
   evaluateLoss(data: TrainingData, opts: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult>;
+  /** evaluate()'s BLEU/chrF path; with `shard` each rank translates its share of the sources and every rank scores all. */
+  scoreTranslations(
+    data: ParallelDataset,
+    opts: TranslationEvalOptions & { metric?: 'bleu' | 'chrf' },
+    shard?: TranslationShard,
+  ): Promise<TranslationScore>;
+}
+
+/** A process group's share of a translation evaluation: rank r translates sources r, r + worldSize, ... */
+export interface TranslationShard {
+  rank: number;
+  worldSize: number;
+  /** Every rank's hypotheses, in rank order (lib/train/dist.ts gatherOnRanks). */
+  gather(hypotheses: string[]): Promise<string[][]>;
 }
 
 const internals = new WeakMap<Transformer, ModelInternals>();
@@ -169,6 +183,7 @@ export class Transformer {
       derive: (h, config = this.config) => new Transformer(h, config),
       fileMetadata: () => this.fileMetadata(),
       evaluateLoss: (data, opts, group) => this.evaluateLoss(data, opts, group),
+      scoreTranslations: (data, opts, shard) => this.scoreTranslations(data, opts, shard) as Promise<TranslationScore>,
     });
   }
 
@@ -403,34 +418,49 @@ export class Transformer {
     if (data.kind !== kind) {
       throw new TypeError(`evaluate: a '${this.config.task}' model cannot evaluate '${data.kind}' data`);
     }
-    if (data instanceof ParallelDataset) {
-      // seed: masking of MLM data; translation data has none.
-      const { batchSize, maxSamples, precision, seed: _seed, ...rest } = opts as EvaluateOptions & TranslationEvalOptions;
-      const o = parseConfig(TranslationEvalSchema, { ...rest, batchSize, maxSamples, precision }, 'evaluate options');
-      if (o.metric === 'loss') return this.evaluateLoss(data, { batchSize: o.batchSize, maxSamples: o.maxSamples, precision: o.precision });
-      if (data.source.length === 0) throw new TypeError('evaluate: the data holds no texts (made from token ids); BLEU needs texts');
-      const start = Date.now();
-      const n = Math.min(o.maxSamples ?? data.source.length, data.source.length);
-      const references = data.target.slice(0, n);
-      const hyps = await this.search(data.source.slice(0, n), { ...o, nbest: 1 }, data.tokenizer, 'evaluate');
-      const hypotheses = hyps.map((h) => h.text);
-      const bleu = corpusBleu(hypotheses, references);
-      const chrf = corpusChrf(hypotheses, references);
-      return {
-        metric: o.metric,
-        score: o.metric === 'bleu' ? bleu.score : chrf.score,
-        signature: o.metric === 'bleu' ? bleu.signature : chrf.signature,
-        bleu: bleu.score,
-        bleuSignature: bleu.signature,
-        bleuDetail: bleu,
-        chrf: chrf.score,
-        chrfSignature: chrf.signature,
-        hypotheses,
-        references,
-        seconds: (Date.now() - start) / 1000,
-      };
-    }
+    if (data instanceof ParallelDataset) return this.scoreTranslations(data, opts as TranslationEvalOptions);
     return this.evaluateLoss(data, opts);
+  }
+
+  private async scoreTranslations(
+    data: ParallelDataset,
+    opts: TranslationEvalOptions & EvaluateOptions & { metric?: 'bleu' | 'chrf' | 'loss' },
+    shard?: TranslationShard,
+  ): Promise<TranslationScore | EvalResult> {
+    // seed: masking of MLM data; translation data has none.
+    const { batchSize, maxSamples, precision, seed: _seed, ...rest } = opts;
+    const o = parseConfig(TranslationEvalSchema, { ...rest, batchSize, maxSamples, precision }, 'evaluate options');
+    if (o.metric === 'loss') return this.evaluateLoss(data, { batchSize: o.batchSize, maxSamples: o.maxSamples, precision: o.precision });
+    if (data.source.length === 0) throw new TypeError('evaluate: the data holds no texts (made from token ids); BLEU needs texts');
+    const start = Date.now();
+    const n = Math.min(o.maxSamples ?? data.source.length, data.source.length);
+    const references = data.target.slice(0, n);
+    const sources = data.source.slice(0, n);
+    const translate = async (texts: string[]) =>
+      (await this.search(texts, { ...o, nbest: 1 }, data.tokenizer, 'evaluate')).map((h) => h.text);
+    let hypotheses: string[];
+    if (shard && shard.worldSize > 1) {
+      const W = shard.worldSize;
+      const all = await shard.gather(await translate(sources.filter((_, i) => i % W === shard.rank)));
+      hypotheses = sources.map((_, i) => all[i % W][Math.floor(i / W)]);
+    } else {
+      hypotheses = await translate(sources);
+    }
+    const bleu = corpusBleu(hypotheses, references);
+    const chrf = corpusChrf(hypotheses, references);
+    return {
+      metric: o.metric,
+      score: o.metric === 'bleu' ? bleu.score : chrf.score,
+      signature: o.metric === 'bleu' ? bleu.signature : chrf.signature,
+      bleu: bleu.score,
+      bleuSignature: bleu.signature,
+      bleuDetail: bleu,
+      chrf: chrf.score,
+      chrfSignature: chrf.signature,
+      hypotheses,
+      references,
+      seconds: (Date.now() - start) / 1000,
+    };
   }
 
   private async evaluateLoss(data: TrainingData, opts: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult> {

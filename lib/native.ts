@@ -241,13 +241,15 @@ export interface NativeAddon {
   unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
   /** Rank 0's `text` on every rank of this process's group for `config` (joined on first use, shared with trainers). */
   distShare(config: NativeDistConfig, text: string | null): Promise<string>;
+  /** Every rank's `text`, in rank order, on every rank of the same group. */
+  distGather(config: NativeDistConfig, text: string): Promise<string[]>;
   engineInfo(): EngineInfo;
   setThreads(threads: number, blasThreads: number): void;
   /** Temporary name, fsync, rename, fsync of the folder (native/io/atomic_file.h). */
   writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
 }
 
-const ABI_VERSION = 8;
+const ABI_VERSION = 9;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

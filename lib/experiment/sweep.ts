@@ -88,8 +88,6 @@ export class Sweep {
         throw new Error(`sweep: only: '${name}' is not a run of sweep '${s.name}'; its runs are ${labels.join(', ')}`);
     if (opts.only?.length === 0) throw new Error(`sweep: only: name at least one run (${labels.join(', ')})`);
     const dist = resolveDistributed(opts.distributed ?? 'off');
-    if (dist && s.lrSearch)
-      throw new Error('sweep: lrSearch: not available in a data-parallel sweep yet; give the models their lr, or search in one process');
     const lead = (dist?.rank ?? 0) === 0;
     const shared = path.join(dir, SWEEP_LOCK);
     // Rank 0 checks and writes sweep.json and prepares the data (a translate sweep's tokenizer) first.
@@ -124,10 +122,12 @@ export class Sweep {
         const runDir = path.join(dir, label);
         const report = (phase: SweepProgress['phase'], progress?: Progress) =>
           opts.onProgress?.({ run: label, index, runs: s.models.length, phase, progress });
-        if (opts.signal?.aborted) throw new AbortError(0);
         const held: { claim?: () => void } = {};
         try {
-          const plan = await decideOnRank0(dist, async (): Promise<SweepPlan | 'skipped' | 'busy'> => {
+          const plan = await decideOnRank0(dist, async (): Promise<SweepPlan | 'skipped' | 'busy' | 'stopped'> => {
+            // Between models, rank 0's signal stops every rank (the others wait here for its word). During a
+            // model, any rank's signal stops all of them at a step the trainer agrees on.
+            if (opts.signal?.aborted) return 'stopped';
             if (fs.existsSync(path.join(runDir, RESULT))) return 'skipped';
             await fs.promises.mkdir(runDir, { recursive: true });
             const got = tryLock(path.join(runDir, CLAIM));
@@ -138,13 +138,26 @@ export class Sweep {
             held.claim = got;
             // Another job may have finished it between the check above and the claim.
             if (fs.existsSync(path.join(runDir, RESULT))) return 'skipped';
-            return this.planOne(m, { runDir, train, valid, vocabSize, report });
+            return this.planOne(m, { runDir, train, valid, vocabSize, report, searchLr: !dist });
           });
+          if (plan === 'stopped') throw new AbortError(0);
           if (plan === 'skipped' || plan === 'busy') {
             if (lead) report(plan);
             continue;
           }
-          await this.trainOne(m, plan, { runDir, train, valid, vocabSize, signal: opts.signal, report, dist, lead });
+          let ready = plan;
+          if (dist && this.needsLrSearch(m) && !plan.lrSearch) {
+            // Data-parallel: every rank trains the candidates together (each rank gets the same reduced
+            // validation losses); rank 0 saves the choice in the plan and tells the others.
+            if (lead) report('lr-search');
+            const found = await this.searchLrFor(m, plan.maxSteps, { train, valid, vocabSize, dist });
+            ready = await decideOnRank0(dist, async () => {
+              const withLr: SweepPlan = { ...plan, lrSearch: found };
+              await writeJsonAtomic(path.join(runDir, 'plan.json'), withLr);
+              return withLr;
+            });
+          }
+          await this.trainOne(m, ready, { runDir, train, valid, vocabSize, signal: opts.signal, report, dist, lead });
         } finally {
           held.claim?.();
         }
@@ -169,15 +182,23 @@ export class Sweep {
   }
 
   /**
-   * A model's plan: the steps its budget allows (measured for a seconds budget) and its searched learning
-   * rate; saved in its run directory (plan.json), so a resumed sweep neither measures nor searches again.
+   * A model's plan: the steps its budget allows (measured for a seconds budget) and, with `searchLr`, its
+   * searched learning rate; saved in its run directory (plan.json), so a resumed sweep neither measures nor
+   * searches again. (A data-parallel sweep searches after this, on every rank: Sweep.run.)
    */
   private async planOne(
     m: SweepModel,
-    ctx: { runDir: string; train: Disposable; valid: Disposable; vocabSize: number; report: (phase: SweepProgress['phase']) => void },
+    ctx: {
+      runDir: string;
+      train: Disposable;
+      valid: Disposable;
+      vocabSize: number;
+      report: (phase: SweepProgress['phase']) => void;
+      searchLr: boolean;
+    },
   ): Promise<SweepPlan> {
     const s = this.spec;
-    const { runDir, train, valid, vocabSize, report } = ctx;
+    const { runDir, train, vocabSize, report } = ctx;
     const planFile = path.join(runDir, 'plan.json');
     if (fs.existsSync(planFile)) return readJson<SweepPlan>(planFile, 'sweep plan');
     const config = sweepModelConfig(s, m, vocabSize);
@@ -194,27 +215,41 @@ export class Sweep {
     } else {
       maxSteps = s.budget.steps;
     }
-    // A model without its own lr gets the searched one.
     let lrSearch: LrChoice | undefined;
-    if (s.lrSearch && m.lr === undefined) {
+    if (ctx.searchLr && this.needsLrSearch(m)) {
       report('lr-search');
-      const { lr: _lr, ...rest } = base;
-      lrSearch = await searchLr({
-        config,
-        train: rest,
-        data: train,
-        valid,
-        plannedSteps: maxSteps,
-        warmup: s.warmup,
-        search: s.lrSearch,
-        seed: s.seed,
-        device: s.device,
-        evalSamples: s.evalSamples,
-      });
+      lrSearch = await this.searchLrFor(m, maxSteps, ctx);
     }
     const plan: SweepPlan = { maxSteps, budget: s.budget, ...(lrSearch ? { lrSearch } : {}) };
     await writeJsonAtomic(planFile, plan);
     return plan;
+  }
+
+  /** A model without its own lr gets the searched one, when the sweep searches. */
+  private needsLrSearch(m: SweepModel): boolean {
+    return this.spec.lrSearch !== undefined && m.lr === undefined;
+  }
+
+  /** The learning-rate search for one model (lib/experiment/lr-search.ts); data-parallel with `dist`. */
+  private searchLrFor(
+    m: SweepModel,
+    plannedSteps: number,
+    ctx: { train: Disposable; valid: Disposable; vocabSize: number; dist?: DistSetup },
+  ): Promise<LrChoice> {
+    const s = this.spec;
+    const { lr: _lr, ...rest } = this.trainBase(m);
+    return searchLr({
+      config: sweepModelConfig(s, m, ctx.vocabSize),
+      train: ctx.dist ? { ...rest, distributed: { backend: ctx.dist.backend, timeoutSeconds: ctx.dist.timeoutSeconds } } : rest,
+      data: ctx.train,
+      valid: ctx.valid,
+      plannedSteps,
+      warmup: s.warmup,
+      search: s.lrSearch!,
+      seed: s.seed,
+      device: s.device,
+      evalSamples: s.evalSamples,
+    });
   }
 
   /** The training settings of one model (before its plan's learning rate). */

@@ -63,14 +63,7 @@ export function isRank0(setting: TrainConfig['distributed'], env: NodeJS.Process
  */
 export async function decideOnRank0<T>(setup: DistSetup | undefined, decide: () => Promise<T>): Promise<T> {
   if (!setup) return decide();
-  const config = {
-    rank: setup.rank,
-    worldSize: setup.worldSize,
-    masterAddr: setup.masterAddr,
-    masterPort: setup.masterPort,
-    backend: setup.backend,
-    timeoutSeconds: setup.timeoutSeconds,
-  };
+  const config = groupConfig(setup);
   if (setup.rank !== 0) {
     const got = JSON.parse(await native().distShare(config, null)) as { value?: T; error?: string };
     if (got.error !== undefined) throw new Error(`${got.error} (on rank 0)`);
@@ -85,4 +78,21 @@ export async function decideOnRank0<T>(setup: DistSetup | undefined, decide: () 
   }
   await native().distShare(config, JSON.stringify({ value: value ?? null }));
   return value;
+}
+
+/** Every rank's `value` (JSON), in rank order, on every rank of the process group `setup` describes. */
+export async function gatherOnRanks<T>(setup: DistSetup, value: T): Promise<T[]> {
+  return (await native().distGather(groupConfig(setup), JSON.stringify(value))).map((t) => JSON.parse(t) as T);
+}
+
+/** The native side's description of the group (this process's, shared with its trainers). */
+function groupConfig(setup: DistSetup) {
+  return {
+    rank: setup.rank,
+    worldSize: setup.worldSize,
+    masterAddr: setup.masterAddr,
+    masterPort: setup.masterPort,
+    backend: setup.backend,
+    timeoutSeconds: setup.timeoutSeconds,
+  };
 }

@@ -13,7 +13,7 @@ import {
 import { dataHandle, ParallelDataset, TrainingData } from '../data/dataset';
 import { Tokenizer } from '../data/tokenizer';
 import { RUN_FILES, writeJsonAtomic } from '../io';
-import { DistSetup, resolveDistributed } from './dist';
+import { DistSetup, gatherOnRanks, resolveDistributed } from './dist';
 import { faultPoint, RunDirectory } from './rundir';
 import { EvalResult, modelInternals, Transformer } from '../model';
 import { native, NativeStepStats, NativeTrainer } from '../native';
@@ -473,15 +473,16 @@ export class Trainer {
       { ...common, ...(data.kind === 'translate' ? {} : { seed: this.config.evalSeed }) },
       this.distributed ? this.handle : undefined,
     );
-    // BLEU on a fixed small subset with a small beam: what a wall-clock BLEU curve can afford.
+    // BLEU on a fixed small subset with a small beam: what a wall-clock BLEU curve can afford. In a process group
+    // each rank translates its share of the sources and every rank scores them all.
+    const dist = this.distributed;
     const b =
       bleu && data instanceof ParallelDataset
-        ? await this.model.evaluate(data, {
-            metric: 'bleu',
-            beam: bleu.beam ?? 1,
-            maxSamples: bleu.samples ?? 100,
-            precision: common.precision,
-          })
+        ? await modelInternals(this.model).scoreTranslations(
+            data,
+            { metric: 'bleu', beam: bleu.beam ?? 1, maxSamples: bleu.samples ?? 100, precision: common.precision },
+            dist ? { rank: dist.rank, worldSize: dist.worldSize, gather: (h) => gatherOnRanks(dist, h) } : undefined,
+          )
         : undefined;
     return {
       type: 'eval',

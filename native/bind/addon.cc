@@ -97,11 +97,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
   exports.Set("createParallelData", Napi::Function::New<DatasetWrap::CreateParallel>(env, "createParallelData"));
   exports.Set("distShare", Napi::Function::New<TrainerWrap::Share>(env, "distShare"));
+  exports.Set("distGather", Napi::Function::New<TrainerWrap::Gather>(env, "distGather"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));
   register_compression_ops(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 8));
+  exports.Set("abiVersion", Napi::Number::New(env, 9));
   return exports;
 }
 

@@ -53,6 +53,22 @@ Napi::Value TrainerWrap::Share(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value TrainerWrap::Gather(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    const auto config = read_dist_config(info[0]);
+    if (info.Length() < 2 || !info[1].IsString()) throw std::invalid_argument("distGather: text: expected a string");
+    const std::string text = info[1].As<Napi::String>().Utf8Value();
+    return run_async(info.Env(), "trainlarge.distGather", [=]() -> Finish {
+      auto out = DistGroup::shared(config)->gather_text(text);
+      return [out = std::move(out)](Napi::Env env) -> Napi::Value {
+        auto a = Napi::Array::New(env, out.size());
+        for (size_t i = 0; i < out.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(env, out[i]));
+        return a;
+      };
+    });
+  });
+}
+
 std::shared_ptr<DistGroup> TrainerWrap::GroupOf(const Napi::Value& value, const char* field) {
   auto& ctor = addon_data(value.Env()).trainer_class;
   if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor.Value())) {

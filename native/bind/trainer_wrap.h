@@ -16,11 +16,14 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // [sync] new Trainer(model, configJson)
   explicit TrainerWrap(const Napi::CallbackInfo& info);
   ~TrainerWrap() override;
-  // The process group of a native Trainer (`field` names the argument in errors); null when it has none.
-  static Napi::Value Share(const Napi::CallbackInfo& info);
-  static std::shared_ptr<DistGroup> GroupOf(const Napi::Value& value, const char* field);
   // [async] distShare(distributed config, text | null) -> Promise<string>: rank 0's text on every rank, through
   //   this process's group for that config (joined on first use, shared with the trainers that join it)
+  static Napi::Value Share(const Napi::CallbackInfo& info);
+  // [async] distGather(distributed config, text) -> Promise<string[]>: every rank's text in rank order, on
+  //   every rank, through the same group
+  static Napi::Value Gather(const Napi::CallbackInfo& info);
+  // The process group of a native Trainer (`field` names the argument in errors); null when it has none.
+  static std::shared_ptr<DistGroup> GroupOf(const Napi::Value& value, const char* field);
 
  private:
   // [async] steps(data, maxSteps, maxSeconds, aborted) -> Promise<{ stats: StepStats[], aborted }>: runs

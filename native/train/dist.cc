@@ -358,6 +358,29 @@ std::string DistGroup::broadcast_text(const std::string& text) {
   return std::string(reinterpret_cast<const char*>(b[0].data_ptr<uint8_t>()), static_cast<size_t>(size));
 }
 
+std::vector<std::string> DistGroup::gather_text(const std::string& text) {
+  // The lengths first, then every rank's bytes padded to the longest (allgather needs equal shapes).
+  auto lengths = torch::full({1}, static_cast<int64_t>(text.size()), torch::kInt64);
+  std::vector<std::vector<at::Tensor>> n_out(1);
+  for (int r = 0; r < config_.world_size; ++r) n_out[0].push_back(torch::empty_like(lengths));
+  std::vector<at::Tensor> n_in{lengths};
+  impl_->wait("text gather", impl_->launch("text gather", [&] { return impl_->pg->allgather(n_out, n_in); }));
+  int64_t longest = 0;
+  for (const auto& n : n_out[0]) longest = std::max(longest, n.item<int64_t>());
+  std::vector<std::string> texts(static_cast<size_t>(config_.world_size));
+  if (longest == 0) return texts;
+  auto bytes = torch::zeros({longest}, torch::kUInt8);
+  std::memcpy(bytes.data_ptr<uint8_t>(), text.data(), text.size());
+  std::vector<std::vector<at::Tensor>> b_out(1);
+  for (int r = 0; r < config_.world_size; ++r) b_out[0].push_back(torch::empty_like(bytes));
+  std::vector<at::Tensor> b_in{bytes};
+  impl_->wait("text gather", impl_->launch("text gather", [&] { return impl_->pg->allgather(b_out, b_in); }));
+  for (int r = 0; r < config_.world_size; ++r)
+    texts[static_cast<size_t>(r)].assign(reinterpret_cast<const char*>(b_out[0][static_cast<size_t>(r)].data_ptr<uint8_t>()),
+                                         static_cast<size_t>(n_out[0][static_cast<size_t>(r)].item<int64_t>()));
+  return texts;
+}
+
 bool DistGroup::broken() const { return impl_->broken; }
 
 #else  // built without gloo's headers
@@ -377,6 +400,7 @@ torch::Tensor DistGroup::gather(const torch::Tensor& row) { return row.unsqueeze
 bool DistGroup::any(bool local) { return local; }
 void DistGroup::barrier() {}
 std::string DistGroup::broadcast_text(const std::string& text) { return text; }
+std::vector<std::string> DistGroup::gather_text(const std::string& text) { return {text}; }
 bool DistGroup::broken() const { return false; }
 
 #endif

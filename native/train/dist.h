@@ -49,6 +49,8 @@ class DistGroup {
   void barrier();
   // Rank 0's `text` on every rank (the others' `text` is ignored): a sweep's decisions, made once.
   std::string broadcast_text(const std::string& text);
+  // Every rank's `text`, in rank order, on every rank (BLEU's hypotheses, decoded a share per rank).
+  std::vector<std::string> gather_text(const std::string& text);
   // A collective of this group failed: the group cannot be used again.
   bool broken() const;
 

@@ -1,5 +1,5 @@
 // A data-parallel training process for test/dist.test.ts: a small MLM (no dropout) on State of the Union
-// speeches (opts.task 'classify': a classifier; 'translate': a translator that reverses byte strings) with distributed: 'auto', so under `trainlarge launch` it joins the process group and alone it
+// speeches (opts.task 'classify': a classifier; 'translate': a translator that reverses strings) with distributed: 'auto', so under `trainlarge launch` it joins the process group and alone it
 // trains as one process. Rank 0 saves the model to opts.save; every rank prints one JSON line at the end, or
 // "error: ..." and exits 3. opts.die = { rank, afterMs, signal } makes that rank kill itself mid-run
 // (SIGKILL: it dies; SIGSTOP: it hangs). SIGINT stops it after a step all ranks agree on ("aborted at step N
@@ -32,21 +32,24 @@ function passages(tok) {
   return LabelledDataset.fromSequences(seqs, labels, { maxLen: 64, padId: 0 });
 }
 
-/** Translation: reverse a 10-40 byte slice of a speech (pairs of many lengths, so batches by token count vary). */
+/**
+ * Translation: reverse a 10-40 character slice of a speech (pairs of many lengths, so batches by token count
+ * vary), as texts (BLEU needs them); ASCII only, so a byte is a character.
+ */
 function reversals(tok) {
   const source = [];
   const target = [];
   for (const s of loadSpeeches().slice(0, 20)) {
-    const bytes = tok.encode(s.text);
+    const text = s.text.replace(/[^\x20-\x7e]/g, ' ');
     for (let k = 0; k < 12; k++) {
       const len = 10 + ((k * 7) % 31);
-      const start = (k * 1009) % Math.max(1, bytes.length - len);
-      const piece = Array.from(bytes.subarray(start, start + len));
+      const start = (k * 1009) % Math.max(1, text.length - len);
+      const piece = text.slice(start, start + len);
       source.push(piece);
-      target.push([...piece].reverse());
+      target.push([...piece].reverse().join(''));
     }
   }
-  return ParallelDataset.fromTokens(source, target, { maxLen: 64, padId: tok.special.pad, eosId: tok.special.eos, tokenizer: tok });
+  return ParallelDataset.fromTexts(source, target, tok, { maxLen: 64 });
 }
 
 async function main() {
@@ -57,7 +60,7 @@ async function main() {
   const data = classify
     ? passages(tok)
     : translate
-      ? reversals(tok)
+      ? await reversals(tok)
       : MlmDataset.fromDocuments(
           splitSpeeches(loadSpeeches().slice(0, 20)).train.map((s) => tok.encode(s.text)),
           tok,
@@ -99,6 +102,8 @@ async function main() {
         dir: opts.dir,
         // opts.evalSamples: validation (on the training data, a fixed masking seed) after the last step.
         ...(opts.evalSamples ? { validData: data, evalSamples: opts.evalSamples, evalEvery: opts.maxSteps } : { evalEvery: 1000 }),
+        // opts.bleuSamples: BLEU and chrF of that many translations at each evaluation (translate).
+        ...(opts.bleuSamples ? { evalBleu: { samples: opts.bleuSamples } } : {}),
         checkpointEvery: opts.checkpointEvery ?? 1000,
         signal: controller.signal,
         onProgress: () => opts.announce && console.log('training'),
