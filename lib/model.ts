@@ -418,7 +418,7 @@ export class Transformer {
     if (data.kind !== kind) {
       throw new TypeError(`evaluate: a '${this.config.task}' model cannot evaluate '${data.kind}' data`);
     }
-    if (data instanceof ParallelDataset) return this.scoreTranslations(data, opts as TranslationEvalOptions);
+    if (data instanceof ParallelDataset) return this.scoreTranslations(data, opts);
     return this.evaluateLoss(data, opts);
   }
 
