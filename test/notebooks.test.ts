@@ -36,7 +36,7 @@ function execute(name: string): { stdout: string; outputs: Output[]; nb: Noteboo
   const env = {
     ...process.env,
     JUPYTER_PATH: path.join(NB_DIR, 'jupyter'), // the tslab kernelspec, pointing at node_modules/tslab
-    TRAINLARGE_NB_SECONDS: '8',
+    TRAINLARGE_NB_SECONDS: '6',
     TRAINLARGE_NB_FINETUNE_STEPS: '20',
     TRAINLARGE_NB_RUNS: path.join(runs, 'runs'),
   };
