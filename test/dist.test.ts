@@ -37,6 +37,20 @@ const launch = (port: number, opts: object, flags: string[] = []) =>
   run([CLI, 'launch', '--nproc', '2', '--master', `127.0.0.1:${port}`, ...flags, CHILD, '--', JSON.stringify(opts)]);
 const alone = (opts: object, env: Record<string, string> = {}) => run([CHILD, JSON.stringify(opts)], env);
 
+/**
+ * A small sweep's spec over a speeches corpus prepared in `dir` (from `files` speeches), with `spec` on top: no
+ * dropout (each rank would draw its own masks), maxLen 32, an evaluation every 4 steps.
+ */
+async function speechSweep(dir: string, files: number, spec: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const corpus = path.join(dir, 'corpus');
+  await Corpus.prepare({
+    source: { name: 'speeches', train: { files: speechFiles(dir, files) } },
+    dir: corpus,
+    tokenizerOptions: { vocabSize: 400 },
+  });
+  return { corpus, dropout: 0, maxLen: 32, evalEvery: { steps: 4 }, ...spec };
+}
+
 /** A port nothing listens on now. */
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -312,28 +326,18 @@ describe('data-parallel training over c10d', () => {
 
   test('a_sweep_trains_each_model_data_parallel_and_rank_0_writes_its_files', async () => {
     const dir = tempDir('dist-sweep');
-    const corpus = path.join(dir, 'corpus');
-    await Corpus.prepare({
-      source: { name: 'speeches', train: { files: speechFiles(dir, 40) } },
-      dir: corpus,
-      tokenizerOptions: { vocabSize: 400 },
-    });
-    const spec = (batchSize: number) => ({
+    const base = await speechSweep(dir, 40, {
       name: 'dp',
-      corpus,
       models: [
         { dModel: 32, layers: 1, heads: 2 },
         { dModel: 48, layers: 2, heads: 4 },
       ],
-      dropout: 0, // and attention dropout: each rank draws its own masks
-      maxLen: 32,
-      batchSize,
       budget: { steps: 8 },
-      evalEvery: { steps: 4 },
       evalSamples: 24,
       // Each model's rate searched: 2 steps per candidate (data-parallel on the ranks, in one process alone).
       lrSearch: { rates: [1e-3, 3e-3], fraction: 0.25 },
     });
+    const spec = (batchSize: number) => ({ ...base, batchSize });
     fs.writeFileSync(path.join(dir, 'two.json'), JSON.stringify(spec(4)));
     fs.writeFileSync(path.join(dir, 'one.json'), JSON.stringify(spec(8)));
     const port = await freePort();
@@ -397,26 +401,16 @@ describe('data-parallel training over c10d', () => {
     // Rank 0's signal fires as the first model is done; rank 1 has none and waits for rank 0's word on the next
     // model, which is "stop" (it once waited there until rank 0's exit broke the group, and failed on that).
     const dir = tempDir('dist-sweep-stop');
-    const corpus = path.join(dir, 'corpus');
-    await Corpus.prepare({
-      source: { name: 'speeches', train: { files: speechFiles(dir, 20) } },
-      dir: corpus,
-      tokenizerOptions: { vocabSize: 400 },
-    });
-    const spec = {
+    const spec = await speechSweep(dir, 20, {
       name: 'dp-stop',
-      corpus,
       models: [
         { dModel: 32, layers: 1, heads: 2 },
         { dModel: 48, layers: 1, heads: 4 },
       ],
-      dropout: 0,
-      maxLen: 32,
       batchSize: 4,
       budget: { steps: 4 },
-      evalEvery: { steps: 4 },
       evalSamples: 8,
-    };
+    });
     fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
     const port = await freePort();
     const r = await run([
