@@ -8,7 +8,7 @@
 // out the SentencePiece plugin (for machines without libsentencepiece, such as a bare GPU machine);
 // --out DIR puts the addon there instead of build/ (lib/native.ts then needs TRAINLARGE_ADDON); the work
 // folders stay in build/ (cmake's one per libtorch, node-gyp's build/Release), so CI builds the node-gyp and
-// CUDA addons beside the default one while the tests use it.
+// CUDA addons without replacing the default one.
 // The result is trainlarge.node (+ trainlarge_spm.so) and trainlarge.json, which lib/native.ts reads to
 // explain a load failure, in build/ or --out; the cmake build also gives trainlarge_engine_test, the engine's
 // C++ test program (left out when trainlarge is installed as a dependency).

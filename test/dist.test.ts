@@ -33,8 +33,10 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
   });
 }
 
-const launch = (port: number, opts: object, flags: string[] = []) =>
-  run([CLI, 'launch', '--nproc', '2', '--master', `127.0.0.1:${port}`, ...flags, CHILD, '--', JSON.stringify(opts)]);
+/** `trainlarge launch --nproc 2` on loopback port `port`, with launcher `flags`, running `command`. */
+const launchTwo = (port: number, command: string[], flags: string[] = []) =>
+  run([CLI, 'launch', '--nproc', '2', '--master', `127.0.0.1:${port}`, ...flags, ...command]);
+const launch = (port: number, opts: object, flags: string[] = []) => launchTwo(port, [CHILD, '--', JSON.stringify(opts)], flags);
 const alone = (opts: object, env: Record<string, string> = {}) => run([CHILD, JSON.stringify(opts)], env);
 
 /**
@@ -340,21 +342,7 @@ describe('data-parallel training over c10d', () => {
     const spec = (batchSize: number) => ({ ...base, batchSize });
     fs.writeFileSync(path.join(dir, 'two.json'), JSON.stringify(spec(4)));
     fs.writeFileSync(path.join(dir, 'one.json'), JSON.stringify(spec(8)));
-    const port = await freePort();
-    const two = await run([
-      CLI,
-      'launch',
-      '--nproc',
-      '2',
-      '--master',
-      `127.0.0.1:${port}`,
-      CLI,
-      'experiment',
-      'run',
-      path.join(dir, 'two.json'),
-      '--dir',
-      path.join(dir, 'two'),
-    ]);
+    const two = await launchTwo(await freePort(), [CLI, 'experiment', 'run', path.join(dir, 'two.json'), '--dir', path.join(dir, 'two')]);
     expect(two.out).not.toMatch(/error/i);
     expect(two.code).toBe(0);
     // Rank 0 alone prints and writes: one "done" per model, one report.
@@ -412,20 +400,11 @@ describe('data-parallel training over c10d', () => {
       evalSamples: 8,
     });
     fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
-    const port = await freePort();
-    const r = await run([
-      CLI,
-      'launch',
-      '--nproc',
-      '2',
-      '--master',
-      `127.0.0.1:${port}`,
-      '--grace-seconds',
-      '120',
-      path.join(__dirname, 'peer', 'dist_sweep_child.js'),
-      path.join(dir, 'spec.json'),
-      path.join(dir, 'sweep'),
-    ]);
+    const r = await launchTwo(
+      await freePort(),
+      [path.join(__dirname, 'peer', 'dist_sweep_child.js'), path.join(dir, 'spec.json'), path.join(dir, 'sweep')],
+      ['--grace-seconds', '120'],
+    );
     expect(r.out).toMatch(/rank 0: AbortError: training aborted at step 0/);
     expect(r.out).toMatch(/rank 1: AbortError: training aborted at step 0/);
     expect(r.code).toBe(130);
