@@ -141,6 +141,12 @@ function locate() {
       `trainlarge: libtorch at ${prefix} is inconsistent: TorchConfigVersion.cmake says ${version}, ` + `its headers say ${headers}`,
     );
   }
+  // libtorch's intra-op pool is OpenMP's (pip, Debian): at::parallel_for is a header template whose
+  // `#pragma omp parallel` only splits the work when our own code is compiled with -fopenmp (without it,
+  // the fused dropout ran on one core while the others waited). Linked with -fopenmp, the addon needs
+  // libgomp.so.1, which the runpath resolves to the copy libtorch loads: one OpenMP runtime, one pool.
+  const config = path.join(includeDirs[0], 'ATen', 'Config.h');
+  const openmp = fs.existsSync(config) && /#define AT_PARALLEL_OPENMP 1/.test(fs.readFileSync(config, 'utf8'));
   return {
     cmakeDir,
     source,
@@ -155,6 +161,7 @@ function locate() {
     version,
     system: libDir.startsWith('/usr/lib'),
     gloo: glooHeaders(),
+    openmp,
   };
 }
 
@@ -180,7 +187,10 @@ function verifyLinked(addon, t, env = process.env) {
   const dyn = execFileSync('readelf', ['-d', addon], { encoding: 'utf8' });
   const needed = [...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
   const runpath = (/\((?:RUNPATH|RPATH)\)\s+Library (?:runpath|rpath): \[([^\]]+)\]/.exec(dyn) || [])[1] || '';
-  const isTorch = (lib) => /^lib(torch|torch_cpu|torch_cuda|c10|c10_cuda)\.so/.test(lib);
+  // libtorch's libraries, and the OpenMP runtime where libtorch bundles its own (pip): a second libgomp
+  // would be a second thread pool.
+  const isTorch = (lib) =>
+    /^lib(torch|torch_cpu|torch_cuda|c10|c10_cuda)\.so/.test(lib) || (lib.startsWith('libgomp.so') && fs.existsSync(path.join(t.libDir, lib)));
   const missing = t.libs.filter((l) => !needed.some((n) => n.startsWith(`lib${l}.so`)));
   if (missing.length) {
     throw new Error(
@@ -222,12 +232,12 @@ function main() {
     // Full paths: -ltorch would search the system's folders too.
     libs: t.libFiles.join(' '),
     defines: defines.join(' '),
-    cflags: `-std=c++${t.cxxStandard}`,
+    cflags: [`-std=c++${t.cxxStandard}`, ...(t.openmp ? ['-fopenmp'] : [])].join(' '),
     // libtorch's headers as system headers (their own warnings are not ours).
     isystem: [...t.includeDirs, ...(t.gloo && t.gloo !== '/usr/include' ? [t.gloo] : [])].map((d) => `-isystem ${d}`).join(' '),
     // --no-as-needed keeps torch_cpu (its static initializers register the operators) and torch_cuda
     // (else torch::cuda::is_available() is false) linked; the runpath finds a libtorch outside /usr/lib.
-    ldflags: ['-Wl,--no-as-needed', ...(t.system ? [] : [`-Wl,-rpath,${t.libDir}`])].join(' '),
+    ldflags: ['-Wl,--no-as-needed', ...(t.system ? [] : [`-Wl,-rpath,${t.libDir}`]), ...(t.openmp ? ['-fopenmp'] : [])].join(' '),
     info: JSON.stringify(t, null, 2),
   }[what];
   if (out === undefined) {

@@ -47,6 +47,10 @@ describe('the build links the libtorch it was given', () => {
     const addon = path.join(out, 'trainlarge.node');
     const linked = verifyLinked(addon, t);
     expect(linked.needed).toEqual(expect.arrayContaining(['libtorch.so', 'libtorch_cpu.so', 'libc10.so']));
+    // pip's libtorch runs its pool on OpenMP: our at::parallel_for kernels join it through libtorch's own libgomp.
+    expect(t.openmp).toBe(true);
+    expect(linked.needed).toContain('libgomp.so.1');
+    expect(linked.files).toContain(path.join(fs.realpathSync(t.libDir), 'libgomp.so.1'));
     expect(linked.runpath).toBe(t.libDir);
     for (const f of linked.files) expect(path.dirname(f)).toBe(fs.realpathSync(t.libDir));
     const line = r.output.split('\n').find((l) => l.includes('it links'))!;
