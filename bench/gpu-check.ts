@@ -9,12 +9,16 @@
  * --peak: GEMM peaks measured beside the check, {"fp32": TFLOP/s, "bf16": ..., "fp16": ...}, for MFU.
  * With a CUDA device visible: trains the medium MLM on cuda in fp32, bf16 and fp16, compares CPU and GPU
  * logits, moves checkpoints between GPU and CPU, resumes on the GPU, predicts, fills masks, prunes,
- * quantizes with QAT, refuses toInt8, and prints tokens/s and MFU at the medium and large sizes.
+ * quantizes with QAT, refuses toInt8, trains data-parallel (2 ranks through `trainlarge launch`: NCCL where
+ * there are 2 GPUs and the build has it, Gloo with CUDA tensors on one GPU), and prints tokens/s and MFU at
+ * the medium and large sizes.
  * Without one it prints "gpu-check: no CUDA device visible" and exits 0, unless --dry-run: then it runs the
  * same checks that need no GPU, on the CPU and at a small size (the carry-and-build path's test).
  * Ends with "N passed, N failed"; exits 1 when a check failed.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { AbortError, engineInfo, MlmDataset, prune, quantize, toInt8, Trainer, Transformer, TokenizerLike } from '../lib';
@@ -92,10 +96,64 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
+/** One rank of the data-parallel check (this script with --dist-child JSON, under `trainlarge launch`). */
+interface DistChild {
+  data: string;
+  size: Size;
+  device: 'cpu' | 'cuda';
+  backend?: 'auto' | 'gloo' | 'nccl';
+  batchSize: number;
+  steps: number;
+  save: string;
+}
+
+/** Trains o.steps steps without dropout (ranks would draw their own masks); rank 0 (or a lone process) saves. */
+async function trainDistChild(o: DistChild): Promise<Transformer> {
+  const { train, vocab } = corpusData(o.data);
+  const model = await Transformer.create(
+    {
+      task: 'mlm',
+      vocabSize: vocab,
+      maxLen: T,
+      dModel: o.size.dModel,
+      layers: o.size.layers,
+      heads: o.size.heads,
+      dropout: 0,
+      attentionDropout: 0,
+    },
+    { seed: 1, device: o.device },
+  );
+  await new Trainer(model, {
+    maxSteps: o.steps,
+    batchSize: o.batchSize,
+    lr: 1e-3,
+    warmupSteps: 0,
+    precision: 'fp32',
+    seed: 1,
+    distributed: o.backend ? { backend: o.backend } : 'off',
+  }).fit(train, { evalEvery: 1e9 });
+  if ((process.env.RANK ?? '0') === '0') await model.save(o.save);
+  return model;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
 const trainRecords = (h: Array<{ type: string }>) => h.filter((r) => r.type === 'train') as StepRecord[];
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 async function main(): Promise<void> {
+  if (arg('--dist-child')) {
+    (await trainDistChild(JSON.parse(arg('--dist-child')!) as DistChild)).dispose();
+    return;
+  }
   const dry = process.argv.includes('--dry-run');
   const dataDir = arg('--data');
   const peak: Partial<Record<Precision, number>> = arg('--peak') ? (JSON.parse(arg('--peak')!) as Partial<Record<Precision, number>>) : {};
@@ -273,7 +331,44 @@ async function main(): Promise<void> {
     });
   }
 
-  // 5. Throughput and model FLOP utilisation.
+  // 5. Data-parallel: 2 ranks with batch B reach the logits of one process with 2B (3 steps, fp32). NCCL needs a
+  // GPU per rank; on one GPU the ranks share it through Gloo's CUDA path.
+  const nccl = gpu && info.cudaDevices >= 2 && info.distributedBackends.includes('nccl');
+  const backends: Array<'auto' | 'gloo' | 'nccl'> = !gpu ? ['auto'] : nccl ? ['nccl', 'gloo'] : ['gloo'];
+  for (const backend of backends) {
+    await check(`data-parallel on ${device}: 2 ranks (${backend}) reach the logits of one process at twice the batch`, async () => {
+      const child: DistChild = { data: dataDir, size, device, backend, batchSize: 4, steps: 3, save: path.join(tmp, `dist-${backend}`) };
+      const cli = path.join(__dirname, '..', 'lib', 'cli.js');
+      const launched = spawnSync(
+        process.execPath,
+        [
+          cli,
+          'launch',
+          '--nproc',
+          '2',
+          '--master',
+          `127.0.0.1:${await freePort()}`,
+          __filename,
+          '--',
+          '--dist-child',
+          JSON.stringify(child),
+        ],
+        { encoding: 'utf8', timeout: 300_000 },
+      );
+      const output = `${launched.stdout}${launched.stderr}`.trim().split('\n').slice(-3).join(' / ');
+      assert(launched.status === 0, `trainlarge launch exited ${launched.status ?? launched.signal}: ${output}`);
+      const alone = await trainDistChild({ ...child, backend: undefined, batchSize: 8, save: path.join(tmp, `alone-${backend}`) });
+      const ranks = await Transformer.load(child.save, { device });
+      const d = maxAbsDiff((await alone.predict(ids)).data, (await ranks.predict(ids)).data);
+      alone.dispose();
+      ranks.dispose();
+      const bound = gpu ? 1e-3 : 1e-4;
+      assert(d < bound, `logits differ by ${d} (bound ${bound})`);
+      return `max abs diff ${d.toExponential(2)}${gpu && !nccl ? `; NCCL not checked (${info.cudaDevices} GPU, NCCL built: ${info.distributedBackends.includes('nccl')})` : ''}`;
+    });
+  }
+
+  // 6. Throughput and model FLOP utilisation.
   const rows: string[] = [];
   await check('throughput table', async () => {
     for (const s of gpu ? [MEDIUM, LARGE] : [TINY]) {

@@ -13,6 +13,7 @@ import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { corpusBleu } from './metrics/bleu';
 import { corpusChrf } from './metrics/chrf';
 import { native, NativeModel, NativeTrainer } from './native';
+import { rankDevice } from './train/dist';
 import { CompressionState, Tensor } from './types';
 
 export { CompressionState, Tensor };
@@ -164,6 +165,11 @@ export function modelInternals(model: Transformer): ModelInternals {
   return i;
 }
 
+/** The device a model is made or loaded on: checked, and under a multi-process launch this rank's GPU (rankDevice). */
+function modelDevice(device: Device | undefined): Device {
+  return rankDevice(parseConfig(DeviceSchema, device ?? 'cpu', 'device'), () => native().engineInfo().cudaDevices);
+}
+
 /**
  * A RoBERTa-style Transformer encoder with an MLM or classification head, held in native memory.
  * Every heavy call runs off the main thread and returns a Promise; calls on one model are queued.
@@ -190,7 +196,7 @@ export class Transformer {
   /** A new model with BERT initialisation (N(0, 0.02)) from `seed`. */
   static async create(config: ModelConfigInput, opts: { seed?: number; device?: Device } = {}): Promise<Transformer> {
     const c = parseModelConfig(config);
-    const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
+    const device = modelDevice(opts.device);
     const handle = await native().createModel(c, opts.seed ?? 1, device);
     return new Transformer(handle, c);
   }
@@ -200,7 +206,7 @@ export class Transformer {
     const file = await readJson<RunConfigFile>(path.join(dir, RUN_FILES.config), 'Transformer.load');
     if (file.format !== 'trainlarge-run') throw new Error(`Transformer.load: ${dir}/config.json is not a trainlarge config`);
     const c = parseModelConfig(file.model);
-    const device = parseConfig(DeviceSchema, opts.device ?? 'cpu', 'device');
+    const device = modelDevice(opts.device);
     const handle = await native().loadModel(c, path.join(dir, RUN_FILES.weights), device);
     const model = new Transformer(handle, c);
     model.tokenizer = await Tokenizer.find(dir);

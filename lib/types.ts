@@ -34,6 +34,11 @@ export interface EngineInfo {
   cudaBuilt: boolean;
   cudaAvailable: boolean;
   cudaDevices: number;
+  /**
+   * The process-group backends this build has for data-parallel training: 'gloo' when it can join a group
+   * at all, 'nccl' too when it was built against a CUDA libtorch with NCCL's headers.
+   */
+  distributedBackends: ('gloo' | 'nccl')[];
   /** libtorch's intra-op threads, OpenBLAS's pool, and the hardware's. */
   threads: number;
   blasThreads: number;

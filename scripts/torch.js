@@ -161,8 +161,36 @@ function locate() {
     version,
     system: libDir.startsWith('/usr/lib'),
     gloo: glooHeaders(),
+    nccl: cuda ? ncclHeaders(prefix, includeDirs[0]) : false,
     openmp,
   };
+}
+
+/**
+ * The folders of the headers ProcessGroupNCCL.hpp needs (nccl.h and the CUDA toolkit's), when a CUDA
+ * libtorch ships that header; false otherwise (the addon then carries CUDA tensors through Gloo). pip's
+ * torch: the nvidia wheels beside it (site-packages/nvidia/<pkg>/include). Else NCCL_INCLUDE and
+ * CUDA_HOME (default /usr/local/cuda). TRAINLARGE_NCCL=0 turns it off.
+ */
+function ncclHeaders(prefix, include) {
+  if (process.env.TRAINLARGE_NCCL === '0') return false;
+  if (!fs.existsSync(path.join(include, 'torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp'))) return false;
+  const wheels = path.join(path.dirname(prefix), 'nvidia');
+  const candidates = [
+    ...(process.env.NCCL_INCLUDE ? [process.env.NCCL_INCLUDE] : []),
+    ...(process.env.CUDA_HOME ? [path.join(process.env.CUDA_HOME, 'include')] : []),
+    ...(fs.existsSync(wheels)
+      ? fs
+          .readdirSync(wheels)
+          .sort()
+          .map((d) => path.join(wheels, d, 'include'))
+      : []),
+    '/usr/local/cuda/include',
+    '/usr/include',
+  ].filter((d) => fs.existsSync(d));
+  const where = (header) => candidates.find((d) => fs.existsSync(path.join(d, header)));
+  if (!where('nccl.h') || !where('cuda_runtime_api.h')) return false;
+  return candidates.filter((d) => d !== '/usr/include');
 }
 
 /**
@@ -190,7 +218,8 @@ function verifyLinked(addon, t, env = process.env) {
   // libtorch's libraries, and the OpenMP runtime where libtorch bundles its own (pip): a second libgomp
   // would be a second thread pool.
   const isTorch = (lib) =>
-    /^lib(torch|torch_cpu|torch_cuda|c10|c10_cuda)\.so/.test(lib) || (lib.startsWith('libgomp.so') && fs.existsSync(path.join(t.libDir, lib)));
+    /^lib(torch|torch_cpu|torch_cuda|c10|c10_cuda)\.so/.test(lib) ||
+    (lib.startsWith('libgomp.so') && fs.existsSync(path.join(t.libDir, lib)));
   const missing = t.libs.filter((l) => !needed.some((n) => n.startsWith(`lib${l}.so`)));
   if (missing.length) {
     throw new Error(
@@ -225,6 +254,7 @@ function main() {
   const t = locate();
   const defines = [`_GLIBCXX_USE_CXX11_ABI=${t.cxx11abi}`, `TRAINLARGE_CUDA=${t.cuda ? 1 : 0}`];
   if (t.gloo) defines.push('USE_C10D_GLOO', 'TRAINLARGE_GLOO=1');
+  if (t.gloo && t.nccl) defines.push('USE_C10D_NCCL', 'TRAINLARGE_NCCL=1');
   const out = {
     prefix: t.prefix,
     'include-dirs': t.includeDirs.join(' '),
@@ -234,7 +264,9 @@ function main() {
     defines: defines.join(' '),
     cflags: [`-std=c++${t.cxxStandard}`, ...(t.openmp ? ['-fopenmp'] : [])].join(' '),
     // libtorch's headers as system headers (their own warnings are not ours).
-    isystem: [...t.includeDirs, ...(t.gloo && t.gloo !== '/usr/include' ? [t.gloo] : [])].map((d) => `-isystem ${d}`).join(' '),
+    isystem: [...t.includeDirs, ...(t.gloo && t.gloo !== '/usr/include' ? [t.gloo] : []), ...(t.gloo && t.nccl ? t.nccl : [])]
+      .map((d) => `-isystem ${d}`)
+      .join(' '),
     // --no-as-needed keeps torch_cpu (its static initializers register the operators) and torch_cuda
     // (else torch::cuda::is_available() is false) linked; the runpath finds a libtorch outside /usr/lib.
     ldflags: ['-Wl,--no-as-needed', ...(t.system ? [] : [`-Wl,-rpath,${t.libDir}`]), ...(t.openmp ? ['-fopenmp'] : [])].join(' '),

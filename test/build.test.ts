@@ -128,8 +128,10 @@ describe('npm run gpu-check', () => {
     expect(out).toMatch(/ok {3}train tiny MLM 40 steps on cpu, fp32/);
     expect(out).toMatch(/ok {3}resume on cpu continues exactly/);
     expect(out).toMatch(/ok {3}device 'cuda' is refused clearly/);
+    // The data-parallel check's launch of this script as two ranks, on the CPU through Gloo.
+    expect(out).toMatch(/ok {3}data-parallel on cpu: 2 ranks \(auto\) reach the logits of one process at twice the batch .*max abs diff/);
     expect(out).toMatch(/\| tiny \(d64, 2 layers\) \| fp32 \| 8 x 128 \| [\d.]+ \| \d+ \| [\d.]+ \| [\d.]+% of/);
-    expect(out).toMatch(/gpu-check: 6 passed, 0 failed/);
+    expect(out).toMatch(/gpu-check: 7 passed, 0 failed/);
     expect(r.status).toBe(0);
   });
 

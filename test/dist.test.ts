@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { Corpus, Trainer, Transformer } from '../lib';
+import { rankDevice } from '../lib/train/dist';
 import { small, speechFiles, tempDir } from './helpers';
 
 jest.setTimeout(120_000);
@@ -315,6 +316,20 @@ describe('data-parallel training over c10d', () => {
     expect(make({ RANK: '0', WORLD_SIZE: '1', MASTER_ADDR: 'h', MASTER_PORT: '29500' }).distributed).toBeUndefined();
     expect(() => new Trainer(model, { maxSteps: 2, distributed: { timeoutSeconds: -1 } })).toThrow(/distributed/);
     model.dispose();
+  });
+
+  test('each_rank_puts_cuda_on_its_own_gpu', () => {
+    const launched = { LOCAL_RANK: '3', WORLD_SIZE: '8' };
+    const gpus = (n: number) => () => n;
+    // Under a launch, 'cuda' and 'auto' mean GPU LOCAL_RANK (modulo the host's count, as extra ranks share).
+    expect(rankDevice('cuda', gpus(4), launched)).toBe('cuda:3');
+    expect(rankDevice('auto', gpus(2), launched)).toBe('cuda:1');
+    // Explicit choices, a host without GPUs, and a lone process are left as they are.
+    expect(rankDevice('cuda:0', gpus(4), launched)).toBe('cuda:0');
+    expect(rankDevice('cpu', gpus(4), launched)).toBe('cpu');
+    expect(rankDevice('auto', gpus(0), launched)).toBe('auto');
+    expect(rankDevice('cuda', gpus(4), { LOCAL_RANK: '3', WORLD_SIZE: '1' })).toBe('cuda');
+    expect(rankDevice('cuda', gpus(4), {})).toBe('cuda');
   });
 
   test('launch_refuses_a_bad_command_line', async () => {

@@ -67,13 +67,17 @@ export const TrainConfigSchema = z
      * variables describe (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; `trainlarge launch` sets them) and
      * trains alone when they are unset; an object is 'auto' with its backend and the seconds after which a
      * silent rank fails the others. 'off' (default): one process, whatever the environment says.
+     * backend: 'auto' (default) carries CUDA tensors through NCCL where the build has it (engineInfo()
+     * .distributedBackends) and everything else through Gloo, as torch.distributed's default group does;
+     * 'gloo' carries every tensor through Gloo; 'nccl' insists on NCCL (a CUDA model and a CUDA build).
+     * Control messages (stop agreement, statistics, a sweep's decisions) always go through Gloo.
      */
     distributed: z
       .union([
         z.enum(['auto', 'off']),
         z
           .object({
-            backend: z.enum(['gloo']).default('gloo'),
+            backend: z.enum(['auto', 'gloo', 'nccl']).default('auto'),
             timeoutSeconds: z.number().positive().default(300),
           })
           .strict(),

@@ -1,6 +1,7 @@
 // Data-parallel training: which process group (if any) a Trainer joins, read from torchrun's environment
 // variables as `trainlarge launch` (lib/cli/launch.ts) or torchrun itself sets them. The collectives are
 // libtorch's c10d (native/train/dist.cc); this only decides and checks, before any native work.
+import { Device } from '../config/model';
 import { TrainConfig } from '../config/train';
 import { native } from '../native';
 
@@ -11,7 +12,7 @@ export interface DistSetup {
   localRank: number;
   masterAddr: string;
   masterPort: number;
-  backend: 'gloo';
+  backend: 'auto' | 'gloo' | 'nccl';
   timeoutSeconds: number;
 }
 
@@ -47,8 +48,23 @@ export function resolveDistributed(setting: TrainConfig['distributed'], env: Nod
   const masterPort = int('MASTER_PORT', 1, 65535);
   const localRank = env.LOCAL_RANK ? int('LOCAL_RANK', 0, 1 << 20) : rank;
   if (worldSize === 1) return undefined;
-  const options = typeof setting === 'object' ? setting : { backend: 'gloo' as const, timeoutSeconds: 300 };
+  const options = typeof setting === 'object' ? setting : { backend: 'auto' as const, timeoutSeconds: 300 };
   return { rank, worldSize, localRank, masterAddr: env.MASTER_ADDR!.trim(), masterPort, ...options };
+}
+
+/**
+ * The device a model goes on in this process: under a launch of several processes (LOCAL_RANK set,
+ * WORLD_SIZE > 1), 'cuda', and 'auto' on a host with GPUs, mean this host's GPU LOCAL_RANK (modulo the
+ * count, so extra ranks share), as torchrun's users choose with torch.cuda.set_device(local_rank): NCCL
+ * needs one GPU per rank. An explicit 'cuda:N' and 'cpu' are kept; so is everything in a lone process.
+ */
+export function rankDevice(device: Device, cudaDevices: () => number, env: NodeJS.ProcessEnv = process.env): Device {
+  if (device !== 'cuda' && device !== 'auto') return device;
+  const local = env.LOCAL_RANK?.trim() ?? '';
+  if (!/^\d+$/.test(local) || !(Number(env.WORLD_SIZE) > 1)) return device;
+  const count = cudaDevices();
+  if (count === 0) return device; // 'auto' goes to the CPU; 'cuda' fails in the engine with its reason
+  return `cuda:${Number(local) % count}`;
 }
 
 /** Whether this process writes for its group: rank 0, or a process training alone. */

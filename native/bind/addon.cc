@@ -27,6 +27,12 @@ Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
     o.Set("torchVersion", TORCH_VERSION);
     o.Set("cudaBuilt", cuda_built());
     o.Set("cudaAvailable", cuda_available());
+    o.Set("distributedBackends", [&] {
+      auto a = Napi::Array::New(env);
+      if (gloo_built()) a.Set(0u, "gloo");
+      if (gloo_built() && nccl_built()) a.Set(1u, "nccl");
+      return a;
+    }());
     o.Set("cudaDevices", static_cast<double>(cuda_available() ? torch::cuda::device_count() : 0));
     const auto [intra, blas] = thread_settings();
     o.Set("threads", intra > 0 ? intra : engine_default_threads());

@@ -185,6 +185,7 @@ Napi::Value TrainerWrap::JoinGroup(const Napi::CallbackInfo& info) {
     auto trainer = live("joinGroup");
     if (trainer->group()) throw std::invalid_argument("joinGroup: this trainer is in a process group already");
     const auto config = read_dist_config(info[0]);
+    check_backend(config.backend, model_->device);
     return run_async(info.Env(), "trainlarge.joinGroup",
                      [=]() -> Finish {
                        trainer->set_group(DistGroup::shared(config));

@@ -27,6 +27,15 @@ const char* precision_name(Precision p) {
 
 bool cuda_built() { return TRAINLARGE_CUDA != 0; }
 
+#ifndef TRAINLARGE_NCCL
+#define TRAINLARGE_NCCL 0
+#endif
+#ifndef TRAINLARGE_GLOO
+#define TRAINLARGE_GLOO 0
+#endif
+bool nccl_built() { return TRAINLARGE_NCCL != 0; }
+bool gloo_built() { return TRAINLARGE_GLOO != 0; }
+
 bool cuda_available() { return cuda_built() && torch::cuda::is_available(); }
 
 c10::Device parse_device(const std::string& name) {

@@ -20,6 +20,8 @@ c10::Device parse_device(const std::string& name);
 
 bool cuda_built();      // this addon was compiled against a libtorch with CUDA
 bool cuda_available();  // ... and a GPU is visible now
+bool nccl_built();      // ... with NCCL's headers: data-parallel CUDA tensors can go through ProcessGroupNCCL
+bool gloo_built();      // this addon can join a process group at all (ProcessGroupGloo)
 
 // Sets the intra-op thread count for the calling thread (OpenMP's count is per thread) and, when
 // blas_threads > 0, OpenBLAS's own pool (process-wide). 0 leaves a setting as it is.

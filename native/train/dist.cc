@@ -10,13 +10,36 @@
 #include <stdexcept>
 #include <thread>
 
+#include <torch/version.h>
+
+#include "common/runtime.h"
+
 #if TRAINLARGE_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
+#if TRAINLARGE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 namespace trainlarge {
+
+void check_backend(const std::string& backend, std::optional<c10::Device> device) {
+  if (backend != "auto" && backend != "gloo" && backend != "nccl") {
+    throw std::invalid_argument("distributed: backend must be 'auto', 'gloo' or 'nccl', got '" + backend + "'");
+  }
+  if (backend != "nccl") return;
+  if (!nccl_built()) {
+    throw std::invalid_argument(std::string("distributed: backend 'nccl' is not in this build (libtorch ") + TORCH_VERSION +
+                                (cuda_built() ? ", CUDA, built without NCCL's headers" : ", CPU only") +
+                                "); use 'auto' or 'gloo' (Gloo carries every tensor then)");
+  }
+  if (device && !device->is_cuda()) {
+    throw std::invalid_argument("distributed: backend 'nccl' carries CUDA tensors only, and this model is on the " + device->str() +
+                                "; use 'auto' or 'gloo'");
+  }
+}
 
 #if TRAINLARGE_GLOO
 
@@ -41,13 +64,14 @@ std::string first_line(const std::exception& e) {
   return m;
 }
 
-// Tensors split into buckets of at most kBucketBytes (one dtype each), in order: the same on every rank.
+// Tensors split into buckets of at most kBucketBytes (one dtype and device each), in order: the same on every rank.
 std::vector<std::vector<torch::Tensor>> buckets(const std::vector<torch::Tensor>& tensors) {
   std::vector<std::vector<torch::Tensor>> out;
   int64_t bytes = 0;
   for (const auto& t : tensors) {
     const int64_t b = t.numel() * static_cast<int64_t>(t.element_size());
-    if (out.empty() || bytes + b > kBucketBytes || out.back().front().scalar_type() != t.scalar_type()) {
+    const auto& first = out.empty() ? t : out.back().front();
+    if (out.empty() || bytes + b > kBucketBytes || first.scalar_type() != t.scalar_type() || first.device() != t.device()) {
       out.emplace_back();
       bytes = 0;
     }
@@ -80,7 +104,10 @@ struct DistGroup::Impl {
   explicit Impl(const DistConfig& c) : config(c) {}
   const DistConfig& config;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;  // CPU tensors (and CUDA ones under 'gloo'); every control message
+#if TRAINLARGE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // CUDA tensors under 'nccl' and 'auto', made at their first collective
+#endif
   std::vector<c10::intrusive_ptr<c10d::Work>> pending;  // gradient buckets in flight
   bool broken = false;
 
@@ -163,6 +190,24 @@ struct DistGroup::Impl {
     }
   }
 
+  // The backend that carries `t`, as torch.distributed's default group with "cpu:gloo,cuda:nccl": a CUDA
+  // tensor goes through NCCL unless the backend is 'gloo'. Every rank reaches its first CUDA collective at
+  // the same point, so the NCCL communicator is made there, together (its id travels through the store).
+  c10d::Backend& backend_for(const at::Tensor& t) {
+#if TRAINLARGE_NCCL
+    if (t.is_cuda() && config.backend != "gloo") {
+      if (!nccl) {
+        auto options = c10d::ProcessGroupNCCL::Options::create();
+        options->timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_seconds * 1000));
+        nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store), config.rank,
+                                                           config.world_size, options);
+      }
+      return *nccl;
+    }
+#endif
+    return *pg;
+  }
+
   template <typename F>
   auto launch(const std::string& what, F&& f) {
     if (broken) throw std::runtime_error(who() + ": the process group failed earlier; it cannot run " + what);
@@ -178,7 +223,10 @@ DistGroup::DistGroup(DistConfig config) : config_(std::move(config)), impl_(new 
 
 DistGroup::~DistGroup() {
   impl_->stop_heartbeat();
-  // The mesh first (its threads use the store), then the store (rank 0's serves the others).
+  // The meshes first (their threads use the store), then the store (rank 0's serves the others).
+#if TRAINLARGE_NCCL
+  impl_->nccl.reset();
+#endif
   impl_->pg.reset();
   impl_->store.reset();
 }
@@ -234,9 +282,7 @@ std::shared_ptr<DistGroup> DistGroup::join(const DistConfig& c) {
   if (c.master_port <= 0 || c.master_port > 65535) {
     throw std::invalid_argument("distributed: MASTER_PORT must be in 1..65535, got " + std::to_string(c.master_port));
   }
-  if (c.backend != "gloo") {
-    throw std::invalid_argument("distributed: backend '" + c.backend + "' is not available in this build; use 'gloo'");
-  }
+  check_backend(c.backend);
   if (!(c.timeout_seconds > 0)) throw std::invalid_argument("distributed: timeoutSeconds must be > 0");
   auto group = std::shared_ptr<DistGroup>(new DistGroup(c));
   auto& im = *group->impl_;
@@ -302,7 +348,7 @@ void DistGroup::broadcast(const std::vector<torch::Tensor>& tensors) {
     std::vector<at::Tensor> io{flat};
     c10d::BroadcastOptions o;
     o.rootRank = 0;
-    impl_->wait("broadcast from rank 0", impl_->launch("broadcast from rank 0", [&] { return impl_->pg->broadcast(io, o); }));
+    impl_->wait("broadcast from rank 0", impl_->launch("broadcast from rank 0", [&] { return impl_->backend_for(flat).broadcast(io, o); }));
     unflatten(io[0], bucket);
   }
 }
@@ -311,7 +357,7 @@ void DistGroup::start_average(const torch::Tensor& flat) {
   flat.div_(config_.world_size);
   comm_bytes_ += flat.numel() * static_cast<int64_t>(flat.element_size());
   std::vector<at::Tensor> io{flat};
-  impl_->pending.push_back(impl_->launch("gradient all-reduce", [&] { return impl_->pg->allreduce(io); }));
+  impl_->pending.push_back(impl_->launch("gradient all-reduce", [&] { return impl_->backend_for(flat).allreduce(io); }));
 }
 
 void DistGroup::finish_averages() {

@@ -1,11 +1,13 @@
-// Data-parallel training over libtorch's own c10d: a TCPStore rendezvous, a Gloo process group, and the
-// few collectives the trainer needs. Every failure is a std::runtime_error that says which rank is at
-// fault when it can be known (a peer that died or stopped answering), never a bare socket error.
+// Data-parallel training over libtorch's own c10d: a TCPStore rendezvous, a Gloo process group (and, in CUDA
+// builds with NCCL's headers, a ProcessGroupNCCL for CUDA tensors), and the few collectives the trainer needs. Every failure is a
+// std::runtime_error that says which rank is at fault when it can be known (a peer that died or stopped answering), never a bare socket
+// error.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,9 +19,13 @@ struct DistConfig {
   int world_size = 1;
   std::string master_addr;
   int master_port = 0;
-  std::string backend = "gloo";
+  std::string backend = "auto";  // "auto", "gloo" or "nccl" (DistGroup::backend)
   double timeout_seconds = 300;  // any one collective (and the rendezvous) fails after this long
 };
+
+// Throws std::invalid_argument unless `backend` ('auto', 'gloo', 'nccl') is in this build and, given a model's
+// `device`, can carry it ('nccl' needs a CUDA model). Checked before joining: a wrong choice costs no rendezvous.
+void check_backend(const std::string& backend, std::optional<c10::Device> device = std::nullopt);
 
 class DistGroup {
  public:
@@ -35,6 +41,8 @@ class DistGroup {
 
   int rank() const { return config_.rank; }
   int size() const { return config_.world_size; }
+  // 'auto' (CUDA tensors through NCCL where this build has it, the rest through Gloo), 'gloo' or 'nccl'.
+  const std::string& backend() const { return config_.backend; }
 
   // Rank 0's values into every rank's tensors, in place (flat buckets of one dtype).
   void broadcast(const std::vector<torch::Tensor>& tensors);
