@@ -341,6 +341,32 @@ describe('data-parallel training over c10d', () => {
     expect(badMaster.out).toMatch(/--master: expected HOST:PORT, got 'nohost'/);
   });
 
+  test('a_seconds_budget_is_paced_by_a_data_parallel_step_measured_on_every_rank', async () => {
+    const dir = tempDir('dist-pace');
+    const spec = await speechSweep(dir, 20, {
+      name: 'pace',
+      models: [{ dModel: 64, layers: 2, heads: 2 }],
+      budget: { seconds: 4 },
+      batchSize: 8,
+    });
+    fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
+    // Two ranks of 2 threads each on this machine's 2 cores: a data-parallel step is far slower than one rank's
+    // step alone (which had both cores), so a pace measured on rank 0 alone planned about twice the steps the
+    // clock let the ranks train.
+    const r = await launchTwo(
+      await freePort(),
+      [CLI, 'experiment', 'run', path.join(dir, 'spec.json'), '--dir', path.join(dir, 'out')],
+      ['--threads', '2'],
+    );
+    expect(r.code).toBe(0);
+    const run = path.join(dir, 'out', 'd64-l2-h2');
+    const plan = JSON.parse(fs.readFileSync(path.join(run, 'plan.json'), 'utf8')) as { maxSteps: number };
+    const result = JSON.parse(fs.readFileSync(path.join(run, 'result.json'), 'utf8')) as { steps: number; stoppedBy: string };
+    // The plan has 10% slack over the measured pace: the clock ends the run near the planned count.
+    expect(result.steps / plan.maxSteps).toBeGreaterThan(0.6);
+    expect(result.steps).toBeLessThanOrEqual(plan.maxSteps);
+  });
+
   test('a_sweep_trains_each_model_data_parallel_and_rank_0_writes_its_files', async () => {
     const dir = tempDir('dist-sweep');
     const base = await speechSweep(dir, 40, {

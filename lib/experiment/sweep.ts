@@ -38,6 +38,11 @@ interface SweepPlan {
   budget: Spec['budget'];
   lrSearch?: LrChoice;
 }
+/** A plan before the ranks of a data-parallel sweep complete it together (the step pace, the learning rate). */
+type DraftPlan = Omit<SweepPlan, 'maxSteps'> & { maxSteps?: number };
+
+/** A trainer's `distributed` setting for the process group `dist` describes. */
+const distributedOf = (dist: DistSetup) => ({ backend: dist.backend, timeoutSeconds: dist.timeoutSeconds });
 
 /** Held while a job writes a sweep directory's shared files (sweep.json, data, results.csv). */
 export const SWEEP_LOCK = '.sweep.lock';
@@ -124,7 +129,7 @@ export class Sweep {
           opts.onProgress?.({ run: label, index, runs: s.models.length, phase, progress });
         const held: { claim?: () => void } = {};
         try {
-          const plan = await decideOnRank0(dist, async (): Promise<SweepPlan | 'skipped' | 'busy' | 'stopped'> => {
+          const plan = await decideOnRank0(dist, async (): Promise<DraftPlan | 'skipped' | 'busy' | 'stopped'> => {
             // Between models, rank 0's signal stops every rank (the others wait here for its word). During a
             // model, any rank's signal stops all of them at a step the trainer agrees on.
             if (opts.signal?.aborted) return 'stopped';
@@ -138,23 +143,27 @@ export class Sweep {
             held.claim = got;
             // Another job may have finished it between the check above and the claim.
             if (fs.existsSync(path.join(runDir, RESULT))) return 'skipped';
-            return this.planOne(m, { runDir, train, valid, vocabSize, report, searchLr: !dist });
+            return this.planOne(m, { runDir, train, valid, vocabSize, report, alone: !dist });
           });
           if (plan === 'stopped') throw new AbortError(0);
           if (plan === 'skipped' || plan === 'busy') {
             if (lead) report(plan);
             continue;
           }
-          let ready = plan;
-          if (dist && this.needsLrSearch(m) && !plan.lrSearch) {
-            // Data-parallel: every rank trains the candidates together (each rank gets the same reduced
-            // validation losses); rank 0 saves the choice in the plan and tells the others.
-            if (lead) report('lr-search');
-            const found = await this.searchLrFor(m, plan.maxSteps, { train, valid, vocabSize, dist });
+          let ready = this.complete(m, plan);
+          if (!ready) {
+            // Data-parallel: the ranks measure the pace of a data-parallel step together (the slowest rank's
+            // seconds, all-reduces included) and train the learning-rate candidates together (each rank gets the
+            // same reduced validation losses); rank 0 saves the plan and tells the others.
+            if (plan.maxSteps === undefined && lead) report('measure');
+            const maxSteps = plan.maxSteps ?? (await this.stepsForSeconds(m, train, vocabSize, dist));
+            if (this.needsLrSearch(m) && !plan.lrSearch && lead) report('lr-search');
+            const lrSearch =
+              plan.lrSearch ?? (this.needsLrSearch(m) ? await this.searchLrFor(m, maxSteps, { train, valid, vocabSize, dist }) : undefined);
             ready = await decideOnRank0(dist, async () => {
-              const withLr: SweepPlan = { ...plan, lrSearch: found };
-              await writeJsonAtomic(path.join(runDir, 'plan.json'), withLr);
-              return withLr;
+              const whole: SweepPlan = { ...plan, maxSteps, ...(lrSearch ? { lrSearch } : {}) };
+              await writeJsonAtomic(path.join(runDir, 'plan.json'), whole);
+              return whole;
             });
           }
           await this.trainOne(m, ready, { runDir, train, valid, vocabSize, signal: opts.signal, report, dist, lead });
@@ -182,9 +191,10 @@ export class Sweep {
   }
 
   /**
-   * A model's plan: the steps its budget allows (measured for a seconds budget) and, with `searchLr`, its
-   * searched learning rate; saved in its run directory (plan.json), so a resumed sweep neither measures nor
-   * searches again. (A data-parallel sweep searches after this, on every rank: Sweep.run.)
+   * A model's plan: the steps its budget allows (measured for a seconds budget) and, when the sweep searches,
+   * its learning rate; saved in its run directory (plan.json) once whole, so a resumed sweep neither measures
+   * nor searches again. Not `alone` (the ranks of a data-parallel sweep), what takes every rank is left out,
+   * for Sweep.run to do on all of them.
    */
   private async planOne(
     m: SweepModel,
@@ -194,35 +204,52 @@ export class Sweep {
       valid: Disposable;
       vocabSize: number;
       report: (phase: SweepProgress['phase']) => void;
-      searchLr: boolean;
+      alone: boolean;
     },
-  ): Promise<SweepPlan> {
+  ): Promise<DraftPlan> {
     const s = this.spec;
     const { runDir, train, vocabSize, report } = ctx;
     const planFile = path.join(runDir, 'plan.json');
     if (fs.existsSync(planFile)) return readJson<SweepPlan>(planFile, 'sweep plan');
-    const config = sweepModelConfig(s, m, vocabSize);
-    const base = this.trainBase(m);
-    let maxSteps: number;
-    if ('seconds' in s.budget) {
-      report('measure');
-      // 10% slack over the measured pace, so the clock (not the step count) usually ends the run.
-      maxSteps = Math.max(2, Math.ceil((1.1 * s.budget.seconds) / (await measureStepSeconds(config, base, train, 5, s.device))));
-    } else if ('tokens' in s.budget) {
-      maxSteps = Math.ceil(
+    const plan: DraftPlan = { budget: s.budget };
+    if ('tokens' in s.budget) {
+      const base = this.trainBase(m);
+      plan.maxSteps = Math.ceil(
         s.budget.tokens / ((s.task === 'translate' ? (s.batchTokens ?? 4096) : base.batchSize * s.maxLen) * s.accumSteps),
       );
-    } else {
-      maxSteps = s.budget.steps;
+    } else if ('steps' in s.budget) {
+      plan.maxSteps = s.budget.steps;
+    } else if (ctx.alone) {
+      report('measure');
+      plan.maxSteps = await this.stepsForSeconds(m, train, vocabSize);
     }
-    let lrSearch: LrChoice | undefined;
-    if (ctx.searchLr && this.needsLrSearch(m)) {
+    if (ctx.alone && this.needsLrSearch(m)) {
       report('lr-search');
-      lrSearch = await this.searchLrFor(m, maxSteps, ctx);
+      plan.lrSearch = await this.searchLrFor(m, plan.maxSteps!, ctx);
     }
-    const plan: SweepPlan = { maxSteps, budget: s.budget, ...(lrSearch ? { lrSearch } : {}) };
-    await writeJsonAtomic(planFile, plan);
+    const whole = this.complete(m, plan);
+    if (whole) await writeJsonAtomic(planFile, whole);
     return plan;
+  }
+
+  /** The plan when nothing is left to measure or search, else undefined. */
+  private complete(m: SweepModel, plan: DraftPlan): SweepPlan | undefined {
+    if (plan.maxSteps === undefined || (this.needsLrSearch(m) && !plan.lrSearch)) return undefined;
+    return { ...plan, maxSteps: plan.maxSteps };
+  }
+
+  /**
+   * The steps a seconds budget allows at the measured pace of the model's step, with 10% slack so the clock
+   * (not the step count) usually ends the run. With `dist`, every rank measures together: the pace of a
+   * data-parallel step, the slowest rank's and its all-reduces included.
+   */
+  private async stepsForSeconds(m: SweepModel, train: Disposable, vocabSize: number, dist?: DistSetup): Promise<number> {
+    const s = this.spec;
+    if (!('seconds' in s.budget)) throw new Error('sweep: internal: stepsForSeconds without a seconds budget');
+    const base = this.trainBase(m);
+    const settings = dist ? { ...base, distributed: distributedOf(dist) } : base;
+    const seconds = await measureStepSeconds(sweepModelConfig(s, m, vocabSize), settings, train, 5, s.device);
+    return Math.max(2, Math.ceil((1.1 * s.budget.seconds) / seconds));
   }
 
   /** A model without its own lr gets the searched one, when the sweep searches. */
@@ -240,7 +267,7 @@ export class Sweep {
     const { lr: _lr, ...rest } = this.trainBase(m);
     return searchLr({
       config: sweepModelConfig(s, m, ctx.vocabSize),
-      train: ctx.dist ? { ...rest, distributed: { backend: ctx.dist.backend, timeoutSeconds: ctx.dist.timeoutSeconds } } : rest,
+      train: ctx.dist ? { ...rest, distributed: distributedOf(ctx.dist) } : rest,
       data: ctx.train,
       valid: ctx.valid,
       plannedSteps,
@@ -295,7 +322,7 @@ export class Sweep {
     // measured step count then only sizes the warmup.
     const openEnded = 'seconds' in s.budget && OPEN_ENDED_SCHEDULES.includes(s.schedule);
     const warmupSteps = Math.round(maxSteps * s.warmup);
-    const distributed = ctx.dist ? { backend: ctx.dist.backend, timeoutSeconds: ctx.dist.timeoutSeconds } : ('off' as const);
+    const distributed = ctx.dist ? distributedOf(ctx.dist) : ('off' as const);
     const trainer = new Trainer(
       model,
       openEnded && 'seconds' in s.budget
