@@ -365,6 +365,12 @@ async function main(): Promise<void> {
     `Measured ${today} on ${cpu} (${os.cpus().length} hardware threads, no GPU); engine libtorch ${info.torchVersion}; peers (the project's .venv, bench/peer_train.py):`,
     `PyTorch = ${peerInfo.torch ?? 'n/a'}; transformers = ${peerInfo.hf ?? 'n/a'}.`,
     `Command: \`${cmd}\` (the training part of \`npm run bench\`; run took ${minutes} min).`,
+    process.env.GLIBC_TUNABLES
+      ? `glibc malloc: \`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}\` for the whole run, so on every side (the peers inherit it). ` +
+        'glibc hands freed blocks of 32 MiB and more back to the kernel, so a step that allocates large fresh tensors faults their ' +
+        "pages in again; on this VM those faults at times came to dominate the transformers peer's step at the small size (its full-vocabulary " +
+        'logits are 64 MB). A higher mmap threshold keeps freed memory in the heap on every side, and the comparison measures the computation.'
+      : 'glibc malloc: the defaults (GLIBC_TUNABLES unset).',
     '',
     `MLM encoders, vocab ${VOCAB}, maxLen ${MAX_LEN}, batch ${BATCH} (${BATCH * MAX_LEN} tokens/step), ffn 4 x dModel, dropout 0.1, post-LN, fp32,`,
     `threads ${THREADS} (libtorch intra-op; MKL GEMMs run there on pip's torch) on every side. Three sides: the engine; "PyTorch", the same model`,
