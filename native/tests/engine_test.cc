@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -135,6 +136,14 @@ double dropout_keep_share() {
   at::set_num_threads(threads);
   check(torch::equal(again, y.detach()), "dropout's mask depends on the generator only, not on the thread count");
   check(!torch::equal(tl::dropout(x.detach(), p, true, gen), y.detach()), "the next call draws another mask");
+  // An odd element count (the last hash gives one element) and non-finite inputs: dropped means +0, kept
+  // means x times the scale (a NaN stays NaN).
+  auto odd = torch::full({7, 11, 13}, std::numeric_limits<float>::quiet_NaN());
+  const auto z = tl::dropout(odd, p, true, gen);
+  const auto dropped = z.eq(0);
+  check(torch::equal(dropped.logical_not(), z.isnan()), "dropout zeroes the dropped NaNs and keeps the others, to the last odd element");
+  check(std::abs(dropped.to(torch::kDouble).mean().item<double>() - p) < 0.05, "dropout drops about p of an odd-sized tensor");
+  check(!torch::signbit(z.masked_select(dropped)).any().item<bool>(), "dropped elements are +0");
   return share;
 }
 
