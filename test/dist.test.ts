@@ -8,7 +8,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { Corpus, Trainer, Transformer } from '../lib';
 import { rankDevice } from '../lib/train/dist';
-import { small, speechFiles, tempDir } from './helpers';
+import { small, speechFiles, tempDir, withEnv } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -289,18 +289,8 @@ describe('data-parallel training over c10d', () => {
 
   test('the_environment_is_checked_before_any_native_work', async () => {
     const model = await Transformer.create(small, { seed: 1 });
-    const make = (env: Record<string, string>, distributed: 'auto' | 'off' = 'auto') => {
-      const saved = { ...process.env };
-      Object.assign(process.env, env);
-      try {
-        return new Trainer(model, { maxSteps: 2, batchSize: 2, distributed });
-      } finally {
-        for (const k of ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']) {
-          if (saved[k] === undefined) delete process.env[k];
-          else process.env[k] = saved[k];
-        }
-      }
-    };
+    const make = (env: Record<string, string>, distributed: 'auto' | 'off' = 'auto') =>
+      withEnv(env, () => new Trainer(model, { maxSteps: 2, batchSize: 2, distributed }));
     expect(() => make({ RANK: '0', WORLD_SIZE: '2', MASTER_PORT: '29500' })).toThrow(
       'distributed: the environment sets RANK, WORLD_SIZE, MASTER_PORT but not MASTER_ADDR',
     );

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ByteTokenizer, ConfigError, engineInfo, LabelledDataset, MlmDataset, Tokenizer, Trainer, Transformer } from '../lib';
-import { small, speechData } from './helpers';
+import { small, speechData, withEnv } from './helpers';
 
 describe('bad configs and inputs give JS errors that name the problem', () => {
   test.each([
@@ -126,25 +126,21 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
     const info = engineInfo();
     expect(info.distributedBackends).toEqual(info.cudaBuilt ? ['gloo', 'nccl'] : ['gloo']);
     const model = await Transformer.create(small, { seed: 1 });
-    const saved = { ...process.env };
-    // A rendezvous would serve port 1 and wait 2 s for rank 1: the refusal must come first.
-    Object.assign(process.env, { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1' });
-    try {
-      const trainer = new Trainer(model, { maxSteps: 2, batchSize: 2, distributed: { backend: 'nccl', timeoutSeconds: 2 } });
-      const { train } = speechData(32, 12);
-      const started = Date.now();
-      await expect(trainer.fit(train)).rejects.toThrow(
-        info.cudaBuilt
-          ? "distributed: backend 'nccl' carries CUDA tensors only, and this model is on the cpu; use 'auto' or 'gloo'"
-          : /^distributed: backend 'nccl' is not in this build \(libtorch 2\.\d+\.\d+, CPU only\); use 'auto' or 'gloo'/,
-      );
-      expect(Date.now() - started).toBeLessThan(1500);
-    } finally {
-      for (const k of ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']) {
-        if (saved[k] === undefined) delete process.env[k];
-        else process.env[k] = saved[k];
-      }
-    }
+    // A rendezvous would serve port 1 and wait 2 s for rank 1: the refusal must come first. (The trainer reads
+    // torchrun's variables when it is made.)
+    const trainer = withEnv(
+      { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1' },
+      () => new Trainer(model, { maxSteps: 2, batchSize: 2, distributed: { backend: 'nccl', timeoutSeconds: 2 } }),
+    );
+    expect(trainer.worldSize).toBe(2);
+    const { train } = speechData(32, 12);
+    const started = Date.now();
+    await expect(trainer.fit(train)).rejects.toThrow(
+      info.cudaBuilt
+        ? "distributed: backend 'nccl' carries CUDA tensors only, and this model is on the cpu; use 'auto' or 'gloo'"
+        : /^distributed: backend 'nccl' is not in this build \(libtorch 2\.\d+\.\d+, CPU only\); use 'auto' or 'gloo'/,
+    );
+    expect(Date.now() - started).toBeLessThan(1500);
     expect(await model.predict([[1, 2]])).toBeDefined(); // the model is free again
     model.dispose();
   });

@@ -33,6 +33,20 @@ export function speechData(maxLen: number, limit = 60): { train: MlmDataset; val
   };
 }
 
+/** fn()'s value with `env` set in process.env, which is restored as it was afterwards (what fn reads synchronously sees it). */
+export function withEnv<T>(env: Record<string, string>, fn: () => T): T {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 export function tempDir(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `trainlarge-${name}-`));
 }
