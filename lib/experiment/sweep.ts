@@ -157,9 +157,9 @@ export class Sweep {
             // same reduced validation losses); rank 0 saves the plan and tells the others.
             if (plan.maxSteps === undefined && lead) report('measure');
             const maxSteps = plan.maxSteps ?? (await this.stepsForSeconds(m, train, vocabSize, dist));
-            if (this.needsLrSearch(m) && !plan.lrSearch && lead) report('lr-search');
-            const lrSearch =
-              plan.lrSearch ?? (this.needsLrSearch(m) ? await this.searchLrFor(m, maxSteps, { train, valid, vocabSize, dist }) : undefined);
+            const search = this.needsLrSearch(m) && !plan.lrSearch;
+            if (search && lead) report('lr-search');
+            const lrSearch = search ? await this.searchLrFor(m, maxSteps, { train, valid, vocabSize, dist }) : plan.lrSearch;
             ready = await decideOnRank0(dist, async () => {
               const whole: SweepPlan = { ...plan, maxSteps, ...(lrSearch ? { lrSearch } : {}) };
               await writeJsonAtomic(path.join(runDir, 'plan.json'), whole);
