@@ -1,3 +1,5 @@
+import { parseConfig } from './config/parse';
+import { ThreadsOptions, ThreadsOptionsSchema } from './config/train';
 import { native } from './native';
 import { EngineInfo } from './types';
 
@@ -12,6 +14,7 @@ export function engineInfo(): EngineInfo {
  * Thread counts for jobs that do not set their own (a Trainer sets its own from its config):
  * libtorch's intra-op threads and OpenBLAS's pool. 0 keeps a setting.
  */
-export function setThreads(opts: { threads?: number; blasThreads?: number }): void {
-  native().setThreads(opts.threads ?? 0, opts.blasThreads ?? 0);
+export function setThreads(options: ThreadsOptions): void {
+  const o = parseConfig(ThreadsOptionsSchema, options, 'setThreads options');
+  native().setThreads(o.threads, o.blasThreads);
 }

@@ -1,7 +1,19 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { Device, DeviceSchema, ModelConfig, ModelConfigInput, parseModelConfig } from './config/model';
+import { EvaluateOptionsSchema, FillMaskOptions, fillMaskOptionsSchema, PredictOptions, PredictOptionsSchema } from './config/inference';
+import {
+  CreateOptions,
+  CreateOptionsSchema,
+  Device,
+  LoadOptions,
+  LoadOptionsSchema,
+  ModelConfig,
+  ModelConfigInput,
+  parseModelConfig,
+  PretrainedOptions,
+  PretrainedOptionsSchema,
+} from './config/model';
 import { parseConfig } from './config/parse';
 import { Precision } from './config/train';
 import { TranslateOptions, TranslateOptionsSchema, TranslationEvalOptions, TranslationEvalSchema } from './config/translate';
@@ -24,16 +36,11 @@ export type Logits = Tensor;
 /** Token ids: one array per sequence (ragged is fine: padded with padId and masked), or a flat array + shape. */
 export type TokenInput = ArrayLike<number>[] | { ids: Int32Array; batch: number; length: number; attentionMask?: Uint8Array };
 
-export interface EvaluateOptions {
-  batchSize?: number;
-  /** Evaluate on the first N samples only (default: all). */
-  maxSamples?: number;
-  /** Masking seed for MLM data (fixed so numbers compare across runs). */
-  seed?: number;
-  precision?: Precision;
+/** Transformer.evaluate's options on masked-LM and classification data: EvaluateOptionsSchema's (lib/config/inference.ts). */
+export type EvaluateOptions = Omit<z.input<typeof EvaluateOptionsSchema>, 'unigram'> & {
   /** MLM: the unigram model to compare with (default: the data's own, which Corpus.valid() sets). */
   unigram?: Unigram;
-}
+};
 
 export interface EvalResult {
   loss: number;
@@ -165,9 +172,9 @@ export function modelInternals(model: Transformer): ModelInternals {
   return i;
 }
 
-/** The device a model is made or loaded on: checked, and under a multi-process launch this rank's GPU (rankDevice). */
-function modelDevice(device: Device | undefined): Device {
-  return rankDevice(parseConfig(DeviceSchema, device ?? 'cpu', 'device'), () => native().engineInfo().cudaDevices);
+/** The device a model is made or loaded on (checked by its options' schema): under a multi-process launch this rank's GPU (rankDevice). */
+function modelDevice(device: Device): Device {
+  return rankDevice(device, () => native().engineInfo().cudaDevices);
 }
 
 /**
@@ -194,15 +201,17 @@ export class Transformer {
   }
 
   /** A new model with BERT initialisation (N(0, 0.02)) from `seed`. */
-  static async create(config: ModelConfigInput, opts: { seed?: number; device?: Device } = {}): Promise<Transformer> {
+  static async create(config: ModelConfigInput, options: CreateOptions = {}): Promise<Transformer> {
     const c = parseModelConfig(config);
+    const opts = parseConfig(CreateOptionsSchema, options, 'create options');
     const device = modelDevice(opts.device);
-    const handle = await native().createModel(c, opts.seed ?? 1, device);
+    const handle = await native().createModel(c, opts.seed, device);
     return new Transformer(handle, c);
   }
 
   /** Loads a model saved by `save` (or a run directory written by Trainer.fit). */
-  static async load(dir: string, opts: { device?: Device } = {}): Promise<Transformer> {
+  static async load(dir: string, options: LoadOptions = {}): Promise<Transformer> {
+    const opts = parseConfig(LoadOptionsSchema, options, 'load options');
     const file = await readJson<RunConfigFile>(path.join(dir, RUN_FILES.config), 'Transformer.load');
     if (file.format !== 'trainlarge-run') throw new Error(`Transformer.load: ${dir}/config.json is not a trainlarge config`);
     const c = parseModelConfig(file.model);
@@ -218,15 +227,16 @@ export class Transformer {
    * with a freshly initialised head for `task` (RoBERTa fine-tuning). Fails if any encoder weight is
    * missing from the file.
    */
-  static async fromPretrained(
-    dir: string,
-    opts: { task?: 'mlm' | 'classify'; numLabels?: number; seed?: number; device?: Device } = {},
-  ): Promise<Transformer> {
+  static async fromPretrained(dir: string, options: PretrainedOptions = {}): Promise<Transformer> {
+    const opts = parseConfig(PretrainedOptionsSchema, options, 'fromPretrained options');
     const file = await readJson<RunConfigFile>(path.join(dir, RUN_FILES.config), 'Transformer.fromPretrained');
     if (file.format !== 'trainlarge-run') throw new Error(`Transformer.fromPretrained: ${dir}/config.json is not a trainlarge config`);
     const { numLabels: _old, ...body } = file.model;
     const task = opts.task ?? file.model.task;
-    const model = await Transformer.create({ ...body, task, ...(task === 'classify' ? { numLabels: opts.numLabels } : {}) }, opts);
+    const model = await Transformer.create(
+      { ...body, task, ...(task === 'classify' ? { numLabels: opts.numLabels } : {}) },
+      { seed: opts.seed, device: opts.device },
+    );
     const missing = await model.run(() => model.handle.loadWeights(path.join(dir, RUN_FILES.weights), false));
     const head = task === 'classify' ? 'cls_head.' : 'mlm_head.';
     const body_missing = missing.filter((n) => !n.startsWith(head));
@@ -246,12 +256,10 @@ export class Transformer {
    * memory is refused before anything is allocated. Class names of a classification checkpoint are in
    * `hfLabels(dir)`.
    */
-  static async fromHF(
-    dir: string,
-    opts: { task?: 'mlm' | 'classify'; numLabels?: number; seed?: number; device?: Device } = {},
-  ): Promise<Transformer> {
+  static async fromHF(dir: string, options: PretrainedOptions = {}): Promise<Transformer> {
+    const opts = parseConfig(PretrainedOptionsSchema, options, 'fromHF options');
     const hf = await readRobertaDir(dir, opts);
-    const model = await Transformer.create(hf.config, opts);
+    const model = await Transformer.create(hf.config, { seed: opts.seed, device: opts.device });
     // A head of another task or size is new: the body must load whole, the head may be missing.
     const strict = hf.checkpointTask === hf.config.task && opts.numLabels === undefined;
     try {
@@ -300,9 +308,10 @@ export class Transformer {
   }
 
   /** Logits for a batch of token ids (dropout off, no gradients). */
-  async predict(tokens: TokenInput, opts: { precision?: Precision } = {}): Promise<Logits> {
+  async predict(tokens: TokenInput, options: PredictOptions = {}): Promise<Logits> {
+    const opts = parseConfig(PredictOptionsSchema, options, 'predict options');
     const { ids, batch, length, mask } = this.toBatch(tokens);
-    return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision ?? 'fp32'));
+    return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision));
   }
 
   /**
@@ -310,15 +319,10 @@ export class Transformer {
    * `<mask>`), or at the given `[sequence, position]` pairs. The vocabulary projection runs on those rows
    * only, so this is far cheaper than `predict`'s (B, T, V) logits.
    */
-  async fillMask(
-    tokens: TokenInput,
-    opts: { topK?: number; maskId?: number; positions?: [number, number][]; precision?: Precision } = {},
-  ): Promise<MaskPrediction[]> {
+  async fillMask(tokens: TokenInput, options: FillMaskOptions = {}): Promise<MaskPrediction[]> {
     if (this.config.task !== 'mlm') throw new TypeError(`fillMask: a '${this.config.task}' model has no masked-LM head`);
-    const topK = opts.topK ?? 5;
-    if (!Number.isInteger(topK) || topK < 1 || topK > this.config.vocabSize) {
-      throw new RangeError(`topK: must be an integer in 1..${this.config.vocabSize}, got ${topK}`);
-    }
+    const opts = parseConfig(fillMaskOptionsSchema(this.config.vocabSize), options, 'fillMask options');
+    const topK = opts.topK;
     const { ids, batch, length, mask } = this.toBatch(tokens);
     let where: [number, number][];
     if (opts.positions) {
@@ -335,7 +339,7 @@ export class Transformer {
     }
     if (where.length === 0) return [];
     const flat = Int32Array.from(where, ([b, t]) => b * length + t);
-    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, flat, topK, opts.precision ?? 'fp32'));
+    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, flat, topK, opts.precision));
     return where.map(([sequence, position], n) => ({
       sequence,
       position,
@@ -469,21 +473,15 @@ export class Transformer {
     };
   }
 
-  private async evaluateLoss(data: TrainingData, opts: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult> {
+  private async evaluateLoss(data: TrainingData, options: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult> {
+    const opts = parseConfig(EvaluateOptionsSchema, options, 'evaluate options');
     if (opts.unigram !== undefined && !(opts.unigram instanceof Unigram)) {
       throw new TypeError(
         `evaluate options: unigram: expected a Unigram (corpus.unigram() or Unigram.fromTokens), got ${describeValue(opts.unigram)}`,
       );
     }
     const r = await this.run(() =>
-      this.handle.evaluate(
-        dataHandle(data),
-        opts.batchSize ?? 32,
-        opts.maxSamples ?? 0,
-        opts.seed ?? 1234,
-        opts.precision ?? 'fp32',
-        group,
-      ),
+      this.handle.evaluate(dataHandle(data), opts.batchSize, opts.maxSamples ?? 0, opts.seed, opts.precision, group),
     );
     const unigram = opts.unigram ?? (data instanceof MlmDataset ? data.unigram : undefined);
     return {

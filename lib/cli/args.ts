@@ -1,6 +1,7 @@
 // Flags of the trainlarge commands: each command declares its flags once (name, kind, help, and the config
 // field a value feeds), and that declaration gives the parser, the --help text and the error messages.
-import { ConfigError } from '../config/parse';
+import { z } from 'zod';
+import { ConfigError, defaultOf } from '../config/parse';
 
 /** A mistake in the command line: exit code 2, the message names the flag and what it accepts. */
 export class UsageError extends Error {
@@ -29,6 +30,8 @@ export interface Flag {
    * library refuses is reported under the flag's name, with the library's own message.
    */
   field?: string;
+  /** The schema `field` belongs to: the help states the default it fills in (lib/config/ holds every default). */
+  defaults?: z.ZodType;
 }
 
 export interface Command {
@@ -73,10 +76,20 @@ function placeholder(f: Flag): string {
   }
 }
 
+/** A flag's help, with the default its schema fills in (for a flag that declares `defaults`). */
+export function flagHelp(f: Flag): string {
+  if (!f.defaults || f.field === undefined) return f.help;
+  const v = defaultOf(f.defaults, f.field);
+  if (v === undefined) return f.help;
+  const text = Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : `${v as string | number | boolean}`;
+  return `${f.help} (default ${text})`;
+}
+
 export function commandHelp(cmd: Command): string {
   const rows = [...cmd.flags, HELP].map((f) => {
     const head = `  --${f.name}${f.kind === 'bool' ? '' : ` ${placeholder(f)}`}`;
-    return head.length > 30 ? `${head}\n${' '.repeat(32)}${f.help}` : `${head.padEnd(32)}${f.help}`;
+    const help = flagHelp(f);
+    return head.length > 30 ? `${head}\n${' '.repeat(32)}${help}` : `${head.padEnd(32)}${help}`;
   });
   return `trainlarge ${cmd.name} ${cmd.synopsis}\n\n${cmd.summary}\n\n${rows.join('\n')}${cmd.notes ? `\n\n${cmd.notes}` : ''}\n`;
 }

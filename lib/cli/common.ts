@@ -2,8 +2,8 @@
 // Ctrl-C, a model directory's labels and task, and the two calls that wait for the HF import/export.
 import * as fs from 'fs';
 import * as path from 'path';
-import { Device } from '../config/model';
-import { parseTrainConfig, TrainConfigInput } from '../config/train';
+import { CreateOptionsSchema, Device } from '../config/model';
+import { parseTrainConfig, plannedWarmup, SCHEDULES, TrainConfigInput, TrainConfigSchema, WARMUP_FRACTION } from '../config/train';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { TrainingData } from '../data/dataset';
 import { ClassificationTask, CustomTask, Dataset, ExampleFiles } from '../data/task';
@@ -15,7 +15,14 @@ import { progressReporter } from '../train/progress';
 import { AbortError, FitOptions, FitResult, Trainer } from '../train/trainer';
 import { Args, Flag, UsageError } from './args';
 
-export const DEVICE_FLAG: Flag = { name: 'device', kind: 'string', value: 'cpu|cuda|cuda:N', help: 'where the model runs (default cpu)' };
+export const DEVICE_FLAG: Flag = {
+  name: 'device',
+  kind: 'string',
+  value: 'cpu|cuda|cuda:N',
+  help: 'where the model runs',
+  field: 'device',
+  defaults: CreateOptionsSchema,
+};
 export const JSON_FLAG: Flag = {
   name: 'json',
   kind: 'bool',
@@ -26,21 +33,27 @@ export const JSON_FLAG: Flag = {
 export function trainFlags(defaultSteps: number): Flag[] {
   return [
     { name: 'steps', kind: 'int', help: `optimizer steps (default ${defaultSteps})`, field: 'maxSteps' },
-    { name: 'batch-size', kind: 'int', help: 'sequences per step (default 32)', field: 'batchSize' },
-    { name: 'lr', kind: 'number', help: 'peak learning rate (default 5e-4)', field: 'lr' },
-    { name: 'warmup-steps', kind: 'int', help: 'linear warmup steps (default 6% of --steps)', field: 'warmupSteps' },
+    { name: 'batch-size', kind: 'int', help: 'sequences per step', field: 'batchSize', defaults: TrainConfigSchema },
+    { name: 'lr', kind: 'number', help: 'peak learning rate', field: 'lr', defaults: TrainConfigSchema },
+    {
+      name: 'warmup-steps',
+      kind: 'int',
+      help: `linear warmup steps (default ${WARMUP_FRACTION * 100}% of --steps)`,
+      field: 'warmupSteps',
+    },
     {
       name: 'lr-schedule',
       kind: 'string',
-      value: 'linear|polynomial|cosine|constant',
-      help: 'learning-rate decay after warmup (default linear)',
+      value: SCHEDULES.join('|'),
+      help: 'learning-rate decay after warmup',
       field: 'schedule',
+      defaults: TrainConfigSchema,
     },
-    { name: 'accum-steps', kind: 'int', help: 'batches accumulated per step (default 1)', field: 'accumSteps' },
-    { name: 'clip-norm', kind: 'number', help: 'gradient clipping norm, 0 = off (default 1)', field: 'clipNorm' },
-    { name: 'weight-decay', kind: 'number', help: 'AdamW weight decay (default 0.01)', field: 'weightDecay' },
-    { name: 'precision', kind: 'string', value: 'auto|fp32|bf16|fp16', help: 'autocast (default auto)', field: 'precision' },
-    { name: 'seed', kind: 'int', help: 'initialisation and batch order (default 1)', field: 'seed' },
+    { name: 'accum-steps', kind: 'int', help: 'batches accumulated per step', field: 'accumSteps', defaults: TrainConfigSchema },
+    { name: 'clip-norm', kind: 'number', help: 'gradient clipping norm, 0 = off', field: 'clipNorm', defaults: TrainConfigSchema },
+    { name: 'weight-decay', kind: 'number', help: 'AdamW weight decay', field: 'weightDecay', defaults: TrainConfigSchema },
+    { name: 'precision', kind: 'string', value: 'auto|fp32|bf16|fp16', help: 'autocast', field: 'precision', defaults: TrainConfigSchema },
+    { name: 'seed', kind: 'int', help: 'initialisation and batch order', field: 'seed', defaults: TrainConfigSchema },
     { name: 'threads', kind: 'int', help: "libtorch's intra-op threads (default every core)", field: 'threads' },
     { name: 'eval-every', kind: 'int', help: 'evaluate (and checkpoint) every N steps (default steps/10)', field: 'evalEvery' },
     { name: 'eval-samples', kind: 'int', help: 'evaluate on the first N validation samples (default all)', field: 'evalSamples' },
@@ -54,7 +67,7 @@ export function trainConfig(args: Args, defaultSteps: number): TrainConfigInput 
     maxSteps,
     batchSize: args.int('batch-size'),
     lr: args.number('lr'),
-    warmupSteps: args.int('warmup-steps') ?? Math.round(maxSteps * 0.06),
+    warmupSteps: args.int('warmup-steps') ?? plannedWarmup(maxSteps),
     schedule: args.string('lr-schedule'),
     accumSteps: args.int('accum-steps'),
     clipNorm: args.number('clip-norm'),

@@ -13,7 +13,7 @@ import {
   QuantizeOptions,
   toInt8,
 } from '../compress/ops';
-import { PRUNE_STRUCTURES, PruneSchema, PruneStructure, QuantizeSchema } from '../config/compress';
+import { Int8OptionsSchema, PRUNE_STRUCTURES, PruneSchema, PruneStructure, QuantizeSchema } from '../config/compress';
 import { parseConfig } from '../config/parse';
 import { RUN_FILES } from '../io';
 import { Transformer } from '../model';
@@ -75,7 +75,14 @@ export const compress: Command = {
       help: 'single weights (default), or whole attention heads / FFN units: a smaller, faster dense model',
       field: 'structure',
     },
-    { name: 'scope', kind: 'string', value: 'layer|global', help: 'one threshold per matrix or over all (default layer)', field: 'scope' },
+    {
+      name: 'scope',
+      kind: 'string',
+      value: 'layer|global',
+      help: 'one threshold per matrix or over all',
+      field: 'scope',
+      defaults: PruneSchema,
+    },
     {
       name: 'schedule',
       kind: 'string',
@@ -83,35 +90,44 @@ export const compress: Command = {
       help: 'prune now, or along a cubic schedule while fine-tuning --steps',
       field: 'schedule',
     },
-    { name: 'initial-sparsity', kind: 'number', help: 'gradual: sparsity at --start-step (default 0)', field: 'initialSparsity' },
-    { name: 'start-step', kind: 'int', help: 'gradual: first pruning step (default 0)', field: 'startStep' },
+    {
+      name: 'initial-sparsity',
+      kind: 'number',
+      help: 'gradual: sparsity at --start-step',
+      field: 'initialSparsity',
+      defaults: PruneSchema,
+    },
+    { name: 'start-step', kind: 'int', help: 'gradual: first pruning step', field: 'startStep', defaults: PruneSchema },
     { name: 'end-step', kind: 'int', help: 'gradual: the step the target sparsity is reached (default --steps)', field: 'endStep' },
-    { name: 'every', kind: 'int', help: 'gradual: prune every N steps (default 10)', field: 'every' },
+    { name: 'every', kind: 'int', help: 'gradual: prune every N steps', field: 'every', defaults: PruneSchema },
     { name: 'bits', kind: 'int', value: 'K', help: 'quantize weights to K bits, 2..8', field: 'bits' },
     {
       name: 'granularity',
       kind: 'string',
       value: 'channel|tensor',
-      help: 'one scale per output channel or per matrix (default channel)',
+      help: 'one scale per output channel or per matrix',
       field: 'granularity',
+      defaults: QuantizeSchema,
     },
     { name: 'asymmetric', kind: 'bool', help: 'a zero point per scale (default symmetric)' },
     {
       name: 'method',
       kind: 'string',
       value: 'ptq|qat',
-      help: 'round now, or then fine-tune --steps with fake quantization (default ptq)',
+      help: 'round now, or then fine-tune --steps with fake quantization',
       field: 'method',
+      defaults: QuantizeSchema,
     },
     {
       name: 'targets',
       kind: 'list',
       value: 'attention,ffn,embeddings',
-      help: 'which weight matrices (default attention,ffn)',
+      help: 'which weight matrices',
       field: 'targets',
+      defaults: QuantizeSchema,
     },
     { name: 'int8', kind: 'bool', help: "also measure accuracy on libtorch's int8 kernels (serve it with NAME=OUT:int8)" },
-    { name: 'engine', kind: INT8_ENGINES, help: 'the int8 engine (default auto)' },
+    { name: 'engine', kind: INT8_ENGINES, help: 'the int8 engine', field: 'engine', defaults: Int8OptionsSchema },
     ...TASK_FLAGS,
     ...TRAIN_FLAGS,
     DEVICE_FLAG,

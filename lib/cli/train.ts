@@ -1,7 +1,8 @@
 // trainlarge train: masked-LM pretraining on a prepared corpus, a built-in one, or your own files.
 import * as fs from 'fs';
 import * as path from 'path';
-import { ModelConfigInput, parseModelConfig } from '../config/model';
+import { DEFAULT_LAYERS, DEFAULT_MAX_LEN, ModelConfigInput, ModelConfigSchema, parseModelConfig } from '../config/model';
+import { TokenizerOptionsSchema } from '../config/tokenizer';
 import { Corpus, CORPUS_SOURCES, CorpusSourceName } from '../data/corpus';
 import { Transformer } from '../model';
 import { Tokenizer } from '../data/tokenizer';
@@ -77,16 +78,29 @@ export const train: Command = {
     { name: 'format', kind: ['text', 'jsonl', 'tsv'], help: 'of --files (default text)' },
     { name: 'text-field', kind: 'string', value: 'F', help: 'the text field of JSONL/TSV --files' },
     { name: 'split', kind: ['file', 'blank-line', 'line'], help: 'a text file is one document, one per blank-line block, or one per line' },
-    { name: 'vocab-size', kind: 'int', help: 'tokenizer vocabulary when the corpus is prepared here (default 8000)', field: 'vocabSize' },
+    {
+      name: 'vocab-size',
+      kind: 'int',
+      help: 'tokenizer vocabulary when the corpus is prepared here',
+      field: 'vocabSize',
+      defaults: TokenizerOptionsSchema,
+    },
     { name: 'name', kind: 'string', value: 'NAME', help: 'the corpus name for --files (default corpus)' },
     { name: 'dir', kind: 'string', value: 'RUN', help: 'the run directory (default runs/NAME)' },
-    { name: 'd-model', kind: 'int', help: 'hidden size (default 256)', field: 'dModel' },
-    { name: 'layers', kind: 'int', help: 'encoder layers (default 4)', field: 'layers' },
-    { name: 'heads', kind: 'int', help: 'attention heads, dividing --d-model (default 4)', field: 'heads' },
+    { name: 'd-model', kind: 'int', help: 'hidden size', field: 'dModel', defaults: ModelConfigSchema },
+    { name: 'layers', kind: 'int', help: `encoder layers (default ${DEFAULT_LAYERS})`, field: 'layers' },
+    { name: 'heads', kind: 'int', help: 'attention heads, dividing --d-model', field: 'heads', defaults: ModelConfigSchema },
     { name: 'ffn', kind: 'int', help: 'feed-forward width (default 4 x --d-model)', field: 'ffn' },
-    { name: 'max-len', kind: 'int', help: 'tokens per sequence (default 128)', field: 'maxLen' },
-    { name: 'dropout', kind: 'number', help: 'dropout probability (default 0.1)', field: 'dropout' },
-    { name: 'norm', kind: 'string', value: 'post|pre', help: 'LayerNorm placement (default post, as RoBERTa)', field: 'norm' },
+    { name: 'max-len', kind: 'int', help: 'tokens per sequence', field: 'maxLen', defaults: ModelConfigSchema },
+    { name: 'dropout', kind: 'number', help: 'dropout probability', field: 'dropout', defaults: ModelConfigSchema },
+    {
+      name: 'norm',
+      kind: 'string',
+      value: 'post|pre',
+      help: "LayerNorm placement (post is RoBERTa's)",
+      field: 'norm',
+      defaults: ModelConfigSchema,
+    },
     ...trainFlags(STEPS),
     { name: 'seconds', kind: 'number', help: 'stop after this many training seconds (across resumes)' },
     DEVICE_FLAG,
@@ -99,7 +113,7 @@ export const train: Command = {
   async run(args) {
     // Every flag is checked before any data is read or directory written.
     const config = trainConfig(args, STEPS);
-    const maxLen = args.int('max-len') ?? 128;
+    const maxLen = args.int('max-len') ?? DEFAULT_MAX_LEN;
     const shape = Object.fromEntries(
       Object.entries({
         dModel: args.int('d-model'),

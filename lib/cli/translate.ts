@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { toInt8 } from '../compress/ops';
+import { TranslateOptionsSchema } from '../config/translate';
 import { readJson, RUN_FILES, writeFileAtomic } from '../io';
 import { Transformer } from '../model';
 import { Command, UsageError } from './args';
@@ -26,15 +27,22 @@ export const translate: Command = {
   flags: [
     { name: 'input', kind: 'string', value: 'FILE|-', help: 'source sentences, one a line (default -: stdin)' },
     { name: 'output', kind: 'string', value: 'FILE', help: 'where the translations go (default stdout)' },
-    { name: 'beam', kind: 'int', help: 'beam width, 1 is greedy (default 5)', field: 'beam' },
-    { name: 'length-penalty', kind: 'number', help: 'score = log p / length^X (default 1)', field: 'lengthPenalty' },
+    { name: 'beam', kind: 'int', help: 'beam width, 1 is greedy', field: 'beam', defaults: TranslateOptionsSchema },
+    {
+      name: 'length-penalty',
+      kind: 'number',
+      help: 'score = log p / length^X',
+      field: 'lengthPenalty',
+      defaults: TranslateOptionsSchema,
+    },
     {
       name: 'max-len',
       kind: 'int',
-      help: "the most tokens generated per sentence (default 200, at most the model's maxLen - 1)",
+      help: "the most tokens generated per sentence, at most the model's maxLen - 1",
       field: 'maxLenB',
+      defaults: TranslateOptionsSchema,
     },
-    { name: 'batch', kind: 'int', help: 'sentences per search call (default 32)', field: 'batchSize' },
+    { name: 'batch', kind: 'int', help: 'sentences per search call', field: 'batchSize', defaults: TranslateOptionsSchema },
     { name: 'int8', kind: 'bool', help: "run the Linear layers on libtorch's int8 kernels (CPU only)" },
     DEVICE_FLAG,
   ],

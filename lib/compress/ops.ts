@@ -1,8 +1,25 @@
-import { PruneOptions, PruneSchema, PruneSettings, QuantizeOptions, QuantizeSchema } from '../config/compress';
+import {
+  Int8Options,
+  Int8OptionsSchema,
+  PruneOptions,
+  PruneSchema,
+  PruneSettings,
+  QuantizeOptions,
+  QuantizeSchema,
+} from '../config/compress';
 import { parseModelConfig } from '../config/model';
 import { parseConfig } from '../config/parse';
 
-export { PruneOptions, PruneSettings, PruneStructure, QuantizeOptions, QuantizeSettings } from '../config/compress';
+export {
+  INT8_ENGINES,
+  Int8Engine,
+  Int8Options,
+  PruneOptions,
+  PruneSettings,
+  PruneStructure,
+  QuantizeOptions,
+  QuantizeSettings,
+} from '../config/compress';
 import { TrainConfigInput } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { modelInternals, Transformer } from '../model';
@@ -126,25 +143,14 @@ export async function weightErrors(compressed: Transformer, reference: Transform
 }
 
 /**
- * The quantized engines toInt8 accepts. 'x86' is PyTorch 2.x's default engine on x86 CPUs; for Linear
- * layers it packs with fbgemm, so 'x86' and 'fbgemm' run the same kernel. libtorch 1.x has no 'x86' engine.
- */
-export const INT8_ENGINES = ['auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'] as const;
-export type Int8Engine = (typeof INT8_ENGINES)[number];
-
-/**
  * A copy whose attention and feed-forward Linear layers (a translate model's decoder's too) run on
  * libtorch's int8 kernels (dynamic quantization: weights int8 per output channel, activations quantized
  * per call) for CPU inference. A model quantized
  * symmetrically keeps its exact grid; any other model is quantized to 8 bits here. Inference only:
- * fine-tune the model it came from. `engine`: one of INT8_ENGINES; 'auto' takes the first this libtorch
- * has of onednn, x86, fbgemm, qnnpack (native/engine/int8.cc's order, from BENCHMARKS.md, "Int8 inference").
+ * fine-tune the model it came from. `engine`: one of INT8_ENGINES (Int8OptionsSchema, lib/config/compress.ts).
  */
-export async function toInt8(model: Transformer, opts: { engine?: Int8Engine } = {}): Promise<Transformer> {
-  const engine = opts.engine ?? 'auto';
-  if (!(INT8_ENGINES as readonly string[]).includes(engine)) {
-    throw new RangeError(`engine: must be one of ${INT8_ENGINES.map((e) => `'${e}'`).join(', ')}; got '${String(engine)}'`);
-  }
+export async function toInt8(model: Transformer, options: Int8Options = {}): Promise<Transformer> {
+  const { engine } = parseConfig(Int8OptionsSchema, options, 'toInt8 options');
   if (model.device !== 'cpu') throw new Error("toInt8: libtorch's quantized kernels run on CPU only; load the model on 'cpu'");
   const m = modelInternals(model);
   const handle = await m.run(() => m.handle.toInt8(engine));

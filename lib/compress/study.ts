@@ -1,4 +1,5 @@
 import { PruneStructure } from '../config/compress';
+import { plannedWarmup } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { Transformer } from '../model';
 import { compressedSize, prune, quantize, weightErrors } from './ops';
@@ -135,7 +136,7 @@ export async function forEachVariant(
   if (!r) return;
   const train = {
     data: r.data,
-    config: { lr: r.lr, batchSize: r.batchSize, maxSteps: r.steps, warmupSteps: Math.round(r.steps * 0.06), seed: r.seed ?? 1 },
+    config: { lr: r.lr, batchSize: r.batchSize, maxSteps: r.steps, warmupSteps: plannedWarmup(r.steps), seed: r.seed ?? 1 },
   };
   const endStep = Math.max(1, Math.round(r.steps * 0.75));
   for (const s of grid.sparsities ?? DEFAULT_COMPRESSION_GRID.sparsities)

@@ -73,3 +73,26 @@ export const QuantizeSchema = z
 export type QuantizeOptions = z.input<typeof QuantizeSchema>;
 /** QuantizeOptions validated, defaults filled: what the engine receives. */
 export type QuantizeSettings = z.output<typeof QuantizeSchema>;
+
+/**
+ * The quantized engines toInt8 accepts. 'x86' is PyTorch 2.x's default engine on x86 CPUs; for Linear
+ * layers it packs with fbgemm, so 'x86' and 'fbgemm' run the same kernel. libtorch 1.x has no 'x86' engine.
+ */
+export const INT8_ENGINES = ['auto', 'x86', 'onednn', 'fbgemm', 'qnnpack'] as const;
+export type Int8Engine = (typeof INT8_ENGINES)[number];
+
+/** toInt8's options. */
+export const Int8OptionsSchema = z
+  .object({
+    /**
+     * One of INT8_ENGINES; 'auto' takes the first this libtorch has of onednn, x86, fbgemm, qnnpack
+     * (native/engine/int8.cc's order, from BENCHMARKS.md, "Int8 inference").
+     */
+    engine: z
+      .enum(INT8_ENGINES, {
+        error: (iss) => `must be one of ${INT8_ENGINES.map((e) => `'${e}'`).join(', ')}; got '${String(iss.input)}'`,
+      })
+      .default('auto'),
+  })
+  .strict();
+export type Int8Options = z.input<typeof Int8OptionsSchema>;

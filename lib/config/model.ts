@@ -4,6 +4,11 @@ import { parseConfig } from './parse';
 const positiveInt = z.number().int().positive();
 const probability = z.number().min(0).lt(1);
 
+/** Tokens per sequence of a model, a dataset or a sweep when not given. */
+export const DEFAULT_MAX_LEN = 128;
+/** Encoder layers of an 'mlm' or 'classify' model when not given. */
+export const DEFAULT_LAYERS = 4;
+
 /** What a model does: masked-LM pretraining, sequence classification, or translation (encoder-decoder). */
 export const TASKS = ['mlm', 'classify', 'translate'] as const;
 export type Task = (typeof TASKS)[number];
@@ -18,9 +23,9 @@ export const ModelConfigSchema = z
   .object({
     task: z.enum(TASKS).default('mlm'),
     vocabSize: positiveInt,
-    maxLen: positiveInt.default(128),
+    maxLen: positiveInt.default(DEFAULT_MAX_LEN),
     dModel: positiveInt.default(256),
-    /** Encoder depth of an 'mlm' or 'classify' model (default 4); a 'translate' model has encoderLayers and decoderLayers. */
+    /** Encoder depth of an 'mlm' or 'classify' model (default DEFAULT_LAYERS); a 'translate' model has encoderLayers and decoderLayers. */
     layers: positiveInt.optional(),
     heads: positiveInt.default(4),
     /**
@@ -93,7 +98,7 @@ export const ModelConfigSchema = z
   .transform(({ headDim, layers, encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId, ...c }) => ({
     ...c,
     // A translate model's `layers` is its encoder's depth (the engine reads encoderLayers).
-    layers: layers ?? encoderLayers ?? 4,
+    layers: layers ?? encoderLayers ?? DEFAULT_LAYERS,
     ...(headDim !== undefined && headDim * c.heads !== c.dModel ? { headDim } : {}),
     ffn: c.ffn ?? 4 * c.dModel,
     ...(c.task === 'translate'
@@ -116,3 +121,30 @@ export function parseModelConfig(input: unknown): ModelConfig {
 
 export const DeviceSchema = z.union([z.enum(['cpu', 'cuda', 'auto']), z.string().regex(/^cuda:\d+$/)]);
 export type Device = z.infer<typeof DeviceSchema>;
+
+/** Transformer.create's options. */
+export const CreateOptionsSchema = z
+  .object({
+    /** Seeds the initialisation (N(0, 0.02)). */
+    seed: z.number().int().min(0).default(1),
+    device: DeviceSchema.default('cpu'),
+  })
+  .strict();
+export type CreateOptions = z.input<typeof CreateOptionsSchema>;
+
+/** Transformer.load's options. */
+export const LoadOptionsSchema = z.object({ device: DeviceSchema.default('cpu') }).strict();
+export type LoadOptions = z.input<typeof LoadOptionsSchema>;
+
+/** Transformer.fromPretrained's and fromHF's options: a body under a head for `task` (default: the saved model's). */
+export const PretrainedOptionsSchema = z
+  .object({
+    task: z.enum(['mlm', 'classify']).optional(),
+    /** The new classification head's classes. */
+    numLabels: z.number().int().min(2).optional(),
+    /** Seeds the new head (and any weight the file lacks). */
+    seed: z.number().int().min(0).default(1),
+    device: DeviceSchema.default('cpu'),
+  })
+  .strict();
+export type PretrainedOptions = z.input<typeof PretrainedOptionsSchema>;

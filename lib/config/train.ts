@@ -8,6 +8,8 @@ const positiveInt = z.number().int().positive();
 const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 /** Numeric precision of a forward (predict, evaluate) or of training: fp32, or bf16 / fp16 autocast. */
 export type Precision = (typeof PRECISIONS)[number];
+/** A forward's precision (predict, fillMask, evaluate, translate), fp32 unless given. */
+export const PrecisionSchema = z.enum(PRECISIONS).default('fp32');
 
 /**
  * Optimisation settings (RoBERTa's recipe by default: AdamW with betas (0.9, 0.98), eps 1e-6,
@@ -15,9 +17,22 @@ export type Precision = (typeof PRECISIONS)[number];
  */
 export const SCHEDULES = ['linear', 'polynomial', 'cosine', 'constant', 'inverse-sqrt'] as const;
 /** Schedules that need no step budget: a run may stop on maxSeconds alone. */
-const OPEN_ENDED: readonly string[] = ['constant', 'inverse-sqrt'];
+export const OPEN_ENDED_SCHEDULES: readonly (typeof SCHEDULES)[number][] = ['constant', 'inverse-sqrt'];
 /** maxSteps of a run bounded by maxSeconds only (the native loop needs a number). */
 export const UNBOUNDED_STEPS = 2 ** 52;
+/**
+ * The share of the planned steps the CLI, sweeps and compression studies warm up over (RoBERTa's 6%), where
+ * they plan the steps themselves; a TrainConfig's own warmupSteps default is 0.
+ */
+export const WARMUP_FRACTION = 0.06;
+/** WARMUP_FRACTION of `steps`, rounded: the warmup of a run planned for `steps` optimizer steps. */
+export function plannedWarmup(steps: number, fraction: number = WARMUP_FRACTION): number {
+  return Math.round(steps * fraction);
+}
+/** A translate model's token budget per batch when batchTokens is not given (fairseq's --max-tokens 4096). */
+export const DEFAULT_BATCH_TOKENS = 4096;
+/** The masking seed of every evaluation (TrainConfig's evalSeed, Transformer.evaluate's seed): fixed so numbers compare across runs. */
+export const DEFAULT_EVAL_SEED = 1234;
 
 export const TrainConfigSchema = z
   .object({
@@ -42,7 +57,7 @@ export const TrainConfigSchema = z
     accumSteps: positiveInt.default(1),
     /**
      * Translate models: a batch's token budget (fairseq's --max-tokens), batchSize is then unused. Pairs of
-     * about one length are batched together while batch x longest side <= batchTokens. Default 4096.
+     * about one length are batched together while batch x longest side <= batchTokens. Default DEFAULT_BATCH_TOKENS (4096).
      */
     batchTokens: positiveInt.optional(),
     /** Translate models: label smoothing epsilon in [0, 1) (fairseq's label_smoothed_cross_entropy; 0.1 is usual). */
@@ -61,7 +76,7 @@ export const TrainConfigSchema = z
     blasThreads: z.union([z.literal('auto'), positiveInt]).default('auto'),
     evalBatchSize: positiveInt.optional(),
     /** Masking seed for validation, fixed so numbers compare across runs and model sizes. */
-    evalSeed: z.number().int().min(0).default(1234),
+    evalSeed: z.number().int().min(0).default(DEFAULT_EVAL_SEED),
     /**
      * Data-parallel training over processes (lib/train/dist.ts): 'auto' joins the process group torchrun's
      * variables describe (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; `trainlarge launch` sets them) and
@@ -87,7 +102,7 @@ export const TrainConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.maxSteps === undefined) {
-      if (!OPEN_ENDED.includes(c.schedule)) {
+      if (!OPEN_ENDED_SCHEDULES.includes(c.schedule)) {
         ctx.addIssue({
           code: 'custom',
           path: ['maxSteps'],
@@ -103,6 +118,63 @@ export const TrainConfigSchema = z
     if (c.endLr > c.lr) ctx.addIssue({ code: 'custom', path: ['endLr'], message: `must be <= lr (${c.lr})` });
   })
   .transform(({ maxSteps, ...c }) => ({ ...c, maxSteps: maxSteps ?? UNBOUNDED_STEPS }));
+
+const positiveInteger = z.number().int('must be a positive integer').positive('must be a positive integer');
+const positiveNumber = z.number().positive('must be a positive number');
+
+/**
+ * The options of Trainer.fit (lib/train/trainer.ts types its objects: the data, the signal, the callback).
+ * Budgets and cadences here; what depends on the trainer (evalEvery's default of maxSteps / 10) stays there.
+ */
+export const FitOptionsSchema = z
+  .object({
+    /** Validation data (a TrainingData of the model's task). */
+    validData: z.custom<object>((v) => typeof v === 'object' && v !== null, 'expected a dataset').optional(),
+    /** Evaluate every N steps (and at the end) when validData is given. Default: maxSteps / 10. */
+    evalEvery: positiveInteger.optional(),
+    /** Evaluate on the first N validation samples only (default: all). */
+    evalSamples: positiveInteger.optional(),
+    /** A run directory: checkpoints and metrics.jsonl go here, and fit resumes from a checkpoint in it. */
+    dir: z.string().min(1).optional(),
+    /** Checkpoint every N steps (and at the end, and on abort). Default: evalEvery. */
+    checkpointEvery: positiveInteger.optional(),
+    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal').optional(),
+    onProgress: z.custom<(p: never) => void>((v) => typeof v === 'function', 'expected a function').optional(),
+    /** onProgress fires at least this often while training (seconds). */
+    progressSeconds: positiveNumber.default(0.5),
+    /**
+     * Wall-clock budget: stop once this many training seconds (evaluation and checkpoints excluded, across
+     * resumes) have passed, within one step. The LR schedule still runs over maxSteps: set maxSteps to the
+     * steps the budget is expected to allow (see budget.ts) so the schedule is laid over the budget.
+     */
+    maxSeconds: positiveNumber.optional(),
+    /** Token budget: stop once this many input tokens have been trained on (across resumes), within one step. */
+    maxTokens: positiveNumber.optional(),
+    /** Also evaluate each time training seconds cross a multiple of this (a wall-clock cadence). */
+    evalEverySeconds: positiveNumber.optional(),
+    /**
+     * Translation: at every evaluation also translate the first `samples` validation pairs with beam `beam`
+     * (1: greedy) and record corpus BLEU and chrF; a small fixed subset keeps it cheap.
+     */
+    evalBleu: z
+      .object({ samples: positiveInteger.default(100), beam: positiveInteger.default(1) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type FitOptionsInput = z.input<typeof FitOptionsSchema>;
+export type FitSettings = z.output<typeof FitOptionsSchema>;
+
+/** setThreads's options: thread counts for jobs that do not set their own; 0 keeps a setting. */
+export const ThreadsOptionsSchema = z
+  .object({
+    /** libtorch's intra-op threads. */
+    threads: z.number().int().min(0).default(0),
+    /** OpenBLAS's pool. */
+    blasThreads: z.number().int().min(0).default(0),
+  })
+  .strict();
+export type ThreadsOptions = z.input<typeof ThreadsOptionsSchema>;
 
 /**
  * Whether this CPU computes bf16 natively. Without AVX512-BF16 or AMX, libtorch 1.13 falls back to a

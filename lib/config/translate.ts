@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PrecisionSchema } from './train';
 
 // Options of Transformer.translate and of Transformer.evaluate on translation data; bind/options.cc reads
 // the search fields (read_generate_options).
@@ -15,12 +16,21 @@ const searchFields = {
   maxLenB: z.number().min(0).default(200),
   /** Sentences per native search call (sorted by length, so a call holds sentences of about one length). */
   batchSize: z.number().int().positive().default(32),
-  precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
+  precision: PrecisionSchema,
 };
 
+/**
+ * The rule between nbest and beam, for every caller (these schemas, the service's request bodies): what is
+ * wrong with nbest, or undefined. A beam below 1 is reported by its own field's check; comparing nbest with it
+ * would only add noise.
+ */
+export function nbestProblem(beam: number, nbest: number): string | undefined {
+  return beam >= 1 && nbest > beam ? `must be <= beam (${beam})` : undefined;
+}
+
 function checkNbest(o: { beam: number; nbest: number }, ctx: z.RefinementCtx): void {
-  // A beam below 1 is reported by its own field's check; comparing nbest with it would only add noise.
-  if (o.beam >= 1 && o.nbest > o.beam) ctx.addIssue({ code: 'custom', path: ['nbest'], message: `must be <= beam (${o.beam})` });
+  const problem = nbestProblem(o.beam, o.nbest);
+  if (problem) ctx.addIssue({ code: 'custom', path: ['nbest'], message: problem });
 }
 
 export const TranslateOptionsSchema = z

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { compressionStudy, CompressionRow, DEFAULT_COMPRESSION_GRID } from '../compress/study';
 import { TranslationScoringSchema } from '../compress/study-translate';
 import { parseConfig } from '../config/parse';
+import { plannedWarmup } from '../config/train';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { Dataset } from '../data/task';
 import { Tokenizer } from '../data/tokenizer';
@@ -159,7 +160,7 @@ export async function runCompression(
           lr: finetune.lr,
           batchSize: finetune.batchSize,
           maxSteps: finetune.steps,
-          warmupSteps: Math.round(finetune.steps * 0.06),
+          warmupSteps: plannedWarmup(finetune.steps),
           seed: s.seed,
         });
         await t.fit(task.train, { evalEvery: finetune.steps });

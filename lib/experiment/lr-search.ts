@@ -4,7 +4,7 @@
 // plateau or diverge), which is not a fair comparison of sizes.
 import { z } from 'zod';
 import { Device, ModelConfigInput } from '../config/model';
-import { TrainConfigInput } from '../config/train';
+import { plannedWarmup, TrainConfigInput } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
@@ -59,7 +59,7 @@ export async function searchLr(opts: {
   for (const lr of opts.search.rates) {
     const start = Date.now();
     const model = await Transformer.create(opts.config, { seed: opts.seed, device: opts.device });
-    const trainer = new Trainer(model, { ...opts.train, lr, maxSteps: steps, warmupSteps: Math.round(steps * opts.warmup) });
+    const trainer = new Trainer(model, { ...opts.train, lr, maxSteps: steps, warmupSteps: plannedWarmup(steps, opts.warmup) });
     try {
       const before = await model.evaluate(opts.valid, { maxSamples: opts.evalSamples });
       let loss = NaN;

@@ -2,9 +2,9 @@
 // run names, reading a sweep directory's spec back, and the model config each model of a sweep trains.
 import * as path from 'path';
 import { z } from 'zod';
-import { DeviceSchema, ModelConfigInput } from '../config/model';
+import { DEFAULT_MAX_LEN, DeviceSchema, ModelConfigInput } from '../config/model';
 import { parseConfig } from '../config/parse';
-import { SCHEDULES } from '../config/train';
+import { SCHEDULES, WARMUP_FRACTION } from '../config/train';
 import { PARALLEL_SOURCES, ParallelFilesSpecSchema } from '../data/parallel';
 import { readJson } from '../io';
 import { LrSearchSchema } from './lr-search';
@@ -76,7 +76,7 @@ export const SweepSpecSchema = z
     data: ParallelDataSchema.optional(),
     models: z.array(ModelSchema).min(1),
     /** Tokens per sequence (translate: per side, eos included). */
-    maxLen: z.number().int().min(2).default(128),
+    maxLen: z.number().int().min(2).default(DEFAULT_MAX_LEN),
     budget: z.union([
       z.object({ seconds: positive }).strict(),
       z.object({ steps: z.number().int().positive() }).strict(),
@@ -105,14 +105,14 @@ export const SweepSpecSchema = z
     dropout: z.number().min(0).lt(1).optional(),
     /** Sequences per step (mlm); a translate sweep batches by batchTokens. */
     batchSize: z.number().int().positive().default(16),
-    /** translate: tokens per batch (fairseq's --max-tokens; the trainer's default 4096). */
+    /** translate: tokens per batch (fairseq's --max-tokens; the trainer's default DEFAULT_BATCH_TOKENS). */
     batchTokens: z.number().int().positive().optional(),
     /** translate: label smoothing epsilon (0.1 is usual; default 0). */
     labelSmoothing: z.number().min(0).lt(1).optional(),
     /** The LR schedule; default 'linear' (mlm) or 'inverse-sqrt' (translate, run open-ended under a seconds budget). */
     schedule: z.enum(SCHEDULES).optional(),
     /** Warmup as a fraction of the steps the budget allows. */
-    warmup: z.number().min(0).max(1).default(0.06),
+    warmup: z.number().min(0).max(1).default(WARMUP_FRACTION),
     seed: z.number().int().min(0).default(1),
     /** 'auto': CUDA when this libtorch and machine have it. */
     device: DeviceSchema.default('cpu'),

@@ -3,7 +3,7 @@
 // sweep-results.ts.
 import * as fs from 'fs';
 import * as path from 'path';
-import { TrainConfig } from '../config/train';
+import { DEFAULT_BATCH_TOKENS, OPEN_ENDED_SCHEDULES, plannedWarmup, TrainConfig } from '../config/train';
 import { Corpus, CORPUS_SOURCES } from '../data/corpus';
 import { TrainingData } from '../data/dataset';
 import { Dataset } from '../data/task';
@@ -215,7 +215,7 @@ export class Sweep {
     if ('tokens' in s.budget) {
       const base = this.trainBase(m);
       plan.maxSteps = Math.ceil(
-        s.budget.tokens / ((s.task === 'translate' ? (s.batchTokens ?? 4096) : base.batchSize * s.maxLen) * s.accumSteps),
+        s.budget.tokens / ((s.task === 'translate' ? (s.batchTokens ?? DEFAULT_BATCH_TOKENS) : base.batchSize * s.maxLen) * s.accumSteps),
       );
     } else if ('steps' in s.budget) {
       plan.maxSteps = s.budget.steps;
@@ -321,7 +321,7 @@ export class Sweep {
     // An open-ended schedule (inverse-sqrt) under a seconds budget runs until the clock stops it: the
     // measured step count then only sizes the warmup.
     const openEnded = 'seconds' in s.budget && OPEN_ENDED_SCHEDULES.includes(s.schedule);
-    const warmupSteps = Math.round(maxSteps * s.warmup);
+    const warmupSteps = plannedWarmup(maxSteps, s.warmup);
     const distributed = ctx.dist ? distributedOf(ctx.dist) : ('off' as const);
     const trainer = new Trainer(
       model,
@@ -393,9 +393,6 @@ function canonical(v: unknown): string {
 }
 
 type Disposable = TrainingData & { dispose(): void };
-
-/** Schedules that need no step budget (a seconds budget alone ends the run). */
-const OPEN_ENDED_SCHEDULES: readonly string[] = ['constant', 'inverse-sqrt'];
 
 /**
  * The sweep's training and validation data. mlm: the prepared corpus. translate: the parallel corpus with one

@@ -11,7 +11,8 @@
 // tokenization run on libuv's worker threads, so the event loop only parses JSON and routes.
 import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { parseConfig } from '../config/parse';
+import { defaultOf, parseConfig } from '../config/parse';
+import { nbestProblem, TranslateOptionsSchema } from '../config/translate';
 import { setThreads } from '../engine';
 import { ClosedError, QueueFullError } from './batcher';
 import { Metrics } from './metrics';
@@ -239,8 +240,11 @@ export async function createService(input: ServiceConfig): Promise<Service> {
     async (req, reply) => {
       const m = served(req.params.name, reply);
       if (!m) return reply;
-      const { text, beam = 5, nbest = 1, lengthPenalty = 1, truncate = false } = req.body;
-      if (nbest > beam) throw new InputError(`body/nbest: must be <= beam (${beam})`);
+      const search = (key: 'beam' | 'nbest' | 'lengthPenalty') => req.body[key] ?? (defaultOf(TranslateOptionsSchema, key) as number);
+      const [beam, nbest, lengthPenalty] = [search('beam'), search('nbest'), search('lengthPenalty')];
+      const { text, truncate = false } = req.body;
+      const problem = nbestProblem(beam, nbest);
+      if (problem) throw new InputError(`body/nbest: ${problem}`);
       const texts = Array.isArray(text) ? text : [text];
       const results = await m.translate(texts, { beam, nbest, lengthPenalty }, truncate, 'body/text');
       return { model: m.spec.name, results };

@@ -1,7 +1,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError } from '../config/parse';
+import { parseConfig } from '../config/parse';
 import {
+  DEFAULT_BATCH_TOKENS,
+  FitOptionsInput,
+  FitOptionsSchema,
+  FitSettings as ParsedFit,
   parseTrainConfig,
   Precision,
   resolvePrecision,
@@ -67,36 +72,12 @@ export interface Progress {
   lastEval?: EvalRecord;
 }
 
-export interface FitOptions {
+/** Trainer.fit's options: FitOptionsSchema's (lib/config/train.ts: rules, defaults, docs), with the data and callback typed. */
+export type FitOptions = Omit<FitOptionsInput, 'validData' | 'onProgress'> & {
   validData?: TrainingData;
-  /** Evaluate every N steps (and at the end) when validData is given. Default: maxSteps / 10. */
-  evalEvery?: number;
-  /** Evaluate on the first N validation samples only (default: all). */
-  evalSamples?: number;
-  /** A run directory: checkpoints and metrics.jsonl go here, and fit resumes from a checkpoint in it. */
-  dir?: string;
-  /** Checkpoint every N steps (and at the end, and on abort). Default: evalEvery. */
-  checkpointEvery?: number;
-  signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
-  /** onProgress fires at least this often while training (seconds). Default 0.5. */
-  progressSeconds?: number;
-  /**
-   * Wall-clock budget: stop once this many training seconds (evaluation and checkpoints excluded, across
-   * resumes) have passed, within one step. The LR schedule still runs over maxSteps: set maxSteps to the
-   * steps the budget is expected to allow (see budget.ts) so the schedule is laid over the budget.
-   */
-  maxSeconds?: number;
-  /** Token budget: stop once this many input tokens have been trained on (across resumes), within one step. */
-  maxTokens?: number;
-  /** Also evaluate each time training seconds cross a multiple of this (a wall-clock cadence). */
-  evalEverySeconds?: number;
-  /**
-   * Translation: at every evaluation also translate the first `samples` validation pairs (default 100) with
-   * beam `beam` (default 1, greedy) and record corpus BLEU and chrF; a small fixed subset keeps it cheap.
-   */
-  evalBleu?: { samples?: number; beam?: number };
-}
+};
+type FitSettings = Omit<ParsedFit, 'validData' | 'onProgress'> & Pick<FitOptions, 'validData' | 'onProgress'>;
 
 export interface FitResult {
   steps: number;
@@ -169,7 +150,7 @@ export class Trainer {
     }
     this.config = {
       ...parsed,
-      ...(translate ? { batchTokens: parsed.batchTokens ?? 4096, labelSmoothing: parsed.labelSmoothing ?? 0 } : {}),
+      ...(translate ? { batchTokens: parsed.batchTokens ?? DEFAULT_BATCH_TOKENS, labelSmoothing: parsed.labelSmoothing ?? 0 } : {}),
       precision: resolvePrecision(parsed.precision, model.device),
     };
     if (translate && this.config.batchTokens! < model.config.maxLen) {
@@ -202,8 +183,9 @@ export class Trainer {
     return this.handle.lossScale;
   }
 
-  async fit(data: TrainingData, opts: FitOptions = {}): Promise<FitResult> {
+  async fit(data: TrainingData, options: FitOptions = {}): Promise<FitResult> {
     const c = this.config;
+    let opts = parseConfig(FitOptionsSchema, options, 'fit options') as FitSettings;
     if (data.kind !== this.model.config.task) {
       throw new TypeError(`fit: a '${this.model.config.task}' model cannot train on '${data.kind}' data`);
     }
@@ -215,24 +197,8 @@ export class Trainer {
     // Without maxSteps (a seconds budget), evaluation and checkpoints follow evalEverySeconds and the end.
     const evalEvery = opts.evalEvery ?? (c.maxSteps === UNBOUNDED_STEPS ? UNBOUNDED_STEPS : Math.max(1, Math.round(c.maxSteps / 10)));
     const checkpointEvery = opts.checkpointEvery ?? evalEvery;
-    if (!Number.isInteger(evalEvery) || evalEvery <= 0) throw new RangeError(`evalEvery: must be a positive integer, got ${evalEvery}`);
-    if (!Number.isInteger(checkpointEvery) || checkpointEvery <= 0) {
-      throw new RangeError(`checkpointEvery: must be a positive integer, got ${checkpointEvery}`);
-    }
-    for (const [name, v] of [
-      ['maxSeconds', opts.maxSeconds],
-      ['maxTokens', opts.maxTokens],
-      ['evalEverySeconds', opts.evalEverySeconds],
-    ] as const) {
-      if (v !== undefined && !(typeof v === 'number' && v > 0)) throw new RangeError(`${name}: must be a positive number, got ${v}`);
-    }
-    if (opts.evalBleu) {
-      if (data.kind !== 'translate') throw new TypeError(`evalBleu: only applies to 'translate' data, this is '${data.kind}'`);
-      for (const [name, v] of Object.entries(opts.evalBleu)) {
-        if (v !== undefined && !(Number.isInteger(v) && v > 0))
-          throw new RangeError(`evalBleu.${name}: must be a positive integer, got ${v}`);
-      }
-    }
+    if (opts.evalBleu && data.kind !== 'translate')
+      throw new TypeError(`evalBleu: only applies to 'translate' data, this is '${data.kind}'`);
     if (fitting.has(this.model)) {
       throw new Error('fit: a fit is already running on this model; await it (or abort it through its signal) before starting another');
     }
@@ -280,7 +246,7 @@ export class Trainer {
 
   private async train(
     data: TrainingData,
-    opts: FitOptions,
+    opts: FitSettings,
     ctx: {
       evalEvery: number;
       checkpointEvery: number;
@@ -343,7 +309,7 @@ export class Trainer {
         }
         // The native call returns after the step that crosses `seconds`: budgets and eval cadence hold within one step.
         const seconds = Math.min(
-          opts.progressSeconds ?? 0.5,
+          opts.progressSeconds,
           (opts.maxSeconds ?? Infinity) - this.trainSeconds,
           nextEvalSeconds - this.trainSeconds,
         );
@@ -458,7 +424,7 @@ export class Trainer {
     this.handle.dispose();
   }
 
-  private async evaluateRecord(data: TrainingData, maxSamples?: number, bleu?: FitOptions['evalBleu']): Promise<EvalRecord> {
+  private async evaluateRecord(data: TrainingData, maxSamples?: number, bleu?: FitSettings['evalBleu']): Promise<EvalRecord> {
     const common = {
       batchSize: this.config.evalBatchSize ?? this.config.batchSize,
       maxSamples,
@@ -480,7 +446,7 @@ export class Trainer {
       bleu && data instanceof ParallelDataset
         ? await modelInternals(this.model).scoreTranslations(
             data,
-            { metric: 'bleu', beam: bleu.beam ?? 1, maxSamples: bleu.samples ?? 100, precision: common.precision },
+            { metric: 'bleu', beam: bleu.beam, maxSamples: bleu.samples, precision: common.precision },
             dist ? { rank: dist.rank, worldSize: dist.worldSize, gather: (h) => gatherOnRanks(dist, h) } : undefined,
           )
         : undefined;

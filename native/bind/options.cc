@@ -195,8 +195,6 @@ GenerateOptions read_generate_options(const Napi::Value& value) {
   o.length_penalty = r.number("lengthPenalty");
   o.max_len_a = r.number("maxLenA");
   o.max_len_b = r.number("maxLenB");
-  if (o.beam < 1) throw std::invalid_argument("translate options.beam: must be >= 1, got " + std::to_string(o.beam));
-  if (o.nbest < 1 || o.nbest > o.beam) throw std::invalid_argument("translate options.nbest: must be in [1, beam]");
   return o;
 }
 

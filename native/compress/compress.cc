@@ -10,8 +10,13 @@ namespace trainlarge {
 // ---------------------------------------------------------------------------------------------------
 // Magnitude pruning
 
-// torch.nn.utils.prune._compute_nparams_toprune: Python's round(), i.e. half to even.
-int64_t count_to_prune(double sparsity, int64_t n) { return static_cast<int64_t>(std::nearbyint(sparsity * static_cast<double>(n))); }
+// torch.nn.utils.prune._compute_nparams_toprune: Python's round(), i.e. half to even. The engine's one check of
+// sparsity's range (lib/config/compress.ts states the rule): outside [0, 1) the count would be negative or reach
+// past the n entries, and a NaN's cast to an integer is undefined.
+int64_t count_to_prune(double sparsity, int64_t n) {
+  if (!(sparsity >= 0 && sparsity < 1)) throw std::invalid_argument("sparsity: must be in [0, 1), got " + std::to_string(sparsity));
+  return static_cast<int64_t>(std::nearbyint(sparsity * static_cast<double>(n)));
+}
 
 namespace {
 
@@ -24,7 +29,6 @@ torch::Tensor keep_mask(const torch::Tensor& scores, int64_t k) {
 }  // namespace
 
 std::vector<torch::Tensor> magnitude_masks(const std::vector<torch::Tensor>& weights, double sparsity, PruneScope scope) {
-  if (!(sparsity >= 0 && sparsity < 1)) throw std::invalid_argument("sparsity: must be in [0, 1), got " + std::to_string(sparsity));
   if (weights.empty()) throw std::invalid_argument("prune: no weight matrices to prune");
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> masks;

@@ -182,9 +182,8 @@ std::string number_text(double x) {
   return o.str();
 }
 
-// How many of a layer's n units survive `sparsity`; at least one must.
+// How many of a layer's n units survive `sparsity` (count_to_prune checks its range); at least one must.
 int64_t units_kept(double sparsity, int64_t n, const char* units) {
-  if (!(sparsity >= 0 && sparsity < 1)) throw std::invalid_argument("sparsity: must be in [0, 1), got " + number_text(sparsity));
   const int64_t kept = n - count_to_prune(sparsity, n);
   if (kept < 1) {
     throw std::invalid_argument("sparsity: " + number_text(sparsity) + " would remove all " + std::to_string(n) + " " + units +
