@@ -14,7 +14,35 @@ const program = path.join(root, 'build', 'trainlarge_engine_test');
 const stamp = JSON.parse(fs.readFileSync(path.join(root, 'build', 'trainlarge.json'), 'utf8'));
 const cmake = stamp.builder === 'cmake';
 
-(cmake ? describe : describe.skip)('the engine without Node', () => {
+// Under any builder: no engine source names Node. The cmake build compiles the engine without Node-API include
+// folders (so such an include fails it) and the tests below check the linked program; node-gyp compiles
+// everything together, so this scan is what holds the line there.
+test('no source outside native/bind/ includes a Node-API or libuv header', () => {
+  const offenders: string[] = [];
+  const header = /#include\s*[<"](napi\.h|node_api\.h|node\.h|uv\.h)[>"]/;
+  const skip = [path.join(root, 'native', 'bind'), path.join(root, 'native', 'fuzz', 'corpus')];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        if (!skip.includes(p)) walk(p);
+      } else if (/\.(cc|h)$/.test(e.name) && header.test(fs.readFileSync(p, 'utf8'))) {
+        offenders.push(path.relative(root, p));
+      }
+    }
+  };
+  walk(path.join(root, 'native'));
+  expect(fs.existsSync(path.join(root, 'native', 'engine', 'model.cc'))).toBe(true); // the walk saw the engine
+  expect(offenders).toEqual([]);
+});
+
+// The engine's test program is made by the cmake build only: under node-gyp the block is skipped under a name
+// that says so (jest lists it), not silently.
+const withoutNode = cmake
+  ? 'the engine without Node'
+  : 'the engine without Node: SKIPPED, node-gyp builds no trainlarge_engine_test (build with cmake: node scripts/build.js)';
+
+(cmake ? describe : describe.skip)(withoutNode, () => {
   test('links no Node-API symbol and no Node library', () => {
     const undefinedSymbols = execFileSync('nm', ['-D', '--undefined-only', program], { encoding: 'utf8' });
     expect(undefinedSymbols).toMatch(/_ZN\d*at\d/); // it calls into libtorch's ATen
@@ -87,8 +115,10 @@ const cmake = stamp.builder === 'cmake';
     test('a tiny model learns to reverse real sentences until greedy decoding reproduces the targets', () => {
       expect(r.reproduced).toBe(true);
       expect(r.pairs).toBe(8);
-      // Beam search (fairseq's stopping rule) is reported, not required to reproduce every sentence.
-      expect(r.beamReproduced).toBeGreaterThanOrEqual(0);
+      // Beam search (fairseq's stopping rule) need not reproduce every sentence (native/tests/engine_test.cc says
+      // why); measured: 7 of 8 (libtorch 2.13, CPU). A broken beam search reproduces none.
+      expect(r.beamReproduced).toBeGreaterThanOrEqual(6);
+      expect(r.beamReproduced).toBeLessThanOrEqual(r.pairs as number);
     });
 
     test('teacher-forced logits match a PyTorch nn.Transformer build of the saved weights (padded source and target)', () => {

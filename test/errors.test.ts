@@ -109,16 +109,16 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
       engineInfo().cudaBuilt ? /no CUDA device is visible/ : /CPU-only libtorch.*TRAINLARGE_TORCH=cuda/,
     );
     await expect(Transformer.load('/nonexistent/run')).rejects.toThrow(/cannot read \/nonexistent\/run\/config.json/);
-    // A libtorch (c10::Error) failure surfaces as a JS Error with its message and a code.
+    // A second model predicts through all of this: logits of its shape (batch, length, vocabulary).
     const big = await Transformer.create({ ...small, vocabSize: 300 });
-    await expect(big.predict([[1, 2, 3]])).resolves.toBeDefined();
+    expect((await big.predict([[1, 2, 3]])).dims).toEqual([1, 3, 300]);
     model.dispose();
     await expect(model.predict([[1, 2]])).rejects.toThrow(/disposed/);
     // Data whose ids exceed the model's vocabulary.
     const { train } = speechData(64, 12);
     const tiny = await Transformer.create({ ...small, vocabSize: 100 });
     await expect(new Trainer(tiny, { maxSteps: 2 }).fit(train)).rejects.toThrow(/token id \d+ is >= the model's vocabSize \(100\)/);
-    expect(await big.predict([[1]])).toBeDefined(); // still alive
+    expect((await big.predict([[1]])).dims).toEqual([1, 1, 300]); // still alive
   });
 
   test('a data-parallel backend the build or the model cannot use is refused before any rendezvous', async () => {
@@ -141,7 +141,7 @@ describe('bad configs and inputs give JS errors that name the problem', () => {
         : /^distributed: backend 'nccl' is not in this build \(libtorch 2\.\d+\.\d+, CPU only\); use 'auto' or 'gloo'/,
     );
     expect(Date.now() - started).toBeLessThan(1500);
-    expect(await model.predict([[1, 2]])).toBeDefined(); // the model is free again
+    expect((await model.predict([[1, 2]])).dims).toEqual([1, 2, small.vocabSize]); // the model is free again
     model.dispose();
   });
 

@@ -31,7 +31,7 @@ void TrainConfig::validate() const {
   if (accum_steps <= 0) throw std::invalid_argument("train config: accumSteps must be > 0");
   if (schedule.max_steps <= 0) throw std::invalid_argument("train config: maxSteps must be > 0");
   if (schedule.warmup_steps < 0) throw std::invalid_argument("train config: warmupSteps must be >= 0");
-  if (batch_tokens < 0) throw std::invalid_argument("train config: batchTokens must be > 0");
+  if (batch_tokens < 0) throw std::invalid_argument("train config: batchTokens must be >= 0 (0: batches of batchSize sequences)");
   if (label_smoothing < 0 || label_smoothing >= 1) throw std::invalid_argument("train config: labelSmoothing must be in [0, 1)");
 }
 
