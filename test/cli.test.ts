@@ -26,12 +26,21 @@ test('data prepare --files tokenizes your own text into a corpus that data list 
   const files = speechFiles(dir, 30);
   const out = path.join(dir, 'corpora', 'speeches');
   const r = trainlarge('data', 'prepare', '--name', 'speeches', '--files', files.join(','), '--dir', out, '--vocab-size', '500');
-  expect(r.err).toBe('');
   expect(r.code).toBe(0);
+  // Off a terminal, progress is JSON lines on stderr: phases in order, bytes read of the whole.
+  const events = r.err
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { phase: string; bytes?: number; totalBytes?: number });
+  expect(events.map((e) => e.phase)).toEqual(expect.arrayContaining(['tokenizer', 'shard', 'done']));
+  expect(events[events.length - 1].phase).toBe('done');
+  const shard = events.find((e) => e.phase === 'shard')!;
+  expect(shard.totalBytes).toBe(files.reduce((n, f) => n + fs.statSync(f).size, 0));
   expect(r.out).toMatch(/prepared speeches .* 29 training documents .* 1 validation documents .* vocabulary 500/);
   const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
   expect(manifest.sources).toHaveLength(30);
-  expect(manifest.sources[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+  expect(manifest.sources[0].fingerprint).toMatch(/^[0-9a-f]{64}$/);
+  expect(manifest.sources[0].bytes).toBe(fs.statSync(files[0]).size);
   expect(trainlarge('data', 'list', '--root', path.join(dir, 'corpora')).out).toMatch(/speeches\s+complete/);
   fs.rmSync(dir, { recursive: true, force: true });
 });

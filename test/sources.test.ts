@@ -480,10 +480,15 @@ describe("users' own files", () => {
     return p;
   };
 
-  test('a missing path, a directory and an empty file are errors naming the file', async () => {
+  test('a missing path, an empty directory, a pattern matching nothing and an empty file are errors naming the file', async () => {
     await expect(readDocuments({ files: ['/nonexistent/corpus.txt'] })).rejects.toThrow('files[0]: no such file: /nonexistent/corpus.txt');
     const ok = file('ok.txt', 'fine\n');
-    await expect(readDocuments({ files: [ok, dir] })).rejects.toThrow(`files[1]: ${dir} is a directory, not a file`);
+    const emptyDir = path.join(dir, 'nothing');
+    fs.mkdirSync(emptyDir, { recursive: true });
+    await expect(readDocuments({ files: [ok, emptyDir] })).rejects.toThrow(`files[1]: the directory ${emptyDir} holds no files`);
+    await expect(readDocuments({ files: [path.join(dir, '*.none')] })).rejects.toThrow(
+      `files[0]: the pattern ${dir}/*.none matches no file`,
+    );
     const empty = file('empty.txt', '');
     await expect(readDocuments({ files: [empty] })).rejects.toThrow(`files[0]: ${empty} is empty`);
     const blank = file('blank.txt', ' \n\n');

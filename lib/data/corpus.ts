@@ -1,33 +1,51 @@
+// Pretraining corpora as token shards, prepared from inputs of any size with flat memory:
+//
+//   inputs (built-in, or files/dirs/globs: text, JSONL, TSV, Parquet; .gz, .zst)      lib/data/stream.ts
+//     -> [tokenizer: trained once on a deterministic reservoir sample of the training lines]
+//     -> batches of documents encoded on every core (native SentencePiece threads) while the next is read
+//     -> one shard writer per split (train/valid): a shard is written when it holds shardChars characters
+//     -> documents.tsv appended per shard; progress.json after each shard; manifest.json written last
+//
+// Resumable: each shard records the reader position before its first document and after its last; a rerun
+// reads on from the earliest split's last finished shard (plain files and Parquet seek there; compressed
+// files are decompressed and skipped up to it) and writes byte-identical shards. Splitting across jobs:
+// `part: { index, count }` prepares a contiguous share of the input files into part-I-of-N/; the job that
+// finishes the last part assembles the corpus.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { fileDigest, readJson, writeFileAtomic, writeJsonAtomic } from '../io';
+import { fileDigest, readJson, writeJsonAtomic } from '../io';
 import { native } from '../native';
 import { MlmDataset, MlmOptions } from './dataset';
-import { DocumentFormat, readDocuments } from './files';
 import { builtinCorpus, CORPUS_SOURCES, CorpusSourceName } from './builtin/sources';
 import { Document } from './documents';
+import { expandInputs, Field, InputFile, InputFormat, Position, START, streamDocuments, StreamDoc, TextSplit } from './stream';
 import { Unigram } from './tokens';
-
-export { CORPUS_SOURCES, CorpusSourceName };
 import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
 import { withLock } from '../lock';
 
-/** Files of your own (the paper's Wikipedia + BookCorpus role). */
+export { CORPUS_SOURCES, CorpusSourceName };
+
+/** Files of your own (the paper's Wikipedia + BookCorpus role): paths, directories or glob patterns. */
 export interface CorpusFiles {
   files: string[];
-  format?: DocumentFormat;
-  textField?: string | number;
+  /** Default: by extension (.jsonl/.ndjson, .tsv, .parquet, else text); .gz and .zst are decompressed. */
+  format?: InputFormat;
+  /** JSONL/TSV/Parquet: the text's field or column (default 'text'). */
+  textField?: Field;
   /** text format: one document per file (default), per blank-line block, or per line. */
-  split?: 'file' | 'blank-line' | 'line';
+  split?: TextSplit;
+  /** TSV: whether the first row names the columns (default: when textField is a name). */
+  header?: boolean;
 }
 
 export interface CustomCorpus {
   name: string;
   train: CorpusFiles;
-  /** Validation documents; without it every `validEvery`-th training document is held out whole. */
+  /** Validation documents; without it, a document is held out when (its file's index + its index in the file) % validEvery is validEvery - 1. */
   valid?: CorpusFiles;
   validEvery?: number;
 }
@@ -35,10 +53,17 @@ export interface CustomCorpus {
 export interface PrepareEvent {
   phase: 'read' | 'tokenizer' | 'shard' | 'done';
   message: string;
-  /** shard phase: shards finished (written or skipped) and in all */
+  /** shard phase: shards written (or skipped) so far; total when known. */
   done?: number;
   total?: number;
   skipped?: boolean;
+  /** Progress of the pass: input bytes read (compressed bytes for .gz/.zst) of totalBytes, documents and tokens so far. */
+  bytes?: number;
+  totalBytes?: number;
+  documents?: number;
+  tokens?: number;
+  tokensPerSecond?: number;
+  etaSeconds?: number;
 }
 
 export interface CorpusPrepareOptions {
@@ -47,32 +72,73 @@ export interface CorpusPrepareOptions {
   dir: string;
   /**
    * Tokenize with this tokenizer (SentencePiece, or an HF byte-level BPE from Tokenizer.fromHF); by default a
-   * SentencePiece one is trained on the training split (tokenizerOptions).
+   * SentencePiece one is trained on a sample of the training split (tokenizerOptions; maxSentences lines).
    */
   tokenizer?: Tokenizer;
   tokenizerOptions?: TokenizerOptions;
   /** Characters of text per shard (approximate: whole documents). */
   shardChars?: number;
-  /** Native threads for encoding. */
+  /** Native threads for encoding (default: every core). */
   threads?: number;
+  /** Characters of training lines the tokenizer is trained on, sampled uniformly (default 50M). */
+  sampleChars?: number;
+  /** Prepare share `index` (0-based) of `count` of the input files, as one of several jobs writing into `dir`. */
+  part?: { index: number; count: number };
   onProgress?: (e: PrepareEvent) => void;
 }
 
-const PrepareSchema = z.object({
-  shardChars: z.number().int().min(1000).default(8_000_000),
-  threads: z.number().int().positive().default(2),
-});
+const PrepareSchema = z
+  .object({
+    shardChars: z.number().int().min(1000).default(64_000_000),
+    threads: z.number().int().positive().default(Math.max(1, os.availableParallelism())),
+    /**
+     * The tokenizer's training sample: at most this many characters of training lines (and at most
+     * tokenizerOptions.maxSentences lines), drawn uniformly; SentencePiece needs ~4 bytes of memory per character.
+     */
+    sampleChars: z.number().int().min(1000).default(50_000_000),
+    part: z
+      .object({ index: z.number().int().min(0), count: z.number().int().positive() })
+      .strict()
+      .refine((p) => p.index < p.count, { message: 'index must be below count', path: ['index'] })
+      .optional(),
+  })
+  .strict();
+
+const CustomCorpusSchema = z
+  .object({
+    name: z.string().min(1),
+    train: z.object({}).passthrough(),
+    valid: z.object({}).passthrough().optional(),
+    validEvery: z.number().int().min(2).default(20),
+  })
+  .strict();
+
+const CorpusFilesSchema = z
+  .object({
+    files: z.array(z.string().min(1)).min(1),
+    format: z.enum(['text', 'jsonl', 'tsv', 'parquet']).optional(),
+    textField: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+    split: z.enum(['file', 'blank-line', 'line']).optional(),
+    header: z.boolean().optional(),
+  })
+  .strict();
 
 export interface ShardEntry {
+  /** Path relative to the corpus directory. */
   file: string;
-  /** sha256 of the inputs (tokenizer + documents): a shard with the same key need not be rebuilt. */
-  key: string;
   /** sha256 of the file. */
   sha256: string;
   bytes: number;
   tokens: number;
   tokenBytes: number;
   documents: number;
+  /** Characters of text it holds. */
+  chars: number;
+  /** Reader positions before its first and after its last document: a damaged shard is rebuilt from `start`. */
+  start: Position;
+  end: Position;
+  /** Which share of the inputs wrote it (absent for a corpus prepared by one job). */
+  part?: number;
 }
 
 export interface SplitManifest {
@@ -83,14 +149,36 @@ export interface SplitManifest {
 
 export interface CorpusManifest {
   format: 'trainlarge-corpus';
-  version: 1;
+  version: 2;
   name: string;
   complete: boolean;
   createdAt: string;
-  sources: { package?: string; version?: string; integrity?: string; license?: string; file?: string; bytes?: number; sha256?: string }[];
-  tokenizer: { file: string; sha256: string; vocabSize: number; options?: Record<string, unknown>; trainedOn?: string };
+  /** sha256 over the inputs (names, sizes, times, first and last bytes), the reading and shard options and the parts. */
+  inputs: string;
+  sources: {
+    package?: string;
+    version?: string;
+    integrity?: string;
+    license?: string;
+    file?: string;
+    bytes?: number;
+    fingerprint?: string;
+  }[];
+  tokenizer: {
+    file: string;
+    sha256: string;
+    vocabSize: number;
+    options?: Record<string, unknown>;
+    trainedOn?: string;
+    /** The reservoir sample it was trained on: lines kept of lines seen, and their characters. */
+    sample?: { lines: number; seen: number; chars: number };
+  };
   /** Documents are followed by the eos token in the token stream (RoBERTa's FULL-SENTENCES input). */
   separator: 'eos';
+  /** How documents go to valid: "every 20th (file index + document index in the file)" or "the valid files". */
+  split: string;
+  /** Jobs that prepared it (--part I/N). */
+  parts: number;
   splits: { train: SplitManifest; valid: SplitManifest };
   /** Document ids kept out of both splits (e.g. a downstream task's test documents). */
   heldOut: string[];
@@ -98,58 +186,146 @@ export interface CorpusManifest {
   checksum: string;
 }
 
+/** What a job has finished of its share (progress.json in its directory), saved after each shard. */
+interface PartProgress {
+  format: 'trainlarge-corpus-progress';
+  inputs: string;
+  tokenizer: string;
+  part: number;
+  parts: number;
+  complete: boolean;
+  splits: { train: ShardEntry[]; valid: ShardEntry[] };
+  documentsTsvBytes: number;
+}
+
 const MANIFEST = 'manifest.json';
+const PROGRESS = 'progress.json';
+const DOCUMENTS = 'documents.tsv';
 const TOKENIZER_FILE = 'tokenizer.model';
+const TOKENIZER_INFO = 'tokenizer.info.json';
+/** Held while a process prepares (or checks) a corpus directory; parts hold their own. */
+const PREPARE_LOCK = '.prepare.lock';
+/** Bumped when the shard layout or the split rule changes: older progress is then not resumed. */
+const PREPARE_VERSION = 2;
+/** Characters of text encoded per native call (two are in flight: one encoding, one being read). */
+const BATCH_CHARS = 4_000_000;
+/** Shards total at most this many bytes for Corpus.open to hash them all by default. */
+const OPEN_VERIFY_BYTES = 512 << 20;
+
+type SplitName = 'train' | 'valid';
+const SPLITS: readonly SplitName[] = ['train', 'valid'];
 
 function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-function digestDocuments(docs: Document[], salt: string): string {
-  const h = createHash('sha256').update(salt);
-  for (const d of docs) h.update(d.id).update('\0').update(d.text).update('\0');
+function comparePositions(a: Position, b: Position): number {
+  return a.file - b.file || a.offset - b.offset;
+}
+
+/** sha256 of a file's size, time and first and last 64 KiB: names an input without reading it all. */
+async function fingerprint(file: InputFile): Promise<string> {
+  const h = createHash('sha256').update(`${file.bytes}\0${Math.round(file.mtimeMs)}\0`);
+  const fd = await fs.promises.open(file.path, 'r');
+  try {
+    const n = Math.min(65536, file.bytes);
+    const buf = Buffer.alloc(n);
+    await fd.read(buf, 0, n, 0);
+    h.update(buf);
+    await fd.read(buf, 0, n, Math.max(0, file.bytes - n));
+    h.update(buf);
+  } finally {
+    await fd.close();
+  }
   return h.digest('hex');
 }
 
-/** Tokens of each document in a shard (eos-separated), or undefined when the shard does not hold `docs` documents. */
-function documentLengths(file: string, eos: number, docs: number): number[] | undefined {
-  const { ids } = native().readTokenShard(file);
-  const lengths: number[] = [];
-  let start = 0;
-  for (let i = 0; i < ids.length; i++) {
-    if (ids[i] === eos) {
-      lengths.push(i - start);
-      start = i + 1;
-    }
-  }
-  return lengths.length === docs && start === ids.length ? lengths : undefined;
-}
-
-/** Consecutive documents grouped into shards of about `chars` characters. */
-function planShards(docs: Document[], chars: number): Document[][] {
-  const groups: Document[][] = [];
-  let current: Document[] = [];
-  let size = 0;
-  for (const d of docs) {
-    current.push(d);
-    size += d.text.length;
-    if (size >= chars) {
-      groups.push(current);
-      current = [];
-      size = 0;
-    }
-  }
-  if (current.length > 0) groups.push(current);
-  return groups;
-}
-
-async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promise<{
+/** Where documents come from: a built-in corpus (in memory: it is small) or the user's files (streamed). */
+interface DocSource {
   name: string;
-  train: Document[];
-  valid: Document[];
-  heldOut: string[];
+  /** sha256 over the inputs and how they are read and split. */
+  key: string;
   sources: CorpusManifest['sources'];
-}> {
+  heldOut: string[];
+  split: string;
+  /** Inputs (files) that parts divide; 1 for a built-in corpus. */
+  units: number;
+  /** Bytes of unit i (for balancing parts and for the ETA). */
+  unitBytes(i: number): number;
+  read(from: Position, onRead: (unit: number, bytes: number) => void): AsyncGenerator<StreamDoc[]>;
+  splitOf(d: StreamDoc): SplitName;
+}
+
+async function builtinSource(name: CorpusSourceName): Promise<DocSource> {
+  const b = await builtinCorpus(name);
+  const docs: Document[] = [...b.train, ...b.valid];
+  const bytes = docs.reduce((n, d) => n + d.text.length, 0);
+  const key = sha256(JSON.stringify({ v: PREPARE_VERSION, name, sources: b.sources, docs: docs.length, train: b.train.length }));
+  return {
+    name,
+    key,
+    sources: b.sources,
+    heldOut: b.heldOut,
+    split: `the built-in corpus's own: ${b.valid.length} documents held out whole`,
+    units: 1,
+    unitBytes: () => bytes,
+    async *read(from, onRead) {
+      const BATCH = 64;
+      let read = 0;
+      for (let i = from.offset; i < docs.length; i += BATCH) {
+        const batch = docs.slice(i, i + BATCH).map((d, k): StreamDoc => ({
+          id: d.id,
+          text: d.text,
+          more: false,
+          file: 0,
+          docInFile: i + k,
+          end: { file: 0, offset: i + k + 1, line: 0, docInFile: i + k + 1 },
+        }));
+        read += batch.reduce((n, d) => n + d.text.length, 0);
+        onRead(0, read);
+        yield batch;
+      }
+    },
+    splitOf: (d) => (d.docInFile < b.train.length ? 'train' : 'valid'),
+  };
+}
+
+async function fileSource(source: CustomCorpus): Promise<DocSource> {
+  const o = parseConfig(CustomCorpusSchema, source, 'source');
+  const train = parseConfig(CorpusFilesSchema, o.train, 'source.train');
+  const valid = o.valid ? parseConfig(CorpusFilesSchema, o.valid, 'source.valid') : undefined;
+  const trainFiles = expandInputs(train.files, { format: train.format }, 'source.train.files');
+  const validFiles = valid ? expandInputs(valid.files, { format: valid.format }, 'source.valid.files') : [];
+  const inputs = [...trainFiles, ...validFiles];
+  const specOf = (i: number) => (i < trainFiles.length ? train : valid!);
+  const prints = await Promise.all(inputs.map(fingerprint));
+  const sources = inputs.map((f, i) => ({ file: path.resolve(f.path), bytes: f.bytes, fingerprint: prints[i] }));
+  const every = o.validEvery;
+  const key = sha256(
+    JSON.stringify({
+      v: PREPARE_VERSION,
+      sources: sources.map((s) => [s.file, s.fingerprint]),
+      train: { ...train, files: undefined },
+      valid: valid ? { ...valid, files: undefined } : null,
+      trainFiles: trainFiles.length,
+      every: valid ? null : every,
+    }),
+  );
+  return {
+    name: o.name,
+    key,
+    sources,
+    heldOut: [],
+    split: valid ? `the valid files (${validFiles.length})` : `every ${every}th document by (file index + document index in its file)`,
+    units: inputs.length,
+    unitBytes: (i) => inputs[i].bytes,
+    read: (from, onRead) => streamDocuments(inputs, specOf, from, onRead, 'source.files'),
+    splitOf: (d) =>
+      d.file >= trainFiles.length ? 'valid' : valid ? 'train' : (d.file + d.docInFile) % every === every - 1 ? 'valid' : 'train',
+  };
+}
+
+async function resolveSource(source: CorpusSourceName | CustomCorpus): Promise<DocSource> {
   if (typeof source === 'string') {
     if (!Object.prototype.hasOwnProperty.call(CORPUS_SOURCES, source)) {
       throw new Error(
@@ -157,172 +333,699 @@ async function resolveDocuments(source: CorpusSourceName | CustomCorpus): Promis
           'or { name, train: { files } } for your own files',
       );
     }
-    return { name: source, ...(await builtinCorpus(source)) };
+    return builtinSource(source);
   }
-  if (!source || typeof source.name !== 'string' || !source.name || !source.train) {
+  if (!source || typeof source !== 'object' || typeof source.name !== 'string' || !source.name || !source.train) {
     throw new TypeError('source: expected a built-in corpus name or { name, train: { files }, valid?: { files } }');
   }
-  const read = (spec: CorpusFiles) =>
-    readDocuments({ files: spec.files, format: spec.format, textField: spec.textField, split: spec.split });
-  let train = await read(source.train);
-  let valid: Document[];
-  if (source.valid) {
-    valid = await read(source.valid);
-  } else {
-    const every = source.validEvery ?? 20;
-    if (!Number.isInteger(every) || every < 2) throw new RangeError(`source.validEvery: must be an integer >= 2, got ${every}`);
-    valid = train.filter((_, i) => i % every === every - 1);
-    train = train.filter((_, i) => i % every !== every - 1);
+  return fileSource(source);
+}
+
+/** Units [first, end) of part `index` of `count`: contiguous, about equal in bytes. */
+function partRange(src: DocSource, index: number, count: number): [number, number] {
+  if (count > src.units)
+    throw new Error(
+      `part: ${count} parts of ${src.units} input file${src.units === 1 ? '' : 's'}; parts divide the files, so give at most ${src.units}`,
+    );
+  let total = 0;
+  for (let i = 0; i < src.units; i++) total += src.unitBytes(i);
+  const bounds = [0];
+  let acc = 0;
+  for (let i = 0; i < src.units && bounds.length < count; i++) {
+    acc += src.unitBytes(i);
+    // close part k after the file that reaches k/count of the bytes, leaving a file for each later part
+    if (acc >= (total * bounds.length) / count && src.units - (i + 1) >= count - bounds.length) bounds.push(i + 1);
   }
-  const files = [...source.train.files, ...(source.valid?.files ?? [])];
-  const sources = await Promise.all(files.map(async (f) => ({ file: path.resolve(f), ...(await fileDigest(f)) })));
-  return { name: source.name, train, valid, heldOut: [], sources };
+  while (bounds.length < count) bounds.push(src.units - (count - bounds.length));
+  bounds.push(src.units);
+  return [bounds[index], bounds[index + 1]];
+}
+
+/** A small seeded generator (mulberry32) for the reservoir: the same sample for the same inputs and seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Progress of one pass over the inputs: bytes, documents, tokens, rate and ETA, reported about once a second. */
+class PassProgress {
+  private readonly read: number[];
+  private readonly started = Date.now();
+  private last = 0;
+  documents = 0;
+  tokens = 0;
+  constructor(
+    private readonly src: DocSource,
+    private readonly range: [number, number],
+    private readonly report: (e: PrepareEvent) => void,
+    private readonly phase: 'read' | 'tokenizer',
+    private readonly label: string,
+  ) {
+    this.read = new Array<number>(src.units).fill(0);
+  }
+  get totalBytes(): number {
+    let n = 0;
+    for (let i = this.range[0]; i < this.range[1]; i++) n += this.src.unitBytes(i);
+    return n;
+  }
+  get bytes(): number {
+    let n = 0;
+    for (let i = this.range[0]; i < this.range[1]; i++) n += Math.min(this.read[i], this.src.unitBytes(i));
+    return n;
+  }
+  onRead = (unit: number, bytes: number): void => {
+    this.read[unit] = bytes;
+    this.tick();
+  };
+  /** From a resume position on, the files before it count as read. */
+  skipTo(p: Position): void {
+    for (let i = this.range[0]; i < Math.min(p.file, this.range[1]); i++) this.read[i] = this.src.unitBytes(i);
+  }
+  tick(force = false): void {
+    const now = Date.now();
+    if (!force && now - this.last < 1000) return;
+    this.last = now;
+    this.report(this.event());
+  }
+  event(message?: string): PrepareEvent {
+    const seconds = (Date.now() - this.started) / 1000;
+    const bytes = this.bytes;
+    const total = this.totalBytes;
+    const rate = bytes / Math.max(seconds, 1e-3);
+    return {
+      phase: this.phase,
+      message: message ?? `${this.label}: ${(bytes / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`,
+      bytes,
+      totalBytes: total,
+      documents: this.documents,
+      tokens: this.tokens,
+      tokensPerSecond: seconds > 0 ? Math.round(this.tokens / seconds) : 0,
+      etaSeconds: rate > 0 ? Math.max(0, Math.round((total - bytes) / rate)) : undefined,
+    };
+  }
+}
+
+/** The lines of a bottom-k sample: a max-heap on the random key, so the line with the largest key goes first. */
+class LineHeap {
+  private keys: number[] = [];
+  private order: number[] = [];
+  // UTF-8 copies: a kept line must not hold on to the (possibly long) text it was cut from.
+  private texts: Buffer[] = [];
+  private lengths: number[] = [];
+  chars = 0;
+  get size(): number {
+    return this.keys.length;
+  }
+  maxKey(): number {
+    return this.keys[0];
+  }
+  push(key: number, order: number, text: string): void {
+    this.keys.push(key);
+    this.order.push(order);
+    this.texts.push(Buffer.from(text));
+    this.lengths.push(text.length);
+    this.chars += text.length;
+    let i = this.keys.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.keys[p] >= this.keys[i]) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+  pop(): void {
+    const last = this.keys.length - 1;
+    this.chars -= this.lengths[0];
+    this.swap(0, last);
+    this.keys.pop();
+    this.order.pop();
+    this.texts.pop();
+    this.lengths.pop();
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < this.keys.length && this.keys[l] > this.keys[m]) m = l;
+      if (r < this.keys.length && this.keys[r] > this.keys[m]) m = r;
+      if (m === i) break;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+  /** The kept lines in the order they were seen. */
+  lines(): string[] {
+    const idx = this.order.map((_, i) => i).sort((a, b) => this.order[a] - this.order[b]);
+    return idx.map((i) => this.texts[i].toString());
+  }
+  private swap(a: number, b: number): void {
+    [this.keys[a], this.keys[b]] = [this.keys[b], this.keys[a]];
+    [this.order[a], this.order[b]] = [this.order[b], this.order[a]];
+    [this.texts[a], this.texts[b]] = [this.texts[b], this.texts[a]];
+    [this.lengths[a], this.lengths[b]] = [this.lengths[b], this.lengths[a]];
+  }
 }
 
 /**
- * Corpus.prepare's tokenizer, saved in `dir`: the one given, or the one a previous prepare trained on the same
- * documents with the same options (reused), or one trained now on `train`.
+ * The tokenizer of a prepare, saved in `dir` once for every job: the one given; or the one an earlier prepare
+ * (or another part) trained on the same inputs with the same options; or one trained now on a reservoir
+ * sample of `maxSentences` lines of the training split, drawn in one pass with a seeded generator.
  */
 async function prepareTokenizer(
   dir: string,
-  train: Document[],
+  src: DocSource,
   opts: Pick<CorpusPrepareOptions, 'tokenizer' | 'tokenizerOptions'>,
-  previous: CorpusManifest | undefined,
+  sampleChars: number,
   report: (e: PrepareEvent) => void,
 ): Promise<{ tokenizer: Tokenizer; info: CorpusManifest['tokenizer'] }> {
   const tokFile = path.join(dir, TOKENIZER_FILE);
   if (opts.tokenizer) {
     const given = opts.tokenizer;
     if (!(given instanceof Tokenizer)) throw new TypeError('tokenizer: expected a Tokenizer (Tokenizer.train, load, fromHF or fromDir)');
-    await given.saveTo(dir);
-    // A SentencePiece model left by an earlier prepare would be found first by Tokenizer.fromDir(dir).
-    if (given.kind !== 'sentencepiece') await fs.promises.rm(tokFile, { force: true });
+    const saved = fs.existsSync(path.join(dir, given.files[0])) ? await Tokenizer.fromDir(dir).catch(() => undefined) : undefined;
+    if (saved?.sha256 !== given.sha256) {
+      await given.saveTo(dir);
+      // A SentencePiece model left by an earlier prepare would be found first by Tokenizer.fromDir(dir).
+      if (given.kind !== 'sentencepiece') await fs.promises.rm(tokFile, { force: true });
+    }
     return { tokenizer: given, info: { file: given.files[0], sha256: given.sha256, vocabSize: given.vocabSize } };
   }
   const options = parseConfig(TokenizerOptionsSchema, opts.tokenizerOptions ?? {}, 'tokenizerOptions');
-  const trainedOn = digestDocuments(train, JSON.stringify(options));
-  let tokenizer: Tokenizer | undefined;
-  if (previous?.tokenizer.trainedOn === trainedOn && fs.existsSync(tokFile)) {
-    tokenizer = Tokenizer.load(tokFile);
-    if (tokenizer.sha256 !== previous.tokenizer.sha256)
-      tokenizer = undefined; // changed on disk: retrain
-    else report({ phase: 'tokenizer', message: `reusing ${TOKENIZER_FILE} (same documents and options)`, skipped: true });
-  }
-  if (!tokenizer) {
-    report({ phase: 'tokenizer', message: `training a ${options.model} tokenizer, ${options.vocabSize} pieces` });
-    tokenizer = await Tokenizer.train({ ...options, texts: train.map((d) => d.text) });
-    await tokenizer.save(tokFile);
-  }
-  return { tokenizer, info: { file: TOKENIZER_FILE, sha256: tokenizer.sha256, vocabSize: tokenizer.vocabSize, options, trainedOn } };
-}
-
-/** The tokens of each document of a shard a previous prepare wrote, when the file is still the one its entry names; else undefined. */
-async function unchangedShard(target: string, old: ShardEntry, eos: number, docs: number): Promise<number[] | undefined> {
-  return fs.existsSync(target) && (await fileDigest(target)).sha256 === old.sha256 ? documentLengths(target, eos, docs) : undefined;
-}
-
-/** Encodes `docs` and writes them as one shard, documents joined by eos; returns its entry and each document's tokens. */
-async function writeShard(
-  dir: string,
-  file: string,
-  key: string,
-  docs: Document[],
-  tok: Tokenizer,
-  threads: number,
-): Promise<{ entry: ShardEntry; counts: number[] }> {
-  const target = path.join(dir, file);
-  const { ids, offsets } = await tok.encodeFlat(
-    docs.map((d) => d.text),
-    threads,
+  const trainedOn = sha256(`${src.key}\0${JSON.stringify(options)}\0${sampleChars}`);
+  const infoFile = path.join(dir, TOKENIZER_INFO);
+  const reuse = async (): Promise<{ tokenizer: Tokenizer; info: CorpusManifest['tokenizer'] } | undefined> => {
+    if (!fs.existsSync(infoFile) || !fs.existsSync(tokFile)) return undefined;
+    const info = await readJson<CorpusManifest['tokenizer']>(infoFile, 'tokenizer info').catch(() => undefined);
+    if (info?.trainedOn !== trainedOn) return undefined;
+    const tokenizer = Tokenizer.load(tokFile);
+    return tokenizer.sha256 === info.sha256 ? { tokenizer, info } : undefined; // changed on disk: retrain
+  };
+  // Parts share one tokenizer: the first job trains it, the others wait for it here.
+  return withLock(
+    path.join(dir, '.tokenizer.lock'),
+    async () => {
+      const found = await reuse();
+      if (found) {
+        report({ phase: 'tokenizer', message: `reusing ${TOKENIZER_FILE} (same inputs and options)`, skipped: true });
+        return found;
+      }
+      const progress = new PassProgress(src, [0, src.units], report, 'tokenizer', 'sampling lines for the tokenizer');
+      // A uniform sample of the training lines, of at most maxSentences lines and sampleChars characters: each
+      // line gets a seeded random key and the lines with the smallest keys are kept (a max-heap drops the rest).
+      const heap = new LineHeap();
+      const random = seededRandom(options.seed);
+      let seen = 0;
+      for await (const batch of src.read(START, progress.onRead)) {
+        for (const d of batch) {
+          if (src.splitOf(d) !== 'train') continue;
+          if (!d.more) progress.documents++;
+          for (const line of d.text.split('\n')) {
+            if (!line.trim()) continue;
+            const key = random() + random() / 2 ** 32;
+            seen++;
+            if (heap.size >= options.maxSentences || heap.chars + line.length > sampleChars) {
+              if (heap.size === 0 || key >= heap.maxKey()) continue;
+              heap.push(key, seen, line);
+              while (heap.size > options.maxSentences || heap.chars > sampleChars) heap.pop();
+            } else heap.push(key, seen, line);
+          }
+        }
+      }
+      // In input order: a corpus smaller than the sample trains exactly as on all its lines.
+      const sample = heap.lines();
+      if (sample.length === 0) throw new Error('source: no training text to train a tokenizer on');
+      const chars = heap.chars;
+      report({
+        phase: 'tokenizer',
+        message: `training a ${options.model} tokenizer, ${options.vocabSize} pieces, on ${sample.length} of ${seen} lines`,
+      });
+      const sampled = sample.length;
+      const tokenizer = await Tokenizer.train({ ...options, texts: sample });
+      sample.length = 0;
+      await tokenizer.save(tokFile);
+      const info: CorpusManifest['tokenizer'] = {
+        file: TOKENIZER_FILE,
+        sha256: tokenizer.sha256,
+        vocabSize: tokenizer.vocabSize,
+        options,
+        trainedOn,
+        sample: { lines: sampled, seen, chars },
+      };
+      await writeJsonAtomic(infoFile, info);
+      return { tokenizer, info };
+    },
+    { what: 'Corpus.prepare (tokenizer)' },
   );
-  const counts = docs.map((_, d) => offsets[d + 1] - offsets[d]);
-  // Documents joined by eos: the stream RoBERTa's FULL-SENTENCES blocks are cut from.
-  const stream = new Int32Array(ids.length + docs.length);
-  for (let d = 0, at = 0; d < docs.length; d++) {
-    const piece = ids.subarray(offsets[d], offsets[d + 1]);
-    stream.set(piece, at);
-    at += piece.length;
-    stream[at++] = tok.special.eos;
+}
+
+/**
+ * A token shard being written (the engine's .tok format: native/data/token_stream.h): tokens are appended as
+ * batches are encoded, to a temporary file; finish() writes the header, fsyncs and renames it into place, so a
+ * shard is either whole or absent. Memory holds one batch, not the shard.
+ */
+class ShardFile {
+  tokens = 0;
+  chars = 0;
+  /** documents.tsv lines (id, tokens) of its documents. */
+  docs: string[] = [];
+  private parts: Int32Array[] = [];
+  private partTokens = 0;
+  private open = 0; // tokens of the document being continued
+  private written = 0; // payload bytes on disk
+  private constructor(
+    readonly target: string,
+    readonly start: Position,
+    private readonly fd: fs.promises.FileHandle,
+    private readonly tmp: string,
+    private readonly vocabSize: number,
+    readonly width: 2 | 4,
+  ) {}
+
+  static async create(target: string, start: Position, vocabSize: number): Promise<ShardFile> {
+    const tmp = `${target}.tmp-${process.pid}`;
+    await fs.promises.mkdir(path.dirname(target), { recursive: true });
+    const fd = await fs.promises.open(tmp, 'w');
+    return new ShardFile(target, start, fd, tmp, vocabSize, vocabSize <= 65536 ? 2 : 4);
   }
-  const info = await native().writeTokenShard(target, stream, tok.vocabSize);
-  const digest = await fileDigest(target);
-  const entry: ShardEntry = {
+
+  add(ids: Int32Array, chars: number): void {
+    this.parts.push(ids);
+    this.partTokens += ids.length;
+    this.open += ids.length;
+    this.chars += chars;
+  }
+
+  endDocument(id: string, eos: number): void {
+    this.parts.push(Int32Array.of(eos));
+    this.partTokens += 1;
+    this.docs.push(`${id}\t${this.open}`);
+    this.open = 0;
+  }
+
+  /** Writes the tokens added since the last flush. */
+  async flush(): Promise<void> {
+    if (this.partTokens === 0) return;
+    const out = this.width === 2 ? new Uint16Array(this.partTokens) : new Uint32Array(this.partTokens);
+    let at = 0;
+    for (const p of this.parts) {
+      for (let i = 0; i < p.length; i++) {
+        const id = p[i];
+        if (id < 0 || id >= this.vocabSize) throw new Error(`token id ${id} outside the vocabulary [0, ${this.vocabSize})`);
+        out[at++] = id;
+      }
+    }
+    await this.fd.write(new Uint8Array(out.buffer), 0, out.byteLength, SHARD_HEADER + this.written);
+    this.written += out.byteLength;
+    this.tokens += this.partTokens;
+    this.parts = [];
+    this.partTokens = 0;
+  }
+
+  async finish(): Promise<{ tokens: number; tokenBytes: number }> {
+    await this.flush();
+    const h = Buffer.alloc(SHARD_HEADER);
+    h.write('TLTOKENS', 0, 'latin1');
+    h.writeUInt32LE(1, 8);
+    h.writeUInt32LE(this.width, 12);
+    h.writeBigUInt64LE(BigInt(this.tokens), 16);
+    h.writeUInt32LE(this.vocabSize, 24);
+    await this.fd.write(h, 0, SHARD_HEADER, 0);
+    await this.fd.sync();
+    await this.fd.close();
+    await fs.promises.rename(this.tmp, this.target);
+    const d = await fs.promises.open(path.dirname(this.target), 'r');
+    await d.sync();
+    await d.close();
+    return { tokens: this.tokens, tokenBytes: this.width };
+  }
+
+  async abandon(): Promise<void> {
+    await this.fd.close().catch(() => {});
+    await fs.promises.rm(this.tmp, { force: true });
+  }
+}
+
+const SHARD_HEADER = 32;
+
+interface WorkArea {
+  /** Where this job's shards, progress.json and documents.tsv go: the corpus directory, or part-I-of-N/ in it. */
+  dir: string;
+  /** Shard paths are relative to the corpus directory. */
+  prefix: string;
+  part?: number;
+  parts: number;
+}
+
+function shardName(split: SplitName, n: number): string {
+  return `${split}-${String(n).padStart(5, '0')}.tok`;
+}
+
+/**
+ * Encodes documents from `from` into the shards of each split: `openShard` names a split's next shard file,
+ * `onShard` is called when one is full (shardChars) or the range ends. A document of a split that starts
+ * before that split's `after` position is skipped (its shard is already written). `stopAfter` (a split and a
+ * document count): only that split, and stop once its shard holds that many documents (rebuilding one shard).
+ */
+async function encodePass(o: {
+  src: DocSource;
+  range: [number, number];
+  from: Position;
+  after: Record<SplitName, Position>;
+  tok: Tokenizer;
+  threads: number;
+  shardChars: number;
+  progress: PassProgress;
+  openShard: (split: SplitName, start: Position) => Promise<ShardFile>;
+  onShard: (split: SplitName, shard: ShardFile, end: Position) => Promise<void>;
+  stopAfter?: { split: SplitName; documents: number };
+}): Promise<void> {
+  const { src, tok, progress } = o;
+  const eos = tok.special.eos;
+  const shards: Partial<Record<SplitName, ShardFile>> = {};
+  const next: Record<SplitName, Position> = { ...o.after }; // where each split's next shard starts
+  let batch: { doc: StreamDoc; split: SplitName }[] = [];
+  let batchChars = 0;
+  let inFlight: Promise<void> | undefined;
+  let cursor = o.from; // the start of the next document
+  let docStart = o.from;
+  let done = false;
+  const want = (split: SplitName) => !o.stopAfter || o.stopAfter.split === split;
+
+  const deliver = async (items: { doc: StreamDoc; split: SplitName }[], encoded: { ids: Int32Array; offsets: Float64Array }) => {
+    for (let k = 0; k < items.length && !done; k++) {
+      const { doc, split } = items[k];
+      const shard = (shards[split] ??= await o.openShard(split, next[split]));
+      shard.add(encoded.ids.subarray(encoded.offsets[k], encoded.offsets[k + 1]), doc.text.length);
+      progress.tokens += encoded.offsets[k + 1] - encoded.offsets[k] + (doc.more ? 0 : 1);
+      if (doc.more) continue;
+      shard.endDocument(doc.id, eos);
+      const full = o.stopAfter ? shard.docs.length === o.stopAfter.documents : shard.chars >= o.shardChars;
+      if (full) {
+        await o.onShard(split, shard, doc.end);
+        delete shards[split];
+        next[split] = doc.end;
+        if (o.stopAfter) done = true;
+      }
+    }
+    for (const s of SPLITS) await shards[s]?.flush();
+  };
+  const launch = async (): Promise<void> => {
+    const items = batch;
+    batch = [];
+    batchChars = 0;
+    const previous = inFlight;
+    const encoding = tok.encodeFlat(
+      items.map((x) => x.doc.text),
+      o.threads,
+    );
+    // Results are delivered in order: this batch after the one before it.
+    inFlight = (async () => {
+      const encoded = await encoding;
+      await previous;
+      await deliver(items, encoded);
+    })();
+    // Hold at most two batches: wait for the older one before reading on.
+    if (previous) await previous;
+  };
+
+  progress.skipTo(o.from);
+  try {
+    for await (const docs of src.read(o.from, progress.onRead)) {
+      let outside = false;
+      for (const doc of docs) {
+        if (doc.file >= o.range[1]) {
+          outside = true;
+          break;
+        }
+        const split = src.splitOf(doc);
+        const skip = !want(split) || comparePositions(docStart, o.after[split]) < 0;
+        if (!doc.more) {
+          progress.documents++;
+          cursor = doc.end;
+        }
+        if (!skip) {
+          batch.push({ doc, split });
+          batchChars += doc.text.length;
+        }
+        if (!doc.more) docStart = cursor;
+      }
+      if (batchChars >= BATCH_CHARS) await launch();
+      if (done || outside) break;
+    }
+    if (batch.length > 0 && !done) await launch();
+    await inFlight;
+    if (o.stopAfter) {
+      if (!done) throw new Error(`the inputs changed: the shard being rebuilt did not get its ${o.stopAfter.documents} documents back`);
+      return;
+    }
+    for (const split of SPLITS) {
+      const shard = shards[split];
+      if (shard && shard.docs.length > 0) {
+        await o.onShard(split, shard, cursor);
+        delete shards[split];
+      }
+    }
+  } finally {
+    await inFlight?.catch(() => {});
+    for (const s of SPLITS) await shards[s]?.abandon();
+  }
+}
+
+/** Finishes a shard (header, fsync, rename), then reads it back for its digest, checking its size. */
+async function finishShard(root: string, file: string, shard: ShardFile, end: Position, part: number | undefined): Promise<ShardEntry> {
+  const info = await shard.finish();
+  const digest = await fileDigest(shard.target);
+  const expected = SHARD_HEADER + info.tokens * info.tokenBytes;
+  if (digest.bytes !== expected) throw new Error(`${shard.target}: ${digest.bytes} bytes on disk after writing ${expected}`);
+  return {
     file,
-    key,
     sha256: digest.sha256,
     bytes: digest.bytes,
     tokens: info.tokens,
     tokenBytes: info.tokenBytes,
-    documents: docs.length,
+    documents: shard.docs.length,
+    chars: shard.chars,
+    start: shard.start,
+    end,
+    ...(part !== undefined ? { part } : {}),
   };
-  return { entry, counts };
+}
+
+/** Removes files a killed process left half-written (temporary names of atomic writes). */
+function removeLeftovers(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) if (/\.tmp/.test(f) && !f.startsWith('.')) fs.rmSync(path.join(dir, f), { force: true });
 }
 
 /**
- * Every planned shard in order, kept when unchanged since a previous prepare or written, added to `manifest`;
- * the manifest is saved after each (with the previous run's finished shards, see carryOver). Returns the
- * lines of documents.tsv.
+ * Prepares one job's share (units `range`) into `area`, resuming from its progress.json when that was written
+ * for the same inputs and tokenizer. Returns the finished progress.
  */
-async function writeShards(
-  dir: string,
-  plans: Record<'train' | 'valid', Document[][]>,
+async function preparePart(
+  src: DocSource,
+  range: [number, number],
+  area: WorkArea,
   tok: Tokenizer,
-  threads: number,
-  manifest: CorpusManifest,
-  previous: CorpusManifest | undefined,
+  o: { threads: number; shardChars: number; root: string; key: string },
   report: (e: PrepareEvent) => void,
-): Promise<string[]> {
-  const done = new Map<string, ShardEntry>();
-  for (const s of [...(previous?.splits.train.shards ?? []), ...(previous?.splits.valid.shards ?? [])]) done.set(s.key, s);
-  const total = plans.train.length + plans.valid.length;
-  let finished = 0;
-  const docLines: string[] = ['split\tid\ttokens\tshard'];
-  for (const split of ['train', 'valid'] as const) {
-    for (const [i, docs] of plans[split].entries()) {
-      const file = `${split}-${String(i).padStart(5, '0')}.tok`;
-      const key = digestDocuments(docs, `${tok.sha256}\0${file}`);
-      const old = done.get(key);
-      const counts = old && old.file === file ? await unchangedShard(path.join(dir, file), old, tok.special.eos, docs.length) : undefined;
-      let entry: ShardEntry;
-      let docTokens: number[];
-      if (old && counts) {
-        entry = old;
-        docTokens = counts;
-        report({ phase: 'shard', message: `${file}: unchanged, skipped`, done: ++finished, total, skipped: true });
-      } else {
-        ({ entry, counts: docTokens } = await writeShard(dir, file, key, docs, tok, threads));
-        report({ phase: 'shard', message: `${file}: ${docs.length} documents, ${entry.tokens} tokens`, done: ++finished, total });
-      }
-      docs.forEach((d, k) => docLines.push(`${split}\t${d.id}\t${docTokens[k]}\t${file}`));
-      const s = manifest.splits[split];
-      s.shards.push(entry);
-      s.documents += docs.length;
-      s.tokens += entry.tokens;
-      await writeJsonAtomic(path.join(dir, MANIFEST), { ...manifest, splits: { ...manifest.splits, ...carryOver(previous, manifest) } });
-    }
+): Promise<PartProgress> {
+  await fs.promises.mkdir(area.dir, { recursive: true });
+  removeLeftovers(area.dir);
+  const progressFile = path.join(area.dir, PROGRESS);
+  const docsFile = path.join(area.dir, `${DOCUMENTS}.partial`);
+  const old = fs.existsSync(progressFile)
+    ? await readJson<PartProgress>(progressFile, 'corpus progress').catch(() => undefined)
+    : undefined;
+  const resumable = old && old.format === 'trainlarge-corpus-progress' && old.inputs === o.key && old.tokenizer === tok.sha256;
+  const state: PartProgress = resumable
+    ? old
+    : {
+        format: 'trainlarge-corpus-progress',
+        inputs: o.key,
+        tokenizer: tok.sha256,
+        part: area.part ?? 0,
+        parts: area.parts,
+        complete: false,
+        splits: { train: [], valid: [] },
+        documentsTsvBytes: 0,
+      };
+  if (state.complete) {
+    report({ phase: 'shard', message: `${area.prefix || 'corpus'}: already prepared`, skipped: true });
+    return state;
   }
-  return docLines;
+  // Shards and index lines past the last saved progress are redone (same bytes).
+  if (!resumable) for (const f of fs.readdirSync(area.dir)) if (/^(train|valid)-\d{5}\.tok$/.test(f)) fs.rmSync(path.join(area.dir, f));
+  if (fs.existsSync(docsFile)) await fs.promises.truncate(docsFile, state.documentsTsvBytes);
+  else {
+    await fs.promises.writeFile(docsFile, '');
+    state.documentsTsvBytes = 0;
+  }
+  const first: Position = { file: range[0], offset: 0, line: 0, docInFile: 0 };
+  const after = {} as Record<SplitName, Position>;
+  for (const s of SPLITS) {
+    const shards = state.splits[s];
+    after[s] = shards.length ? shards[shards.length - 1].end : first;
+  }
+  const from = comparePositions(after.train, after.valid) <= 0 ? after.train : after.valid;
+  const done = state.splits.train.length + state.splits.valid.length;
+  if (done > 0) report({ phase: 'shard', message: `resuming after ${done} finished shards`, done, skipped: true });
+  const progress = new PassProgress(src, range, report, 'read', 'encoding');
+  const docsOut = await fs.promises.open(docsFile, 'a');
+  try {
+    await encodePass({
+      src,
+      range,
+      from,
+      after,
+      tok,
+      threads: o.threads,
+      shardChars: o.shardChars,
+      progress,
+      openShard: (split, start) =>
+        ShardFile.create(path.join(o.root, area.prefix, shardName(split, state.splits[split].length)), start, tok.vocabSize),
+      onShard: async (split, shard, end) => {
+        const file = path.posix.join(area.prefix, shardName(split, state.splits[split].length));
+        const entry = await finishShard(o.root, file, shard, end, area.part);
+        const lines = shard.docs.map((d) => `${split}\t${d}\t${file}\n`).join('');
+        await docsOut.write(lines);
+        await docsOut.sync();
+        state.documentsTsvBytes += Buffer.byteLength(lines);
+        state.splits[split].push(entry);
+        await writeJsonAtomic(progressFile, state);
+        report({
+          ...progress.event(`${file}: ${entry.documents} documents, ${entry.tokens} tokens`),
+          phase: 'shard',
+          done: state.splits.train.length + state.splits.valid.length,
+        });
+      },
+    });
+  } finally {
+    await docsOut.close();
+  }
+  state.complete = true;
+  await writeJsonAtomic(progressFile, state);
+  return state;
 }
 
-/** The last step of a prepare: documents.tsv, the corpus checksum, shards of an earlier, larger plan removed, the manifest saved complete. */
-async function completeCorpus(dir: string, manifest: CorpusManifest, docLines: string[], tok: Tokenizer): Promise<void> {
-  await writeFileAtomic(path.join(dir, 'documents.tsv'), docLines.join('\n') + '\n');
+function emptySplit(): SplitManifest {
+  return { documents: 0, tokens: 0, shards: [] };
+}
+
+/** manifest.json and documents.tsv from the parts' progress, once every part is complete. */
+async function assemble(
+  root: string,
+  src: DocSource,
+  key: string,
+  parts: { area: WorkArea; progress: PartProgress }[],
+  tokInfo: CorpusManifest['tokenizer'],
+): Promise<CorpusManifest> {
+  const manifest: CorpusManifest = {
+    format: 'trainlarge-corpus',
+    version: 2,
+    name: src.name,
+    complete: false,
+    createdAt: new Date().toISOString(),
+    inputs: key,
+    sources: src.sources,
+    tokenizer: tokInfo,
+    separator: 'eos',
+    split: src.split,
+    parts: parts.length,
+    splits: { train: emptySplit(), valid: emptySplit() },
+    heldOut: src.heldOut,
+    checksum: '',
+  };
+  for (const { progress } of parts) {
+    for (const s of SPLITS) {
+      const m = manifest.splits[s];
+      for (const e of progress.splits[s]) {
+        m.shards.push(e);
+        m.documents += e.documents;
+        m.tokens += e.tokens;
+      }
+    }
+  }
+  if (manifest.splits.train.documents === 0) throw new Error('source: no training documents');
+  if (manifest.splits.valid.documents === 0) throw new Error('source: no validation documents (give valid files or more documents)');
+  // documents.tsv: the parts' index lines in order, streamed.
+  const tmp = path.join(root, `${DOCUMENTS}.tmp-${process.pid}`);
+  const out = fs.createWriteStream(tmp);
+  const wrote = new Promise<void>((resolve, reject) => {
+    out.on('finish', resolve);
+    out.on('error', reject);
+  });
+  out.write('split\tid\ttokens\tshard\n');
+  for (const { area } of parts) {
+    for await (const chunk of fs.createReadStream(path.join(area.dir, `${DOCUMENTS}.partial`))) {
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+  }
+  out.end();
+  await wrote;
+  const fd = await fs.promises.open(tmp, 'r');
+  await fd.sync();
+  await fd.close();
+  await fs.promises.rename(tmp, path.join(root, DOCUMENTS));
   const all = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
-  manifest.checksum = sha256(tok.sha256 + all.map((s) => s.sha256).join(''));
+  manifest.checksum = sha256(tokInfo.sha256 + all.map((s) => s.sha256).join(''));
   manifest.complete = true;
-  // Shards of an earlier, larger plan that this one no longer uses.
-  const keep = new Set(all.map((s) => s.file));
-  for (const f of fs.readdirSync(dir)) if (/^(train|valid)-\d{5}\.tok$/.test(f) && !keep.has(f)) fs.rmSync(path.join(dir, f));
-  await writeJsonAtomic(path.join(dir, MANIFEST), manifest);
+  await writeJsonAtomic(path.join(root, MANIFEST), manifest);
+  return manifest;
+}
+
+/** The shards of a complete corpus that are missing or fail their checksum, rebuilt from their recorded start. */
+async function repairShards(
+  root: string,
+  manifest: CorpusManifest,
+  src: DocSource,
+  tok: Tokenizer,
+  threads: number,
+  report: (e: PrepareEvent) => void,
+): Promise<void> {
+  const all = SPLITS.flatMap((s) => manifest.splits[s].shards.map((e) => ({ split: s, e })));
+  let checked = 0;
+  for (const { split, e } of all) {
+    const file = path.join(root, e.file);
+    const ok = fs.existsSync(file) && fs.statSync(file).size === e.bytes && (await fileDigest(file)).sha256 === e.sha256;
+    checked++;
+    if (ok) {
+      report({ phase: 'shard', message: `${e.file}: unchanged, skipped`, done: checked, total: all.length, skipped: true });
+      continue;
+    }
+    const progress = new PassProgress(src, [0, src.units], () => {}, 'read', 'rebuilding');
+    const after = { train: e.start, valid: e.start };
+    await encodePass({
+      src,
+      range: [0, src.units],
+      from: e.start,
+      after,
+      tok,
+      threads,
+      shardChars: Number.MAX_SAFE_INTEGER,
+      progress,
+      stopAfter: { split, documents: e.documents },
+      openShard: (_s, start) => ShardFile.create(file, start, tok.vocabSize),
+      onShard: async (_s, shard, end) => {
+        const rebuilt = await finishShard(root, e.file, shard, end, e.part);
+        if (rebuilt.sha256 !== e.sha256)
+          throw new Error(`${file}: rebuilt, but not to the bytes the manifest names; the inputs changed: prepare into a new directory`);
+      },
+    });
+    report({ phase: 'shard', message: `${e.file}: rebuilt`, done: checked, total: all.length });
+  }
 }
 
 /**
  * A tokenized pretraining corpus on disk: token shards (uint16 when the vocabulary fits) that the engine
- * memory-maps, the tokenizer, and a manifest with sources, package versions, checksums and counts.
+ * memory-maps, the tokenizer, documents.tsv (split, id, tokens, shard of every document) and a manifest with
+ * sources, package versions, checksums and counts.
  */
-/** Held while a process prepares (or checks) a corpus directory. */
-const PREPARE_LOCK = '.prepare.lock';
-
 export class Corpus {
   private unigramModel?: Unigram;
 
@@ -333,83 +1036,152 @@ export class Corpus {
   ) {}
 
   /**
-   * Reads the source, splits whole documents into train/valid, trains a tokenizer on the training split
-   * (unless given), and writes the shards. Resumable: shards whose inputs and file checksum are unchanged
-   * are skipped, so a rerun after a crash or with more shards only does the missing work.
+   * Streams the source into shards with memory that does not grow with it: trains a tokenizer on a sample of
+   * the training split (unless given), encodes on every core, writes each shard as it fills. Resumable and
+   * crash-safe: a rerun after a kill goes on from the last finished shard and gives byte-identical shards; a
+   * rerun of a complete corpus checks every shard and rebuilds only the missing or damaged ones. With `part`,
+   * prepares a share of the input files as one of several jobs: the corpus is complete when every part is,
+   * and the job that finishes last assembles it (Corpus.prepare then returns it; before, it throws
+   * PartPending... see preparePart for the share's result).
    */
   static async prepare(opts: CorpusPrepareOptions): Promise<Corpus> {
-    const { shardChars, threads } = parseConfig(PrepareSchema, { shardChars: opts.shardChars, threads: opts.threads }, 'Corpus.prepare');
-    if (typeof opts.dir !== 'string' || !opts.dir) throw new TypeError('dir: expected the output directory');
-    const dir = path.resolve(opts.dir);
-    const report = opts.onProgress ?? (() => {});
-    await fs.promises.mkdir(dir, { recursive: true });
-    // Jobs that share a corpus (a sweep split across scheduler tasks) prepare it one at a time; the later ones
-    // find it done and only check it.
-    return withLock(path.join(dir, PREPARE_LOCK), () => Corpus.prepareInto(dir, opts, report, shardChars, threads), {
-      what: 'Corpus.prepare',
-    });
-  }
-
-  private static async prepareInto(
-    dir: string,
-    opts: CorpusPrepareOptions,
-    report: (e: PrepareEvent) => void,
-    shardChars: number,
-    threads: number,
-  ): Promise<Corpus> {
-    report({ phase: 'read', message: 'reading and splitting documents' });
-    const src = await resolveDocuments(opts.source);
-    if (src.train.length === 0) throw new Error('source: no training documents');
-    if (src.valid.length === 0) throw new Error('source: no validation documents (give valid files or more documents)');
-    const previous = fs.existsSync(path.join(dir, MANIFEST))
-      ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest')
-      : undefined;
-
-    const { tokenizer: tok, info: tokenizerInfo } = await prepareTokenizer(dir, src.train, opts, previous, report);
-    const plans = { train: planShards(src.train, shardChars), valid: planShards(src.valid, shardChars) };
-    const manifest: CorpusManifest = {
-      format: 'trainlarge-corpus',
-      version: 1,
-      name: src.name,
-      complete: false,
-      createdAt: new Date().toISOString(),
-      sources: src.sources,
-      tokenizer: tokenizerInfo,
-      separator: 'eos',
-      splits: { train: { documents: 0, tokens: 0, shards: [] }, valid: { documents: 0, tokens: 0, shards: [] } },
-      heldOut: src.heldOut,
-      checksum: '',
-    };
-    const docLines = await writeShards(dir, plans, tok, threads, manifest, previous, report);
-    await completeCorpus(dir, manifest, docLines, tok);
-    report({
-      phase: 'done',
-      message: `${manifest.splits.train.tokens} training and ${manifest.splits.valid.tokens} validation tokens in ${dir}`,
-    });
-    return new Corpus(dir, manifest, tok);
+    const r = await Corpus.prepareShare(opts);
+    if (!r.corpus)
+      throw new Error(
+        `Corpus.prepare: part ${r.part + 1} of ${r.parts} is done; the corpus is complete when parts ${r.pending.map((p) => p + 1).join(', ')} are`,
+      );
+    return r.corpus;
   }
 
   /**
-   * A prepared corpus. Every shard is hashed against the manifest's sha256 (a corrupted shard is an error
-   * here, not a quiet stream of wrong tokens; ~0.1 s for english-prose); `verify: false` checks sizes only.
+   * One job's share of a prepare split across jobs (`part: { index, count }`; every job gives the same source
+   * and options). Returns the corpus when every part is complete (this job assembled it), else which parts
+   * are still pending.
    */
-  static async open(dir: string, opts: { verify?: boolean } = {}): Promise<Corpus> {
+  static async prepareShare(opts: CorpusPrepareOptions): Promise<{ corpus?: Corpus; part: number; parts: number; pending: number[] }> {
+    if (!opts || typeof opts !== 'object') throw new TypeError('Corpus.prepare: expected { source, dir, ... }');
+    const { source, dir: given, tokenizer, tokenizerOptions, onProgress, ...rest } = opts;
+    const o = parseConfig(PrepareSchema, rest, 'Corpus.prepare');
+    if (typeof given !== 'string' || !given) throw new TypeError('dir: expected the output directory');
+    const dir = path.resolve(given);
+    const report = onProgress ?? (() => {});
+    await fs.promises.mkdir(dir, { recursive: true });
+    const src = await resolveSource(source);
+    const parts = o.part?.count ?? 1;
+    const part = o.part?.index ?? 0;
+    const range = partRange(src, part, parts);
+    const key = sha256(`${src.key}\0${o.shardChars}\0${parts}`);
+    const { tokenizer: tok, info } = await prepareTokenizer(dir, src, { tokenizer, tokenizerOptions }, o.sampleChars, report);
+    const areaOf = (i: number): WorkArea =>
+      parts === 1
+        ? { dir, prefix: '', parts }
+        : { dir: path.join(dir, `part-${i + 1}-of-${parts}`), prefix: `part-${i + 1}-of-${parts}`, part: i, parts };
+    const area = areaOf(part);
+    // A complete corpus from the same inputs and options: check every shard, rebuild what is damaged.
+    const previous = fs.existsSync(path.join(dir, MANIFEST))
+      ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest').catch(() => undefined)
+      : undefined;
+    const current = (m: CorpusManifest | undefined): m is CorpusManifest =>
+      !!m?.complete && m.version === 2 && m.inputs === key && m.tokenizer.sha256 === tok.sha256;
+    if (current(previous)) {
+      const lockFile = path.join(dir, PREPARE_LOCK);
+      await withLock(lockFile, () => repairShards(dir, previous, src, tok, o.threads, report), { what: 'Corpus.prepare' });
+      report({ phase: 'done', message: `${dir}: complete, every shard checked` });
+      return { corpus: new Corpus(dir, previous, tok), part, parts, pending: [] };
+    }
+    await withLock(path.join(area.dir, PREPARE_LOCK), () => preparePart(src, range, area, tok, { ...o, root: dir, key }, report), {
+      what: 'Corpus.prepare',
+    }).catch(async (e) => {
+      // the directory may not exist yet when the lock is taken
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        await fs.promises.mkdir(area.dir, { recursive: true });
+        return withLock(path.join(area.dir, PREPARE_LOCK), () => preparePart(src, range, area, tok, { ...o, root: dir, key }, report), {
+          what: 'Corpus.prepare',
+        });
+      }
+      throw e;
+    });
+    // The last part to finish assembles the corpus.
+    return withLock(
+      path.join(dir, PREPARE_LOCK),
+      async () => {
+        // Another job may have assembled it meanwhile (both finished their parts at once).
+        const now = fs.existsSync(path.join(dir, MANIFEST))
+          ? await readJson<CorpusManifest>(path.join(dir, MANIFEST), 'corpus manifest').catch(() => undefined)
+          : undefined;
+        if (current(now)) return { corpus: new Corpus(dir, now, tok), part, parts, pending: [] };
+        const states: { area: WorkArea; progress: PartProgress }[] = [];
+        const pending: number[] = [];
+        for (let i = 0; i < parts; i++) {
+          const a = areaOf(i);
+          const p = fs.existsSync(path.join(a.dir, PROGRESS))
+            ? await readJson<PartProgress>(path.join(a.dir, PROGRESS), 'corpus progress').catch(() => undefined)
+            : undefined;
+          if (p?.complete && p.inputs === key && p.tokenizer === tok.sha256) states.push({ area: a, progress: p });
+          else pending.push(i);
+        }
+        if (pending.length > 0) {
+          report({
+            phase: 'done',
+            message: `part ${part + 1} of ${parts} complete; waiting for parts ${pending.map((p) => p + 1).join(', ')}`,
+          });
+          return { part, parts, pending };
+        }
+        const manifest = await assemble(dir, src, key, states, info);
+        for (const { area: a } of states) {
+          await fs.promises.rm(path.join(a.dir, `${DOCUMENTS}.partial`), { force: true });
+          await fs.promises.rm(path.join(a.dir, PROGRESS), { force: true });
+        }
+        report({
+          phase: 'done',
+          message: `${manifest.splits.train.tokens} training and ${manifest.splits.valid.tokens} validation tokens in ${dir}`,
+        });
+        return { corpus: new Corpus(dir, manifest, tok), part, parts, pending: [] };
+      },
+      { what: 'Corpus.prepare' },
+    );
+  }
+
+  /**
+   * A prepared corpus. Shard sizes are always checked; `verify: true` also hashes every shard against the
+   * manifest (what `trainlarge data verify` does), `false` never; by default ('auto') shards are hashed when
+   * they total at most 512 MiB, so a corpus of 100 GB opens at once.
+   */
+  static async open(dir: string, opts: { verify?: boolean | 'auto' } = {}): Promise<Corpus> {
     const root = path.resolve(dir);
+    if (!fs.existsSync(path.join(root, MANIFEST)) && fs.existsSync(path.join(root, PROGRESS)))
+      throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
     const manifest = await readJson<CorpusManifest>(path.join(root, MANIFEST), 'corpus');
     if (manifest.format !== 'trainlarge-corpus') throw new Error(`corpus: ${root}/${MANIFEST} is not a trainlarge corpus manifest`);
     if (!manifest.complete) throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
-    for (const s of [...manifest.splits.train.shards, ...manifest.splits.valid.shards]) {
+    const shards = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
+    const total = shards.reduce((n, s) => n + s.bytes, 0);
+    const verify = opts.verify ?? 'auto';
+    const hash = verify === true || (verify === 'auto' && total <= OPEN_VERIFY_BYTES);
+    for (const s of shards) {
       const file = path.join(root, s.file);
       if (!fs.existsSync(file))
         throw new Error(`corpus: shard ${file} is missing; run Corpus.prepare again (it rebuilds only what is missing)`);
       if (fs.statSync(file).size !== s.bytes) throw new Error(`corpus: shard ${file} has the wrong size; run Corpus.prepare again`);
-      if ((opts.verify ?? true) && (await fileDigest(file)).sha256 !== s.sha256)
+      if (hash && (await fileDigest(file)).sha256 !== s.sha256)
         throw new Error(`corpus: shard ${file} fails its checksum; run Corpus.prepare again`);
     }
     const tokenizer = Tokenizer.load(path.join(root, manifest.tokenizer.file));
     if (tokenizer.sha256 !== manifest.tokenizer.sha256)
       throw new Error(`corpus: ${manifest.tokenizer.file} is not the tokenizer the shards were made with`);
     return new Corpus(root, manifest, tokenizer);
+  }
+
+  /** Hashes every shard against the manifest; returns the damaged ones (empty when the corpus is sound). */
+  async verify(onShard?: (file: string, ok: boolean) => void): Promise<string[]> {
+    const bad: string[] = [];
+    for (const s of [...this.manifest.splits.train.shards, ...this.manifest.splits.valid.shards]) {
+      const file = path.join(this.dir, s.file);
+      const ok = fs.existsSync(file) && fs.statSync(file).size === s.bytes && (await fileDigest(file)).sha256 === s.sha256;
+      if (!ok) bad.push(s.file);
+      onShard?.(s.file, ok);
+    }
+    return bad;
   }
 
   /** Summaries of the corpora prepared under `root` (one per directory holding a manifest). */
@@ -470,17 +1242,4 @@ export class Corpus {
     d.unigram = this.unigram();
     return d;
   }
-}
-
-// While a prepare is in progress the manifest keeps the previous run's finished shards too, so a crash
-// in the middle loses no finished work.
-function carryOver(previous: CorpusManifest | undefined, current: CorpusManifest): Partial<CorpusManifest['splits']> {
-  if (!previous) return {};
-  const have = new Set([...current.splits.train.shards, ...current.splits.valid.shards].map((s) => s.key));
-  const out: Partial<CorpusManifest['splits']> = {};
-  for (const split of ['train', 'valid'] as const) {
-    const extra = previous.splits[split].shards.filter((s) => !have.has(s.key));
-    out[split] = { ...current.splits[split], shards: [...current.splits[split].shards, ...extra] };
-  }
-  return out;
 }

@@ -1,5 +1,8 @@
 import * as fs from 'fs';
 import type { Document, Example } from './documents';
+import { collectDocuments, expandInputs, firstInvalidUtf8, InputFormat } from './stream';
+
+export { firstInvalidUtf8 };
 
 /**
  * Loaders for users' own corpora (the paper's Wikipedia/BookCorpus text, MNLI or SST-2 TSV/JSONL),
@@ -8,7 +11,7 @@ import type { Document, Example } from './documents';
  */
 
 /** How a file holds its texts: plain text, one JSON object per line, or tab-separated columns. */
-export type DocumentFormat = 'text' | 'jsonl' | 'tsv';
+export type DocumentFormat = InputFormat;
 
 /** A column: a header name (TSV) or key (JSONL), or a 0-based column index (TSV) or array index (JSONL). */
 export type Field = string | number;
@@ -39,39 +42,8 @@ export interface ExampleSpec {
   header?: boolean;
 }
 
-/**
- * Offset of the first byte that is not part of valid UTF-8 (the bytes TextDecoder's fatal mode
- * rejects: stray continuation bytes, truncated or overlong sequences, surrogates, > U+10FFFF), or -1.
- */
-export function firstInvalidUtf8(bytes: Uint8Array): number {
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    let n: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf) n = 1;
-    else if (b >= 0xe0 && b <= 0xef) {
-      n = 2;
-      if (b === 0xe0) lo = 0xa0; // overlong
-      if (b === 0xed) hi = 0x9f; // UTF-16 surrogates
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      n = 3;
-      if (b === 0xf0) lo = 0x90; // overlong
-      if (b === 0xf4) hi = 0x8f; // above U+10FFFF
-    } else return i;
-    for (let k = 1; k <= n; k++) {
-      const c = bytes[i + k];
-      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i; // undefined: truncated at the end
-    }
-    i += n + 1;
-  }
-  return -1;
-}
+/** Files read whole (labelled tasks, small pair files) stay well below V8's largest string (~512 MiB). */
+const MAX_WHOLE_FILE = 256 * 2 ** 20;
 
 /** 1-based line of a byte offset (counts '\n' bytes before it). */
 function lineOfByte(bytes: Uint8Array, offset: number): number {
@@ -95,6 +67,11 @@ export async function readTextFile(file: string, index: number): Promise<string>
     throw new Error(`${what}: cannot read ${file}: ${code ?? (e as Error).message}`);
   }
   if (stat.isDirectory()) throw new Error(`${what}: ${file} is a directory, not a file`);
+  if (stat.size > MAX_WHOLE_FILE)
+    throw new Error(
+      `${what}: ${file} is ${(stat.size / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_WHOLE_FILE / 2 ** 20} MiB read whole here; ` +
+        'prepare large corpora with Corpus.prepare / trainlarge data prepare, which stream them',
+    );
   let bytes: Uint8Array;
   try {
     bytes = await fs.promises.readFile(file);
@@ -207,61 +184,22 @@ function rowsOf(file: string, text: string, format: 'jsonl' | 'tsv', fields: (Fi
 }
 
 /**
- * Documents from users' files. text: a document per file (ids are the paths), per blank-line
- * separated block or per line (ids 'path:line'); jsonl and tsv: a document per line, its text in
- * `textField` (default 'text'; a TSV whose first row has no 'text' column reads column 0 without a
- * header). Empty texts are skipped.
+ * Documents from users' files, in memory (for corpora of any size, Corpus.prepare streams them). `files` are
+ * paths, directories (read recursively) or glob patterns; .gz and .zst files are decompressed. text: a document
+ * per file (ids are the paths), per blank-line separated block or per line (ids 'path:line'); jsonl, tsv and
+ * parquet: a document per line or row, its text in `textField` (default 'text'; a TSV whose first row has no
+ * 'text' column reads column 0 without a header). Empty texts are skipped.
  */
 export async function readDocuments(spec: DocumentSpec): Promise<Document[]> {
-  const files = requireFiles(spec.files, 'readDocuments');
-  const format = spec.format ?? 'text';
-  if (!['text', 'jsonl', 'tsv'].includes(format))
-    throw new Error(`readDocuments: format must be 'text', 'jsonl' or 'tsv', got ${JSON.stringify(format)}`);
+  const what = 'files';
+  if (!Array.isArray(spec.files) || spec.files.length === 0) throw new Error(`readDocuments: files must be a non-empty list of paths`);
   const split = spec.split ?? 'file';
   if (!['file', 'blank-line', 'line'].includes(split))
     throw new Error(`readDocuments: split must be 'file', 'blank-line' or 'line', got ${JSON.stringify(split)}`);
-  const docs: Document[] = [];
-  for (const [index, file] of files.entries()) {
-    const text = await readTextFile(file, index);
-    if (format === 'text') {
-      if (split === 'file') docs.push({ id: file, text: text.trim() });
-      else if (split === 'line') for (const l of numberedLines(text)) docs.push({ id: `${file}:${l.line}`, text: l.text.trim() });
-      else {
-        // Blocks between blank lines; a block's id is the line it starts on.
-        let start = 0;
-        let block: string[] = [];
-        const flush = (): void => {
-          if (block.length > 0) docs.push({ id: `${file}:${start}`, text: block.join('\n') });
-          block = [];
-        };
-        text.split('\n').forEach((t, i) => {
-          if (t.trim()) {
-            if (block.length === 0) start = i + 1;
-            block.push(t.trimEnd());
-          } else flush();
-        });
-        flush();
-      }
-      continue;
-    }
-    let field = spec.textField;
-    let header = spec.header;
-    if (field === undefined) {
-      field = 'text';
-      if (format === 'tsv' && header === undefined) {
-        const first = numberedLines(text)[0]?.text.split('\t') ?? [];
-        if (!first.includes('text')) {
-          field = 0;
-          header = false;
-        }
-      }
-    }
-    for (const row of rowsOf(file, text, format, [field], header)) {
-      const t = row.get(field, 'text').trim();
-      if (t) docs.push({ id: `${file}:${row.line}`, text: t });
-    }
-  }
-  return docs;
+  if (spec.format !== undefined && !['text', 'jsonl', 'tsv', 'parquet'].includes(spec.format))
+    throw new Error(`readDocuments: format must be 'text', 'jsonl', 'tsv' or 'parquet', got ${JSON.stringify(spec.format)}`);
+  const inputs = expandInputs(spec.files, { format: spec.format ?? 'text' }, what);
+  return collectDocuments(inputs, { textField: spec.textField, split, header: spec.header }, what);
 }
 
 /**
