@@ -7,7 +7,7 @@
       "include_dirs": ["native"],
       "defines": ["<!@(node scripts/torch.js defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["<!@(node scripts/torch.js cflags)", "<!@(node scripts/torch.js isystem)", "-O3", "-fPIC", "-fexceptions", "-frtti",
+      "cflags_cc": ["<!@(node scripts/torch.js cflags)", "<!@(node scripts/torch.js isystem)", "-isystem", "<(module_root_dir)/native/third_party", "-O3", "-fPIC", "-fexceptions", "-frtti",
         "-Wno-unused-parameter", "-Werror=deprecated-declarations"]
     },
     {
@@ -25,7 +25,7 @@
         "<!@(node scripts/torch.js defines)"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["<!@(node scripts/torch.js cflags)", "<!@(node scripts/torch.js isystem)", "-O3", "-fexceptions", "-frtti",
+      "cflags_cc": ["<!@(node scripts/torch.js cflags)", "<!@(node scripts/torch.js isystem)", "-isystem", "<(module_root_dir)/native/third_party", "-O3", "-fexceptions", "-frtti",
         "-Wno-unused-parameter", "-Werror=deprecated-declarations"],
       "ldflags": ["<!@(node scripts/torch.js ldflags)"],
       "libraries": ["<!@(node scripts/torch.js libs)", "-ldl"]
