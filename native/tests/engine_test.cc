@@ -144,6 +144,27 @@ double dropout_keep_share() {
   check(torch::equal(dropped.logical_not(), z.isnan()), "dropout zeroes the dropped NaNs and keeps the others, to the last odd element");
   check(std::abs(dropped.to(torch::kDouble).mean().item<double>() - p) < 0.05, "dropout drops about p of an odd-sized tensor");
   check(!torch::signbit(z.masked_select(dropped)).any().item<bool>(), "dropped elements are +0");
+  // bf16: kept elements are x * (1 / (1 - p)) computed in float32 and rounded to bf16 once, as ATen's fused
+  // kernels do, on the fused CPU path and on the unfused one (the path of devices without a fused kernel; the
+  // CUDA path is ATen's own kernel). Rounding the scale to bf16 first (1.109375) misses about 28% of them.
+  const auto xb = torch::randn({1 << 16}).to(torch::kBFloat16);
+  const auto want = (xb.to(torch::kFloat) * static_cast<float>(1.0 / (1.0 - p))).to(torch::kBFloat16);
+  for (const bool fused : {true, false}) {
+    const auto yb = fused ? tl::dropout(xb, p, true, gen) : tl::dropout_unfused(xb, p, gen);
+    const auto kept_b = yb.ne(0);
+    const std::string path = fused ? "the fused" : "the unfused";
+    check(yb.scalar_type() == torch::kBFloat16, path + " dropout keeps bf16");
+    check(std::abs(kept_b.to(torch::kDouble).mean().item<double>() - (1 - p)) < 0.01, path + " dropout keeps 1 - p of a bf16 tensor");
+    const auto got = yb.masked_select(kept_b), expected = want.masked_select(kept_b);
+    const auto differ = got.ne(expected);
+    const int64_t n_differ = differ.sum().item<int64_t>();
+    check(n_differ == 0, path + " dropout scales bf16 in float32, rounding once (" + std::to_string(n_differ) + " of " +
+                             std::to_string(got.numel()) + " kept elements differ" +
+                             (n_differ ? ", e.g. " + std::to_string(got.masked_select(differ)[0].item<float>()) + " for " +
+                                             std::to_string(expected.masked_select(differ)[0].item<float>())
+                                       : std::string()) +
+                             ")");
+  }
   return share;
 }
 
