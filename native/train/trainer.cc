@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <torch/cuda.h>
+
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -155,6 +157,9 @@ StepStats Trainer::step(const std::shared_ptr<const Dataset>& data_ptr) {
     if (fp16 && ++good_steps_ % kLossScaleGrowthInterval == 0) loss_scale_ *= 2.0;
   }
   s.step = optimizer_.steps();
+  // On a GPU the optimizer's kernels are still queued here: wait for them, so a step's seconds are its own
+  // (not partly the next step's, whose first .item() would wait for them) and a step ends with its update done.
+  if (model_->device.is_cuda()) torch::cuda::synchronize(model_->device.index());
   s.seconds = since(start);
   if (world > 1) {
     // The step as one process would report it, the same on every rank (budgets decide alike everywhere):
