@@ -34,11 +34,13 @@ export type GeneratedLayout = 'blank-line' | 'jsonl' | 'tsv-pairs';
 /**
  * Writes about `bytes` bytes of generated text to `file`, streamed: 'blank-line' paragraphs separated by empty
  * lines, 'jsonl' one {"text": paragraph} object per line, 'tsv-pairs' one sentence pair per line (two
- * different sentences: a stand-in for source and target that costs what a real pair costs). Returns the
+ * different sentences of at most 90 characters: a stand-in for source and target that costs what a real pair costs). Returns the
  * documents (or pairs) written.
  */
 export async function generateCorpus(file: string, bytes: number, layout: GeneratedLayout = 'blank-line', seed = 1): Promise<number> {
-  const pool = await sentences();
+  const all = await sentences();
+  // Pairs are sentence-sized, as in WMT (~25 words a side); paragraphs draw from every sentence.
+  const pool = layout === 'tsv-pairs' ? all.filter((t) => t.length <= 90) : all;
   const random = rng(seed);
   const pick = () => pool[Math.floor(random() * pool.length)];
   const out = fs.createWriteStream(file);

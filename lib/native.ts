@@ -221,6 +221,7 @@ export interface NativeAddon {
     targetOffsets: Int32Array,
     options: { maxLen: number; padId: number; eosId: number },
   ): NativeDataset;
+  createParallelShards(sourceShards: string[], targetShards: string[], options: { maxLen: number; padId: number; eosId: number }): NativeDataset;
   Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;
   magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
   fakeQuantize(
@@ -265,14 +266,15 @@ export function native(): NativeAddon {
   if (addon) return addon;
   const file = process.env.TRAINLARGE_ADDON ?? path.join(root, 'build', 'trainlarge.node');
   if (!fs.existsSync(file)) {
-    // Installed as a dependency: npm ran no install script (npm 11 runs a dependency's only when the
-    // project's package.json approves it), or the build failed during the install.
+    // Installed as a dependency: npm ran no install script (the project's package.json denies it in
+    // allowScripts, or npm ran with --ignore-scripts), or the build failed during the install.
     const asDependency = root.split(path.sep).includes('node_modules');
     throw new Error(
       asDependency
         ? `trainlarge: the native addon is not built (${file} is missing): npm did not run trainlarge's install script ` +
             `or it failed. Approve it in your package.json ("allowScripts": { "trainlarge": true }, or 'npm approve-scripts ` +
-            `trainlarge'), then run 'npm rebuild trainlarge' with a libtorch in reach (TORCH_DIR, or a pip torch in python3).`
+            `trainlarge'), then run 'npm rebuild trainlarge' (it builds against TORCH_DIR, else python3's torch, else ` +
+            `pip's torch, which it installs).`
         : `trainlarge: the native addon is not built (${file} is missing). Run 'npm run build' ` +
             `(or 'bash scripts/setup' on a new machine, which also installs libtorch).`,
     );

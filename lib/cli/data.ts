@@ -181,6 +181,19 @@ export const dataPrepare: Command = {
       kind: ['file', 'blank-line', 'line'],
       help: 'a text file is one document, one per blank-line block, or one per line (default file)',
     },
+    { name: 'parallel', kind: 'bool', help: 'the files hold translation pairs (TSV, JSONL or Parquet): source and target shards' },
+    {
+      name: 'source-field',
+      kind: 'string',
+      value: 'F',
+      help: 'with --parallel: the source field or column (default: TSV column 0, else source)',
+    },
+    {
+      name: 'target-field',
+      kind: 'string',
+      value: 'F',
+      help: 'with --parallel: the target field or column (default: TSV column 1, else target)',
+    },
     {
       name: 'valid-files',
       kind: 'list',
@@ -202,7 +215,7 @@ export const dataPrepare: Command = {
       help: 'characters of training lines the tokenizer learns from, drawn uniformly (default 50000000)',
       field: 'sampleChars',
     },
-    { name: 'shard-chars', kind: 'int', help: 'characters of text per shard (default 64000000)', field: 'shardChars' },
+    { name: 'shard-chars', kind: 'int', help: 'characters of text per shard (default 32000000)', field: 'shardChars' },
     { name: 'threads', kind: 'int', help: 'encoding threads (default: every core)', field: 'threads' },
     {
       name: 'part',
@@ -223,14 +236,23 @@ export const dataPrepare: Command = {
     if (files) {
       const name = args.string('name') ?? args.positional[0] ?? (dirFlag ? path.basename(path.resolve(dirFlag)) : undefined);
       if (!name) throw new UsageError('data prepare --files: give --dir (or a --name)', 'data prepare');
+      const parallel = args.bool('parallel');
+      const field = (flag: string) => {
+        const v = args.string(flag);
+        return v !== undefined && /^\d+$/.test(v) ? Number(v) : v;
+      };
+      if (!parallel && (args.string('source-field') !== undefined || args.string('target-field') !== undefined))
+        throw new UsageError('data prepare: --source-field and --target-field go with --parallel', 'data prepare');
       const spec = {
         format: args.string('format') as InputFormat | undefined,
-        textField: args.string('text-field'),
-        split: args.string('split') as TextSplit | undefined,
+        ...(parallel
+          ? { sourceField: field('source-field'), targetField: field('target-field') }
+          : { textField: field('text-field'), split: args.string('split') as TextSplit | undefined }),
       };
       const validFiles = args.list('valid-files');
       source = {
         name,
+        ...(parallel ? { kind: 'translate' as const } : {}),
         train: { files, ...spec },
         ...(validFiles ? { valid: { files: validFiles, ...spec } } : {}),
         ...(args.int('valid-every') !== undefined ? { validEvery: args.int('valid-every') } : {}),
@@ -277,9 +299,10 @@ export const dataPrepare: Command = {
       return;
     }
     const m = r.corpus.manifest;
+    const unit = m.kind === 'translate' ? 'pairs' : 'documents';
     console.log(
-      `prepared ${name} in ${seconds} s: ${m.splits.train.documents} training documents ` +
-        `(${m.splits.train.tokens} tokens), ${m.splits.valid.documents} validation documents (${m.splits.valid.tokens} tokens), ` +
+      `prepared ${name} in ${seconds} s: ${m.splits.train.documents} training ${unit} ` +
+        `(${m.splits.train.tokens} tokens), ${m.splits.valid.documents} validation ${unit} (${m.splits.valid.tokens} tokens), ` +
         `vocabulary ${m.tokenizer.vocabSize}; checksum ${m.checksum.slice(0, 16)}`,
     );
   },

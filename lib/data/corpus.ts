@@ -19,7 +19,8 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { fileDigest, readJson, writeJsonAtomic } from '../io';
 import { native } from '../native';
-import { MlmDataset, MlmOptions } from './dataset';
+import { DEFAULT_MAX_LEN } from '../config/model';
+import { MlmDataset, MlmOptions, ParallelDataset } from './dataset';
 import { builtinCorpus, CORPUS_SOURCES, CorpusSourceName } from './builtin/sources';
 import { Document } from './documents';
 import { expandInputs, Field, InputFile, InputFormat, Position, START, streamDocuments, StreamDoc, TextSplit } from './stream';
@@ -40,10 +41,15 @@ export interface CorpusFiles {
   split?: TextSplit;
   /** TSV: whether the first row names the columns (default: when textField is a name). */
   header?: boolean;
+  /** Translation pairs: the source and target fields (TSV: columns 0 and 1; JSONL and Parquet: 'source' and 'target'). */
+  sourceField?: Field;
+  targetField?: Field;
 }
 
 export interface CustomCorpus {
   name: string;
+  /** 'mlm' (default): documents for pretraining; 'translate': (source, target) pairs from TSV, JSONL or Parquet. */
+  kind?: 'mlm' | 'translate';
   train: CorpusFiles;
   /** Validation documents; without it, a document is held out when (its file's index + its index in the file) % validEvery is validEvery - 1. */
   valid?: CorpusFiles;
@@ -89,7 +95,7 @@ export interface CorpusPrepareOptions {
 
 const PrepareSchema = z
   .object({
-    shardChars: z.number().int().min(1000).default(64_000_000),
+    shardChars: z.number().int().min(1000).default(32_000_000),
     threads: z.number().int().positive().default(Math.max(1, os.availableParallelism())),
     /**
      * The tokenizer's training sample: at most this many characters of training lines (and at most
@@ -107,6 +113,7 @@ const PrepareSchema = z
 const CustomCorpusSchema = z
   .object({
     name: z.string().min(1),
+    kind: z.enum(['mlm', 'translate']).default('mlm'),
     train: z.object({}).passthrough(),
     valid: z.object({}).passthrough().optional(),
     validEvery: z.number().int().min(2).default(20),
@@ -120,6 +127,8 @@ const CorpusFilesSchema = z
     textField: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
     split: z.enum(['file', 'blank-line', 'line']).optional(),
     header: z.boolean().optional(),
+    sourceField: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+    targetField: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
   })
   .strict();
 
@@ -139,6 +148,8 @@ export interface ShardEntry {
   end: Position;
   /** Which share of the inputs wrote it (absent for a corpus prepared by one job). */
   part?: number;
+  /** Translation corpora: the target sentences' shard beside this one (`file` holds the sources). */
+  target?: { file: string; sha256: string; bytes: number; tokens: number };
 }
 
 export interface SplitManifest {
@@ -151,6 +162,8 @@ export interface CorpusManifest {
   format: 'trainlarge-corpus';
   version: 2;
   name: string;
+  /** 'mlm': documents joined by eos; 'translate': source and target shards, each sentence followed by eos. */
+  kind: 'mlm' | 'translate';
   complete: boolean;
   createdAt: string;
   /** sha256 over the inputs (names, sizes, times, first and last bytes), the reading and shard options and the parts. */
@@ -243,6 +256,7 @@ async function fingerprint(file: InputFile): Promise<string> {
 /** Where documents come from: a built-in corpus (in memory: it is small) or the user's files (streamed). */
 interface DocSource {
   name: string;
+  kind: 'mlm' | 'translate';
   /** sha256 over the inputs and how they are read and split. */
   key: string;
   sources: CorpusManifest['sources'];
@@ -263,6 +277,7 @@ async function builtinSource(name: CorpusSourceName): Promise<DocSource> {
   const key = sha256(JSON.stringify({ v: PREPARE_VERSION, name, sources: b.sources, docs: docs.length, train: b.train.length }));
   return {
     name,
+    kind: 'mlm',
     key,
     sources: b.sources,
     heldOut: b.heldOut,
@@ -297,13 +312,18 @@ async function fileSource(source: CustomCorpus): Promise<DocSource> {
   const trainFiles = expandInputs(train.files, { format: train.format }, 'source.train.files');
   const validFiles = valid ? expandInputs(valid.files, { format: valid.format }, 'source.valid.files') : [];
   const inputs = [...trainFiles, ...validFiles];
-  const specOf = (i: number) => (i < trainFiles.length ? train : valid!);
+  const pairs = o.kind === 'translate';
+  const readSpec = (f: z.output<typeof CorpusFilesSchema>) =>
+    pairs ? { ...f, pairs, textField: f.sourceField, pairField: f.targetField } : f;
+  const specs = [readSpec(train), valid ? readSpec(valid) : undefined];
+  const specOf = (i: number) => (i < trainFiles.length ? specs[0]! : specs[1]!);
   const prints = await Promise.all(inputs.map(fingerprint));
   const sources = inputs.map((f, i) => ({ file: path.resolve(f.path), bytes: f.bytes, fingerprint: prints[i] }));
   const every = o.validEvery;
   const key = sha256(
     JSON.stringify({
       v: PREPARE_VERSION,
+      kind: o.kind,
       sources: sources.map((s) => [s.file, s.fingerprint]),
       train: { ...train, files: undefined },
       valid: valid ? { ...valid, files: undefined } : null,
@@ -313,6 +333,7 @@ async function fileSource(source: CustomCorpus): Promise<DocSource> {
   );
   return {
     name: o.name,
+    kind: o.kind,
     key,
     sources,
     heldOut: [],
@@ -435,8 +456,7 @@ class PassProgress {
 class LineHeap {
   private keys: number[] = [];
   private order: number[] = [];
-  // UTF-8 copies: a kept line must not hold on to the (possibly long) text it was cut from.
-  private texts: Buffer[] = [];
+  private texts: string[] = [];
   private lengths: number[] = [];
   chars = 0;
   get size(): number {
@@ -448,7 +468,8 @@ class LineHeap {
   push(key: number, order: number, text: string): void {
     this.keys.push(key);
     this.order.push(order);
-    this.texts.push(Buffer.from(text));
+    // A flat copy: a kept line must not hold on to the (possibly long) text it was cut from.
+    this.texts.push(Buffer.from(text).toString());
     this.lengths.push(text.length);
     this.chars += text.length;
     let i = this.keys.length - 1;
@@ -482,7 +503,7 @@ class LineHeap {
   /** The kept lines in the order they were seen. */
   lines(): string[] {
     const idx = this.order.map((_, i) => i).sort((a, b) => this.order[a] - this.order[b]);
-    return idx.map((i) => this.texts[i].toString());
+    return idx.map((i) => this.texts[i]);
   }
   private swap(a: number, b: number): void {
     [this.keys[a], this.keys[b]] = [this.keys[b], this.keys[a]];
@@ -545,7 +566,7 @@ async function prepareTokenizer(
         for (const d of batch) {
           if (src.splitOf(d) !== 'train') continue;
           if (!d.more) progress.documents++;
-          for (const line of d.text.split('\n')) {
+          for (const line of d.pair === undefined ? d.text.split('\n') : [d.text, d.pair]) {
             if (!line.trim()) continue;
             const key = random() + random() / 2 ** 32;
             seen++;
@@ -592,8 +613,7 @@ async function prepareTokenizer(
 class ShardFile {
   tokens = 0;
   chars = 0;
-  /** documents.tsv lines (id, tokens) of its documents. */
-  docs: string[] = [];
+  documents = 0;
   private parts: Int32Array[] = [];
   private partTokens = 0;
   private open = 0; // tokens of the document being continued
@@ -621,11 +641,14 @@ class ShardFile {
     this.chars += chars;
   }
 
-  endDocument(id: string, eos: number): void {
+  /** Ends the document (eos after it); returns its tokens, eos not counted. */
+  endDocument(eos: number): number {
     this.parts.push(Int32Array.of(eos));
     this.partTokens += 1;
-    this.docs.push(`${id}\t${this.open}`);
+    this.documents++;
+    const n = this.open;
     this.open = 0;
+    return n;
   }
 
   /** Writes the tokens added since the last flush. */
@@ -673,6 +696,29 @@ class ShardFile {
 
 const SHARD_HEADER = 32;
 
+/** The shards one split is writing: one (documents), or two (the sources and targets of pairs). */
+class ShardSet {
+  /** documents.tsv lines: id, then each file's tokens of the document. */
+  readonly docs: string[] = [];
+  constructor(readonly files: ShardFile[]) {}
+  get chars(): number {
+    return this.files.reduce((n, f) => n + f.chars, 0);
+  }
+  get start(): Position {
+    return this.files[0].start;
+  }
+  endDocument(id: string, eos: number): void {
+    const counts = this.files.map((f) => f.endDocument(eos));
+    this.docs.push(`${id}\t${counts.join('\t')}`);
+  }
+  async flush(): Promise<void> {
+    for (const f of this.files) await f.flush();
+  }
+  async abandon(): Promise<void> {
+    for (const f of this.files) await f.abandon();
+  }
+}
+
 interface WorkArea {
   /** Where this job's shards, progress.json and documents.tsv go: the corpus directory, or part-I-of-N/ in it. */
   dir: string;
@@ -682,8 +728,17 @@ interface WorkArea {
   parts: number;
 }
 
-function shardName(split: SplitName, n: number): string {
-  return `${split}-${String(n).padStart(5, '0')}.tok`;
+/** A shard's file names: train-00000.tok, or train-00000.src.tok and train-00000.tgt.tok for pairs. */
+function shardNames(kind: DocSource['kind'], split: SplitName, n: number): string[] {
+  const stem = `${split}-${String(n).padStart(5, '0')}`;
+  return kind === 'translate' ? [`${stem}.src.tok`, `${stem}.tgt.tok`] : [`${stem}.tok`];
+}
+
+const SHARD_FILE = /^(train|valid)-\d{5}(\.src|\.tgt)?\.tok$/;
+
+/** A split's next shard set, its files under `root`. */
+async function openShardSet(root: string, files: string[], start: Position, tok: Tokenizer): Promise<ShardSet> {
+  return new ShardSet(await Promise.all(files.map((f) => ShardFile.create(path.join(root, f), start, tok.vocabSize))));
 }
 
 /**
@@ -701,13 +756,13 @@ async function encodePass(o: {
   threads: number;
   shardChars: number;
   progress: PassProgress;
-  openShard: (split: SplitName, start: Position) => Promise<ShardFile>;
-  onShard: (split: SplitName, shard: ShardFile, end: Position) => Promise<void>;
+  openShard: (split: SplitName, start: Position) => Promise<ShardSet>;
+  onShard: (split: SplitName, shard: ShardSet, end: Position) => Promise<void>;
   stopAfter?: { split: SplitName; documents: number };
 }): Promise<void> {
   const { src, tok, progress } = o;
   const eos = tok.special.eos;
-  const shards: Partial<Record<SplitName, ShardFile>> = {};
+  const shards: Partial<Record<SplitName, ShardSet>> = {};
   const next: Record<SplitName, Position> = { ...o.after }; // where each split's next shard starts
   let batch: { doc: StreamDoc; split: SplitName }[] = [];
   let batchChars = 0;
@@ -718,11 +773,15 @@ async function encodePass(o: {
   const want = (split: SplitName) => !o.stopAfter || o.stopAfter.split === split;
 
   const deliver = async (items: { doc: StreamDoc; split: SplitName }[], encoded: { ids: Int32Array; offsets: Float64Array }) => {
+    let j = 0; // the next text's index in `encoded`
     for (let k = 0; k < items.length && !done; k++) {
       const { doc, split } = items[k];
       const shard = (shards[split] ??= await o.openShard(split, next[split]));
-      shard.add(encoded.ids.subarray(encoded.offsets[k], encoded.offsets[k + 1]), doc.text.length);
-      progress.tokens += encoded.offsets[k + 1] - encoded.offsets[k] + (doc.more ? 0 : 1);
+      for (const [f, text] of (doc.pair === undefined ? [doc.text] : [doc.text, doc.pair]).entries()) {
+        shard.files[f].add(encoded.ids.subarray(encoded.offsets[j], encoded.offsets[j + 1]), text.length);
+        progress.tokens += encoded.offsets[j + 1] - encoded.offsets[j] + (doc.more ? 0 : 1);
+        j++;
+      }
       if (doc.more) continue;
       shard.endDocument(doc.id, eos);
       const full = o.stopAfter ? shard.docs.length === o.stopAfter.documents : shard.chars >= o.shardChars;
@@ -741,7 +800,7 @@ async function encodePass(o: {
     batchChars = 0;
     const previous = inFlight;
     const encoding = tok.encodeFlat(
-      items.map((x) => x.doc.text),
+      items.flatMap((x) => (x.doc.pair === undefined ? [x.doc.text] : [x.doc.text, x.doc.pair])),
       o.threads,
     );
     // Results are delivered in order: this batch after the one before it.
@@ -771,7 +830,7 @@ async function encodePass(o: {
         }
         if (!skip) {
           batch.push({ doc, split });
-          batchChars += doc.text.length;
+          batchChars += doc.text.length + (doc.pair?.length ?? 0);
         }
         if (!doc.more) docStart = cursor;
       }
@@ -798,23 +857,34 @@ async function encodePass(o: {
 }
 
 /** Finishes a shard (header, fsync, rename), then reads it back for its digest, checking its size. */
-async function finishShard(root: string, file: string, shard: ShardFile, end: Position, part: number | undefined): Promise<ShardEntry> {
+async function finishFile(shard: ShardFile): Promise<{ sha256: string; bytes: number; tokens: number; tokenBytes: number }> {
   const info = await shard.finish();
   const digest = await fileDigest(shard.target);
   const expected = SHARD_HEADER + info.tokens * info.tokenBytes;
   if (digest.bytes !== expected) throw new Error(`${shard.target}: ${digest.bytes} bytes on disk after writing ${expected}`);
-  return {
-    file,
-    sha256: digest.sha256,
-    bytes: digest.bytes,
-    tokens: info.tokens,
-    tokenBytes: info.tokenBytes,
-    documents: shard.docs.length,
-    chars: shard.chars,
-    start: shard.start,
+  return { ...digest, ...info };
+}
+
+/** The entry of a finished shard (and its targets' shard for pairs); `files` are the paths relative to the corpus. */
+async function finishShards(files: string[], set: ShardSet, end: Position, part: number | undefined): Promise<ShardEntry> {
+  const main = await finishFile(set.files[0]);
+  const entry: ShardEntry = {
+    file: files[0],
+    sha256: main.sha256,
+    bytes: main.bytes,
+    tokens: main.tokens,
+    tokenBytes: main.tokenBytes,
+    documents: set.files[0].documents,
+    chars: set.chars,
+    start: set.start,
     end,
     ...(part !== undefined ? { part } : {}),
   };
+  if (set.files.length > 1) {
+    const t = await finishFile(set.files[1]);
+    entry.target = { file: files[1], sha256: t.sha256, bytes: t.bytes, tokens: t.tokens };
+  }
+  return entry;
 }
 
 /** Removes files a killed process left half-written (temporary names of atomic writes). */
@@ -860,7 +930,7 @@ async function preparePart(
     return state;
   }
   // Shards and index lines past the last saved progress are redone (same bytes).
-  if (!resumable) for (const f of fs.readdirSync(area.dir)) if (/^(train|valid)-\d{5}\.tok$/.test(f)) fs.rmSync(path.join(area.dir, f));
+  if (!resumable) for (const f of fs.readdirSync(area.dir)) if (SHARD_FILE.test(f)) fs.rmSync(path.join(area.dir, f));
   if (fs.existsSync(docsFile)) await fs.promises.truncate(docsFile, state.documentsTsvBytes);
   else {
     await fs.promises.writeFile(docsFile, '');
@@ -876,6 +946,7 @@ async function preparePart(
   const done = state.splits.train.length + state.splits.valid.length;
   if (done > 0) report({ phase: 'shard', message: `resuming after ${done} finished shards`, done, skipped: true });
   const progress = new PassProgress(src, range, report, 'read', 'encoding');
+  const names = (split: SplitName) => shardNames(src.kind, split, state.splits[split].length).map((f) => path.posix.join(area.prefix, f));
   const docsOut = await fs.promises.open(docsFile, 'a');
   try {
     await encodePass({
@@ -887,11 +958,11 @@ async function preparePart(
       threads: o.threads,
       shardChars: o.shardChars,
       progress,
-      openShard: (split, start) =>
-        ShardFile.create(path.join(o.root, area.prefix, shardName(split, state.splits[split].length)), start, tok.vocabSize),
+      openShard: (split, start) => openShardSet(o.root, names(split), start, tok),
       onShard: async (split, shard, end) => {
-        const file = path.posix.join(area.prefix, shardName(split, state.splits[split].length));
-        const entry = await finishShard(o.root, file, shard, end, area.part);
+        const files = names(split);
+        const file = files[0];
+        const entry = await finishShards(files, shard, end, area.part);
         const lines = shard.docs.map((d) => `${split}\t${d}\t${file}\n`).join('');
         await docsOut.write(lines);
         await docsOut.sync();
@@ -929,6 +1000,7 @@ async function assemble(
     format: 'trainlarge-corpus',
     version: 2,
     name: src.name,
+    kind: src.kind,
     complete: false,
     createdAt: new Date().toISOString(),
     inputs: key,
@@ -947,7 +1019,7 @@ async function assemble(
       for (const e of progress.splits[s]) {
         m.shards.push(e);
         m.documents += e.documents;
-        m.tokens += e.tokens;
+        m.tokens += e.tokens + (e.target?.tokens ?? 0);
       }
     }
   }
@@ -960,7 +1032,7 @@ async function assemble(
     out.on('finish', resolve);
     out.on('error', reject);
   });
-  out.write('split\tid\ttokens\tshard\n');
+  out.write(src.kind === 'translate' ? 'split\tid\tsource_tokens\ttarget_tokens\tshard\n' : 'split\tid\ttokens\tshard\n');
   for (const { area } of parts) {
     for await (const chunk of fs.createReadStream(path.join(area.dir, `${DOCUMENTS}.partial`))) {
       if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
@@ -973,10 +1045,19 @@ async function assemble(
   await fd.close();
   await fs.promises.rename(tmp, path.join(root, DOCUMENTS));
   const all = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
-  manifest.checksum = sha256(tokInfo.sha256 + all.map((s) => s.sha256).join(''));
+  manifest.checksum = sha256(tokInfo.sha256 + all.map((s) => s.sha256 + (s.target?.sha256 ?? '')).join(''));
   manifest.complete = true;
   await writeJsonAtomic(path.join(root, MANIFEST), manifest);
   return manifest;
+}
+
+/** Whether a shard (and its targets' shard) is on disk with the size and sha256 its entry names. */
+async function shardIntact(root: string, e: ShardEntry): Promise<boolean> {
+  for (const f of e.target ? [e, e.target] : [e]) {
+    const file = path.join(root, f.file);
+    if (!fs.existsSync(file) || fs.statSync(file).size !== f.bytes || (await fileDigest(file)).sha256 !== f.sha256) return false;
+  }
+  return true;
 }
 
 /** The shards of a complete corpus that are missing or fail their checksum, rebuilt from their recorded start. */
@@ -992,7 +1073,7 @@ async function repairShards(
   let checked = 0;
   for (const { split, e } of all) {
     const file = path.join(root, e.file);
-    const ok = fs.existsSync(file) && fs.statSync(file).size === e.bytes && (await fileDigest(file)).sha256 === e.sha256;
+    const ok = await shardIntact(root, e);
     checked++;
     if (ok) {
       report({ phase: 'shard', message: `${e.file}: unchanged, skipped`, done: checked, total: all.length, skipped: true });
@@ -1010,10 +1091,10 @@ async function repairShards(
       shardChars: Number.MAX_SAFE_INTEGER,
       progress,
       stopAfter: { split, documents: e.documents },
-      openShard: (_s, start) => ShardFile.create(file, start, tok.vocabSize),
+      openShard: (_s, start) => openShardSet(root, e.target ? [e.file, e.target.file] : [e.file], start, tok),
       onShard: async (_s, shard, end) => {
-        const rebuilt = await finishShard(root, e.file, shard, end, e.part);
-        if (rebuilt.sha256 !== e.sha256)
+        const rebuilt = await finishShards(e.target ? [e.file, e.target.file] : [e.file], shard, end, e.part);
+        if (rebuilt.sha256 !== e.sha256 || rebuilt.target?.sha256 !== e.target?.sha256)
           throw new Error(`${file}: rebuilt, but not to the bytes the manifest names; the inputs changed: prepare into a new directory`);
       },
     });
@@ -1154,7 +1235,7 @@ export class Corpus {
     const manifest = await readJson<CorpusManifest>(path.join(root, MANIFEST), 'corpus');
     if (manifest.format !== 'trainlarge-corpus') throw new Error(`corpus: ${root}/${MANIFEST} is not a trainlarge corpus manifest`);
     if (!manifest.complete) throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
-    const shards = [...manifest.splits.train.shards, ...manifest.splits.valid.shards];
+    const shards = [...manifest.splits.train.shards, ...manifest.splits.valid.shards].flatMap((s) => (s.target ? [s, s.target] : [s]));
     const total = shards.reduce((n, s) => n + s.bytes, 0);
     const verify = opts.verify ?? 'auto';
     const hash = verify === true || (verify === 'auto' && total <= OPEN_VERIFY_BYTES);
@@ -1176,12 +1257,15 @@ export class Corpus {
   async verify(onShard?: (file: string, ok: boolean) => void): Promise<string[]> {
     const bad: string[] = [];
     for (const s of [...this.manifest.splits.train.shards, ...this.manifest.splits.valid.shards]) {
-      const file = path.join(this.dir, s.file);
-      const ok = fs.existsSync(file) && fs.statSync(file).size === s.bytes && (await fileDigest(file)).sha256 === s.sha256;
+      const ok = await shardIntact(this.dir, s);
       if (!ok) bad.push(s.file);
       onShard?.(s.file, ok);
     }
     return bad;
+  }
+
+  private requireMlm(): void {
+    if (this.kind !== 'mlm') throw new Error(`corpus: ${this.dir} holds translation pairs; use pairs('train' | 'valid')`);
   }
 
   /** Summaries of the corpora prepared under `root` (one per directory holding a manifest). */
@@ -1205,8 +1289,29 @@ export class Corpus {
       });
   }
 
+  /** 'mlm' (documents) or 'translate' (pairs); corpora prepared before kinds existed are 'mlm'. */
+  get kind(): 'mlm' | 'translate' {
+    return this.manifest.kind ?? 'mlm';
+  }
+
   shardPaths(split: 'train' | 'valid'): string[] {
     return this.manifest.splits[split].shards.map((s) => path.join(this.dir, s.file));
+  }
+
+  /**
+   * A translation corpus's pairs for training or evaluation: source and target shards memory-mapped, batched
+   * by token count as Dataset.parallel's are; only the pair index (about 20 bytes a pair) is in memory.
+   */
+  pairs(split: 'train' | 'valid', options: { maxLen?: number } = {}): ParallelDataset {
+    if (this.kind !== 'translate')
+      throw new Error(`corpus: ${this.dir} holds documents (kind 'mlm'); use train()/valid() for masked-LM blocks`);
+    const shards = this.manifest.splits[split].shards;
+    if (shards.length === 0) throw new Error(`corpus: ${this.dir} has no ${split} pairs`);
+    return ParallelDataset.fromShards(
+      shards.map((s) => path.join(this.dir, s.file)),
+      shards.map((s) => path.join(this.dir, s.target!.file)),
+      { maxLen: options.maxLen ?? DEFAULT_MAX_LEN, tokenizer: this.tokenizer },
+    );
   }
 
   /** A split's token ids, one array per shard (e.g. for unigramEntropy). */
@@ -1230,6 +1335,7 @@ export class Corpus {
 
   /** Training blocks, memory-mapped from the shards, masked dynamically per batch. */
   train(options: MlmOptions = {}): MlmDataset {
+    this.requireMlm();
     return MlmDataset.fromShards(this.shardPaths('train'), this.tokenizer, options);
   }
 
@@ -1238,6 +1344,7 @@ export class Corpus {
    * the training split's unigram model, so evaluate reports the baseline of the targets it scored.
    */
   valid(options: MlmOptions = {}): MlmDataset {
+    this.requireMlm();
     const d = MlmDataset.fromShards(this.shardPaths('valid'), this.tokenizer, options);
     d.unigram = this.unigram();
     return d;

@@ -223,6 +223,20 @@ export class ParallelDataset implements TrainingData {
     return ParallelDataset.build(s, t, { ...opts, tokenizer, source, target });
   }
 
+  /**
+   * From a translation corpus's shards (Corpus.pairs): each side's sentences followed by eos, memory-mapped, so
+   * a corpus of any size trains with the pair index (about 20 bytes a pair) in memory.
+   */
+  static fromShards(sourceShards: string[], targetShards: string[], opts: { maxLen: number; tokenizer: TokenizerLike }): ParallelDataset {
+    if (!Number.isInteger(opts.maxLen) || opts.maxLen < 2) throw new RangeError(`maxLen: must be an integer >= 2, got ${opts.maxLen}`);
+    const handle = native().createParallelShards(sourceShards, targetShards, {
+      maxLen: opts.maxLen,
+      padId: opts.tokenizer.special.pad,
+      eosId: opts.tokenizer.special.eos,
+    });
+    return new ParallelDataset(handle, [], [], opts.maxLen, opts.tokenizer);
+  }
+
   /** From token ids (without eos: the engine adds it), e.g. made by your own tokenizer. */
   static fromTokens(
     source: ArrayLike<number>[],

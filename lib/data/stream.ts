@@ -41,6 +41,12 @@ export interface ReadSpec {
   split?: TextSplit;
   /** tsv: whether the first row names the columns; default: when the field is a name. */
   header?: boolean;
+  /**
+   * Pairs (translation): the second text's field or column (the target; textField is the source). TSV
+   * defaults to columns 0 and 1, JSONL and Parquet to 'source' and 'target'. A pair with an empty side is skipped.
+   */
+  pairField?: Field;
+  pairs?: boolean;
 }
 
 /** Where a reader stands: the next document starts here. `offset` is a byte of the decompressed text, or a Parquet row. */
@@ -59,6 +65,8 @@ export const START: Position = Object.freeze({ file: 0, offset: 0, line: 0, docI
 export interface StreamDoc {
   id: string;
   text: string;
+  /** The target of a pair (ReadSpec.pairs). */
+  pair?: string;
   more: boolean;
   file: number;
   docInFile: number;
@@ -413,7 +421,10 @@ interface HyparquetModule {
 }
 
 /** Parquet rows from `from.offset`, a row group at a time (hyparquet; zstd, gzip, brotli, lz4 and snappy pages). */
-async function* parquetDocs(input: InputFile, index: number, from: Position, field: Field, what: string, onRead: BytesRead) {
+async function* parquetDocs(input: InputFile, index: number, from: Position, spec: ReadSpec, what: string, onRead: BytesRead) {
+  const pairs = spec.pairs ?? false;
+  const field = spec.textField ?? (pairs ? 'source' : 'text');
+  const pairColumn = String(spec.pairField ?? 'target');
   // hyparquet is an ES module; Node 20.19+ loads it with require().
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const hp = require('hyparquet') as HyparquetModule;
@@ -428,8 +439,14 @@ async function* parquetDocs(input: InputFile, index: number, from: Position, fie
   }
   const column = String(field);
   const names = metadata.schema.slice(1).map((s) => s.name);
-  if (!names.includes(column))
-    throw new Error(`${what}: ${input.path}: no text column ${JSON.stringify(column)} (columns: ${names.join(', ')})`);
+  for (const [c, role] of pairs
+    ? [
+        [column, 'source'],
+        [pairColumn, 'target'],
+      ]
+    : [[column, 'text']])
+    if (!names.includes(c))
+      throw new Error(`${what}: ${input.path}: no ${role} column ${JSON.stringify(c)} (columns: ${names.join(', ')})`);
   const total = Number(metadata.num_rows);
   let groupStart = 0;
   let docInFile = from.docInFile;
@@ -439,7 +456,14 @@ async function* parquetDocs(input: InputFile, index: number, from: Position, fie
     if (rowStart < groupEnd) {
       let rows: Record<string, unknown>[];
       try {
-        rows = await hp.parquetReadObjects({ file, metadata, columns: [column], rowStart, rowEnd: groupEnd, compressors });
+        rows = await hp.parquetReadObjects({
+          file,
+          metadata,
+          columns: pairs ? [column, pairColumn] : [column],
+          rowStart,
+          rowEnd: groupEnd,
+          compressors,
+        });
       } catch (e) {
         throw new Error(`${what}: ${input.path}: rows ${rowStart + 1}-${groupEnd}: ${(e as Error).message}`);
       }
@@ -447,15 +471,20 @@ async function* parquetDocs(input: InputFile, index: number, from: Position, fie
       rows.forEach((r, k) => {
         const row = rowStart + k;
         const where = `${input.path}: row ${row + 1}`;
-        const v = r[column];
-        if (v === undefined || v === null) return; // a null text: no document, as an empty one
-        const s = fieldValue(v);
-        if (s === undefined) throw new Error(`${where}: text field ${JSON.stringify(column)} is not a string`);
-        const text = s.trim();
-        if (!text) return;
+        const value = (c: string, role: string): string => {
+          const v = r[c];
+          if (v === undefined || v === null) return ''; // a null text: no document, as an empty one
+          const s = fieldValue(v);
+          if (s === undefined) throw new Error(`${where}: ${role} field ${JSON.stringify(c)} is not a string`);
+          return s.trim();
+        };
+        const text = value(column, pairs ? 'source' : 'text');
+        const pair = pairs ? value(pairColumn, 'target') : undefined;
+        if (!text || pair === '') return;
         docs.push({
           id: `${input.path}:${row + 1}`,
           text,
+          ...(pairs ? { pair } : {}),
           more: false,
           file: index,
           docInFile: docInFile++,
@@ -483,6 +512,10 @@ async function* textDocs(
   const file = input.path;
   const pos = (offset: number, line: number): Position => ({ file: index, offset, line, docInFile });
   const read = (b: number) => onRead(index, b);
+  if (input.format === 'text' && spec.pairs)
+    throw new Error(
+      `${what}: ${file}: pairs are read from TSV, JSONL or Parquet files, not plain text (give --format or a .tsv/.jsonl name)`,
+    );
   if (input.format === 'text') {
     if (split === 'line') {
       for await (const lines of linesFrom(input, from, what, read)) {
@@ -563,11 +596,14 @@ async function* textDocs(
     }
     return;
   }
-  // JSONL and TSV: a document per line, its text in a field.
-  let field = spec.textField;
+  // JSONL and TSV: a document (or pair) per line, its text in a field.
+  const pairs = spec.pairs ?? false;
+  let field = spec.textField ?? (pairs ? (input.format === 'tsv' ? 0 : 'source') : undefined);
+  const pairField = spec.pairField ?? (input.format === 'tsv' ? 1 : 'target');
   let header = spec.header;
   let names: string[] | undefined;
   let col = -1;
+  let pairCol = -1;
   const fromStart = from.offset === 0;
   if (input.format === 'tsv') {
     // The header is the file's first line, wherever the reader starts.
@@ -579,11 +615,13 @@ async function* textDocs(
         header = false;
       }
     }
-    if (header === undefined) header = typeof field === 'string';
+    if (header === undefined) header = typeof field === 'string' || (pairs && typeof pairField === 'string');
     names = header ? first.split('\t') : undefined;
-    col = tsvColumn(file, names, field, 'text');
+    col = tsvColumn(file, names, field, pairs ? 'source' : 'text');
+    if (pairs) pairCol = tsvColumn(file, names, pairField, 'target');
   }
   const textField = field ?? 'text';
+  const role = pairs ? 'source' : 'text';
   let skipHeader = input.format === 'tsv' && header && fromStart;
   for await (const lines of linesFrom(input, from, what, read)) {
     const docs: StreamDoc[] = [];
@@ -595,19 +633,34 @@ async function* textDocs(
       }
       const where = `${file}: line ${l.line}`;
       let raw: string;
-      if (input.format === 'jsonl') raw = recordField(parseJsonLine(file, l.line, l.text), textField, 'text', where);
-      else {
+      let rawPair = '';
+      if (input.format === 'jsonl') {
+        const record = parseJsonLine(file, l.line, l.text);
+        raw = recordField(record, textField, role, where);
+        if (pairs) rawPair = recordField(record, pairField, 'target', where);
+      } else {
         const cells = l.text.split('\t');
-        if (col >= cells.length)
-          throw new Error(
-            `${where}: has ${cells.length} columns, no text column ${typeof field === 'number' ? field : JSON.stringify(field)}`,
-          );
+        const need = Math.max(col, pairCol);
+        if (need >= cells.length) {
+          const [c, f, r] = col >= cells.length ? [col, field, role] : [pairCol, pairField, 'target'];
+          throw new Error(`${where}: has ${cells.length} columns, no ${r} column ${typeof f === 'number' ? c : JSON.stringify(f)}`);
+        }
         raw = cells[col];
+        if (pairs) rawPair = cells[pairCol];
       }
       const text = raw.trim();
-      if (!text) continue;
+      const pair = pairs ? rawPair.trim() : undefined;
+      if (!text || pair === '') continue;
       docInFile++;
-      docs.push({ id: `${file}:${l.line}`, text, more: false, file: index, docInFile: docInFile - 1, end: pos(l.end, l.line) });
+      docs.push({
+        id: `${file}:${l.line}`,
+        text,
+        ...(pairs ? { pair } : {}),
+        more: false,
+        file: index,
+        docInFile: docInFile - 1,
+        end: pos(l.end, l.line),
+      });
     }
     if (docs.length) yield docs;
   }
@@ -643,10 +696,7 @@ export async function* streamDocuments(
     const start = i === from.file ? from : { ...START, file: i };
     const label = `${what}[${i}]`;
     let any = start.docInFile > 0;
-    const docs =
-      input.format === 'parquet'
-        ? parquetDocs(input, i, start, s.textField ?? 'text', label, onRead)
-        : textDocs(input, i, start, s, label, onRead);
+    const docs = input.format === 'parquet' ? parquetDocs(input, i, start, s, label, onRead) : textDocs(input, i, start, s, label, onRead);
     for await (const batch of docs) {
       any = true;
       yield batch;

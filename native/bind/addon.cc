@@ -102,6 +102,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createMlmData", Napi::Function::New<DatasetWrap::CreateMlm>(env, "createMlmData"));
   exports.Set("createLabelledData", Napi::Function::New<DatasetWrap::CreateLabelled>(env, "createLabelledData"));
   exports.Set("createParallelData", Napi::Function::New<DatasetWrap::CreateParallel>(env, "createParallelData"));
+  exports.Set("createParallelShards", Napi::Function::New<DatasetWrap::CreateParallelShards>(env, "createParallelShards"));
   exports.Set("distShare", Napi::Function::New<TrainerWrap::Share>(env, "distShare"));
   exports.Set("distGather", Napi::Function::New<TrainerWrap::Gather>(env, "distGather"));
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));

@@ -140,6 +140,24 @@ Napi::Value DatasetWrap::CreateParallel(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value DatasetWrap::CreateParallelShards(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto paths = [&](int i, const char* field) {
+      if (!info[i].IsArray()) throw std::invalid_argument(std::string(field) + ": expected an array of shard file paths");
+      auto array = info[i].As<Napi::Array>();
+      std::vector<std::string> out;
+      for (uint32_t k = 0; k < array.Length(); ++k) {
+        auto v = array.Get(k);
+        if (!v.IsString()) throw std::invalid_argument(std::string(field) + "[" + std::to_string(k) + "]: expected a path");
+        out.push_back(v.As<Napi::String>().Utf8Value());
+      }
+      return out;
+    };
+    auto data = ParallelPairs::from_shards(paths(0, "sourceShards"), paths(1, "targetShards"), read_parallel_options(info[2]));
+    return wrap_dataset(info.Env(), data, 0);  // the shards are mapped; the pair index is small
+  });
+}
+
 Napi::Value DatasetWrap::BatchPlan(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto data = std::dynamic_pointer_cast<ParallelPairs>(From(info.This(), "batchPlan"));

@@ -24,6 +24,9 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
   static Napi::Value ReadShard(const Napi::CallbackInfo& info);
   // [sync] createLabelledData(tokens, offsets: Int32Array, labels: Int32Array, maxLen, padId) -> Dataset
   static Napi::Value CreateLabelled(const Napi::CallbackInfo& info);
+  // [sync] createParallelShards(sourceShards: string[], targetShards: string[], { maxLen, padId, eosId }) -> a Dataset of
+  // pairs over memory-mapped shards whose sentences each end with EOS
+  static Napi::Value CreateParallelShards(const Napi::CallbackInfo& info);
   // [sync] createParallelData(source, sourceOffsets, target, targetOffsets: Int32Array, { maxLen, padId, eosId })
   //   -> Dataset of (source, target) pairs batched by token count; each side without EOS (the engine adds it)
   static Napi::Value CreateParallel(const Napi::CallbackInfo& info);

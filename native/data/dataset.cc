@@ -1,5 +1,7 @@
 #include "data/dataset.h"
 
+#include <limits>
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
@@ -182,29 +184,73 @@ void check_offsets(const std::vector<int64_t>& o, size_t tokens, const char* fie
 
 }  // namespace
 
+namespace {
+
+int32_t clamp32(int64_t n) { return static_cast<int32_t>(std::min<int64_t>(n, std::numeric_limits<int32_t>::max())); }
+
+// A side given as a concatenation of sentences and their offsets (sentences + 1).
+ParallelPairs::Side side_of(const torch::Tensor& tokens, const torch::Tensor& offsets_tensor, const char* field) {
+  const auto offsets = to_vector(offsets_tensor, field);
+  auto stream = TokenStream::from_tensor(tokens);
+  check_offsets(offsets, static_cast<size_t>(stream.size()), field);
+  ParallelPairs::Side side{std::move(stream), std::vector<int64_t>(offsets.begin(), offsets.end() - 1),
+                           std::vector<int32_t>(offsets.size() - 1)};
+  for (size_t i = 0; i + 1 < offsets.size(); ++i) side.length[i] = clamp32(offsets[i + 1] - offsets[i]);
+  return side;
+}
+
+// A side given as shards where each sentence ends with EOS.
+ParallelPairs::Side side_of_shards(const std::vector<std::string>& paths, int64_t eos, const char* which) {
+  ParallelPairs::Side side{TokenStream::map_shards(paths), {}, {}};
+  const auto& s = side.stream;
+  std::vector<int64_t> buf(int64_t{1} << 20);
+  int64_t first = 0;
+  for (int64_t at = 0; at < s.size(); at += static_cast<int64_t>(buf.size())) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(buf.size()), s.size() - at);
+    s.copy(at, n, buf.data());
+    for (int64_t k = 0; k < n; ++k) {
+      if (buf[k] != eos) continue;
+      side.start.push_back(first);
+      side.length.push_back(clamp32(at + k - first));
+      first = at + k + 1;
+    }
+  }
+  if (first != s.size())
+    throw std::invalid_argument(std::string(which) + " shards: the last sentence does not end with EOS (a truncated shard?)");
+  return side;
+}
+
+}  // namespace
+
 ParallelPairs::ParallelPairs(torch::Tensor source, torch::Tensor source_offsets, torch::Tensor target, torch::Tensor target_offsets,
                              ParallelOptions options)
-    : src_(to_vector(source, "source")),
-      src_off_(to_vector(source_offsets, "sourceOffsets")),
-      tgt_(to_vector(target, "target")),
-      tgt_off_(to_vector(target_offsets, "targetOffsets")),
+    : ParallelPairs(side_of(source, source_offsets, "sourceOffsets"), side_of(target, target_offsets, "targetOffsets"), options) {}
+
+ParallelPairs::ParallelPairs(Side source, Side target, ParallelOptions options)
+    : src_(std::move(source.stream)),
+      tgt_(std::move(target.stream)),
+      src_start_(std::move(source.start)),
+      tgt_start_(std::move(target.start)),
       options_(options) {
   if (options_.max_len < 2) throw std::invalid_argument("maxLen: must be >= 2 (one token and EOS)");
-  if (src_off_.size() != tgt_off_.size()) throw std::invalid_argument("targetOffsets: source and target hold different numbers of pairs");
-  if (src_off_.size() < 2) throw std::invalid_argument("pairs: the dataset is empty");
-  check_offsets(src_off_, src_.size(), "sourceOffsets");
-  check_offsets(tgt_off_, tgt_.size(), "targetOffsets");
-  const auto n = src_off_.size() - 1;
+  if (src_start_.size() != tgt_start_.size())
+    throw std::invalid_argument("pairs: " + std::to_string(src_start_.size()) + " source sentences but " +
+                                std::to_string(tgt_start_.size()) + " target sentences");
+  if (src_start_.empty()) throw std::invalid_argument("pairs: the dataset is empty");
+  const auto n = src_start_.size();
+  src_len_.reserve(n);
+  tgt_len_.reserve(n);
   for (size_t i = 0; i < n; ++i) {  // each side truncated to max_len - 1 tokens, then EOS
-    src_len_.push_back(std::min(src_off_[i + 1] - src_off_[i], options_.max_len - 1) + 1);
-    tgt_len_.push_back(std::min(tgt_off_[i + 1] - tgt_off_[i], options_.max_len - 1) + 1);
+    src_len_.push_back(static_cast<int32_t>(std::min<int64_t>(source.length[i], options_.max_len - 1) + 1));
+    tgt_len_.push_back(static_cast<int32_t>(std::min<int64_t>(target.length[i], options_.max_len - 1) + 1));
   }
-  max_id_ = std::max(options_.pad_id, options_.eos_id);
-  for (auto t : src_) max_id_ = std::max(max_id_, t);
-  for (auto t : tgt_) max_id_ = std::max(max_id_, t);
-  const auto lo = std::min(src_.empty() ? 0 : *std::min_element(src_.begin(), src_.end()),
-                           tgt_.empty() ? 0 : *std::min_element(tgt_.begin(), tgt_.end()));
-  if (lo < 0) throw std::invalid_argument("pairs: token ids must be >= 0");
+  max_id_ = std::max({options_.pad_id, options_.eos_id, src_.max_id(), tgt_.max_id()});
+}
+
+std::shared_ptr<ParallelPairs> ParallelPairs::from_shards(const std::vector<std::string>& source, const std::vector<std::string>& target,
+                                                          ParallelOptions options) {
+  return std::shared_ptr<ParallelPairs>(
+      new ParallelPairs(side_of_shards(source, options.eos_id, "source"), side_of_shards(target, options.eos_id, "target"), options));
 }
 
 const std::vector<std::vector<int64_t>>& ParallelPairs::plan(int64_t batch_tokens, uint64_t seed) const {
@@ -267,8 +313,8 @@ BatchPlanStats ParallelPairs::plan_stats(int64_t batch_tokens, uint64_t seed) co
   for (const auto& b : plan(batch_tokens, seed)) {
     int64_t S = 0, T = 0;
     for (auto i : b) {
-      S = std::max(S, src_len_[i]);
-      T = std::max(T, tgt_len_[i]);
+      S = std::max<int64_t>(S, src_len_[i]);
+      T = std::max<int64_t>(T, tgt_len_[i]);
       s.source_tokens += src_len_[i];
       s.target_tokens += tgt_len_[i];
     }
@@ -286,8 +332,8 @@ Batch ParallelPairs::build(const std::vector<int64_t>& samples, const std::vecto
   const auto B = static_cast<int64_t>(samples.size());
   int64_t S = 1, T = 1;
   for (auto i : samples) {
-    S = std::max(S, src_len_[i]);
-    T = std::max(T, tgt_len_[i]);
+    S = std::max<int64_t>(S, src_len_[i]);
+    T = std::max<int64_t>(T, tgt_len_[i]);
   }
   auto ids = torch::full({B, S}, options_.pad_id, torch::kLong);
   auto mask = torch::zeros({B, S}, torch::kBool);
@@ -299,11 +345,11 @@ Batch ParallelPairs::build(const std::vector<int64_t>& samples, const std::vecto
   bool padded = false;
   for (int64_t b = 0; b < B; ++b) {
     const auto i = samples[b];
-    const auto ls = src_len_[i], lt = tgt_len_[i];
-    std::copy_n(src_.data() + src_off_[i], ls - 1, src + b * S);
+    const int64_t ls = src_len_[i], lt = tgt_len_[i];
+    src_.copy(src_start_[i], ls - 1, src + b * S);
     src[b * S + ls - 1] = options_.eos_id;
     std::fill_n(m + b * S, ls, true);
-    std::copy_n(tgt_.data() + tgt_off_[i], lt - 1, tgt + b * T);
+    tgt_.copy(tgt_start_[i], lt - 1, tgt + b * T);
     tgt[b * T + lt - 1] = options_.eos_id;
     padded = padded || ls < S;
     batch.tokens += ls + lt;

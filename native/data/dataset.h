@@ -121,6 +121,17 @@ class ParallelPairs : public Dataset {
   // Tokens of each side without EOS, concatenated; offsets (pairs + 1) into them.
   ParallelPairs(torch::Tensor source, torch::Tensor source_offsets, torch::Tensor target, torch::Tensor target_offsets,
                 ParallelOptions options);
+  // Source and target shards (trainlarge data prepare --parallel): each side's sentences followed by EOS,
+  // memory-mapped; only the pair index (offsets and lengths: 20 bytes a pair) is held in memory.
+  static std::shared_ptr<ParallelPairs> from_shards(const std::vector<std::string>& source, const std::vector<std::string>& target,
+                                                    ParallelOptions options);
+  // One side: sentence i is tokens [start[i], start[i] + length[i]) of the stream, EOS not included.
+  struct Side {
+    TokenStream stream;
+    std::vector<int64_t> start;
+    std::vector<int32_t> length;  // clamped to 2^31 - 1 (far above any maxLen)
+  };
+  ParallelPairs(Side source, Side target, ParallelOptions options);
   int64_t size() const override { return static_cast<int64_t>(src_len_.size()); }
   int64_t max_token_id() const override { return max_id_; }
   Batch train_batch(int64_t index, int64_t batch_tokens, uint64_t seed) const override;
@@ -135,8 +146,9 @@ class ParallelPairs : public Dataset {
   // cached, called under plan_mutex_.
   const std::vector<std::vector<int64_t>>& plan(int64_t batch_tokens, uint64_t seed) const;
   int64_t length(int64_t i) const { return std::max(src_len_[i], tgt_len_[i]); }
-  std::vector<int64_t> src_, src_off_, tgt_, tgt_off_;
-  std::vector<int64_t> src_len_, tgt_len_;  // kept lengths, EOS included
+  TokenStream src_, tgt_;  // in memory or memory-mapped shards
+  std::vector<int64_t> src_start_, tgt_start_;
+  std::vector<int32_t> src_len_, tgt_len_;  // kept lengths, EOS included
   ParallelOptions options_;
   int64_t max_id_ = 0;
   mutable std::mutex plan_mutex_;

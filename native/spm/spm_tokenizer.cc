@@ -173,7 +173,7 @@ class SpmTokenizer : public Tokenizer {
     std::unordered_map<std::string, std::vector<int32_t>> words;
   };
   static constexpr int kCaches = 16;
-  static constexpr size_t kCacheEntries = size_t{1} << 17;  // per cache: bounded memory on endless vocabularies
+  static constexpr size_t kCacheEntries = size_t{1} << 16;  // per cache: bounded memory on endless vocabularies
   WordCache& take_cache() const;
   void encode_with(const std::string& text, std::vector<int32_t>* out, WordCache& cache) const;
   mutable WordCache caches_[kCaches];
