@@ -62,7 +62,7 @@ test('bad commands and flags: exit 2 with a message naming the flag and what it 
     [['train', 'everything'], /train: unexpected argument 'everything'/],
     [['train', '--corpus', 'x', '--bogus', '1'], /train: unknown flag --bogus; its flags: --corpus, --files/],
     [['train', '--files', 'a.txt', '--steps', 'lots'], /--steps: expected an integer, got 'lots'/],
-    [['train', '--files', 'a.txt', '--format', 'docx'], /--format: expected one of text, jsonl, tsv; got 'docx'/],
+    [['train', '--files', 'a.txt', '--format', 'docx'], /--format: expected one of text, jsonl, tsv, parquet; got 'docx'/],
     [['train', '--files', 'a.txt', '--lr'], /--lr: needs a value/],
     [['train', '--dir', 'x'], /train: give --corpus DIR\|NAME .* or --files/],
     [
@@ -172,7 +172,7 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   for (const a of [r.before.accuracy, r.after.accuracy, r.int8Accuracy]) expect(a).toBeGreaterThan(0.3);
   const text = trainlarge('compress', '--model', clf, '--bits', '8', '--dir', path.join(dir, 'q8'));
   expect(text.out).toMatch(
-    /^test accuracy on sentiment: [\d.]+% before, [\d.]+% after\nbytes: [\d,]+ before, [\d,]+ after \([\d.]+x smaller\)/,
+    /^test accuracy \(task sentiment\): [\d.]+% before, [\d.]+% after\nbytes: [\d,]+ before, [\d,]+ after \([\d.]+x smaller\)/,
   );
   // Structured: half the heads and FFN units removed, a smaller dense model.
   const st = trainlarge('compress', '--model', clf, '--prune', '0.5', '--structure', 'heads+ffn', '--json');

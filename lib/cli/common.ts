@@ -136,7 +136,12 @@ export const TASK_FLAGS: Flag[] = [
   { name: 'pair-field', kind: 'string', value: 'F', help: 'the second text of a sentence pair (MNLI)' },
   { name: 'label-field', kind: 'string', value: 'F', help: 'the label (default label)' },
   { name: 'labels', kind: 'list', value: 'A,B,...', help: 'label names in index order (default: in the order first seen)' },
-  { name: 'name', kind: 'string', value: 'NAME', help: "your task's name (default: the first train file's name)" },
+  {
+    name: 'name',
+    kind: 'string',
+    value: 'NAME',
+    help: "your task's name (default: the folder of the first train file; a split's file name such as train.jsonl names no task)",
+  },
 ];
 
 /** What a fine-tuned model directory records of its task (task.json), so compress can find the same splits. */
@@ -178,7 +183,9 @@ export function taskSource(args: Args): string | CustomTask | undefined {
       args.command.name,
     );
   return {
-    name: args.string('name') ?? path.basename(train[0]).replace(/\.[^.]*$/, ''),
+    // The task is named by --name, else by the folder holding its files (data/sst2/train.jsonl: 'sst2'):
+    // a split's file name ('train') would read as the split the numbers were measured on.
+    name: args.string('name') ?? path.basename(path.dirname(path.resolve(train[0]))),
     ...(args.has('labels') ? { labels: args.list('labels') } : {}),
     train: files(train),
     ...(valid && test ? { valid: files(valid), test: files(test) } : {}),

@@ -270,7 +270,7 @@ export const compress: Command = {
       else {
         const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
         console.log(
-          `test accuracy on ${task.name}: ${pct(before.accuracy)} before, ${pct(after.accuracy)} after` +
+          `test accuracy (task ${task.name}): ${pct(before.accuracy)} before, ${pct(after.accuracy)} after` +
             `${int8Accuracy !== undefined ? `, ${pct(int8Accuracy)} on int8 kernels` : ''}`,
         );
         console.log(

@@ -47,7 +47,7 @@ async function corpusFor(args: Args): Promise<{ corpus: Corpus; name: string }> 
       name,
       train: {
         files: files!,
-        format: args.string('format') as 'text' | 'jsonl' | 'tsv' | undefined,
+        format: args.string('format') as 'text' | 'jsonl' | 'tsv' | 'parquet' | undefined,
         textField: args.string('text-field'),
         split: args.string('split') as 'file' | 'blank-line' | 'line' | undefined,
       },
@@ -75,8 +75,12 @@ export const train: Command = {
       help: `a prepared corpus, or a built-in one (${Object.keys(CORPUS_SOURCES).join(', ')}; prepared into data/NAME once)`,
     },
     { name: 'files', kind: 'list', value: 'A,B,...', help: 'or your own text files (prepared into RUN/corpus)' },
-    { name: 'format', kind: ['text', 'jsonl', 'tsv'], help: 'of --files (default text)' },
-    { name: 'text-field', kind: 'string', value: 'F', help: 'the text field of JSONL/TSV --files' },
+    {
+      name: 'format',
+      kind: ['text', 'jsonl', 'tsv', 'parquet'],
+      help: 'of --files (default: by extension: .jsonl, .tsv, .parquet, else text; .gz/.zst decompressed)',
+    },
+    { name: 'text-field', kind: 'string', value: 'F', help: 'the text field of JSONL/TSV/Parquet --files' },
     { name: 'split', kind: ['file', 'blank-line', 'line'], help: 'a text file is one document, one per blank-line block, or one per line' },
     {
       name: 'vocab-size',
