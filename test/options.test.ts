@@ -4,6 +4,7 @@
 import * as path from 'path';
 import {
   ConfigError,
+  Corpus,
   corpusBleu,
   corpusChrf,
   createService,
@@ -56,6 +57,13 @@ const calls: [string, () => unknown, string][] = [
   ['corpusChrf', () => corpusChrf(['a'], ['a'], { charorder: 4 } as never), 'charorder'],
   ['sentenceChrf', () => sentenceChrf('a', 'a', { wordorder: 2 } as never), 'wordorder'],
   ['setThreads', () => setThreads({ thread: 1 } as never), 'thread'],
+  ['Corpus.prepare', () => Corpus.prepare({ source: 'english-prose', dir: path.join(dir, 'c'), shardChar: 1000 } as never), 'shardChar'],
+  [
+    'Corpus.prepare source',
+    () => Corpus.prepare({ source: { name: 'x', train: { files: ['a.txt'], textFeild: 'text' } }, dir: path.join(dir, 'c') } as never),
+    'textFeild',
+  ],
+  ['Corpus.open', () => Corpus.open(path.join(dir, 'c'), { verfy: true } as never), 'verfy'],
 ];
 
 test.each(calls)('%s refuses a misspelled option, naming it', async (_what, call, key) => {

@@ -132,6 +132,8 @@ const CorpusFilesSchema = z
   })
   .strict();
 
+const OpenSchema = z.object({ verify: z.union([z.boolean(), z.literal('auto')]).default('auto') }).strict();
+
 export interface ShardEntry {
   /** Path relative to the corpus directory. */
   file: string;
@@ -1229,6 +1231,7 @@ export class Corpus {
    * they total at most 512 MiB, so a corpus of 100 GB opens at once.
    */
   static async open(dir: string, opts: { verify?: boolean | 'auto' } = {}): Promise<Corpus> {
+    const { verify } = parseConfig(OpenSchema, opts, 'Corpus.open');
     const root = path.resolve(dir);
     if (!fs.existsSync(path.join(root, MANIFEST)) && fs.existsSync(path.join(root, PROGRESS)))
       throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
@@ -1237,7 +1240,6 @@ export class Corpus {
     if (!manifest.complete) throw new Error(`corpus: ${root} was not prepared completely; run Corpus.prepare again (it resumes)`);
     const shards = [...manifest.splits.train.shards, ...manifest.splits.valid.shards].flatMap((s) => (s.target ? [s, s.target] : [s]));
     const total = shards.reduce((n, s) => n + s.bytes, 0);
-    const verify = opts.verify ?? 'auto';
     const hash = verify === true || (verify === 'auto' && total <= OPEN_VERIFY_BYTES);
     for (const s of shards) {
       const file = path.join(root, s.file);
