@@ -17,6 +17,12 @@
 // When ccache is on PATH (and TRAINLARGE_CCACHE is not 0) the cmake build compiles through it, with the
 // project's root as ccache's base_dir, so a second tree of the same sources (a packed install, a copied
 // checkout) reuses the first one's objects.
+// CMake's generator is its default (Unix Makefiles) unless CMAKE_GENERATOR names another (scripts/gpu-check
+// picks Ninja where ninja is on PATH); each generator has its own work folder.
+// --check-headers (cmake only; scripts/gpu-check passes it) reads the compiler's dependency files after the
+// build and fails, naming them, when a header of the engine or the addon resolved outside libtorch, this tree,
+// the Node-API packages, the gloo/NCCL folders scripts/torch.js chose and the compiler's C/C++ library
+// (scripts/headers.js): what a bare machine with only a libtorch and a compiler would not have.
 'use strict';
 const { execFileSync, spawnSync } = require('child_process');
 const crypto = require('crypto');
@@ -30,7 +36,7 @@ const argv = process.argv.slice(2);
 const outAt = argv.indexOf('--out');
 const outArg = outAt >= 0 ? argv.splice(outAt, 2)[1] : undefined;
 const args = new Set(argv);
-const known = new Set(['--gyp', '--force', '--no-tokenizer']);
+const known = new Set(['--gyp', '--force', '--no-tokenizer', '--check-headers']);
 for (const a of args) {
   if (!known.has(a)) {
     console.error(`trainlarge build: unknown option '${a}' (allowed: ${[...known, '--out DIR'].join(', ')})`);
@@ -42,6 +48,13 @@ if (outAt >= 0 && !outArg) {
   process.exit(2);
 }
 const builder = args.has('--gyp') ? 'node-gyp' : 'cmake';
+const checkHeaders = args.has('--check-headers');
+if (checkHeaders && builder !== 'cmake') {
+  console.error("trainlarge build: --check-headers reads cmake's dependency files; it cannot go with --gyp");
+  process.exit(2);
+}
+// CMake reads CMAKE_GENERATOR itself; it only names the work folder here (a folder keeps its first generator).
+const generator = process.env.CMAKE_GENERATOR || '';
 const tokenizer = !args.has('--no-tokenizer');
 // The addon's folder (default build/); cmake's work folders stay in build/ either way.
 const out = outArg ? path.resolve(outArg) : path.join(root, 'build');
@@ -78,6 +91,7 @@ function stamp(torch) {
   h.update(JSON.stringify(torch))
     .update(process.versions.modules)
     .update(builder)
+    .update(generator)
     .update(String(tokenizer))
     .update(String(engineTestWanted));
   return h.digest('hex');
@@ -135,19 +149,64 @@ function check(file, torch) {
   return { linked, info };
 }
 
+/** The folders whose headers a --check-headers build may use (besides the compiler's C/C++ library). */
+function allowedHeaderDirs(torch) {
+  const system = (d) => ['/usr/include', '/usr/local/include'].includes(path.resolve(d));
+  return [
+    root, // native/, native/third_party, a gpu-check pack (.gpu-check/), the tree's node_modules
+    ...torch.includeDirs,
+    ...(torch.gloo && !system(torch.gloo) ? [torch.gloo] : []),
+    ...(torch.nccl || []).filter((d) => !system(d)),
+    resolveDir('node-api-headers', 'include_dir'),
+    resolveDir('node-addon-api', 'include_dir'),
+  ];
+}
+
+/** --check-headers: fails naming every header of the engine and the addon that came from elsewhere. */
+function verifyHeaders(dir, torch) {
+  const { checkHeaders: check } = require('./headers');
+  // The compiler cmake chose (its private folders are libstdc++'s and its own).
+  const cache = path.join(dir, 'CMakeCache.txt');
+  const cxx = fs.existsSync(cache) ? /^CMAKE_CXX_COMPILER:\w+=(.+)$/m.exec(fs.readFileSync(cache, 'utf8'))?.[1] : undefined;
+  const r = check(dir, allowedHeaderDirs(torch), cxx);
+  if (r.outside.length) {
+    const shown = r.outside.slice(0, 40).map((o) => `  ${o.header}  (${path.basename(o.object)})`);
+    throw new Error(
+      `trainlarge build: ${r.outside.length} header(s) resolved outside libtorch, this tree, the Node-API packages, ` +
+        `the chosen gloo/NCCL folders and the compiler's C/C++ library; a machine with only a libtorch and a compiler ` +
+        `would not have them (vendor them in native/third_party or carry them in the gpu-check pack):\n${shown.join('\n')}` +
+        (r.outside.length > shown.length ? `\n  ... and ${r.outside.length - shown.length} more` : ''),
+    );
+  }
+  return r;
+}
+
 function main() {
   const torch = locate();
   const digest = stamp(torch);
   const wantPlugin = builder === 'node-gyp' || tokenizer;
+  // One cmake work folder per libtorch (and generator), so switching between them rebuilds nothing twice.
+  const dir = path.join(
+    root,
+    'build',
+    `cmake-${crypto
+      .createHash('sha256')
+      .update(torch.prefix + (generator ? `\n${generator}` : ''))
+      .digest('hex')
+      .slice(0, 8)}`,
+  );
   fs.mkdirSync(out, { recursive: true });
   if (!args.has('--force') && fs.existsSync(addon) && (!wantPlugin || fs.existsSync(plugin)) && fs.existsSync(stampFile)) {
     const previous = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
-    if (previous.stamp === digest) return; // up to date: stay quiet
+    if (previous.stamp === digest) {
+      if (checkHeaders) verifyHeaders(dir, torch);
+      return; // up to date: stay quiet
+    }
   }
   const jobs = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
   console.log(
     `trainlarge: building the addon with ${builder} against libtorch ${torch.version} at ${torch.prefix} ` +
-      `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})`,
+      `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})${builder === 'cmake' && generator ? `; generator: ${generator}` : ''}`,
   );
   const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH || ''}` };
   let produced;
@@ -158,8 +217,6 @@ function main() {
       env.CCACHE_BASEDIR ??= root;
       env.CCACHE_NOHASHDIR ??= '1';
     }
-    // One build folder per libtorch, so switching between libtorches rebuilds nothing twice.
-    const dir = path.join(root, 'build', `cmake-${crypto.createHash('sha256').update(torch.prefix).digest('hex').slice(0, 8)}`);
     const configure = [
       '-S',
       root,
@@ -176,6 +233,13 @@ function main() {
     run('cmake', configure, env);
     run('cmake', ['--build', dir, '--parallel', jobs], env);
     produced = path.join(dir, 'Release');
+    if (checkHeaders) {
+      const r = verifyHeaders(dir, torch);
+      console.log(
+        `trainlarge: headers checked: the ${r.headers} header(s) of ${r.objects} object(s) come from libtorch, this tree, ` +
+          `the Node-API packages, the chosen gloo/NCCL folders and ${r.compiler.cxx}'s C/C++ library`,
+      );
+    }
   } else {
     const gyp = nodeGyp();
     // Node's own headers when it was installed with them (Debian's nodejs, the official tarballs):
@@ -210,6 +274,7 @@ function main() {
       {
         stamp: digest,
         builder,
+        ...(builder === 'cmake' ? { workDir: dir, generator: generator || 'Unix Makefiles' } : {}),
         tokenizer: wantPlugin,
         torch: { version: torch.version, prefix: torch.prefix, cuda: torch.cuda, source: torch.source, linked: linked.files },
         node: { version: process.versions.node, modules: process.versions.modules, napi: process.versions.napi },
