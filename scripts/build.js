@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// Builds the native addon with cmake (default) or node-gyp (--gyp), from native/sources.json, against the
-// libtorch scripts/torch.js chooses (TORCH_DIR, else the project's Python environment; TRAINLARGE_TORCH=cuda
-// picks the CUDA one). Then checks what was built: the addon's DT_NEEDED entries and runpath must resolve
+// Builds the native addon with cmake-js (default: CMakeLists.txt) or node-gyp (--gyp: binding.gyp), from
+// native/sources.json, against the libtorch scripts/torch.js chooses (TORCH_DIR, else the project's Python
+// environment, else python3's torch; TRAINLARGE_TORCH=cuda picks the CUDA one). Where it finds none, it makes
+// pip's torch in the cached Python environment (scripts/python-env torch, or cuda), announced on one line, as
+// scripts/setup does in a checkout; TRAINLARGE_INSTALL_TORCH=0 refuses and leaves the error that says what to
+// set. cmake-js is a dependency (as in node-llama-cpp), so a project that installs trainlarge builds with it;
+// this script runs its configure (every time, so changed options reach the cache) and its build. Then checks
+// what was built: the addon's DT_NEEDED entries and runpath must resolve
 // libtorch inside the chosen folder, and the addon, loaded in a child Node, must report the same libtorch
 // version and CUDA status; any mismatch fails the build with one sentence.
 // Skips the build when sources, libtorch and Node are unchanged (--force rebuilds). --no-tokenizer leaves
@@ -12,8 +17,8 @@
 // The result is trainlarge.node (+ trainlarge_spm.so) and trainlarge.json, which lib/native.ts reads to
 // explain a load failure, in build/ or --out; the cmake build also gives trainlarge_engine_test, the engine's
 // C++ test program (left out when trainlarge is installed as a dependency).
-// Needs only cmake, a C++ compiler and this package's dependencies (node-addon-api, node-api-headers), so a
-// project that installs trainlarge builds it without trainlarge's devDependencies.
+// Needs only cmake, a C++ compiler and this package's dependencies (cmake-js, node-addon-api, node-api-headers),
+// so a project that installs trainlarge builds it without trainlarge's devDependencies.
 // When ccache is on PATH (and TRAINLARGE_CCACHE is not 0) the cmake build compiles through it, with the
 // project's root as ccache's base_dir, so a second tree of the same sources (a packed install, a copied
 // checkout) reuses the first one's objects.
@@ -30,6 +35,19 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { locate, verifyLinked } = require('./torch');
+
+/**
+ * cmake-js's command line and version (a dependency of trainlarge); null where it is not installed (the GPU
+ * check's pack carries no cmake-js), and the build then runs cmake itself with the same definitions.
+ */
+const cmakeJs = (() => {
+  try {
+    const pkg = require.resolve('cmake-js/package.json');
+    return { bin: path.join(path.dirname(pkg), 'bin', 'cmake-js'), version: require(pkg).version };
+  } catch {
+    return null;
+  }
+})();
 
 const root = path.resolve(__dirname, '..');
 const argv = process.argv.slice(2);
@@ -181,8 +199,43 @@ function verifyHeaders(dir, torch) {
   return r;
 }
 
+/**
+ * The libtorch to build against. Where scripts/torch.js finds none, pip's torch in the cached environment
+ * (scripts/python-env: ~/.cache/trainlarge/python, made once per pin and Python, shared by every checkout
+ * and install on the machine), linked as this package's .venv, where torch.js looks next.
+ */
+function locateOrInstall() {
+  try {
+    return locate();
+  } catch (e) {
+    if (e.code !== 'TRAINLARGE_NO_TORCH') throw e;
+    if (process.env.TRAINLARGE_INSTALL_TORCH === '0') {
+      throw new Error(`${e.message} (TRAINLARGE_INSTALL_TORCH=0: pip's torch is not installed for you)`);
+    }
+  }
+  const variant = process.env.TRAINLARGE_TORCH === 'cuda' ? 'cuda' : 'torch';
+  const pin = fs.readFileSync(path.join(root, 'scripts', 'python', `requirements-${variant === 'cuda' ? 'cuda' : 'cpu'}.txt`), 'utf8');
+  const cache = process.env.TRAINLARGE_CACHE || path.join(os.homedir(), '.cache', 'trainlarge');
+  console.log(
+    `trainlarge: no libtorch found (no TORCH_DIR, no torch in ${process.env.TRAINLARGE_PYTHON || 'python3'}): ` +
+      `installing pip's ${/^torch==(\S+)/m.exec(pin)?.[1] ?? 'torch'} into ${path.join(cache, 'python')} (once per machine; ` +
+      `TORCH_DIR=<libtorch> builds against yours, TRAINLARGE_INSTALL_TORCH=0 refuses)`,
+  );
+  const r = spawnSync('bash', [path.join(root, 'scripts', 'python-env'), variant], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (r.status !== 0) {
+    throw new Error(
+      `${String(r.stderr || r.error?.message || '').trim()}\ntrainlarge: could not make pip's torch (scripts/python-env ${variant})`,
+    );
+  }
+  return locate();
+}
+
 function main() {
-  const torch = locate();
+  const torch = locateOrInstall();
   const digest = stamp(torch);
   const wantPlugin = builder === 'node-gyp' || tokenizer;
   // One cmake work folder per libtorch (and generator), so switching between them rebuilds nothing twice.
@@ -206,7 +259,8 @@ function main() {
   const jobs = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
   console.log(
     `trainlarge: building the addon with ${builder} against libtorch ${torch.version} at ${torch.prefix} ` +
-      `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})${builder === 'cmake' && generator ? `; generator: ${generator}` : ''}`,
+      `(from ${torch.source}; CUDA: ${torch.cuda ? 'yes' : 'no'})${builder === 'cmake' && generator ? `; generator: ${generator}` : ''}` +
+      (builder === 'cmake' ? `; through ${cmakeJs ? `cmake-js ${cmakeJs.version}` : 'cmake (no cmake-js installed)'}` : ''),
   );
   const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH || ''}` };
   let produced;
@@ -217,21 +271,28 @@ function main() {
       env.CCACHE_BASEDIR ??= root;
       env.CCACHE_NOHASHDIR ??= '1';
     }
-    const configure = [
-      '-S',
-      root,
-      '-B',
-      dir,
-      '-DCMAKE_BUILD_TYPE=Release',
-      `-DNODE_API_INCLUDE=${resolveDir('node-api-headers', 'include_dir')}`,
-      `-DNODE_ADDON_API_INCLUDE=${resolveDir('node-addon-api', 'include_dir')}`,
-      `-DTRAINLARGE_TOKENIZER=${tokenizer ? 'ON' : 'OFF'}`,
-      `-DTRAINLARGE_ENGINE_TEST=${engineTestWanted ? 'ON' : 'OFF'}`,
-      `-DCMAKE_CXX_COMPILER_LAUNCHER=${ccache ? 'ccache' : ''}`,
-      '--log-level=WARNING',
-    ];
-    run('cmake', configure, env);
-    run('cmake', ['--build', dir, '--parallel', jobs], env);
+    const defines = {
+      NODE_API_INCLUDE: resolveDir('node-api-headers', 'include_dir'),
+      NODE_ADDON_API_INCLUDE: resolveDir('node-addon-api', 'include_dir'),
+      TRAINLARGE_TOKENIZER: tokenizer ? 'ON' : 'OFF',
+      TRAINLARGE_ENGINE_TEST: engineTestWanted ? 'ON' : 'OFF',
+    };
+    const asIs = [`-DCMAKE_CXX_COMPILER_LAUNCHER=${ccache ? 'ccache' : ''}`, '--log-level=WARNING'];
+    if (cmakeJs) {
+      // This tree, the work folder, Release, and the generator: cmake's default (Unix Makefiles) unless
+      // CMAKE_GENERATOR names one (cmake-js alone would take Ninja wherever ninja is installed). What follows
+      // '--' goes to cmake as it is (cmake-js drops a --CD option whose value is empty). Configure, then build:
+      // cmake-js's compile configures only a fresh folder, and after a failed compile it empties the folder
+      // and compiles everything again, twice the time to the same error.
+      const common = ['--directory', root, '--out', dir, '--config', 'Release', '--generator', generator || 'Unix Makefiles'];
+      const cd = Object.entries(defines).map(([k, v]) => `--CD${k}=${v}`);
+      run(process.execPath, [cmakeJs.bin, 'configure', ...common, '--log-level', 'warn', ...cd, '--', ...asIs], env);
+      run(process.execPath, [cmakeJs.bin, 'build', ...common, '--log-level', 'warn', '--parallel', jobs], env);
+    } else {
+      const d = Object.entries(defines).map(([k, v]) => `-D${k}=${v}`);
+      run('cmake', ['-S', root, '-B', dir, '-DCMAKE_BUILD_TYPE=Release', ...d, ...asIs], env);
+      run('cmake', ['--build', dir, '--parallel', jobs], env);
+    }
     produced = path.join(dir, 'Release');
     if (checkHeaders) {
       const r = verifyHeaders(dir, torch);
@@ -274,7 +335,7 @@ function main() {
       {
         stamp: digest,
         builder,
-        ...(builder === 'cmake' ? { workDir: dir, generator: generator || 'Unix Makefiles' } : {}),
+        ...(builder === 'cmake' ? { cmakeJs: cmakeJs?.version ?? null, workDir: dir, generator: generator || 'Unix Makefiles' } : {}),
         tokenizer: wantPlugin,
         torch: { version: torch.version, prefix: torch.prefix, cuda: torch.cuda, source: torch.source, linked: linked.files },
         node: { version: process.versions.node, modules: process.versions.modules, napi: process.versions.napi },
