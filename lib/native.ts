@@ -221,7 +221,11 @@ export interface NativeAddon {
     targetOffsets: Int32Array,
     options: { maxLen: number; padId: number; eosId: number },
   ): NativeDataset;
-  createParallelShards(sourceShards: string[], targetShards: string[], options: { maxLen: number; padId: number; eosId: number }): NativeDataset;
+  createParallelShards(
+    sourceShards: string[],
+    targetShards: string[],
+    options: { maxLen: number; padId: number; eosId: number },
+  ): NativeDataset;
   Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;
   magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
   fakeQuantize(

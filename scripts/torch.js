@@ -73,10 +73,14 @@ function findCmakeDir() {
     // no such Python, or no torch in it
   }
   const setup = v === 'cuda' ? 'TRAINLARGE_TORCH=cuda bash scripts/setup' : 'bash scripts/setup';
-  throw new Error(
-    `trainlarge: no libtorch found (no ${path.basename(link)} in ${root}, no torch in ${py}): set TORCH_DIR to a ` +
-      `libtorch folder or a pip torch's folder (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'), or, in a ` +
-      `trainlarge checkout, run '${setup}'`,
+  // scripts/build.js tells this error by its code: it then makes pip's torch in the cached environment.
+  throw Object.assign(
+    new Error(
+      `trainlarge: no libtorch found (no ${path.basename(link)} in ${root}, no torch in ${py}): set TORCH_DIR to a ` +
+        `libtorch folder or a pip torch's folder (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'), or, in a ` +
+        `trainlarge checkout, run '${setup}'`,
+    ),
+    { code: 'TRAINLARGE_NO_TORCH' },
   );
 }
 
