@@ -120,7 +120,7 @@ const SaveOptionsSchema = z
 /** A tokenizer that can write its files into a model directory. */
 export interface SavableTokenizer {
   readonly special: { cls: number; eos: number };
-  saveTo(dir: string): Promise<void>;
+  saveTo(dir: string, options?: { format?: 'trainlarge' | 'hf' }): Promise<void>;
 }
 
 export type SaveOptions = z.input<typeof SaveOptionsSchema>;
@@ -513,6 +513,8 @@ export class Transformer {
       throw new TypeError("save options: format: 'hf' writes a RoBERTa encoder; a 'translate' model saves as 'trainlarge'");
     }
     if (o.format === 'hf') {
+      // The tokenizer first: one that transformers cannot read stops the export before the weights are written.
+      if (o.tokenizer) await o.tokenizer.saveTo(dir, { format: 'hf' });
       const config = robertaConfig(this.config, { labels: o.labels, special: o.tokenizer?.special, compression: this.compression });
       await this.run(() => this.handle.saveRoberta(path.join(dir, HF_FILES.weights), this.config.padId, { format: 'pt' }));
       await writeJsonAtomic(path.join(dir, HF_FILES.config), config);
@@ -520,8 +522,8 @@ export class Transformer {
       const { format: _format, tokenizer: _tokenizer, ...extra } = o;
       await this.run(() => this.handle.save(path.join(dir, RUN_FILES.weights), this.fileMetadata()));
       await writeJsonAtomic(path.join(dir, RUN_FILES.config), { ...extra, format: 'trainlarge-run', version: 1, model: this.config });
+      if (o.tokenizer) await o.tokenizer.saveTo(dir);
     }
-    if (o.tokenizer) await o.tokenizer.saveTo(dir);
   }
 
   /** The metadata save() writes into model.safetensors (compressedSize counts it too). */

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io';
 import { native, NativeTokenizer } from '../native';
 import { readDocuments, DocumentFormat } from './files';
 import { HF_MERGES_FILE, HF_TOKENIZER_FILE, HF_VOCAB_FILE, HfBpe } from './hf-tokenizer';
+import { isSpmTokenizerJson, spmModelFromHf, spmToHfFiles } from './spm-hf';
 import { checkSequence, checkTokenId, describeValue, SpecialTokens, TokenizerLike } from './tokens';
 
 export { TokenizerOptions, TokenizerOptionsSchema, TokenizerSettings } from '../config/tokenizer';
@@ -34,6 +35,9 @@ export type TokenizerKind = 'sentencepiece' | 'hf-bpe';
 export const SENTENCEPIECE_FILE = 'tokenizer.model';
 
 type Backend = { kind: 'sentencepiece'; handle: NativeTokenizer } | { kind: 'hf-bpe'; hf: HfBpe };
+
+// The normalization rules SentencePiece precompiles, the likeliest first (a tokenizer.json names none).
+const SPM_RULES = ['nmt_nfkc', 'nfkc', 'nmt_nfkc_cf', 'nfkc_cf', 'identity'];
 
 const SPM_SPECIAL: SpecialTokens = { pad: 0, cls: 1, eos: 2, unk: 3, mask: 4 };
 
@@ -106,6 +110,8 @@ export class Tokenizer implements TokenizerLike {
    * A Hugging Face byte-level BPE tokenizer (RoBERTa-style) from `dir`: tokenizer.json, or vocab.json +
    * merges.txt, with tokenizer_config.json / special_tokens_map.json when present. The special tokens
    * (<s> or bos, </s>, <pad>, <unk>, <mask>) are the ones the files name; a missing one is an error.
+   * A tokenizer.json holding a SentencePiece model (Unigram, or BPE over ▁-marked words: what saving a
+   * trainlarge tokenizer with format 'hf' writes) comes back as the 'sentencepiece' tokenizer it was.
    */
   static async fromHF(dir: string): Promise<Tokenizer> {
     return Promise.resolve().then(() => Tokenizer.loadHF(dir, 'Tokenizer.fromHF'));
@@ -114,10 +120,41 @@ export class Tokenizer implements TokenizerLike {
   private static loadHF(dir: string, where: string): Tokenizer {
     if (typeof dir !== 'string' || !dir) throw new TypeError(`${where}: expected a directory`);
     try {
-      return new Tokenizer({ kind: 'hf-bpe', hf: HfBpe.load(dir) });
+      return Tokenizer.loadSpmJson(dir) ?? new Tokenizer({ kind: 'hf-bpe', hf: HfBpe.load(dir) });
     } catch (e) {
       throw new Error(`${where}: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * A SentencePiece tokenizer in Hugging Face's tokenizer.json (save with format 'hf' writes one; so does
+   * transformers' converter), read back into a SentencePiece model; undefined for any other tokenizer.json.
+   */
+  private static loadSpmJson(dir: string): Tokenizer | undefined {
+    const file = path.join(dir, HF_TOKENIZER_FILE);
+    if (!fs.existsSync(file)) return undefined;
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message}`);
+    }
+    if (!isSpmTokenizerJson(json)) return undefined;
+    // The charsmap carries no rule name; trainlarge's tokenizers use nmt_nfkc, the addon checks it matches.
+    let first: Error | undefined;
+    for (const rule of SPM_RULES) {
+      const bytes = spmModelFromHf(json, rule, file);
+      try {
+        return new Tokenizer({
+          kind: 'sentencepiece',
+          handle: native().loadTokenizer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
+        });
+      } catch (e) {
+        first ??= e as Error;
+        if (!/does not match the rule/.test((e as Error).message)) break;
+      }
+    }
+    throw new Error(`${file}: ${first!.message}`);
   }
 
   /**
@@ -151,15 +188,29 @@ export class Tokenizer implements TokenizerLike {
   /**
    * Writes the tokenizer's own files into `dir` (created if missing), each atomically: tokenizer.model for
    * SentencePiece; tokenizer.json + tokenizer_config.json (+ special_tokens_map.json when it was read) for HF,
-   * which transformers' AutoTokenizer.from_pretrained(dir) loads. Tokenizer.fromDir(dir) reads them back.
+   * which transformers' AutoTokenizer.from_pretrained(dir) loads. With `format: 'hf'`, a SentencePiece
+   * tokenizer writes those three files too (transformers' own conversion of it, see spm-hf.ts), beside
+   * tokenizer.model; a model it cannot convert is an error saying why. Tokenizer.fromDir(dir) reads them back.
    */
-  async saveTo(dir: string): Promise<void> {
+  async saveTo(dir: string, options: { format?: 'trainlarge' | 'hf' } = {}): Promise<void> {
+    const hfFiles = this.backend.kind === 'sentencepiece' && options.format === 'hf' ? this.hfFiles() : [];
     await fs.promises.mkdir(dir, { recursive: true });
     if (this.backend.kind === 'sentencepiece') {
+      for (const [name, bytes] of hfFiles) await writeFileAtomic(path.join(dir, name), bytes);
       await writeFileAtomic(path.join(dir, SENTENCEPIECE_FILE), this.backend.handle.modelBytes());
       return;
     }
     for (const [name, bytes] of this.backend.hf.filesToSave()) await writeFileAtomic(path.join(dir, name), bytes);
+  }
+
+  /** A SentencePiece tokenizer's tokenizer.json, tokenizer_config.json and special_tokens_map.json. */
+  private hfFiles(): [string, Buffer][] {
+    if (this.backend.kind !== 'sentencepiece') return this.backend.hf.filesToSave();
+    try {
+      return spmToHfFiles(this.backend.handle.modelBytes(), this.special);
+    } catch (e) {
+      throw new Error(`Tokenizer.saveTo: format 'hf': ${(e as Error).message}`);
+    }
   }
 
   /**
