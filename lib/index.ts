@@ -110,3 +110,20 @@ export { progressReporter } from './train/progress';
 export { createService, Service, ServiceConfig, ModelSpec } from './serve';
 // The trainlarge command line as a function (examples/service/main.ts runs `trainlarge serve` through it).
 export { runCli } from './cli/main';
+// Types that the signatures above name, exported for the API reference (TypeDoc) and for annotations in your code.
+export type { PredictOptions, FillMaskOptions } from './config/inference';
+export type { FitOptionsInput } from './config/train';
+export type { SavableTokenizer } from './model';
+export type { DistSetup } from './train/dist';
+export type { CompressionRecovery } from './compress/study';
+export type { Split } from './data/documents';
+export type { SplitManifest, ShardEntry } from './data/corpus';
+export type { InputFormat, TextSplit, Position } from './data/stream';
+export type { DocumentSpec, ExampleSpec, Field } from './data/files';
+export type { ParallelSource, ParallelSplitManifest } from './data/parallel';
+export type { DebianPackage } from './data/builtin/debian';
+export type { SourcePackage } from './data/builtin/fetch';
+export type { NativeBatchPlan } from './native';
+export type { CurvePoint } from './experiment/sweep-results';
+export type { LrChoice, LrTrial } from './experiment/lr-search';
+export type { PlottedRow } from './experiment/compression';

@@ -99,6 +99,7 @@ export interface ParallelSource {
   test: readonly string[];
   /** The files read, by Debian package: their checksums key the cache. */
   inputs(): { debianPackage: string; files: string[] }[];
+  /** @internal Reads the packages' files into pairs (prepareParallelCorpus calls it; the pairs' type is private). */
   build(): BuiltCorpus;
 }
 

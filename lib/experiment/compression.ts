@@ -228,7 +228,7 @@ export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune'
   return scoreVsBytesSpec(results.name, results.rows, results.pareto, method, { field: 'accuracy', title: 'test accuracy' });
 }
 
-type PlottedRow = Pick<CompressionRow, 'model' | 'parameters' | 'method' | 'setting' | 'bytes'>;
+export type PlottedRow = Pick<CompressionRow, 'model' | 'parameters' | 'method' | 'setting' | 'bytes'>;
 
 /** A score (accuracy, BLEU) against file megabytes: one line per model (and structure), the Pareto front dashed. */
 export function scoreVsBytesSpec<F extends string, R extends PlottedRow & Record<F, number>>(

@@ -58,7 +58,9 @@ export type ServiceConfig = z.input<typeof ServiceConfigSchema>;
 
 export interface Service {
   app: FastifyInstance;
+  /** @internal The loaded models by name (the routes' and the tests'). */
   models: Map<string, ServedModel>;
+  /** @internal The counters and histograms `GET /metrics` renders. */
   metrics: Metrics;
   /** Stops accepting, answers everything admitted, frees the models. Idempotent. */
   close(): Promise<void>;
