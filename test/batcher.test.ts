@@ -96,3 +96,33 @@ test('bad options name the field', () => {
   expect(() => new MicroBatcher({ maxBatch: 1, maxWaitMs: -1, maxQueue: 1 }, run)).toThrow('maxWaitMs: must be >= 0, got -1');
   expect(() => new MicroBatcher({ maxBatch: 1, maxWaitMs: 0, maxQueue: 1.5 }, run)).toThrow('maxQueue: must be an integer >= 1, got 1.5');
 });
+
+test("an aborted request's waiting inputs leave the queue and are never run; the batch in flight finishes", async () => {
+  const r = recorder(40);
+  const b = new MicroBatcher<number, number>({ maxBatch: 8, maxWaitMs: 0, maxQueue: 100 }, r.run);
+  const running = b.submit([1])[0]; // runs at once: [1] is in flight
+  const abort = new AbortController();
+  const late = b.submit([2, 3], abort.signal);
+  const other = b.submit([4])[0];
+  expect(b.depth).toBe(3);
+  abort.abort(new Error('timed out'));
+  for (const p of late) await expect(p).rejects.toThrow('timed out');
+  expect(b.depth).toBe(1); // only [4] waits
+  expect(await running).toBe(2);
+  expect(await other).toBe(8);
+  expect(r.batches).toEqual([[1], [4]]);
+  // An aborted signal admits nothing; close() still resolves once idle.
+  expect(() => b.submit([5], abort.signal)).toThrow('timed out');
+  await b.close();
+});
+
+test('aborting the only waiting request empties the queue, and close() resolves', async () => {
+  const r = recorder(1);
+  const b = new MicroBatcher<number, number>({ maxBatch: 8, maxWaitMs: 1000, maxQueue: 100 }, r.run);
+  const abort = new AbortController();
+  const [p] = b.submit([1], abort.signal); // waits for the 1 s window
+  abort.abort(new Error('gone'));
+  await expect(p).rejects.toThrow('gone');
+  await b.close();
+  expect(r.batches).toEqual([]);
+});

@@ -255,8 +255,8 @@ describe('serving', () => {
   });
 });
 
-describe('bad requests get 400 with a message, and the server keeps serving', () => {
-  const cases: [string, string, unknown, RegExp][] = [
+describe('bad requests get 400 (413 past a limit) with a message, and the server keeps serving', () => {
+  const cases: [string, string, unknown, RegExp, number?][] = [
     ['bad JSON', 'clf/classify', '{"text": "unterminated', /JSON/i],
     [
       'text is a number',
@@ -273,8 +273,14 @@ describe('bad requests get 400 with a message, and the server keeps serving', ()
       /^body: unknown field 'temperature' \(allowed: text, pair, truncate\)$/,
     ],
     ['empty text', 'clf/classify', { text: '' }, /text/],
-    ['too many characters', 'clf/classify', { text: 'a'.repeat(10_001) }, /text/],
-    ['too many texts', 'clf/classify', { text: Array(65).fill('a') }, /text/],
+    [
+      'too many characters',
+      'clf/classify',
+      { text: 'a'.repeat(10_001) },
+      /^body\/text: longer than maxTextChars \(10000 characters\)$/,
+      413,
+    ],
+    ['too many texts', 'clf/classify', { text: Array(65).fill('a') }, /^body\/text: more than maxItems \(64\) texts/, 413],
     ['truncate not a boolean', 'clf/classify', { text: 'a', truncate: 'yes' }, /^body\/truncate: must be boolean$/],
     ['pair of another shape', 'clf/classify', { text: ['a', 'b'], pair: ['c'] }, /pair.*same shape/],
     ['topK zero', 'mlm/fill-mask', { text: 'a <mask>', topK: 0 }, /^body\/topK: must be >= 1$/],
@@ -283,9 +289,9 @@ describe('bad requests get 400 with a message, and the server keeps serving', ()
     ['classify on a masked-LM', 'mlm/classify', { text: 'a' }, /masked-LM.*fill-mask/],
     ['fill-mask on a classifier', 'clf/fill-mask', { text: 'a <mask>' }, /classifier.*classify/],
   ];
-  test.each(cases)('%s', async (_name, route, body, message) => {
+  test.each(cases)('%s', async (_name, route, body, message, status = 400) => {
     const r = await post(`${base}/v1/models/${route}`, body, typeof body === 'string');
-    expect(r.status).toBe(400);
+    expect(r.status).toBe(status);
     expect(r.body.error).toMatch(message);
   });
 
@@ -312,6 +318,10 @@ describe('bad requests get 400 with a message, and the server keeps serving', ()
     const r = await post(`${base}/v1/models/nope/classify`, { text: 'a' });
     expect(r.status).toBe(404);
     expect(r.body.error).toMatch(/'nope' is not loaded \(loaded: mlm, clf, clf-int8, clf-small\)/);
+    // A name is looked up among the loaded models only, never read as a path.
+    for (const name of ['..%2Fclf', '%2E%2E', '..%2F..%2Fetc%2Fpasswd']) {
+      expect((await post(`${base}/v1/models/${name}/classify`, { text: 'a' })).status).toBe(404);
+    }
     expect((await post(`${base}/v1/models/clf/classify`, { text: 'still here' })).status).toBe(200);
   });
 

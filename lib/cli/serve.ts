@@ -1,16 +1,39 @@
 // trainlarge serve (and examples/service/main.js): the HTTP inference service (lib/serve) over saved model directories.
 import * as fs from 'fs';
 import * as path from 'path';
-import { createService, ServiceConfig } from '../serve';
+import { defaultOf } from '../config/parse';
+import { isLoopback, ServiceConfig, ServiceConfigSchema } from '../config/serve';
+import { createService } from '../serve';
 import { Command, UsageError } from './args';
 
 const NUMBERS = {
+  port: 'port',
+  'body-limit': 'bodyLimit',
+  'max-items': 'maxItems',
+  'max-text-chars': 'maxTextChars',
+  'request-timeout-ms': 'requestTimeoutMs',
   'max-batch': 'maxBatch',
   'max-wait-ms': 'maxWaitMs',
   'max-queue': 'maxQueue',
   threads: 'threads',
   'blas-threads': 'blasThreads',
 } as const;
+
+/** The token in FILE, read once: its text less a trailing newline; an empty file is refused. */
+function readToken(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--token-file ${file}: ${(e as Error).message}`, 'serve');
+  }
+  const token = text.replace(/\r?\n$/, '');
+  if (!token) throw new UsageError(`--token-file ${file}: the file is empty; write the token in it`, 'serve');
+  if (/\s/.test(token)) throw new UsageError(`--token-file ${file}: the token holds whitespace; give one line, no spaces`, 'serve');
+  return token;
+}
+
+const defaults = ServiceConfigSchema;
 
 export const serve: Command = {
   name: 'serve',
@@ -34,13 +57,44 @@ export const serve: Command = {
       value: 'FILE.json',
       help: '{ "models": [{ "name", "dir", "tokenizer"?, "labels"?, "int8"?, "device"? }], "maxBatch", ... }',
     },
-    { name: 'host', kind: 'string', value: 'H', help: 'address to listen on (default 127.0.0.1)' },
-    { name: 'port', kind: 'int', value: 'P', help: 'port (default 8080; 0 picks a free one)' },
-    { name: 'max-batch', kind: 'int', help: 'most inputs in one native call (default 16)', field: 'maxBatch' },
-    { name: 'max-wait-ms', kind: 'number', value: 'MS', help: 'how long a batch waits for company (default 2)', field: 'maxWaitMs' },
-    { name: 'max-queue', kind: 'int', help: 'inputs waiting per model before 503 (default 256)', field: 'maxQueue' },
-    { name: 'threads', kind: 'int', help: "libtorch's intra-op threads (default the engine's)", field: 'threads' },
-    { name: 'blas-threads', kind: 'int', help: "OpenBLAS's threads (default the engine's)", field: 'blasThreads' },
+    {
+      name: 'host',
+      kind: 'string',
+      value: 'H',
+      help: 'address to listen on; off loopback needs --token-file or --insecure',
+      field: 'host',
+      defaults,
+    },
+    { name: 'port', kind: 'int', value: 'P', help: 'port (0 picks a free one)', field: 'port', defaults },
+    {
+      name: 'token-file',
+      kind: 'string',
+      value: 'FILE',
+      help: "a bearer token (read once at start): every route but /health then needs 'authorization: Bearer TOKEN', else 401",
+      field: 'token',
+    },
+    {
+      name: 'insecure',
+      kind: 'bool',
+      help: 'listen off loopback without a token (anyone who reaches the port may use it)',
+      field: 'insecure',
+    },
+    { name: 'body-limit', kind: 'int', value: 'BYTES', help: 'largest request body (larger: 413)', field: 'bodyLimit', defaults },
+    { name: 'max-items', kind: 'int', help: 'most texts in one request (more: 413)', field: 'maxItems', defaults },
+    { name: 'max-text-chars', kind: 'int', help: 'longest text in characters (longer: 413)', field: 'maxTextChars', defaults },
+    {
+      name: 'request-timeout-ms',
+      kind: 'int',
+      value: 'MS',
+      help: 'longest a request may take (longer: 503, its waiting inputs dropped)',
+      field: 'requestTimeoutMs',
+      defaults,
+    },
+    { name: 'max-batch', kind: 'int', help: 'most inputs in one native call', field: 'maxBatch', defaults },
+    { name: 'max-wait-ms', kind: 'number', value: 'MS', help: 'how long a batch waits for company', field: 'maxWaitMs', defaults },
+    { name: 'max-queue', kind: 'int', help: 'inputs waiting per model before 503', field: 'maxQueue', defaults },
+    { name: 'threads', kind: 'int', help: "libtorch's intra-op threads (0: the engine's)", field: 'threads', defaults },
+    { name: 'blas-threads', kind: 'int', help: "OpenBLAS's threads (0: the engine's)", field: 'blasThreads', defaults },
     { name: 'log', kind: 'bool', help: "fastify's request log on stdout" },
   ],
   notes:
@@ -48,6 +102,7 @@ export const serve: Command = {
     'Examples:\n' +
     '  trainlarge serve runs/sentiment\n' +
     '  trainlarge serve --model sentiment=runs/sentiment-p50-q4 --model mlm=runs/mlm:int8 --port 8080\n' +
+    '  trainlarge serve runs/sentiment --host 0.0.0.0 --token-file secret.txt     # bearer token required off loopback\n' +
     '  curl -s localhost:8080/v1/models/sentiment/classify -H \'content-type: application/json\' -d \'{"text": "a gripping film"}\'',
   async run(args) {
     let config: Record<string, unknown> = {};
@@ -67,13 +122,21 @@ export const serve: Command = {
     }
     const overrides: Record<string, unknown> = args.bool('log') ? { logger: true } : {};
     for (const [flag, key] of Object.entries(NUMBERS)) if (args.has(flag)) overrides[key] = args.number(flag);
-    const port = args.int('port') ?? 8080;
-    if (port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got ${port}`, 'serve');
+    if (args.has('host')) overrides.host = args.string('host');
+    if (args.bool('insecure')) overrides.insecure = true;
+    const tokenFile = args.string('token-file');
+    if (tokenFile !== undefined) overrides.token = readToken(tokenFile);
     const merged = { ...config, ...overrides, ...(models.length ? { models } : {}) } as ServiceConfig;
     if (!merged.models) throw new UsageError('serve: give model directories, --model NAME=DIR or --config FILE.json', 'serve');
 
     const service = await createService(merged);
-    const address = await service.app.listen({ host: args.string('host') ?? '127.0.0.1', port });
+    const address = await service.listen();
+    const host = merged.host ?? (defaultOf(ServiceConfigSchema, 'host') as string);
+    if (merged.insecure && merged.token === undefined && !isLoopback(host)) {
+      console.error(
+        `trainlarge serve: WARNING: listening on ${host} without a token (--insecure): anyone who reaches ${address} can use these models`,
+      );
+    }
     console.log(JSON.stringify({ event: 'listening', address, models: [...service.models.keys()], pid: process.pid }));
     await new Promise<void>((resolve, reject) => {
       let signals = 0;

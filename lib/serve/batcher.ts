@@ -68,11 +68,34 @@ export class MicroBatcher<In, Out> {
     return this.queue.length;
   }
 
-  /** Queues all items or none (a request's texts are admitted together), resolving each with its output. */
-  submit(items: In[]): Promise<Out>[] {
+  /**
+   * Queues all items or none (a request's texts are admitted together), resolving each with its output.
+   * When `signal` aborts (the request timed out), its items still waiting leave the queue, rejected with the
+   * signal's reason, so no batch spends time on an answer nobody reads; items already in a running batch finish.
+   */
+  submit(items: In[], signal?: AbortSignal): Promise<Out>[] {
     if (this.closed) throw new ClosedError();
+    signal?.throwIfAborted();
     if (this.queue.length + items.length > this.opts.maxQueue) throw new QueueFullError(this.queue.length, this.opts.maxQueue);
-    const promises = items.map((item) => new Promise<Out>((resolve, reject) => this.queue.push({ item, resolve, reject })));
+    const mine: Pending<In, Out>[] = [];
+    const promises = items.map(
+      (item) =>
+        new Promise<Out>((resolve, reject) => {
+          const p = { item, resolve, reject };
+          mine.push(p);
+          this.queue.push(p);
+        }),
+    );
+    if (signal) {
+      const drop = (): void => {
+        const waiting = new Set(mine);
+        this.queue = this.queue.filter((p) => !waiting.has(p));
+        for (const p of mine) p.reject(signal.reason); // a no-op for those already answered
+        if (!this.running && this.queue.length === 0) this.settled();
+      };
+      signal.addEventListener('abort', drop, { once: true });
+      void Promise.allSettled(promises).then(() => signal.removeEventListener('abort', drop));
+    }
     this.schedule();
     return promises;
   }
@@ -118,7 +141,13 @@ export class MicroBatcher<In, Out> {
       // Whatever queued during the call goes next without waiting: it has waited already.
       void this.flush();
     } else {
-      for (const resolve of this.idle.splice(0)) resolve();
+      this.settled();
     }
+  }
+
+  private settled(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 }

@@ -79,6 +79,10 @@ export class Metrics {
     'trainlarge_rejected_total',
     'Requests refused with 503 because a model queue was full or the service was closing.',
   );
+  readonly refused = new Counter(
+    'trainlarge_refused_total',
+    'Requests refused by a guard, by reason: unauthorized (401), not_loopback (403), body_limit, max_items, max_text_chars (413), timeout (503).',
+  );
   readonly requestSeconds = new Histogram(
     'trainlarge_request_duration_seconds',
     'Time from request to answer, by model and route.',
@@ -121,7 +125,7 @@ export class Metrics {
       },
     ];
     const lines: string[] = [];
-    for (const c of [this.requests, this.admitted, this.rejected]) lines.push(...c.render());
+    for (const c of [this.requests, this.admitted, this.rejected, this.refused]) lines.push(...c.render());
     for (const h of [this.requestSeconds, this.batchSize, this.batchSeconds]) lines.push(...h.render());
     for (const g of gauges) {
       lines.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`, ...g.values.map(([l, v]) => line(g.name, key(l), v)));

@@ -188,7 +188,7 @@ export class ServedModel {
   }
 
   /** `<s> text </s>` (or the pair layout), as in fine-tuning. Over-long inputs are an InputError unless `truncate`. */
-  async classify(inputs: ClassifyInput[], truncate: boolean, field: string): Promise<ClassifyResult[]> {
+  async classify(inputs: ClassifyInput[], truncate: boolean, field: string, signal?: AbortSignal): Promise<ClassifyResult[]> {
     if (this.task !== 'classify') throw this.wrongRoute();
     const texts = inputs.flatMap((x) => (x.pair === undefined ? [x.text] : [x.text, x.pair]));
     const encoded = await this.tokenizer.encodeBatch(texts, 1);
@@ -205,11 +205,11 @@ export class ServedModel {
       }
       return { ids: classificationLayout(this.tokenizer, a, b, maxLen), topK: 0 };
     });
-    return (await Promise.all(this.submit(items))) as ClassifyResult[];
+    return (await Promise.all(this.submit(items, signal))) as ClassifyResult[];
   }
 
   /** Each `<mask>` in a text is predicted; the text must hold at least one. */
-  async fillMask(texts: string[], topK: number, field: string): Promise<FillMaskResult[]> {
+  async fillMask(texts: string[], topK: number, field: string, signal?: AbortSignal): Promise<FillMaskResult[]> {
     if (this.task !== 'mlm') throw this.wrongRoute();
     const { cls, eos, mask } = this.tokenizer.special;
     const maxLen = this.model.config.maxLen;
@@ -234,7 +234,7 @@ export class ServedModel {
       }
       return { ids: Int32Array.from(ids), topK };
     });
-    const masks = (await Promise.all(this.submit(items))) as FillMaskResult['masks'][];
+    const masks = (await Promise.all(this.submit(items, signal))) as FillMaskResult['masks'][];
     return items.map(({ ids }, i) => {
       const filled = Array.from(ids);
       for (const m of masks[i]) filled[m.position] = m.candidates[0].id;
@@ -247,7 +247,13 @@ export class ServedModel {
    * eos appended). Sources longer than maxLen - 1 tokens are an InputError unless `truncate` (then cut, as
    * Transformer.translate cuts them).
    */
-  async translate(texts: string[], search: TranslateSearch, truncate: boolean, field: string): Promise<TranslateResult[]> {
+  async translate(
+    texts: string[],
+    search: TranslateSearch,
+    truncate: boolean,
+    field: string,
+    signal?: AbortSignal,
+  ): Promise<TranslateResult[]> {
     if (this.task !== 'translate') throw this.wrongRoute();
     const maxLen = this.model.config.maxLen;
     if (!truncate) {
@@ -260,11 +266,13 @@ export class ServedModel {
         }
       });
     }
-    return (await Promise.all(this.submit(texts.map((source) => ({ source, search }))))) as TranslateResult[];
+    const items = texts.map((source) => ({ source, search }));
+    return (await Promise.all(this.submit(items, signal))) as TranslateResult[];
   }
 
-  private submit(items: Item[]): Promise<Output>[] {
-    const promises = this.batcher.submit(items);
+  /** `signal`: the request's deadline; its inputs still queued when it passes are dropped (MicroBatcher.submit). */
+  private submit(items: Item[], signal?: AbortSignal): Promise<Output>[] {
+    const promises = this.batcher.submit(items, signal);
     this.metrics.admitted.inc({ model: this.spec.name }, items.length);
     return promises;
   }

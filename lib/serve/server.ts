@@ -1,6 +1,6 @@
 // An HTTP inference service over saved trainlarge models (fastify).
 //
-//   GET  /health                       200 {status:'ok'} while serving, 503 {status:'draining'} while closing
+//   GET  /health                       200 {status:'ok'} while serving, 503 {status:'draining'} while closing (no token needed)
 //   GET  /metrics                      Prometheus text: requests, latency, batch sizes, queue depth, memory
 //   GET  /v1/models                    the loaded models: task, labels, size, compression, int8
 //   POST /v1/models/NAME/classify      {"text": "..." | [...], "pair"?: same shape, "truncate"?: bool}
@@ -9,52 +9,23 @@
 //
 // Concurrent requests for one model are micro-batched into one native call (batcher.ts); inference and
 // tokenization run on libuv's worker threads, so the event loop only parses JSON and routes.
+//
+// Off loopback: with a `token`, every route but /health needs `authorization: Bearer TOKEN` (401 without);
+// without one, a request that reached a non-loopback address gets 403 unless `insecure` (the config refuses
+// a non-loopback `host` without either, so this covers an `app.listen` of your own). Limits: `bodyLimit`
+// (413), `maxItems` texts and `maxTextChars` characters (413), `requestTimeoutMs` (503). Each refusal is
+// counted in trainlarge_refused_total{reason}. No route reads a file: a URL names a model loaded at start.
+import { createHash, timingSafeEqual } from 'crypto';
 import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { z } from 'zod';
 import { defaultOf, parseConfig } from '../config/parse';
+import { isLoopback, ServiceConfig, ServiceConfigSchema } from '../config/serve';
 import { nbestProblem, TranslateOptionsSchema } from '../config/translate';
 import { setThreads } from '../engine';
 import { ClosedError, QueueFullError } from './batcher';
 import { Metrics } from './metrics';
 import { InputError, ServedModel } from './models';
 
-export const ServiceConfigSchema = z
-  .object({
-    models: z
-      .array(
-        z
-          .object({
-            name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
-            dir: z.string().min(1),
-            tokenizer: z.string().min(1).optional(),
-            labels: z.array(z.string()).optional(),
-            int8: z.boolean().optional(),
-            device: z.enum(['cpu', 'cuda']).optional(),
-          })
-          .strict(),
-      )
-      .min(1, 'list at least one model'),
-    /** Most inputs in one native call. */
-    maxBatch: z.number().int().min(1).max(1024).default(16),
-    /** How long the first input of a batch waits for others (ms). */
-    maxWaitMs: z.number().min(0).max(1000).default(2),
-    /** Inputs waiting per model before requests are refused with 503. */
-    maxQueue: z.number().int().min(1).default(256),
-    /** Longest text accepted, in characters (longer: 400). Token limits come from each model's maxLen. */
-    maxTextChars: z.number().int().min(1).default(10_000),
-    /** Most texts in one request. */
-    maxItems: z.number().int().min(1).default(64),
-    /** libtorch intra-op and OpenBLAS threads (0: the engine's defaults). */
-    threads: z.number().int().min(0).default(0),
-    blasThreads: z.number().int().min(0).default(0),
-    logger: z.boolean().default(false),
-  })
-  .strict()
-  .refine((c) => new Set(c.models.map((m) => m.name)).size === c.models.length, {
-    message: 'model names must be unique',
-    path: ['models'],
-  });
-export type ServiceConfig = z.input<typeof ServiceConfigSchema>;
+export type { ServiceConfig };
 
 export interface Service {
   app: FastifyInstance;
@@ -62,9 +33,21 @@ export interface Service {
   models: Map<string, ServedModel>;
   /** @internal The counters and histograms `GET /metrics` renders. */
   metrics: Metrics;
+  /** Listens on the config's `host` and `port`; resolves to the address (`http://HOST:PORT`). */
+  listen(): Promise<string>;
   /** Stops accepting, answers everything admitted, frees the models. Idempotent. */
   close(): Promise<void>;
 }
+
+/** A request that outlived `requestTimeoutMs`: answered 503. */
+export class RequestTimeoutError extends Error {
+  readonly code = 'REQUEST_TIMEOUT';
+  constructor(readonly ms: number) {
+    super(`the request took longer than requestTimeoutMs (${ms} ms); its waiting inputs were dropped. Retry later or send fewer texts`);
+  }
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 function textsSchema(maxChars: number, maxItems: number): object {
   const one = { type: 'string', minLength: 1, maxLength: maxChars };
@@ -98,13 +81,49 @@ export async function createService(input: ServiceConfig): Promise<Service> {
 
   const app = Fastify({
     logger: config.logger,
+    bodyLimit: config.bodyLimit,
     // Wrong types are errors, not coerced ("text": 5 must not become "5"); unknown fields are refused.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
   });
   let draining = false;
 
+  // The token's digest, compared in constant time with the digest of what a request sends (equal lengths,
+  // so neither the token's length nor its matching prefix shows in the timing).
+  const tokenDigest = config.token === undefined ? null : digest(config.token);
+  const authorized = (header: string | undefined): boolean => {
+    if (!tokenDigest) return true;
+    const m = /^Bearer +(\S+) *$/i.exec(header ?? '');
+    return m !== null && timingSafeEqual(digest(m[1]), tokenDigest);
+  };
+  const refuse = (reply: FastifyReply, status: number, reason: string, error: string): FastifyReply => {
+    metrics.refused.inc({ reason });
+    return reply.code(status).send({ error, statusCode: status });
+  };
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method === 'GET' && req.routeOptions.url === '/health') return;
+    if (tokenDigest) {
+      if (authorized(req.headers.authorization)) return;
+      reply.header('www-authenticate', 'Bearer realm="trainlarge"');
+      const error = req.headers.authorization ? 'the bearer token is wrong' : "this service needs 'authorization: Bearer TOKEN'";
+      return refuse(reply, 401, 'unauthorized', error);
+    }
+    const local = req.socket.localAddress;
+    if (!config.insecure && local !== undefined && !isLoopback(local)) {
+      const error = 'this service has no token, so it answers on loopback only (give it a token, or insecure: true)';
+      return refuse(reply, 403, 'not_loopback', error);
+    }
+  });
+
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof RequestTimeoutError) {
+      reply.header('retry-after', '1');
+      return refuse(reply, 503, 'timeout', err.message);
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return refuse(reply, 413, 'body_limit', `body: larger than bodyLimit (${config.bodyLimit} bytes)`);
+    }
     if (err instanceof QueueFullError || err instanceof ClosedError) {
       metrics.rejected.inc({ model: modelLabel(req.params) });
       if (err instanceof QueueFullError) reply.header('retry-after', '1');
@@ -112,6 +131,8 @@ export async function createService(input: ServiceConfig): Promise<Service> {
     }
     if (err instanceof InputError) return reply.code(400).send({ error: err.message, statusCode: 400 });
     if (err.validation) {
+      const limit = overLimit(err, config);
+      if (limit) return refuse(reply, 413, limit.reason, limit.message);
       const allowed = Object.keys(((req.routeOptions.schema?.body ?? {}) as { properties?: object }).properties ?? {});
       return reply.code(400).send({ error: validationMessage(err, allowed, config), statusCode: 400 });
     }
@@ -141,8 +162,33 @@ export async function createService(input: ServiceConfig): Promise<Service> {
     return m;
   }
 
-  app.get('/health', async (_req, reply) => {
-    const body = { status: draining ? 'draining' : 'ok', models: [...models.keys()], uptimeSeconds: process.uptime() };
+  /** Runs a request's work under its deadline: past requestTimeoutMs it rejects with RequestTimeoutError at once. */
+  async function withDeadline<T>(reply: FastifyReply, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    let expire: (e: RequestTimeoutError) => void = () => undefined;
+    const expired = new Promise<never>((_resolve, reject) => (expire = reject));
+    const timer = setTimeout(
+      () => {
+        const e = new RequestTimeoutError(config.requestTimeoutMs);
+        abort.abort(e); // the batcher drops this request's inputs still waiting
+        expire(e); // and the request is answered now, even while its batch runs
+      },
+      Math.max(0, config.requestTimeoutMs - reply.elapsedTime),
+    );
+    const done = work(abort.signal);
+    done.catch(() => undefined); // answered by the deadline instead
+    expired.catch(() => undefined);
+    try {
+      return await Promise.race([done, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  app.get('/health', async (req, reply) => {
+    // Without the token, only whether it serves: the model names are the token holders'.
+    const names = authorized(req.headers.authorization) ? { models: [...models.keys()] } : {};
+    const body = { status: draining ? 'draining' : 'ok', ...names, uptimeSeconds: process.uptime() };
     return reply.code(draining ? 503 : 200).send(body);
   });
 
@@ -186,11 +232,8 @@ export async function createService(input: ServiceConfig): Promise<Service> {
           );
         }
       }
-      const results = await m.classify(
-        texts.map((t, i) => ({ text: t, pair: pairs[i] })),
-        truncate ?? false,
-        'body/text',
-      );
+      const inputs = texts.map((t, i) => ({ text: t, pair: pairs[i] }));
+      const results = await withDeadline(reply, (signal) => m.classify(inputs, truncate ?? false, 'body/text', signal));
       return { model: m.spec.name, results };
     },
   );
@@ -212,7 +255,7 @@ export async function createService(input: ServiceConfig): Promise<Service> {
       const m = served(req.params.name, reply);
       if (!m) return reply;
       const texts = Array.isArray(req.body.text) ? req.body.text : [req.body.text];
-      const results = await m.fillMask(texts, req.body.topK ?? 5, 'body/text');
+      const results = await withDeadline(reply, (signal) => m.fillMask(texts, req.body.topK ?? 5, 'body/text', signal));
       return { model: m.spec.name, results };
     },
   );
@@ -248,7 +291,8 @@ export async function createService(input: ServiceConfig): Promise<Service> {
       const problem = nbestProblem(beam, nbest);
       if (problem) throw new InputError(`body/nbest: ${problem}`);
       const texts = Array.isArray(text) ? text : [text];
-      const results = await m.translate(texts, { beam, nbest, lengthPenalty }, truncate, 'body/text');
+      const options = { beam, nbest, lengthPenalty };
+      const results = await withDeadline(reply, (signal) => m.translate(texts, options, truncate, 'body/text', signal));
       return { model: m.spec.name, results };
     },
   );
@@ -262,7 +306,25 @@ export async function createService(input: ServiceConfig): Promise<Service> {
       metrics.close();
     })());
 
-  return { app, models, metrics, close };
+  const listen = (): Promise<string> => app.listen({ host: config.host, port: config.port });
+
+  return { app, models, metrics, listen, close };
+}
+
+/** A schema failure that is a limit (too many texts, too long a text): 413 naming the limit. */
+function overLimit(err: FastifyError, config: { maxTextChars: number; maxItems: number }): { reason: string; message: string } | undefined {
+  for (const e of err.validation ?? []) {
+    const field = e.instancePath.replace(/^\/(text|pair)\/(\d+)$/, '$1[$2]').replace(/^\//, '');
+    if (!/^(text|pair)(\[\d+\])?$/.test(field)) continue;
+    if (e.keyword === 'maxItems')
+      return {
+        reason: 'max_items',
+        message: `body/${field}: more than maxItems (${config.maxItems}) texts; send them in several requests`,
+      };
+    if (e.keyword === 'maxLength')
+      return { reason: 'max_text_chars', message: `body/${field}: longer than maxTextChars (${config.maxTextChars} characters)` };
+  }
+  return undefined;
 }
 
 /** One readable sentence for a schema failure, naming the field and what it accepts. */
