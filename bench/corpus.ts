@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   const tokDir = path.join(work, 'tokenizer');
   const rows: string[] = [];
   let largest = '';
+  const loadBefore = os.loadavg()[0];
   try {
     for (const [k, gb] of sizes.entries()) {
       const file = path.join(work, `corpus-${gb}GB.txt`);
@@ -133,7 +134,8 @@ async function main(): Promise<void> {
     const section = [
       '## Preparing a corpus',
       '',
-      `Measured ${new Date().toISOString().slice(0, 10)} on ${cpuName()} (${workers} hardware threads); command: \`node dist/bench/corpus.js\`.`,
+      `Measured ${new Date().toISOString().slice(0, 10)} on ${cpuName()} (${workers} hardware threads); command: \`node dist/bench/corpus.js\`;`,
+      `1-minute load average ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end (other work shared the machine: compare the ratios).`,
       `Corpora: bench/corpus-gen.ts, paragraphs of real sentences (State of the Union + Brown) drawn by a seeded generator, blank-line separated;`,
       `real corpora of this size cannot be downloaded here. Both sides encode with the same SentencePiece BPE model (vocabulary 8000,`,
       `trained once by trainlarge on a sample of the first corpus) on ${workers} workers: trainlarge \`data prepare --split blank-line --tokenizer\``,

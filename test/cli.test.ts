@@ -166,14 +166,26 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   const c = trainlarge('compress', '--model', clf, '--prune', '0.5', '--bits', '4', '--int8', '--json');
   expect(c.code).toBe(0);
   const r = JSON.parse(c.out);
-  expect(r).toMatchObject({ dir: small, task: 'sentiment', testExamples: 284, compression: { pruned: 4, quantized: 4 } });
+  // The whole model by default: 4 layer matrices and the token embedding (the tied output projection with it).
+  expect(r).toMatchObject({ dir: small, task: 'sentiment', testExamples: 284, compression: { pruned: 5, quantized: 5 } });
   expect(r.after.bytes).toBeLessThan(r.before.bytes);
+  const parts = r.parts as { part: string; bytes: number; before: number; compressed?: string }[];
+  expect(parts.map((p) => [p.part, p.compressed])).toEqual([
+    ['token embeddings', 'pruned 50%, 4-bit'],
+    ['position embeddings', undefined],
+    ['attention', 'pruned 50%, 4-bit'],
+    ['ffn', 'pruned 50%, 4-bit'],
+    ['other', undefined],
+  ]);
+  expect(parts.reduce((n, p) => n + p.before, 0)).toBeLessThanOrEqual(r.before.bytes);
+  for (const p of parts) expect(p.compressed ? p.bytes < p.before / 4 : p.bytes === p.before).toBe(true);
   expect(r.after.fileBytes).toBe(r.after.bytes);
   for (const a of [r.before.accuracy, r.after.accuracy, r.int8Accuracy]) expect(a).toBeGreaterThan(0.3);
   const text = trainlarge('compress', '--model', clf, '--bits', '8', '--dir', path.join(dir, 'q8'));
   expect(text.out).toMatch(
-    /^test accuracy \(task sentiment\): [\d.]+% before, [\d.]+% after\nbytes: [\d,]+ before, [\d,]+ after \([\d.]+x smaller\)/,
+    /^test accuracy \(task sentiment\): [\d.]+% before, [\d.]+% after\nbytes: [\d,]+ before, [\d,]+ after \([\d.]+x smaller\)\n {2}token embeddings: [\d,]+ -> [\d,]+ bytes, compressed \(8-bit\)\n/,
   );
+  expect(text.out).toMatch(/\n {2}other: [\d,]+ -> [\d,]+ bytes, left as it was\n/);
   // Structured: half the heads and FFN units removed, a smaller dense model.
   const st = trainlarge('compress', '--model', clf, '--prune', '0.5', '--structure', 'heads+ffn', '--json');
   expect(st.code).toBe(0);

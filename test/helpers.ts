@@ -162,3 +162,11 @@ export class PythonPeer {
     this.child.stdin.end();
   }
 }
+
+/** The labels of every legend of a rendered vega SVG, in order (vega writes them in role-legend-label groups). */
+export function legendLabels(svg: string): string[] {
+  const out: string[] = [];
+  for (const group of svg.match(/class="mark-text role-legend-label"[^>]*>([\s\S]*?)<\/g>/g) ?? [])
+    for (const m of group.matchAll(/<text[^>]*>([^<]*)<\/text>/g)) out.push(m[1].replace(/&amp;/g, '&'));
+  return out;
+}

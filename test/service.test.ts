@@ -124,7 +124,7 @@ describe('serving', () => {
     expect(by['clf-int8'].int8).toBe(true);
     expect(by.clf.compression).toBeNull();
     const pruned = Object.values<{ sparsity: number }>(by['clf-small'].compression.pruned);
-    expect(pruned.length).toBe(8);
+    expect(pruned.length).toBe(9); // 2 layers x 4 matrices and the token embedding
     for (const p of pruned) expect(p.sparsity).toBeCloseTo(0.5, 2);
     expect(Object.values(by['clf-small'].compression.quantized).every((q: any) => q.bits === 4)).toBe(true);
     expect((await (await fetch(`${base}/health`)).json()).status).toBe('ok');

@@ -7,7 +7,7 @@ import { recommend } from '../lib/experiment/planner';
 import { checkFirstToReach, writeSweepReport } from '../lib/experiment/report';
 import { Sweep, SweepProgress, SweepResults, sweepModelConfig } from '../lib/experiment/sweep';
 import { spawnSync } from 'child_process';
-import { speechFiles, tempDir } from './helpers';
+import { legendLabels, speechFiles, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -125,6 +125,10 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
   }
   for (const m of ['prune', 'quantize', 'structured']) {
     const svg = fs.readFileSync(path.join(dir, 'plots', `accuracy-vs-bytes-${m}.svg`), 'utf8');
+    const labels = legendLabels(svg);
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(labels.filter((l) => l.includes('…'))).toEqual([]);
+    expect(labels).toEqual(r.models.map((x) => `${x.label} (${(x.parameters / 1e6).toFixed(2)} M parameters)`));
     expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(3); // two sizes + the Pareto front
   }
   expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(
@@ -307,6 +311,17 @@ test('a compression experiment with recover adds gradual pruning and QAT, drawn 
   for (const m of ['prune', 'quantize']) {
     const svg = fs.readFileSync(path.join(dir, 'plots', `accuracy-vs-bytes-${m}.svg`), 'utf8');
     expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(5); // two sizes x (one-shot, during) + the front
+    // The legends name every model and method whole and once: a reader can tell each line apart.
+    const labels = legendLabels(svg);
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(labels.filter((l) => l.includes('…'))).toEqual([]);
+    expect(labels).toEqual(
+      expect.arrayContaining([
+        ...r.models.map((x) => `${x.label} (${(x.parameters / 1e6).toFixed(2)} M parameters)`),
+        'one-shot',
+        m === 'prune' ? 'gradual pruning (during fine-tuning)' : 'QAT (during fine-tuning)',
+      ]),
+    );
   }
   const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
   expect(report).toContain('## One-shot vs during fine-tuning');

@@ -76,7 +76,7 @@ describe('translate route', () => {
     expect(by.mt.compression).toBeNull();
     expect(by['mt-int8'].int8).toBe(true);
     const quantized = Object.values<{ bits: number }>(by['mt-q8'].compression.quantized);
-    expect(quantized).toHaveLength(2 * 4 + 2 * 7); // the decoder's matrices too
+    expect(quantized).toHaveLength(2 * 4 + 2 * 7 + 1); // the decoder's matrices too, and the shared token embedding
     expect(quantized.every((q) => q.bits === 8)).toBe(true);
     expect(by.mlm.decoderLayers).toBeUndefined();
   });

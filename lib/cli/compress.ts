@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
+  bytesByPart,
   compressedSize,
   CompressionTraining,
   INT8_ENGINES,
@@ -224,9 +225,10 @@ export const compress: Command = {
     };
     const done: Transformer[] = [];
     try {
+      const beforeSize = await compressedSize(model);
       const before = {
         accuracy: (await model.evaluate(task.test)).accuracy!,
-        bytes: (await compressedSize(model)).bytes,
+        bytes: beforeSize.bytes,
         heads: model.config.heads,
         ffn: model.config.ffn,
       };
@@ -257,9 +259,15 @@ export const compress: Command = {
         int8Accuracy = (await fast.evaluate(task.test)).accuracy;
         fast.dispose();
       }
+      const beforeParts = new Map(bytesByPart(beforeSize, { pruned: {}, quantized: {} }).map((p) => [p.part, p.bytes]));
+      const parts = bytesByPart(await compressedSize(model), model.compression).map((p) => ({
+        ...p,
+        before: beforeParts.get(p.part) ?? 0,
+      }));
       const result = {
         dir: out,
         task: task.name,
+        parts,
         testExamples: task.test.size,
         before,
         after: { ...after, fileBytes },
@@ -277,6 +285,12 @@ export const compress: Command = {
           `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
             `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
         );
+        // What was compressed and what was left, part by part: the embeddings are most of a small model.
+        for (const p of parts)
+          console.log(
+            `  ${p.part}: ${p.before.toLocaleString('en-US')} -> ${p.bytes.toLocaleString('en-US')} bytes, ` +
+              `${p.compressed ? `compressed (${p.compressed})` : 'left as it was'}`,
+          );
         if (structured)
           console.log(`per layer: ${before.heads} -> ${after.heads} attention heads, ${before.ffn} -> ${after.ffn} feed-forward units`);
         console.log(

@@ -119,24 +119,24 @@ function prepareReporter(stream: NodeJS.WriteStream = process.stderr): { onProgr
         return;
       }
       const label = e.phase === 'tokenizer' ? 'sampling' : 'encoding';
-      if (!bar || phase !== label) {
-        stop();
-        phase = label;
-        bar = new SingleBar({
-          format: `${label} [{bar}] {read}/{all} MB | {docs} documents | {tps} tok/s | ETA {eta}s`,
-          barsize: 24,
-          stream,
-          hideCursor: true,
-        });
-        bar.start(e.totalBytes, e.bytes, {});
-      }
-      bar.update(e.bytes, {
+      const payload = {
         read: mb(e.bytes),
         all: mb(e.totalBytes),
         docs: e.documents ?? 0,
         tps: e.tokensPerSecond ?? 0,
         eta: e.etaSeconds ?? '-',
-      });
+      };
+      if (!bar || phase !== label) {
+        stop();
+        phase = label;
+        bar = new SingleBar({
+          format: `${label} [{bar}] {read}/{all} MB | {docs} documents | {tps} tok/s | ETA {eta} s`,
+          barsize: 24,
+          stream,
+          hideCursor: true,
+        });
+        bar.start(e.totalBytes, e.bytes, payload);
+      } else bar.update(e.bytes, payload);
     },
     stop,
   };

@@ -23,6 +23,7 @@ export {
 import { TrainConfigInput } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { modelInternals, Transformer } from '../model';
+import type { CompressionState } from '../types';
 import { FitOptions, FitResult, Trainer } from '../train/trainer';
 
 /** Fine-tuning that runs inside prune (gradual) or quantize (qat). */
@@ -129,6 +130,48 @@ export async function compressedSize(model: Transformer): Promise<CompressedSize
   const m = modelInternals(model);
   const r = await m.run(() => m.handle.packedSize(m.fileMetadata()));
   return { bytes: r.fileBytes, headerBytes: r.headerBytes, tensors: r.tensors };
+}
+
+/** The parts of a model a size is reported by (the same parts compression targets select). */
+export type ModelPart = 'token embeddings' | 'position embeddings' | 'attention' | 'ffn' | 'other';
+
+/** Which part a tensor belongs to: the token embedding (also the tied output projection), positions, the attention and FFN weight matrices, the rest (LayerNorm, biases, heads). */
+export function partOf(tensor: string): ModelPart {
+  if (/(^|\.)tokens\.weight$/.test(tensor)) return 'token embeddings';
+  if (/(^|\.)positions\.weight$/.test(tensor)) return 'position embeddings';
+  if (/\.(attn|cross|self_attn|cross_attn)\.[a-z_]+\.weight$/.test(tensor)) return 'attention';
+  if (/\.ffn\.fc\d\.weight$/.test(tensor)) return 'ffn';
+  return 'other';
+}
+
+/**
+ * A model's file bytes by part, and how each part was compressed ('pruned 50%', '4-bit', both, or undefined when
+ * it was left as it was): what `trainlarge compress` and the compression reports state, so a reader sees whether
+ * the embeddings (often most of a small model) were compressed at all.
+ */
+export function bytesByPart(
+  size: CompressedSize,
+  compression: CompressionState,
+): { part: ModelPart; bytes: number; tensors: number; compressed?: string }[] {
+  const parts = new Map<ModelPart, { bytes: number; tensors: number; how: Set<string> }>();
+  for (const [name, bytes] of Object.entries(size.tensors)) {
+    const part = partOf(name);
+    const p = parts.get(part) ?? { bytes: 0, tensors: 0, how: new Set<string>() };
+    p.bytes += bytes;
+    p.tensors++;
+    const pruned = compression.pruned[name];
+    const quant = compression.quantized[name];
+    if (pruned) p.how.add(`pruned ${Math.round(pruned.sparsity * 100)}%`);
+    if (quant) p.how.add(`${quant.bits}-bit`);
+    parts.set(part, p);
+  }
+  const order: ModelPart[] = ['token embeddings', 'position embeddings', 'attention', 'ffn', 'other'];
+  return order
+    .filter((p) => parts.has(p))
+    .map((part) => {
+      const p = parts.get(part)!;
+      return { part, bytes: p.bytes, tensors: p.tensors, ...(p.how.size ? { compressed: [...p.how].join(', ') } : {}) };
+    });
 }
 
 /**

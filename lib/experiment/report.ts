@@ -48,7 +48,7 @@ export function lossCurveSpec(
   return lineChart(title ?? `${results.name}: ${what} vs ${x === 'seconds' ? 'training seconds' : 'steps'}`, values, {
     x: { field: x, type: 'quantitative', title: x === 'seconds' ? 'training seconds (evaluation excluded)' : 'optimizer steps' },
     y: { field: metric, type: 'quantitative', title: yTitle, scale: { zero: metric === 'bleu' } },
-    color: { field: 'run', type: 'nominal', title: 'model' },
+    color: { field: 'run', type: 'nominal', title: 'model', legend: { labelLimit: 0 } },
   });
 }
 
