@@ -4,6 +4,7 @@
 // size give the same bytes. Real corpora of the paper's size cannot be downloaded here.
 import * as fs from 'fs';
 import { englishProseDocuments } from '../lib/data/builtin/sources';
+import { seededRandom } from '../lib/random';
 
 async function sentences(): Promise<string[]> {
   const { train, valid } = await englishProseDocuments();
@@ -15,18 +16,6 @@ async function sentences(): Promise<string[]> {
     }
   }
   return out;
-}
-
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export type GeneratedLayout = 'blank-line' | 'jsonl' | 'tsv-pairs';
@@ -41,7 +30,7 @@ export async function generateCorpus(file: string, bytes: number, layout: Genera
   const all = await sentences();
   // Pairs are sentence-sized, as in WMT (~25 words a side); paragraphs draw from every sentence.
   const pool = layout === 'tsv-pairs' ? all.filter((t) => t.length <= 90) : all;
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const pick = () => pool[Math.floor(random() * pool.length)];
   const out = fs.createWriteStream(file);
   let written = 0;

@@ -14,6 +14,7 @@ import {
   tokenize13a,
 } from '../lib';
 import { PEER_PYTHON } from '../bench/report';
+import { seededRandom } from '../lib/random';
 
 // sacreBLEU 2.6.0 in the project environment (.venv) is the reference: test/peer/sacrebleu_peer.py computes
 // every case below in one run. Without it these tests fail; they never skip.
@@ -44,20 +45,9 @@ const CRAFTED = [
   'x',
 ];
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A machine-translation-like hypothesis: drops, swaps, substitutions, case, punctuation, hyphen, entity and number edits. */
 function corrupt(sentence: string, index: number, vocabulary: string[], seed: number, strength: number): string {
-  const rand = mulberry32(seed * 100003 + index);
+  const rand = seededRandom(seed * 100003 + index);
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
   let w = sentence.trim().split(' ');
   const edits = 1 + Math.floor(rand() * strength);

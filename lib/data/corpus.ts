@@ -27,6 +27,7 @@ import { expandInputs, Field, InputFile, InputFormat, Position, START, streamDoc
 import { Unigram } from './tokens';
 import { Tokenizer, TokenizerOptions, TokenizerOptionsSchema } from './tokenizer';
 import { withLock } from '../lock';
+import { seededRandom } from '../random';
 
 export { CORPUS_SOURCES, CorpusSourceName };
 
@@ -384,18 +385,6 @@ function partRange(src: DocSource, index: number, count: number): [number, numbe
   return [bounds[index], bounds[index + 1]];
 }
 
-/** A small seeded generator (mulberry32) for the reservoir: the same sample for the same inputs and seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Progress of one pass over the inputs: bytes, documents, tokens, rate and ETA, reported about once a second. */
 class PassProgress {
   private readonly read: number[];
@@ -562,7 +551,7 @@ async function prepareTokenizer(
       // A uniform sample of the training lines, of at most maxSentences lines and sampleChars characters: each
       // line gets a seeded random key and the lines with the smallest keys are kept (a max-heap drops the rest).
       const heap = new LineHeap();
-      const random = seededRandom(options.seed);
+      const random = seededRandom(options.seed || 0x9e3779b9);
       let seen = 0;
       for await (const batch of src.read(START, progress.onRead)) {
         for (const d of batch) {

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import type { Document, Example } from './documents';
-import { collectDocuments, expandInputs, firstInvalidUtf8, InputFormat } from './stream';
+import { collectDocuments, expandInputs, firstInvalidUtf8, InputFormat, parseJsonLine, recordField } from './stream';
 
 export { firstInvalidUtf8 };
 
@@ -113,33 +113,10 @@ interface Row {
   get(field: Field, role: string): string;
 }
 
-function fieldValue(value: unknown): string | undefined {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return undefined;
-}
-
 function jsonlRows(file: string, text: string): Row[] {
   return numberedLines(text).map(({ line, text: t }) => {
-    let value: unknown;
-    try {
-      value = JSON.parse(t);
-    } catch (e) {
-      throw new Error(`${file}: line ${line}: bad JSON (${(e as Error).message})`);
-    }
-    if (value === null || typeof value !== 'object')
-      throw new Error(`${file}: line ${line}: expected a JSON object or array, got ${JSON.stringify(value)}`);
-    const record = value as Record<string, unknown>;
-    return {
-      line,
-      get(field: Field, role: string): string {
-        const v = record[field];
-        if (v === undefined || v === null) throw new Error(`${file}: line ${line}: no ${role} field ${JSON.stringify(field)}`);
-        const s = fieldValue(v);
-        if (s === undefined) throw new Error(`${file}: line ${line}: ${role} field ${JSON.stringify(field)} is not a string or number`);
-        return s;
-      },
-    };
+    const record = parseJsonLine(file, line, t);
+    return { line, get: (field: Field, role: string): string => recordField(record, field, role, `${file}: line ${line}`) };
   });
 }
 
