@@ -135,7 +135,7 @@ async function main(): Promise<void> {
       '## Preparing a corpus',
       '',
       `Measured ${new Date().toISOString().slice(0, 10)} on ${cpuName()} (${workers} hardware threads); command: \`node dist/bench/corpus.js\`;`,
-      `1-minute load average ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end (other work shared the machine: compare the ratios).`,
+      `1-minute load average ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end (the benchmark's own processes count in it; more means other work shared the machine).`,
       `Corpora: bench/corpus-gen.ts, paragraphs of real sentences (State of the Union + Brown) drawn by a seeded generator, blank-line separated;`,
       `real corpora of this size cannot be downloaded here. Both sides encode with the same SentencePiece BPE model (vocabulary 8000,`,
       `trained once by trainlarge on a sample of the first corpus) on ${workers} workers: trainlarge \`data prepare --split blank-line --tokenizer\``,
