@@ -75,8 +75,14 @@ describe('compressing translators', () => {
     const untied = await Transformer.create({ ...MODEL, tieEmbeddings: 'none', vocabSize: 200 }, { seed: 3 });
     const p = await prune(untied, { sparsity: 0.3, targets: ['attention', 'ffn', 'embeddings'] });
     expect(Object.keys(p.compression.pruned).sort()).toEqual([...attentionAndFfn(2, 2), 'decoder.tokens.weight', 'tokens.weight'].sort());
+    // The default targets are the whole model: the layers and both token embeddings, not the untied output.
     const q = await quantize(untied, { bits: 6 });
-    expect(Object.keys(q.compression.quantized).sort()).toEqual(attentionAndFfn(2, 2));
+    expect(Object.keys(q.compression.quantized).sort()).toEqual(
+      [...attentionAndFfn(2, 2), 'decoder.tokens.weight', 'tokens.weight'].sort(),
+    );
+    const layers = await quantize(untied, { bits: 6, targets: ['attention', 'ffn'] });
+    expect(Object.keys(layers.compression.quantized).sort()).toEqual(attentionAndFfn(2, 2));
+    layers.dispose();
     for (const m of [untied, p, q]) m.dispose();
   });
 
@@ -88,7 +94,8 @@ describe('compressing translators', () => {
     ] as const) {
       const p = await prune(mt, { sparsity, scope });
       const pruned = p.compression.pruned;
-      expect(Object.keys(pruned).sort()).toEqual(attentionAndFfn(2, 2));
+      // The whole model by default: both token embeddings too (the decoder's is also its output projection).
+      expect(Object.keys(pruned).sort()).toEqual([...attentionAndFfn(2, 2), 'decoder.tokens.weight', 'tokens.weight'].sort());
       let zeros = 0;
       let total = 0;
       for (const [name, r] of Object.entries(pruned)) {
@@ -176,10 +183,11 @@ describe('compressing translators', () => {
     );
     expect(size8.bytes).toBeLessThan(plainBytes);
     expect(size4.bytes).toBeLessThan(size8.bytes);
-    // 8 bits: the translations barely move (measured: loss 4.284 -> 4.284, all 40 identical); 50% + 4 bits: 4.310.
+    // 8 bits: the translations barely move (measured: loss 4.284 -> 4.284, all 40 identical). 50% + 4 bits of the
+    // whole model, embeddings and tied output projection included: 4.512 (4.310 when the embeddings were left out).
     expect(Math.abs(r8.loss - fp32.loss)).toBeLessThan(0.01);
     expect(Math.abs(r8.bleu - fp32.bleu) < 1 || identical(r8.hyps, fp32.hyps) >= 0.8).toBe(true);
-    expect(r4.loss).toBeLessThan(fp32.loss + 0.2);
+    expect(r4.loss).toBeLessThan(fp32.loss + 0.35);
     expect(r4.hyps.every((h) => h.trim().length > 0)).toBe(true);
 
     // Saved packed (with the tokenizer), loaded back: same size on disk, same weights and state, same translations.
