@@ -1161,17 +1161,10 @@ export class Corpus {
       report({ phase: 'done', message: `${dir}: complete, every shard checked` });
       return { corpus: new Corpus(dir, previous, tok), part, parts, pending: [] };
     }
+    // The lock lives in the part's directory, so that directory is made first.
+    await fs.promises.mkdir(area.dir, { recursive: true });
     await withLock(path.join(area.dir, PREPARE_LOCK), () => preparePart(src, range, area, tok, { ...o, root: dir, key }, report), {
       what: 'Corpus.prepare',
-    }).catch(async (e) => {
-      // the directory may not exist yet when the lock is taken
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        await fs.promises.mkdir(area.dir, { recursive: true });
-        return withLock(path.join(area.dir, PREPARE_LOCK), () => preparePart(src, range, area, tok, { ...o, root: dir, key }, report), {
-          what: 'Corpus.prepare',
-        });
-      }
-      throw e;
     });
     // The last part to finish assembles the corpus.
     return withLock(

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import type { Document, Example } from './documents';
-import { collectDocuments, expandInputs, firstInvalidUtf8, InputFormat, parseJsonLine, recordField } from './stream';
+import { collectDocuments, expandInputs, firstInvalidUtf8, InputFormat, notUtf8, parseJsonLine, recordField } from './stream';
 
 export { firstInvalidUtf8 };
 
@@ -45,13 +45,6 @@ export interface ExampleSpec {
 /** Files read whole (labelled tasks, small pair files) stay well below V8's largest string (~512 MiB). */
 const MAX_WHOLE_FILE = 256 * 2 ** 20;
 
-/** 1-based line of a byte offset (counts '\n' bytes before it). */
-function lineOfByte(bytes: Uint8Array, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
-  return line;
-}
-
 /**
  * The text of `files[index]`: a missing path, a directory, an empty file or bytes that are not UTF-8
  * are errors naming the file. A byte-order mark is dropped and CRLF line ends become '\n'.
@@ -83,10 +76,7 @@ export async function readTextFile(file: string, index: number): Promise<string>
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    const at = firstInvalidUtf8(bytes);
-    const where =
-      at >= 0 ? `byte 0x${bytes[at].toString(16).padStart(2, '0')} at offset ${at} (line ${lineOfByte(bytes, at)})` : 'invalid bytes';
-    throw new Error(`${what}: ${file} is not UTF-8: ${where}; convert it, e.g. iconv -f latin1 -t utf-8`);
+    throw notUtf8(`${what}: ${file}`, bytes);
   }
   if (text.trim().length === 0) throw new Error(`${what}: ${file} is empty (only whitespace)`);
   return text.replace(/\r\n?/g, '\n');

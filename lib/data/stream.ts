@@ -206,6 +206,19 @@ function lineOfByte(bytes: Uint8Array, offset: number, firstLine: number): numbe
 }
 
 /**
+ * The error for bytes that are not UTF-8, naming the first bad byte, its offset in the file (`bytes` start at
+ * `at`) and its line (`bytes` start on line `firstLine`). `where` names the file.
+ */
+export function notUtf8(where: string, bytes: Uint8Array, at = 0, firstLine = 1): Error {
+  const bad = firstInvalidUtf8(bytes);
+  const which =
+    bad >= 0
+      ? `byte 0x${bytes[bad].toString(16).padStart(2, '0')} at offset ${at + bad} (line ${lineOfByte(bytes, bad, firstLine)})`
+      : 'invalid bytes';
+  return new Error(`${where} is not UTF-8: ${which}; convert it, e.g. iconv -f latin1 -t utf-8`);
+}
+
+/**
  * Offset of the first byte that is not part of valid UTF-8 (the bytes TextDecoder's fatal mode
  * rejects: stray continuation bytes, truncated or overlong sequences, surrogates, > U+10FFFF), or -1.
  */
@@ -324,13 +337,7 @@ async function* linesFrom(input: InputFile, from: Position, what: string, onRead
   let carryAt = from.offset; // byte offset of carry[0] in the decompressed text
   let line = from.line;
   const check = (buf: Buffer, end: number, at: number, firstLine: number): void => {
-    if (isUtf8(buf.subarray(0, end))) return;
-    const bad = firstInvalidUtf8(buf.subarray(0, end));
-    const where =
-      bad >= 0
-        ? `byte 0x${buf[bad].toString(16).padStart(2, '0')} at offset ${at + bad} (line ${lineOfByte(buf, bad, firstLine)})`
-        : 'invalid bytes';
-    throw new Error(`${what}: ${input.path} is not UTF-8: ${where}; convert it, e.g. iconv -f latin1 -t utf-8`);
+    if (!isUtf8(buf.subarray(0, end))) throw notUtf8(`${what}: ${input.path}`, buf.subarray(0, end), at, firstLine);
   };
   const split = (buf: Buffer, end: number): Line[] => {
     check(buf, end, carryAt, line + 1);
