@@ -235,6 +235,7 @@ DistGroup::~DistGroup() {
 void exchange(DistGroup::Impl& im, const std::string& where, const std::string& secs) {
   const DistConfig& c = im.config;
   const auto key = [](int r) { return "trainlarge/world/" + std::to_string(r); };
+  const auto read_key = [](int r) { return "trainlarge/compared/" + std::to_string(r); };
   im.store->set(key(c.rank), std::to_string(c.world_size));
   const auto start = DistClock::now();
   std::vector<bool> seen(static_cast<size_t>(c.world_size), false);
@@ -250,6 +251,18 @@ void exchange(DistGroup::Impl& im, const std::string& where, const std::string& 
       const auto v = im.store->get(key(r));
       const std::string theirs(v.begin(), v.end());
       if (theirs != std::to_string(c.world_size)) {
+        im.store->set(read_key(c.rank), "1");
+        // Rank 0 serves the store: it stays until the ranks that joined have read its WORLD_SIZE too, so that
+        // each says the mismatch rather than that rank 0 went away (bounded, in case one has hung).
+        if (c.rank == 0) {
+          const auto since = DistClock::now();
+          for (int o = 1; o < c.world_size; ++o) {
+            while (im.store->check({key(o)}) && !im.store->check({read_key(o)}) &&
+                   seconds_since(since) < std::min(10.0, c.timeout_seconds)) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+          }
+        }
         throw std::runtime_error(im.who() + ": WORLD_SIZE differs between ranks: rank " + std::to_string(r) + " has " + theirs + ", rank " +
                                  std::to_string(c.rank) + " has " + std::to_string(c.world_size));
       }
