@@ -80,7 +80,7 @@ test('bad commands and flags: exit 2 with a message naming the flag and what it 
       ['compress', '--model', 'x', '--prune', '0.5', '--structure', 'rows'],
       /--structure: expected one of unstructured, heads, ffn, heads\+ffn; got 'rows'/,
     ],
-    [['export', '--model', 'x', '--format', 'onnx'], /--format: expected one of hf; got 'onnx'/],
+    [['export', '--model', 'x', '--format', 'tflite'], /--format: expected one of hf, onnx; got 'tflite'/],
     [['serve', '--model', 'no-dir'], /--model: expected NAME=DIR or NAME=DIR:int8, got 'no-dir'/],
     [['serve'], /serve: give model directories, --model NAME=DIR or --config FILE.json/],
   ];
