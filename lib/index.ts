@@ -19,7 +19,7 @@ export {
 export { TranslateOptions, TranslationEvalOptions } from './config/translate';
 export { hfLabels, RobertaConfigJson } from './hf';
 // ONNX export of encoders for ONNX Runtime (onnxruntime-node): model.onnx, config.json and the tokenizer.
-export { exportOnnx, OnnxExportOptions, OnnxExportResult, OnnxConfigJson, ONNX_FILES } from './onnx/export';
+export { exportOnnx, OnnxExportOptions, OnnxExportResult, OnnxConfigJson, OnnxTokenizer, ONNX_FILES } from './onnx/export';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID, StructuredPruning } from './compress/study';
 export {
   translationCompressionStudy,

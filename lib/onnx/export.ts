@@ -12,7 +12,7 @@ import { Transformer } from '../model';
 import { encoderGraph, ONNX_NAMES, ONNX_OPSET } from './graph';
 import { modelProto, serialize } from './proto';
 
-export { OnnxExportOptions } from '../config/onnx';
+export { OnnxExportOptions, OnnxTokenizer } from '../config/onnx';
 
 /** The files of an ONNX export directory (beside them, the tokenizer's). */
 export const ONNX_FILES = { model: 'model.onnx', config: 'config.json' } as const;
