@@ -115,6 +115,7 @@ export async function encoderGraph(src: EncoderSource, opts: { int8: boolean; na
   const half = g.floats('half', [0.5]);
   const sqrt2 = g.floats('sqrt2', [Math.SQRT2]);
   const flat = g.ints('shape.flat', [-1, D]);
+  const zero = g.ints('zero', [0], []);
 
   const ids = ONNX_NAMES.inputIds;
   // T as a 1-element tensor: the sequence axis of input_ids.
@@ -155,7 +156,7 @@ export async function encoderGraph(src: EncoderSource, opts: { int8: boolean; na
   if (c.norm === 'post') x = await layerNorm(x, 'embed_norm');
 
   // The padding mask as the engine's additive key bias: 0 for real keys, -1e9 for padding, (B, 1, 1, T).
-  const padding = g.op('Equal', [ONNX_NAMES.attentionMask, g.ints('zero', [0], [])], 'padding');
+  const padding = g.op('Equal', [ONNX_NAMES.attentionMask, zero], 'padding');
   const bias = g.op(
     'Unsqueeze',
     [
@@ -205,7 +206,7 @@ export async function encoderGraph(src: EncoderSource, opts: { int8: boolean; na
     logits = g.op('Reshape', [v, dynShape('shape.logits', [c.vocabSize])], ONNX_NAMES.logits);
     outShape = ['batch', 'sequence', c.vocabSize];
   } else {
-    const first = g.op('Gather', [g.op('Reshape', [x, dynShape('shape.hidden', [D])], 'hidden'), g.ints('zero', [0], [])], 'first_token', {
+    const first = g.op('Gather', [g.op('Reshape', [x, dynShape('shape.hidden', [D])], 'hidden'), zero], 'first_token', {
       axis: 1,
     });
     const h = g.op('Tanh', [await linear(first, 'cls_head.dense', false)], 'cls_head.tanh');
