@@ -395,6 +395,12 @@ describe('analysis', () => {
       expect(quantRows[i].meanWeightError).toBeGreaterThan(quantRows[i - 1].meanWeightError);
     }
     expect(Object.keys(pruneRows[0].weightErrors)).toHaveLength(targetsOf(base).length);
+    // Layer bytes: the layers' share of the file, which shrinks with the file but never holds the embedding.
+    const embedding = base.config.vocabSize * base.config.dModel * 4;
+    expect(rows[0].layerBytes).toBeGreaterThan(0);
+    expect(rows[0].layerBytes).toBeLessThanOrEqual(rows[0].bytes - embedding);
+    for (let i = 1; i < 3; i++) expect(quantRows[i].layerBytes).toBeLessThan(quantRows[i - 1].layerBytes);
+    expect(quantRows[0].layerBytes).toBeLessThan(rows[0].layerBytes / 3); // 8-bit codes: about a quarter of fp32
     expect(rows[0].accuracyDrop).toBe(0);
     expect(rows[0].accuracy).toBeGreaterThan(0.5);
     expect(quantRows[0].accuracyDrop).toBeLessThan(0.03); // 8 bits costs almost nothing

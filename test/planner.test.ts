@@ -8,6 +8,7 @@ const row = (model: string, method: CompressionRow['method'], setting: number, b
   method,
   setting,
   bytes,
+  layerBytes: bytes,
   accuracy,
   accuracyDrop: 0,
   meanWeightError: 0,

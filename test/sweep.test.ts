@@ -131,9 +131,17 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
     expect(labels).toEqual(r.models.map((x) => `${x.label} (${(x.parameters / 1e6).toFixed(2)} M parameters)`));
     expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).toBe(3); // two sizes + the Pareto front
   }
-  expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(
-    /a compressed larger model beats .*: (\*\*true\*\*|\*\*false\*\*|not decidable)/,
-  );
+  const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+  expect(report).toMatch(/a compressed larger model beats .*: (\*\*true\*\*|\*\*false\*\*|not decidable)/);
+  // What was compressed is stated, and each row has the layers' bytes beside the file's, in the table and the CSV.
+  expect(report).toContain('Compressed: the whole model');
+  const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
+  expect(csv[0]).toBe('model,parameters,method,setting,bytes,layer_bytes,accuracy,accuracy_drop,mean_weight_error');
+  for (const x of r.rows) {
+    expect(x.layerBytes).toBeGreaterThan(0);
+    expect(x.layerBytes).toBeLessThan(x.bytes);
+    expect(report).toContain(`| ${x.bytes} | ${x.layerBytes} |`);
+  }
   const logs: string[] = [];
   await runCompression(spec, { dir, onLog: (l) => logs.push(l) });
   expect(logs).toEqual(['d32-l1-h2: fine-tuned earlier, loaded', 'd64-l2-h4: fine-tuned earlier, loaded']);

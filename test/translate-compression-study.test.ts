@@ -124,6 +124,9 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
     expect(at('quantize', 4).meanWeightError).toBeGreaterThan(at('quantize', 8).meanWeightError);
     expect(at('quantize', 2).meanWeightError).toBeGreaterThan(at('quantize', 4).meanWeightError);
     expect(at('prune', 0.9).meanWeightError).toBeGreaterThan(at('prune', 0.5).meanWeightError);
+    // The layers' bytes (encoder and decoder) sit inside the file's and shrink with the bits.
+    expect(at('none', 0).layerBytes).toBeLessThan(at('none', 0).bytes);
+    expect(at('quantize', 4).layerBytes).toBeLessThan(at('quantize', 8).layerBytes);
     console.log(
       `${m}: ${r.rows
         .filter((x) => x.model === m)
@@ -154,7 +157,7 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
 
   // results.csv, plots, report: the table rows and the claim as computed from the rows.
   const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
-  expect(csv[0]).toBe('model,parameters,method,setting,bytes,bleu,chrf,bleu_drop,loss,loss_rise,mean_weight_error');
+  expect(csv[0]).toBe('model,parameters,method,setting,bytes,layer_bytes,bleu,chrf,bleu_drop,loss,loss_rise,mean_weight_error');
   expect(csv.length).toBe(r.rows.length + 1);
   for (const method of ['prune', 'quantize', 'structured']) {
     const svg = fs.readFileSync(path.join(dir, 'plots', `bleu-vs-bytes-${method}.svg`), 'utf8');
@@ -162,9 +165,10 @@ test('a translate sweep is compressed over the grid: packed bytes, BLEU and loss
     expect(fs.statSync(path.join(dir, 'plots', `bleu-vs-bytes-${method}.png`)).size).toBeGreaterThan(1000);
   }
   const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+  expect(report).toContain('Compressed: the whole model');
   for (const x of r.rows)
     expect(report).toContain(
-      `| ${x.model} | ${x.parameters} | ${x.method} | ${x.method === 'none' ? 'fp32' : x.setting} | ${x.bytes} | ${x.bleu.toFixed(2)} | ${x.chrf.toFixed(2)} | ${x.loss.toFixed(3)} |`,
+      `| ${x.model} | ${x.parameters} | ${x.method} | ${x.method === 'none' ? 'fp32' : x.setting} | ${x.bytes} | ${x.layerBytes} | ${x.bleu.toFixed(2)} | ${x.chrf.toFixed(2)} | ${x.loss.toFixed(3)} |`,
     );
   // The claim, recomputed here from the rows: each compressed small variant against the best large one no bigger.
   const [small, large] = LABELS;

@@ -132,6 +132,17 @@ export async function compressedSize(model: Transformer): Promise<CompressedSize
   return { bytes: r.fileBytes, headerBytes: r.headerBytes, tensors: r.tensors };
 }
 
+/**
+ * The data bytes of the Transformer layers alone (every tensor under `layers.N.`, an encoder's and a decoder's:
+ * attention, FFN, their LayerNorms and biases): the file less its header, the embeddings and the heads. The
+ * paper's compression figures count these; a small model's file is mostly its embedding.
+ */
+export function layerBytes(size: CompressedSize): number {
+  let sum = 0;
+  for (const [name, bytes] of Object.entries(size.tensors)) if (/(^|\.)layers\.\d+\./.test(name)) sum += bytes;
+  return sum;
+}
+
 /** The parts of a model a size is reported by (the same parts compression targets select). */
 export type ModelPart = 'token embeddings' | 'position embeddings' | 'attention' | 'ffn' | 'other';
 

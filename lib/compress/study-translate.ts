@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { ParallelDataset } from '../data/dataset';
 import { Transformer } from '../model';
-import { compressedSize } from './ops';
+import { compressedSize, layerBytes } from './ops';
 import { CompressionGrid, CompressionRow, forEachVariant, variantErrors } from './study';
 
 /** How a translation compression study scores each variant: BLEU on the first `samples` pairs, loss on the first `lossSamples`. */
@@ -28,6 +28,8 @@ export interface TranslationCompressionRow {
   setting: number;
   /** Size of the saved (packed) model file: compressedSize. */
   bytes: number;
+  /** Of which the encoder's and decoder's layers (layerBytes). */
+  layerBytes: number;
   /** sacreBLEU's corpus BLEU and chrF of the beam-search translations of the scored test pairs. */
   bleu: number;
   chrf: number;
@@ -79,12 +81,14 @@ export async function translationCompressionStudy(opts: TranslationStudyOptions)
     const base = await scoreTranslator(model, opts.data, scoring);
     await forEachVariant(model, opts, async (method, setting, c) => {
       const s = c === model ? base : await scoreTranslator(c, opts.data, scoring);
+      const size = await compressedSize(c);
       const row: TranslationCompressionRow = {
         model: name,
         parameters: model.parameterCount,
         method,
         setting,
-        bytes: (await compressedSize(c)).bytes,
+        bytes: size.bytes,
+        layerBytes: layerBytes(size),
         bleu: s.bleu,
         chrf: s.chrf,
         bleuDrop: base.bleu - s.bleu,

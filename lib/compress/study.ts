@@ -2,7 +2,7 @@ import { PruneStructure } from '../config/compress';
 import { plannedWarmup } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { Transformer } from '../model';
-import { compressedSize, prune, quantize, weightErrors } from './ops';
+import { compressedSize, layerBytes, prune, quantize, weightErrors } from './ops';
 
 /** Structured pruning in the study: whole heads and/or feed-forward units (prune's `structure`). */
 export type StructuredPruning = Exclude<PruneStructure, 'unstructured'>;
@@ -16,6 +16,13 @@ export const DEFAULT_COMPRESSION_GRID = {
   bits: [8, 6, 4, 3, 2],
   scope: 'layer',
 } as const satisfies { sparsities: readonly number[]; bits: readonly number[]; scope: 'layer' | 'global' };
+
+/** What a study's pruning and quantization touch (the default targets of prune and quantize), as its reports state it. */
+export const WHAT_WAS_COMPRESSED =
+  'Compressed: the whole model by default, as Q8BERT and Q-BERT do: the token embedding (the output projection tied to it follows), ' +
+  'the attention and the FFN weight matrices; structured pruning removes whole heads / FFN units instead. Left as they were: ' +
+  'position embeddings, LayerNorms, biases and the task head. "file bytes" is the whole packed file; "layer bytes" the ' +
+  "Transformer layers' tensors alone (LayerNorms and biases included).";
 
 /** One compressed variant of one model: what it costs and what it loses. */
 export interface CompressionRow {
@@ -31,6 +38,8 @@ export interface CompressionRow {
   setting: number;
   /** Size of the saved model file (compressedSize). */
   bytes: number;
+  /** Of which the Transformer layers' tensors (layerBytes): what compression of the layers alone would be measured by. */
+  layerBytes: number;
   accuracy: number;
   /** Accuracy of the uncompressed model minus this one's. */
   accuracyDrop: number;
@@ -89,12 +98,14 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
     const baseAccuracy = (await model.evaluate(opts.data)).accuracy!;
     await forEachVariant(model, opts, async (method, setting, c) => {
       const accuracy = c === model ? baseAccuracy : (await c.evaluate(opts.data)).accuracy!;
+      const size = await compressedSize(c);
       const row: CompressionRow = {
         model: name,
         parameters: model.parameterCount,
         method,
         setting,
-        bytes: (await compressedSize(c)).bytes,
+        bytes: size.bytes,
+        layerBytes: layerBytes(size),
         accuracy,
         accuracyDrop: baseAccuracy - accuracy,
         ...(await variantErrors(method, c, model)),

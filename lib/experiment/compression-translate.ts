@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { TranslationCompressionRow, translationCompressionStudy, TranslationScoringSchema } from '../compress/study-translate';
+import { WHAT_WAS_COMPRESSED } from '../compress/study';
 import { parseConfig } from '../config/parse';
 import { corpusBleu } from '../metrics/bleu';
 import { Tokenizer } from '../data/tokenizer';
@@ -108,13 +109,27 @@ export async function runTranslationCompression(
     await writeJsonAtomic(path.join(dir, 'compression.json'), results);
     await writeCsvAtomic(
       path.join(dir, 'results.csv'),
-      ['model', 'parameters', 'method', 'setting', 'bytes', 'bleu', 'chrf', 'bleu_drop', 'loss', 'loss_rise', 'mean_weight_error'],
+      [
+        'model',
+        'parameters',
+        'method',
+        'setting',
+        'bytes',
+        'layer_bytes',
+        'bleu',
+        'chrf',
+        'bleu_drop',
+        'loss',
+        'loss_rise',
+        'mean_weight_error',
+      ],
       rows.map((r) => [
         r.model,
         r.parameters,
         r.method,
         r.setting,
         r.bytes,
+        r.layerBytes,
         r.bleu.toFixed(2),
         r.chrf.toFixed(2),
         r.bleuDrop.toFixed(2),
@@ -186,11 +201,13 @@ async function writeTranslationReport(dir: string, results: TranslationCompressi
     '![BLEU vs bytes, quantization](plots/bleu-vs-bytes-quantize.png)',
     '',
     ...(structured ? ['![BLEU vs bytes, structured pruning](plots/bleu-vs-bytes-structured.png)', ''] : []),
-    '| model | parameters | method | level | packed bytes | BLEU | chrF | loss | BLEU drop | mean weight error |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    WHAT_WAS_COMPRESSED,
+    '',
+    '| model | parameters | method | level | packed bytes | layer bytes | BLEU | chrF | loss | BLEU drop | mean weight error |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.rows.map(
       (r) =>
-        `| ${r.model} | ${r.parameters} | ${r.method} | ${r.method === 'none' ? 'fp32' : r.setting} | ${r.bytes} | ${r.bleu.toFixed(2)} | ${r.chrf.toFixed(2)} | ${r.loss.toFixed(3)} | ${r.bleuDrop.toFixed(2)} | ${r.meanWeightError.toFixed(4)} |`,
+        `| ${r.model} | ${r.parameters} | ${r.method} | ${r.method === 'none' ? 'fp32' : r.setting} | ${r.bytes} | ${r.layerBytes} | ${r.bleu.toFixed(2)} | ${r.chrf.toFixed(2)} | ${r.loss.toFixed(3)} | ${r.bleuDrop.toFixed(2)} | ${r.meanWeightError.toFixed(4)} |`,
     ),
     '',
     '## Claims checked',

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { compressionStudy, CompressionRow, DEFAULT_COMPRESSION_GRID } from '../compress/study';
+import { compressionStudy, CompressionRow, DEFAULT_COMPRESSION_GRID, WHAT_WAS_COMPRESSED } from '../compress/study';
 import { TranslationScoringSchema } from '../compress/study-translate';
 import { parseConfig } from '../config/parse';
 import { plannedWarmup } from '../config/train';
@@ -207,13 +207,14 @@ export async function runCompression(
   await writeJsonAtomic(path.join(dir, 'compression.json'), results);
   await writeCsvAtomic(
     path.join(dir, 'results.csv'),
-    ['model', 'parameters', 'method', 'setting', 'bytes', 'accuracy', 'accuracy_drop', 'mean_weight_error'],
+    ['model', 'parameters', 'method', 'setting', 'bytes', 'layer_bytes', 'accuracy', 'accuracy_drop', 'mean_weight_error'],
     rows.map((r) => [
       r.model,
       r.parameters,
       r.method,
       r.setting,
       r.bytes,
+      r.layerBytes,
       r.accuracy.toFixed(4),
       r.accuracyDrop.toFixed(4),
       r.meanWeightError.toFixed(5),
@@ -421,11 +422,13 @@ async function writeCompressionReport(dir: string, results: CompressionResults):
     '![accuracy vs bytes, quantization](plots/accuracy-vs-bytes-quantize.png)',
     '',
     ...(structured ? ['![accuracy vs bytes, structured pruning](plots/accuracy-vs-bytes-structured.png)', ''] : []),
-    '| model | parameters | method | setting | file bytes | accuracy | drop | mean weight error |',
-    '|---|---|---|---|---|---|---|---|',
+    WHAT_WAS_COMPRESSED,
+    '',
+    '| model | parameters | method | setting | file bytes | layer bytes | accuracy | drop | mean weight error |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...results.rows.map(
       (r) =>
-        `| ${r.model} | ${r.parameters} | ${r.method} | ${r.setting} | ${r.bytes} | ${r.accuracy.toFixed(3)} | ${r.accuracyDrop.toFixed(3)} | ${r.meanWeightError.toFixed(4)} |`,
+        `| ${r.model} | ${r.parameters} | ${r.method} | ${r.setting} | ${r.bytes} | ${r.layerBytes} | ${r.accuracy.toFixed(3)} | ${r.accuracyDrop.toFixed(3)} | ${r.meanWeightError.toFixed(4)} |`,
     ),
     '',
     ...duringLines(results.rows),
