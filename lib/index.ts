@@ -117,7 +117,7 @@ export { runCli } from './cli/main';
 export type { PredictOptions, FillMaskOptions } from './config/inference';
 export type { FitOptionsInput } from './config/train';
 export type { SavableTokenizer } from './model';
-export type { DistSetup } from './train/dist';
+export type { DistSetup } from './config/dist';
 export type { CompressionRecovery } from './compress/study';
 export type { Split } from './data/documents';
 export type { SplitManifest, ShardEntry } from './data/corpus';

@@ -25,7 +25,7 @@ import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { corpusBleu } from './metrics/bleu';
 import { corpusChrf } from './metrics/chrf';
 import { native, NativeModel, NativeTrainer } from './native';
-import { rankDevice } from './train/dist';
+import { rankDevice } from './config/dist';
 import { CompressionState, Tensor } from './types';
 
 export { CompressionState, Tensor };

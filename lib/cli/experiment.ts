@@ -9,7 +9,7 @@ import { writeSweepReport } from '../experiment/report';
 import { Sweep, SWEEP_LOCK, SweepProgress, SweepSpec } from '../experiment/sweep';
 import { readJson } from '../io';
 import { withLock } from '../lock';
-import { isRank0 } from '../train/dist';
+import { isRank0 } from '../config/dist';
 import { progressReporter } from '../train/progress';
 import { Command, UsageError } from './args';
 
