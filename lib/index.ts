@@ -93,12 +93,11 @@ export {
   paretoFront,
   accuracyVsBytesSpec,
   checkCompressedLargeBeatsSmall,
-  largerBeatsSmaller,
-  scoreVsBytesSpec,
-  CompressionSpec,
-  CompressionSpecSchema,
   CompressionResults,
 } from './experiment/compression';
+export { CompressionSpec, CompressionSpecSchema } from './experiment/compression-spec';
+export { largerBeatsSmaller } from './experiment/compression-claims';
+export { scoreVsBytesSpec } from './experiment/compression-plots';
 export {
   bleuParetoFront,
   checkTranslatorsLargeBeatsSmall,
@@ -129,4 +128,4 @@ export type { SourcePackage } from './data/builtin/fetch';
 export type { NativeBatchPlan } from './native';
 export type { CurvePoint } from './experiment/sweep-results';
 export type { LrChoice, LrTrial } from './experiment/lr-search';
-export type { PlottedRow } from './experiment/compression';
+export type { PlottedRow } from './experiment/compression-plots';

@@ -1,7 +1,8 @@
 // trainlarge experiment run | report, trainlarge recommend: size sweeps, compression experiments, the planner.
 import * as fs from 'fs';
 import * as path from 'path';
-import { CompressionResults, CompressionSpec, runCompression } from '../experiment/compression';
+import { CompressionResults, runCompression } from '../experiment/compression';
+import { CompressionSpec } from '../experiment/compression-spec';
 import { TranslationCompressionResults } from '../experiment/compression-translate';
 import { LADDER_LOCK, LadderSpec, runLadder, writeLadderReport } from '../experiment/ladder';
 import { recommend as plan } from '../experiment/planner';
