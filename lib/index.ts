@@ -3,19 +3,9 @@ export { ConfigError, parseConfig } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
 // cpuHasNativeBf16: what precision 'auto' decides on CPU (bf16 only where the CPU computes it natively).
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads, cpuHasNativeBf16 } from './config/train';
-export {
-  Transformer,
-  Logits,
-  Tensor,
-  MaskPrediction,
-  TokenInput,
-  EvalResult,
-  EvaluateOptions,
-  CompressionState,
-  SaveOptions,
-  Translation,
-  TranslationScore,
-} from './model';
+export { Transformer, Logits, Tensor, MaskPrediction, EvalResult, EvaluateOptions, CompressionState, SaveOptions } from './model';
+export { TokenInput } from './data/batch';
+export { Translation, TranslationScore } from './translate';
 export { TranslateOptions, TranslationEvalOptions } from './config/translate';
 export { hfLabels, RobertaConfigJson } from './hf';
 export { compressionStudy, CompressionRow, CompressionStudyOptions, DEFAULT_COMPRESSION_GRID, StructuredPruning } from './compress/study';
