@@ -22,8 +22,9 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { classificationExamples, Corpus, Dataset, engineInfo, Tokenizer, Trainer, Transformer } from '../lib';
 import { cpuName, int8AutoEngine, median, ROOT, publish, readMetric, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
-const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
+const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, ...shapeOf(SIZES.medium) };
 const LABELS = ['negative', 'positive'];
 const CONNECTIONS = 32;
 const MAX_WAIT_MS = 2;
