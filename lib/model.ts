@@ -300,7 +300,7 @@ export class Transformer {
     }
     if (where.length === 0) return [];
     const flat = Int32Array.from(where, ([b, t]) => b * length + t);
-    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, flat, topK, opts.precision));
+    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, { positions: flat, topK, precision: opts.precision }));
     return where.map(([sequence, position], n) => ({
       sequence,
       position,
@@ -360,7 +360,11 @@ export class Transformer {
       );
     }
     const r = await this.run(() =>
-      this.handle.evaluate(dataHandle(data), opts.batchSize, opts.maxSamples ?? 0, opts.seed, opts.precision, group),
+      this.handle.evaluate(
+        dataHandle(data),
+        { batchSize: opts.batchSize, maxSamples: opts.maxSamples ?? 0, seed: opts.seed, precision: opts.precision },
+        group,
+      ),
     );
     const unigram = opts.unigram ?? (data instanceof MlmDataset ? data.unigram : undefined);
     return {
