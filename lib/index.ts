@@ -46,17 +46,10 @@ export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples }
 export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
 // Parallel (source, target) pairs for translation: the built-in corpora (Debian packages, prepared into the cache) and your TSV/JSONL files.
-export {
-  loadParallelCorpus,
-  prepareParallelCorpus,
-  PARALLEL_SOURCES,
-  ParallelCorpus,
-  ParallelSplit,
-  ParallelManifest,
-  ParallelLoadOptions,
-  ParallelFiles,
-  ParallelFilesSpec,
-} from './data/parallel';
+export { loadParallelCorpus, ParallelCorpus, ParallelLoadOptions } from './data/parallel';
+export { prepareParallelCorpus, PARALLEL_SOURCES } from './data/builtin/parallel';
+export { ParallelSplit, ParallelManifest } from './data/pairs';
+export { ParallelFiles, ParallelFilesSpec } from './data/parallel-files';
 export { DEBIAN_PACKAGES } from './data/builtin/debian';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
@@ -112,7 +105,8 @@ export type { Split } from './data/documents';
 export type { SplitManifest, ShardEntry } from './data/corpus';
 export type { InputFormat, TextSplit, Position } from './data/stream';
 export type { DocumentSpec, ExampleSpec, Field } from './data/files';
-export type { ParallelSource, ParallelSplitManifest } from './data/parallel';
+export type { ParallelSource } from './data/builtin/parallel';
+export type { ParallelSplitManifest } from './data/pairs';
 export type { DebianPackage } from './data/builtin/debian';
 export type { SourcePackage } from './data/builtin/fetch';
 export type { NativeBatchPlan } from './native';

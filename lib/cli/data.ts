@@ -8,7 +8,7 @@ import { Tokenizer } from '../data/tokenizer';
 import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from '../data/builtin/fetch';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { DEBIAN_PACKAGES, installedVersion } from '../data/builtin/debian';
-import { PARALLEL_SOURCES, prepareParallelCorpus, preparedManifest } from '../data/parallel';
+import { PARALLEL_SOURCES, prepareParallelCorpus, preparedManifest } from '../data/builtin/parallel';
 import { Command, UsageError } from './args';
 
 function isFetched(name: string): boolean {
