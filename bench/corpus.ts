@@ -16,6 +16,7 @@ import * as path from 'path';
 import { Corpus, Trainer, Transformer } from '../lib';
 import { generateCorpus } from './corpus-gen';
 import { cpuName, median, PEER_PYTHON, publish, ROOT, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli.js');
 
@@ -123,9 +124,7 @@ async function main(): Promise<void> {
       task: 'mlm',
       vocabSize: corpus.tokenizer.vocabSize,
       maxLen: 128,
-      dModel: 256,
-      layers: 4,
-      heads: 4,
+      ...shapeOf(SIZES.medium),
     });
     const trainer = new Trainer(model, { lr: 5e-4, batchSize: 16, maxSteps: 40 });
     const fit = await trainer.fit(corpus.train({ maxLen: 128 }));

@@ -10,6 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Corpus, englishProseDocuments, Tokenizer, Trainer, Transformer } from '../lib';
 import { cpuName, median, ROOT, publish, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
 const MAX_LEN = 128;
 const BATCH = 16;
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
     data.trainBatch(1000 + i, BATCH, 1);
     buildTimes.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
-  const model = await Transformer.create({ vocabSize: tok.vocabSize, maxLen: MAX_LEN, dModel: 256, layers: 4, heads: 4 });
+  const model = await Transformer.create({ vocabSize: tok.vocabSize, maxLen: MAX_LEN, ...shapeOf(SIZES.medium) });
   const steps = quick ? 8 : 20;
   const trainer = new Trainer(model, { maxSteps: steps, batchSize: BATCH, lr: 5e-4, warmupSteps: 0 });
   const r = await trainer.fit(data, { evalEvery: 1e9 });

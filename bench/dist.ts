@@ -15,11 +15,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { engineInfo, MlmDataset, Trainer, Transformer } from '../lib';
 import { benchTokenizer, cpuName, median, publish, ROOT, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
 const VOCAB = 8000;
 const T = 128;
 const BATCH = 16; // global: each of N ranks trains BATCH / N rows
-const MEDIUM = { dModel: 256, layers: 4, heads: 4 };
+const MEDIUM = shapeOf(SIZES.medium);
 const WARMUP = 3;
 
 function flag(name: string, fallback: number): number {

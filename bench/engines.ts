@@ -16,11 +16,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { engineInfo, MlmDataset, quantize, setThreads, toInt8, Trainer, Transformer } from '../lib';
 import { benchTokenizer, cpuName, median, publish, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
 const VOCAB = 8000;
 const T = 128;
 const BATCH = 16;
-const MEDIUM = { dModel: 256, layers: 4, heads: 4 };
+const MEDIUM = shapeOf(SIZES.medium);
 const THREADS: Array<[number, number]> = [
   [1, 2],
   [2, 2],

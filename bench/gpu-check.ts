@@ -38,6 +38,7 @@ import * as path from 'path';
 import { AbortError, engineInfo, MlmDataset, prune, quantize, toInt8, Trainer, Transformer, TokenizerLike } from '../lib';
 import type { EngineInfo, Precision, StepRecord } from '../lib';
 import { median, mlmStepFlops, runMain } from './report';
+import { SIZES } from './sizes';
 
 interface Size {
   name: string;
@@ -48,9 +49,9 @@ interface Size {
   maxLen?: number;
   attentionDropout?: number;
 }
-const MEDIUM: Size = { name: 'medium', dModel: 256, layers: 4, heads: 4 };
-const LARGE: Size = { name: 'large', dModel: 512, layers: 8, heads: 8 };
-const TINY: Size = { name: 'tiny', dModel: 64, layers: 2, heads: 2 };
+const MEDIUM: Size = SIZES.medium;
+const LARGE: Size = SIZES.large;
+const TINY: Size = SIZES.tiny;
 /** The GPU-sized model: attention dropout 0, so attention is libtorch's fused scaled_dot_product_attention. */
 const XL: Size = { name: 'xl', dModel: 1024, layers: 12, heads: 16, maxLen: 512, attentionDropout: 0 };
 const T = 128;

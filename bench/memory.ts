@@ -21,10 +21,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { cpuHasNativeBf16, engineInfo, MlmDataset, quantize, setThreads, toInt8, Trainer, Transformer } from '../lib';
 import { benchTokenizer, cpuName, median, publish, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
 const VOCAB = 8000;
 const MAX_LEN = 128;
-const MEDIUM = { dModel: 256, layers: 4, heads: 4, vocabSize: VOCAB, maxLen: MAX_LEN };
+const MEDIUM = { ...shapeOf(SIZES.medium), vocabSize: VOCAB, maxLen: MAX_LEN };
 const TRAIN_BATCH = 16;
 /**
  * Steps of training and calls per serving shape. Measured (medium, 2 threads): the fp32 training peak rose

@@ -17,6 +17,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { cpuHasNativeBf16, engineInfo, MlmDataset, Trainer, Transformer } from '../lib';
 import { benchTokenizer, cpuName, median, mlmStepFlops, PEER_PYTHON, ROOT, writeSection } from './report';
+import { SIZES } from './sizes';
 
 const PY = PEER_PYTHON;
 const PEER = path.join(ROOT, 'bench', 'peer_train.py');
@@ -39,14 +40,14 @@ interface Size {
 }
 
 const FULL: Size[] = [
-  { name: 'small', dModel: 128, layers: 2, heads: 2, warmup: 2, steps: 15, rounds: 3 },
-  { name: 'medium', dModel: 256, layers: 4, heads: 4, warmup: 2, steps: 10, rounds: 3 },
-  { name: 'large', dModel: 512, layers: 8, heads: 8, warmup: 1, steps: 5, rounds: 3 },
+  { ...SIZES.small, warmup: 2, steps: 15, rounds: 3 },
+  { ...SIZES.medium, warmup: 2, steps: 10, rounds: 3 },
+  { ...SIZES.large, warmup: 1, steps: 5, rounds: 3 },
 ];
 const QUICK: Size[] = [
-  { name: 'small', dModel: 128, layers: 2, heads: 2, warmup: 2, steps: 8, rounds: 2 },
-  { name: 'medium', dModel: 256, layers: 4, heads: 4, warmup: 1, steps: 5, rounds: 2 },
-  { name: 'large', dModel: 512, layers: 8, heads: 8, warmup: 1, steps: 3, rounds: 2 },
+  { ...SIZES.small, warmup: 2, steps: 8, rounds: 2 },
+  { ...SIZES.medium, warmup: 1, steps: 5, rounds: 2 },
+  { ...SIZES.large, warmup: 1, steps: 3, rounds: 2 },
 ];
 
 function parseArgs(argv: string[]): { quick: boolean; sizes: string[]; write: boolean } {

@@ -22,8 +22,9 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { classificationExamples, Corpus, Dataset, engineInfo, Tokenizer, Trainer, Transformer } from '../lib';
 import { cpuName, int8AutoEngine, median, ROOT, publish, readMetric, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
-const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, dModel: 256, layers: 4, heads: 4 };
+const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, ...shapeOf(SIZES.medium) };
 const LABELS = ['negative', 'positive'];
 const CONNECTIONS = 32;
 const MAX_WAIT_MS = 2;
@@ -308,39 +309,16 @@ async function buildModel(dir: string, steps: number): Promise<{ parameters: num
   return { parameters, bytes: fs.statSync(path.join(dir, 'model.safetensors')).size, note: `vocab ${tok.vocabSize}; ${note}` };
 }
 
-async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
-  const write = !quick && !process.argv.includes('--no-write') && !process.argv.includes('--memory-only');
-  const seconds = quick ? 2 : 6;
-  // --memory-only: just the RSS run (e.g. to compare allocator settings), never written to BENCHMARKS.md.
-  const memoryOnly = process.argv.includes('--memory-only');
-  const batchSizes = memoryOnly ? [] : quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32];
-  const rssRequests = Number(arg('rss-requests') ?? (quick ? 2000 : 10_000));
-  const rssWarmup = Number(arg('rss-warmup') ?? (quick ? 1000 : 10_000));
-  const finetuneSteps = Number(arg('finetune-steps') ?? 0);
-  // One fixed setting per variant (DEFAULT_THREADS; override with --fp32-threads / --int8-threads).
-  const threads = { fp32: threadsArg('fp32-threads', DEFAULT_THREADS.fp32), int8: threadsArg('int8-threads', DEFAULT_THREADS.int8) };
-  const info = engineInfo();
-  const int8Engine = await int8AutoEngine();
-  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npx tsc -p tsconfig.json first`);
-  const cpu = cpuName();
-  const started = Date.now();
+type Threads = { threads: number; blas: number; text: string };
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainlarge-service-bench-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const built = await buildModel(dir, finetuneSteps);
-  const texts = await sentences();
-  const bodies = texts.map((text) => JSON.stringify({ text, truncate: true }));
-  const tok = Tokenizer.load(path.join(dir, 'tokenizer.model'));
-  const lengths = (await tok.encodeBatch(texts, 1)).map((ids) => Math.min(ids.length + 2, MODEL.maxLen));
-  const tokensLine =
-    `median ${median(lengths)} tokens, p90 ${[...lengths].sort((a, b) => a - b)[Math.floor(lengths.length * 0.9)]}, ` +
-    `longest ${Math.max(...lengths)} with the special tokens`;
-  const modelLine =
-    `medium classifier (d ${MODEL.dModel}, ${MODEL.layers} layers, ${MODEL.heads} heads, maxLen ${MODEL.maxLen}; ` +
-    `${(built.parameters / 1e6).toFixed(2)} M parameters, ${(built.bytes / 1e6).toFixed(1)} MB safetensors), ${built.note}`;
-  console.log(modelLine);
-
+/** Requests/s and latency of fp32 against int8 at each max batch: the table's rows, per-run details and problems. */
+async function throughput(
+  dir: string,
+  threads: { fp32: Threads; int8: Threads },
+  batchSizes: number[],
+  bodies: string[],
+  seconds: number,
+): Promise<{ rows: string[]; details: string[]; problems: string[]; ratios: { maxBatch: number; ratio: number }[] }> {
   const variants = [
     { name: 'fp32', modelArg: dir, threads: threads.fp32 },
     { name: 'int8', modelArg: `${dir}:int8`, threads: threads.int8 },
@@ -375,10 +353,22 @@ async function main(): Promise<void> {
     );
   }
 
-  // Memory over many requests: one fp32 server at max-batch 16. RSS climbs while glibc's per-thread arenas
-  // meet every batch shape (measured: 437 MB after 1k requests, 501 MB at 15k, 502 MB at 30k), so a warm-up
-  // of `rssWarmup` requests comes first; then RSS at quarters of the `rssRequests` measured ones.
-  const warm = rssWarmup;
+  return { rows, details, problems, ratios };
+}
+
+/**
+ * Memory over many requests: one fp32 server at max-batch 16. RSS climbs while glibc's per-thread arenas
+ * meet every batch shape (measured: 437 MB after 1k requests, 501 MB at 15k, 502 MB at 30k), so a warm-up
+ * of `warm` requests comes first; then RSS at quarters of the `rssRequests` measured ones.
+ */
+async function memory(
+  dir: string,
+  threads: Threads,
+  bodies: string[],
+  warm: number,
+  rssRequests: number,
+): Promise<{ lines: string[]; problems: string[] }> {
+  const problems: string[] = [];
   const marks = [0, 0.25, 0.5, 0.75, 1].map((f) => warm + Math.round(f * rssRequests)).filter((m) => m > 0);
   const server = await startServer([
     '--model',
@@ -392,8 +382,8 @@ async function main(): Promise<void> {
     '--max-queue',
     String(MAX_QUEUE),
     '--threads',
-    String(threads.fp32.threads),
-    ...(threads.fp32.blas ? ['--blas-threads', String(threads.fp32.blas)] : []),
+    String(threads.threads),
+    ...(threads.blas ? ['--blas-threads', String(threads.blas)] : []),
   ]);
   const points: { requests: number; rss: number; heap: Promise<number> }[] = [];
   const samples: number[] = [];
@@ -433,7 +423,7 @@ async function main(): Promise<void> {
   if (rssExit !== 'exit 0') problems.push(`memory run server: ${rssExit}`);
   const first = points[0],
     last = points[points.length - 1];
-  const rssLines = [
+  const lines = [
     `Memory: one fp32 server at max-batch 16, ${warm.toLocaleString('en-US')} warm-up requests then ${rssRequests.toLocaleString('en-US')} measured ` +
       `(${CONNECTIONS} connections, ${rssRun['2xx']} answered 2xx, ${rssFailed} failed, ${rssRun.requests.mean.toFixed(1)} req/s); server RSS from ` +
       '/proc/PID/status when the Nth answer arrived, V8 heap in use from its /metrics (nodejs_heap_used_bytes) right after:',
@@ -446,9 +436,14 @@ async function main(): Promise<void> {
     `- server shutdown after SIGTERM: ${rssExit}`,
   ];
 
+  return { lines, problems };
+}
+
+/** Whether int8 met the target at every max batch measured, with the ratios. */
+function targetLine(ratios: { maxBatch: number; ratio: number }[], batchSizes: number[]): string {
   const missed = ratios.filter((r) => r.ratio < TARGET);
   const unmeasured = [1, 2, 4, 8, 16, 32].filter((b) => !batchSizes.includes(b));
-  const targetLine = `Target (int8 >= ${TARGET}x the fp32 requests/s at every max batch 1..32, with p99 shown): **${
+  return `Target (int8 >= ${TARGET}x the fp32 requests/s at every max batch 1..32, with p99 shown): **${
     ratios.length === 0
       ? 'not measured'
       : missed.length
@@ -459,6 +454,46 @@ async function main(): Promise<void> {
   }** (${ratios.map((r) => `${r.maxBatch}: ${r.ratio.toFixed(2)}x`).join(', ')}${
     missed.length ? `; below target at max batch ${missed.map((r) => r.maxBatch).join(', ')}` : ''
   }).`;
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const write = !quick && !process.argv.includes('--no-write') && !process.argv.includes('--memory-only');
+  const seconds = quick ? 2 : 6;
+  // --memory-only: just the RSS run (e.g. to compare allocator settings), never written to BENCHMARKS.md.
+  const memoryOnly = process.argv.includes('--memory-only');
+  const batchSizes = memoryOnly ? [] : quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32];
+  const rssRequests = Number(arg('rss-requests') ?? (quick ? 2000 : 10_000));
+  const rssWarmup = Number(arg('rss-warmup') ?? (quick ? 1000 : 10_000));
+  const finetuneSteps = Number(arg('finetune-steps') ?? 0);
+  // One fixed setting per variant (DEFAULT_THREADS; override with --fp32-threads / --int8-threads).
+  const threads = { fp32: threadsArg('fp32-threads', DEFAULT_THREADS.fp32), int8: threadsArg('int8-threads', DEFAULT_THREADS.int8) };
+  const info = engineInfo();
+  const int8Engine = await int8AutoEngine();
+  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npx tsc -p tsconfig.json first`);
+  const cpu = cpuName();
+  const started = Date.now();
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainlarge-service-bench-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const built = await buildModel(dir, finetuneSteps);
+  const texts = await sentences();
+  const bodies = texts.map((text) => JSON.stringify({ text, truncate: true }));
+  const tok = Tokenizer.load(path.join(dir, 'tokenizer.model'));
+  const lengths = (await tok.encodeBatch(texts, 1)).map((ids) => Math.min(ids.length + 2, MODEL.maxLen));
+  const tokensLine =
+    `median ${median(lengths)} tokens, p90 ${[...lengths].sort((a, b) => a - b)[Math.floor(lengths.length * 0.9)]}, ` +
+    `longest ${Math.max(...lengths)} with the special tokens`;
+  const modelLine =
+    `medium classifier (d ${MODEL.dModel}, ${MODEL.layers} layers, ${MODEL.heads} heads, maxLen ${MODEL.maxLen}; ` +
+    `${(built.parameters / 1e6).toFixed(2)} M parameters, ${(built.bytes / 1e6).toFixed(1)} MB safetensors), ${built.note}`;
+  console.log(modelLine);
+
+  const { rows, details, problems, ratios } = await throughput(dir, threads, batchSizes, bodies, seconds);
+  const rss = await memory(dir, threads.fp32, bodies, rssWarmup, rssRequests);
+  problems.push(...rss.problems);
+  const rssLines = rss.lines;
+  const target = targetLine(ratios, batchSizes);
   const threadsText = (t: { threads: number; blas: number }): string => `${t.threads} intra-op${t.blas ? ` + ${t.blas} OpenBLAS` : ''}`;
   const section = [
     '## Service load (examples/service)',
@@ -467,7 +502,7 @@ async function main(): Promise<void> {
       `Command: \`node dist/bench/service.js${quick ? ' --quick' : ''}\` (run took ${((Date.now() - started) / 60_000).toFixed(1)} min); ` +
       `libtorch ${info.torchVersion}, int8 engine ${int8Engine} (toInt8's 'auto').`,
     '',
-    targetLine,
+    target,
     '',
     `Model: ${modelLine}. Each row is two fresh server processes (\`dist/examples/service/main.js --model m=DIR[:int8] --max-batch B ` +
       `--max-wait-ms ${MAX_WAIT_MS} --max-queue ${MAX_QUEUE}\`), fp32 and int8 back to back (order alternating per row). Threads per server (\`--threads\`; ` +

@@ -10,10 +10,11 @@
  */
 import { compressedSize, engineInfo, prune, setThreads, Transformer } from '../lib';
 import { cpuName, median, publish, runMain } from './report';
+import { shapeOf, SIZES } from './sizes';
 
 const VOCAB = 8000;
 const T = 128;
-const MEDIUM = { dModel: 256, layers: 4, heads: 4 };
+const MEDIUM = shapeOf(SIZES.medium);
 const SHAPES: Array<[batch: number, calls: number]> = [
   [1, 20],
   [8, 6],

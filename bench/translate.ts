@@ -15,13 +15,13 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Dataset, engineInfo, setThreads, Trainer, Transformer } from '../lib';
-import { dataHandle, ParallelDataset } from '../lib/data/dataset';
+import { Dataset, engineInfo, ParallelDataset, setThreads, Trainer, Transformer } from '../lib';
 import { cpuName, median, PEER_PYTHON, publish, ROOT, runMain } from './report';
+import { SIZES } from './sizes';
 
 const MODEL = {
-  dModel: 256,
-  heads: 4,
+  dModel: SIZES.medium.dModel,
+  heads: SIZES.medium.heads,
   encoderLayers: 3,
   decoderLayers: 3,
   maxLen: 128,
@@ -39,7 +39,7 @@ function flag(name: string, fallback: number): number {
 
 /** The engine's training batch `index` as rows of ids (source, and target ending in eos), padding included. */
 function batchRows(data: ParallelDataset, index: number, seed: number): { src: number[][]; tgt: number[][]; tokens: number } {
-  const b = dataHandle(data).trainBatch(index, BATCH_TOKENS, seed);
+  const b = data.trainBatch(index, BATCH_TOKENS, seed);
   const [B, S] = b.dims;
   const T = b.targets.length / B;
   const rows = (a: Int32Array, n: number) => Array.from({ length: B }, (_, i) => Array.from(a.subarray(i * n, (i + 1) * n)));

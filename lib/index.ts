@@ -3,19 +3,9 @@ export { ConfigError, parseConfig } from './config/parse';
 export { ModelConfig, ModelConfigInput, ModelConfigSchema, Device } from './config/model';
 // cpuHasNativeBf16: what precision 'auto' decides on CPU (bf16 only where the CPU computes it natively).
 export { TrainConfig, TrainConfigInput, TrainConfigSchema, Precision, resolveThreads, cpuHasNativeBf16 } from './config/train';
-export {
-  Transformer,
-  Logits,
-  Tensor,
-  MaskPrediction,
-  TokenInput,
-  EvalResult,
-  EvaluateOptions,
-  CompressionState,
-  SaveOptions,
-  Translation,
-  TranslationScore,
-} from './model';
+export { Transformer, Logits, Tensor, MaskPrediction, EvalResult, EvaluateOptions, CompressionState, SaveOptions } from './model';
+export { TokenInput } from './data/batch';
+export { Translation, TranslationScore } from './translate';
 export { TranslateOptions, TranslationEvalOptions } from './config/translate';
 export { hfLabels, RobertaConfigJson } from './hf';
 // ONNX export of encoders for ONNX Runtime (onnxruntime-node): model.onnx, config.json and the tokenizer.
@@ -51,24 +41,20 @@ export { ParallelOptions, ParallelTask } from './data/translation';
 export { ByteTokenizer, SpecialTokens, TokenizerLike, TokenArray, Unigram, unigramEntropy } from './data/tokens';
 export { loadSpeeches, splitSpeeches, Speech } from './data/builtin/sotu';
 export { Tokenizer, TokenizerKind, TokenizerOptions, TokenizerTrainInput } from './data/tokenizer';
-export { Corpus, CorpusManifest, CorpusPrepareOptions, CustomCorpus, CorpusFiles, CORPUS_SOURCES, PrepareEvent } from './data/corpus';
+export { Corpus, CorpusPrepareOptions, CORPUS_SOURCES } from './data/corpus';
+export { CorpusManifest } from './data/corpus-manifest';
+export { CustomCorpus, CorpusFiles } from './data/corpus-sources';
+export { PrepareEvent } from './data/corpus-progress';
 export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/task';
 // The built-in corpus and tasks as plain documents and labelled examples (before tokenizing), for your own pipeline or a look at the data.
 export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples } from './data/builtin/sources';
 export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
 // Parallel (source, target) pairs for translation: the built-in corpora (Debian packages, prepared into the cache) and your TSV/JSONL files.
-export {
-  loadParallelCorpus,
-  prepareParallelCorpus,
-  PARALLEL_SOURCES,
-  ParallelCorpus,
-  ParallelSplit,
-  ParallelManifest,
-  ParallelLoadOptions,
-  ParallelFiles,
-  ParallelFilesSpec,
-} from './data/parallel';
+export { loadParallelCorpus, ParallelCorpus, ParallelLoadOptions } from './data/parallel';
+export { prepareParallelCorpus, PARALLEL_SOURCES } from './data/builtin/parallel';
+export { ParallelSplit, ParallelManifest } from './data/pairs';
+export { ParallelFiles, ParallelFilesSpec } from './data/parallel-files';
 export { DEBIAN_PACKAGES } from './data/builtin/debian';
 export { fetchPackage, SOURCE_PACKAGES, cacheDir } from './data/builtin/fetch';
 export { engineInfo, setThreads, EngineInfo } from './engine';
@@ -95,12 +81,11 @@ export {
   paretoFront,
   accuracyVsBytesSpec,
   checkCompressedLargeBeatsSmall,
-  largerBeatsSmaller,
-  scoreVsBytesSpec,
-  CompressionSpec,
-  CompressionSpecSchema,
   CompressionResults,
 } from './experiment/compression';
+export { CompressionSpec, CompressionSpecSchema } from './experiment/compression-spec';
+export { largerBeatsSmaller } from './experiment/compression-claims';
+export { scoreVsBytesSpec } from './experiment/compression-plots';
 export {
   bleuParetoFront,
   checkTranslatorsLargeBeatsSmall,
@@ -119,16 +104,17 @@ export { runCli } from './cli/main';
 export type { PredictOptions, FillMaskOptions } from './config/inference';
 export type { FitOptionsInput } from './config/train';
 export type { SavableTokenizer } from './model';
-export type { DistSetup } from './train/dist';
+export type { DistSetup } from './config/dist';
 export type { CompressionRecovery } from './compress/study';
 export type { Split } from './data/documents';
-export type { SplitManifest, ShardEntry } from './data/corpus';
+export type { SplitManifest, ShardEntry } from './data/corpus-manifest';
 export type { InputFormat, TextSplit, Position } from './data/stream';
 export type { DocumentSpec, ExampleSpec, Field } from './data/files';
-export type { ParallelSource, ParallelSplitManifest } from './data/parallel';
+export type { ParallelSource } from './data/builtin/parallel';
+export type { ParallelSplitManifest } from './data/pairs';
 export type { DebianPackage } from './data/builtin/debian';
 export type { SourcePackage } from './data/builtin/fetch';
 export type { NativeBatchPlan } from './native';
 export type { CurvePoint } from './experiment/sweep-results';
 export type { LrChoice, LrTrial } from './experiment/lr-search';
-export type { PlottedRow } from './experiment/compression';
+export type { PlottedRow } from './experiment/compression-plots';

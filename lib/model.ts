@@ -15,26 +15,22 @@ import {
   PretrainedOptionsSchema,
 } from './config/model';
 import { parseConfig } from './config/parse';
-import { Precision } from './config/train';
 import { TranslateOptions, TranslateOptionsSchema, TranslationEvalOptions, TranslationEvalSchema } from './config/translate';
 import { dataHandle, MlmDataset, ParallelDataset, TrainingData } from './data/dataset';
 import { Tokenizer } from './data/tokenizer';
-import { checkSequences, checkTokenId, describeValue, TokenizerLike, Unigram } from './data/tokens';
+import { TokenInput, toBatch } from './data/batch';
+import { describeValue, TokenizerLike, Unigram } from './data/tokens';
 import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
-import { corpusBleu } from './metrics/bleu';
-import { corpusChrf } from './metrics/chrf';
 import { native, NativeModel, NativeTrainer } from './native';
-import { rankDevice } from './train/dist';
+import { rankDevice } from './config/dist';
+import { scoreTranslations, searchTranslations, Translation, TranslationScore, TranslationShard, Translator } from './translate';
 import { CompressionState, Tensor } from './types';
 
 export { CompressionState, Tensor };
 
 /** Logits: MLM (B, T, V), classify (B, C). */
 export type Logits = Tensor;
-
-/** Token ids: one array per sequence (ragged is fine: padded with padId and masked), or a flat array + shape. */
-export type TokenInput = ArrayLike<number>[] | { ids: Int32Array; batch: number; length: number; attentionMask?: Uint8Array };
 
 /** Transformer.evaluate's options on masked-LM and classification data: EvaluateOptionsSchema's (lib/config/inference.ts). */
 export type EvaluateOptions = Omit<z.input<typeof EvaluateOptionsSchema>, 'unigram'> & {
@@ -63,33 +59,6 @@ export interface EvalResult {
   unigramLoss?: number;
   /** MLM with a unigram model: its cross-entropy on the same targets as `maskLoss`: the honest baseline. */
   maskUnigramLoss?: number;
-}
-
-/** One translation with its score (Transformer.translate with `scores: true`). */
-export interface Translation {
-  text: string;
-  /** sum of the tokens' log-probabilities (eos included) / length^lengthPenalty. */
-  score: number;
-  /** The nbest hypotheses, best first (the first is this one). */
-  nbest: { text: string; score: number }[];
-}
-
-/** Transformer.evaluate on translation data with metric 'bleu' or 'chrf': sacreBLEU's corpus scores of the translations. */
-export interface TranslationScore {
-  metric: 'bleu' | 'chrf';
-  /** The requested metric's score and sacreBLEU signature. */
-  score: number;
-  signature: string;
-  /** Both scores, with their signatures and BLEU's statistics, as sacreBLEU reports them. */
-  bleu: number;
-  bleuSignature: string;
-  bleuDetail: ReturnType<typeof corpusBleu>;
-  chrf: number;
-  chrfSignature: string;
-  /** The translations scored, in the split's order. */
-  hypotheses: string[];
-  references: string[];
-  seconds: number;
 }
 
 /** One masked position's candidates (Transformer.fillMask). */
@@ -153,14 +122,6 @@ export interface ModelInternals {
     opts: TranslationEvalOptions & { metric?: 'bleu' | 'chrf' },
     shard?: TranslationShard,
   ): Promise<TranslationScore>;
-}
-
-/** A process group's share of a translation evaluation: rank r translates sources r, r + worldSize, ... */
-export interface TranslationShard {
-  rank: number;
-  worldSize: number;
-  /** Every rank's hypotheses, in rank order (lib/train/dist.ts gatherOnRanks). */
-  gather(hypotheses: string[]): Promise<string[][]>;
 }
 
 const internals = new WeakMap<Transformer, ModelInternals>();
@@ -310,7 +271,7 @@ export class Transformer {
   /** Logits for a batch of token ids (dropout off, no gradients). */
   async predict(tokens: TokenInput, options: PredictOptions = {}): Promise<Logits> {
     const opts = parseConfig(PredictOptionsSchema, options, 'predict options');
-    const { ids, batch, length, mask } = this.toBatch(tokens);
+    const { ids, batch, length, mask } = toBatch(tokens, this.config);
     return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision));
   }
 
@@ -323,7 +284,7 @@ export class Transformer {
     if (this.config.task !== 'mlm') throw new TypeError(`fillMask: a '${this.config.task}' model has no masked-LM head`);
     const opts = parseConfig(fillMaskOptionsSchema(this.config.vocabSize), options, 'fillMask options');
     const topK = opts.topK;
-    const { ids, batch, length, mask } = this.toBatch(tokens);
+    const { ids, batch, length, mask } = toBatch(tokens, this.config);
     let where: [number, number][];
     if (opts.positions) {
       where = opts.positions;
@@ -339,7 +300,7 @@ export class Transformer {
     }
     if (where.length === 0) return [];
     const flat = Int32Array.from(where, ([b, t]) => b * length + t);
-    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, flat, topK, opts.precision));
+    const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, { positions: flat, topK, precision: opts.precision }));
     return where.map(([sequence, position], n) => ({
       sequence,
       position,
@@ -358,61 +319,8 @@ export class Transformer {
   async translate(texts: string[], opts: TranslateOptions & { tokenizer?: TokenizerLike } = {}): Promise<string[] | Translation[]> {
     const { tokenizer, ...rest } = opts;
     const o = parseConfig(TranslateOptionsSchema, rest, 'translate options');
-    const out = await this.search(texts, o, tokenizer, 'translate');
+    const out = await searchTranslations(this.translator(), texts, o, tokenizer, 'translate');
     return o.scores ? out : out.map((t) => t.text);
-  }
-
-  private async search(
-    texts: string[],
-    o: { beam: number; nbest: number; lengthPenalty: number; maxLenA: number; maxLenB: number; batchSize: number; precision: Precision },
-    tokenizer: TokenizerLike | undefined,
-    where: string,
-  ): Promise<Translation[]> {
-    if (this.config.task !== 'translate') throw new TypeError(`${where}: needs a 'translate' model, this one is '${this.config.task}'`);
-    const tok = tokenizer ?? this.tokenizer;
-    if (!tok) throw new TypeError(`${where}: the model has no tokenizer; pass { tokenizer } or save the model with one`);
-    if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string'))
-      throw new TypeError(`${where}: texts: expected an array of strings`);
-    const { maxLen, eosId, padId, vocabSize } = this.config as ModelConfig & { eosId: number };
-    if (tok.special.eos !== eosId)
-      throw new RangeError(`${where}: the tokenizer's eos (${tok.special.eos}) is not the model's eosId (${eosId})`);
-    if (tok.vocabSize > vocabSize)
-      throw new RangeError(`${where}: the tokenizer's vocabulary (${tok.vocabSize}) is larger than vocabSize (${vocabSize})`);
-    const sources = texts.map((t) => {
-      const ids = tok.encode(t);
-      const kept = ids.length > maxLen - 1 ? ids.subarray(0, maxLen - 1) : ids;
-      const s = new Int32Array(kept.length + 1);
-      s.set(kept);
-      s[kept.length] = eosId;
-      return s;
-    });
-    // Sorted by length so one search call holds sentences of about one length (little padding); results go back in order.
-    const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length || a - b);
-    const out = new Array<Translation>(texts.length);
-    const search = { beam: o.beam, nbest: o.nbest, lengthPenalty: o.lengthPenalty, maxLenA: o.maxLenA, maxLenB: o.maxLenB };
-    for (let first = 0; first < order.length; first += o.batchSize) {
-      const rows = order.slice(first, first + o.batchSize);
-      const length = Math.max(...rows.map((i) => sources[i].length));
-      const ids = new Int32Array(rows.length * length).fill(padId);
-      const mask = new Uint8Array(rows.length * length);
-      rows.forEach((i, b) => {
-        ids.set(sources[i], b * length);
-        mask.fill(1, b * length, b * length + sources[i].length);
-      });
-      const r = await this.run(() => this.handle.translate(ids, rows.length, length, mask, search, o.precision));
-      let at = 0;
-      rows.forEach((i, b) => {
-        const nbest: { text: string; score: number }[] = [];
-        for (let j = 0; j < r.nbest; j++) {
-          const row = b * r.nbest + j;
-          const n = r.lengths[row];
-          if (Number.isFinite(r.scores[row])) nbest.push({ text: tok.decode(r.tokens.subarray(at, at + n)), score: r.scores[row] });
-          at += n;
-        }
-        out[i] = { text: nbest[0]?.text ?? '', score: nbest[0]?.score ?? -Infinity, nbest };
-      });
-    }
-    return out;
   }
 
   /**
@@ -441,36 +349,7 @@ export class Transformer {
     const { batchSize, maxSamples, precision, seed: _seed, ...rest } = opts;
     const o = parseConfig(TranslationEvalSchema, { ...rest, batchSize, maxSamples, precision }, 'evaluate options');
     if (o.metric === 'loss') return this.evaluateLoss(data, { batchSize: o.batchSize, maxSamples: o.maxSamples, precision: o.precision });
-    if (data.source.length === 0) throw new TypeError('evaluate: the data holds no texts (made from token ids); BLEU needs texts');
-    const start = Date.now();
-    const n = Math.min(o.maxSamples ?? data.source.length, data.source.length);
-    const references = data.target.slice(0, n);
-    const sources = data.source.slice(0, n);
-    const translate = async (texts: string[]) =>
-      (await this.search(texts, { ...o, nbest: 1 }, data.tokenizer, 'evaluate')).map((h) => h.text);
-    let hypotheses: string[];
-    if (shard && shard.worldSize > 1) {
-      const W = shard.worldSize;
-      const all = await shard.gather(await translate(sources.filter((_, i) => i % W === shard.rank)));
-      hypotheses = sources.map((_, i) => all[i % W][Math.floor(i / W)]);
-    } else {
-      hypotheses = await translate(sources);
-    }
-    const bleu = corpusBleu(hypotheses, references);
-    const chrf = corpusChrf(hypotheses, references);
-    return {
-      metric: o.metric,
-      score: o.metric === 'bleu' ? bleu.score : chrf.score,
-      signature: o.metric === 'bleu' ? bleu.signature : chrf.signature,
-      bleu: bleu.score,
-      bleuSignature: bleu.signature,
-      bleuDetail: bleu,
-      chrf: chrf.score,
-      chrfSignature: chrf.signature,
-      hypotheses,
-      references,
-      seconds: (Date.now() - start) / 1000,
-    };
+    return scoreTranslations(this.translator(), data, { ...o, metric: o.metric }, shard);
   }
 
   private async evaluateLoss(data: TrainingData, options: EvaluateOptions, group?: NativeTrainer): Promise<EvalResult> {
@@ -481,7 +360,11 @@ export class Transformer {
       );
     }
     const r = await this.run(() =>
-      this.handle.evaluate(dataHandle(data), opts.batchSize, opts.maxSamples ?? 0, opts.seed, opts.precision, group),
+      this.handle.evaluate(
+        dataHandle(data),
+        { batchSize: opts.batchSize, maxSamples: opts.maxSamples ?? 0, seed: opts.seed, precision: opts.precision },
+        group,
+      ),
     );
     const unigram = opts.unigram ?? (data instanceof MlmDataset ? data.unigram : undefined);
     return {
@@ -536,56 +419,15 @@ export class Transformer {
     this.handle.dispose();
   }
 
+  /** What lib/translate.ts needs of this model. */
+  private translator(): Translator {
+    return { config: this.config, handle: this.handle, tokenizer: this.tokenizer, run: (job) => this.run(job) };
+  }
+
   /** Runs native jobs on this model one at a time, in call order. */
   private run<T>(job: () => Promise<T>): Promise<T> {
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
-  }
-
-  /**
-   * The batch as the engine takes it, after checking every part of it: a JS error naming the argument and
-   * what is allowed, before native code sees anything.
-   */
-  private toBatch(tokens: TokenInput): { ids: Int32Array; batch: number; length: number; mask: Uint8Array | null } {
-    const { vocabSize, maxLen } = this.config;
-    const allowed =
-      'an array of token-id sequences (number[][] or typed arrays) or { ids: Int32Array, batch, length, attentionMask?: Uint8Array }';
-    if (tokens === null || typeof tokens !== 'object') throw new TypeError(`tokens: expected ${allowed}, got ${describeValue(tokens)}`);
-    if (!Array.isArray(tokens)) {
-      const t = tokens;
-      if (!(t.ids instanceof Int32Array)) throw new TypeError(`tokens.ids: expected an Int32Array, got ${describeValue(t.ids)}`);
-      for (const k of ['batch', 'length'] as const) {
-        if (!Number.isInteger(t[k]) || t[k] <= 0) throw new RangeError(`tokens.${k}: expected a positive integer, got ${t[k]}`);
-      }
-      if (t.ids.length !== t.batch * t.length)
-        throw new RangeError(`tokens: has ${t.ids.length} elements but the shape needs ${t.batch * t.length}`);
-      if (t.length > maxLen) throw new RangeError(`tokens.length: ${t.length} tokens, more than maxLen (${maxLen})`);
-      if (t.attentionMask !== undefined && t.attentionMask !== null) {
-        if (!(t.attentionMask instanceof Uint8Array))
-          throw new TypeError(`tokens.attentionMask: expected a Uint8Array, got ${describeValue(t.attentionMask)}`);
-        if (t.attentionMask.length !== t.ids.length)
-          throw new RangeError(`tokens.attentionMask: has ${t.attentionMask.length} elements, ids has ${t.ids.length}`);
-      }
-      for (let i = 0; i < t.ids.length; i++) checkTokenId(t.ids[i], `tokens.ids[${i}]`, vocabSize);
-      return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };
-    }
-    if (tokens.length === 0) throw new RangeError('tokens: the batch is empty');
-    checkSequences(tokens, 'tokens', vocabSize);
-    const length = Math.max(...tokens.map((s) => s.length));
-    if (length === 0) throw new RangeError('tokens: every sequence is empty');
-    if (length > maxLen) throw new RangeError(`tokens: a sequence has ${length} tokens, more than maxLen (${maxLen})`);
-    const batch = tokens.length;
-    const ids = new Int32Array(batch * length).fill(this.config.padId);
-    const mask = new Uint8Array(batch * length);
-    let ragged = false;
-    tokens.forEach((s, b) => {
-      for (let i = 0; i < s.length; i++) {
-        ids[b * length + i] = s[i];
-        mask[b * length + i] = 1;
-      }
-      ragged ||= s.length !== length;
-    });
-    return { ids, batch, length, mask: ragged ? mask : null };
   }
 }

@@ -107,9 +107,7 @@ export interface NativeModel {
     batch: number,
     length: number,
     mask: Uint8Array | null,
-    positions: Int32Array,
-    k: number,
-    precision: string,
+    options: { positions: Int32Array; topK: number; precision: string },
   ): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
   /** Translate models: sources (B, S) ending in eos; beam or greedy search in C++. */
   translate(
@@ -121,12 +119,10 @@ export interface NativeModel {
     precision: string,
   ): Promise<NativeTranslations>;
   /** With `group` (a trainer in a process group): each rank evaluates its share of the batches, all get the sums. */
+  /** maxSamples 0: all. */
   evaluate(
     data: NativeDataset,
-    batchSize: number,
-    maxSamples: number,
-    seed: number,
-    precision: string,
+    options: { batchSize: number; maxSamples: number; seed: number; precision: string },
     group?: NativeTrainer,
   ): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
@@ -203,6 +199,30 @@ export interface NativeShardInfo {
   vocabSize: number;
 }
 
+/**
+ * The engine's compression kernels alone (native/compress/), under the addon's `testing`: the tests check them
+ * against PyTorch's and by round trips; the library reaches them only through a model (prune, quantize, save).
+ */
+export interface NativeTestingOps {
+  magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
+  fakeQuantize(
+    weight: Float32Array,
+    dims: number[],
+    bits: number,
+    symmetric: boolean,
+    perChannel: boolean,
+  ): {
+    values: Float32Array;
+    codes: Int32Array;
+    scale: Float32Array;
+    zeroPoint: Int32Array;
+    qmin: number;
+    qmax: number;
+  };
+  packBits(values: Int32Array, bits: number): Uint8Array;
+  unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
+}
+
 export interface NativeAddon {
   abiVersion: number;
   createModel(config: ModelConfig, seed: number, device: string): Promise<NativeModel>;
@@ -227,23 +247,8 @@ export interface NativeAddon {
     options: { maxLen: number; padId: number; eosId: number },
   ): NativeDataset;
   Trainer: new (model: NativeModel, config: NativeTrainConfig) => NativeTrainer;
-  magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
-  fakeQuantize(
-    weight: Float32Array,
-    dims: number[],
-    bits: number,
-    symmetric: boolean,
-    perChannel: boolean,
-  ): {
-    values: Float32Array;
-    codes: Int32Array;
-    scale: Float32Array;
-    zeroPoint: Int32Array;
-    qmin: number;
-    qmax: number;
-  };
-  packBits(values: Int32Array, bits: number): Uint8Array;
-  unpackBits(packed: Uint8Array, count: number, bits: number): Int32Array;
+  /** The engine's compression kernels alone, for the tests (no library code calls them). */
+  testing: NativeTestingOps;
   /** Rank 0's `text` on every rank of this process's group for `config` (joined on first use, shared with trainers). */
   distShare(config: NativeDistConfig, text: string | null): Promise<string>;
   /** Every rank's `text`, in rank order, on every rank of the same group. */
@@ -254,7 +259,7 @@ export interface NativeAddon {
   writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
 }
 
-const ABI_VERSION = 9;
+const ABI_VERSION = 10;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

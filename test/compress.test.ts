@@ -164,15 +164,15 @@ describe('pruning', () => {
       quant: configs,
     });
     const torch = JSON.parse(execFileSync(PY, [PEER], { input, encoding: 'utf8', maxBuffer: 1 << 26 }));
-    const layer = native().magnitudeMasks(tensors, dims, 0.37, 'layer');
-    const global = native().magnitudeMasks(tensors, dims, 0.37, 'global');
+    const layer = native().testing.magnitudeMasks(tensors, dims, 0.37, 'layer');
+    const global = native().testing.magnitudeMasks(tensors, dims, 0.37, 'global');
     tensors.forEach((_, i) => {
       expect(Array.from(layer[i])).toEqual(torch.layer[i]);
       expect(Array.from(global[i])).toEqual(torch.global[i]);
     });
     configs.forEach((c, k) =>
       tensors.forEach((t, i) => {
-        const ours = native().fakeQuantize(t, dims[i], c.bits, c.symmetric, c.perChannel);
+        const ours = native().testing.fakeQuantize(t, dims[i], c.bits, c.symmetric, c.perChannel);
         const theirs = torch.quant[k][i];
         expect(Array.from(ours.scale)).toEqual(theirs.scale.map((x: number) => Math.fround(x)));
         expect(Array.from(ours.zeroPoint)).toEqual(theirs.zeroPoint);
@@ -187,7 +187,7 @@ describe('quantization', () => {
     const [r, c] = [32, 40];
     const w = Float32Array.from({ length: r * c }, () => Math.random() * 4 - 1);
     for (const symmetric of [true, false]) {
-      const q = native().fakeQuantize(w, [r, c], bits, symmetric, true);
+      const q = native().testing.fakeQuantize(w, [r, c], bits, symmetric, true);
       for (let row = 0; row < r; row++) {
         const codes = new Set(q.codes.subarray(row * c, (row + 1) * c));
         const values = new Set(q.values.subarray(row * c, (row + 1) * c));
@@ -240,11 +240,11 @@ describe('packed file', () => {
   test('bit packing round-trips every width', () => {
     for (let bits = 1; bits <= 8; bits++) {
       const values = Int32Array.from({ length: 1001 }, () => Math.floor(Math.random() * 2 ** bits));
-      const packed = native().packBits(values, bits);
+      const packed = native().testing.packBits(values, bits);
       expect(packed.length).toBe(Math.ceil((1001 * bits) / 8));
-      expect(Array.from(native().unpackBits(packed, 1001, bits))).toEqual(Array.from(values));
+      expect(Array.from(native().testing.unpackBits(packed, 1001, bits))).toEqual(Array.from(values));
     }
-    expect(() => native().packBits(Int32Array.from([16]), 4)).toThrow(/16 does not fit in 4 bits/);
+    expect(() => native().testing.packBits(Int32Array.from([16]), 4)).toThrow(/16 does not fit in 4 bits/);
   });
 
   test.each([
@@ -741,8 +741,10 @@ describe('bad arguments', () => {
         }),
       ),
     ).rejects.toThrow(/no weight matrices to prune/);
-    expect(() => native().fakeQuantize(new Float32Array(4), [2, 2], 9, true, true)).toThrow(/bits: must be an integer in 2\.\.8, got 9/);
-    expect(() => native().magnitudeMasks([new Float32Array(4)], [[2, 2]], 1, 'layer')).toThrow(/sparsity: must be in \[0, 1\)/);
+    expect(() => native().testing.fakeQuantize(new Float32Array(4), [2, 2], 9, true, true)).toThrow(
+      /bits: must be an integer in 2\.\.8, got 9/,
+    );
+    expect(() => native().testing.magnitudeMasks([new Float32Array(4)], [[2, 2]], 1, 'layer')).toThrow(/sparsity: must be in \[0, 1\)/);
     q.dispose();
   });
 });

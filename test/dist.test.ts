@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { Corpus, Trainer, Transformer } from '../lib';
-import { rankDevice } from '../lib/train/dist';
+import { rankDevice } from '../lib/config/dist';
 import { small, speechFiles, tempDir, withEnv } from './helpers';
 
 jest.setTimeout(120_000);

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseConfig } from '../lib/config/parse';
-import { CompressionSpecSchema } from '../lib/experiment/compression';
+import { CompressionSpecSchema } from '../lib/experiment/compression-spec';
 import { ladderSweeps } from '../lib/experiment/ladder';
 import { SweepSpecSchema } from '../lib/experiment/sweep';
 

@@ -3,7 +3,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadParallelCorpus, ParallelCorpus, ParallelSplit, prepareParallelCorpus, PARALLEL_SOURCES } from '../lib/data/parallel';
+import { PARALLEL_SOURCES, prepareParallelCorpus } from '../lib/data/builtin/parallel';
+import { loadParallelCorpus, ParallelCorpus } from '../lib/data/parallel';
+import { ParallelSplit } from '../lib/data/pairs';
 import { BIBLE_TEST_BOOKS, BIBLE_VALID_BOOKS, smallCapsTruecaser, spanishJoinsAdded } from '../lib/data/builtin/bible';
 import { HANDBOOK_TEST_CHAPTERS, HANDBOOK_VALID_CHAPTERS, handbookPairs, paraBlocks, paraText } from '../lib/data/builtin/handbook';
 import { findSwordModule, osisText, readZText, strongsNumbers } from '../lib/data/builtin/sword';

@@ -2,13 +2,15 @@
 import { SingleBar } from 'cli-progress';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Corpus, CORPUS_SOURCES, CorpusSourceName, CustomCorpus, PrepareEvent } from '../data/corpus';
+import { Corpus, CORPUS_SOURCES, CorpusSourceName } from '../data/corpus';
+import { PrepareEvent } from '../data/corpus-progress';
+import { CustomCorpus } from '../data/corpus-sources';
 import type { InputFormat, TextSplit } from '../data/stream';
 import { Tokenizer } from '../data/tokenizer';
 import { cacheDir, fetchAll, fetchedPackageDir, SOURCE_PACKAGES } from '../data/builtin/fetch';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
 import { DEBIAN_PACKAGES, installedVersion } from '../data/builtin/debian';
-import { PARALLEL_SOURCES, prepareParallelCorpus, preparedManifest } from '../data/parallel';
+import { PARALLEL_SOURCES, prepareParallelCorpus, preparedManifest } from '../data/builtin/parallel';
 import { Command, UsageError } from './args';
 
 function isFetched(name: string): boolean {

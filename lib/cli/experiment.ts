@@ -1,7 +1,8 @@
 // trainlarge experiment run | report, trainlarge recommend: size sweeps, compression experiments, the planner.
 import * as fs from 'fs';
 import * as path from 'path';
-import { CompressionResults, CompressionSpec, runCompression } from '../experiment/compression';
+import { CompressionResults, runCompression } from '../experiment/compression';
+import { CompressionSpec } from '../experiment/compression-spec';
 import { TranslationCompressionResults } from '../experiment/compression-translate';
 import { LADDER_LOCK, LadderSpec, runLadder, writeLadderReport } from '../experiment/ladder';
 import { recommend as plan } from '../experiment/planner';
@@ -9,7 +10,7 @@ import { writeSweepReport } from '../experiment/report';
 import { Sweep, SWEEP_LOCK, SweepProgress, SweepSpec } from '../experiment/sweep';
 import { readJson } from '../io';
 import { withLock } from '../lock';
-import { isRank0 } from '../train/dist';
+import { isRank0 } from '../config/dist';
 import { progressReporter } from '../train/progress';
 import { Command, UsageError } from './args';
 

@@ -8,7 +8,7 @@ import { compressedSize, layerBytes, prune, quantize, weightErrors } from './ops
 export type StructuredPruning = Exclude<PruneStructure, 'unstructured'>;
 
 /**
- * The default grid of the compression study and of the compression experiment (lib/experiment/compression.ts):
+ * The default grid of the compression study and of the compression experiment (its spec, lib/experiment/compression-spec.ts):
  * the sparsities to prune to, the bit widths to quantize to, and the pruning scope.
  */
 export const DEFAULT_COMPRESSION_GRID = {

@@ -78,7 +78,7 @@ export const TrainConfigSchema = z
     /** Masking seed for validation, fixed so numbers compare across runs and model sizes. */
     evalSeed: z.number().int().min(0).default(DEFAULT_EVAL_SEED),
     /**
-     * Data-parallel training over processes (lib/train/dist.ts): 'auto' joins the process group torchrun's
+     * Data-parallel training over processes (lib/config/dist.ts): 'auto' joins the process group torchrun's
      * variables describe (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; `trainlarge launch` sets them) and
      * trains alone when they are unset; an object is 'auto' with its backend and the seconds after which a
      * silent rank fails the others. 'off' (default): one process, whatever the environment says.

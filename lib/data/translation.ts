@@ -10,7 +10,9 @@ import { TokenizerOptions, TokenizerOptionsSchema, TokenizerSettings } from '../
 import { writeJsonAtomic } from '../io';
 import { cacheDir } from './builtin/fetch';
 import { ParallelDataset } from './dataset';
-import { loadParallelCorpus, ParallelCorpus, ParallelFilesSpec, ParallelManifest, ParallelSplit } from './parallel';
+import { loadParallelCorpus, ParallelCorpus } from './parallel';
+import { ParallelFilesSpec } from './parallel-files';
+import { ParallelManifest, ParallelSplit } from './pairs';
 import { SENTENCEPIECE_FILE, Tokenizer } from './tokenizer';
 
 const ParallelOptionsSchema = z

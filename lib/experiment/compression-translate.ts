@@ -9,8 +9,9 @@ import { corpusBleu } from '../metrics/bleu';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, writeCsvAtomic, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
-import type { ParsedCompressionSpec } from './compression';
-import { largerBeatsSmaller, scoreVsBytesSpec } from './compression';
+import { largerBeatsSmaller } from './compression-claims';
+import { scoreVsBytesSpec } from './compression-plots';
+import type { ParsedCompressionSpec } from './compression-spec';
 import { renderSvg, svgToPng } from './report';
 import { readSweepSpec, sweepParallelTask, SweepResults, sweepTokenizerDir } from './sweep';
 

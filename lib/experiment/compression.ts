@@ -1,8 +1,8 @@
+// The compression experiment (the paper's): each size of a sweep fine-tuned on a labelled task, compressed over
+// a grid and scored by accuracy against bytes; a translate sweep's translators go to compression-translate.ts.
 import * as fs from 'fs';
 import * as path from 'path';
-import { z } from 'zod';
-import { compressionStudy, CompressionRow, DEFAULT_COMPRESSION_GRID, WHAT_WAS_COMPRESSED } from '../compress/study';
-import { TranslationScoringSchema } from '../compress/study-translate';
+import { compressionStudy, CompressionRow, WHAT_WAS_COMPRESSED } from '../compress/study';
 import { parseConfig } from '../config/parse';
 import { plannedWarmup } from '../config/train';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
@@ -12,63 +12,11 @@ import { readJson, RUN_FILES, writeCsvAtomic, writeFileAtomic, writeJsonAtomic }
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
+import { largerBeatsSmaller } from './compression-claims';
+import { scoreVsBytesSpec } from './compression-plots';
+import { CompressionSpec, CompressionSpecSchema, DEFAULT_TASK_MAX_LEN, SWEEP_FIELDS } from './compression-spec';
 import { runTranslationCompression, TranslationCompressionResults } from './compression-translate';
 import { SweepResults } from './sweep';
-
-const sparsities = z.array(z.number().min(0).lt(1));
-
-export const CompressionSpecSchema = z
-  .object({
-    kind: z.literal('compression'),
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/),
-    /**
-     * The directory of a finished sweep: its runs are the models, one per size. An mlm sweep's encoders are
-     * fine-tuned on `task` first; a translate sweep's translators are compressed as trained and scored by BLEU.
-     */
-    sweep: z.string().min(1),
-    /** mlm sweeps: the prepared corpus the sweep trained on (its tokenizer encodes the task). */
-    corpus: z.string().min(1).optional(),
-    /** mlm sweeps: the labelled task to fine-tune on. */
-    task: z.enum(Object.keys(CLASSIFICATION_SOURCES) as [string, ...string[]]).optional(),
-    /** mlm sweeps: tokens per fine-tuning example. */
-    maxLen: z.number().int().min(4).optional(),
-    finetune: z
-      .object({
-        steps: z.number().int().positive(),
-        lr: z.number().positive().default(5e-4),
-        batchSize: z.number().int().positive().default(32),
-      })
-      .strict()
-      .optional(),
-    /**
-     * mlm sweeps: compression during fine-tuning too, beside the one-shot grid: each sparsity also reached by
-     * gradual pruning and each bit width also trained with QAT, `steps` more fine-tuning steps on the task from the
-     * fine-tuned classifier (lr default: finetune's). The report compares them with one-shot.
-     */
-    recover: z.object({ steps: z.number().int().positive(), lr: z.number().positive().optional() }).strict().optional(),
-    /** translate sweeps: how each variant is scored (BLEU on the first `samples` test pairs, beam `beam`; loss). */
-    scoring: TranslationScoringSchema.optional(),
-    /** translate sweeps: a model whose uncompressed BLEU is below this has learned too little to lose any, and is left out of the claim. */
-    minBleu: z.number().min(0).max(100).optional(),
-    sparsities: sparsities.default([...DEFAULT_COMPRESSION_GRID.sparsities]),
-    bits: z.array(z.number().int().min(2).max(8)).default([...DEFAULT_COMPRESSION_GRID.bits]),
-    scope: z.enum(['layer', 'global']).default(DEFAULT_COMPRESSION_GRID.scope),
-    /** Structured pruning too (none by default): sparsities per structure, e.g. { "heads": [0.5], "ffn": [0.5] }. */
-    structured: z
-      .object({ heads: sparsities.optional(), ffn: sparsities.optional(), 'heads+ffn': sparsities.optional() })
-      .strict()
-      .default({}),
-    seed: z.number().int().min(0).default(1),
-  })
-  .strict();
-export type CompressionSpec = z.input<typeof CompressionSpecSchema>;
-export type ParsedCompressionSpec = z.output<typeof CompressionSpecSchema>;
-
-/** Which fields each kind of sweep needs, and which it must not be given. */
-const SWEEP_FIELDS = {
-  mlm: { required: ['corpus', 'task', 'finetune'], other: ['scoring', 'minBleu'] },
-  translate: { required: [], other: ['corpus', 'task', 'maxLen', 'finetune', 'recover'] },
-} as const;
 
 export interface CompressionResults {
   name: string;
@@ -88,9 +36,6 @@ export function paretoFront(rows: CompressionRow[]): CompressionRow[] {
   for (const r of sorted) if (front.length === 0 || r.accuracy > front[front.length - 1].accuracy) front.push(r);
   return front;
 }
-
-/** Tokens per fine-tuning example when the spec gives no maxLen. */
-const DEFAULT_TASK_MAX_LEN = 64;
 
 /**
  * The paper's compression experiment: fine-tune each pretrained size of a sweep on a labelled task, then
@@ -229,93 +174,6 @@ export function accuracyVsBytesSpec(results: CompressionResults, method: 'prune'
   return scoreVsBytesSpec(results.name, results.rows, results.pareto, method, { field: 'accuracy', title: 'test accuracy' });
 }
 
-export type PlottedRow = Pick<CompressionRow, 'model' | 'parameters' | 'method' | 'setting' | 'bytes'>;
-
-/** How the legend names compression during fine-tuning. */
-const DURING_NAMES: Record<string, string> = { gradual: 'gradual pruning (during fine-tuning)', qat: 'QAT (during fine-tuning)' };
-
-/**
- * A score (accuracy, BLEU) against file megabytes: one line per model and method (colour: model; dash:
- * one-shot, during fine-tuning, or the structure), the Pareto front dashed black.
- */
-export function scoreVsBytesSpec<F extends string, R extends PlottedRow & Record<F, number>>(
-  name: string,
-  rows: R[],
-  pareto: R[],
-  method: 'prune' | 'quantize' | 'structured',
-  score: { field: F; title: string },
-): VegaLiteSpec {
-  const structured = method === 'structured';
-  const f = score.field;
-  // Compression during fine-tuning ('gradual' pruning, 'qat') is drawn as its own line beside the one-shot one.
-  const during = method === 'prune' ? 'gradual' : method === 'quantize' ? 'qat' : undefined;
-  const hasDuring = during !== undefined && rows.some((r) => r.method === during);
-  // Each point carries its model (the line's colour) and its method (the line's dash), so the
-  // legend names each once and every line is told apart: one-shot vs during fine-tuning, or one structure each.
-  const values = rows
-    .filter((r) => (structured ? r.method.startsWith('prune-') : r.method === method || r.method === during) || r.method === 'none')
-    .flatMap((r) => {
-      const model = `${r.model} (${(r.parameters / 1e6).toFixed(2)} M parameters)`;
-      const point = { model, megabytes: r.bytes / 1e6, [f]: r[f], setting: r.method === 'none' ? 'fp32' : String(r.setting) };
-      if (!structured) {
-        if (!hasDuring) return [{ ...point, method: 'one-shot' }];
-        // Both lines start at the uncompressed model.
-        if (r.method === 'none') return ['one-shot', DURING_NAMES[during]].map((m) => ({ ...point, method: m }));
-        return [{ ...point, method: r.method === during ? DURING_NAMES[during] : 'one-shot' }];
-      }
-      // Each structure's line starts at the uncompressed model.
-      const kinds = r.method === 'none' ? [...new Set(rows.filter((x) => x.method.startsWith('prune-')).map((x) => x.method))] : [r.method];
-      return kinds.map((k) => ({ ...point, method: `${k.slice('prune-'.length)} pruned` }));
-    });
-  // One-shot first, so its line is the solid one and during fine-tuning (or the second structure) is dashed.
-  const methodOrder = [...new Set(values.map((v) => v.method))].sort((a, b) =>
-    a === 'one-shot' ? -1 : b === 'one-shot' ? 1 : a < b ? -1 : 1,
-  );
-  const methods = methodOrder.length;
-  const front = pareto.map((r) => ({ megabytes: r.bytes / 1e6, [f]: r[f] }));
-  const what = { prune: 'magnitude pruning', quantize: 'k-bit quantization', structured: 'structured pruning: heads / FFN units' }[method];
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${name}: ${score.title} vs compressed size (${what})`,
-    width: 480,
-    height: 300,
-    background: 'white',
-    layer: [
-      {
-        data: { values },
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: { field: 'megabytes', type: 'quantitative', title: 'model file (MB)', scale: { type: 'log', nice: false, padding: 12 } },
-          y: { field: f, type: 'quantitative', title: score.title, scale: { zero: false } },
-          color: { field: 'model', type: 'nominal', title: 'model', legend: { labelLimit: 0 } },
-          ...(methods > 1
-            ? {
-                strokeDash: {
-                  field: 'method',
-                  type: 'nominal',
-                  title: 'method',
-                  scale: { domain: methodOrder },
-                  legend: {
-                    labelLimit: 0,
-                    symbolType: 'stroke',
-                    symbolSize: 300,
-                    encode: { symbols: { update: { stroke: { value: 'black' }, strokeWidth: { value: 2 } } } },
-                  },
-                },
-              }
-            : {}),
-          tooltip: [{ field: 'method' }, { field: 'setting' }],
-        },
-      },
-      {
-        data: { values: front },
-        mark: { type: 'line', strokeDash: [4, 3], color: 'black' },
-        encoding: { x: { field: 'megabytes', type: 'quantitative' }, y: { field: f, type: 'quantitative' } },
-      },
-    ],
-  };
-}
-
 /** The paper's second claim on these rows: at the small model's sizes, does a compressed larger model do better? */
 export function checkCompressedLargeBeatsSmall(results: CompressionResults): { holds: boolean | undefined; evidence: string } {
   // A model at the majority-class rate learned nothing: it has nothing to lose, so it is no evidence.
@@ -334,41 +192,6 @@ export function checkCompressedLargeBeatsSmall(results: CompressionResults): { h
     worse: '<',
   });
   return { holds: r.holds, evidence: `${r.evidence}${note}` };
-}
-
-/**
- * The claim's comparison on any study's rows: every compressed variant of the smallest of `sizes` against the
- * best variant of the largest (the uncompressed one included) whose file is no larger. The claim holds when
- * the larger model wins more than half of those comparisons. `better(a, b)`: a scores strictly better than
- * b; `show` formats a row's score; `worse` is the sign written between a loser's score and the winner's.
- */
-export function largerBeatsSmaller<R extends { model: string; method: string; setting: number; bytes: number }>(
-  rows: R[],
-  sizes: { label: string; parameters: number }[],
-  how: { better: (a: R, b: R) => boolean; show: (r: R) => string; worse: string },
-): { holds: boolean | undefined; evidence: string } {
-  if (sizes.length < 2) return { holds: undefined, evidence: 'needs two model sizes' };
-  const bySize = [...sizes].sort((a, b) => a.parameters - b.parameters);
-  const small = bySize[0].label,
-    large = bySize[bySize.length - 1].label;
-  const smallRows = rows.filter((r) => r.model === small && r.method !== 'none');
-  const wins: string[] = [];
-  let comparisons = 0;
-  for (const r of smallRows) {
-    const rivals = rows.filter((x) => x.model === large && x.bytes <= r.bytes);
-    if (rivals.length === 0) continue;
-    comparisons++;
-    const best = rivals.reduce((a, b) => (how.better(b, a) ? b : a));
-    if (how.better(best, r))
-      wins.push(
-        `${small} ${r.method} ${r.setting} ${how.show(r)} @ ${(r.bytes / 1e6).toFixed(2)} MB ${how.worse} ${large} ${best.method} ${best.setting} ${how.show(best)} @ ${(best.bytes / 1e6).toFixed(2)} MB`,
-      );
-  }
-  if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant` };
-  return {
-    holds: wins.length * 2 > comparisons,
-    evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}`,
-  };
 }
 
 /**

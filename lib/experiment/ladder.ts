@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../io';
 import { withLock } from '../lock';
-import { isRank0 } from '../train/dist';
+import { isRank0 } from '../config/dist';
 import { TrainConfig } from '../config/train';
 import { ClaimCheck, contextLines, lineChart, renderSvg, svgToPng, VegaLiteSpec, writeSweepReport } from './report';
 import { Sweep, SweepProgress, SweepResults, SweepSpec, SweepSpecSchema } from './sweep';

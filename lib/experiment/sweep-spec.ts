@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { DEFAULT_MAX_LEN, DeviceSchema, ModelConfigInput } from '../config/model';
 import { parseConfig } from '../config/parse';
 import { SCHEDULES, WARMUP_FRACTION } from '../config/train';
-import { PARALLEL_SOURCES, ParallelFilesSpecSchema } from '../data/parallel';
+import { PARALLEL_SOURCES } from '../data/builtin/parallel';
+import { ParallelFilesSpecSchema } from '../data/parallel-files';
 import { readJson } from '../io';
 import { LrSearchSchema } from './lr-search';
 

@@ -18,7 +18,8 @@ import {
 import { dataHandle, ParallelDataset, TrainingData } from '../data/dataset';
 import { Tokenizer } from '../data/tokenizer';
 import { RUN_FILES, writeJsonAtomic } from '../io';
-import { DistSetup, gatherOnRanks, resolveDistributed } from './dist';
+import { DistSetup, resolveDistributed } from '../config/dist';
+import { gatherOnRanks } from './dist';
 import { faultPoint, RunDirectory } from './rundir';
 import { EvalResult, modelInternals, Transformer } from '../model';
 import { native, NativeStepStats, NativeTrainer } from '../native';

@@ -108,8 +108,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));
-  register_compression_ops(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 9));
+  register_testing_ops(env, exports);
+  exports.Set("abiVersion", Napi::Number::New(env, 10));
   return exports;
 }
 

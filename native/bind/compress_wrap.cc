@@ -253,11 +253,13 @@ Napi::Value UnpackBits(const Napi::CallbackInfo& info) {
   });
 }
 
-void register_compression_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("magnitudeMasks", Napi::Function::New<MagnitudeMasks>(env, "magnitudeMasks"));
-  exports.Set("fakeQuantize", Napi::Function::New<FakeQuantize>(env, "fakeQuantize"));
-  exports.Set("packBits", Napi::Function::New<PackBits>(env, "packBits"));
-  exports.Set("unpackBits", Napi::Function::New<UnpackBits>(env, "unpackBits"));
+void register_testing_ops(Napi::Env env, Napi::Object exports) {
+  auto testing = Napi::Object::New(env);
+  testing.Set("magnitudeMasks", Napi::Function::New<MagnitudeMasks>(env, "magnitudeMasks"));
+  testing.Set("fakeQuantize", Napi::Function::New<FakeQuantize>(env, "fakeQuantize"));
+  testing.Set("packBits", Napi::Function::New<PackBits>(env, "packBits"));
+  testing.Set("unpackBits", Napi::Function::New<UnpackBits>(env, "unpackBits"));
+  exports.Set("testing", testing);
 }
 
 }  // namespace trainlarge::bind

@@ -30,8 +30,6 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
                          InstanceMethod<&ModelWrap::SaveRoberta>("saveRoberta"),
                          InstanceMethod<&ModelWrap::LoadRoberta>("loadRoberta"),
-                         InstanceMethod<&ModelWrap::SaveRoberta>("saveRoberta"),
-                         InstanceMethod<&ModelWrap::LoadRoberta>("loadRoberta"),
                          InstanceMethod<&ModelWrap::Prune>("prune"),
                          InstanceMethod<&ModelWrap::PruneStructured>("pruneStructured"),
                          InstanceMethod<&ModelWrap::Quantize>("quantize"),
@@ -160,9 +158,10 @@ Napi::Value ModelWrap::PredictTopK(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("fillMask");
     auto [ids, mask] = token_batch_arg(info);
-    auto positions = ids_from_js(info[4], "positions");
-    const int64_t k = int_arg(info, 5, "topK");
-    const auto precision = parse_precision(string_arg(info, 6, "precision"));
+    const auto options = read_top_k_options(info[4]);
+    const auto positions = options.positions;
+    const int64_t k = options.k;
+    const auto precision = options.precision;
     return run_async(info.Env(), "trainlarge.predictTopK",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "fillMask");
@@ -225,13 +224,14 @@ Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("evaluate");
     auto data = DatasetWrap::From(info[0], "data");
-    const int64_t batch_size = int_arg(info, 1, "batchSize"), max_samples = int_arg(info, 2, "maxSamples");
-    const auto seed = static_cast<uint64_t>(int_arg(info, 3, "seed"));
-    const auto precision = parse_precision(string_arg(info, 4, "precision"));
+    const auto options = read_evaluate_options(info[1]);
+    const int64_t batch_size = options.batch_size, max_samples = options.max_samples;
+    const auto seed = options.seed;
+    const auto precision = options.precision;
     if (batch_size <= 0) throw std::invalid_argument("batchSize: must be > 0");
     // A trainer in a process group: the ranks share the batches out and sum their figures.
     std::shared_ptr<DistGroup> group;
-    if (info.Length() > 5 && !info[5].IsUndefined()) group = TrainerWrap::GroupOf(info[5], "group");
+    if (info.Length() > 2 && !info[2].IsUndefined()) group = TrainerWrap::GroupOf(info[2], "group");
     return run_async(info.Env(), "trainlarge.evaluate",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "evaluate");

@@ -9,8 +9,9 @@
 
 namespace trainlarge::bind {
 
-// Process-wide compression ops (magnitudeMasks, fakeQuantize, packBits, unpackBits).
-void register_compression_ops(Napi::Env env, Napi::Object exports);
+// The engine's compression kernels alone (magnitudeMasks, fakeQuantize, packBits, unpackBits), under
+// `exports.testing`: no library code calls them; the tests check them against PyTorch's and by round trips.
+void register_testing_ops(Napi::Env env, Napi::Object exports);
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
@@ -36,14 +37,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // [async] predict(ids: Int32Array, batch, length, mask: Uint8Array | null, precision)
   //   -> Promise<{ data: Float32Array, dims }>  logits (B, T, V) for MLM, (B, C) for classify
   Napi::Value Predict(const Napi::CallbackInfo& info);
-  // (ids, batch, length, mask|null, positions Int32Array, k, precision) -> { probs, ids }
+  // [async] predictTopK(ids, batch, length, mask | null, { positions: Int32Array, topK, precision })
+  //   -> Promise<{ probs, ids, k }>
   Napi::Value PredictTopK(const Napi::CallbackInfo& info);
   // [async] translate(ids: Int32Array, batch, length, mask: Uint8Array | null, options: { beam, nbest, lengthPenalty,
   //   maxLenA, maxLenB }, precision) -> Promise<{ tokens: Int32Array, lengths: Int32Array, scores: Float64Array, nbest }>
   //   sources (B, S) ending in EOS; hypothesis j of sentence i is row i * nbest + j: its ids (no BOS, no EOS) are
   //   the next lengths[row] of tokens; all decoding in C++ off the JS thread
   Napi::Value Translate(const Napi::CallbackInfo& info);
-  // [async] evaluate(dataset, batchSize, maxSamples, seed, precision, trainer?) -> Promise<{loss, count, correct, samples, seconds}>;
+  // [async] evaluate(dataset, { batchSize, maxSamples, seed, precision }, trainer?)
+  //   -> Promise<{loss, count, correct, samples, seconds}>;
   //   with a trainer in a process group, every rank evaluates its share of the batches and gets the group's figures
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   // [async] save(path, metadata: {name: string}) -> Promise<void>; atomic safetensors write

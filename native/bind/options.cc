@@ -1,5 +1,7 @@
 #include "bind/options.h"
 
+#include "bind/convert.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -195,6 +197,25 @@ GenerateOptions read_generate_options(const Napi::Value& value) {
   o.length_penalty = r.number("lengthPenalty");
   o.max_len_a = r.number("maxLenA");
   o.max_len_b = r.number("maxLenB");
+  return o;
+}
+
+EvaluateOptions read_evaluate_options(const Napi::Value& value) {
+  const OptionReader r(value, "evaluate options");
+  EvaluateOptions o;
+  o.batch_size = r.integer("batchSize");
+  o.max_samples = r.integer("maxSamples");
+  o.seed = static_cast<uint64_t>(r.integer("seed"));
+  o.precision = read_precision(r.value("precision"), "evaluate options.precision");
+  return o;
+}
+
+TopKOptions read_top_k_options(const Napi::Value& value) {
+  const OptionReader r(value, "fillMask options");
+  TopKOptions o;
+  o.positions = ids_from_js(r.value("positions"), "fillMask options.positions");
+  o.k = r.integer("topK");
+  o.precision = read_precision(r.value("precision"), "fillMask options.precision");
   return o;
 }
 

@@ -35,6 +35,8 @@ class OptionReader {
   std::vector<double> numbers(const char* key) const;
   std::vector<int64_t> integers(const char* key) const;
   std::vector<std::string> strings(const char* key) const;
+  // A field as it is, for a reader of its own (read_precision, ids_from_js); missing: an error naming it.
+  Napi::Value value(const char* key) const { return get(key); }
   // A string field that names one of `allowed`.
   template <typename E>
   E choice(const char* key, std::initializer_list<std::pair<const char*, E>> allowed) const {
@@ -60,6 +62,21 @@ TrainConfig read_train_config(const Napi::Value& value);
 MlmOptions read_mlm_options(const Napi::Value& value);
 ParallelOptions read_parallel_options(const Napi::Value& value);
 GenerateOptions read_generate_options(const Napi::Value& value);
+// Model.evaluate's options: what trainlarge::evaluate takes beside the model, the data and the group.
+struct EvaluateOptions {
+  int64_t batch_size = 0;
+  int64_t max_samples = 0;  // 0: all
+  uint64_t seed = 0;
+  Precision precision = Precision::FP32;
+};
+EvaluateOptions read_evaluate_options(const Napi::Value& value);
+// Model.predictTopK's options: the flat positions (b * length + t), how many candidates, the precision.
+struct TopKOptions {
+  torch::Tensor positions;
+  int64_t k = 0;
+  Precision precision = Precision::FP32;
+};
+TopKOptions read_top_k_options(const Napi::Value& value);
 PruneOptions read_prune_options(const Napi::Value& value);
 QuantizeOptions read_quantize_options(const Napi::Value& value);
 TokenizerTrainOptions read_tokenizer_options(const Napi::Value& value);

@@ -1,0 +1,37 @@
+// The compression experiment's claim, on any study's rows: a compressed larger model beats a compressed
+// smaller one of the same or larger file size. The classifier and translator checks both ask it.
+
+/**
+ * The claim's comparison on any study's rows: every compressed variant of the smallest of `sizes` against the
+ * best variant of the largest (the uncompressed one included) whose file is no larger. The claim holds when
+ * the larger model wins more than half of those comparisons. `better(a, b)`: a scores strictly better than
+ * b; `show` formats a row's score; `worse` is the sign written between a loser's score and the winner's.
+ */
+export function largerBeatsSmaller<R extends { model: string; method: string; setting: number; bytes: number }>(
+  rows: R[],
+  sizes: { label: string; parameters: number }[],
+  how: { better: (a: R, b: R) => boolean; show: (r: R) => string; worse: string },
+): { holds: boolean | undefined; evidence: string } {
+  if (sizes.length < 2) return { holds: undefined, evidence: 'needs two model sizes' };
+  const bySize = [...sizes].sort((a, b) => a.parameters - b.parameters);
+  const small = bySize[0].label,
+    large = bySize[bySize.length - 1].label;
+  const smallRows = rows.filter((r) => r.model === small && r.method !== 'none');
+  const wins: string[] = [];
+  let comparisons = 0;
+  for (const r of smallRows) {
+    const rivals = rows.filter((x) => x.model === large && x.bytes <= r.bytes);
+    if (rivals.length === 0) continue;
+    comparisons++;
+    const best = rivals.reduce((a, b) => (how.better(b, a) ? b : a));
+    if (how.better(best, r))
+      wins.push(
+        `${small} ${r.method} ${r.setting} ${how.show(r)} @ ${(r.bytes / 1e6).toFixed(2)} MB ${how.worse} ${large} ${best.method} ${best.setting} ${how.show(best)} @ ${(best.bytes / 1e6).toFixed(2)} MB`,
+      );
+  }
+  if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant` };
+  return {
+    holds: wins.length * 2 > comparisons,
+    evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}`,
+  };
+}
