@@ -11,8 +11,8 @@ export const exportCommand: Command = {
   name: 'export',
   brief: 'Writes a model as an HF transformers directory.',
   summary:
-    'Writes a trainlarge model (trained, fine-tuned or compressed) as an HF transformers RoBERTa directory, with its tokenizer, ' +
-    'loadable by AutoModel.from_pretrained(DIR).',
+    'Writes a trainlarge model (trained, fine-tuned or compressed) as an HF transformers directory with its tokenizer: an encoder ' +
+    "as RoBERTa (AutoModel.from_pretrained(DIR)), a translator with Marian's options as MarianMTModel (docs/huggingface.md).",
   synopsis: '--model DIR --format hf [--dir OUT]',
   flags: [
     { name: 'model', kind: 'string', value: 'DIR', help: 'a trainlarge model or run directory' },
