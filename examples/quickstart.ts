@@ -146,7 +146,7 @@ async function main(): Promise<void> {
     .filter((v) => v > tok.special.mask)
     .sort((a, b) => uni.logProbs[b] - uni.logProbs[a])
     .slice(0, 5);
-  console.log(`\ncloze (a unigram model always answers: ${unigramTop.map((v) => tok.piece(v)).join(' ')}):`);
+  console.log(`\ncloze (a unigram model always answers: ${unigramTop.map((v) => tok.decode([v])).join(' ')}):`);
   let found = 0;
   for (const [before, word, after] of CLOZE) {
     const hidden = tok.encode(` ${word}`);
@@ -156,7 +156,8 @@ async function main(): Promise<void> {
     const five = top.ids.filter((v) => v > tok.special.mask).slice(0, 5);
     const hit = five.includes(hidden[0]);
     found += hit ? 1 : 0;
-    console.log(`  ${hit ? '+' : '-'} ${before} [${word}] ${after}   model: ${five.map((v) => tok.piece(v)).join(' ')}`);
+    // Words, as transformers' fill-mask prints them (token_str), not SentencePiece's pieces ('▁States').
+    console.log(`  ${hit ? '+' : '-'} ${before} [${word}] ${after}   model: ${five.map((v) => tok.decode([v])).join(' ')}`);
   }
   console.log(`hidden word in the top 5: ${found} of ${CLOZE.length}`);
   console.log(`saved: ${dir} (model.safetensors, config.json, tokenizer.model, checkpoint.json + checkpoints/, metrics.jsonl)`);

@@ -23,6 +23,15 @@ const ARCHITECTURES = {
 } as const;
 type Architecture = keyof typeof ARCHITECTURES;
 
+/** Every transformers architecture Transformer.fromHF reads: RoBERTa's and XLM-RoBERTa's, and MarianMT's (lib/marian.ts). */
+export const HF_ARCHITECTURES: readonly string[] = [...Object.keys(ARCHITECTURES), 'MarianMTModel'];
+
+/** The first of config.json's `architectures` in a transformers directory (undefined when it names none). */
+export async function hfArchitecture(dir: string): Promise<string | undefined> {
+  const j = await readJson<{ architectures?: unknown }>(path.join(dir, HF_FILES.config), 'Transformer.fromHF');
+  return Array.isArray(j.architectures) && typeof j.architectures[0] === 'string' ? j.architectures[0] : undefined;
+}
+
 /** The fields of a transformers RobertaConfig that trainlarge reads and writes. */
 export interface RobertaConfigJson {
   architectures?: string[];
@@ -123,7 +132,8 @@ export async function readRobertaDir(
   const arch = j.architectures?.[0];
   if (!arch || !Object.prototype.hasOwnProperty.call(ARCHITECTURES, arch)) {
     throw new Error(
-      `${what}: architecture '${arch ?? '(none)'}' is not supported; expected one of ${Object.keys(ARCHITECTURES).join(', ')}`,
+      `${what}: architecture '${arch ?? '(none)'}' is not supported; expected one of ${HF_ARCHITECTURES.join(', ')} ` +
+        `(config.json's architectures: ${JSON.stringify(j.architectures ?? null)})`,
     );
   }
   const need = <K extends keyof RobertaConfigJson>(key: K): number => {

@@ -19,8 +19,18 @@ import { TranslateOptions, TranslateOptionsSchema, TranslationEvalOptions, Trans
 import { dataHandle, MlmDataset, ParallelDataset, TrainingData } from './data/dataset';
 import { Tokenizer } from './data/tokenizer';
 import { TokenInput, toBatch } from './data/batch';
-import { describeValue, TokenizerLike, Unigram } from './data/tokens';
-import { HF_FILES, readRobertaDir, robertaConfig } from './hf';
+import { checkSequences, describeValue, TokenizerLike, Unigram } from './data/tokens';
+import { HF_FILES, hfArchitecture, readRobertaDir, robertaConfig } from './hf';
+import {
+  loadMarianWeights,
+  MARIAN_ARCHITECTURE,
+  MARIAN_FILES,
+  marianConfig,
+  marianTokenizer,
+  readMarianDir,
+  saveMarianTokenizer,
+  saveMarianWeights,
+} from './marian';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel, NativeTrainer } from './native';
 import { rankDevice } from './config/dist';
@@ -69,6 +79,8 @@ export interface MaskPrediction {
   /** The topK token ids, most likely first, and their softmax probabilities. */
   ids: number[];
   probs: number[];
+  /** Each id decoded alone by the model's tokenizer (transformers' `token_str`: `States`, not the piece `▁States`); absent without one. */
+  tokenStr?: string[];
 }
 
 const SaveOptionsSchema = z
@@ -219,6 +231,7 @@ export class Transformer {
    */
   static async fromHF(dir: string, options: PretrainedOptions = {}): Promise<Transformer> {
     const opts = parseConfig(PretrainedOptionsSchema, options, 'fromHF options');
+    if ((await hfArchitecture(dir)) === MARIAN_ARCHITECTURE) return Transformer.fromMarian(dir, opts);
     const hf = await readRobertaDir(dir, opts);
     const model = await Transformer.create(hf.config, { seed: opts.seed, device: opts.device });
     // A head of another task or size is new: the body must load whole, the head may be missing.
@@ -230,6 +243,23 @@ export class Transformer {
       throw new Error(`Transformer.fromHF: ${dir}: ${(e as Error).message}`);
     }
     model.tokenizer = await Tokenizer.find(dir);
+    return model;
+  }
+
+  /** fromHF for a MarianMT directory (lib/marian.ts): a translator with Marian's architecture options and its tokenizer. */
+  private static async fromMarian(dir: string, opts: z.output<typeof PretrainedOptionsSchema>): Promise<Transformer> {
+    if (opts.task !== undefined || opts.numLabels !== undefined)
+      throw new TypeError(`Transformer.fromHF: ${dir} is a MarianMT translator; task and numLabels do not apply`);
+    const hf = await readMarianDir(dir);
+    const tokenizer = await marianTokenizer(dir, hf.config);
+    const model = await Transformer.create(hf.config, { seed: opts.seed, device: opts.device });
+    try {
+      await loadMarianWeights(modelInternals(model), hf.config, hf.weights);
+    } catch (e) {
+      model.dispose();
+      throw new Error(`Transformer.fromHF: ${dir}: ${(e as Error).message}`);
+    }
+    model.tokenizer = tokenizer;
     return model;
   }
 
@@ -276,6 +306,26 @@ export class Transformer {
   }
 
   /**
+   * Translate models: the teacher-forced logits (B, T, V) of `targets` given `sources` (token ids, ragged is
+   * fine; each source ending in eos, each target its tokens then eos). Row t scores target token t after
+   * the decoder has read BOS and targets[.. t - 1]: transformers' `logits` for `labels` = targets.
+   */
+  async predictTranslation(sources: TokenInput, targets: ArrayLike<number>[], options: PredictOptions = {}): Promise<Logits> {
+    if (this.config.task !== 'translate')
+      throw new TypeError(`predictTranslation: needs a 'translate' model, this one is '${this.config.task}'`);
+    const opts = parseConfig(PredictOptionsSchema, options, 'predict options');
+    const { ids, batch, length, mask } = toBatch(sources, this.config);
+    if (!Array.isArray(targets) || targets.length !== batch) throw new RangeError(`targets: expected ${batch} sequences, one per source`);
+    checkSequences(targets, 'targets', this.config.vocabSize);
+    const T = Math.max(...targets.map((t) => t.length));
+    if (T === 0 || T > this.config.maxLen)
+      throw new RangeError(`targets: the longest has ${T} tokens; expected 1..maxLen (${this.config.maxLen})`);
+    const tgt = new Int32Array(batch * T).fill(this.config.padId);
+    targets.forEach((t, b) => tgt.set(Array.from(t), b * T));
+    return this.run(() => this.handle.predict(ids, batch, length, mask, opts.precision, tgt, T));
+  }
+
+  /**
    * Masked-LM: the `topK` most likely tokens at each position holding `maskId` (default: the mask id of the model's tokenizer, else 4, trainlarge's
    * `<mask>`), or at the given `[sequence, position]` pairs. The vocabulary projection runs on those rows
    * only, so this is far cheaper than `predict`'s (B, T, V) logits.
@@ -301,12 +351,12 @@ export class Transformer {
     if (where.length === 0) return [];
     const flat = Int32Array.from(where, ([b, t]) => b * length + t);
     const r = await this.run(() => this.handle.predictTopK(ids, batch, length, mask, { positions: flat, topK, precision: opts.precision }));
-    return where.map(([sequence, position], n) => ({
-      sequence,
-      position,
-      ids: Array.from(r.ids.subarray(n * r.k, (n + 1) * r.k)),
-      probs: Array.from(r.probs.subarray(n * r.k, (n + 1) * r.k)),
-    }));
+    const tok = this.tokenizer;
+    return where.map(([sequence, position], n) => {
+      const top = Array.from(r.ids.subarray(n * r.k, (n + 1) * r.k));
+      const probs = Array.from(r.probs.subarray(n * r.k, (n + 1) * r.k));
+      return { sequence, position, ids: top, probs, ...(tok ? { tokenStr: top.map((id) => tok.decode([id])) } : {}) };
+    });
   }
 
   /**
@@ -393,9 +443,16 @@ export class Transformer {
     }
     await fs.promises.mkdir(dir, { recursive: true });
     if (o.format === 'hf' && this.config.task === 'translate') {
-      throw new TypeError("save options: format: 'hf' writes a RoBERTa encoder; a 'translate' model saves as 'trainlarge'");
-    }
-    if (o.format === 'hf') {
+      // MarianMT (lib/marian.ts): the config first, so a translator that is not one stops before any file is written.
+      const { config, generation } = marianConfig(this.config, { compression: this.compression });
+      if (o.tokenizer) {
+        await o.tokenizer.saveTo(dir);
+        await saveMarianTokenizer(o.tokenizer as Tokenizer, dir);
+      }
+      await saveMarianWeights(modelInternals(this), this.config, path.join(dir, MARIAN_FILES.weights));
+      await writeJsonAtomic(path.join(dir, MARIAN_FILES.generation), generation);
+      await writeJsonAtomic(path.join(dir, MARIAN_FILES.config), config);
+    } else if (o.format === 'hf') {
       // The tokenizer first: one that transformers cannot read stops the export before the weights are written.
       if (o.tokenizer) await o.tokenizer.saveTo(dir, { format: 'hf' });
       const config = robertaConfig(this.config, { labels: o.labels, special: o.tokenizer?.special, compression: this.compression });

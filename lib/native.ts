@@ -100,7 +100,16 @@ export interface NativeModel {
   readonly parameterBytes: number;
   readonly device: string;
   readonly disposed: boolean;
-  predict(ids: TokenArray, batch: number, length: number, mask: Uint8Array | null, precision: string): Promise<Tensor>;
+  /** With `targets` (B, targetLength) a translate model's teacher-forced logits (B, targetLength, V). */
+  predict(
+    ids: TokenArray,
+    batch: number,
+    length: number,
+    mask: Uint8Array | null,
+    precision: string,
+    targets?: Int32Array,
+    targetLength?: number,
+  ): Promise<Tensor>;
   /** MLM: top-k (softmax probabilities, token ids), each (N, k) row-major, at flat positions b * length + t. */
   predictTopK(
     ids: TokenArray,

@@ -188,11 +188,17 @@ describe('serving', () => {
       const [own] = await model.fillMask([ids], { topK: 1 + (i % 5) });
       expect(r.masks).toHaveLength(1);
       expect(r.masks[0].position).toBe(own.position);
-      expect(r.masks[0].candidates.map((c: any) => c.id)).toEqual(own.ids);
+      // transformers' fill-mask fields: token the id, token_str the decoded word, sequence the text with it; piece beside them.
+      expect(r.masks[0].candidates.map((c: any) => c.token)).toEqual(own.ids);
       r.masks[0].candidates.forEach((c: any, k: number) => {
+        expect(Object.keys(c).sort()).toEqual(['piece', 'score', 'sequence', 'token', 'token_str']);
         expect(c.score).toBeCloseTo(own.probs[k], 4);
-        expect(c.token).toBe(tok.piece(c.id));
+        expect(c.piece).toBe(tok.piece(c.token));
+        expect(c.token_str).toBe(tok.decode([c.token]));
+        expect(c.token_str).not.toContain('▁');
+        expect(c.sequence).toBe(tok.decode([...tok.encode(before), c.token, ...tok.encode(after)]));
       });
+      expect(r.sequence).toBe(r.masks[0].candidates[0].sequence);
       expect(r.sequence).not.toContain('<mask>');
     }
     // Two masks in one text, several texts in one request.

@@ -86,13 +86,15 @@ describe('translate route', () => {
     const before = await batches('mt');
     const answers = await Promise.all(sources.map((text) => post(`${base}/v1/models/mt/translate`, { text })));
     const n = (await batches('mt')) - before;
-    console.log(`48 single-sentence requests in ${n} native batches; e.g. "${sources[0]}" -> "${answers[0].body.results[0].translation}"`);
+    console.log(
+      `48 single-sentence requests in ${n} native batches; e.g. "${sources[0]}" -> "${answers[0].body.results[0].translation_text}"`,
+    );
     for (let i = 0; i < sources.length; i++) {
       expect(answers[i].status).toBe(200);
       expect(answers[i].body.model).toBe('mt');
       expect(answers[i].body.results).toHaveLength(1);
-      expect(answers[i].body.results[0].translation).toBe(expected[i]);
-      expect(answers[i].body.results[0].translation.trim().length).toBeGreaterThan(0);
+      expect(answers[i].body.results[0].translation_text).toBe(expected[i]);
+      expect(answers[i].body.results[0].translation_text.trim().length).toBeGreaterThan(0);
     }
     expect(n).toBeGreaterThan(0);
     expect(n).toBeLessThan(sources.length); // more than one sentence per native call on average
@@ -109,14 +111,14 @@ describe('translate route', () => {
     expect(many.status).toBe(200);
     expect(many.body.results).toHaveLength(12);
     many.body.results.forEach((r: any, i: number) => {
-      expect(r.translation).toBe(direct[i].text);
+      expect(r.translation_text).toBe(direct[i].text);
       expect(r.score).toBeCloseTo(direct[i].score, 4);
-      expect(r.nbest.map((h: any) => h.translation)).toEqual(direct[i].nbest.map((h) => h.text));
+      expect(r.nbest.map((h: any) => h.translation_text)).toEqual(direct[i].nbest.map((h) => h.text));
       expect(r.nbest[0].score).toBeGreaterThanOrEqual(r.nbest[1].score);
     });
     single.forEach((a, i) => {
       expect(a.status).toBe(200);
-      expect(a.body.results[0].translation).toBe(greedy[i]);
+      expect(a.body.results[0].translation_text).toBe(greedy[i]);
       expect(a.body.results[0].nbest).toBeUndefined();
     });
   });
@@ -130,8 +132,8 @@ describe('translate route', () => {
       post(`${base}/v1/models/mt-q8/translate`, { text: texts }),
       post(`${base}/v1/models/mt-int8/translate`, { text: texts }),
     ]);
-    expect(rq.body.results.map((r: any) => r.translation)).toEqual(await q8.translate(texts));
-    expect(ri.body.results.map((r: any) => r.translation)).toEqual(await int8.translate(texts));
+    expect(rq.body.results.map((r: any) => r.translation_text)).toEqual(await q8.translate(texts));
+    expect(ri.body.results.map((r: any) => r.translation_text)).toEqual(await int8.translate(texts));
     for (const m of [q8, fp32, int8]) m.dispose();
   });
 
@@ -142,7 +144,7 @@ describe('translate route', () => {
     expect(r.body.error).toMatch(/^body\/text\[1\]: \d+ tokens with <\/s>, more than model 'mt' accepts \(maxLen 64\)/);
     const cut = await post(`${base}/v1/models/mt/translate`, { text: ['In the beginning', long], truncate: true });
     expect(cut.status).toBe(200);
-    expect(cut.body.results.map((x: any) => x.translation)).toEqual(await mt.translate(['In the beginning', long]));
+    expect(cut.body.results.map((x: any) => x.translation_text)).toEqual(await mt.translate(['In the beginning', long]));
   });
 
   const cases: [string, string, unknown, RegExp][] = [
@@ -201,7 +203,7 @@ describe('translate route', () => {
       const texts = sources.slice(0, 6);
       const r = await post(`${address}/v1/models/en-es/translate`, { text: texts, beam: 2 });
       expect(r.status).toBe(200);
-      expect(r.body.results.map((x: any) => x.translation)).toEqual(await mt.translate(texts, { beam: 2 }));
+      expect(r.body.results.map((x: any) => x.translation_text)).toEqual(await mt.translate(texts, { beam: 2 }));
     } finally {
       child.kill('SIGTERM');
     }

@@ -13,9 +13,10 @@ export const exportCommand: Command = {
   name: 'export',
   brief: 'Writes a model as an HF transformers or an ONNX directory.',
   summary:
-    'Writes a trainlarge model (trained, fine-tuned or compressed) as an HF transformers RoBERTa directory, with its tokenizer, ' +
-    'loadable by AutoModel.from_pretrained(DIR); or, for a masked-LM or classifier, as an ONNX model (opset 17) for ONNX Runtime ' +
-    '(onnxruntime-node), float32 or with --int8 dynamically quantized, with its tokenizer and labels.',
+    'Writes a trainlarge model (trained, fine-tuned or compressed) as an HF transformers directory with its tokenizer: an encoder ' +
+    "as RoBERTa (AutoModel.from_pretrained(DIR)), a translator with Marian's options as MarianMTModel (docs/huggingface.md); or, " +
+    'for a masked-LM or classifier, as an ONNX model (opset 17) for ONNX Runtime (onnxruntime-node), float32 or with --int8 ' +
+    'dynamically quantized, with its tokenizer and labels.',
   synopsis: '--model DIR --format hf|onnx [--int8] [--dir OUT]',
   flags: [
     { name: 'model', kind: 'string', value: 'DIR', help: 'a trainlarge model or run directory' },

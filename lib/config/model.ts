@@ -13,11 +13,17 @@ export const DEFAULT_LAYERS = 4;
 export const TASKS = ['mlm', 'classify', 'translate'] as const;
 export type Task = (typeof TASKS)[number];
 
+const TRANSLATE_FIELDS = ['encoderLayers', 'decoderLayers', 'tieEmbeddings', 'bosId', 'eosId'] as const;
+/** The translate model's architecture options beyond Vaswani et al.'s: what Marian (MarianMT) needs. */
+const ARCHITECTURE_OPTIONS = ['positions', 'activation', 'scaleEmbeddings', 'embeddingNorm', 'finalLogitsBias'] as const;
+
 /**
  * A RoBERTa-style encoder, or with task 'translate' an encoder-decoder Transformer (Vaswani et al. 2017,
  * fairseq's transformer). Defaults are stated here once; `ffn` defaults to 4 x dModel.
  * Names follow the field: dModel (hidden size), layers, heads, headDim, ffn (feed-forward width);
- * translate: encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId.
+ * translate: encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId, and the architecture options
+ * positions, activation, scaleEmbeddings, embeddingNorm, finalLogitsBias (Marian's: 'sinusoidal', 'swish',
+ * true, false, true; lib/marian.ts).
  */
 export const ModelConfigSchema = z
   .object({
@@ -52,6 +58,19 @@ export const ModelConfigSchema = z
     /** Translate only: the id the decoder starts from (default 1, SentencePiece's <s>) and the one it ends on (default 2, </s>). */
     bosId: z.number().int().min(0).optional(),
     eosId: z.number().int().min(0).optional(),
+    /**
+     * Translate only: the position embeddings, 'learned' (default: a row per position, trained) or 'sinusoidal'
+     * (fixed, as Marian and transformers' MarianMT lay them out: sin in the first half of a row, cos in the second).
+     */
+    positions: z.enum(['learned', 'sinusoidal']).optional(),
+    /** Translate only: the feed-forward's non-linearity, 'gelu' (default, exact), 'relu', or 'swish' (SiLU, Marian's). */
+    activation: z.enum(['gelu', 'relu', 'swish']).optional(),
+    /** Translate only: multiply the token embeddings by sqrt(dModel) before adding the positions (default false; Marian: true). */
+    scaleEmbeddings: z.boolean().optional(),
+    /** Translate, post-LN only: a LayerNorm on the embeddings (default true, RoBERTa's; Marian has none). */
+    embeddingNorm: z.boolean().optional(),
+    /** Translate only: a trained bias on the output logits (default false; Marian's final_logits_bias). */
+    finalLogitsBias: z.boolean().optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -86,8 +105,10 @@ export const ModelConfigSchema = z
       }
       if ((c.eosId ?? 2) === c.padId) ctx.addIssue({ code: 'custom', path: ['eosId'], message: `must differ from padId (${c.padId})` });
       if (c.maxLen < 2) ctx.addIssue({ code: 'custom', path: ['maxLen'], message: "must be >= 2 when task is 'translate'" });
+      if (c.norm === 'pre' && c.embeddingNorm !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['embeddingNorm'], message: "only applies when norm is 'post' (a pre-LN model has none)" });
     } else {
-      for (const f of ['encoderLayers', 'decoderLayers', 'tieEmbeddings', 'bosId', 'eosId'] as const) {
+      for (const f of [...TRANSLATE_FIELDS, ...ARCHITECTURE_OPTIONS] as const) {
         if (c[f] !== undefined)
           ctx.addIssue({ code: 'custom', path: [f], message: `only applies when task is 'translate', got task '${c.task}'` });
       }
@@ -95,22 +116,35 @@ export const ModelConfigSchema = z
   })
   // headDim is kept only where it is not dModel / heads, so every config without pruned heads reads as before;
   // the translate fields only on translate models, so MLM and classify configs read as before.
-  .transform(({ headDim, layers, encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId, ...c }) => ({
-    ...c,
-    // A translate model's `layers` is its encoder's depth (the engine reads encoderLayers).
-    layers: layers ?? encoderLayers ?? DEFAULT_LAYERS,
-    ...(headDim !== undefined && headDim * c.heads !== c.dModel ? { headDim } : {}),
-    ffn: c.ffn ?? 4 * c.dModel,
-    ...(c.task === 'translate'
-      ? {
-          encoderLayers: encoderLayers!,
-          decoderLayers: decoderLayers!,
-          tieEmbeddings: tieEmbeddings ?? 'all',
-          bosId: bosId ?? 1,
-          eosId: eosId ?? 2,
-        }
-      : {}),
-  }));
+  .transform(({ headDim, layers, encoderLayers, decoderLayers, tieEmbeddings, bosId, eosId, ...all }) => {
+    // The architecture options are kept only where they differ from their defaults, so every config written
+    // before them reads (and compares) as before, and one that sets them round-trips through a file.
+    const { positions, activation, scaleEmbeddings, embeddingNorm, finalLogitsBias, ...c } = all;
+    const options = {
+      ...(positions === 'sinusoidal' ? { positions } : {}),
+      ...(activation !== undefined && activation !== 'gelu' ? { activation } : {}),
+      ...(scaleEmbeddings ? { scaleEmbeddings } : {}),
+      ...(embeddingNorm === false ? { embeddingNorm } : {}),
+      ...(finalLogitsBias ? { finalLogitsBias } : {}),
+    };
+    return {
+      ...c,
+      // A translate model's `layers` is its encoder's depth (the engine reads encoderLayers).
+      layers: layers ?? encoderLayers ?? DEFAULT_LAYERS,
+      ...(headDim !== undefined && headDim * c.heads !== c.dModel ? { headDim } : {}),
+      ffn: c.ffn ?? 4 * c.dModel,
+      ...(c.task === 'translate'
+        ? {
+            encoderLayers: encoderLayers!,
+            decoderLayers: decoderLayers!,
+            tieEmbeddings: tieEmbeddings ?? 'all',
+            bosId: bosId ?? 1,
+            eosId: eosId ?? 2,
+            ...options,
+          }
+        : {}),
+    };
+  });
 
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
 export type ModelConfig = z.output<typeof ModelConfigSchema>;

@@ -42,10 +42,23 @@ export interface ClassifyResult {
   scores: Record<string, number>;
 }
 
+/**
+ * One candidate for a `<mask>`, in transformers' fill-mask pipeline's fields (`score`, `token` the id,
+ * `token_str` the decoded token, `sequence` the text with it filled in), plus `piece`: the tokenizer's own
+ * piece for the id (SentencePiece's `▁States` where `token_str` is `States`).
+ */
+export interface FillMaskCandidate {
+  score: number;
+  token: number;
+  token_str: string;
+  sequence: string;
+  piece: string;
+}
+
 export interface FillMaskResult {
   /** The text with each <mask> replaced by its most likely token. */
   sequence: string;
-  masks: { position: number; candidates: { id: number; token: string; score: number }[] }[];
+  masks: { position: number; candidates: FillMaskCandidate[] }[];
 }
 
 export const MASK = '<mask>';
@@ -57,16 +70,19 @@ export interface TranslateSearch {
   lengthPenalty: number;
 }
 
+/** transformers' translation pipeline's `translation_text`, with the search's score (and nbest list). */
 export interface TranslateResult {
-  translation: string;
+  translation_text: string;
   /** Sum of the tokens' log-probabilities / length^lengthPenalty. */
   score: number;
   /** The `nbest` best hypotheses, best first (only when the request asked for more than one). */
-  nbest?: { translation: string; score: number }[];
+  nbest?: { translation_text: string; score: number }[];
 }
 
 type Item = { ids: Int32Array; topK: number } | { source: string; search: TranslateSearch };
-type Output = ClassifyResult | FillMaskResult['masks'] | TranslateResult;
+/** One sequence's masks as the batch finds them: the topK ids, their probabilities and pieces per position. */
+type Found = { position: number; ids: number[]; probs: number[]; pieces: string[] }[];
+type Output = ClassifyResult | Found | TranslateResult;
 
 export class ServedModel {
   readonly batcher: MicroBatcher<Item, Output>;
@@ -234,11 +250,22 @@ export class ServedModel {
       }
       return { ids: Int32Array.from(ids), topK };
     });
-    const masks = (await Promise.all(this.submit(items, signal))) as FillMaskResult['masks'][];
+    const found = (await Promise.all(this.submit(items, signal))) as Found[];
     return items.map(({ ids }, i) => {
-      const filled = Array.from(ids);
-      for (const m of masks[i]) filled[m.position] = m.candidates[0].id;
-      return { sequence: this.tokenizer.decode(filled.slice(1, -1)), masks: masks[i] };
+      const best = Array.from(ids);
+      for (const m of found[i]) best[m.position] = m.ids[0];
+      // As transformers' pipeline: each candidate's `sequence` is the text with it at its mask (the other masks
+      // hold their best candidate here, where the pipeline would leave them as <mask>).
+      const text = (filled: number[]) => this.tokenizer.decode(filled.slice(1, -1));
+      const masks = found[i].map((m) => ({
+        position: m.position,
+        candidates: m.ids.map((id, r) => {
+          const filled = [...best];
+          filled[m.position] = id;
+          return { score: m.probs[r], token: id, token_str: this.tokenizer.decode([id]), sequence: text(filled), piece: m.pieces[r] };
+        }),
+      }));
+      return { sequence: text(best), masks };
     });
   }
 
@@ -297,11 +324,11 @@ export class ServedModel {
     }
     const topK = Math.max(...encoded.map((x) => x.topK));
     const preds = await this.model.fillMask(seqs, { topK, maskId: this.tokenizer.special.mask });
-    const out: FillMaskResult['masks'][] = encoded.map(() => []);
+    const out: Found[] = encoded.map(() => []);
     for (const p of preds) {
-      const ids = p.ids.slice(0, encoded[p.sequence].topK);
-      const tokens = this.tokenizer.pieces(ids);
-      out[p.sequence].push({ position: p.position, candidates: ids.map((id, r) => ({ id, token: tokens[r], score: p.probs[r] })) });
+      const k = encoded[p.sequence].topK;
+      const ids = p.ids.slice(0, k);
+      out[p.sequence].push({ position: p.position, ids, probs: p.probs.slice(0, k), pieces: this.tokenizer.pieces(ids) });
     }
     return out;
   }
@@ -326,9 +353,9 @@ export class ServedModel {
       rows.forEach((i, r) => {
         const t = done[r];
         out[i] = {
-          translation: t.text,
+          translation_text: t.text,
           score: t.score,
-          ...(nbest > 1 ? { nbest: t.nbest.map((h) => ({ translation: h.text, score: h.score })) } : {}),
+          ...(nbest > 1 ? { nbest: t.nbest.map((h) => ({ translation_text: h.text, score: h.score })) } : {}),
         };
       });
     }

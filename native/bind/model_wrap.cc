@@ -144,10 +144,18 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
     auto model = live("predict");
     auto [ids, mask] = token_batch_arg(info);
     const auto precision = parse_precision(string_arg(info, 4, "precision"));
+    // [targets, targetLength]: a translate model's teacher-forced logits (B, T, V).
+    torch::Tensor targets;
+    if (info.Length() > 5 && !info[5].IsUndefined()) {
+      const int64_t T = int_arg(info, 6, "targetLength");
+      if (T <= 0) throw std::invalid_argument("targets: length must be > 0");
+      targets = ids_from_js(info[5], "targets", {ids.size(0), T});
+    }
     return run_async(info.Env(), "trainlarge.predict",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "predict");
-                       auto logits = model->predict(ids, mask, precision);
+                       auto logits = targets.defined() ? model->predict_translation(ids, mask, targets, precision)
+                                                       : model->predict(ids, mask, precision);
                        return [logits](Napi::Env env) -> Napi::Value { return tensor_to_js(env, logits); };
                      },
                      {info.This().As<Napi::Object>()});

@@ -99,6 +99,15 @@ ModelConfig read_model_config(const Napi::Value& value) {
     c.tie = r.choice<Tie>("tieEmbeddings", {{"all", Tie::All}, {"decoder", Tie::Decoder}, {"none", Tie::None}});  // `tie` here
     c.bos_id = r.integer("bosId");
     c.eos_id = r.integer("eosId");
+    // Absent: the defaults every translate model had before these options (lib/config/model.ts writes them only when set).
+    if (r.has("positions"))
+      c.positions = r.choice<Positions>("positions", {{"learned", Positions::Learned}, {"sinusoidal", Positions::Sinusoidal}});
+    if (r.has("activation"))
+      c.activation =
+          r.choice<Activation>("activation", {{"gelu", Activation::Gelu}, {"relu", Activation::Relu}, {"swish", Activation::Swish}});
+    if (r.has("scaleEmbeddings")) c.scale_embeddings = r.boolean("scaleEmbeddings");
+    if (r.has("embeddingNorm")) c.embedding_norm = r.boolean("embeddingNorm");
+    if (r.has("finalLogitsBias")) c.final_logits_bias = r.boolean("finalLogitsBias");
   } else {
     c.layers = r.integer("layers");
   }

@@ -151,6 +151,20 @@ torch::Tensor Model::predict(const torch::Tensor& ids, const torch::Tensor& atte
   return out.to(torch::kCPU, torch::kFloat).contiguous();
 }
 
+torch::Tensor Model::predict_translation(const torch::Tensor& src, const torch::Tensor& src_mask, const torch::Tensor& targets,
+                                         Precision precision) {
+  const auto s2s = seq2seq();
+  if (!s2s) throw std::invalid_argument("predict: targets need a 'translate' model");
+  if (targets.dim() != 2 || targets.size(0) != src.size(0))
+    throw std::invalid_argument("targets: expected shape [batch, length] with the sources' batch");
+  if (targets.numel() > 0 && (targets.min().item<int64_t>() < 0 || targets.max().item<int64_t>() >= config().vocab_size))
+    throw std::invalid_argument("targets: ids must be in [0, vocabSize=" + std::to_string(config().vocab_size) + ")");
+  auto out = in_inference(*this, src, src_mask, precision, [&](const torch::Tensor& x, const torch::Tensor& m) {
+    return s2s->translation_logits(x, m, targets.to(device));
+  });
+  return out.to(torch::kCPU, torch::kFloat).contiguous();
+}
+
 std::vector<std::vector<Hypothesis>> Model::translate(const torch::Tensor& src, const torch::Tensor& src_mask,
                                                       const GenerateOptions& options, Precision precision) {
   const auto s2s = seq2seq();

@@ -47,6 +47,10 @@ class Model {
 
   // Logits for ids (B, T) int64 on CPU and an optional (B, T) bool mask; returns CPU float32.
   torch::Tensor predict(const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision);
+  // Translate models: teacher-forced logits (B, T, V) of targets (B, T) = [y1 .. yn EOS PAD ..] for sources
+  // (B, S): the decoder reads [BOS y1 .. ], as in training (Seq2SeqImpl::translation_logits).
+  torch::Tensor predict_translation(const torch::Tensor& src, const torch::Tensor& src_mask, const torch::Tensor& targets,
+                                    Precision precision);
 
   // Masked-LM only: the k most likely tokens and their softmax probabilities at flat positions
   // (b * T + t) of ids. The vocabulary projection runs on those rows only, not on all B * T.

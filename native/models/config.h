@@ -13,6 +13,11 @@ enum class NormPlacement { Post, Pre };  // post-LN as BERT/RoBERTa; pre-LN as G
 // decoder embedding = output projection (fairseq --share-all-embeddings); Decoder: decoder embedding = output
 // projection (--share-decoder-input-output-embed); None: three matrices.
 enum class Tie { All, Decoder, None };
+// Position embeddings: learned rows (BERT, fairseq's learned positions), or fixed sinusoids laid out as
+// Marian (and transformers' MarianMT) has them: sin in the first half of the row, cos in the second.
+enum class Positions { Learned, Sinusoidal };
+// The feed-forward's non-linearity: exact GELU (RoBERTa), ReLU (Vaswani et al.), swish = SiLU (Marian).
+enum class Activation { Gelu, Relu, Swish };
 
 struct ModelConfig {
   Task task = Task::MLM;
@@ -36,6 +41,12 @@ struct ModelConfig {
   Tie tie = Tie::All;
   int64_t bos_id = 0;
   int64_t eos_id = 0;
+  // Translate only, each default what every model had before (so files without them read as before):
+  Positions positions = Positions::Learned;
+  Activation activation = Activation::Gelu;
+  bool scale_embeddings = false;   // token embeddings x sqrt(d_model) before the positions are added (Vaswani et al.)
+  bool embedding_norm = true;      // post-LN: a LayerNorm on the embeddings (RoBERTa's); Marian has none
+  bool final_logits_bias = false;  // a (V) bias on the output logits (Marian's final_logits_bias; `output_bias`)
 
   // Throws std::invalid_argument naming the field when a size would make a tensor impossible.
   void validate() const;

@@ -139,8 +139,8 @@ torch::Tensor DecoderBlockImpl::step(const torch::Tensor& x, LayerCache& cache, 
 
 DecoderImpl::DecoderImpl(const ModelConfig& c) {
   if (c.tie != Tie::All) tokens = register_module("tokens", nn::Embedding(c.vocab_size, c.d_model));
-  positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
-  if (c.norm == NormPlacement::Post) embed_norm = register_module("embed_norm", layer_norm(c));
+  if (c.positions == Positions::Learned) positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
+  if (c.norm == NormPlacement::Post && c.embedding_norm) embed_norm = register_module("embed_norm", layer_norm(c));
   layers = register_module("layers", nn::ModuleList());
   for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(DecoderBlock(c));
   if (c.norm == NormPlacement::Pre) final_norm = register_module("final_norm", layer_norm(c));
@@ -150,6 +150,8 @@ Seq2SeqImpl::Seq2SeqImpl(const ModelConfig& c, uint64_t seed) : TransformerImpl(
   if (c.task != Task::Translate) throw std::invalid_argument("model config: a Seq2Seq model needs task 'translate'");
   decoder = register_module("decoder", Decoder(c));
   if (c.tie == Tie::None) output = register_module("output", nn::Linear(nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
+  // Zeros at the start, trained with the rest (Marian trains it; transformers keeps its copy as a fixed buffer).
+  if (c.final_logits_bias) output_bias = register_parameter("output_bias", torch::zeros({c.vocab_size}));
   // The encoder was initialised by TransformerImpl; the decoder and the output projection the same way
   // (N(0, 0.02), zero biases) from a generator of their own.
   torch::NoGradGuard no_grad;
@@ -181,8 +183,7 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& prev, const torch::Tensor
   if (T > config.max_len) {
     throw std::invalid_argument("targets: length " + std::to_string(T) + " is over maxLen (" + std::to_string(config.max_len) + ")");
   }
-  auto x = torch::embedding(decoder_embedding(), prev) + decoder->positions(torch::arange(T, prev.options()));  // (B, T, D)
-  if (decoder->embed_norm) x = norm_fp32(decoder->embed_norm, x);
+  auto x = embed(decoder_embedding(), decoder->positions, decoder->embed_norm, prev, 0);  // (B, T, D)
   x = dropout(x, config.dropout, is_training(), dropout_gen);
   // (1, 1, T, T): position t sees positions <= t. Padding at the end of a target needs no key mask: no
   // real position lies after it.
@@ -195,8 +196,8 @@ torch::Tensor Seq2SeqImpl::decode(const torch::Tensor& prev, const torch::Tensor
 }
 
 torch::Tensor Seq2SeqImpl::project(const torch::Tensor& h) {
-  if (output) return hooked(output, h);
-  return torch::linear(h, decoder_embedding());
+  auto logits = output ? hooked(output, h) : torch::linear(h, decoder_embedding());
+  return output_bias.defined() ? logits + output_bias : logits;
 }
 
 torch::Tensor Seq2SeqImpl::translation_logits(const torch::Tensor& src, const torch::Tensor& src_mask, const torch::Tensor& targets) {
@@ -247,8 +248,7 @@ torch::Tensor Seq2SeqImpl::step(const torch::Tensor& tokens_, DecoderState& stat
                                 ")");
   }
   const auto N = tokens_.size(0);
-  auto x = torch::embedding(decoder_embedding(), tokens_.view({N, 1})) + decoder->positions->weight[state.step];  // (N, 1, D)
-  if (decoder->embed_norm) x = norm_fp32(decoder->embed_norm, x);
+  auto x = embed(decoder_embedding(), decoder->positions, decoder->embed_norm, tokens_.view({N, 1}), state.step);  // (N, 1, D)
   x = dropout(x, config.dropout, is_training(), dropout_gen);
   for (size_t i = 0; i < decoder->layers->size(); ++i) {
     x = decoder->layers->ptr<DecoderBlockImpl>(i)->step(x, state.layers[i], state.memory_bias, dropout_gen);

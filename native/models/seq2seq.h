@@ -7,8 +7,9 @@
 // Safetensors names (the encoder's are those of an MLM/classify model, so a pretrained encoder loads by name):
 //   tokens.weight, positions.weight, embed_norm.* (post-LN), layers.N.{attn,norm1,ffn,norm2}.*, final_norm.* (pre-LN)
 //   decoder.tokens.weight                       tie 'decoder' and 'none' (tie 'all' uses tokens.weight)
-//   decoder.positions.weight                    learned, positions 0.. from BOS on (as the encoder's)
-//   decoder.embed_norm.{weight,bias}            post-LN only
+//   decoder.positions.weight                    learned, positions 0.. from BOS on (as the encoder's); sinusoidal:
+//                                               none (the encoder's fixed `sinusoid` buffer, not saved)
+//   decoder.embed_norm.{weight,bias}            post-LN with embedding_norm only
 //   decoder.layers.N.self_attn.{qkv,proj}.*     causal self-attention, q, k, v fused as in the encoder
 //   decoder.layers.N.norm1.*
 //   decoder.layers.N.cross_attn.q.*             queries from the decoder             (heads x head size, d_model)
@@ -19,6 +20,7 @@
 //   decoder.layers.N.norm3.*
 //   decoder.final_norm.*                        pre-LN only
 //   output.weight                               tie 'none' only (no bias, as fairseq's output projection)
+//   output_bias                                 final_logits_bias only: (V) added to the logits (Marian's)
 // post-LN layer: h = norm1(x + self(x)); h = norm2(h + cross(h, enc)); out = norm3(h + ffn(h))
 // pre-LN layer:  h = x + self(norm1(x)); h = h + cross(norm2(h), enc); out = h + ffn(norm3(h)); then final_norm
 #pragma once
@@ -126,6 +128,7 @@ struct Seq2SeqImpl : TransformerImpl {
 
   Decoder decoder{nullptr};
   torch::nn::Linear output{nullptr};  // tie 'none' only
+  torch::Tensor output_bias;          // (V), final_logits_bias only
 };
 TORCH_MODULE(Seq2Seq);
 

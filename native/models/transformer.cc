@@ -50,13 +50,28 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   return dropout(linear(proj, y), dropout_p, is_training(), gen);
 }
 
-FeedForwardImpl::FeedForwardImpl(const ModelConfig& c) : dropout_p(c.dropout) {
+FeedForwardImpl::FeedForwardImpl(const ModelConfig& c) : dropout_p(c.dropout), activation(c.activation) {
   fc1 = register_module("fc1", nn::Linear(c.d_model, c.ffn));
   fc2 = register_module("fc2", nn::Linear(c.ffn, c.d_model));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, at::Generator& gen) {
-  return dropout(linear(fc2, torch::gelu(linear(fc1, x))), dropout_p, is_training(), gen);
+  auto h = linear(fc1, x);
+  switch (activation) {
+    case Activation::Gelu: h = torch::gelu(h); break;
+    case Activation::Relu: h = torch::relu(h); break;
+    case Activation::Swish: h = torch::silu(h); break;
+  }
+  return dropout(linear(fc2, h), dropout_p, is_training(), gen);
+}
+
+torch::Tensor sinusoidal_positions(int64_t rows, int64_t d_model) {
+  // In double, then float, as transformers builds its table (numpy float64 -> float32).
+  const int64_t n_sin = (d_model + 1) / 2, n_cos = d_model / 2;
+  auto pos = torch::arange(rows, torch::kDouble).unsqueeze(1);                                         // (rows, 1)
+  auto i = torch::arange(n_sin, torch::kDouble);                                                       // (n_sin)
+  auto angle = pos / torch::pow(10000.0, 2.0 * i / static_cast<double>(d_model)).unsqueeze(0);         // (rows, n_sin)
+  return torch::cat({torch::sin(angle), torch::cos(angle.narrow(1, 0, n_cos))}, 1).to(torch::kFloat);  // (rows, D)
 }
 
 nn::LayerNorm layer_norm(const ModelConfig& c) { return nn::LayerNorm(nn::LayerNormOptions({c.d_model}).eps(c.layer_norm_eps)); }
@@ -105,8 +120,13 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, uint64_t seed)
     : config(c), dropout_gen(at::make_generator<at::CPUGeneratorImpl>(seed)) {
   c.validate();
   tokens = register_module("tokens", nn::Embedding(c.vocab_size, c.d_model));
-  positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
-  if (c.norm == NormPlacement::Post) embed_norm = register_module("embed_norm", layer_norm(c));
+  if (c.positions == Positions::Learned) {
+    positions = register_module("positions", nn::Embedding(c.max_len, c.d_model));
+  } else {
+    // A buffer: it moves with the module (to CUDA) but is no parameter: not trained, not saved.
+    sinusoid = register_buffer("sinusoid", sinusoidal_positions(c.max_len, c.d_model));
+  }
+  if (c.norm == NormPlacement::Post && c.embedding_norm) embed_norm = register_module("embed_norm", layer_norm(c));
   layers = register_module("layers", nn::ModuleList());
   for (int64_t i = 0; i < c.encoder_depth(); ++i) layers->push_back(Block(c));
   if (c.norm == NormPlacement::Pre) final_norm = register_module("final_norm", layer_norm(c));
@@ -154,11 +174,19 @@ void TransformerImpl::check_input(const torch::Tensor& ids, const torch::Tensor&
   }
 }
 
+torch::Tensor TransformerImpl::embed(const torch::Tensor& table, const nn::Embedding& learned, const nn::LayerNorm& norm,
+                                     const torch::Tensor& ids, int64_t start) {
+  const auto T = ids.size(1);
+  auto x = torch::embedding(table, ids);  // (B, T, D)
+  if (config.scale_embeddings) x = x * std::sqrt(static_cast<double>(config.d_model));
+  x = x + (learned ? learned->weight.narrow(0, start, T) : sinusoid.narrow(0, start, T).to(x.scalar_type()));
+  if (norm) x = norm_fp32(const_cast<nn::LayerNorm&>(norm), x);
+  return x;
+}
+
 torch::Tensor TransformerImpl::encode(const torch::Tensor& ids, const torch::Tensor& attention_mask) {
   const auto T = ids.size(1);
-  auto pos = torch::arange(T, ids.options());
-  auto x = tokens(ids) + positions(pos);  // (B, T, D)
-  if (embed_norm) x = norm_fp32(embed_norm, x);
+  auto x = embed(tokens->weight, positions, embed_norm, ids, 0);  // (B, T, D)
   x = dropout(x, config.dropout, is_training(), dropout_gen);
   torch::Tensor bias;  // (B, 1, 1, T): 0 for real keys, a large negative for padding
   if (attention_mask.defined()) {

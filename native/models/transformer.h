@@ -31,9 +31,14 @@ struct FeedForwardImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, at::Generator& gen);
 
   double dropout_p;
+  Activation activation;
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(FeedForward);
+
+// Marian's sinusoidal positions (transformers' MarianSinusoidalPositionalEmbedding): row p, column i <
+// ceil(D/2) is sin(p / 10000^(2i/D)), column ceil(D/2) + i is cos(p / 10000^(2i/D)); (rows, D) float.
+torch::Tensor sinusoidal_positions(int64_t rows, int64_t d_model);
 
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const ModelConfig& c);
@@ -89,9 +94,16 @@ struct TransformerImpl : torch::nn::Module {
   void check_input(const torch::Tensor& ids, const torch::Tensor& attention_mask) const;
   int64_t parameter_count() const;
 
+  // The embeddings of tokens `ids` (B, T) at positions start .. start + T - 1: token rows (x sqrt(d_model)
+  // when scale_embeddings) + position rows (learned `positions`, or the fixed `sinusoid`), then embed_norm.
+  // `table`: the token matrix; `learned`: the position rows to use when they are learned.
+  torch::Tensor embed(const torch::Tensor& table, const torch::nn::Embedding& learned, const torch::nn::LayerNorm& norm,
+                      const torch::Tensor& ids, int64_t start);
+
   ModelConfig config;
-  torch::nn::Embedding tokens{nullptr}, positions{nullptr};
-  torch::nn::LayerNorm embed_norm{nullptr};  // post-LN only (RoBERTa's embedding LayerNorm)
+  torch::nn::Embedding tokens{nullptr}, positions{nullptr};  // positions: learned only
+  torch::Tensor sinusoid;                                    // (max_len, D) buffer, sinusoidal positions only
+  torch::nn::LayerNorm embed_norm{nullptr};                  // post-LN with embedding_norm only (RoBERTa's embedding LayerNorm)
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};  // pre-LN only
   MlmHead mlm_head{nullptr};
