@@ -1,6 +1,7 @@
 // The planner on a synthetic evidence table whose answer is known.
 import { CompressionRow } from '../lib/compress/study';
 import { recommend } from '../lib/experiment/planner';
+import { pairwiseWins } from '../lib/experiment/compression-claims';
 
 const row = (model: string, method: CompressionRow['method'], setting: number, bytes: number, accuracy: number): CompressionRow => ({
   model,
@@ -62,4 +63,19 @@ test('impossible budgets are refused with what would fit', () => {
     /no model was trained within 10 s; the quickest evidence is small at 100 s/,
   );
   expect(() => recommend(evidence, { memoryBytes: -1, trainSeconds: 10 })).toThrow(/memoryBytes: must be a positive number/);
+});
+
+test('pairwiseWins counts, for each pair of sizes, the compressed small variants the larger model beats at no larger size', () => {
+  const rows = [row('a', 'none', 0, 100, 0.7), row('a', 'quantize', 8, 50, 0.6), row('a', 'quantize', 4, 30, 0.5)];
+  rows.push(row('b', 'none', 0, 200, 0.8), row('b', 'quantize', 8, 45, 0.65), row('b', 'quantize', 4, 35, 0.4));
+  // By layer bytes the larger model's 4-bit variant is the only one no larger than a's 8-bit one, and it loses.
+  rows[4].layerBytes = 60;
+  const sizes = [
+    { label: 'b', parameters: 2 },
+    { label: 'a', parameters: 1 },
+  ];
+  // a quantize 8 (50 B): b's best at <= 50 B is quantize 8 (0.65 > 0.6): a win; a quantize 4 (30 B): no b variant that small.
+  expect(pairwiseWins(rows, sizes, (x, y) => x.accuracy > y.accuracy)).toEqual([
+    '- b over a: wins 1 of 1 by file bytes, 0 of 1 by layer bytes',
+  ]);
 });

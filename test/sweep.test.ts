@@ -135,6 +135,7 @@ test('the compression experiment fine-tunes each size, compresses it, plots accu
   expect(report).toMatch(/a compressed larger model beats .*: (\*\*true\*\*|\*\*false\*\*|not decidable)/);
   // What was compressed is stated, and each row has the layers' bytes beside the file's, in the table and the CSV.
   expect(report).toContain('Compressed: the whole model');
+  expect(report).toMatch(/- d64-l2-h4 over d32-l1-h2: wins \d+ of \d+ by file bytes, \d+ of \d+ by layer bytes/);
   const csv = fs.readFileSync(path.join(dir, 'results.csv'), 'utf8').trim().split('\n');
   expect(csv[0]).toBe('model,parameters,method,setting,bytes,layer_bytes,accuracy,accuracy_drop,mean_weight_error');
   for (const x of r.rows) {

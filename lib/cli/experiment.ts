@@ -1,9 +1,9 @@
 // trainlarge experiment run | report, trainlarge recommend: size sweeps, compression experiments, the planner.
 import * as fs from 'fs';
 import * as path from 'path';
-import { CompressionResults, runCompression } from '../experiment/compression';
+import { CompressionResults, runCompression, writeCompressionReport } from '../experiment/compression';
 import { CompressionSpec } from '../experiment/compression-spec';
-import { TranslationCompressionResults } from '../experiment/compression-translate';
+import { TranslationCompressionResults, writeTranslationReport } from '../experiment/compression-translate';
 import { LADDER_LOCK, LadderSpec, runLadder, writeLadderReport } from '../experiment/ladder';
 import { recommend as plan } from '../experiment/planner';
 import { writeSweepReport } from '../experiment/report';
@@ -97,16 +97,27 @@ export const experimentRun: Command = {
 export const experimentReport: Command = {
   name: 'experiment report',
   operands: 'DIR',
-  summary: "Plots (SVG + PNG) and report.md of a sweep's (or a budget ladder's) finished runs.",
+  summary:
+    "Plots (SVG + PNG) and report.md of a sweep's (or a budget ladder's) finished runs, or written again from a compression experiment's compression.json.",
   synopsis: 'DIR',
   flags: [],
   async run(args) {
     const dir = args.positional[0];
     if (!dir) throw new UsageError('experiment report: give the sweep or ladder directory', 'experiment report');
+    if (fs.existsSync(path.join(dir, 'compression.json'))) {
+      const results = await readJson<CompressionResults | TranslationCompressionResults>(
+        path.join(dir, 'compression.json'),
+        'experiment report',
+      );
+      if (results.task === 'translate') await writeTranslationReport(dir, results);
+      else await writeCompressionReport(dir, results);
+      console.log(`wrote ${path.join(dir, 'report.md')}`);
+      return;
+    }
     // Jobs still running (--only) may rewrite it too: one writer at a time.
     const ladder = fs.existsSync(path.join(dir, 'ladder.json'));
     if (!ladder && !fs.existsSync(path.join(dir, 'sweep.json')))
-      throw new Error(`experiment report: ${dir} has no sweep.json or ladder.json: not a sweep or ladder directory`);
+      throw new Error(`experiment report: ${dir} has no sweep.json, ladder.json or compression.json: not an experiment directory`);
     const report = await withLock(
       path.join(dir, ladder ? LADDER_LOCK : SWEEP_LOCK),
       () => (ladder ? writeLadderReport(dir) : writeSweepReport(dir)),

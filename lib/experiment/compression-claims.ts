@@ -35,3 +35,42 @@ export function largerBeatsSmaller<R extends { model: string; method: string; se
     evidence: `${large} wins ${wins.length} of ${comparisons} equal-or-smaller-size comparisons${wins.length ? ': ' + wins.join('; ') : ''}`,
   };
 }
+
+/**
+ * The claim for every pair of sizes, measured two ways: for each compressed variant of the smaller model, does
+ * the larger model's best variant no larger in `key` (the whole file's bytes, or the Transformer layers' alone)
+ * score better? One line per pair: "larger wins W of N by file bytes, W' of N' by layer bytes".
+ */
+export function pairwiseWins<R extends { model: string; method: string; bytes: number; layerBytes: number }>(
+  rows: R[],
+  sizes: { label: string; parameters: number }[],
+  better: (a: R, b: R) => boolean,
+): string[] {
+  const bySize = [...sizes].sort((a, b) => a.parameters - b.parameters);
+  const count = (small: string, large: string, key: 'bytes' | 'layerBytes') => {
+    let wins = 0,
+      comparisons = 0;
+    for (const r of rows.filter((x) => x.model === small && x.method !== 'none')) {
+      const rivals = rows.filter((x) => x.model === large && x[key] <= r[key]);
+      if (rivals.length === 0) continue;
+      comparisons++;
+      if (
+        better(
+          rivals.reduce((a, b) => (better(b, a) ? b : a)),
+          r,
+        )
+      )
+        wins++;
+    }
+    return `${wins} of ${comparisons}`;
+  };
+  const lines: string[] = [];
+  for (let i = 0; i < bySize.length; i++)
+    for (let j = i + 1; j < bySize.length; j++) {
+      const [small, large] = [bySize[i].label, bySize[j].label];
+      lines.push(
+        `- ${large} over ${small}: wins ${count(small, large, 'bytes')} by file bytes, ${count(small, large, 'layerBytes')} by layer bytes`,
+      );
+    }
+  return lines;
+}

@@ -50,7 +50,10 @@ export function scoreVsBytesSpec<F extends string, R extends PlottedRow & Record
   const what = { prune: 'magnitude pruning', quantize: 'k-bit quantization', structured: 'structured pruning: heads / FFN units' }[method];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${name}: ${score.title} vs compressed size (${what})`,
+    title: {
+      text: `${name}: ${score.title} vs compressed size (${what})`,
+      subtitle: 'black dashed line: the Pareto front over every size and method (no variant is both smaller and better)',
+    },
     width: 480,
     height: 300,
     background: 'white',

@@ -9,7 +9,7 @@ import { corpusBleu } from '../metrics/bleu';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, writeCsvAtomic, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
-import { largerBeatsSmaller } from './compression-claims';
+import { largerBeatsSmaller, pairwiseWins } from './compression-claims';
 import { scoreVsBytesSpec } from './compression-plots';
 import type { ParsedCompressionSpec } from './compression-spec';
 import { renderSvg, svgToPng } from './report';
@@ -177,7 +177,7 @@ function verdict(holds: boolean | undefined): string {
   return holds === undefined ? 'not decidable' : holds ? '**true**' : '**false**';
 }
 
-async function writeTranslationReport(dir: string, results: TranslationCompressionResults): Promise<void> {
+export async function writeTranslationReport(dir: string, results: TranslationCompressionResults): Promise<void> {
   const plots = path.join(dir, 'plots');
   await fs.promises.mkdir(plots, { recursive: true });
   const structured = results.rows.some((r) => r.method.startsWith('prune-'));
@@ -215,6 +215,10 @@ async function writeTranslationReport(dir: string, results: TranslationCompressi
     '',
     `- a compressed larger model beats a compressed smaller one of the same or larger file size (BLEU): ${verdict(check.bleu.holds)}. ${check.bleu.evidence}.`,
     `- the same by test loss: ${verdict(check.loss.holds)}. ${check.loss.evidence}.`,
+    '',
+    'Every pair of sizes by test loss (the larger wins a comparison when its best variant no larger than a compressed variant of the smaller has the lower loss):',
+    '',
+    ...pairwiseWins(results.rows, results.models, (a, b) => a.loss < b.loss),
     '',
     `Pareto front (bytes, BLEU): ${results.pareto.map((r) => `${r.model} ${r.method} ${r.setting} (${r.bytes} B, ${r.bleu.toFixed(2)})`).join(' → ')}.`,
     '',

@@ -12,7 +12,7 @@ import { readJson, RUN_FILES, writeCsvAtomic, writeFileAtomic, writeJsonAtomic }
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
-import { largerBeatsSmaller } from './compression-claims';
+import { largerBeatsSmaller, pairwiseWins } from './compression-claims';
 import { scoreVsBytesSpec } from './compression-plots';
 import { CompressionSpec, CompressionSpecSchema, DEFAULT_TASK_MAX_LEN, SWEEP_FIELDS } from './compression-spec';
 import { runTranslationCompression, TranslationCompressionResults } from './compression-translate';
@@ -227,7 +227,7 @@ export function duringLines(rows: CompressionRow[]): string[] {
   ];
 }
 
-async function writeCompressionReport(dir: string, results: CompressionResults): Promise<void> {
+export async function writeCompressionReport(dir: string, results: CompressionResults): Promise<void> {
   const plots = path.join(dir, 'plots');
   await fs.promises.mkdir(plots, { recursive: true });
   const structured = results.rows.some((r) => r.method.startsWith('prune-'));
@@ -258,6 +258,10 @@ async function writeCompressionReport(dir: string, results: CompressionResults):
     '## Claims checked',
     '',
     `- a compressed larger model beats a compressed smaller one of the same or larger file size: ${check.holds === undefined ? 'not decidable' : check.holds ? '**true**' : '**false**'}. ${check.evidence}.`,
+    '',
+    'Every pair of sizes (the larger wins a comparison when its best variant no larger than a compressed variant of the smaller is more accurate):',
+    '',
+    ...pairwiseWins(results.rows, results.models, (a, b) => a.accuracy > b.accuracy),
     '',
     `Pareto front (bytes, accuracy): ${results.pareto.map((r) => `${r.model} ${r.method} ${r.setting} (${r.bytes} B, ${r.accuracy.toFixed(3)})`).join(' → ')}.`,
     '',
