@@ -20,17 +20,10 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { engineInfo, exportOnnx, setThreads, toInt8, Transformer } from '../lib';
 import { cpuName, median, publish, runMain } from './report';
+import { ModelSize, shapeOf, SIZES } from './sizes';
 
-interface Size {
-  name: string;
-  dModel: number;
-  layers: number;
-  heads: number;
-}
-const SIZES: Size[] = [
-  { name: 'medium', dModel: 256, layers: 4, heads: 4 },
-  { name: 'large', dModel: 512, layers: 8, heads: 8 },
-];
+// The sizes of every other benchmark (bench/sizes.ts).
+const BENCH_SIZES: ModelSize[] = [SIZES.medium, SIZES.large];
 const SHAPES = [
   { batch: 1, length: 16 },
   { batch: 1, length: 128 },
@@ -89,11 +82,8 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   let calls = 1;
   try {
-    for (const s of quick ? SIZES.slice(0, 1) : SIZES) {
-      const fp32 = await Transformer.create(
-        { task: 'classify', numLabels: 2, vocabSize: VOCAB, maxLen: 128, dModel: s.dModel, layers: s.layers, heads: s.heads },
-        { seed: 1 },
-      );
+    for (const s of quick ? BENCH_SIZES.slice(0, 1) : BENCH_SIZES) {
+      const fp32 = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: VOCAB, maxLen: 128, ...shapeOf(s) }, { seed: 1 });
       const int8 = await toInt8(fp32);
       await exportOnnx(fp32, path.join(work, `${s.name}-fp32`));
       await exportOnnx(fp32, path.join(work, `${s.name}-int8`), { int8: true });

@@ -354,13 +354,15 @@ describe('load', () => {
     const tight = await createService({ models: [{ name: 'clf', dir: path.join(dir, 'clf') }], maxBatch: 1, maxWaitMs: 0, maxQueue: 4 });
     await tight.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (tight.app.server.address() as { port: number }).port;
-    const texts = testTexts.slice(0, 40).map((x) => x.text);
+    // Enough requests at once that some arrive while the queue is full whatever the machine's load (40 were
+    // all admitted once on a busy machine: each was answered before the next was read).
+    const texts = testTexts.slice(0, 200).map((x) => x.text);
     const answers = await Promise.all(
       texts.map((text) => post(`http://127.0.0.1:${port}/v1/models/clf/classify`, { text, truncate: true })),
     );
     const refused = answers.filter((a) => a.status === 503);
     const ok = answers.filter((a) => a.status === 200);
-    expect(refused.length + ok.length).toBe(40);
+    expect(refused.length + ok.length).toBe(texts.length);
     expect(refused.length).toBeGreaterThan(0);
     expect(ok.length).toBeGreaterThan(4);
     for (const a of refused) {
