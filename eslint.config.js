@@ -19,7 +19,7 @@ const anyOff = Object.fromEntries(
 module.exports = defineConfig(
   {
     // Build outputs, downloaded data and environments (also in .gitignore); the fixtures are data written by an old version.
-    ignores: ['dist/', 'build/', 'data/', 'runs/', 'coverage/', '.venv*/', '.gpu-check/', 'node_modules/', 'test/fixtures/*/'],
+    ignores: ['dist/', 'build/', 'data/', 'runs/', 'coverage/', '.venv*/', '.gpu-check/', 'node_modules/', 'test/fixtures/*/', 'docs/api/'],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
