@@ -57,6 +57,11 @@ export interface RobertaConfigJson {
 }
 
 /** config.json for a model saved with format 'hf'. */
+/** What an HF export of a compressed model says it holds (config.json's trainlarge.compression). */
+export const DEQUANTIZED_NOTE =
+  'exported dequantized: pruned weights are zeros and quantized weights hold their grid values, stored as float32 ' +
+  "(trainlarge's own format keeps the packed file)";
+
 export function robertaConfig(
   c: ModelConfig,
   opts: { labels?: string[]; special?: { cls: number; eos: number }; compression?: CompressionState },
@@ -111,9 +116,7 @@ export function robertaConfig(
       model: c,
       ...(compressed
         ? {
-            compression:
-              'exported dequantized: pruned weights are zeros and quantized weights hold their grid values, stored as float32 ' +
-              "(trainlarge's own format keeps the packed file)",
+            compression: DEQUANTIZED_NOTE,
             pruned: Object.keys(opts.compression!.pruned).length,
             quantized: Object.values(opts.compression!.quantized)[0]?.bits,
           }

@@ -18,6 +18,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ModelConfig, parseModelConfig } from './config/model';
 import { Tokenizer } from './data/tokenizer';
+import { DEQUANTIZED_NOTE } from './hf';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './io';
 import type { ModelInternals } from './model';
 import { FloatTensor, readSafetensors, writeSafetensors } from './safetensors';
@@ -130,9 +131,7 @@ export function marianConfig(
         model: c,
         ...(compressed
           ? {
-              compression:
-                'exported dequantized: pruned weights are zeros and quantized weights hold their grid values, stored as float32 ' +
-                "(trainlarge's own format keeps the packed file)",
+              compression: DEQUANTIZED_NOTE,
             }
           : {}),
       },
