@@ -1,6 +1,14 @@
 // The compression experiment's claim, on any study's rows: a compressed larger model beats a compressed
 // smaller one of the same or larger file size. The classifier and translator checks both ask it.
 
+/** Rows no other row beats on both bytes (fewer) and `score` (higher), by bytes: a study's Pareto front. */
+export function scoreParetoFront<R extends { bytes: number }>(rows: R[], score: (r: R) => number): R[] {
+  const sorted = [...rows].sort((a, b) => a.bytes - b.bytes || score(b) - score(a));
+  const front: R[] = [];
+  for (const r of sorted) if (front.length === 0 || score(r) > score(front[front.length - 1])) front.push(r);
+  return front;
+}
+
 /**
  * The claim's comparison on any study's rows: every compressed variant of the smallest of `sizes` against the
  * best variant of the largest (the uncompressed one included) whose file is no larger. The claim holds when

@@ -9,7 +9,7 @@ import { corpusBleu } from '../metrics/bleu';
 import { Tokenizer } from '../data/tokenizer';
 import { readJson, writeCsvAtomic, writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
-import { largerBeatsSmaller, pairwiseWins } from './compression-claims';
+import { largerBeatsSmaller, pairwiseWins, scoreParetoFront } from './compression-claims';
 import { scoreVsBytesSpec } from './compression-plots';
 import type { ParsedCompressionSpec } from './compression-spec';
 import { renderSvg, svgToPng } from './report';
@@ -35,10 +35,7 @@ export interface TranslationCompressionResults {
 }
 
 export function bleuParetoFront(rows: TranslationCompressionRow[]): TranslationCompressionRow[] {
-  const sorted = [...rows].sort((a, b) => a.bytes - b.bytes || b.bleu - a.bleu);
-  const front: TranslationCompressionRow[] = [];
-  for (const r of sorted) if (front.length === 0 || r.bleu > front[front.length - 1].bleu) front.push(r);
-  return front;
+  return scoreParetoFront(rows, (r) => r.bleu);
 }
 
 /**

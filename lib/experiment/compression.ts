@@ -12,7 +12,7 @@ import { readJson, RUN_FILES, writeCsvAtomic, writeFileAtomic, writeJsonAtomic }
 import { Transformer } from '../model';
 import { Trainer } from '../train/trainer';
 import { renderSvg, svgToPng, VegaLiteSpec } from './report';
-import { largerBeatsSmaller, pairwiseWins } from './compression-claims';
+import { largerBeatsSmaller, pairwiseWins, scoreParetoFront } from './compression-claims';
 import { scoreVsBytesSpec } from './compression-plots';
 import { CompressionSpec, CompressionSpecSchema, DEFAULT_TASK_MAX_LEN, SWEEP_FIELDS } from './compression-spec';
 import { runTranslationCompression, TranslationCompressionResults } from './compression-translate';
@@ -31,10 +31,7 @@ export interface CompressionResults {
 }
 
 export function paretoFront(rows: CompressionRow[]): CompressionRow[] {
-  const sorted = [...rows].sort((a, b) => a.bytes - b.bytes || b.accuracy - a.accuracy);
-  const front: CompressionRow[] = [];
-  for (const r of sorted) if (front.length === 0 || r.accuracy > front[front.length - 1].accuracy) front.push(r);
-  return front;
+  return scoreParetoFront(rows, (r) => r.accuracy);
 }
 
 /**
