@@ -20,7 +20,7 @@ import { ModelConfig, parseModelConfig } from './config/model';
 import { Tokenizer } from './data/tokenizer';
 import { DEQUANTIZED_NOTE } from './hf';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './io';
-import type { ModelInternals } from './model';
+import type { NativeModel } from './native';
 import { FloatTensor, readSafetensors, writeSafetensors } from './safetensors';
 import { CompressionState } from './types';
 
@@ -253,7 +253,13 @@ function joinRows(ts: FloatTensor[]): FloatTensor {
 }
 
 /** Writes the translator's tensors under MarianMTModel's names into `file`. */
-export async function saveMarianWeights(model: ModelInternals, c: ModelConfig, file: string): Promise<void> {
+/** What the weight copies need of a model: its native handle and its one-at-a-time job queue (the model's internals have both). */
+interface ModelHandle {
+  readonly handle: NativeModel;
+  run<T>(job: () => Promise<T>): Promise<T>;
+}
+
+export async function saveMarianWeights(model: ModelHandle, c: ModelConfig, file: string): Promise<void> {
   const out: [string, FloatTensor][] = [];
   const get = async (name: string): Promise<FloatTensor> => {
     const t = await model.run(() => model.handle.parameter(name));
@@ -273,7 +279,7 @@ export async function saveMarianWeights(model: ModelInternals, c: ModelConfig, f
  * Loads a MarianMT checkpoint's tensors into a translator made from marianToConfig: every tensor must be there
  * with its shape (the error names it); lm_head.weight, when saved, must be the shared embedding.
  */
-export async function loadMarianWeights(model: ModelInternals, c: ModelConfig, file: string): Promise<void> {
+export async function loadMarianWeights(model: ModelHandle, c: ModelConfig, file: string): Promise<void> {
   const { tensors } = readSafetensors(file);
   // A checkpoint saved from MarianModel (no LM head) has no "model." prefix.
   const find = (name: string) => tensors.get(name) ?? tensors.get(name.replace(/^model\./, ''));
