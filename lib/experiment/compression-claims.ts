@@ -10,6 +10,27 @@ export function scoreParetoFront<R extends { bytes: number }>(rows: R[], score: 
 }
 
 /**
+ * Each compressed variant `r` of `small` against `best`, the best variant of `large` no larger in `key` (the
+ * uncompressed one included); `won`: best scores strictly better. Variants no `large` one is as small as are left out.
+ */
+function headToHead<R extends { model: string; method: string }, K extends keyof R>(
+  rows: R[],
+  small: string,
+  large: string,
+  key: K,
+  better: (a: R, b: R) => boolean,
+): { r: R; best: R; won: boolean }[] {
+  const out: { r: R; best: R; won: boolean }[] = [];
+  for (const r of rows.filter((x) => x.model === small && x.method !== 'none')) {
+    const rivals = rows.filter((x) => x.model === large && x[key] <= r[key]);
+    if (rivals.length === 0) continue;
+    const best = rivals.reduce((a, b) => (better(b, a) ? b : a));
+    out.push({ r, best, won: better(best, r) });
+  }
+  return out;
+}
+
+/**
  * The claim's comparison on any study's rows: every compressed variant of the smallest of `sizes` against the
  * best variant of the largest (the uncompressed one included) whose file is no larger. The claim holds when
  * the larger model wins more than half of those comparisons. `better(a, b)`: a scores strictly better than
@@ -24,19 +45,14 @@ export function largerBeatsSmaller<R extends { model: string; method: string; se
   const bySize = [...sizes].sort((a, b) => a.parameters - b.parameters);
   const small = bySize[0].label,
     large = bySize[bySize.length - 1].label;
-  const smallRows = rows.filter((r) => r.model === small && r.method !== 'none');
-  const wins: string[] = [];
-  let comparisons = 0;
-  for (const r of smallRows) {
-    const rivals = rows.filter((x) => x.model === large && x.bytes <= r.bytes);
-    if (rivals.length === 0) continue;
-    comparisons++;
-    const best = rivals.reduce((a, b) => (how.better(b, a) ? b : a));
-    if (how.better(best, r))
-      wins.push(
+  const matches = headToHead(rows, small, large, 'bytes', how.better);
+  const comparisons = matches.length;
+  const wins = matches
+    .filter((m) => m.won)
+    .map(
+      ({ r, best }) =>
         `${small} ${r.method} ${r.setting} ${how.show(r)} @ ${(r.bytes / 1e6).toFixed(2)} MB ${how.worse} ${large} ${best.method} ${best.setting} ${how.show(best)} @ ${(best.bytes / 1e6).toFixed(2)} MB`,
-      );
-  }
+    );
   if (comparisons === 0) return { holds: undefined, evidence: `no ${large} variant is as small as any compressed ${small} variant` };
   return {
     holds: wins.length * 2 > comparisons,
@@ -56,21 +72,8 @@ export function pairwiseWins<R extends { model: string; method: string; bytes: n
 ): string[] {
   const bySize = [...sizes].sort((a, b) => a.parameters - b.parameters);
   const count = (small: string, large: string, key: 'bytes' | 'layerBytes') => {
-    let wins = 0,
-      comparisons = 0;
-    for (const r of rows.filter((x) => x.model === small && x.method !== 'none')) {
-      const rivals = rows.filter((x) => x.model === large && x[key] <= r[key]);
-      if (rivals.length === 0) continue;
-      comparisons++;
-      if (
-        better(
-          rivals.reduce((a, b) => (better(b, a) ? b : a)),
-          r,
-        )
-      )
-        wins++;
-    }
-    return `${wins} of ${comparisons}`;
+    const matches = headToHead(rows, small, large, key, better);
+    return `${matches.filter((m) => m.won).length} of ${matches.length}`;
   };
   const lines: string[] = [];
   for (let i = 0; i < bySize.length; i++)
