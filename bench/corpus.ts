@@ -72,7 +72,11 @@ async function main(): Promise<void> {
   const workers = os.availableParallelism();
   fs.mkdirSync(work, { recursive: true });
   const hook = path.join(work, 'peak-rss.js');
-  fs.writeFileSync(hook, "process.on('exit', () => process.stderr.write(`peak-rss-kb ${process.resourceUsage().maxRSS}\\n`));\n");
+  // VmHWM, not getrusage's maxRSS: the kernel carries the forked parent's peak into a child's ru_maxrss.
+  fs.writeFileSync(
+    hook,
+    "process.on('exit', () => process.stderr.write(`peak-rss-kb ${/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]}\\n`));\n",
+  );
   const tokDir = path.join(work, 'tokenizer');
   const rows: string[] = [];
   let largest = '';

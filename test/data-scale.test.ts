@@ -12,7 +12,7 @@ import * as zlib from 'zlib';
 import { generateCorpus } from '../bench/corpus-gen';
 import { Corpus, loadParallelCorpus, ParallelDataset } from '../lib';
 import { native } from '../lib/native';
-import { tempDir } from './helpers';
+import { OWN_PEAK_RSS_MB, tempDir } from './helpers';
 
 jest.setTimeout(900_000);
 
@@ -283,7 +283,7 @@ describe('scale', () => {
     const script =
       `const { Corpus } = require(${JSON.stringify(path.join(ROOT, 'dist', 'lib'))});` +
       `Corpus.prepare({ source: { name: 'large', train: { files: [${JSON.stringify(file)}], split: 'blank-line' } }, dir: ${JSON.stringify(out)} })` +
-      `.then((c) => console.log(JSON.stringify({ maxRssMB: process.resourceUsage().maxRSS / 1024, train: c.manifest.splits.train.tokens, sample: c.manifest.tokenizer.sample })))` +
+      `.then((c) => console.log(JSON.stringify({ maxRssMB: ${OWN_PEAK_RSS_MB}, train: c.manifest.splits.train.tokens, sample: c.manifest.tokenizer.sample })))` +
       '.catch((e) => { console.error(e); process.exit(1); });';
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
@@ -360,7 +360,7 @@ describe('translation corpora', () => {
       sampler +
         `const { Corpus } = require(${lib});` +
         `Corpus.prepare({ source: { name: 'wmt-size', kind: 'translate', train: { files: [${JSON.stringify(file)}] } }, dir: ${JSON.stringify(out)} })` +
-        `.then((c) => console.log(JSON.stringify({ maxAnonMB: Math.max(maxAnonMB, anon()), maxRssMB: process.resourceUsage().maxRSS / 1024, pairs: c.manifest.splits.train.documents })))` +
+        `.then((c) => console.log(JSON.stringify({ maxAnonMB: Math.max(maxAnonMB, anon()), maxRssMB: ${OWN_PEAK_RSS_MB}, pairs: c.manifest.splits.train.documents })))` +
         '.catch((e) => { console.error(e); process.exit(1); });',
     );
     const trained = run(
@@ -369,7 +369,7 @@ describe('translation corpora', () => {
         `(async () => { const c = await Corpus.open(${JSON.stringify(out)}); const data = c.pairs('train', { maxLen: 64 });` +
         `const mt = await Transformer.create({ task: 'translate', vocabSize: c.tokenizer.vocabSize, maxLen: 64, dModel: 64, encoderLayers: 1, decoderLayers: 1, heads: 2, ffn: 128 });` +
         `const r = await new Trainer(mt, { lr: 1e-3, batchTokens: 4096, maxSteps: 5 }).fit(data);` +
-        `console.log(JSON.stringify({ maxAnonMB: Math.max(maxAnonMB, anon()), maxRssMB: process.resourceUsage().maxRSS / 1024, steps: r.steps, pairs: data.size, loss: r.history[r.history.length - 1].loss })); })()` +
+        `console.log(JSON.stringify({ maxAnonMB: Math.max(maxAnonMB, anon()), maxRssMB: ${OWN_PEAK_RSS_MB}, steps: r.steps, pairs: data.size, loss: r.history[r.history.length - 1].loss })); })()` +
         '.catch((e) => { console.error(e); process.exit(1); });',
     );
     console.log(

@@ -47,6 +47,14 @@ export function withEnv<T>(env: Record<string, string>, fn: () => T): T {
   }
 }
 
+/**
+ * A JS expression for a child script (`node -e`): the child's own peak resident memory in MB. Linux's VmHWM
+ * belongs to the address space made at exec. getrusage's ru_maxrss (`process.resourceUsage().maxRSS`) does not:
+ * the kernel carries into it the peak of the forked copy of the parent, so a child of a 1.4 GB jest process
+ * "peaks" at 1.4 GB whatever it does.
+ */
+export const OWN_PEAK_RSS_MB = "(Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]) / 1024)";
+
 export function tempDir(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `trainlarge-${name}-`));
 }
