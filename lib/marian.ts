@@ -32,7 +32,7 @@ export const MARIAN_FILES = {
   config: 'config.json',
   generation: 'generation_config.json',
   weights: 'model.safetensors',
-  /** torch.save's state dict, which many opus-mt checkpoints ship alone (read by libtorch: native/io/torch_checkpoint.h). */
+  /** torch.save's state dict, which many opus-mt checkpoints ship alone (read in C++: native/io/torch_checkpoint.h). */
   torchWeights: 'pytorch_model.bin',
   source: 'source.spm',
   target: 'target.spm',
@@ -350,7 +350,8 @@ export async function readMarianDir(dir: string): Promise<{ config: ModelConfig;
 
 /**
  * Runs `use` on the weights as a safetensors file: the file itself, or for a pytorch_model.bin its tensors
- * rewritten as float32 safetensors in a temporary folder by libtorch's own reader (convertTorchCheckpoint).
+ * rewritten as float32 safetensors in a temporary folder by the engine (convertTorchCheckpoint: libtorch's archive
+ * reader and a state dict's pickle opcodes, native/io/torch_checkpoint.h).
  */
 export async function withSafetensors<T>(weights: string, use: (file: string) => Promise<T>): Promise<T> {
   if (!weights.endsWith('.bin')) return use(weights);
