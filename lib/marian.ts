@@ -20,7 +20,7 @@ import { ModelConfig, parseModelConfig } from './config/model';
 import { Tokenizer } from './data/tokenizer';
 import { DEQUANTIZED_NOTE } from './hf';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './io';
-import type { NativeModel } from './native';
+import { native, NativeModel } from './native';
 import { FloatTensor, readSafetensors, writeSafetensors } from './safetensors';
 import { CompressionState } from './types';
 
@@ -32,6 +32,8 @@ export const MARIAN_FILES = {
   config: 'config.json',
   generation: 'generation_config.json',
   weights: 'model.safetensors',
+  /** torch.save's state dict, which many opus-mt checkpoints ship alone (read in C++: native/io/torch_checkpoint.h). */
+  torchWeights: 'pytorch_model.bin',
   source: 'source.spm',
   target: 'target.spm',
   vocab: 'vocab.json',
@@ -331,75 +333,65 @@ export async function loadMarianWeights(model: ModelHandle, c: ModelConfig, file
 
 /**
  * A MarianMT directory's config and weights file, after the checks that need no model: the architecture,
- * each field (lib/marian.ts marianToConfig), the weights' format.
+ * each field (lib/marian.ts marianToConfig), the weights' format: model.safetensors, else pytorch_model.bin
+ * (torch.save's zip format; read with withSafetensors). Sharded checkpoints are refused.
  */
 export async function readMarianDir(dir: string): Promise<{ config: ModelConfig; weights: string }> {
   const what = `Transformer.fromHF: ${dir}`;
   const j = await readJson<MarianConfigJson>(path.join(dir, MARIAN_FILES.config), 'Transformer.fromHF');
   const config = marianToConfig(j, what);
-  const weights = path.join(dir, MARIAN_FILES.weights);
-  if (!fs.existsSync(weights)) {
-    const bin = fs.existsSync(path.join(dir, 'pytorch_model.bin'));
-    throw new Error(
-      `${what}: no ${MARIAN_FILES.weights}` +
-        (bin
-          ? ' (pytorch_model.bin is a pickle, which trainlarge does not read: re-save it with ' +
-            'MarianMTModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True))'
-          : ''),
-    );
-  }
-  return { config, weights };
+  for (const index of [`${MARIAN_FILES.weights}.index.json`, `${MARIAN_FILES.torchWeights}.index.json`])
+    if (fs.existsSync(path.join(dir, index)))
+      throw new Error(`${what}: ${index}: a checkpoint sharded over several files is not supported (a translator this size fits one file)`);
+  for (const f of [MARIAN_FILES.weights, MARIAN_FILES.torchWeights])
+    if (fs.existsSync(path.join(dir, f))) return { config, weights: path.join(dir, f) };
+  throw new Error(`${what}: no ${MARIAN_FILES.weights} or ${MARIAN_FILES.torchWeights}`);
 }
 
 /**
- * The tokenizer of a MarianMT directory as trainlarge's: its tokenizer.model or tokenizer.json when it has one
- * (a directory trainlarge exported); else source.spm when it gives transformers' ids: the same model as
- * target.spm and a vocab.json that maps each piece to SentencePiece's own id for it. opus-mt's vocab.json numbers
- * the pieces of both languages' models in an order of its own (MarianTokenizer maps pieces through it), which one
- * SentencePiece model cannot reproduce: such a directory is refused, naming the first piece whose ids differ.
+ * Runs `use` on the weights as a safetensors file: the file itself, or for a pytorch_model.bin its tensors
+ * rewritten as float32 safetensors in a temporary folder by the engine (convertTorchCheckpoint: libtorch's archive
+ * reader and a state dict's pickle opcodes, native/io/torch_checkpoint.h).
+ */
+export async function withSafetensors<T>(weights: string, use: (file: string) => Promise<T>): Promise<T> {
+  if (!weights.endsWith('.bin')) return use(weights);
+  const tmp = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'trainlarge-bin-'));
+  try {
+    const file = path.join(tmp, MARIAN_FILES.weights);
+    await native().convertTorchCheckpoint(weights, file);
+    return await use(file);
+  } finally {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The tokenizer of a MarianMT directory as trainlarge's (Tokenizer.find): its tokenizer.model or tokenizer.json
+ * when it has one (a directory trainlarge exported), else MarianTokenizer's own files (source.spm, target.spm,
+ * vocab.json: a Helsinki-NLP/opus-mt-* directory's), as the 'marian' kind. Its </s> and <pad> must be the
+ * config's eos and pad, and its vocabulary no larger than the model's.
  */
 export async function marianTokenizer(dir: string, c: ModelConfig): Promise<Tokenizer | undefined> {
-  const own = await Tokenizer.find(dir);
-  if (own) return own;
-  const src = path.join(dir, MARIAN_FILES.source);
-  if (!fs.existsSync(src)) return undefined;
+  const tok = await Tokenizer.find(dir);
+  if (!tok) return undefined;
   const what = `Transformer.fromHF: ${dir}: the tokenizer`;
-  const tgt = path.join(dir, MARIAN_FILES.target);
-  if (fs.existsSync(tgt) && !fs.readFileSync(src).equals(fs.readFileSync(tgt)))
-    throw new Error(
-      `${what}: source.spm and target.spm differ; trainlarge's translators have one tokenizer for both sides (load the model ` +
-        'from a directory without them and pass translate() a { tokenizer }, or train one with Tokenizer.train)',
-    );
-  let tok: Tokenizer;
-  try {
-    tok = Tokenizer.load(src);
-  } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`);
-  }
-  const vocab = await readJson<Record<string, number>>(path.join(dir, MARIAN_FILES.vocab), 'Transformer.fromHF');
-  const pieces = tok.pieces(Int32Array.from({ length: tok.vocabSize }, (_, i) => i));
-  const off = pieces.findIndex((p, i) => vocab[p] !== i);
-  if (off >= 0 || Object.keys(vocab).length !== pieces.length)
-    throw new Error(
-      `${what}: vocab.json does not give SentencePiece's ids (` +
-        (off >= 0
-          ? `piece '${pieces[off]}' is ${vocab[pieces[off]]} there, ${off} in source.spm`
-          : `${Object.keys(vocab).length} entries, ${pieces.length} pieces`) +
-        "), so trainlarge's tokenizer would not give the model's ids",
-    );
   if (tok.special.eos !== c.eosId || tok.special.pad !== c.padId)
     throw new Error(
       `${what}: its </s> and <pad> (${tok.special.eos}, ${tok.special.pad}) are not the config's eos and pad (${c.eosId}, ${c.padId})`,
     );
+  if (tok.vocabSize > c.vocabSize)
+    throw new Error(`${what}: it has ${tok.vocabSize} pieces, more than the config's vocab_size (${c.vocabSize})`);
   return tok;
 }
 
 /**
  * MarianTokenizer's files for a SentencePiece tokenizer: source.spm = target.spm = the model, vocab.json with
  * SentencePiece's own ids, tokenizer_config.json naming MarianTokenizer. transformers' MarianTokenizer then
- * gives trainlarge's ids (it appends </s>, as Transformer.translate does).
+ * gives trainlarge's ids (it appends </s>, as Transformer.translate does). A Marian tokenizer (an imported
+ * opus-mt model's) has written its own files already (Tokenizer.saveTo).
  */
 export async function saveMarianTokenizer(tok: Tokenizer, dir: string): Promise<void> {
+  if (tok.kind === 'marian') return; // its saveTo wrote MarianTokenizer's own files
   if (!tok.files.includes('tokenizer.model'))
     throw new Error(
       "save: format 'hf': a translator's tokenizer must be SentencePiece (MarianTokenizer reads .spm files), not a byte-level BPE",

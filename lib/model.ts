@@ -30,6 +30,7 @@ import {
   readMarianDir,
   saveMarianTokenizer,
   saveMarianWeights,
+  withSafetensors,
 } from './marian';
 import { readJson, RUN_FILES, writeJsonAtomic } from './io';
 import { native, NativeModel, NativeTrainer } from './native';
@@ -227,7 +228,8 @@ export class Transformer {
    * checkpoint's (e.g. 'classify' on an MLM checkpoint) the body is loaded under a fresh head from `seed`.
    * Every tensor the model needs must be in the file with its shape; a model that cannot fit in the free
    * memory is refused before anything is allocated. Class names of a classification checkpoint are in
-   * `hfLabels(dir)`.
+   * `hfLabels(dir)`. A MarianMT directory (config.json naming MarianMTModel: Helsinki-NLP's opus-mt models, or
+   * a translator trainlarge exported) loads as a translator with its tokenizer (see fromMarian).
    */
   static async fromHF(dir: string, options: PretrainedOptions = {}): Promise<Transformer> {
     const opts = parseConfig(PretrainedOptionsSchema, options, 'fromHF options');
@@ -246,7 +248,11 @@ export class Transformer {
     return model;
   }
 
-  /** fromHF for a MarianMT directory (lib/marian.ts): a translator with Marian's architecture options and its tokenizer. */
+  /**
+   * fromHF for a MarianMT directory (lib/marian.ts): a translator with Marian's architecture options and its
+   * tokenizer: a public Helsinki-NLP/opus-mt-* directory's (MarianTokenizer's source.spm, target.spm and
+   * vocab.json, as a 'marian' Tokenizer) or trainlarge's own; weights from model.safetensors or pytorch_model.bin.
+   */
   private static async fromMarian(dir: string, opts: z.output<typeof PretrainedOptionsSchema>): Promise<Transformer> {
     if (opts.task !== undefined || opts.numLabels !== undefined)
       throw new TypeError(`Transformer.fromHF: ${dir} is a MarianMT translator; task and numLabels do not apply`);
@@ -254,7 +260,7 @@ export class Transformer {
     const tokenizer = await marianTokenizer(dir, hf.config);
     const model = await Transformer.create(hf.config, { seed: opts.seed, device: opts.device });
     try {
-      await loadMarianWeights(modelInternals(model), hf.config, hf.weights);
+      await withSafetensors(hf.weights, (file) => loadMarianWeights(modelInternals(model), hf.config, file));
     } catch (e) {
       model.dispose();
       throw new Error(`Transformer.fromHF: ${dir}: ${(e as Error).message}`);

@@ -200,6 +200,10 @@ export interface NativeTokenizer {
   piece(id: number): string;
   pieces(ids: Int32Array): string[];
   pieceToId(piece: string): number;
+  /** SentencePiece's pieces of the whole text (a character outside the model is its own piece). */
+  encodePieces(text: string): string[];
+  /** SentencePiece's detokenization of pieces (one outside the model is kept as written). */
+  decodePieces(pieces: string[]): string;
 }
 
 export interface NativeShardInfo {
@@ -242,6 +246,8 @@ export interface NativeAddon {
   readTokenShard(path: string): { ids: Int32Array; tokenBytes: number; vocabSize: number };
   trainTokenizer(lines: string[], options: TokenizerSettings): Promise<NativeTokenizer>;
   loadTokenizer(modelBytes: Uint8Array): NativeTokenizer;
+  /** Any SentencePiece model, its ids its own (use encodePieces/decodePieces under another vocabulary's ids). */
+  loadForeignTokenizer(modelBytes: Uint8Array): NativeTokenizer;
   createLabelledData(tokens: TokenArray, offsets: Int32Array, labels: Int32Array, maxLen: number, padId: number): NativeDataset;
   createParallelData(
     source: Int32Array,
@@ -266,9 +272,11 @@ export interface NativeAddon {
   setThreads(threads: number, blasThreads: number): void;
   /** Temporary name, fsync, rename, fsync of the folder (native/io/atomic_file.h). */
   writeFileAtomic(path: string, data: string | Uint8Array): Promise<void>;
+  /** A torch.save state dict (zip format: pytorch_model.bin) rewritten as safetensors, floats as float32; the tensors' names. */
+  convertTorchCheckpoint(binPath: string, safetensorsPath: string): Promise<string[]>;
 }
 
-const ABI_VERSION = 10;
+const ABI_VERSION = 11;
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 let addon: NativeAddon | undefined;

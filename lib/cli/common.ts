@@ -5,6 +5,7 @@ import * as path from 'path';
 import { CreateOptionsSchema, Device } from '../config/model';
 import { parseTrainConfig, plannedWarmup, SCHEDULES, TrainConfigInput, TrainConfigSchema, WARMUP_FRACTION } from '../config/train';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
+import { ParallelFilesSpec } from '../data/parallel-files';
 import { TrainingData } from '../data/dataset';
 import { ClassificationTask, CustomTask, Dataset, ExampleFiles } from '../data/task';
 import { Tokenizer } from '../data/tokenizer';
@@ -127,7 +128,12 @@ export async function fitWithProgress(
 
 /** The task flags of finetune and compress: a built-in task or your own labelled files. */
 export const TASK_FLAGS: Flag[] = [
-  { name: 'task', kind: 'string', value: 'NAME', help: `a built-in task: ${Object.keys(CLASSIFICATION_SOURCES).join(', ')}` },
+  {
+    name: 'task',
+    kind: 'string',
+    value: 'NAME',
+    help: `a built-in task: ${Object.keys(CLASSIFICATION_SOURCES).join(', ')}; or translate (a translator on the pairs of --train)`,
+  },
   { name: 'train', kind: 'list', value: 'FILE,...', help: 'or your own labelled examples (JSONL or TSV)' },
   { name: 'valid', kind: 'list', value: 'FILE,...', help: 'validation examples (default: 10% of --train, by a hash of each example)' },
   { name: 'test', kind: 'list', value: 'FILE,...', help: 'test examples (default: another 10% of --train)' },
@@ -146,7 +152,10 @@ export const TASK_FLAGS: Flag[] = [
 
 /** What a fine-tuned model directory records of its task (task.json), so compress can find the same splits. */
 export interface TaskRecord {
+  /** A built-in task's name, your labelled files, or 'translate' (a translator's pairs: `parallel`). */
   source: string | CustomTask;
+  /** --task translate: the pair files of each split. */
+  parallel?: ParallelFilesSpec;
   maxLen: number;
 }
 
@@ -189,6 +198,29 @@ export function taskSource(args: Args): string | CustomTask | undefined {
     ...(args.has('labels') ? { labels: args.list('labels') } : {}),
     train: files(train),
     ...(valid && test ? { valid: files(valid), test: files(test) } : {}),
+  };
+}
+
+/** --task's value that fine-tunes a translator on the pairs of --train (and --valid, --test) instead of a classifier. */
+export const TRANSLATE_TASK = 'translate';
+
+/** The parallel files --train/--valid/--test name, for --task translate: TSV (source, target columns) or JSONL. */
+export function parallelFiles(args: Args): ParallelFilesSpec {
+  const train = args.list('train');
+  if (!train) throw new UsageError('--task translate: give --train FILE,... (source-target pairs, TSV or JSONL)', args.command.name);
+  for (const f of ['text-field', 'label-field', 'pair-field', 'labels'])
+    if (args.has(f)) throw new UsageError(`--${f}: does not apply to --task translate (pairs are source, target)`, args.command.name);
+  const files = (list: string[]) => ({
+    files: list.map((f) => path.resolve(f)),
+    format: (args.string('format') ?? (list[0].endsWith('.tsv') ? 'tsv' : 'jsonl')) as 'tsv' | 'jsonl',
+  });
+  const valid = args.list('valid'),
+    test = args.list('test');
+  return {
+    name: args.string('name') ?? path.basename(path.dirname(path.resolve(train[0]))),
+    train: files(train),
+    ...(valid ? { valid: files(valid) } : {}),
+    ...(test ? { test: files(test) } : {}),
   };
 }
 

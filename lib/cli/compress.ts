@@ -26,15 +26,109 @@ import {
   JSON_FLAG,
   loadTask,
   modelDir,
+  parallelFiles,
   readTaskRecord,
   savedLabels,
   TASK_FLAGS,
   taskSource,
   trainConfig,
   trainFlags,
+  TRANSLATE_TASK,
   writeTaskRecord,
 } from './common';
 import { progressReporter } from '../train/progress';
+import { TrainConfigInput } from '../config/train';
+import { ParallelFilesSpec } from '../data/parallel-files';
+import { Dataset } from '../data/task';
+
+/**
+ * compress on a translator (trainlarge finetune --task translate): pruned and/or quantized, saved packed with its
+ * tokenizer and task.json; BLEU before and after on the first 200 test pairs (valid when there is no test split)
+ * when the pairs are known, and the file's bytes.
+ */
+async function compressTranslator(o: {
+  args: Args;
+  dir: string;
+  out: string;
+  tok: Tokenizer;
+  spec?: ParallelFilesSpec;
+  maxLen?: number;
+  pruneOptions?: PruneOptions;
+  quantizeOptions?: QuantizeOptions;
+  config: TrainConfigInput;
+  int8: boolean;
+}): Promise<void> {
+  const { args } = o;
+  let model = await Transformer.load(o.dir, { device: device(args) });
+  const done: Transformer[] = [];
+  const bars: { stop: () => void }[] = [];
+  let task: Awaited<ReturnType<typeof Dataset.parallel>> | undefined;
+  try {
+    if (model.config.task !== 'translate')
+      throw new UsageError(`--task translate: ${o.dir} holds a '${model.config.task}' model, not a translator`, 'compress');
+    const maxLen = o.maxLen ?? model.config.maxLen;
+    task = o.spec ? await Dataset.parallel({ source: o.spec, tokenizer: o.tok, maxLen }) : undefined;
+    const evalSet = task?.test ?? task?.valid;
+    const bleu = async (m: Transformer) => (evalSet ? (await m.evaluate(evalSet, { metric: 'bleu', maxSamples: 200 })).bleu : undefined);
+    const training = (what: string): CompressionTraining => {
+      if (!task) throw new UsageError(`${what}: fine-tunes, so it needs the pairs: give --task translate --train FILE,...`, 'compress');
+      const bar = progressReporter(`${what} ${task.name}`);
+      bars.push(bar);
+      return { data: task.train, config: o.config, fit: { onProgress: bar.onProgress } };
+    };
+    const before = { bleu: await bleu(model), bytes: (await compressedSize(model)).bytes };
+    if (o.pruneOptions) {
+      done.push(model);
+      model = await prune(model, {
+        ...o.pruneOptions,
+        ...(o.pruneOptions.schedule === 'gradual' ? { train: training('gradual pruning') } : {}),
+      });
+    }
+    if (o.quantizeOptions) {
+      done.push(model);
+      model = await quantize(model, { ...o.quantizeOptions, ...(o.quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
+    }
+    for (const b of bars.splice(0)) b.stop();
+    await model.save(o.out, { tokenizer: o.tok });
+    await writeTaskRecord(o.out, { source: TRANSLATE_TASK, ...(o.spec ? { parallel: o.spec } : {}), maxLen });
+    const fileBytes = fs.statSync(path.join(o.out, RUN_FILES.weights)).size;
+    const after = { bleu: await bleu(model), bytes: (await compressedSize(model)).bytes, fileBytes };
+    let int8Bleu: number | undefined;
+    if (o.int8) {
+      const fast = await toInt8(model, { engine: args.string('engine') as Int8Engine | undefined });
+      int8Bleu = await bleu(fast);
+      fast.dispose();
+    }
+    const result = {
+      dir: o.out,
+      task: TRANSLATE_TASK,
+      before,
+      after,
+      ...(int8Bleu !== undefined ? { int8Bleu } : {}),
+      ...(evalSet ? { bleuPairs: Math.min(200, evalSet.size) } : {}),
+      compression: { pruned: Object.keys(model.compression.pruned).length, quantized: Object.keys(model.compression.quantized).length },
+    };
+    if (args.bool('json')) console.log(JSON.stringify(result));
+    else {
+      if (evalSet)
+        console.log(
+          `BLEU on ${result.bleuPairs} ${task?.test ? 'test' : 'validation'} pairs: ${before.bleu!.toFixed(2)} before, ${after.bleu!.toFixed(2)} after` +
+            `${int8Bleu !== undefined ? `, ${int8Bleu.toFixed(2)} on int8 kernels` : ''}`,
+        );
+      else console.log('no test or validation pairs known (task.json names none): BLEU not measured');
+      console.log(
+        `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
+          `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
+      );
+      console.log(`saved ${o.out}: model.safetensors (${fileBytes.toLocaleString('en-US')} bytes), config.json, the tokenizer, task.json`);
+    }
+  } finally {
+    for (const b of bars) b.stop();
+    model.dispose();
+    for (const m of done) m.dispose();
+    task?.dispose();
+  }
+}
 
 // The fine-tuning of gradual pruning and QAT (no evaluation cadence: they evaluate on the test split after).
 const TRAIN_FLAGS = trainFlags(100).filter((f) => !['eval-every', 'eval-samples'].includes(f.name));
@@ -54,11 +148,11 @@ function defaultDir(model: string, args: Args): string {
 
 export const compress: Command = {
   name: 'compress',
-  brief: 'Prunes / quantizes a classifier; prints accuracy and bytes before and after.',
+  brief: 'Prunes / quantizes a classifier or translator; prints accuracy (BLEU) and bytes before and after.',
   summary:
     'Prunes and/or quantizes a fine-tuned classifier (lib/compress: magnitude pruning, k-bit quantization, int8 kernels), ' +
     "writes the packed file (config.json, model.safetensors, the tokenizer) and prints the task's test accuracy and the " +
-    'file size before and after.',
+    'file size before and after; for a translator (trainlarge finetune --task translate) BLEU on its test pairs.',
   synopsis: '--model DIR (--prune S | --bits K | --int8) [--dir OUT] [options]',
   flags: [
     { name: 'model', kind: 'string', value: 'DIR', help: 'a fine-tuned classifier (trainlarge finetune)' },
@@ -203,13 +297,25 @@ export const compress: Command = {
 
     const tok = await Tokenizer.fromDir(dir);
     const record = await readTaskRecord(dir);
+    const translating = args.string('task') === TRANSLATE_TASK || (!args.has('task') && record?.source === TRANSLATE_TASK);
+    if (translating) {
+      const spec = args.string('task') === TRANSLATE_TASK ? parallelFiles(args) : record?.parallel;
+      return compressTranslator({ args, dir, out, tok, spec, maxLen: record?.maxLen, pruneOptions, quantizeOptions, config, int8 });
+    }
     const source = taskSource(args) ?? record?.source;
     if (source === undefined)
       throw new UsageError(
-        `compress: ${dir} has no task.json (not from trainlarge finetune): give --task NAME or --train FILE,...`,
+        `compress: ${dir} has no task.json (not from trainlarge finetune): give --task NAME or --train FILE,... (a translator: --task translate --train PAIRS)`,
         'compress',
       );
     let model = await Transformer.load(dir, { device: device(args) });
+    if (model.config.task === 'translate') {
+      model.dispose();
+      throw new UsageError(
+        `--model: ${dir} is a translator: give --task translate --train FILE,... (its pairs) to compress it`,
+        'compress',
+      );
+    }
     if (model.config.task !== 'classify') {
       model.dispose();
       throw new UsageError(`--model: ${dir} is a masked-LM; compress evaluates a classifier (trainlarge finetune first)`, 'compress');

@@ -208,18 +208,25 @@ export class ParallelDataset implements TrainingData {
     handles.set(this, handle);
   }
 
-  /** From texts: both sides encoded with `tokenizer` (one vocabulary for both languages). */
+  /**
+   * From texts: both sides encoded with `tokenizer` (one vocabulary for both languages; the targets with its
+   * encodeTargetBatch when it has one: a Marian tokenizer's target.spm).
+   */
   static async fromTexts(
     source: string[],
     target: string[],
-    tokenizer: TokenizerLike & { encodeBatch?: (texts: string[]) => Promise<Int32Array[]> },
+    tokenizer: TokenizerLike & {
+      encodeBatch?: (texts: string[]) => Promise<Int32Array[]>;
+      encodeTargetBatch?: (texts: string[]) => Promise<Int32Array[]>;
+    },
     opts: { maxLen: number },
   ): Promise<ParallelDataset> {
     if (!Array.isArray(source) || !Array.isArray(target)) throw new TypeError('source, target: expected arrays of strings');
     if (source.length !== target.length) throw new RangeError(`target: has ${target.length} texts for ${source.length} sources`);
     const encode = async (texts: string[]) =>
       tokenizer.encodeBatch ? tokenizer.encodeBatch(texts) : texts.map((t) => tokenizer.encode(t));
-    const [s, t] = [await encode(source), await encode(target)];
+    const encodeTarget = async (texts: string[]) => (tokenizer.encodeTargetBatch ? tokenizer.encodeTargetBatch(texts) : encode(texts));
+    const [s, t] = [await encode(source), await encodeTarget(target)];
     return ParallelDataset.build(s, t, { ...opts, tokenizer, source, target });
   }
 

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io';
 import { native, NativeTokenizer } from '../native';
 import { readDocuments, DocumentFormat } from './files';
 import { HF_MERGES_FILE, HF_TOKENIZER_FILE, HF_VOCAB_FILE, HfBpe } from './hf-tokenizer';
+import { isMarianTokenizerDir, MarianVocab } from './marian-vocab';
 import { isSpmTokenizerJson, spmModelFromHf, spmToHfFiles } from './spm-hf';
 import { checkSequence, checkTokenId, describeValue, SpecialTokens, TokenizerLike } from './tokens';
 
@@ -28,13 +29,13 @@ function toLines(texts: string[]): string[] {
   return lines;
 }
 
-/** What a Tokenizer runs on: trainlarge's native SentencePiece, or a Hugging Face byte-level BPE. */
-export type TokenizerKind = 'sentencepiece' | 'hf-bpe';
+/** What a Tokenizer runs on: trainlarge's native SentencePiece, a Hugging Face byte-level BPE, or MarianTokenizer's files. */
+export type TokenizerKind = 'sentencepiece' | 'hf-bpe' | 'marian';
 
 /** The file Tokenizer.load reads and save writes for SentencePiece; fromDir looks for it first. */
 export const SENTENCEPIECE_FILE = 'tokenizer.model';
 
-type Backend = { kind: 'sentencepiece'; handle: NativeTokenizer } | { kind: 'hf-bpe'; hf: HfBpe };
+type Backend = { kind: 'sentencepiece'; handle: NativeTokenizer } | { kind: 'hf-bpe'; hf: HfBpe } | { kind: 'marian'; marian: MarianVocab };
 
 // The normalization rules SentencePiece precompiles, the likeliest first (a tokenizer.json names none).
 const SPM_RULES = ['nmt_nfkc', 'nfkc', 'nmt_nfkc_cf', 'nfkc_cf', 'identity'];
@@ -52,6 +53,10 @@ const HF_BATCH_CHUNK = 256;
  * - 'hf-bpe': a Hugging Face byte-level BPE (RoBERTa's, GPT-2's) read from its files (Tokenizer.fromHF) and
  *   applied by tokenizers.js; encode gives transformers' ids (without the special tokens, which trainlarge
  *   adds where it builds sequences) and `special` holds the ids the files name.
+ * - 'marian': transformers' MarianTokenizer (opus-mt's source.spm, target.spm and vocab.json; marian-vocab.ts),
+ *   read with Tokenizer.fromDir: encode gives MarianTokenizer's ids of a source (without its </s>), encodeTarget
+ *   of a target (target.spm), decode its decode(ids, skip_special_tokens=True). Marian has no <s> or <mask>:
+ *   `special.cls` is pad (the decoder's start) and `special.mask` is unk.
  */
 export class Tokenizer implements TokenizerLike {
   readonly special: SpecialTokens;
@@ -64,6 +69,9 @@ export class Tokenizer implements TokenizerLike {
     if (backend.kind === 'sentencepiece') {
       this.special = { ...SPM_SPECIAL };
       this.sha256 = createHash('sha256').update(backend.handle.modelBytes()).digest('hex');
+    } else if (backend.kind === 'marian') {
+      this.special = { ...backend.marian.special };
+      this.sha256 = backend.marian.sha256;
     } else {
       this.special = { ...backend.hf.special };
       this.sha256 = backend.hf.sha256;
@@ -157,19 +165,27 @@ export class Tokenizer implements TokenizerLike {
     throw new Error(`${file}: ${first!.message}`);
   }
 
-  /**
-   * The tokenizer saved beside a model or corpus in `dir`: tokenizer.model (SentencePiece), else the HF files
-   * (tokenizer.json, or vocab.json + merges.txt).
-   */
   /** The tokenizer saved in a model directory, or undefined when the directory holds none. */
   static async find(dir: string): Promise<Tokenizer | undefined> {
     const any = [SENTENCEPIECE_FILE, HF_TOKENIZER_FILE, HF_VOCAB_FILE].some((f) => fs.existsSync(path.join(dir, f)));
     return any ? Tokenizer.fromDir(dir) : undefined;
   }
 
+  /**
+   * The tokenizer saved beside a model or corpus in `dir`: tokenizer.model (SentencePiece), else MarianTokenizer's
+   * files (source.spm + vocab.json: an opus-mt directory's), else the HF files (tokenizer.json, or vocab.json +
+   * merges.txt).
+   */
   static async fromDir(dir: string): Promise<Tokenizer> {
     if (typeof dir !== 'string' || !dir) throw new TypeError('Tokenizer.fromDir: expected a directory');
     if (fs.existsSync(path.join(dir, SENTENCEPIECE_FILE))) return Tokenizer.load(path.join(dir, SENTENCEPIECE_FILE));
+    if (isMarianTokenizerDir(dir)) {
+      try {
+        return new Tokenizer({ kind: 'marian', marian: MarianVocab.load(dir) });
+      } catch (e) {
+        throw new Error(`Tokenizer.fromDir: ${(e as Error).message}`);
+      }
+    }
     if (
       fs.existsSync(path.join(dir, HF_TOKENIZER_FILE)) ||
       (fs.existsSync(path.join(dir, HF_VOCAB_FILE)) && fs.existsSync(path.join(dir, HF_MERGES_FILE)))
@@ -182,7 +198,8 @@ export class Tokenizer implements TokenizerLike {
 
   /** The file names saveTo writes into a directory (the first is the one a corpus manifest names). */
   get files(): string[] {
-    return this.backend.kind === 'sentencepiece' ? [SENTENCEPIECE_FILE] : this.backend.hf.filesToSave().map(([name]) => name);
+    if (this.backend.kind === 'sentencepiece') return [SENTENCEPIECE_FILE];
+    return (this.backend.kind === 'marian' ? this.backend.marian : this.backend.hf).filesToSave().map(([name]) => name);
   }
 
   /**
@@ -190,7 +207,8 @@ export class Tokenizer implements TokenizerLike {
    * SentencePiece; tokenizer.json + tokenizer_config.json (+ special_tokens_map.json when it was read) for HF,
    * which transformers' AutoTokenizer.from_pretrained(dir) loads. With `format: 'hf'`, a SentencePiece
    * tokenizer writes those three files too (transformers' own conversion of it, see spm-hf.ts), beside
-   * tokenizer.model; a model it cannot convert is an error saying why. Tokenizer.fromDir(dir) reads them back.
+   * tokenizer.model; a model it cannot convert is an error saying why. A Marian tokenizer writes its files as
+   * read (MarianTokenizer's, in either format). Tokenizer.fromDir(dir) reads them back.
    */
   async saveTo(dir: string, options: { format?: 'trainlarge' | 'hf' } = {}): Promise<void> {
     const hfFiles = this.backend.kind === 'sentencepiece' && options.format === 'hf' ? this.hfFiles() : [];
@@ -200,11 +218,13 @@ export class Tokenizer implements TokenizerLike {
       await writeFileAtomic(path.join(dir, SENTENCEPIECE_FILE), this.backend.handle.modelBytes());
       return;
     }
-    for (const [name, bytes] of this.backend.hf.filesToSave()) await writeFileAtomic(path.join(dir, name), bytes);
+    const files = (this.backend.kind === 'marian' ? this.backend.marian : this.backend.hf).filesToSave();
+    for (const [name, bytes] of files) await writeFileAtomic(path.join(dir, name), bytes);
   }
 
   /** A SentencePiece tokenizer's tokenizer.json, tokenizer_config.json and special_tokens_map.json. */
   private hfFiles(): [string, Buffer][] {
+    if (this.backend.kind === 'marian') return this.backend.marian.filesToSave();
     if (this.backend.kind !== 'sentencepiece') return this.backend.hf.filesToSave();
     try {
       return spmToHfFiles(this.backend.handle.modelBytes(), this.special);
@@ -218,6 +238,8 @@ export class Tokenizer implements TokenizerLike {
    * special-token names live in tokenizer_config.json: use saveTo for a directory transformers can load).
    */
   async save(file: string): Promise<void> {
+    if (this.backend.kind === 'marian')
+      throw new TypeError(`Tokenizer.save: a Marian tokenizer is ${this.files.length} files (${this.files.join(', ')}); use saveTo(dir)`);
     await writeFileAtomic(
       file,
       this.backend.kind === 'sentencepiece' ? this.backend.handle.modelBytes() : this.backend.hf.files.tokenizerJson,
@@ -225,13 +247,31 @@ export class Tokenizer implements TokenizerLike {
   }
 
   get vocabSize(): number {
+    if (this.backend.kind === 'marian') return this.backend.marian.vocabSize;
     return this.backend.kind === 'sentencepiece' ? this.backend.handle.vocabSize : this.backend.hf.vocabSize;
   }
 
   encode(text: string): Int32Array {
     if (this.backend.kind === 'sentencepiece') return this.backend.handle.encode(text);
     if (typeof text !== 'string') throw new TypeError(`text: expected a string, got ${describeValue(text)}`);
-    return this.backend.hf.encode(text);
+    return this.backend.kind === 'marian' ? this.backend.marian.encode(text) : this.backend.hf.encode(text);
+  }
+
+  /**
+   * A translation target's ids: a Marian tokenizer encodes targets with target.spm (MarianTokenizer's
+   * text_target); every other kind has one model for both sides and gives encode's.
+   */
+  encodeTarget(text: string): Int32Array {
+    if (this.backend.kind !== 'marian') return this.encode(text);
+    if (typeof text !== 'string') throw new TypeError(`text: expected a string, got ${describeValue(text)}`);
+    return this.backend.marian.encode(text, 'target');
+  }
+
+  /** encodeTarget of many texts (as encodeBatch). */
+  async encodeTargetBatch(texts: string[], threads = 2): Promise<Int32Array[]> {
+    if (this.backend.kind !== 'marian') return this.encodeBatch(texts, threads);
+    const { ids, offsets } = await this.encodeFlatWith(texts, (t) => this.encodeTarget(t));
+    return texts.map((_, i) => ids.subarray(offsets[i], offsets[i + 1]));
   }
 
   /** Many texts at once: SentencePiece on `threads` native threads, off the main thread; HF on the main thread, in chunks. */
@@ -243,14 +283,18 @@ export class Tokenizer implements TokenizerLike {
   /** As encodeBatch, but one flat array plus offsets (texts + 1 entries). */
   async encodeFlat(texts: string[], threads = 2): Promise<{ ids: Int32Array; offsets: Float64Array }> {
     if (this.backend.kind === 'sentencepiece') return this.backend.handle.encodeBatch(texts, threads);
+    return this.encodeFlatWith(texts, (t) => this.encode(t));
+  }
+
+  /** Texts encoded one by one on the main thread, yielding to the event loop between chunks. */
+  private async encodeFlatWith(texts: string[], encode: (text: string) => Int32Array): Promise<{ ids: Int32Array; offsets: Float64Array }> {
     if (!Array.isArray(texts)) throw new TypeError(`texts: expected an array of strings, got ${describeValue(texts)}`);
-    const hf = this.backend.hf;
     const parts: Int32Array[] = [];
     const offsets = new Float64Array(texts.length + 1);
     for (let i = 0; i < texts.length; i++) {
       if (typeof texts[i] !== 'string') throw new TypeError(`texts[${i}]: expected a string, got ${describeValue(texts[i])}`);
       if (i > 0 && i % HF_BATCH_CHUNK === 0) await new Promise((r) => setImmediate(r));
-      parts.push(hf.encode(texts[i]));
+      parts.push(encode(texts[i]));
       offsets[i + 1] = offsets[i] + parts[i].length;
     }
     const ids = new Int32Array(offsets[texts.length]);
@@ -261,6 +305,7 @@ export class Tokenizer implements TokenizerLike {
   decode(ids: ArrayLike<number>): string {
     checkSequence(ids, 'ids', this.vocabSize);
     if (this.backend.kind === 'hf-bpe') return this.backend.hf.decode(ids);
+    if (this.backend.kind === 'marian') return this.backend.marian.decode(ids);
     return this.backend.handle.decode(
       ids instanceof Int32Array || ids instanceof Uint16Array || ids instanceof Uint32Array ? ids : Int32Array.from(ids),
     );
@@ -270,21 +315,22 @@ export class Tokenizer implements TokenizerLike {
   piece(id: number): string {
     if (this.backend.kind === 'sentencepiece') return this.backend.handle.piece(id);
     checkTokenId(id, 'id', this.vocabSize);
-    return this.backend.hf.piece(id);
+    return this.backend.kind === 'marian' ? this.backend.marian.piece(id) : this.backend.hf.piece(id);
   }
 
   /** piece() of each id (SentencePiece: in one native call). */
   pieces(ids: ArrayLike<number>): string[] {
     checkSequence(ids, 'ids', this.vocabSize);
-    if (this.backend.kind === 'hf-bpe') {
-      const hf = this.backend.hf;
-      return Array.from(ids, (id) => hf.piece(id));
+    if (this.backend.kind !== 'sentencepiece') {
+      const b = this.backend.kind === 'marian' ? this.backend.marian : this.backend.hf;
+      return Array.from(ids, (id) => b.piece(id));
     }
     return this.backend.handle.pieces(ids instanceof Int32Array ? ids : Int32Array.from(ids));
   }
 
   /** The id of a piece, or the unk id. */
   pieceToId(piece: string): number {
+    if (this.backend.kind === 'marian') return this.backend.marian.pieceToId(piece);
     return this.backend.kind === 'sentencepiece' ? this.backend.handle.pieceToId(piece) : this.backend.hf.pieceToId(piece);
   }
 

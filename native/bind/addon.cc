@@ -14,6 +14,8 @@
 #include "bind/trainer_wrap.h"
 #include "common/runtime.h"
 #include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "io/torch_checkpoint.h"
 
 namespace trainlarge::bind {
 
@@ -76,6 +78,27 @@ Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
   });
 }
 
+// [async] convertTorchCheckpoint(binPath, safetensorsPath) -> Promise<string[]>: a torch.save state dict
+// (pytorch_model.bin, zip format) rewritten as safetensors, float tensors as float32 (io/torch_checkpoint.h);
+// resolves to the tensors' names. Runs on the engine thread (libtorch's unpickler makes tensors).
+Napi::Value ConvertTorchCheckpoint(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    const auto from = string_arg(info, 0, "binPath");
+    const auto to = string_arg(info, 1, "safetensorsPath");
+    return run_async(info.Env(), "trainlarge.convertTorchCheckpoint", [from, to]() -> Finish {
+      const auto tensors = read_torch_checkpoint(from);
+      save_safetensors(to, tensors);
+      auto names = std::make_shared<std::vector<std::string>>();
+      for (const auto& [name, t] : tensors) names->push_back(name);
+      return [names](Napi::Env env) -> Napi::Value {
+        auto a = Napi::Array::New(env, names->size());
+        for (size_t i = 0; i < names->size(); ++i) a.Set(static_cast<uint32_t>(i), (*names)[i]);
+        return a;
+      };
+    });
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   start_engine_thread();
   auto* data = new AddonData();
@@ -91,6 +114,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tokenizer", tokenizer);
   exports.Set("trainTokenizer", Napi::Function::New<TokenizerWrap::Train>(env, "trainTokenizer"));
   exports.Set("loadTokenizer", Napi::Function::New<TokenizerWrap::Load>(env, "loadTokenizer"));
+  exports.Set("loadForeignTokenizer", Napi::Function::New<TokenizerWrap::LoadForeign>(env, "loadForeignTokenizer"));
   exports.Set("createMlmShards", Napi::Function::New<DatasetWrap::CreateMlmShards>(env, "createMlmShards"));
   exports.Set("writeTokenShard", Napi::Function::New<DatasetWrap::WriteShard>(env, "writeTokenShard"));
   exports.Set("readTokenShard", Napi::Function::New<DatasetWrap::ReadShard>(env, "readTokenShard"));
@@ -108,8 +132,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineInfo", Napi::Function::New<EngineInfo>(env, "engineInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("writeFileAtomic", Napi::Function::New<WriteFileAtomic>(env, "writeFileAtomic"));
+  exports.Set("convertTorchCheckpoint", Napi::Function::New<ConvertTorchCheckpoint>(env, "convertTorchCheckpoint"));
   register_testing_ops(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 10));
+  exports.Set("abiVersion", Napi::Number::New(env, 11));
   return exports;
 }
 

@@ -35,6 +35,14 @@ Napi::Value wrap(Napi::Env env, std::shared_ptr<Tokenizer> tok) {
   return addon_data(env).tokenizer_class.New({holder});
 }
 
+std::string model_bytes_arg(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw std::invalid_argument("modelBytes: expected a Uint8Array (the bytes of a .model file)");
+  }
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  return std::string(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
+}
+
 }  // namespace
 
 Napi::Function TokenizerWrap::Define(Napi::Env env) {
@@ -49,6 +57,8 @@ Napi::Function TokenizerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TokenizerWrap::Piece>("piece"),
                          InstanceMethod<&TokenizerWrap::Pieces>("pieces"),
                          InstanceMethod<&TokenizerWrap::PieceToId>("pieceToId"),
+                         InstanceMethod<&TokenizerWrap::EncodePieces>("encodePieces"),
+                         InstanceMethod<&TokenizerWrap::DecodePieces>("decodePieces"),
                      });
 }
 
@@ -71,13 +81,11 @@ Napi::Value TokenizerWrap::Train(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TokenizerWrap::Load(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw std::invalid_argument("modelBytes: expected a Uint8Array (the bytes of a .model file)");
-    }
-    auto bytes = info[0].As<Napi::Uint8Array>();
-    return wrap(info.Env(), Tokenizer::from_model_proto(std::string(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength())));
-  });
+  return Guard(info, [&]() -> Napi::Value { return wrap(info.Env(), Tokenizer::from_model_proto(model_bytes_arg(info))); });
+}
+
+Napi::Value TokenizerWrap::LoadForeign(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return wrap(info.Env(), Tokenizer::from_foreign_model_proto(model_bytes_arg(info))); });
 }
 
 Napi::Value TokenizerWrap::VocabSize(const Napi::CallbackInfo& info) {
@@ -152,6 +160,20 @@ Napi::Value TokenizerWrap::Pieces(const Napi::CallbackInfo& info) {
 
 Napi::Value TokenizerWrap::PieceToId(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), tok_->piece_to_id(string_arg(info, 0, "piece"))); });
+}
+
+Napi::Value TokenizerWrap::EncodePieces(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::vector<std::string> pieces;
+    tok_->encode_pieces(string_arg(info, 0, "text"), &pieces);
+    auto out = Napi::Array::New(info.Env(), pieces.size());
+    for (size_t i = 0; i < pieces.size(); ++i) out.Set(static_cast<uint32_t>(i), pieces[i]);
+    return out;
+  });
+}
+
+Napi::Value TokenizerWrap::DecodePieces(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), tok_->decode_pieces(strings_arg(info, 0, "pieces"))); });
 }
 
 }  // namespace trainlarge::bind

@@ -18,6 +18,9 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   static Napi::Value Train(const Napi::CallbackInfo& info);
   // [sync] loadTokenizer(modelBytes: Uint8Array) -> Tokenizer; throws when the bytes are not a model
   static Napi::Value Load(const Napi::CallbackInfo& info);
+  // [sync] loadForeignTokenizer(modelBytes: Uint8Array) -> Tokenizer: any SentencePiece model, its own ids (for
+  //   encodePieces/decodePieces under a vocabulary of another numbering, e.g. opus-mt's); throws when not a model
+  static Napi::Value LoadForeign(const Napi::CallbackInfo& info);
 
   explicit TokenizerWrap(const Napi::CallbackInfo& info);
 
@@ -37,6 +40,10 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   // [sync] pieces(ids: Int32Array) -> string[]: piece() of each id in one call
   Napi::Value Pieces(const Napi::CallbackInfo& info);
   Napi::Value PieceToId(const Napi::CallbackInfo& info);
+  // [sync] encodePieces(text) -> string[]: SentencePiece's pieces of the whole text (an unknown character is its own piece)
+  Napi::Value EncodePieces(const Napi::CallbackInfo& info);
+  // [sync] decodePieces(pieces: string[]) -> string: SentencePiece's detokenization
+  Napi::Value DecodePieces(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Tokenizer> tok_;
 };

@@ -33,8 +33,11 @@ class Tokenizer {
   // Trains on `lines` (one sentence or paragraph each). Throws std::invalid_argument on bad options and
   // std::runtime_error with SentencePiece's message on failure (e.g. vocabulary larger than the text allows).
   static std::shared_ptr<Tokenizer> train(const std::vector<std::string>& lines, const TokenizerTrainOptions& options);
-  // From a serialized SentencePiece model (the bytes of a .model file).
+  // From a serialized SentencePiece model (the bytes of a .model file) with trainlarge's special ids.
   static std::shared_ptr<Tokenizer> from_model_proto(const std::string& bytes);
+  // Any SentencePiece model, its ids its own (opus-mt's source.spm and target.spm: a vocabulary file maps
+  // their pieces to the model's ids, so callers use encode_pieces and decode_pieces, not the ids).
+  static std::shared_ptr<Tokenizer> from_foreign_model_proto(const std::string& bytes);
 
   virtual ~Tokenizer() = default;
   virtual int64_t vocab_size() const = 0;
@@ -49,11 +52,16 @@ class Tokenizer {
   virtual void encode_batch(const std::vector<std::string>& docs, int threads, std::vector<int32_t>* ids,
                             std::vector<int64_t>* offsets) const = 0;
   virtual std::string decode(const std::vector<int>& ids) const = 0;
+  // SentencePiece's pieces of the whole `text` (no word cache): a character outside the model is its own
+  // piece (its id would be unk), as sentencepiece's encode(text, out_type=str) gives it.
+  virtual void encode_pieces(const std::string& text, std::vector<std::string>* out) const = 0;
+  // SentencePiece's detokenization of `pieces` (a piece outside the model is kept as written).
+  virtual std::string decode_pieces(const std::vector<std::string>& pieces) const = 0;
 };
 
 // The plugin's entry points (extern "C" so dlsym finds them by name; C++ types cross because both sides
 // are built together with the same compiler and libstdc++).
 using TokenizerTrainFn = Tokenizer* (*)(const std::vector<std::string>& lines, const TokenizerTrainOptions& options);
-using TokenizerLoadFn = Tokenizer* (*)(const std::string& bytes);
+using TokenizerLoadFn = Tokenizer* (*)(const std::string& bytes);  // trainlarge_spm_load and trainlarge_spm_load_foreign
 
 }  // namespace trainlarge

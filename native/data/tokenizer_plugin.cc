@@ -14,6 +14,7 @@ namespace {
 struct Plugin {
   TokenizerTrainFn train = nullptr;
   TokenizerLoadFn load = nullptr;
+  TokenizerLoadFn load_foreign = nullptr;
 };
 
 std::string addon_dir() {
@@ -39,7 +40,9 @@ const Plugin& plugin() {
     }
     p.train = reinterpret_cast<TokenizerTrainFn>(dlsym(handle, "trainlarge_spm_train"));
     p.load = reinterpret_cast<TokenizerLoadFn>(dlsym(handle, "trainlarge_spm_load"));
-    if (p.train == nullptr || p.load == nullptr) error = "tokenizer: " + path + " lacks the trainlarge_spm_* entry points (stale build?)";
+    p.load_foreign = reinterpret_cast<TokenizerLoadFn>(dlsym(handle, "trainlarge_spm_load_foreign"));
+    if (p.train == nullptr || p.load == nullptr || p.load_foreign == nullptr)
+      error = "tokenizer: " + path + " lacks the trainlarge_spm_* entry points (stale build?)";
   });
   if (!error.empty()) throw std::runtime_error(error);
   return p;
@@ -53,6 +56,10 @@ std::shared_ptr<Tokenizer> Tokenizer::train(const std::vector<std::string>& line
 
 std::shared_ptr<Tokenizer> Tokenizer::from_model_proto(const std::string& bytes) {
   return std::shared_ptr<Tokenizer>(plugin().load(bytes));
+}
+
+std::shared_ptr<Tokenizer> Tokenizer::from_foreign_model_proto(const std::string& bytes) {
+  return std::shared_ptr<Tokenizer>(plugin().load_foreign(bytes));
 }
 
 }  // namespace trainlarge

@@ -132,10 +132,59 @@ const std::string& canonical_charsmap(const std::string& rule) {
   return cache.emplace(rule, normalizer_of(proto, 3).charsmap).first->second;
 }
 
-void check_normalizers(const std::string& model) {
+// Whether a charsmap cannot make SentencePiece read outside it, checked on its structure (for models trained
+// elsewhere, whose charsmap for the same rule can differ from this SentencePiece's: another version built it).
+// The blob is [trie size: uint32 LE][darts-clone double array][NUL-terminated normalized strings]. Normalizing
+// walks the trie from the root: at a node whose base is b, every byte c reads unit b ^ c before its label is
+// compared, a matching unit leads to base b ^ c ^ offset, and a unit with a leaf reads the value unit there,
+// whose value is the offset of a string in the blob, read up to its NUL. So every reachable base's block of 256
+// units, every leaf's value unit and every value must lie inside the blob, and the blob must end in a NUL.
+bool charsmap_is_sound(const std::string& blob) {
+  if (blob.size() <= 4) return false;
+  uint32_t trie_bytes = 0;
+  for (int k = 3; k >= 0; --k) trie_bytes = (trie_bytes << 8) | static_cast<uint8_t>(blob[k]);
+  if (trie_bytes >= blob.size() - 4) return false;
+  const size_t n = trie_bytes / 4, strings = blob.size() - 4 - trie_bytes;
+  if (n == 0 || blob.back() != '\0') return false;
+  auto unit = [&](size_t i) {
+    uint32_t u = 0;
+    for (int k = 3; k >= 0; --k) u = (u << 8) | static_cast<uint8_t>(blob[4 + i * 4 + k]);
+    return u;
+  };
+  auto offset = [](uint32_t u) { return static_cast<size_t>((u >> 10) << ((u & (1U << 9)) >> 6)); };
+  std::vector<bool> seen(n, false);
+  std::vector<size_t> todo = {offset(unit(0))};
+  while (!todo.empty()) {
+    const size_t base = todo.back();
+    todo.pop_back();
+    if ((base | 0xFF) >= n) return false;
+    if (seen[base]) continue;
+    seen[base] = true;
+    for (size_t c = 0; c < 256; ++c) {
+      const uint32_t u = unit(base ^ c);
+      if ((u & ((1U << 31) | 0xFF)) != c) continue;
+      const size_t next = base ^ c ^ offset(u);
+      if (next >= n) return false;
+      if ((u >> 8) & 1) {
+        if ((unit(next) & ((1U << 31) - 1)) >= strings) return false;
+      }
+      todo.push_back(next);
+    }
+  }
+  return true;
+}
+
+// `foreign`: a model trained elsewhere, whose charsmap is checked on its structure (charsmap_is_sound) rather
+// than against the one this SentencePiece builds for its rule.
+void check_normalizers(const std::string& model, bool foreign) {
   for (const auto& [which, what] : {std::pair<uint32_t, const char*>{3, "normalizer"}, {5, "denormalizer"}}) {
     const auto n = normalizer_of(model, which);
     if (!n.present || (n.charsmap.empty() && (n.name.empty() || n.name == "identity"))) continue;
+    if (foreign) {
+      if (!n.charsmap.empty() && !charsmap_is_sound(n.charsmap))
+        throw std::runtime_error(std::string("tokenizer model: its ") + what + "'s charsmap is malformed (a damaged file?)");
+      continue;
+    }
     if (n.name.empty() || n.name == "user_defined") {
       throw std::runtime_error(std::string("tokenizer model: its ") + what +
                                " is a user-defined rule table, which trainlarge does not load");
@@ -160,9 +209,11 @@ class SpmTokenizer : public Tokenizer {
   void encode_batch(const std::vector<std::string>& docs, int threads, std::vector<int32_t>* ids,
                     std::vector<int64_t>* offsets) const override;
   std::string decode(const std::vector<int>& ids) const override;
+  void encode_pieces(const std::string& text, std::vector<std::string>* out) const override;
+  std::string decode_pieces(const std::vector<std::string>& pieces) const override;
 
  private:
-  friend Tokenizer* spm_load(const std::string& bytes);
+  friend Tokenizer* spm_load(const std::string& bytes, bool trainlarge_ids);
   void check_layout() const;
   sentencepiece::SentencePieceProcessor sp_;
   // Word caches: a caller takes one whole for its call (a worker of encode_batch for its share of the
@@ -179,7 +230,7 @@ class SpmTokenizer : public Tokenizer {
   mutable WordCache caches_[kCaches];
 };
 
-Tokenizer* spm_load(const std::string& bytes);
+Tokenizer* spm_load(const std::string& bytes, bool trainlarge_ids);
 
 Tokenizer* spm_train(const std::vector<std::string>& lines, const TokenizerTrainOptions& o) {
   if (o.model_type != "bpe" && o.model_type != "unigram")
@@ -219,14 +270,14 @@ Tokenizer* spm_train(const std::vector<std::string>& lines, const TokenizerTrain
   // The trainer's working memory (~4 bytes a character of its input) is freed now; hand it back to the
   // system, or a corpus prepare carries it as resident memory through the whole encoding pass.
   malloc_trim(0);
-  return spm_load(proto);  // outside the lock: loading may train a tiny model of its own (canonical_charsmap)
+  return spm_load(proto, true);  // outside the lock: loading may train a tiny model of its own (canonical_charsmap)
 }
 
-Tokenizer* spm_load(const std::string& bytes) {
-  check_normalizers(bytes);
+Tokenizer* spm_load(const std::string& bytes, bool trainlarge_ids) {
+  check_normalizers(bytes, !trainlarge_ids);
   std::unique_ptr<SpmTokenizer> t(new SpmTokenizer());
   check(t->sp_.LoadFromSerializedProto(bytes), "tokenizer model");
-  t->check_layout();
+  if (trainlarge_ids) t->check_layout();
   return t.release();
 }
 
@@ -327,6 +378,17 @@ std::string SpmTokenizer::decode(const std::vector<int>& ids) const {
   return text;
 }
 
+void SpmTokenizer::encode_pieces(const std::string& text, std::vector<std::string>* out) const {
+  out->clear();
+  check(sp_.Encode(text, out), "encode");
+}
+
+std::string SpmTokenizer::decode_pieces(const std::vector<std::string>& pieces) const {
+  std::string text;
+  check(sp_.Decode(pieces, &text), "decode");
+  return text;
+}
+
 }  // namespace trainlarge
 
 extern "C" __attribute__((visibility("default"))) trainlarge::Tokenizer* trainlarge_spm_train(
@@ -335,5 +397,9 @@ extern "C" __attribute__((visibility("default"))) trainlarge::Tokenizer* trainla
 }
 
 extern "C" __attribute__((visibility("default"))) trainlarge::Tokenizer* trainlarge_spm_load(const std::string& bytes) {
-  return trainlarge::spm_load(bytes);
+  return trainlarge::spm_load(bytes, true);
+}
+
+extern "C" __attribute__((visibility("default"))) trainlarge::Tokenizer* trainlarge_spm_load_foreign(const std::string& bytes) {
+  return trainlarge::spm_load(bytes, false);
 }
