@@ -3,9 +3,10 @@
  * classifier's forward pass, trainlarge `predict` fp32 and int8 (toInt8) against onnxruntime-node running
  * the model's ONNX exports (exportOnnx, fp32 and int8), at 1x16, 1x128, 8x128 and 32x128.
  *
- *   node dist/bench/onnx.js [--quick] [--no-write] [--rounds N] [--reps N]
+ *   node dist/bench/onnx.js [--quick] [--no-write] [--rounds N] [--reps N] [--sizes medium,large] [--shapes 1x16,8x128]
  *
- * Random-init classifiers (vocab 8000, maxLen 128; medium and large, --quick medium only). Each round runs
+ * Random-init classifiers (vocab 8000, maxLen 128; medium and large, --quick medium only). --sizes and
+ * --shapes run a subset (e.g. `--shapes 1x16` for the per-call path alone); a subset is never written. Each round runs
  * the four sides in turn, the first rotating from round to round, at each thread count (1 and every core):
  * libtorch's intra-op threads for trainlarge, intraOpNumThreads for ONNX Runtime (sequential execution, one
  * inter-op thread, graph optimization 'all'), so both use the same cores. Inputs are built before the clock
@@ -70,9 +71,22 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
+/** --sizes / --shapes: a subset of BENCH_SIZES and SHAPES, by name and by 'BxT'. */
+function subset<T>(name: string, all: T[], key: (x: T) => string): T[] {
+  const text = arg(name);
+  if (text === undefined) return all;
+  return text.split(',').map((k) => {
+    const found = all.find((x) => key(x) === k);
+    if (!found) throw new Error(`--${name}: '${k}' is not one of ${all.map(key).join(', ')}`);
+    return found;
+  });
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const write = !quick && !process.argv.includes('--no-write');
+  const sizes = subset('sizes', quick ? BENCH_SIZES.slice(0, 1) : BENCH_SIZES, (s) => s.name);
+  const shapes = subset('shapes', SHAPES, (s) => `${s.batch}x${s.length}`);
+  const write = !quick && !process.argv.includes('--no-write') && arg('sizes') === undefined && arg('shapes') === undefined;
   const rounds = positiveInt('rounds', quick ? 1 : 3);
   const reps = positiveInt('reps', quick ? 2 : 10);
   const started = Date.now();
@@ -82,7 +96,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   let calls = 1;
   try {
-    for (const s of quick ? BENCH_SIZES.slice(0, 1) : BENCH_SIZES) {
+    for (const s of sizes) {
       const fp32 = await Transformer.create({ task: 'classify', numLabels: 2, vocabSize: VOCAB, maxLen: 128, ...shapeOf(s) }, { seed: 1 });
       const int8 = await toInt8(fp32);
       await exportOnnx(fp32, path.join(work, `${s.name}-fp32`));
@@ -106,7 +120,7 @@ async function main(): Promise<void> {
         const session = sessions.get(th)![side === 'ORT fp32' ? 'fp32' : 'int8'];
         return (await session.run(x.ort)).logits.data as Float32Array;
       };
-      for (const shape of SHAPES) {
+      for (const shape of shapes) {
         const times = new Map<string, number[]>();
         // The same input on every side: fp32 logits must agree (the export's parity, at this shape).
         const check = inputsOf(shape.batch, shape.length, 0);

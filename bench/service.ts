@@ -14,23 +14,35 @@
  * measured window). The target: int8 serves >= 1.3x the fp32 requests/s at every max batch. Full mode writes
  * the "## Service load (examples/service)" section of BENCHMARKS.md.
  */
-import autocannon from 'autocannon';
-import { ChildProcess, spawn } from 'child_process';
+import type autocannon from 'autocannon';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as readline from 'readline';
-import { classificationExamples, Corpus, Dataset, engineInfo, Tokenizer, Trainer, Transformer } from '../lib';
-import { cpuName, int8AutoEngine, median, ROOT, publish, readMetric, runMain } from './report';
-import { shapeOf, SIZES } from './sizes';
+import { engineInfo, Tokenizer } from '../lib';
+import { cpuName, int8AutoEngine, median, publish, readMetric, runMain } from './report';
+import {
+  arg,
+  buildModel,
+  CONNECTIONS,
+  MAIN,
+  MAX_QUEUE,
+  MAX_WAIT_MS,
+  measure,
+  MODEL,
+  Run,
+  ROUTE,
+  rssOf,
+  sanity,
+  scrape,
+  sentences,
+  startServer,
+  stopServer,
+  Threads,
+  threadsArg,
+  trainlargeServer,
+  load,
+} from './service-load';
 
-const MODEL = { task: 'classify' as const, numLabels: 2, maxLen: 128, ...shapeOf(SIZES.medium) };
-const LABELS = ['negative', 'positive'];
-const CONNECTIONS = 32;
-const MAX_WAIT_MS = 2;
-const MAX_QUEUE = 1024;
-const ROUTE = '/v1/models/m/classify';
-const MAIN = path.join(ROOT, 'dist', 'examples', 'service', 'main.js');
 /** int8 req/s >= TARGET x fp32 req/s at every max batch (issue 15). */
 const TARGET = 1.3;
 /**
@@ -39,277 +51,6 @@ const TARGET = 1.3;
  * 124 / 224 / 165 with 2, and int8 348-352 / 452-456 / 360-430 against 153 / 364 / 422.
  */
 const DEFAULT_THREADS = { fp32: '1', int8: '1' };
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-/**
- * "T": libtorch's intra-op threads. pip's libtorch runs its GEMMs (MKL) and the int8 kernels on that one
- * pool. "T+B" also sizes OpenBLAS's pool, for a libtorch built on OpenBLAS (TORCH_DIR; ignored otherwise).
- */
-function threadsArg(name: string, fallback: string): { threads: number; blas: number; text: string } {
-  const text = arg(name) ?? fallback;
-  const m = /^(\d+)(?:\+(\d+))?$/.exec(text);
-  if (!m || Number(m[1]) < 1) throw new Error(`--${name}: expected T (intra-op threads) or T+B (+ OpenBLAS threads), got '${text}'`);
-  return { threads: Number(m[1]), blas: Number(m[2] ?? 0), text };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Server processes: every child is killed when this process exits, however it exits.
-
-const children = new Set<ChildProcess>();
-function killAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-interface Server {
-  child: ChildProcess;
-  pid: number;
-  url: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: string[];
-}
-
-async function startServer(args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const stderr: string[] = [];
-  child.stderr.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  const lines = readline.createInterface({ input: child.stdout });
-  const listening = await new Promise<{ address: string; pid: number }>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`service did not listen within 120 s (args ${args.join(' ')}); stderr: ${stderr.join('')}`)),
-      120_000,
-    );
-    lines.on('line', (line) => {
-      try {
-        const ev = JSON.parse(line) as { event?: string; address?: string; pid?: number };
-        if (ev.event === 'listening' && ev.address && ev.pid) {
-          clearTimeout(timer);
-          resolve({ address: ev.address, pid: ev.pid });
-        }
-      } catch {
-        // not a JSON line
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`service exited (code ${code}, signal ${signal}) before listening; stderr: ${stderr.join('')}`));
-    });
-  });
-  return { child, pid: listening.pid, url: listening.address, exited, stderr };
-}
-
-/** SIGTERM (the service drains and exits 0); SIGKILL after 30 s. Returns how it exited. */
-async function stopServer(s: Server): Promise<string> {
-  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const killed = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 30_000)));
-  const r = await Promise.race([s.exited, killed]);
-  clearTimeout(timer);
-  if (r === 'timeout') {
-    s.child.kill('SIGKILL');
-    await s.exited;
-    return 'did not exit within 30 s of SIGTERM (killed)';
-  }
-  return r.code === 0 ? 'exit 0' : `exit code ${r.code} signal ${r.signal}; stderr: ${s.stderr.join('').trim().slice(-500)}`;
-}
-
-async function scrape(url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`);
-  if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
-  return res.text();
-}
-
-function batchStats(text: string): { sum: number; count: number; seconds: number } {
-  return {
-    sum: readMetric(text, 'trainlarge_batch_size_sum', 'model="m"'),
-    count: readMetric(text, 'trainlarge_batch_size_count', 'model="m"'),
-    seconds: readMetric(text, 'trainlarge_batch_duration_seconds_sum', 'model="m"'),
-  };
-}
-
-/** /metrics once every admitted input has been through a native call (the warm-up's leftovers are done). */
-async function settled(url: string): Promise<{ sum: number; count: number; seconds: number }> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const text = await scrape(url);
-    const stats = batchStats(text);
-    if (readMetric(text, 'trainlarge_inputs_admitted_total', 'model="m"') === stats.sum) return stats;
-    if (Date.now() > deadline) throw new Error('the server did not finish its queued inputs within 30 s of the warm-up');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-function rssOf(pid: number): number {
-  const kb = /^VmRSS:\s*(\d+)\s*kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(kb) * 1024;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Load
-
-/** Request bodies: every sentiment sentence once, in a fixed shuffled order (so lengths mix evenly). */
-async function sentences(): Promise<string[]> {
-  const { splits } = await classificationExamples('sentiment');
-  const texts = [...splits.train, ...splits.valid, ...splits.test].map((e) => e.text);
-  let seed = 12345;
-  const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  for (let i = texts.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [texts[i], texts[j]] = [texts[j], texts[i]];
-  }
-  return texts;
-}
-
-let nextBody = 0;
-
-function load(
-  url: string,
-  bodies: string[],
-  opts: { duration?: number; amount?: number; onResponse?: (status: number) => void },
-): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url,
-        connections: CONNECTIONS,
-        pipelining: 1,
-        timeout: 60,
-        ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration ?? 1 }),
-        requests: [
-          {
-            method: 'POST',
-            path: ROUTE,
-            headers: { 'content-type': 'application/json' },
-            // A shared counter across the connections: consecutive requests carry consecutive sentences.
-            setupRequest: (req) => ({ ...req, body: bodies[nextBody++ % bodies.length] }),
-          },
-        ],
-      },
-      (err: Error | null, result) => (err ? reject(err) : resolve(result)),
-    );
-    if (opts.onResponse) instance.on('response', (_client, status) => opts.onResponse!(status));
-  });
-}
-
-/** One request by hand: the service answers 200 with a label of the model. */
-async function sanity(url: string, body: string): Promise<void> {
-  const res = await fetch(`${url}${ROUTE}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  const json = (await res.json()) as { results?: { label?: string }[] };
-  if (res.status !== 200 || !LABELS.includes(json.results?.[0]?.label ?? '')) {
-    throw new Error(`sanity request: status ${res.status}, body ${JSON.stringify(json)}`);
-  }
-}
-
-interface Run {
-  rps: number;
-  p50: number;
-  p99: number;
-  completed: number;
-  failed: number;
-  failures: string;
-  meanBatch: number;
-  batches: number;
-  /** Mean time of one native call (trainlarge_batch_duration_seconds), ms. */
-  callMs: number;
-  exit: string;
-}
-
-async function measure(
-  modelArg: string,
-  threads: { threads: number; blas: number },
-  maxBatch: number,
-  bodies: string[],
-  seconds: number,
-): Promise<Run> {
-  const server = await startServer([
-    '--model',
-    `m=${modelArg}`,
-    '--port',
-    '0',
-    '--max-batch',
-    String(maxBatch),
-    '--max-wait-ms',
-    String(MAX_WAIT_MS),
-    '--max-queue',
-    String(MAX_QUEUE),
-    '--threads',
-    String(threads.threads),
-    ...(threads.blas ? ['--blas-threads', String(threads.blas)] : []),
-  ]);
-  let run: Omit<Run, 'exit'> | undefined;
-  let exit = '';
-  try {
-    await sanity(server.url, bodies[0]);
-    await load(server.url, bodies, { duration: 1 }); // warm-up
-    const before = await settled(server.url);
-    const r = await load(server.url, bodies, { duration: seconds });
-    const after = batchStats(await scrape(server.url));
-    const batches = after.count - before.count;
-    const failed = r.errors + r.non2xx;
-    const failures = failed ? `errors ${r.errors} (timeouts ${r.timeouts}), non-2xx ${r.non2xx} (4xx ${r['4xx']}, 5xx ${r['5xx']})` : '';
-    run = {
-      rps: r.requests.mean,
-      p50: r.latency.p50,
-      p99: r.latency.p99,
-      completed: r['2xx'],
-      failed,
-      failures,
-      meanBatch: batches > 0 ? (after.sum - before.sum) / batches : 0,
-      batches,
-      callMs: batches > 0 ? ((after.seconds - before.seconds) / batches) * 1000 : 0,
-    };
-  } finally {
-    exit = await stopServer(server);
-    if (exit !== 'exit 0') console.error(`warning: server (max-batch ${maxBatch}, ${modelArg}) ${exit}`);
-  }
-  return { ...run, exit };
-}
-
-// ---------------------------------------------------------------------------------------------------
-
-async function buildModel(dir: string, steps: number): Promise<{ parameters: number; bytes: number; note: string }> {
-  const corpus = await Corpus.prepare({ source: 'english-prose', dir: path.join(ROOT, 'data', 'english-prose') });
-  const tok = corpus.tokenizer;
-  const model = await Transformer.create({ ...MODEL, vocabSize: tok.vocabSize }, { seed: 1 });
-  let note = 'random init (not fine-tuned; weights do not change the work per request)';
-  if (steps > 0) {
-    const task = await Dataset.classification({ source: 'sentiment', tokenizer: tok, maxLen: MODEL.maxLen });
-    const t0 = process.hrtime.bigint();
-    const trainer = new Trainer(model, { lr: 5e-4, batchSize: 16, maxSteps: steps, warmupSteps: Math.max(1, Math.round(steps * 0.1)) });
-    const r = await trainer.fit(task.train, { validData: task.valid, evalEvery: steps });
-    trainer.dispose();
-    task.dispose();
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    note =
-      `random init + ${steps} fine-tuning steps on sentiment (batch 16, ${secs.toFixed(0)} s; valid accuracy ` +
-      `${r.lastEval?.accuracy?.toFixed(3) ?? 'n/a'}: weights do not change the work per request)`;
-  }
-  await model.save(dir, { labels: LABELS });
-  await tok.save(path.join(dir, 'tokenizer.model'));
-  const parameters = model.parameterCount;
-  model.dispose();
-  return { parameters, bytes: fs.statSync(path.join(dir, 'model.safetensors')).size, note: `vocab ${tok.vocabSize}; ${note}` };
-}
-
-type Threads = { threads: number; blas: number; text: string };
 
 /** Requests/s and latency of fp32 against int8 at each max batch: the table's rows, per-run details and problems. */
 async function throughput(
@@ -330,7 +71,7 @@ async function throughput(
   for (const [i, maxBatch] of batchSizes.entries()) {
     const runs: Record<string, Run> = {};
     for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
-      const r = await measure(v.modelArg, v.threads, maxBatch, bodies, seconds);
+      const r = await measure(trainlargeServer(v.modelArg, maxBatch, v.threads), bodies, seconds);
       runs[v.name] = r;
       details.push(
         `max-batch ${maxBatch} ${v.name}: ${r.completed} answered 2xx in ${seconds} s, ${r.batches} native calls of ` +
@@ -370,21 +111,7 @@ async function memory(
 ): Promise<{ lines: string[]; problems: string[] }> {
   const problems: string[] = [];
   const marks = [0, 0.25, 0.5, 0.75, 1].map((f) => warm + Math.round(f * rssRequests)).filter((m) => m > 0);
-  const server = await startServer([
-    '--model',
-    `m=${dir}`,
-    '--port',
-    '0',
-    '--max-batch',
-    '16',
-    '--max-wait-ms',
-    String(MAX_WAIT_MS),
-    '--max-queue',
-    String(MAX_QUEUE),
-    '--threads',
-    String(threads.threads),
-    ...(threads.blas ? ['--blas-threads', String(threads.blas)] : []),
-  ]);
+  const server = await startServer(trainlargeServer(dir, 16, threads));
   const points: { requests: number; rss: number; heap: Promise<number> }[] = [];
   const samples: number[] = [];
   let rssRun: autocannon.Result;

@@ -11,6 +11,7 @@
 
 #include "engine/int8.h"
 #include "engine/packed.h"
+#include "engine/prepacked.h"
 
 namespace trainlarge {
 
@@ -123,8 +124,18 @@ std::shared_ptr<Model> Model::clone() const {
   return copy;
 }
 
+// The Linear hook inference runs under: the int8 kernels when set, else for fp32 on CPU the weights
+// prepacked for oneDNN (engine/prepacked.h; at 16 rows the large model's four Linear layers took 1.43 ms on
+// aten::linear against 0.96 ms prepacked, 1 thread on an AMD EPYC), else none (aten::linear).
+static const LinearHook* inference_linears(Model& m, Precision precision) {
+  if (m.int8) return m.int8.get();
+  if (precision != Precision::FP32 || !m.device.is_cpu() || !PrepackedLinears::available()) return nullptr;
+  if (!m.prepacked) m.prepacked = std::make_shared<PrepackedLinears>();
+  return m.prepacked.get();
+}
+
 // Runs fn(ids, attention_mask) in inference mode, with both moved to the model's device: dropout off, no
-// gradients, the requested autocast, int8 Linears if set.
+// gradients, the requested autocast, int8 Linears if set (else prepacked fp32 ones on CPU).
 template <typename Fn>
 static auto in_inference(Model& m, const torch::Tensor& ids, const torch::Tensor& attention_mask, Precision precision, Fn&& fn) {
   m.module->check_input(ids, attention_mask);
@@ -141,7 +152,7 @@ static auto in_inference(Model& m, const torch::Tensor& ids, const torch::Tensor
     }
   } restore{m, was_training};
   AutocastScope autocast(precision, m.device.type());
-  LinearHookScope int8_scope(m.int8.get());
+  LinearHookScope linears(inference_linears(m, precision));
   return fn(ids.to(m.device), attention_mask.defined() ? attention_mask.to(m.device) : attention_mask);
 }
 

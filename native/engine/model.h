@@ -17,7 +17,8 @@
 
 namespace trainlarge {
 
-struct Int8Linears;  // engine/int8.h
+struct Int8Linears;      // engine/int8.h
+class PrepackedLinears;  // engine/prepacked.h
 
 class Model {
  public:
@@ -71,6 +72,8 @@ class Model {
   c10::Device device;
   Compression compression;
   std::shared_ptr<Int8Linears> int8;  // set: inference runs the attention and feed-forward Linear layers on int8 kernels
+  // fp32 inference on CPU (without int8): the Linear weights reordered for oneDNN, made on first use (in_inference)
+  std::shared_ptr<PrepackedLinears> prepacked;
   std::atomic<bool> busy{false};
 };
 

@@ -19,4 +19,11 @@ torch::Tensor hooked_linear(const torch::nn::LinearImpl* layer, const torch::Ten
   return torch::linear(x, layer->weight, layer->bias);
 }
 
+torch::Tensor hooked_linear_gelu(const torch::nn::LinearImpl* layer, const torch::Tensor& x) {
+  if (tls_linear_hook != nullptr) {
+    if (auto y = tls_linear_hook->forward_gelu(layer, x); y.defined()) return y;
+  }
+  return torch::gelu(hooked_linear(layer, x));
+}
+
 }  // namespace trainlarge

@@ -12,6 +12,8 @@ class LinearHook {
   virtual ~LinearHook() = default;
   // y = x W^T + b computed another way, or an undefined tensor to use the plain float kernel.
   virtual torch::Tensor forward(const torch::nn::LinearImpl* layer, const torch::Tensor& x) const = 0;
+  // gelu(x W^T + b) (exact, erf) in one kernel, or an undefined tensor: then gelu runs on forward()'s result.
+  virtual torch::Tensor forward_gelu(const torch::nn::LinearImpl* /*layer*/, const torch::Tensor& /*x*/) const { return {}; }
 };
 
 // Installs `hook` (nullptr: none) for the calling thread for the scope's lifetime.
@@ -28,5 +30,7 @@ class LinearHookScope {
 
 // aten::linear, or the active hook's result when it takes this layer.
 torch::Tensor hooked_linear(const torch::nn::LinearImpl* layer, const torch::Tensor& x);
+// gelu(hooked_linear(layer, x)), fused where the active hook can.
+torch::Tensor hooked_linear_gelu(const torch::nn::LinearImpl* layer, const torch::Tensor& x);
 
 }  // namespace trainlarge

@@ -56,11 +56,11 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& c) : dropout_p(c.dropout), a
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, at::Generator& gen) {
-  auto h = linear(fc1, x);
+  torch::Tensor h;
   switch (activation) {
-    case Activation::Gelu: h = torch::gelu(h); break;
-    case Activation::Relu: h = torch::relu(h); break;
-    case Activation::Swish: h = torch::silu(h); break;
+    case Activation::Gelu: h = hooked_linear_gelu(fc1.get(), x); break;  // one kernel where the hook fuses it
+    case Activation::Relu: h = torch::relu(linear(fc1, x)); break;
+    case Activation::Swish: h = torch::silu(linear(fc1, x)); break;
   }
   return dropout(linear(fc2, h), dropout_p, is_training(), gen);
 }
@@ -103,7 +103,7 @@ MlmHeadImpl::MlmHeadImpl(const ModelConfig& c) {
 }
 
 torch::Tensor MlmHeadImpl::forward(const torch::Tensor& h, const torch::Tensor& token_embedding) {
-  return torch::linear(norm_fp32(norm, torch::gelu(linear(dense, h))), token_embedding, bias);
+  return torch::linear(norm_fp32(norm, hooked_linear_gelu(dense.get(), h)), token_embedding, bias);
 }
 
 ClassifierHeadImpl::ClassifierHeadImpl(const ModelConfig& c) : dropout_p(c.dropout) {
