@@ -1,4 +1,4 @@
-import { PruneStructure } from '../config/compress';
+import { PruneScope, PruneStructure } from '../config/compress';
 import { plannedWarmup } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { Transformer } from '../model';
@@ -15,7 +15,7 @@ export const DEFAULT_COMPRESSION_GRID = {
   sparsities: [0.3, 0.5, 0.7, 0.9],
   bits: [8, 6, 4, 3, 2],
   scope: 'layer',
-} as const satisfies { sparsities: readonly number[]; bits: readonly number[]; scope: 'layer' | 'global' };
+} as const satisfies { sparsities: readonly number[]; bits: readonly number[]; scope: PruneScope };
 
 /** What a study's pruning and quantization touch (the default targets of prune and quantize), as its reports state it. */
 export const WHAT_WAS_COMPRESSED =
@@ -61,7 +61,7 @@ export interface CompressionStudyOptions {
   /** Sparsities, bit widths and pruning scope; DEFAULT_COMPRESSION_GRID's by default. */
   sparsities?: number[];
   bits?: number[];
-  scope?: 'layer' | 'global';
+  scope?: PruneScope;
   /** Structured pruning to add (none by default): each structure at each of its sparsities, e.g. { heads: [0.25, 0.5] }. */
   structured?: Partial<Record<StructuredPruning, number[]>>;
   /**
