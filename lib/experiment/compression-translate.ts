@@ -13,7 +13,8 @@ import { largerBeatsSmaller, pairwiseWins, scoreParetoFront } from './compressio
 import { scoreVsBytesSpec } from './compression-plots';
 import type { ParsedCompressionSpec } from './compression-spec';
 import { renderSvg, svgToPng } from './report';
-import { readSweepSpec, sweepParallelTask, SweepResults, sweepTokenizerDir } from './sweep';
+import { readSweepSpec, SweepResults } from './sweep';
+import { sweepParallelTask, sweepTokenizerDir } from './sweep-data';
 
 /** The default minBleu: below 1 BLEU a translator has learned too little to lose any (an untrained one scores ~0). */
 export const DEFAULT_MIN_BLEU = 1;
