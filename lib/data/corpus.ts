@@ -1,6 +1,6 @@
 // Pretraining corpora as token shards, prepared from inputs of any size with flat memory:
 //
-//   inputs (built-in, or files/dirs/globs: text, JSONL, TSV, Parquet; .gz, .zst)      lib/data/stream.ts
+//   inputs (built-in, or files/dirs/globs: text, JSONL, TSV, Parquet; .gz, .zst)      lib/data/inputs.ts, stream.ts
 //     -> [tokenizer: trained once on a deterministic reservoir sample of the training lines]
 //     -> batches of documents encoded on every core (native SentencePiece threads) while the next is read
 //     -> one shard writer per split (train/valid): a shard is written when it holds shardChars characters
@@ -10,7 +10,7 @@
 // reads on from the earliest split's last finished shard (plain files and Parquet seek there; compressed
 // files are decompressed and skipped up to it) and writes byte-identical shards. Splitting across jobs:
 // `part: { index, count }` prepares a contiguous share of the input files into part-I-of-N/; the job that
-// finishes the last part assembles the corpus.
+// finishes the last part assembles the corpus. The passes themselves are lib/data/corpus-prepare.ts.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
