@@ -3,8 +3,7 @@
 // drawn by a seeded generator, so every paragraph is new text made of real English, and the same seed and
 // size give the same bytes. Real corpora of the paper's size cannot be downloaded here.
 import * as fs from 'fs';
-import { englishProseDocuments } from '../lib/data/builtin/sources';
-import { seededRandom } from '../lib/random';
+import { englishProseDocuments, seededRandom } from '../lib';
 
 async function sentences(): Promise<string[]> {
   const { train, valid } = await englishProseDocuments();

@@ -38,7 +38,7 @@ import * as path from 'path';
 import { AbortError, engineInfo, MlmDataset, prune, quantize, toInt8, Trainer, Transformer, TokenizerLike } from '../lib';
 import type { EngineInfo, Precision, StepRecord } from '../lib';
 import { median, mlmStepFlops, runMain } from './report';
-import { SIZES } from './sizes';
+import { shapeOf, SIZES } from './sizes';
 
 interface Size {
   name: string;
@@ -56,6 +56,14 @@ const TINY: Size = SIZES.tiny;
 const XL: Size = { name: 'xl', dModel: 1024, layers: 12, heads: 16, maxLen: 512, attentionDropout: 0 };
 const T = 128;
 const seqLen = (s: Size) => s.maxLen ?? T;
+/** Size `s` as a model config over `vocab` tokens, of `task` (an MLM by default). */
+const sizeConfig = (s: Size, vocab: number, task: 'mlm' | 'classify' = 'mlm') => ({
+  task,
+  vocabSize: vocab,
+  maxLen: seqLen(s),
+  ...shapeOf(s),
+  ...(s.attentionDropout !== undefined ? { attentionDropout: s.attentionDropout } : {}),
+});
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -223,15 +231,6 @@ function plan(ctx: Ctx): Check[] {
   const steps = gpu ? 50 : 40;
   const batchSize = gpu ? 32 : 8;
   const data = () => corpusData(dataDir);
-  const config = (s: Size, vocab: number, task: 'mlm' | 'classify' = 'mlm') => ({
-    task,
-    vocabSize: vocab,
-    maxLen: seqLen(s),
-    dModel: s.dModel,
-    layers: s.layers,
-    heads: s.heads,
-    ...(s.attentionDropout !== undefined ? { attentionDropout: s.attentionDropout } : {}),
-  });
   const ids = (vocab: number) => [
     Array.from({ length: 40 }, (_, i) => (i === 0 ? 1 : 5 + ((i * 7919) % (vocab - 5)))),
     [1, 50, 4, 70, 80, 4, 90],
@@ -248,7 +247,7 @@ function plan(ctx: Ctx): Check[] {
       skip: !gpu && precision !== 'fp32' ? `${NO_GPU}: the dry run trains in fp32` : undefined,
       run: async () => {
         const { train, vocab } = data();
-        const model = await Transformer.create(config(size, vocab), { seed: 1, device });
+        const model = await Transformer.create(sizeConfig(size, vocab), { seed: 1, device });
         const trainer = new Trainer(model, { maxSteps: steps, batchSize, lr: 1e-3, warmupSteps: 5, precision, seed: 1 });
         const r = await trainer.fit(train, { evalEvery: 1e9 });
         const losses = trainRecords(r.history).map((h) => h.loss);
@@ -277,7 +276,7 @@ function plan(ctx: Ctx): Check[] {
     skip: gpu ? undefined : NO_GPU,
     run: async () => {
       const { vocab } = data();
-      const cpu = await Transformer.create(config(size, vocab), { seed: 3 });
+      const cpu = await Transformer.create(sizeConfig(size, vocab), { seed: 3 });
       const dir = path.join(tmp, 'weights');
       await cpu.save(dir);
       const onGpu = await Transformer.load(dir, { device: 'cuda' });
@@ -299,7 +298,7 @@ function plan(ctx: Ctx): Check[] {
     run: async () => {
       const { train, vocab } = data();
       const dir = path.join(tmp, 'to-cpu');
-      const model = await Transformer.create(config(size, vocab), { seed: 5, device });
+      const model = await Transformer.create(sizeConfig(size, vocab), { seed: 5, device });
       await new Trainer(model, { ...trainCfg, maxSteps: 8 }).fit(train, { dir, evalEvery: 8 });
       const onCpu = await Transformer.load(dir, { device: 'cpu' });
       const d = maxAbsDiff((await model.predict(ids(vocab))).data, (await onCpu.predict(ids(vocab))).data);
@@ -325,12 +324,12 @@ function plan(ctx: Ctx): Check[] {
     limitDry: 240,
     run: async () => {
       const { train, vocab } = data();
-      const full = await new Trainer(await Transformer.create(config(size, vocab), { seed: 5, device }), trainCfg).fit(train, {
+      const full = await new Trainer(await Transformer.create(sizeConfig(size, vocab), { seed: 5, device }), trainCfg).fit(train, {
         evalEvery: 8,
         dir: path.join(tmp, 'full'),
       });
       const dir = path.join(tmp, 'resume');
-      const b = await Transformer.create(config(size, vocab), { seed: 5, device });
+      const b = await Transformer.create(sizeConfig(size, vocab), { seed: 5, device });
       const controller = new AbortController();
       await new Trainer(b, trainCfg)
         .fit(train, {
@@ -350,7 +349,7 @@ function plan(ctx: Ctx): Check[] {
         );
       const stoppedAt = (JSON.parse(fs.readFileSync(path.join(dir, 'trainer.json'), 'utf8')) as { step: number }).step;
       b.dispose();
-      const rest = await new Trainer(await Transformer.create(config(size, vocab), { seed: 99, device }), trainCfg).fit(train, {
+      const rest = await new Trainer(await Transformer.create(sizeConfig(size, vocab), { seed: 99, device }), trainCfg).fit(train, {
         evalEvery: 8,
         dir,
       });
@@ -411,7 +410,7 @@ function plan(ctx: Ctx): Check[] {
     limitDry: 240,
     run: async () => {
       const { train, valid, vocab } = data();
-      const model = await Transformer.create(config(size, vocab), { seed: 2, device });
+      const model = await Transformer.create(sizeConfig(size, vocab), { seed: 2, device });
       await new Trainer(model, { maxSteps: 10, batchSize, lr: 1e-3, precision: 'fp32' }).fit(train, { evalEvery: 100 });
       const logits = await model.predict(ids(vocab));
       assert(logits.dims.join() === [2, 40, vocab].join(), `predict dims ${logits.dims.join()}`);
@@ -446,7 +445,7 @@ function plan(ctx: Ctx): Check[] {
       limitDry: 60,
       run: async () => {
         const { vocab } = data();
-        const model = await Transformer.create(config(size, vocab, 'classify'), { seed: 2, device: 'cuda' });
+        const model = await Transformer.create(sizeConfig(size, vocab, 'classify'), { seed: 2, device: 'cuda' });
         const err = await toInt8(model).then(
           () => null,
           (e: Error) => e,
@@ -464,7 +463,7 @@ function plan(ctx: Ctx): Check[] {
       limitDry: 60,
       run: async () => {
         const { vocab } = data();
-        const err = await Transformer.create(config(size, vocab), { device: 'cuda' }).then(
+        const err = await Transformer.create(sizeConfig(size, vocab), { device: 'cuda' }).then(
           () => null,
           (e: Error) => e,
         );
@@ -559,18 +558,7 @@ async function throughputRow(ctx: Ctx, s: Size, precision: Precision, label: str
   let B = batch === 'fill' ? fillBatch(ctx, s, vocab, precision) : batch;
   const notes: string[] = [];
   for (let attempt = 0; ; attempt++) {
-    const model = await Transformer.create(
-      {
-        task: 'mlm',
-        vocabSize: vocab,
-        maxLen: seqLen(s),
-        dModel: s.dModel,
-        layers: s.layers,
-        heads: s.heads,
-        ...(s.attentionDropout !== undefined ? { attentionDropout: s.attentionDropout } : {}),
-      },
-      { seed: 1, device: ctx.device },
-    );
+    const model = await Transformer.create(sizeConfig(s, vocab), { seed: 1, device: ctx.device });
     // The CPU's first steps (allocations, oneDNN's kernels) take 10-20x a later one: 3 warm-up steps either way.
     const warm = 3;
     const timed = ctx.gpu ? 10 : 6;

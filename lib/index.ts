@@ -48,6 +48,8 @@ export { PrepareEvent } from './data/corpus-progress';
 export { Dataset, ClassificationTask, ClassificationOptions, CustomTask, ExampleFiles, classificationLayout } from './data/task';
 // The built-in corpus and tasks as plain documents and labelled examples (before tokenizing), for your own pipeline or a look at the data.
 export { CLASSIFICATION_SOURCES, englishProseDocuments, classificationExamples } from './data/builtin/sources';
+// The seeded generator behind the tokenizer's reservoir sample, for sampling of your own that must repeat for a seed.
+export { seededRandom } from './random';
 export { Document, Example } from './data/documents';
 export { readDocuments, readExamples } from './data/files';
 // Parallel (source, target) pairs for translation: the built-in corpora (Debian packages, prepared into the cache) and your TSV/JSONL files.
@@ -108,7 +110,8 @@ export type { DistSetup } from './config/dist';
 export type { CompressionRecovery } from './compress/study';
 export type { Split } from './data/documents';
 export type { SplitManifest, ShardEntry } from './data/corpus-manifest';
-export type { InputFormat, TextSplit, Position } from './data/stream';
+export type { TextSplit, Position } from './data/stream';
+export type { InputFormat } from './data/inputs';
 export type { DocumentSpec, ExampleSpec, Field } from './data/files';
 export type { ParallelSource } from './data/builtin/parallel';
 export type { ParallelSplitManifest } from './data/pairs';

@@ -3,14 +3,19 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CompressionState, EngineInfo, Tensor, TokenArray } from './types';
-import type { ModelConfig } from './config/model';
-import type { TrainConfig } from './config/train';
-import type { PruneSettings, QuantizeSettings } from './config/compress';
+import type { Device, ModelConfig } from './config/model';
+import type { DistBackend, Precision, TrainConfig } from './config/train';
+import type { Int8Engine, PruneScope, PruneSettings, QuantizeSettings } from './config/compress';
 import type { TokenizerSettings } from './config/tokenizer';
 
 /** The configs cross as their schemas output them (bind/options.cc reads these fields); the trainer's
- * thread counts are resolved first. */
-export type NativeTrainConfig = Omit<TrainConfig, 'threads' | 'blasThreads'> & { threads: number; blasThreads: number };
+ * thread counts and precision are resolved first. Every enum-like string is its union from lib/config/, and the
+ * addon refuses a name outside it with an error naming the field and the allowed names. */
+export type NativeTrainConfig = Omit<TrainConfig, 'threads' | 'blasThreads' | 'precision'> & {
+  threads: number;
+  blasThreads: number;
+  precision: Precision;
+};
 
 export interface NativeEval {
   loss: number;
@@ -106,7 +111,7 @@ export interface NativeModel {
     batch: number,
     length: number,
     mask: Uint8Array | null,
-    precision: string,
+    precision: Precision,
     targets?: Int32Array,
     targetLength?: number,
   ): Promise<Tensor>;
@@ -116,7 +121,7 @@ export interface NativeModel {
     batch: number,
     length: number,
     mask: Uint8Array | null,
-    options: { positions: Int32Array; topK: number; precision: string },
+    options: { positions: Int32Array; topK: number; precision: Precision },
   ): Promise<{ probs: Float32Array; ids: Int32Array; k: number }>;
   /** Translate models: sources (B, S) ending in eos; beam or greedy search in C++. */
   translate(
@@ -125,13 +130,13 @@ export interface NativeModel {
     length: number,
     mask: Uint8Array | null,
     options: NativeGenerateOptions,
-    precision: string,
+    precision: Precision,
   ): Promise<NativeTranslations>;
   /** With `group` (a trainer in a process group): each rank evaluates its share of the batches, all get the sums. */
   /** maxSamples 0: all. */
   evaluate(
     data: NativeDataset,
-    options: { batchSize: number; maxSamples: number; seed: number; precision: string },
+    options: { batchSize: number; maxSamples: number; seed: number; precision: Precision },
     group?: NativeTrainer,
   ): Promise<NativeEval>;
   save(path: string, metadata: NativeMetadata): Promise<void>;
@@ -144,7 +149,7 @@ export interface NativeModel {
   pruneStructured(options: Omit<PruneSettings, 'inPlace'>): Promise<{ model: NativeModel; heads: number; headDim: number; ffn: number }>;
   quantize(options: Omit<QuantizeSettings, 'inPlace' | 'method'>): Promise<void>;
   clone(): Promise<NativeModel>;
-  toInt8(engine: string): Promise<NativeModel>;
+  toInt8(engine: Int8Engine): Promise<NativeModel>;
   compression(): CompressionState;
   packedSize(metadata: NativeMetadata): Promise<{ fileBytes: number; headerBytes: number; tensors: Record<string, number> }>;
   weightErrors(reference: NativeModel): Promise<Record<string, number>>;
@@ -166,7 +171,7 @@ export interface NativeDistConfig {
   worldSize: number;
   masterAddr: string;
   masterPort: number;
-  backend: string;
+  backend: DistBackend;
   timeoutSeconds: number;
 }
 
@@ -217,7 +222,7 @@ export interface NativeShardInfo {
  * against PyTorch's and by round trips; the library reaches them only through a model (prune, quantize, save).
  */
 export interface NativeTestingOps {
-  magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: string): Uint8Array[];
+  magnitudeMasks(weights: Float32Array[], dims: number[][], sparsity: number, scope: PruneScope): Uint8Array[];
   fakeQuantize(
     weight: Float32Array,
     dims: number[],
@@ -238,8 +243,8 @@ export interface NativeTestingOps {
 
 export interface NativeAddon {
   abiVersion: number;
-  createModel(config: ModelConfig, seed: number, device: string): Promise<NativeModel>;
-  loadModel(config: ModelConfig, weightsPath: string, device: string): Promise<NativeModel>;
+  createModel(config: ModelConfig, seed: number, device: Device): Promise<NativeModel>;
+  loadModel(config: ModelConfig, weightsPath: string, device: Device): Promise<NativeModel>;
   createMlmData(tokens: TokenArray, options: NativeMlmOptions): NativeDataset;
   createMlmShards(paths: string[], options: NativeMlmOptions): NativeDataset;
   writeTokenShard(path: string, tokens: TokenArray, vocabSize: number): Promise<NativeShardInfo>;

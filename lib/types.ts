@@ -1,6 +1,7 @@
 // Value types of trainlarge's public API that the addon (lib/native.ts) returns as they are. They live
 // here, below both, so the addon's surface and the public modules share one declaration; the public
 // modules re-export them.
+import type { PruneScope } from './config/compress';
 
 /** A token stream as the engine reads it without copying (uint16 fits a vocabulary up to 65,536). */
 export type TokenArray = Int32Array | Uint32Array | Uint16Array;
@@ -23,7 +24,7 @@ export interface CompressionState {
     startStep: number;
     endStep: number;
     every: number;
-    scope: 'layer' | 'global';
+    scope: PruneScope;
     targets: string[];
   };
 }

@@ -1,8 +1,8 @@
 // The trainlarge command line, run as a user runs it (the compiled dist/lib/cli.js that npm's bin points at).
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { speechFiles, tempDir } from './helpers';
+import { speechFiles, startService, tempDir } from './helpers';
 
 jest.setTimeout(120_000);
 const CLI = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
@@ -208,19 +208,7 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   expect(Object.values(hfConfig.id2label)).toEqual(['negative', 'positive']);
   expect(fs.existsSync(path.join(dir, 'hf', 'tokenizer.model'))).toBe(true); // the tokenizer travels with the weights
 
-  const child = spawn(process.execPath, [CLI, 'serve', small, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '',
-    err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const address = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /"address":"([^"]+)"/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', () => reject(new Error(`serve exited early: ${err}`)));
-  });
+  const { child, address, out, exited } = await startService(CLI, ['serve', small, '--port', '0']);
   const answer = await fetch(`${address}/v1/models/sentiment-p50-q4/classify`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -231,6 +219,6 @@ test('the workflow on real data: train -> finetune -> compress -> export -> serv
   expect(['negative', 'positive']).toContain(body.results[0].label);
   child.kill('SIGTERM');
   expect(await exited).toBe(0);
-  expect(out).toMatch(/"event":"closed"/);
+  expect(out()).toMatch(/"event":"closed"/);
   fs.rmSync(dir, { recursive: true, force: true });
 });

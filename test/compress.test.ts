@@ -32,6 +32,17 @@ const PY = PEER_PYTHON;
 const PEER = path.join(__dirname, 'peer', 'compress_parity.py');
 const MATRICES = ['attn.qkv', 'attn.proj', 'ffn.fc1', 'ffn.fc2'];
 
+/** One-shot unstructured pruning's options as the addon takes them, for the engine's own checks (no schema before them). */
+const RAW_PRUNE = {
+  structure: 'unstructured',
+  sparsity: 0.5,
+  scope: 'layer',
+  schedule: 'oneshot',
+  initialSparsity: 0,
+  startStep: 0,
+  every: 1,
+} as const;
+
 let dir: string;
 let tok: Tokenizer;
 let task: ClassificationTask;
@@ -640,15 +651,7 @@ describe('structured pruning', () => {
     await expect(prune(masked, { structure: 'heads', sparsity: 0.5 })).rejects.toThrow(/structured pruning needs an uncompressed model/);
     // The engine's own checks, for a caller of the addon that skips the schema.
     const m = modelInternals(base);
-    const raw = {
-      structure: 'heads',
-      sparsity: 0.5,
-      scope: 'layer',
-      schedule: 'oneshot',
-      initialSparsity: 0,
-      startStep: 0,
-      every: 1,
-    } as const;
+    const raw = { ...RAW_PRUNE, structure: 'heads' } as const;
     await expect(m.run(() => m.handle.pruneStructured({ ...raw, scope: 'global' }))).rejects.toThrow(
       /scope: .*only 'layer' applies, got 'global'/,
     );
@@ -727,20 +730,7 @@ describe('bad arguments', () => {
     await expect(
       qi.run(() => qi.handle.quantize({ bits: 4, symmetric: true, granularity: 'channel', targets: ['attention'] })),
     ).rejects.toThrow(/'layers\.0\.attn\.qkv\.weight' is already quantized/);
-    await expect(
-      qi.run(() =>
-        qi.handle.prune({
-          structure: 'unstructured',
-          sparsity: 0.5,
-          scope: 'layer',
-          schedule: 'oneshot',
-          initialSparsity: 0,
-          startStep: 0,
-          every: 1,
-          targets: [],
-        }),
-      ),
-    ).rejects.toThrow(/no weight matrices to prune/);
+    await expect(qi.run(() => qi.handle.prune({ ...RAW_PRUNE, targets: [] }))).rejects.toThrow(/no weight matrices to prune/);
     expect(() => native().testing.fakeQuantize(new Float32Array(4), [2, 2], 9, true, true)).toThrow(
       /bits: must be an integer in 2\.\.8, got 9/,
     );

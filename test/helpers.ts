@@ -1,4 +1,4 @@
-import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
+import { ChildProcess, ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -76,6 +76,19 @@ export function speechFiles(dir: string, count: number): string[] {
 export function bibleTask(): Promise<ParallelTask> {
   return Dataset.parallel({ source: 'bible-en-es', vocabSize: 1000, maxLen: 64, maxPairs: 3000, maxChars: 200 });
 }
+
+/**
+ * The tiny translation sweep the sweep and compression tests run (each adds its sizes, data and budget): Bible
+ * pairs, 512-token batches, lr 3e-3, label smoothing 0.1.
+ */
+export const TINY_MT_SWEEP = {
+  name: 'tiny-mt',
+  task: 'translate',
+  corpus: 'bible-en-es',
+  batchTokens: 512,
+  lr: 0.003,
+  labelSmoothing: 0.1,
+} as const;
 
 /** The small translator the compression tests prune and quantize. tieEmbeddings 'decoder': the encoder's
  * tokens.weight and the decoder's decoder.tokens.weight are two matrices. */
@@ -169,6 +182,82 @@ export class PythonPeer {
   close(): void {
     this.child.stdin.end();
   }
+}
+
+/** A service started as a child process, once it has printed its address. */
+export interface StartedService {
+  child: ChildProcess;
+  address: string;
+  /** What it has printed so far on stdout and stderr. */
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * `node SCRIPT ARGS...` (the CLI's `serve`, or examples/service/main.js) as a child; resolves once it prints the
+ * address it listens on, rejects with its stderr if it exits before.
+ */
+export function startService(script: string, args: string[]): Promise<StartedService> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /"address":"([^"]+)"/.exec(out);
+      if (m) resolve({ child, address: m[1], out: () => out, err: () => err, exited });
+    });
+    child.on('exit', () => reject(new Error(`${path.basename(script)} ${args[0] ?? ''} exited early: ${err}`)));
+  });
+}
+
+/**
+ * Text every tokenizer comparison runs besides prose: empty and whitespace-only texts, whitespace runs,
+ * control characters, non-Latin scripts and emoji, contractions, numbers, a combining mark.
+ */
+export const TOKENIZER_EDGE_CASES: readonly string[] = [
+  '',
+  ' ',
+  '  leading and trailing  ',
+  'tabs\tand\nnewlines\r\n here',
+  'naïve café — “quotes” … ½ 𝔘nicode 😀👍🏽 中文 日本語 한국어',
+  "don't won't I'll we've they're it's",
+  '   multiple     spaces   ',
+  'numbers 1234567 3.14159 1,000,000',
+  'e\u0301 combining',
+];
+
+/** The first `count` sentences of `docs`, paragraph by paragraph (cut after . ! ? before a capital or a quote). */
+export function sentencesOf(docs: readonly { text: string }[], count: number): string[] {
+  const out: string[] = [];
+  for (const d of docs)
+    for (const para of d.text.split('\n'))
+      for (const s of para.split(/(?<=[.!?])\s+(?=[A-Z"'])/)) {
+        if (out.length >= count) return out;
+        if (s.trim()) out.push(s);
+      }
+  return out;
+}
+
+/**
+ * How many of `ours` differ from `theirs` (id lists, item by item), and the first few, each shown with its item
+ * (`items[i]`: the text or pair it encodes).
+ */
+export function idMismatches(ours: ArrayLike<number>[], theirs: number[][], items: readonly unknown[]): { count: number; first: string[] } {
+  const bad: number[] = [];
+  theirs.forEach((t, i) => {
+    const o = Array.from(ours[i]);
+    if (o.length !== t.length || o.some((x, j) => x !== t[j])) bad.push(i);
+  });
+  return {
+    count: bad.length,
+    first: bad
+      .slice(0, 3)
+      .map((i) => `${JSON.stringify(items[i])}: ${JSON.stringify(Array.from(ours[i]))} vs ${JSON.stringify(theirs[i])}`),
+  };
 }
 
 /** The labels of every legend of a rendered vega SVG, in order (vega writes them in role-legend-label groups). */

@@ -8,7 +8,7 @@ import { Corpus, Dataset, Tokenizer } from '../lib';
 import { dataHandle } from '../lib/data/dataset';
 import { englishProseDocuments } from '../lib/data/builtin/sources';
 import { classificationLayout } from '../lib/data/task';
-import { PythonPeer, tempDir } from './helpers';
+import { idMismatches, PythonPeer, sentencesOf, tempDir, TOKENIZER_EDGE_CASES } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -32,38 +32,12 @@ async function transformersIds(tokDir: string, items: (string | [string, string]
   return JSON.parse(fs.readFileSync(output, 'utf8')) as number[][];
 }
 
-/** Indices where ours differs from theirs (and the first few, shown). */
-function mismatches(ours: ArrayLike<number>[], theirs: number[][]): { count: number; first: string[] } {
-  const bad: number[] = [];
-  theirs.forEach((t, i) => {
-    const o = Array.from(ours[i]);
-    if (o.length !== t.length || o.some((x, j) => x !== t[j])) bad.push(i);
-  });
-  return {
-    count: bad.length,
-    first: bad
-      .slice(0, 3)
-      .map((i) => `${JSON.stringify(texts[i])}: ${JSON.stringify(Array.from(ours[i]))} vs ${JSON.stringify(theirs[i])}`),
-  };
-}
+/** Indices where ours differs from theirs (and the first few, shown with their texts). */
+const mismatches = (ours: ArrayLike<number>[], theirs: number[][]) => idMismatches(ours, theirs, texts);
 
-// Text that byte-level BPE must get exactly right besides prose: spaces, control characters, non-Latin
-// scripts, emoji, and special tokens written in the text (transformers matches them as tokens).
-const EDGE_CASES = [
-  '',
-  ' ',
-  '  leading and trailing  ',
-  'tabs\tand\nnewlines\r\n here',
-  'naïve café — “quotes” … ½ 𝔘nicode 😀👍🏽 中文 日本語 한국어',
-  'Hello <mask> world',
-  '<s>in the text</s>',
-  'a<mask>b <pad> <unk>',
-  "don't won't I'll we've they're it's",
-  '   multiple     spaces   ',
-  'numbers 1234567 3.14159 1,000,000',
-  'e\u0301 combining',
-  '\u00a0nbsp\u2003emspace',
-];
+// Text that byte-level BPE must get exactly right besides prose: the shared edge cases, odd spaces, and
+// special tokens written in the text (transformers matches them as tokens).
+const EDGE_CASES = [...TOKENIZER_EDGE_CASES, '\u00a0nbsp\u2003emspace', 'Hello <mask> world', '<s>in the text</s>', 'a<mask>b <pad> <unk>'];
 
 beforeAll(async () => {
   peer = new PythonPeer();
@@ -75,13 +49,7 @@ beforeAll(async () => {
   fs.writeFileSync(trainFile, JSON.stringify(prose.train.map((d) => d.text)));
   trained = (await python(['train', trainFile, hfDir, '8000', legacyDir])) as typeof trained;
   // Real sentences: the validation documents' first, then the training documents'.
-  const sentences: string[] = [];
-  for (const d of [...prose.valid, ...prose.train]) {
-    for (const para of d.text.split('\n')) {
-      for (const s of para.split(/(?<=[.!?])\s+(?=[A-Z"'])/)) if (s.trim() && sentences.length < SENTENCES) sentences.push(s);
-    }
-  }
-  texts = [...EDGE_CASES, ...sentences];
+  texts = [...EDGE_CASES, ...sentencesOf([...prose.valid, ...prose.train], SENTENCES)];
 });
 
 afterAll(() => {

@@ -2,7 +2,7 @@
 // (401 without it, counted in /metrics), no binding off loopback without a token or `insecure`, the limits on
 // body size, texts and time each answered with its 4xx/503, and 10,000 requests on 127.0.0.1 with flat RSS.
 // The models are small and untrained: only the guards are under test here (test/service.test.ts checks answers).
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -11,7 +11,7 @@ import { Tokenizer, Transformer } from '../lib';
 import { englishProseDocuments } from '../lib/data/builtin/sources';
 import { readMetric } from '../bench/report';
 import { createService } from '../lib/serve/server';
-import { tempDir } from './helpers';
+import { StartedService, startService, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -46,21 +46,7 @@ async function call(
 }
 
 /** `trainlarge serve ARGS...` as a child; resolves once it prints its address. */
-function serveCli(args: string[]): Promise<{ child: ChildProcess; address: string; err: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /"address":"([^"]+)"/.exec(out);
-      if (m) resolve({ child, address: m[1], err: () => err, exited });
-    });
-    child.on('exit', () => reject(new Error(`serve exited early: ${err}`)));
-  });
-}
+const serveCli = (args: string[]): Promise<StartedService> => startService(CLI, ['serve', ...args]);
 
 beforeAll(async () => {
   dir = tempDir('service-guard');

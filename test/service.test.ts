@@ -1,7 +1,6 @@
 // The inference service (lib/serve, started by `trainlarge serve` and examples/service/main.js): real models trained here on real text, served on
 // 127.0.0.1, hit with concurrent HTTP requests whose every answer is checked against the model called
 // directly; bad requests, a full queue, the event loop during inference, and graceful shutdown.
-import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Dataset, MlmDataset, prune, quantize, Tokenizer, Trainer, Transformer } from '../lib';
@@ -9,7 +8,7 @@ import { ClassificationTask } from '../lib/data/task';
 import { classificationExamples, englishProseDocuments } from '../lib/data/builtin/sources';
 import { readMetric } from '../bench/report';
 import { createService, Service } from '../lib/serve/server';
-import { tempDir } from './helpers';
+import { startService, tempDir } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -413,25 +412,16 @@ describe('load', () => {
 
   test('SIGTERM: the process answers every admitted request, then exits 0', async () => {
     const main = path.join(__dirname, '..', 'dist', 'examples', 'service', 'main.js');
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [main, '--model', `clf=${path.join(dir, 'clf')}`, '--port', '0', '--max-batch', '2', '--max-wait-ms', '0'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const address = await new Promise<string>((resolve, reject) => {
-      child.stdout!.on('data', (d) => {
-        out += d;
-        const m = /"address":"([^"]+)"/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.on('exit', () => reject(new Error(`service exited early: ${err}`)));
-    });
+    const { child, address, out, exited } = await startService(main, [
+      '--model',
+      `clf=${path.join(dir, 'clf')}`,
+      '--port',
+      '0',
+      '--max-batch',
+      '2',
+      '--max-wait-ms',
+      '0',
+    ]);
     const texts = testTexts.slice(0, 24).map((x) => x.text);
     const answers = Promise.all(texts.map((text) => post(`${address}/v1/models/clf/classify`, { text, truncate: true })));
     // Wait until the server has admitted all 24 (so they are in flight), then ask it to stop.
@@ -444,8 +434,8 @@ describe('load', () => {
     const done = await answers;
     expect(done.map((a) => a.status)).toEqual(texts.map(() => 200));
     expect(await exited).toBe(0);
-    expect(out).toMatch(/"event":"shutdown","signal":"SIGTERM"/);
-    expect(out).toMatch(/"event":"closed"/);
+    expect(out()).toMatch(/"event":"shutdown","signal":"SIGTERM"/);
+    expect(out()).toMatch(/"event":"closed"/);
     await expect(fetch(`${address}/health`)).rejects.toThrow();
   });
 });

@@ -8,7 +8,7 @@ import { Tokenizer, Transformer } from '../lib';
 import { englishProseDocuments } from '../lib/data/builtin/sources';
 import { parseSpmModel, spmToHfFiles } from '../lib/data/spm-hf';
 import { classificationLayout } from '../lib/data/task';
-import { PythonPeer, tempDir } from './helpers';
+import { idMismatches, PythonPeer, sentencesOf, tempDir, TOKENIZER_EDGE_CASES } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -17,19 +17,8 @@ const TRAIN_DOCS = 300;
 const KINDS = ['bpe', 'unigram'] as const;
 const HF_FILES = ['special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json'];
 
-// Besides prose: whitespace runs, control characters, non-Latin scripts and emoji (byte fallback), NFKC.
-const EDGE_CASES = [
-  '',
-  ' ',
-  '  leading and trailing  ',
-  'tabs\tand\nnewlines\r\n here',
-  'naïve café — “quotes” … ½ 𝔘nicode 😀👍🏽 中文 日本語 한국어',
-  "don't won't I'll we've they're it's",
-  '   multiple     spaces   ',
-  'numbers 1234567 3.14159 1,000,000',
-  'e\u0301 combining',
-  '\u00a0nbsp\u2003emspace ﬁ ligature Ｆｕｌｌｗｉｄｔｈ',
-];
+// Besides prose: the shared edge cases (byte fallback for scripts and emoji) and NFKC's odd spaces and ligatures.
+const EDGE_CASES = [...TOKENIZER_EDGE_CASES, '\u00a0nbsp\u2003emspace ﬁ ligature Ｆｕｌｌｗｉｄｔｈ'];
 
 let dir: string;
 let texts: string[];
@@ -58,20 +47,8 @@ async function pythonIds(
   return { ...(JSON.parse(fs.readFileSync(output, 'utf8')) as { hf: number[][]; spm: number[][] }), info };
 }
 
-/** How many of `ours` differ from `theirs`, and the first few. */
-function mismatches(ours: ArrayLike<number>[], theirs: number[][], items: unknown[] = texts): { count: number; first: string[] } {
-  const bad: number[] = [];
-  theirs.forEach((t, i) => {
-    const o = Array.from(ours[i]);
-    if (o.length !== t.length || o.some((x, j) => x !== t[j])) bad.push(i);
-  });
-  return {
-    count: bad.length,
-    first: bad
-      .slice(0, 3)
-      .map((i) => `${JSON.stringify(items[i])}: ${JSON.stringify(Array.from(ours[i]))} vs ${JSON.stringify(theirs[i])}`),
-  };
-}
+/** How many of `ours` differ from `theirs`, and the first few (`items`: the texts by default). */
+const mismatches = (ours: ArrayLike<number>[], theirs: number[][], items: unknown[] = texts) => idMismatches(ours, theirs, items);
 
 beforeAll(async () => {
   peer = new PythonPeer();
@@ -80,13 +57,7 @@ beforeAll(async () => {
   const train = prose.train.slice(0, TRAIN_DOCS).map((d) => d.text);
   for (const model of KINDS) toks[model] = await Tokenizer.train({ texts: train, vocabSize: 3000, model });
   // Held-out sentences: the validation documents', then the training documents' not trained on.
-  const sentences: string[] = [];
-  for (const d of [...prose.valid, ...prose.train.slice(TRAIN_DOCS)]) {
-    for (const para of d.text.split('\n')) {
-      for (const s of para.split(/(?<=[.!?])\s+(?=[A-Z"'])/)) if (s.trim() && sentences.length < SENTENCES) sentences.push(s);
-    }
-  }
-  texts = [...EDGE_CASES, ...sentences];
+  texts = [...EDGE_CASES, ...sentencesOf([...prose.valid, ...prose.train.slice(TRAIN_DOCS)], SENTENCES)];
 });
 
 afterAll(() => {

@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import { checkFirstToReach } from '../lib/experiment/report';
 import { Sweep, SweepResults, SweepSpec } from '../lib/experiment/sweep';
 import { EvalRecord, MetricRecord } from '../lib/train/trainer';
-import { tempDir } from './helpers';
+import { tempDir, TINY_MT_SWEEP } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -17,18 +17,13 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const cli = path.resolve(__dirname, '..', 'dist', 'lib', 'cli.js');
 const tiny = {
-  name: 'tiny-mt',
-  task: 'translate',
-  corpus: 'bible-en-es',
+  ...TINY_MT_SWEEP,
   data: { vocabSize: 600, maxPairs: 1500, maxChars: 120 },
   models: [
     { dModel: 32, encoderLayers: 1, decoderLayers: 1, heads: 2 },
     { dModel: 64, encoderLayers: 2, decoderLayers: 2, heads: 4 },
   ],
   maxLen: 48,
-  batchTokens: 512,
-  lr: 0.003,
-  labelSmoothing: 0.1,
   budget: { seconds: 4 },
   evalEvery: { seconds: 1 },
   evalSamples: 60,

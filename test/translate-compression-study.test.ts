@@ -10,7 +10,7 @@ import { runCompression } from '../lib/experiment/compression';
 import { CompressionSpec } from '../lib/experiment/compression-spec';
 import { checkTranslatorsLargeBeatsSmall, TranslationCompressionResults } from '../lib/experiment/compression-translate';
 import { Sweep } from '../lib/experiment/sweep';
-import { tempDir } from './helpers';
+import { tempDir, TINY_MT_SWEEP } from './helpers';
 
 jest.setTimeout(180_000);
 
@@ -30,18 +30,13 @@ beforeAll(async () => {
   root = tempDir('mt-compression');
   sweepDir = path.join(root, 'sweep');
   await new Sweep({
-    name: 'tiny-mt',
-    task: 'translate',
-    corpus: 'bible-en-es',
+    ...TINY_MT_SWEEP,
     data: DATA,
     models: [
       { dModel: 64, encoderLayers: 1, decoderLayers: 1, heads: 4 },
       { dModel: 64, encoderLayers: 2, decoderLayers: 2, heads: 4 },
     ],
     maxLen: MAX_LEN,
-    batchTokens: 512,
-    lr: 0.003,
-    labelSmoothing: 0.1,
     budget: { steps: 25 },
     evalEvery: { steps: 25 },
     evalSamples: 50,

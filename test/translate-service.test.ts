@@ -1,13 +1,12 @@
 // The inference service's translate route (lib/serve, examples/service/main.js): a translator trained here
 // briefly on real data (bible-en-es), served on 127.0.0.1 beside its int8 and 8-bit packed selves; concurrent
 // requests are micro-batched and every answer is checked against Transformer.translate of the same inputs.
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ParallelTask, quantize, toInt8, Transformer } from '../lib';
 import { readMetric } from '../bench/report';
 import { createService, Service } from '../lib/serve/server';
-import { bibleTask, tempDir, trainTranslator } from './helpers';
+import { bibleTask, startService, tempDir, trainTranslator } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -184,21 +183,7 @@ describe('translate route', () => {
 
   test('examples/service/main.js serves the translate route', async () => {
     const main = path.join(__dirname, '..', 'dist', 'examples', 'service', 'main.js');
-    const child = spawn(process.execPath, [main, '--model', `en-es=${path.join(dir, 'mt')}`, '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const address = await new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
-        out += d;
-        const m = /"address":"([^"]+)"/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.on('exit', () => reject(new Error(`service exited early: ${err}`)));
-    });
+    const { child, address, exited } = await startService(main, ['--model', `en-es=${path.join(dir, 'mt')}`, '--port', '0']);
     try {
       const texts = sources.slice(0, 6);
       const r = await post(`${address}/v1/models/en-es/translate`, { text: texts, beam: 2 });

@@ -14,7 +14,7 @@ import {
   QuantizeOptions,
   toInt8,
 } from '../compress/ops';
-import { Int8OptionsSchema, PRUNE_STRUCTURES, PruneSchema, PruneStructure, QuantizeSchema } from '../config/compress';
+import { Int8OptionsSchema, PRUNE_STRUCTURES, PruneSchema, PruneScope, PruneStructure, QuantizeSchema } from '../config/compress';
 import { parseConfig } from '../config/parse';
 import { RUN_FILES } from '../io';
 import { Transformer } from '../model';
@@ -270,7 +270,7 @@ export const compress: Command = {
         : {
             structure,
             sparsity,
-            scope: args.string('scope') as 'layer' | 'global' | undefined,
+            scope: args.string('scope') as PruneScope | undefined,
             schedule: args.string('schedule') as 'oneshot' | 'gradual' | undefined,
             initialSparsity: args.number('initial-sparsity'),
             startStep: args.int('start-step'),

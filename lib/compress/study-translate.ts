@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { ParallelDataset } from '../data/dataset';
 import { Transformer } from '../model';
-import { compressedSize, layerBytes } from './ops';
-import { CompressionGrid, CompressionRow, forEachVariant, variantErrors } from './study';
+import { CompressionGrid, CompressionRow, forEachVariant, variantRow } from './study';
 
 /** How a translation compression study scores each variant: BLEU on the first `samples` pairs, loss on the first `lossSamples`. */
 export const TranslationScoringSchema = z
@@ -81,21 +80,13 @@ export async function translationCompressionStudy(opts: TranslationStudyOptions)
     const base = await scoreTranslator(model, opts.data, scoring);
     await forEachVariant(model, opts, async (method, setting, c) => {
       const s = c === model ? base : await scoreTranslator(c, opts.data, scoring);
-      const size = await compressedSize(c);
-      const row: TranslationCompressionRow = {
-        model: name,
-        parameters: model.parameterCount,
-        method,
-        setting,
-        bytes: size.bytes,
-        layerBytes: layerBytes(size),
+      const row: TranslationCompressionRow = await variantRow(name, model, method, setting, c, {
         bleu: s.bleu,
         chrf: s.chrf,
         bleuDrop: base.bleu - s.bleu,
         loss: s.loss,
         lossRise: s.loss - base.loss,
-        ...(await variantErrors(method, c, model)),
-      };
+      });
       rows.push(row);
       opts.onRow?.(row);
     });

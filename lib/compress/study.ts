@@ -1,4 +1,4 @@
-import { PruneStructure } from '../config/compress';
+import { PruneScope, PruneStructure } from '../config/compress';
 import { plannedWarmup } from '../config/train';
 import { TrainingData } from '../data/dataset';
 import { Transformer } from '../model';
@@ -15,7 +15,7 @@ export const DEFAULT_COMPRESSION_GRID = {
   sparsities: [0.3, 0.5, 0.7, 0.9],
   bits: [8, 6, 4, 3, 2],
   scope: 'layer',
-} as const satisfies { sparsities: readonly number[]; bits: readonly number[]; scope: 'layer' | 'global' };
+} as const satisfies { sparsities: readonly number[]; bits: readonly number[]; scope: PruneScope };
 
 /** What a study's pruning and quantization touch (the default targets of prune and quantize), as its reports state it. */
 export const WHAT_WAS_COMPRESSED =
@@ -61,7 +61,7 @@ export interface CompressionStudyOptions {
   /** Sparsities, bit widths and pruning scope; DEFAULT_COMPRESSION_GRID's by default. */
   sparsities?: number[];
   bits?: number[];
-  scope?: 'layer' | 'global';
+  scope?: PruneScope;
   /** Structured pruning to add (none by default): each structure at each of its sparsities, e.g. { heads: [0.25, 0.5] }. */
   structured?: Partial<Record<StructuredPruning, number[]>>;
   /**
@@ -98,18 +98,7 @@ export async function compressionStudy(opts: CompressionStudyOptions): Promise<C
     const baseAccuracy = (await model.evaluate(opts.data)).accuracy!;
     await forEachVariant(model, opts, async (method, setting, c) => {
       const accuracy = c === model ? baseAccuracy : (await c.evaluate(opts.data)).accuracy!;
-      const size = await compressedSize(c);
-      const row: CompressionRow = {
-        model: name,
-        parameters: model.parameterCount,
-        method,
-        setting,
-        bytes: size.bytes,
-        layerBytes: layerBytes(size),
-        accuracy,
-        accuracyDrop: baseAccuracy - accuracy,
-        ...(await variantErrors(method, c, model)),
-      };
+      const row: CompressionRow = await variantRow(name, model, method, setting, c, { accuracy, accuracyDrop: baseAccuracy - accuracy });
       rows.push(row);
       opts.onRow?.(row);
     });
@@ -164,8 +153,62 @@ export async function forEachVariant(
   for (const b of grid.bits ?? DEFAULT_COMPRESSION_GRID.bits) await run('qat', b, () => quantize(model, { bits: b, method: 'qat', train }));
 }
 
+/** The fields every study's row has (a translation study's too), whatever it scores the variants by. */
+export type VariantFields = Pick<
+  CompressionRow,
+  'model' | 'parameters' | 'method' | 'setting' | 'bytes' | 'layerBytes' | 'meanWeightError' | 'weightErrors'
+>;
+
+/**
+ * The row of variant `c` (`method` at `setting`) of `model`, named `name`: its packed file's bytes and how far
+ * its weights moved, around the study's own `scores` (in the order the rows list their fields).
+ */
+export async function variantRow<S extends object>(
+  name: string,
+  model: Transformer,
+  method: CompressionRow['method'],
+  setting: number,
+  c: Transformer,
+  scores: S,
+): Promise<VariantFields & S> {
+  const size = await compressedSize(c);
+  return {
+    model: name,
+    parameters: model.parameterCount,
+    method,
+    setting,
+    bytes: size.bytes,
+    layerBytes: layerBytes(size),
+    ...scores,
+    ...(await variantErrors(method, c, model)),
+  };
+}
+
+/**
+ * Study rows as a CSV table (header, rows): the columns every row has, with the study's `scores` (column, cell)
+ * between the bytes and the weight error.
+ */
+export function variantTable<R extends VariantFields>(
+  rows: R[],
+  scores: [string, (r: R) => string | number][],
+): [string[], (string | number)[][]] {
+  return [
+    ['model', 'parameters', 'method', 'setting', 'bytes', 'layer_bytes', ...scores.map(([column]) => column), 'mean_weight_error'],
+    rows.map((r) => [
+      r.model,
+      r.parameters,
+      r.method,
+      r.setting,
+      r.bytes,
+      r.layerBytes,
+      ...scores.map(([, cell]) => cell(r)),
+      r.meanWeightError.toFixed(5),
+    ]),
+  ];
+}
+
 /** meanWeightError and weightErrors of a variant against its model (none for the model itself). */
-export async function variantErrors(
+async function variantErrors(
   method: CompressionRow['method'],
   c: Transformer,
   model: Transformer,

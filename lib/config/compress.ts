@@ -12,6 +12,9 @@ const TargetsSchema = TargetList.default(DEFAULT_TARGETS);
 /** What prune removes: single weights, or whole attention heads and/or feed-forward hidden units. */
 export const PRUNE_STRUCTURES = ['unstructured', 'heads', 'ffn', 'heads+ffn'] as const;
 export type PruneStructure = (typeof PRUNE_STRUCTURES)[number];
+/** Where unstructured pruning's threshold applies: per matrix ('layer') or over all of them ('global'). */
+export const PRUNE_SCOPES = ['layer', 'global'] as const;
+export type PruneScope = (typeof PRUNE_SCOPES)[number];
 
 export const PruneSchema = z
   .object({
@@ -25,7 +28,7 @@ export const PruneSchema = z
     /** Fraction of the selected weights set to zero, in [0, 1); structured: of each layer's heads / units removed. */
     sparsity: z.number().min(0).lt(1),
     /** 'layer': each matrix loses `sparsity` of its entries; 'global': one threshold over all of them. */
-    scope: z.enum(['layer', 'global']).default('layer'),
+    scope: z.enum(PRUNE_SCOPES).default('layer'),
     /** 'oneshot' now; 'gradual': Zhu & Gupta's cubic schedule over fine-tuning steps [startStep, endStep]. */
     schedule: z.enum(['oneshot', 'gradual']).default('oneshot'),
     initialSparsity: z.number().min(0).lt(1).default(0),

@@ -3,7 +3,7 @@
 // torchrun itself sets them. Only reading and checking: the collectives are in lib/train/dist.ts (over
 // libtorch's c10d, native/train/dist.cc). It sits below the model, which places itself with rankDevice.
 import { Device } from './model';
-import { TrainConfig } from './train';
+import { DistBackend, TrainConfig } from './train';
 
 /** The process group a Trainer joins: torchrun's variables, checked, plus the backend and timeout. */
 export interface DistSetup {
@@ -12,7 +12,7 @@ export interface DistSetup {
   localRank: number;
   masterAddr: string;
   masterPort: number;
-  backend: 'auto' | 'gloo' | 'nccl';
+  backend: DistBackend;
   timeoutSeconds: number;
 }
 

@@ -34,6 +34,10 @@ export const DEFAULT_BATCH_TOKENS = 4096;
 /** The masking seed of every evaluation (TrainConfig's evalSeed, Transformer.evaluate's seed): fixed so numbers compare across runs. */
 export const DEFAULT_EVAL_SEED = 1234;
 
+/** The collective backends of data-parallel training (TrainConfig's distributed.backend). */
+export const DIST_BACKENDS = ['auto', 'gloo', 'nccl'] as const;
+export type DistBackend = (typeof DIST_BACKENDS)[number];
+
 export const TrainConfigSchema = z
   .object({
     lr: z.number().positive().default(5e-4),
@@ -92,7 +96,7 @@ export const TrainConfigSchema = z
         z.enum(['auto', 'off']),
         z
           .object({
-            backend: z.enum(['auto', 'gloo', 'nccl']).default('auto'),
+            backend: z.enum(DIST_BACKENDS).default('auto'),
             timeoutSeconds: z.number().positive().default(300),
           })
           .strict(),

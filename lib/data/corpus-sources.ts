@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { builtinCorpus, CORPUS_SOURCES, CorpusSourceName } from './builtin/sources';
 import { Document } from './documents';
-import { expandInputs, Field, InputFile, InputFormat, Position, StreamDoc, streamDocuments, TextSplit } from './stream';
+import { expandInputs, InputFile, InputFormat } from './inputs';
+import { Field, Position, StreamDoc, streamDocuments, TextSplit } from './stream';
 import { CorpusManifest, PREPARE_VERSION, sha256, SplitName } from './corpus-manifest';
 
 /** Files of your own (the paper's Wikipedia + BookCorpus role): paths, directories or glob patterns. */

@@ -1,6 +1,8 @@
 import * as fs from 'fs';
 import type { Document, Example } from './documents';
-import { collectDocuments, expandInputs, firstInvalidUtf8, InputFormat, notUtf8, parseJsonLine, recordField } from './stream';
+import { expandInputs, InputFormat } from './inputs';
+import { collectDocuments, parseJsonLine, recordField } from './stream';
+import { firstInvalidUtf8, notUtf8 } from './utf8';
 
 export { firstInvalidUtf8 };
 

@@ -10,89 +10,11 @@
 // trainlarge's ids, and `<s> a </s>` / `<s> a </s></s> b </s>` as trainlarge lays sequences out.
 //
 // Import reads such a tokenizer.json back into a SentencePiece model (spmModelFromHf), which the addon loads.
-// Only the fields a .model needs are read and written here: Node has no protobuf, and the plugin's own
-// reader (native/spm/spm_tokenizer.cc) reads just as few.
+// Only the fields a .model needs are read and written here (the wire format by hand, lib/protobuf.ts: Node has
+// no protobuf), and the plugin's own reader (native/spm/spm_tokenizer.cc) reads just as few.
 
+import { Field, readFields, serialize, Writer } from '../protobuf';
 import { SpecialTokens } from './tokens';
-
-// --- The protobuf wire format, as far as sentencepiece_model.proto needs it ----------------------------------
-
-type Field = { field: number; wire: number; varint?: bigint; bytes?: Uint8Array; fixed32?: number };
-
-function readFields(b: Uint8Array, where: string): Field[] {
-  const out: Field[] = [];
-  let i = 0;
-  const bad = () => new Error(`${where}: malformed SentencePiece model (protobuf)`);
-  const varint = (): bigint => {
-    let v = 0n;
-    for (let shift = 0n; ; shift += 7n) {
-      if (i >= b.length || shift > 63n) throw bad();
-      const c = b[i++];
-      v |= BigInt(c & 0x7f) << shift;
-      if (c < 0x80) return v;
-    }
-  };
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  while (i < b.length) {
-    const key = Number(varint());
-    const field = key >>> 3;
-    const wire = key & 7;
-    if (wire === 0) out.push({ field, wire, varint: varint() });
-    else if (wire === 2) {
-      const n = Number(varint());
-      if (n > b.length - i) throw bad();
-      out.push({ field, wire, bytes: b.subarray(i, i + n) });
-      i += n;
-    } else if (wire === 5) {
-      if (i + 4 > b.length) throw bad();
-      out.push({ field, wire, fixed32: view.getFloat32(i, true) });
-      i += 4;
-    } else if (wire === 1) {
-      if (i + 8 > b.length) throw bad();
-      i += 8;
-    } else throw bad();
-  }
-  return out;
-}
-
-class ProtoWriter {
-  private readonly parts: Buffer[] = [];
-  private key(field: number, wire: number): void {
-    this.varint(BigInt((field << 3) | wire));
-  }
-  private varint(v: bigint): void {
-    const bytes: number[] = [];
-    let x = BigInt.asUintN(64, v);
-    do {
-      const c = Number(x & 0x7fn);
-      x >>= 7n;
-      bytes.push(x > 0n ? c | 0x80 : c);
-    } while (x > 0n);
-    this.parts.push(Buffer.from(bytes));
-  }
-  int(field: number, v: number | boolean): this {
-    this.key(field, 0);
-    this.varint(BigInt(typeof v === 'boolean' ? Number(v) : v));
-    return this;
-  }
-  bytes(field: number, v: Uint8Array | string): this {
-    const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v);
-    this.key(field, 2);
-    this.varint(BigInt(b.length));
-    this.parts.push(b);
-    return this;
-  }
-  float(field: number, v: number): this {
-    this.key(field, 5);
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
-    this.parts.push(b);
-    return this;
-  }
-  done(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
 
 // --- A SentencePiece model's fields ----------------------------------------------------------------------
 
@@ -139,12 +61,13 @@ function lastOf(fields: Field[]): Map<number, Field> {
 }
 
 export function parseSpmModel(bytes: Uint8Array, where = 'tokenizer model'): SpmModel {
-  const top = readFields(bytes, where);
+  const fields = (b: Uint8Array) => readFields(b, where, 'SentencePiece model (protobuf)');
+  const top = fields(bytes);
   const utf8 = new TextDecoder('utf-8');
   const pieces: SpmPiece[] = top
     .filter((f) => f.field === 1 && f.bytes)
     .map((f) => {
-      const m = lastOf(readFields(f.bytes!, where));
+      const m = lastOf(fields(f.bytes!));
       return {
         piece: m.get(1)?.bytes ? utf8.decode(m.get(1)!.bytes) : '',
         score: m.get(2)?.fixed32 ?? 0,
@@ -152,7 +75,7 @@ export function parseSpmModel(bytes: Uint8Array, where = 'tokenizer model'): Spm
       };
     });
   // Sub-messages that occur twice merge field by field.
-  const message = (n: number) => lastOf(top.filter((f) => f.field === n && f.bytes).flatMap((f) => readFields(f.bytes!, where)));
+  const message = (n: number) => lastOf(top.filter((f) => f.field === n && f.bytes).flatMap((f) => fields(f.bytes!)));
   const t = message(2);
   const n = message(3);
   const d = message(5);
@@ -423,26 +346,26 @@ export function spmModelFromHf(json: Json, ruleName: string, where: string): Buf
   }
   const charsmap = findOfType(json.normalizer, 'Precompiled')?.precompiled_charsmap;
   const removeExtra = findOfType(json.normalizer, 'Strip') !== undefined;
-  const w = new ProtoWriter();
+  const w = new Writer();
   pieces.forEach(([p, score], id) => {
     const t = types[id];
     // SentencePiece gives control, unknown and byte pieces score 0.
     const s = t === PieceType.Normal || t === PieceType.UserDefined ? score : 0;
-    const pw = new ProtoWriter().bytes(1, p).float(2, s);
+    const pw = new Writer().string(1, p).float(2, s);
     if (t !== PieceType.Normal) pw.int(3, t);
-    w.bytes(1, pw.done());
+    w.message(1, pw.done());
   });
-  const trainer = new ProtoWriter()
+  const trainer = new Writer()
     .int(3, model.type === 'Unigram' ? 1 : 2)
     .int(4, pieces.length)
-    .int(35, byteFallback)
+    .int(35, Number(byteFallback))
     .int(40, unkId)
-    .bytes(45, pieces[unkId]?.[0] ?? '<unk>');
-  w.bytes(2, trainer.done());
-  const norm = new ProtoWriter();
-  if (typeof charsmap === 'string' && charsmap.length > 0) norm.bytes(1, ruleName).bytes(2, Buffer.from(charsmap, 'base64'));
-  else norm.bytes(1, 'identity');
-  norm.int(3, true).int(4, removeExtra).int(5, true);
-  w.bytes(3, norm.done());
-  return w.done();
+    .string(45, pieces[unkId]?.[0] ?? '<unk>');
+  w.message(2, trainer.done());
+  const norm = new Writer();
+  if (typeof charsmap === 'string' && charsmap.length > 0) norm.string(1, ruleName).bytes(2, Buffer.from(charsmap, 'base64'));
+  else norm.string(1, 'identity');
+  norm.int(3, 1).int(4, Number(removeExtra)).int(5, 1);
+  w.message(3, norm.done());
+  return serialize(w.done());
 }

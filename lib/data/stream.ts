@@ -1,5 +1,5 @@
-// Users' corpora as a stream of documents, whatever their size: files, directories and glob patterns;
-// plain text, JSONL, TSV and Parquet; gzip- and zstd-compressed files by extension. Nothing is read whole:
+// Users' corpora as a stream of documents, whatever their size: the files lib/data/inputs.ts expands (files,
+// directories, glob patterns) in plain text, JSONL, TSV and Parquet, gzip- or zstd-compressed. Nothing is read whole:
 // text is read in chunks of CHUNK bytes, Parquet a row group at a time, so memory does not grow with the
 // corpus. Every document carries the position just after it (file, byte offset or row, line, its index in
 // the file): a reader started there goes on with the next document, which is how an interrupted prepare
@@ -7,27 +7,14 @@
 // start and skipped up to the offset; plain files and Parquet seek).
 import { isUtf8 } from 'buffer';
 import * as fs from 'fs';
-import * as path from 'path';
 import * as zlib from 'zlib';
 import type { Document } from './documents';
+import { InputFile, InputFormat } from './inputs';
+import { notUtf8 } from './utf8';
 
-/** How a file holds its texts. */
-export type InputFormat = 'text' | 'jsonl' | 'tsv' | 'parquet';
-export const INPUT_FORMATS: readonly InputFormat[] = ['text', 'jsonl', 'tsv', 'parquet'];
 /** Plain text: a document per file, per blank-line separated block, or per line. */
 export type TextSplit = 'file' | 'blank-line' | 'line';
 export const TEXT_SPLITS: readonly TextSplit[] = ['file', 'blank-line', 'line'];
-
-export type Compression = 'none' | 'gzip' | 'zstd';
-
-export interface InputFile {
-  path: string;
-  format: InputFormat;
-  compression: Compression;
-  /** Size on disk. */
-  bytes: number;
-  mtimeMs: number;
-}
 
 /** A column: a header name (TSV) or key (JSONL, Parquet), or a 0-based column index (TSV) or array index (JSONL). */
 export type Field = string | number;
@@ -82,175 +69,6 @@ const CHUNK = 1 << 22;
 const PIECE_CHARS = 1 << 24;
 /** A line longer than this is refused (it could not become one string, and is not text meant for a tokenizer). */
 const MAX_LINE_BYTES = 1 << 28;
-
-const EXTENSIONS: Record<string, InputFormat> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.tsv': 'tsv', '.parquet': 'parquet' };
-
-function compressionOf(file: string): { compression: Compression; inner: string } {
-  if (file.endsWith('.gz')) return { compression: 'gzip', inner: file.slice(0, -3) };
-  if (file.endsWith('.zst')) return { compression: 'zstd', inner: file.slice(0, -4) };
-  if (file.endsWith('.zstd')) return { compression: 'zstd', inner: file.slice(0, -5) };
-  return { compression: 'none', inner: file };
-}
-
-/** The format a file's name says (after a compression extension). */
-export function formatOf(file: string): InputFormat {
-  return EXTENSIONS[path.extname(compressionOf(file).inner).toLowerCase()] ?? 'text';
-}
-
-function globToRegExp(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*') {
-      if (pattern[i + 1] === '*') {
-        // '**/' matches any number of directories, '**' at the end anything
-        i++;
-        if (pattern[i + 1] === '/') {
-          i++;
-          re += '(?:.*/)?';
-        } else re += '.*';
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        re += `[${pattern
-          .slice(i + 1, end)
-          .replace(/^!/, '^')
-          .replace(/\\/g, '\\\\')}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/** Every file under `dir`, sorted, hidden files and directories left out. */
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...walk(p));
-    else if (e.isFile() || (e.isSymbolicLink() && fs.statSync(p).isFile())) out.push(p);
-  }
-  return out;
-}
-
-/** Files matching a glob pattern ('*', '?', '[abc]', '**'), sorted. */
-function glob(pattern: string): string[] {
-  const parts = pattern.split('/');
-  const first = parts.findIndex((p) => /[*?[]/.test(p));
-  const base = parts.slice(0, first).join('/') || (pattern.startsWith('/') ? '/' : '.');
-  if (!fs.existsSync(base) || !fs.statSync(base).isDirectory()) return [];
-  const re = globToRegExp(parts.slice(first).join('/'));
-  return walk(base).filter((f) => re.test(path.relative(base, f).split(path.sep).join('/')));
-}
-
-/**
- * The files named by `patterns` (paths, directories read recursively, or glob patterns), in the order given
- * (each directory's and pattern's files sorted by name), each once. A path that does not exist, a pattern or
- * directory with no file, and an empty file are errors naming `what[i]`.
- */
-export function expandInputs(patterns: unknown, spec: { format?: InputFormat } = {}, what = 'files'): InputFile[] {
-  if (!Array.isArray(patterns) || patterns.length === 0 || !patterns.every((f) => typeof f === 'string' && f.length > 0))
-    throw new Error(`${what}: files must be a non-empty list of paths, directories or glob patterns`);
-  if (spec.format !== undefined && !INPUT_FORMATS.includes(spec.format))
-    throw new Error(`format: must be one of ${INPUT_FORMATS.map((f) => `'${f}'`).join(', ')}, got ${JSON.stringify(spec.format)}`);
-  const out: InputFile[] = [];
-  const seen = new Set<string>();
-  (patterns as string[]).forEach((p, i) => {
-    let files: string[];
-    if (/[*?[]/.test(p) && !fs.existsSync(p)) {
-      files = glob(p);
-      if (files.length === 0) throw new Error(`${what}[${i}]: the pattern ${p} matches no file`);
-    } else {
-      let stat: fs.Stats;
-      try {
-        stat = fs.statSync(p);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') throw new Error(`${what}[${i}]: no such file: ${p}`);
-        throw new Error(`${what}[${i}]: cannot read ${p}: ${code ?? (e as Error).message}`);
-      }
-      if (stat.isDirectory()) {
-        files = walk(p);
-        if (files.length === 0) throw new Error(`${what}[${i}]: the directory ${p} holds no files`);
-      } else files = [p];
-    }
-    for (const f of files) {
-      const key = path.resolve(f);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const stat = fs.statSync(f);
-      if (stat.size === 0) throw new Error(`${what}[${i}]: ${f} is empty`);
-      const { compression } = compressionOf(f);
-      const format = spec.format ?? formatOf(f);
-      if (format === 'parquet' && compression !== 'none')
-        throw new Error(`${what}[${i}]: ${f}: a Parquet file compresses its own pages; give it uncompressed`);
-      out.push({ path: f, format, compression, bytes: stat.size, mtimeMs: stat.mtimeMs });
-    }
-  });
-  return out;
-}
-
-/**
- * 1-based line of a byte offset within `bytes`, counting from `firstLine` (counts '\n' bytes before it).
- */
-function lineOfByte(bytes: Uint8Array, offset: number, firstLine: number): number {
-  let line = firstLine;
-  for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
-  return line;
-}
-
-/**
- * The error for bytes that are not UTF-8, naming the first bad byte, its offset in the file (`bytes` start at
- * `at`) and its line (`bytes` start on line `firstLine`). `where` names the file.
- */
-export function notUtf8(where: string, bytes: Uint8Array, at = 0, firstLine = 1): Error {
-  const bad = firstInvalidUtf8(bytes);
-  const which =
-    bad >= 0
-      ? `byte 0x${bytes[bad].toString(16).padStart(2, '0')} at offset ${at + bad} (line ${lineOfByte(bytes, bad, firstLine)})`
-      : 'invalid bytes';
-  return new Error(`${where} is not UTF-8: ${which}; convert it, e.g. iconv -f latin1 -t utf-8`);
-}
-
-/**
- * Offset of the first byte that is not part of valid UTF-8 (the bytes TextDecoder's fatal mode
- * rejects: stray continuation bytes, truncated or overlong sequences, surrogates, > U+10FFFF), or -1.
- */
-export function firstInvalidUtf8(bytes: Uint8Array): number {
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    let n: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf) n = 1;
-    else if (b >= 0xe0 && b <= 0xef) {
-      n = 2;
-      if (b === 0xe0) lo = 0xa0; // overlong
-      if (b === 0xed) hi = 0x9f; // UTF-16 surrogates
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      n = 3;
-      if (b === 0xf0) lo = 0x90; // overlong
-      if (b === 0xf4) hi = 0x8f; // above U+10FFFF
-    } else return i;
-    for (let k = 1; k <= n; k++) {
-      const c = bytes[i + k];
-      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i; // undefined: truncated at the end
-    }
-    i += n + 1;
-  }
-  return -1;
-}
 
 /** The decompressed bytes of a file from `offset` on, in chunks; `onRead` gets the file's bytes read so far. */
 async function* bytesFrom(input: InputFile, offset: number, what: string, onRead: (bytes: number) => void): AsyncGenerator<Buffer> {

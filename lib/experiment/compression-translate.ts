@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { TranslationCompressionRow, translationCompressionStudy, TranslationScoringSchema } from '../compress/study-translate';
-import { WHAT_WAS_COMPRESSED } from '../compress/study';
+import { variantTable, WHAT_WAS_COMPRESSED } from '../compress/study';
 import { parseConfig } from '../config/parse';
 import { corpusBleu } from '../metrics/bleu';
 import { Tokenizer } from '../data/tokenizer';
@@ -13,7 +13,8 @@ import { largerBeatsSmaller, pairwiseWins, scoreParetoFront } from './compressio
 import { scoreVsBytesSpec } from './compression-plots';
 import type { ParsedCompressionSpec } from './compression-spec';
 import { renderSvg, svgToPng } from './report';
-import { readSweepSpec, sweepParallelTask, SweepResults, sweepTokenizerDir } from './sweep';
+import { readSweepSpec, SweepResults } from './sweep';
+import { sweepParallelTask, sweepTokenizerDir } from './sweep-data';
 
 /** The default minBleu: below 1 BLEU a translator has learned too little to lose any (an untrained one scores ~0). */
 export const DEFAULT_MIN_BLEU = 1;
@@ -107,33 +108,12 @@ export async function runTranslationCompression(
     await writeJsonAtomic(path.join(dir, 'compression.json'), results);
     await writeCsvAtomic(
       path.join(dir, 'results.csv'),
-      [
-        'model',
-        'parameters',
-        'method',
-        'setting',
-        'bytes',
-        'layer_bytes',
-        'bleu',
-        'chrf',
-        'bleu_drop',
-        'loss',
-        'loss_rise',
-        'mean_weight_error',
-      ],
-      rows.map((r) => [
-        r.model,
-        r.parameters,
-        r.method,
-        r.setting,
-        r.bytes,
-        r.layerBytes,
-        r.bleu.toFixed(2),
-        r.chrf.toFixed(2),
-        r.bleuDrop.toFixed(2),
-        r.loss.toFixed(4),
-        r.lossRise.toFixed(4),
-        r.meanWeightError.toFixed(5),
+      ...variantTable(rows, [
+        ['bleu', (r) => r.bleu.toFixed(2)],
+        ['chrf', (r) => r.chrf.toFixed(2)],
+        ['bleu_drop', (r) => r.bleuDrop.toFixed(2)],
+        ['loss', (r) => r.loss.toFixed(4)],
+        ['loss_rise', (r) => r.lossRise.toFixed(4)],
       ]),
     );
     await writeTranslationReport(dir, results);

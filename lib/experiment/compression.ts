@@ -2,7 +2,7 @@
 // a grid and scored by accuracy against bytes; a translate sweep's translators go to compression-translate.ts.
 import * as fs from 'fs';
 import * as path from 'path';
-import { compressionStudy, CompressionRow, WHAT_WAS_COMPRESSED } from '../compress/study';
+import { compressionStudy, CompressionRow, variantTable, WHAT_WAS_COMPRESSED } from '../compress/study';
 import { parseConfig } from '../config/parse';
 import { plannedWarmup } from '../config/train';
 import { CLASSIFICATION_SOURCES } from '../data/builtin/sources';
@@ -149,17 +149,9 @@ export async function runCompression(
   await writeJsonAtomic(path.join(dir, 'compression.json'), results);
   await writeCsvAtomic(
     path.join(dir, 'results.csv'),
-    ['model', 'parameters', 'method', 'setting', 'bytes', 'layer_bytes', 'accuracy', 'accuracy_drop', 'mean_weight_error'],
-    rows.map((r) => [
-      r.model,
-      r.parameters,
-      r.method,
-      r.setting,
-      r.bytes,
-      r.layerBytes,
-      r.accuracy.toFixed(4),
-      r.accuracyDrop.toFixed(4),
-      r.meanWeightError.toFixed(5),
+    ...variantTable(rows, [
+      ['accuracy', (r) => r.accuracy.toFixed(4)],
+      ['accuracy_drop', (r) => r.accuracyDrop.toFixed(4)],
     ]),
   );
   await writeCompressionReport(dir, results);

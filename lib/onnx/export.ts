@@ -10,7 +10,8 @@ import { parseConfig } from '../config/parse';
 import { writeFileAtomic, writeJsonAtomic } from '../io';
 import { Transformer } from '../model';
 import { encoderGraph, ONNX_NAMES, ONNX_OPSET } from './graph';
-import { modelProto, serialize } from './proto';
+import { serialize } from '../protobuf';
+import { modelProto } from './proto';
 
 export { OnnxExportOptions, OnnxTokenizer } from '../config/onnx';
 

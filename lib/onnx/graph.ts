@@ -10,7 +10,8 @@
 // medium classifier's fp32 8x128 about 9% slower there, and int8 no faster.)
 import { ModelConfig } from '../config/model';
 import { Tensor } from '../types';
-import { AttributeValue, DataTypeName, Dim, graphProto, Message, nodeProto, tensorProto, valueInfoProto } from './proto';
+import { Message } from '../protobuf';
+import { AttributeValue, DataTypeName, Dim, graphProto, nodeProto, tensorProto, valueInfoProto } from './proto';
 
 /** The opset the graph is written for: the first with LayerNormalization. */
 export const ONNX_OPSET = 17;

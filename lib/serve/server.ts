@@ -162,6 +162,19 @@ export async function createService(input: ServiceConfig): Promise<Service> {
     return m;
   }
 
+  /** A model route's options: its JSON body holds `text` (one string or a list) and `fields`, nothing else; a 400 is errorBody. */
+  const textRoute = (fields: Record<string, object>) => ({
+    schema: {
+      body: {
+        type: 'object',
+        required: ['text'],
+        additionalProperties: false,
+        properties: { text: textsSchema(config.maxTextChars, config.maxItems), ...fields },
+      },
+      response: { 400: errorBody },
+    },
+  });
+
   /** Runs a request's work under its deadline: past requestTimeoutMs it rejects with RequestTimeoutError at once. */
   async function withDeadline<T>(reply: FastifyReply, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const abort = new AbortController();
@@ -203,21 +216,7 @@ export async function createService(input: ServiceConfig): Promise<Service> {
 
   app.post<{ Params: { name: string }; Body: { text: string | string[]; pair?: string | string[]; truncate?: boolean } }>(
     '/v1/models/:name/classify',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['text'],
-          additionalProperties: false,
-          properties: {
-            text: textsSchema(config.maxTextChars, config.maxItems),
-            pair: textsSchema(config.maxTextChars, config.maxItems),
-            truncate: { type: 'boolean' },
-          },
-        },
-        response: { 400: errorBody },
-      },
-    },
+    textRoute({ pair: textsSchema(config.maxTextChars, config.maxItems), truncate: { type: 'boolean' } }),
     async (req, reply) => {
       const m = served(req.params.name, reply);
       if (!m) return reply;
@@ -240,17 +239,7 @@ export async function createService(input: ServiceConfig): Promise<Service> {
 
   app.post<{ Params: { name: string }; Body: { text: string | string[]; topK?: number } }>(
     '/v1/models/:name/fill-mask',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['text'],
-          additionalProperties: false,
-          properties: { text: textsSchema(config.maxTextChars, config.maxItems), topK: { type: 'integer', minimum: 1, maximum: 50 } },
-        },
-        response: { 400: errorBody },
-      },
-    },
+    textRoute({ topK: { type: 'integer', minimum: 1, maximum: 50 } }),
     async (req, reply) => {
       const m = served(req.params.name, reply);
       if (!m) return reply;
@@ -265,23 +254,12 @@ export async function createService(input: ServiceConfig): Promise<Service> {
     Body: { text: string | string[]; beam?: number; nbest?: number; lengthPenalty?: number; truncate?: boolean };
   }>(
     '/v1/models/:name/translate',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['text'],
-          additionalProperties: false,
-          properties: {
-            text: textsSchema(config.maxTextChars, config.maxItems),
-            beam: { type: 'integer', minimum: 1, maximum: 16 },
-            nbest: { type: 'integer', minimum: 1, maximum: 16 },
-            lengthPenalty: { type: 'number', minimum: 0, maximum: 5 },
-            truncate: { type: 'boolean' },
-          },
-        },
-        response: { 400: errorBody },
-      },
-    },
+    textRoute({
+      beam: { type: 'integer', minimum: 1, maximum: 16 },
+      nbest: { type: 'integer', minimum: 1, maximum: 16 },
+      lengthPenalty: { type: 'number', minimum: 0, maximum: 5 },
+      truncate: { type: 'boolean' },
+    }),
     async (req, reply) => {
       const m = served(req.params.name, reply);
       if (!m) return reply;

@@ -111,15 +111,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->trainer_class = Napi::Persistent(trainer);
   auto tokenizer = TokenizerWrap::Define(env);
   data->tokenizer_class = Napi::Persistent(tokenizer);
-  exports.Set("Tokenizer", tokenizer);
   exports.Set("trainTokenizer", Napi::Function::New<TokenizerWrap::Train>(env, "trainTokenizer"));
   exports.Set("loadTokenizer", Napi::Function::New<TokenizerWrap::Load>(env, "loadTokenizer"));
   exports.Set("loadForeignTokenizer", Napi::Function::New<TokenizerWrap::LoadForeign>(env, "loadForeignTokenizer"));
   exports.Set("createMlmShards", Napi::Function::New<DatasetWrap::CreateMlmShards>(env, "createMlmShards"));
   exports.Set("writeTokenShard", Napi::Function::New<DatasetWrap::WriteShard>(env, "writeTokenShard"));
   exports.Set("readTokenShard", Napi::Function::New<DatasetWrap::ReadShard>(env, "readTokenShard"));
-  exports.Set("Model", model);
-  exports.Set("Dataset", dataset);
+  // Model, Dataset and Tokenizer come only from the factories below (their classes stay in AddonData for
+  // them); Trainer is constructed from JS.
   exports.Set("Trainer", trainer);
   exports.Set("createModel", Napi::Function::New<ModelWrap::Create>(env, "createModel"));
   exports.Set("loadModel", Napi::Function::New<ModelWrap::Load>(env, "loadModel"));

@@ -144,7 +144,7 @@ Napi::Value ModelWrap::Quantize(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::ToInt8(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("toInt8");
-    const auto engine = string_arg(info, 0, "engine");
+    const auto engine = read_int8_engine(info[0], "engine");
     return run_async(info.Env(), "trainlarge.toInt8",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "toInt8");

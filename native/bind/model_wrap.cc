@@ -143,7 +143,7 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto model = live("predict");
     auto [ids, mask] = token_batch_arg(info);
-    const auto precision = parse_precision(string_arg(info, 4, "precision"));
+    const auto precision = read_precision(info[4], "precision");
     // [targets, targetLength]: a translate model's teacher-forced logits (B, T, V).
     torch::Tensor targets;
     if (info.Length() > 5 && !info[5].IsUndefined()) {
@@ -191,7 +191,7 @@ Napi::Value ModelWrap::Translate(const Napi::CallbackInfo& info) {
     auto model = live("translate");
     auto [ids, mask] = token_batch_arg(info);
     const auto options = read_generate_options(info[4]);
-    const auto precision = parse_precision(string_arg(info, 5, "precision"));
+    const auto precision = read_precision(info[5], "precision");
     return run_async(info.Env(), "trainlarge.translate",
                      [=]() -> Finish {
                        BusyGuard busy(*model, "translate");

@@ -125,8 +125,17 @@ ModelConfig read_model_config(const Napi::Value& value) {
 }
 
 Precision read_precision(const Napi::Value& value, const char* field) {
-  if (!value.IsString()) throw std::invalid_argument(std::string(field) + ": expected 'fp32', 'bf16' or 'fp16'");
-  return parse_precision(value.As<Napi::String>().Utf8Value());
+  return read_choice<Precision>(value, field, {{"fp32", Precision::FP32}, {"bf16", Precision::BF16}, {"fp16", Precision::FP16}});
+}
+
+PruneScope read_scope(const Napi::Value& value, const char* field) {
+  return read_choice<PruneScope>(value, field, {{"layer", PruneScope::Layer}, {"global", PruneScope::Global}});
+}
+
+// 'auto' or a quantized engine's name; whether this libtorch has it is the engine's check (engine/int8.cc).
+std::string read_int8_engine(const Napi::Value& value, const char* field) {
+  return read_choice<std::string>(value, field,
+                                  {{"auto", "auto"}, {"x86", "x86"}, {"onednn", "onednn"}, {"fbgemm", "fbgemm"}, {"qnnpack", "qnnpack"}});
 }
 
 DistConfig read_dist_config(const Napi::Value& value) {
@@ -136,7 +145,7 @@ DistConfig read_dist_config(const Napi::Value& value) {
   c.world_size = static_cast<int>(r.integer("worldSize"));
   c.master_addr = r.string("masterAddr");
   c.master_port = static_cast<int>(r.integer("masterPort"));
-  c.backend = r.string("backend");
+  c.backend = r.choice<std::string>("backend", {{"auto", "auto"}, {"gloo", "gloo"}, {"nccl", "nccl"}});
   c.timeout_seconds = r.number("timeoutSeconds");
   return c;
 }
@@ -166,7 +175,7 @@ TrainConfig read_train_config(const Napi::Value& value) {
   c.accum_steps = r.integer("accumSteps");
   if (r.has("batchTokens")) c.batch_tokens = r.integer("batchTokens");  // absent: batches counted in samples
   if (r.has("labelSmoothing")) c.label_smoothing = r.number("labelSmoothing");
-  c.precision = read_precision(value.As<Napi::Object>().Get("precision"), "train config.precision");
+  c.precision = read_precision(r.value("precision"), "train config.precision");
   c.seed = static_cast<uint64_t>(r.integer("seed"));
   c.threads = static_cast<int>(r.integer("threads"));  // counts: lib resolves 'auto' before it calls
   c.blas_threads = static_cast<int>(r.integer("blasThreads"));
@@ -228,13 +237,6 @@ TopKOptions read_top_k_options(const Napi::Value& value) {
   return o;
 }
 
-PruneScope read_scope(const Napi::Value& value, const char* field) {
-  const std::string s = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
-  if (s == "layer") return PruneScope::Layer;
-  if (s == "global") return PruneScope::Global;
-  throw std::invalid_argument(std::string(field) + ": must be 'layer' or 'global', got '" + s + "'");
-}
-
 namespace {
 
 // `targets`: the user's list of 'attention', 'ffn', 'embeddings'.
@@ -263,7 +265,7 @@ PruneOptions read_prune_options(const Napi::Value& value) {
                                                        {"ffn", PruneStructure::Ffn},
                                                        {"heads+ffn", PruneStructure::HeadsFfn}});
   o.sparsity = r.number("sparsity");
-  o.scope = read_scope(value.As<Napi::Object>().Get("scope"), "prune options.scope");
+  o.scope = read_scope(r.value("scope"), "prune options.scope");
   o.schedule = r.choice<PruneSchedule>("schedule", {{"oneshot", PruneSchedule::OneShot}, {"gradual", PruneSchedule::Gradual}});
   if (o.schedule == PruneSchedule::Gradual) {
     o.initial_sparsity = r.number("initialSparsity");

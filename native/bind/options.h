@@ -23,6 +23,22 @@
 
 namespace trainlarge::bind {
 
+// An enum-like string: the engine's value of the name `value` holds, one of `allowed`; anything else (another
+// string, or not a string) is an error naming `field` and the allowed names. lib/config/ holds each list's
+// TypeScript union; every such string the addon takes is read through here.
+template <typename E>
+E read_choice(const Napi::Value& value, const std::string& field, std::initializer_list<std::pair<const char*, E>> allowed) {
+  std::string names;
+  for (const auto& [name, e] : allowed) names += (names.empty() ? "'" : ", '") + std::string(name) + "'";
+  const auto s = value.IsString() ? value.As<Napi::String>().Utf8Value() : std::string();
+  if (value.IsString()) {
+    for (const auto& [name, e] : allowed) {
+      if (s == name) return e;
+    }
+  }
+  throw std::invalid_argument(field + ": must be one of " + names + (value.IsString() ? ", got '" + s + "'" : ", got no string"));
+}
+
 // One JS options object; every error names "<what>.<field>".
 class OptionReader {
  public:
@@ -37,16 +53,10 @@ class OptionReader {
   std::vector<std::string> strings(const char* key) const;
   // A field as it is, for a reader of its own (read_precision, ids_from_js); missing: an error naming it.
   Napi::Value value(const char* key) const { return get(key); }
-  // A string field that names one of `allowed`.
+  // A string field that names one of `allowed` (read_choice); missing: an error naming it.
   template <typename E>
   E choice(const char* key, std::initializer_list<std::pair<const char*, E>> allowed) const {
-    const auto s = string(key);
-    std::string names;
-    for (const auto& [name, value] : allowed) {
-      if (s == name) return value;
-      names += (names.empty() ? "'" : ", '") + std::string(name) + "'";
-    }
-    throw std::invalid_argument(field(key) + ": must be one of " + names + ", got '" + s + "'");
+    return read_choice(get(key), field(key), allowed);
   }
 
  private:
@@ -82,7 +92,10 @@ QuantizeOptions read_quantize_options(const Napi::Value& value);
 TokenizerTrainOptions read_tokenizer_options(const Napi::Value& value);
 // A { name: string } object (file metadata); absent or undefined: empty.
 std::map<std::string, std::string> read_metadata(const Napi::Value& value, const char* field);
+// The enum-like strings read in more than one place, each list written once (lib/config/'s unions: Precision,
+// PruneScope, Int8Engine).
 Precision read_precision(const Napi::Value& value, const char* field);
 PruneScope read_scope(const Napi::Value& value, const char* field);
+std::string read_int8_engine(const Napi::Value& value, const char* field);
 
 }  // namespace trainlarge::bind

@@ -9,13 +9,6 @@
 
 namespace trainlarge {
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::FP32;
-  if (name == "bf16") return Precision::BF16;
-  if (name == "fp16") return Precision::FP16;
-  throw std::invalid_argument("precision: expected 'fp32', 'bf16' or 'fp16', got '" + name + "'");
-}
-
 const char* precision_name(Precision p) {
   switch (p) {
     case Precision::FP32: return "fp32";

@@ -11,7 +11,6 @@ namespace trainlarge {
 
 enum class Precision { FP32, BF16, FP16 };
 
-Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
 
 // "cpu", "cuda", "cuda:N" or "auto" (cuda when this build and machine have it, else cpu).

@@ -173,22 +173,28 @@ double dropout_keep_share() {
 
 constexpr int64_t kBos = 1, kEos = 2;
 
-tl::ModelConfig seq2seq_config(tl::NormPlacement norm, tl::Tie tie, double dropout) {
+// The small model the training checks train (MLM and translation): 64 wide, 4 heads, FFN 128, byte vocabulary.
+tl::ModelConfig small_config(tl::Task task, int64_t max_len, double dropout) {
   tl::ModelConfig c;
-  c.task = tl::Task::Translate;
+  c.task = task;
   c.vocab_size = kVocab;
-  c.max_len = 40;
+  c.max_len = max_len;
   c.d_model = 64;
   c.heads = 4;
   c.ffn = 128;
-  c.encoder_layers = 2;
-  c.decoder_layers = 2;
   c.dropout = dropout;
   c.attention_dropout = dropout;
-  c.norm = norm;
-  c.tie = tie;
   c.layer_norm_eps = 1e-5;
   c.pad_id = kPad;
+  return c;
+}
+
+tl::ModelConfig seq2seq_config(tl::NormPlacement norm, tl::Tie tie, double dropout) {
+  auto c = small_config(tl::Task::Translate, 40, dropout);
+  c.encoder_layers = 2;
+  c.decoder_layers = 2;
+  c.norm = norm;
+  c.tie = tie;
   c.bos_id = kBos;
   c.eos_id = kEos;
   return c;
@@ -501,17 +507,8 @@ int main(int argc, char** argv) {
     auto train = std::make_shared<tl::MlmBlocks>(tl::TokenStream::from_tensor(ids.narrow(0, 0, split)), mlm);
     const auto valid = std::make_shared<tl::MlmBlocks>(tl::TokenStream::from_tensor(ids.narrow(0, split, n - split)), mlm);
 
-    tl::ModelConfig config;
-    config.vocab_size = kVocab;
-    config.max_len = mlm.max_len;
-    config.d_model = 64;
+    auto config = small_config(tl::Task::MLM, mlm.max_len, 0.1);
     config.layers = 2;
-    config.heads = 4;
-    config.ffn = 128;
-    config.dropout = 0.1;
-    config.attention_dropout = 0.1;
-    config.layer_norm_eps = 1e-5;
-    config.pad_id = kPad;
     auto model = std::make_shared<tl::Model>(config, /*seed=*/1, torch::Device(torch::kCPU));
 
     tl::TrainConfig tc;

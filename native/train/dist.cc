@@ -26,9 +26,6 @@
 namespace trainlarge {
 
 void check_backend(const std::string& backend, std::optional<c10::Device> device) {
-  if (backend != "auto" && backend != "gloo" && backend != "nccl") {
-    throw std::invalid_argument("distributed: backend must be 'auto', 'gloo' or 'nccl', got '" + backend + "'");
-  }
   if (backend != "nccl") return;
   if (!nccl_built()) {
     throw std::invalid_argument(std::string("distributed: backend 'nccl' is not in this build (libtorch ") + TORCH_VERSION +

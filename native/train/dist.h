@@ -23,8 +23,9 @@ struct DistConfig {
   double timeout_seconds = 300;  // any one collective (and the rendezvous) fails after this long
 };
 
-// Throws std::invalid_argument unless `backend` ('auto', 'gloo', 'nccl') is in this build and, given a model's
-// `device`, can carry it ('nccl' needs a CUDA model). Checked before joining: a wrong choice costs no rendezvous.
+// Throws std::invalid_argument unless `backend` (one of 'auto', 'gloo', 'nccl': bind/options.cc refuses any other
+// name) is in this build and, given a model's `device`, can carry it ('nccl' needs a CUDA model). Checked before
+// joining: a wrong choice costs no rendezvous.
 void check_backend(const std::string& backend, std::optional<c10::Device> device = std::nullopt);
 
 class DistGroup {
