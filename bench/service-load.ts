@@ -229,17 +229,24 @@ export function trainlargeServer(modelArg: string, maxBatch: number, threads: { 
       `m=${modelArg}`,
       '--port',
       '0',
-      '--max-batch',
-      String(maxBatch),
-      '--max-wait-ms',
-      String(MAX_WAIT_MS),
-      '--max-queue',
-      String(MAX_QUEUE),
-      '--threads',
-      String(threads.threads),
+      ...batchingArgs(maxBatch, threads.threads),
       ...(threads.blas ? ['--blas-threads', String(threads.blas)] : []),
     ],
   };
+}
+
+/** The flags every server of these benches takes alike: its batching window, queue and threads. */
+export function batchingArgs(maxBatch: number, threads: number): string[] {
+  return [
+    '--max-batch',
+    String(maxBatch),
+    '--max-wait-ms',
+    String(MAX_WAIT_MS),
+    '--max-queue',
+    String(MAX_QUEUE),
+    '--threads',
+    String(threads),
+  ];
 }
 
 /** A fresh server process for `command`, a 1 s warm-up, then `seconds` of load; the server stopped after. */

@@ -20,6 +20,7 @@ import { engineInfo, exportOnnx, Transformer } from '../lib';
 import { cpuName, median, publish, ROOT, runMain } from './report';
 import {
   arg,
+  batchingArgs,
   buildModel,
   CONNECTIONS,
   LABELS,
@@ -40,18 +41,7 @@ const BATCHES = [1, 8, 32];
 function ortServer(dir: string, maxBatch: number, threads: number): ServerCommand {
   return {
     script: PEER,
-    args: [
-      '--dir',
-      dir,
-      '--max-batch',
-      String(maxBatch),
-      '--max-wait-ms',
-      String(MAX_WAIT_MS),
-      '--max-queue',
-      String(MAX_QUEUE),
-      '--threads',
-      String(threads),
-    ],
+    args: ['--dir', dir, ...batchingArgs(maxBatch, threads)],
   };
 }
 

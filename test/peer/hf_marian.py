@@ -23,6 +23,19 @@ import torch
 from transformers import MarianConfig, MarianMTModel
 
 
+def random_model(config, eos, eos_bias):
+    """A MarianMTModel of random weights, LayerNorms, biases and final_logits_bias moved away from their init so
+    that a mix-up shows, and eos_bias added to EOS's final_logits_bias so that sentences end."""
+    model = MarianMTModel(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+        model.final_logits_bias.copy_(torch.randn_like(model.final_logits_bias) * 0.1)
+        model.final_logits_bias[0, eos] += eos_bias
+    return model
+
+
 def make(out, spec):
     torch.manual_seed(spec.get("seed", 0))
     config = MarianConfig(
@@ -33,13 +46,7 @@ def make(out, spec):
         activation_function=spec.get("activation", "swish"), scale_embedding=spec.get("scale", True),
         dropout=0.1, attention_dropout=0.0, activation_dropout=0.0, init_std=spec.get("std", 0.02),
     )
-    model = MarianMTModel(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-        model.final_logits_bias.copy_(torch.randn_like(model.final_logits_bias) * 0.1)
-        model.final_logits_bias[0, spec["eos"]] += spec.get("eos_bias", 0.0)
+    model = random_model(config, spec["eos"], spec.get("eos_bias", 0.0))
     model.save_pretrained(out, safe_serialization=True)
     print(json.dumps({"parameters": sum(p.numel() for p in model.parameters())}))
 

@@ -26,7 +26,10 @@ import sys
 
 import sentencepiece as spm
 import torch
-from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+from transformers import MarianConfig, MarianTokenizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_marian import random_model  # noqa: E402
 
 
 def train_spm(text_file, prefix, vocab_size, seed):
@@ -80,13 +83,7 @@ def make(out, spec):
         scale_embedding=True, dropout=0.1, attention_dropout=0.0, activation_dropout=0.0, init_std=0.02,
         bad_words_ids=[[pad]], num_beams=4, max_length=spec["max_positions"],
     )
-    model = MarianMTModel(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-        model.final_logits_bias.copy_(torch.randn_like(model.final_logits_bias) * 0.1)
-        model.final_logits_bias[0, 0] += spec.get("eos_bias", 0.0)
+    model = random_model(config, 0, spec.get("eos_bias", 0.0))
     model.save_pretrained(out)
     if spec.get("bin"):
         other = spec["bin"]
