@@ -41,6 +41,42 @@ import { TrainConfigInput } from '../config/train';
 import { ParallelFilesSpec } from '../data/parallel-files';
 import { Dataset } from '../data/task';
 
+/** Prunes then quantizes as asked (`training` gives gradual pruning and QAT their fine-tuning); every model it
+ * replaces goes into `done` for the caller to dispose. */
+async function applyCompression(
+  model: Transformer,
+  o: { pruneOptions?: PruneOptions; quantizeOptions?: QuantizeOptions },
+  training: (what: string) => CompressionTraining,
+  done: Transformer[],
+): Promise<Transformer> {
+  if (o.pruneOptions) {
+    done.push(model);
+    model = await prune(model, {
+      ...o.pruneOptions,
+      ...(o.pruneOptions.schedule === 'gradual' ? { train: training('gradual pruning') } : {}),
+    });
+  }
+  if (o.quantizeOptions) {
+    done.push(model);
+    model = await quantize(model, { ...o.quantizeOptions, ...(o.quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
+  }
+  return model;
+}
+
+/** Bytes part by part, before and after, and what was compressed: the embeddings are most of a small model. */
+async function partBytes(beforeSize: Awaited<ReturnType<typeof compressedSize>>, model: Transformer) {
+  const beforeParts = new Map(bytesByPart(beforeSize, { pruned: {}, quantized: {} }).map((p) => [p.part, p.bytes]));
+  return bytesByPart(await compressedSize(model), model.compression).map((p) => ({ ...p, before: beforeParts.get(p.part) ?? 0 }));
+}
+
+function printParts(parts: Awaited<ReturnType<typeof partBytes>>): void {
+  for (const p of parts)
+    console.log(
+      `  ${p.part}: ${p.before.toLocaleString('en-US')} -> ${p.bytes.toLocaleString('en-US')} bytes, ` +
+        `${p.compressed ? `compressed (${p.compressed})` : 'left as it was'}`,
+    );
+}
+
 /**
  * compress on a translator (trainlarge finetune --task translate): pruned and/or quantized, saved packed with its
  * tokenizer and task.json; BLEU before and after on the first 200 test pairs (valid when there is no test split)
@@ -76,18 +112,9 @@ async function compressTranslator(o: {
       bars.push(bar);
       return { data: task.train, config: o.config, fit: { onProgress: bar.onProgress } };
     };
-    const before = { bleu: await bleu(model), bytes: (await compressedSize(model)).bytes };
-    if (o.pruneOptions) {
-      done.push(model);
-      model = await prune(model, {
-        ...o.pruneOptions,
-        ...(o.pruneOptions.schedule === 'gradual' ? { train: training('gradual pruning') } : {}),
-      });
-    }
-    if (o.quantizeOptions) {
-      done.push(model);
-      model = await quantize(model, { ...o.quantizeOptions, ...(o.quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
-    }
+    const beforeSize = await compressedSize(model);
+    const before = { bleu: await bleu(model), bytes: beforeSize.bytes };
+    model = await applyCompression(model, o, training, done);
     for (const b of bars.splice(0)) b.stop();
     await model.save(o.out, { tokenizer: o.tok });
     await writeTaskRecord(o.out, { source: TRANSLATE_TASK, ...(o.spec ? { parallel: o.spec } : {}), maxLen });
@@ -99,9 +126,11 @@ async function compressTranslator(o: {
       int8Bleu = await bleu(fast);
       fast.dispose();
     }
+    const parts = await partBytes(beforeSize, model);
     const result = {
       dir: o.out,
       task: TRANSLATE_TASK,
+      parts,
       before,
       after,
       ...(int8Bleu !== undefined ? { int8Bleu } : {}),
@@ -120,6 +149,7 @@ async function compressTranslator(o: {
         `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
           `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
       );
+      printParts(parts);
       console.log(`saved ${o.out}: model.safetensors (${fileBytes.toLocaleString('en-US')} bytes), config.json, the tokenizer, task.json`);
     }
   } finally {
@@ -338,17 +368,7 @@ export const compress: Command = {
         heads: model.config.heads,
         ffn: model.config.ffn,
       };
-      if (pruneOptions) {
-        done.push(model);
-        model = await prune(model, {
-          ...pruneOptions,
-          ...(pruneOptions.schedule === 'gradual' ? { train: training('gradual pruning') } : {}),
-        });
-      }
-      if (quantizeOptions) {
-        done.push(model);
-        model = await quantize(model, { ...quantizeOptions, ...(quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
-      }
+      model = await applyCompression(model, { pruneOptions, quantizeOptions }, training, done);
       for (const b of bars.splice(0)) b.stop();
       await model.save(out, { labels, tokenizer: tok });
       await writeTaskRecord(out, { source, maxLen });
@@ -365,11 +385,7 @@ export const compress: Command = {
         int8Accuracy = (await fast.evaluate(task.test)).accuracy;
         fast.dispose();
       }
-      const beforeParts = new Map(bytesByPart(beforeSize, { pruned: {}, quantized: {} }).map((p) => [p.part, p.bytes]));
-      const parts = bytesByPart(await compressedSize(model), model.compression).map((p) => ({
-        ...p,
-        before: beforeParts.get(p.part) ?? 0,
-      }));
+      const parts = await partBytes(beforeSize, model);
       const result = {
         dir: out,
         task: task.name,
@@ -391,12 +407,7 @@ export const compress: Command = {
           `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
             `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
         );
-        // What was compressed and what was left, part by part: the embeddings are most of a small model.
-        for (const p of parts)
-          console.log(
-            `  ${p.part}: ${p.before.toLocaleString('en-US')} -> ${p.bytes.toLocaleString('en-US')} bytes, ` +
-              `${p.compressed ? `compressed (${p.compressed})` : 'left as it was'}`,
-          );
+        printParts(parts);
         if (structured)
           console.log(`per layer: ${before.heads} -> ${after.heads} attention heads, ${before.ffn} -> ${after.ffn} feed-forward units`);
         console.log(
