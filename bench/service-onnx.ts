@@ -2,14 +2,14 @@
  * `trainlarge serve` against an ONNX Runtime service (bench/peer_ort_service.ts: fastify + onnxruntime-node)
  * on the same model, tokenizer, route, load and batching window (part of `npm run bench`).
  *
- *   node dist/bench/service-onnx.js [--quick] [--no-write] [--rounds N] [--seconds S] [--threads T] [--no-int8]
+ *   node dist/bench/service-onnx.js [--quick] [--no-write] [--rounds N] [--seconds S] [--threads T] [--no-int8] [--batches 1,8,32]
  *
  * The medium classifier of bench/service.ts (random init, the english-prose tokenizer), saved, then exported
  * with exportOnnx (fp32, and int8 for the int8 pair). Each configuration is a fresh server process with
  * --max-batch B --max-wait-ms 2 --max-queue 1024 and T intra-op threads (default 1: the server shares the
  * cores with the load generator); autocannon from this process, 32 connections, every request a different real
  * sentiment sentence. Per max batch (1, 8, 32) the sides take turns, the first rotating from round to round;
- * each figure is the median over the rounds. Full mode writes the "## Service against ONNX Runtime" section
+ * each figure is the median over the rounds (--batches: only those max batches, which also keeps it from writing). Full mode writes the "## Service against ONNX Runtime" section
  * of BENCHMARKS.md.
  */
 import * as fs from 'fs';
@@ -51,13 +51,24 @@ function positiveInt(name: string, fallback: number): number {
   return v;
 }
 
+/** --batches B1,B2,...: the max batches to measure (default all of BATCHES). */
+function batchesArg(): number[] {
+  const text = arg('batches');
+  if (text === undefined) return BATCHES;
+  const list = text.split(',').map(Number);
+  if (list.some((b) => !Number.isInteger(b) || b < 1))
+    throw new Error(`--batches: expected positive integers separated by commas, got '${text}'`);
+  return list;
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const write = !quick && !process.argv.includes('--no-write');
   const rounds = positiveInt('rounds', quick ? 1 : 3);
   const seconds = positiveInt('seconds', quick ? 2 : 5);
   const threads = positiveInt('threads', 1);
   const int8 = !process.argv.includes('--no-int8');
+  const batches = batchesArg();
+  const write = !quick && !process.argv.includes('--no-write') && batches === BATCHES;
   for (const f of [PEER, trainlargeServer('', 1, { threads: 1, blas: 0 }).script]) {
     if (!fs.existsSync(f)) throw new Error(`${f} is missing: run node node_modules/typescript/bin/tsc -p tsconfig.json first`);
   }
@@ -84,7 +95,7 @@ async function main(): Promise<void> {
   ];
   const rows: string[] = [];
   const problems: string[] = [];
-  for (const maxBatch of BATCHES) {
+  for (const maxBatch of batches) {
     const runs = new Map<string, Run[]>();
     for (let r = 0; r < rounds; r++) {
       for (let k = 0; k < sides.length; k++) {

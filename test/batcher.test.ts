@@ -1,6 +1,8 @@
-// The service's micro-batcher on its own: batch limits, the wait window, one call in flight, the bounded
-// queue, failures reaching every caller of a batch, and close() answering what was admitted.
+// The service's micro-batcher on its own: batch limits, the wait window, at most one full batch handed over
+// behind the running one, the bounded queue, failures reaching every caller of a batch, and close() answering
+// what was admitted.
 import { ClosedError, MicroBatcher, QueueFullError } from '../lib/serve/batcher';
+import { lengthParts } from '../lib/serve/models';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,7 +21,7 @@ function recorder(ms = 5) {
   return { batches, run, maxInFlight: () => maxInFlight };
 }
 
-test('concurrent inputs form batches of at most maxBatch, one native call at a time, answers in order', async () => {
+test('concurrent inputs form batches of at most maxBatch, at most two calls in flight, answers in order', async () => {
   const r = recorder(10);
   const b = new MicroBatcher<number, number>({ maxBatch: 4, maxWaitMs: 5, maxQueue: 100 }, r.run);
   const inputs = Array.from({ length: 10 }, (_, i) => i);
@@ -27,7 +29,44 @@ test('concurrent inputs form batches of at most maxBatch, one native call at a t
   expect(outs).toEqual(inputs.map((x) => x * 2));
   expect(r.batches.map((x) => x.length)).toEqual([4, 4, 2]);
   expect(r.batches.flat()).toEqual(inputs); // first come, first served
-  expect(r.maxInFlight()).toBe(1);
+  expect(r.maxInFlight()).toBe(2); // [5..8] was full, so it went behind [1..4] at once; [9, 10] waited for both
+});
+
+test('a full batch is handed over at once while one runs; a partial one waits for it to end', async () => {
+  const r = recorder(20);
+  const b = new MicroBatcher<number, number>({ maxBatch: 2, maxWaitMs: 1000, maxQueue: 100 }, r.run);
+  const all = [...b.submit([1, 2])]; // full: runs at once, without the 1 s window
+  expect(r.batches).toEqual([[1, 2]]);
+  all.push(...b.submit([3])); // partial: waits for [1, 2] to end
+  expect(r.batches).toEqual([[1, 2]]);
+  expect(b.depth).toBe(1);
+  all.push(...b.submit([4])); // now full: handed over behind [1, 2], still counted as waiting
+  expect(r.batches).toEqual([
+    [1, 2],
+    [3, 4],
+  ]);
+  expect(b.depth).toBe(2);
+  all.push(...b.submit([5, 6])); // two in flight: even a full batch waits in the queue
+  expect(r.batches).toHaveLength(2);
+  expect(b.depth).toBe(4);
+  expect(await Promise.all(all)).toEqual([2, 4, 6, 8, 10, 12]);
+  expect(r.batches).toEqual([
+    [1, 2],
+    [3, 4],
+    [5, 6],
+  ]);
+  expect(r.maxInFlight()).toBe(2);
+  expect(b.depth).toBe(0);
+});
+
+test('maxBatch 1: every input is its own batch, handed over without the window, at most two in flight', async () => {
+  const r = recorder(5);
+  const b = new MicroBatcher<number, number>({ maxBatch: 1, maxWaitMs: 1000, maxQueue: 100 }, r.run);
+  const outs = [1, 2, 3, 4].flatMap((x) => b.submit([x]));
+  expect(r.batches).toEqual([[1], [2]]); // synchronously: no timer was waited for
+  expect(await Promise.all(outs)).toEqual([2, 4, 6, 8]);
+  expect(r.batches).toEqual([[1], [2], [3], [4]]);
+  expect(r.maxInFlight()).toBe(2);
 });
 
 test('a lone input waits at most maxWaitMs for company; inputs arriving during a call go next, together', async () => {
@@ -54,7 +93,7 @@ test('the queue is bounded: a request that does not fit is refused whole, and th
   const r = recorder(20);
   const b = new MicroBatcher<number, number>({ maxBatch: 2, maxWaitMs: 0, maxQueue: 3 }, r.run);
   const running = b.submit([1, 2]); // taken at once into the running batch
-  const queued = b.submit([3, 4]);
+  const queued = b.submit([3, 4]); // full: handed over behind it, and still counted as waiting
   expect(b.depth).toBe(2);
   expect(() => b.submit([5, 6])).toThrow(QueueFullError);
   expect(() => b.submit([5, 6])).toThrow(/queue is full \(2 waiting, maxQueue 3\)/);
@@ -125,4 +164,14 @@ test('aborting the only waiting request empties the queue, and close() resolves'
   await expect(p).rejects.toThrow('gone');
   await b.close();
   expect(r.batches).toEqual([]);
+});
+
+test("a classify batch's parts: sorted lengths cut where a separate call costs less than the padding it saves", () => {
+  expect(lengthParts(Array(16).fill(20))).toEqual([16]); // equal lengths: one call
+  // 15 short inputs and one long: padded together 16 x 128 slots; apart 15 x 16 + 1 x 128 plus one more call.
+  expect(lengthParts([...Array(15).fill(16), 128])).toEqual([15, 16]);
+  expect(lengthParts([10, 11, 12, 13])).toEqual([4]); // what a part would save is less than a call
+  expect(lengthParts([1, 1, 2, 2, 3], 0)).toEqual([2, 4, 5]); // free calls: one part per length
+  expect(lengthParts([1, 5, 100], 1e9)).toEqual([3]); // dear calls: one part
+  expect(lengthParts([7])).toEqual([1]);
 });

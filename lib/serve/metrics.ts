@@ -7,8 +7,13 @@ type Labels = Record<string, string>;
 function key(labels: Labels): string {
   return Object.keys(labels)
     .sort()
-    .map((k) => `${k}="${labels[k].replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+    .map((k) => `${k}="${escapeLabel(labels[k])}"`)
     .join(',');
+}
+
+/** A label value in the exposition format (every request's labels pass here: most need no escape). */
+function escapeLabel(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v;
 }
 
 function line(name: string, labelText: string, value: number): string {
@@ -88,8 +93,16 @@ export class Metrics {
     'Time from request to answer, by model and route.',
     SECONDS,
   );
-  readonly batchSize = new Histogram('trainlarge_batch_size', 'Inputs per native call, by model.', [1, 2, 4, 8, 16, 32, 64, 128]);
-  readonly batchSeconds = new Histogram('trainlarge_batch_duration_seconds', 'Time of one native inference call, by model.', SECONDS);
+  readonly batchSize = new Histogram(
+    'trainlarge_batch_size',
+    'Inputs per batch (a classify batch runs as one native call per part of similar lengths), by model.',
+    [1, 2, 4, 8, 16, 32, 64, 128],
+  );
+  readonly batchSeconds = new Histogram(
+    'trainlarge_batch_duration_seconds',
+    "Time of one batch's inference (for a batch queued behind another, from that one's end), by model.",
+    SECONDS,
+  );
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(private readonly gauges: () => { name: string; help: string; values: [Labels, number][] }[]) {

@@ -7,8 +7,9 @@
 //   POST /v1/models/NAME/fill-mask     {"text": "... <mask> ..." | [...], "topK"?: 1..50}
 //   POST /v1/models/NAME/translate     {"text": "..." | [...], "beam"?: 1..16, "nbest"?: 1..beam, "lengthPenalty"?, "truncate"?}
 //
-// Concurrent requests for one model are micro-batched into one native call (batcher.ts); inference and
-// tokenization run on libuv's worker threads, so the event loop only parses JSON and routes.
+// Concurrent requests for one model are micro-batched (batcher.ts); inference runs on the engine's thread,
+// so the event loop parses JSON, routes and tokenizes short texts (long requests are tokenized on a worker
+// thread, models.ts's SYNC_ENCODE_CHARS).
 //
 // Off loopback: with a `token`, every route but /health needs `authorization: Bearer TOKEN` (401 without);
 // without one, a request that reached a non-loopback address gets 403 unless `insecure` (the config refuses
