@@ -3,10 +3,13 @@
  * classification service over an `exportOnnx` directory, with the same route, request body and answer as
  * trainlarge's (POST /v1/models/m/classify {"text", "truncate"} -> {"model", "results": [{label, score, scores}]}),
  * the same tokenizer (the export's tokenizer.model through trainlarge's Tokenizer, `<s> text </s>` as
- * classificationLayout lays it out) and the same batching policy as lib/serve/batcher.ts (Triton's dynamic
+ * classificationLayout lays it out) and the batching window of lib/serve/batcher.ts (Triton's dynamic
  * batching: a batch starts when maxBatch inputs wait or the oldest has waited maxWaitMs, never while the
  * previous batch runs; what queued meanwhile goes next at once; past maxQueue a 503). A batch is padded to
- * its longest input with an attention mask, as trainlarge's predict is.
+ * its longest input with an attention mask, as trainlarge's predict pads one call. What trainlarge serve does
+ * beyond this, a minimal service does not: it hands a full batch to its engine thread behind the running one
+ * (here `session.run` computes on the JS thread, so there is nothing to hand it to) and runs a classify batch in
+ * length-sorted parts (lib/serve/models.ts, lengthParts).
  *
  *   node dist/bench/peer_ort_service.js --dir EXPORT_DIR [--port 0] [--max-batch 16] [--max-wait-ms 2] [--max-queue 1024] [--threads 1]
  *

@@ -8,9 +8,9 @@
  * with exportOnnx (fp32, and int8 for the int8 pair). Each configuration is a fresh server process with
  * --max-batch B --max-wait-ms 2 --max-queue 1024 and T intra-op threads (default 1: the server shares the
  * cores with the load generator); autocannon from this process, 32 connections, every request a different real
- * sentiment sentence. Per max batch (1, 8, 32) the sides take turns, the first rotating from round to round;
- * each figure is the median over the rounds (--batches: only those max batches, which also keeps it from writing). Full mode writes the "## Service against ONNX Runtime" section
- * of BENCHMARKS.md.
+ * sentiment sentence. Per max batch (1, 8, 32; --batches: only those, never written) the sides take turns,
+ * the first rotating from round to round; each figure is the median over the rounds. Full mode writes the
+ * "## Service against ONNX Runtime" section of BENCHMARKS.md.
  */
 import * as fs from 'fs';
 import * as ort from 'onnxruntime-node';
@@ -135,7 +135,9 @@ async function main(): Promise<void> {
     `Model: medium classifier (d ${MODEL.dModel}, ${MODEL.layers} layers, ${MODEL.heads} heads, maxLen ${MODEL.maxLen}; ${(built.parameters / 1e6).toFixed(2)} M parameters), ${built.note}. ` +
       '`trainlarge serve` (`dist/examples/service/main.js --model m=DIR[:int8]`) against `dist/bench/peer_ort_service.js`, a minimal fastify + ' +
       'onnxruntime-node service on the `exportOnnx` files of the same model (fp32; int8: the int8 export against `toInt8`) with the same route, ' +
-      "tokenizer (trainlarge's SentencePiece on both), padding and batching policy (lib/serve/batcher.ts's). Both: " +
+      "tokenizer (trainlarge's SentencePiece on both) and batching window (lib/serve/batcher.ts's); trainlarge hands a full batch to its " +
+      'engine thread behind the running one and runs a batch in length-sorted parts, each padded to its own longest input, where the peer ' +
+      "pads a batch to its longest input and runs it on the JS thread (onnxruntime-node's `session.run`). Both: " +
       `--max-batch B --max-wait-ms ${MAX_WAIT_MS} --max-queue ${MAX_QUEUE}, ${threads} intra-op thread(s) (ONNX Runtime: sequential, graph optimization 'all'). ` +
       `Load: autocannon, ${CONNECTIONS} connections, 1 s warm-up then ${seconds} s measured per server; POST ${ROUTE}, every request a different ` +
       `real sentiment sentence ("truncate": true). Each figure is the median over ${rounds} round(s), the sides taking turns; req/s = autocannon's ` +

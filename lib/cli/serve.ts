@@ -90,7 +90,7 @@ export const serve: Command = {
       field: 'requestTimeoutMs',
       defaults,
     },
-    { name: 'max-batch', kind: 'int', help: 'most inputs in one native call', field: 'maxBatch', defaults },
+    { name: 'max-batch', kind: 'int', help: 'most inputs in one batch', field: 'maxBatch', defaults },
     { name: 'max-wait-ms', kind: 'number', value: 'MS', help: 'how long a batch waits for company', field: 'maxWaitMs', defaults },
     { name: 'max-queue', kind: 'int', help: 'inputs waiting per model before 503', field: 'maxQueue', defaults },
     { name: 'threads', kind: 'int', help: "libtorch's intra-op threads (0: the engine's)", field: 'threads', defaults },

@@ -48,7 +48,7 @@ export const ServiceConfigSchema = z
       .default(4 * 1024 * 1024),
     /** Longest a request may take, from arrival to answer, in ms (longer: 503; its queued inputs are dropped). */
     requestTimeoutMs: z.number().int().min(1).default(30_000),
-    /** Most inputs in one native call. */
+    /** Most inputs in one batch (a classify batch may run as several native calls, one per part of similar lengths). */
     maxBatch: z.number().int().min(1).max(1024).default(16),
     /** How long the first input of a batch waits for others (ms). */
     maxWaitMs: z.number().min(0).max(1000).default(2),
