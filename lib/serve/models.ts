@@ -366,13 +366,16 @@ export class ServedModel {
       const out = new Array<ClassifyResult>(items.length);
       let start = 0;
       const parts = lengthParts(order.map((i) => seqs[i].length)).map((end) => order.slice(start, (start = end)));
-      await Promise.all(
+      const done = await Promise.allSettled(
         parts.map(async (part) => {
           const { data, dims } = await this.forward(part.map((i) => seqs[i]));
           const C = dims[1];
           part.forEach((i, b) => (out[i] = this.classified(data.subarray(b * C, (b + 1) * C))));
         }),
       );
+      // Every part ended before the batch does (so close() never frees the model under one still running).
+      const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       return out;
     }
     const topK = Math.max(...encoded.map((x) => x.topK));
