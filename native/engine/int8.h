@@ -22,9 +22,15 @@ class Model;
 struct Int8Linears : LinearHook {
   torch::Tensor forward(const torch::nn::LinearImpl* layer, const torch::Tensor& x) const override;
 
-  std::string engine;
-  std::unordered_map<const torch::nn::LinearImpl*, c10::intrusive_ptr<LinearPackedParamsBase>> packed;
-  int64_t weight_bytes = 0;   // int8 weights + scales, as packed
+  using Packs = std::unordered_map<const torch::nn::LinearImpl*, c10::intrusive_ptr<LinearPackedParamsBase>>;
+
+  std::string engine;  // "onednn", ...; "fbgemm+onednn" where 'auto' packed both (small_rows)
+  Packs packed;
+  // 'auto' on a CPU with AVX-512 VNNI: the same layers packed for fbgemm too, which runs calls of at most
+  // small_rows rows (batch x tokens) faster than oneDNN does; oneDNN runs larger ones (int8.cc).
+  Packs small;
+  int64_t small_rows = 0;
+  int64_t weight_bytes = 0;   // int8 weights + scales, as packed (both packs where there are two)
   int64_t exact = 0;          // layers whose int8 weights equal the model's quantized weights exactly
   bool reduce_range = false;  // 7-bit activations: fbgemm on a CPU without VNNI (int8.cc)
 };
