@@ -59,6 +59,20 @@ at::QEngine engine_named(const std::string& name) {
 // took 1.9x oneDNN's time at 4,096 rows (768 x 256).
 constexpr int64_t kFbgemmMaxRows = 256;
 
+// libtorch 2.13 warns once per process, from quantize_per_channel, that its quantized tensor types are
+// deprecated: true, and nothing a trainlarge user can act on (docs/compression.md says it), so packing
+// passes every other warning on and drops that one.
+class DropQuantizedDeprecation : public c10::WarningHandler {
+ public:
+  explicit DropQuantizedDeprecation(c10::WarningHandler* next) : next_(next) {}
+  void process(const c10::Warning& w) override {
+    if (w.msg().find("quantized tensor creation functions") == std::string::npos) next_->process(w);
+  }
+
+ private:
+  c10::WarningHandler* next_;
+};
+
 }  // namespace
 
 std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_name) {
@@ -79,6 +93,8 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
       engine_name == "auto" && engine == at::QEngine::ONEDNN && has_engine(at::QEngine::FBGEMM) && !fbgemm_needs_reduced_range();
   const auto targets = compressible(model, Targets{/*attention=*/true, /*ffn=*/true, /*embeddings=*/false});
   torch::NoGradGuard no_grad;
+  DropQuantizedDeprecation quiet(c10::WarningUtils::get_warning_handler());
+  c10::WarningUtils::WarningHandlerGuard quiet_guard(&quiet);
   // Packs every target layer with the engine (prepack reads the global engine); the packed object then runs on
   // that engine's kernel whatever the global engine is later.
   auto pack_all = [&](at::QEngine e, Int8Linears::Packs& into) {
