@@ -136,4 +136,10 @@ torch::Tensor Int8Linears::forward(const torch::nn::LinearImpl* layer, const tor
   return it->second->apply_dynamic(x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat), reduce_range);
 }
 
+torch::Tensor Int8Linears::forward_gelu(const torch::nn::LinearImpl* layer, const torch::Tensor& x) const {
+  auto y = forward(layer, x);
+  // An int8 model only predicts (Trainer refuses it), so nothing keeps the pre-activation for a backward pass.
+  return y.defined() ? at::gelu_(y) : y;
+}
+
 }  // namespace trainlarge
