@@ -1,10 +1,14 @@
-"""The int8 GEMM under trainlarge's toInt8 against ONNX Runtime's, one Linear layer at a time (issue 31's
-"what ONNX Runtime does that libtorch cannot, and by how much").
+"""The GEMMs under trainlarge's predict (fp32) and toInt8 (int8) against ONNX Runtime's, one Linear layer at a
+time (issue 31's "what ONNX Runtime does that libtorch cannot, and by how much").
 
     .venv/bin/python -m pip install --target build/ortpy onnxruntime onnx    # once: not in the peer pins
-    .venv/bin/python bench/peer_int8_kernels.py [--threads 1] [--rows 16,128,1024,4096]
+    .venv/bin/python bench/peer_kernels.py [--threads 1] [--rows 16,128,1024,4096]
 
-Per Linear layer of the medium (d 256) and large (d 512) models (qkv, proj, fc1, fc2), the same int8 weights
+fp32: per Linear layer, ONNX Runtime's Gemm (transB, the export's form; MLAS) against the two kernels predict
+runs: oneDNN on weights reordered once (mkldnn::_linear_pointwise, layers of 2^17 weights and more) and
+aten::linear (MKL, the smaller ones).
+
+int8: per Linear layer of the medium (d 256) and large (d 512) models (qkv, proj, fc1, fc2), the same int8 weights
 (per output channel, symmetric) and the same float32 input: ONNX Runtime's DynamicQuantizeMatMul (its fusion of
 the export's quantize_dynamic pattern, MLAS kernels) in a one-node session, against libtorch's
 quantized::linear_dynamic on fbgemm and on oneDNN (the kernels toInt8 packs; libtorch from .venv, the one the
@@ -27,7 +31,7 @@ try:
     import onnxruntime as ort  # noqa: E402
     from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 except ImportError:
-    sys.exit('peer_int8_kernels: needs onnxruntime and onnx beside torch: '
+    sys.exit('peer_kernels: needs onnxruntime and onnx beside torch: '
              '.venv/bin/python -m pip install --target build/ortpy onnxruntime onnx')
 
 
@@ -61,7 +65,36 @@ def main():
     print(f'libtorch {torch.__version__}, onnxruntime {ort.__version__}, {a.threads} thread(s); microseconds per call, '
           'median of 5 rounds; "x" = libtorch time / ONNX Runtime time')
     print()
-    print('| layer (out x in) | rows | ORT DynamicQuantizeMatMul | libtorch fbgemm | libtorch onednn |')
+    layers = [(size, d, name, o, i) for size, d in (('medium', 256), ('large', 512))
+              for name, (o, i) in (('qkv', (3 * d, d)), ('proj', (d, d)), ('fc1', (4 * d, d)), ('fc2', (d, 4 * d)))]
+    print('| fp32 layer (out x in) | rows | ORT Gemm | libtorch oneDNN prepacked | libtorch aten::linear (MKL) |')
+    print('|---|---|---|---|---|')
+    with torch.inference_mode():
+        for size, d, name, o, i in layers:
+            w = (rng.standard_normal((o, i)) * 0.02).astype(np.float32)
+            bias = (rng.standard_normal(o) * 0.01).astype(np.float32)
+            sess = session([helper.make_node('Gemm', ['A', 'W', 'bias'], ['Y'], transB=1)],
+                           [helper.make_tensor_value_info('A', TensorProto.FLOAT, ['r', i])],
+                           [helper.make_tensor_value_info('Y', TensorProto.FLOAT, ['r', o])],
+                           [numpy_helper.from_array(w, 'W'), numpy_helper.from_array(bias, 'bias')], a.threads)
+            wt, bt = torch.from_numpy(w), torch.from_numpy(bias)
+            packed = torch.ops.mkldnn._reorder_linear_weight(wt, None)
+            for rows in rows_list:
+                x = rng.standard_normal((rows, i)).astype(np.float32)
+                xt = torch.from_numpy(x)
+                ref = sess.run(None, {'A': x})[0]
+                assert np.abs(torch.ops.mkldnn._linear_pointwise(xt, packed, bt, 'none', [], '').numpy() - ref).max() < 1e-3
+                n = max(3, 4000 // rows)
+                t = {'ort': [], 'onednn': [], 'aten': []}
+                for _ in range(5):
+                    t['ort'].append(timed(lambda: sess.run(None, {'A': x}), n))
+                    t['onednn'].append(timed(lambda: torch.ops.mkldnn._linear_pointwise(xt, packed, bt, 'none', [], ''), n))
+                    t['aten'].append(timed(lambda: torch.nn.functional.linear(xt, wt, bt), n))
+                m = {k: sorted(v)[2] for k, v in t.items()}
+                print(f'| {size} {name} ({o} x {i}) | {rows} | {m["ort"]:.0f} | {m["onednn"]:.0f} ({m["onednn"] / m["ort"]:.2f}x) | '
+                      f'{m["aten"]:.0f} ({m["aten"] / m["ort"]:.2f}x) |', flush=True)
+    print()
+    print('| int8 layer (out x in) | rows | ORT DynamicQuantizeMatMul | libtorch fbgemm | libtorch onednn |')
     print('|---|---|---|---|---|')
     gelu_sizes = []
     with torch.inference_mode():
