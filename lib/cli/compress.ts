@@ -1,24 +1,15 @@
 // trainlarge compress: prune and/or quantize a classifier (and try it on int8 kernels), write the packed
-// file, and print test accuracy and bytes before and after.
+// file, and print test accuracy and bytes before and after; a translator goes to compress-translator.ts.
 import * as fs from 'fs';
 import * as path from 'path';
-import {
-  bytesByPart,
-  compressedSize,
-  CompressionTraining,
-  INT8_ENGINES,
-  Int8Engine,
-  prune,
-  PruneOptions,
-  quantize,
-  QuantizeOptions,
-  toInt8,
-} from '../compress/ops';
+import { compressedSize, CompressionTraining, INT8_ENGINES, Int8Engine, PruneOptions, QuantizeOptions, toInt8 } from '../compress/ops';
 import { Int8OptionsSchema, PRUNE_STRUCTURES, PruneSchema, PruneScope, PruneStructure, QuantizeSchema } from '../config/compress';
 import { parseConfig } from '../config/parse';
 import { RUN_FILES } from '../io';
 import { Transformer } from '../model';
 import { Tokenizer } from '../data/tokenizer';
+import { applyCompression, partBytes, printParts } from './compress-steps';
+import { compressTranslator } from './compress-translator';
 import { Args, Command, UsageError } from './args';
 import {
   device,
@@ -37,128 +28,6 @@ import {
   writeTaskRecord,
 } from './common';
 import { progressReporter } from '../train/progress';
-import { TrainConfigInput } from '../config/train';
-import { ParallelFilesSpec } from '../data/parallel-files';
-import { Dataset } from '../data/task';
-
-/** Prunes then quantizes as asked (`training` gives gradual pruning and QAT their fine-tuning); every model it
- * replaces goes into `done` for the caller to dispose. */
-async function applyCompression(
-  model: Transformer,
-  o: { pruneOptions?: PruneOptions; quantizeOptions?: QuantizeOptions },
-  training: (what: string) => CompressionTraining,
-  done: Transformer[],
-): Promise<Transformer> {
-  if (o.pruneOptions) {
-    done.push(model);
-    model = await prune(model, {
-      ...o.pruneOptions,
-      ...(o.pruneOptions.schedule === 'gradual' ? { train: training('gradual pruning') } : {}),
-    });
-  }
-  if (o.quantizeOptions) {
-    done.push(model);
-    model = await quantize(model, { ...o.quantizeOptions, ...(o.quantizeOptions.method === 'qat' ? { train: training('qat') } : {}) });
-  }
-  return model;
-}
-
-/** Bytes part by part, before and after, and what was compressed: the embeddings are most of a small model. */
-async function partBytes(beforeSize: Awaited<ReturnType<typeof compressedSize>>, model: Transformer) {
-  const beforeParts = new Map(bytesByPart(beforeSize, { pruned: {}, quantized: {} }).map((p) => [p.part, p.bytes]));
-  return bytesByPart(await compressedSize(model), model.compression).map((p) => ({ ...p, before: beforeParts.get(p.part) ?? 0 }));
-}
-
-function printParts(parts: Awaited<ReturnType<typeof partBytes>>): void {
-  for (const p of parts)
-    console.log(
-      `  ${p.part}: ${p.before.toLocaleString('en-US')} -> ${p.bytes.toLocaleString('en-US')} bytes, ` +
-        `${p.compressed ? `compressed (${p.compressed})` : 'left as it was'}`,
-    );
-}
-
-/**
- * compress on a translator (trainlarge finetune --task translate): pruned and/or quantized, saved packed with its
- * tokenizer and task.json; BLEU before and after on the first 200 test pairs (valid when there is no test split)
- * when the pairs are known, and the file's bytes.
- */
-async function compressTranslator(o: {
-  args: Args;
-  dir: string;
-  out: string;
-  tok: Tokenizer;
-  spec?: ParallelFilesSpec;
-  maxLen?: number;
-  pruneOptions?: PruneOptions;
-  quantizeOptions?: QuantizeOptions;
-  config: TrainConfigInput;
-  int8: boolean;
-}): Promise<void> {
-  const { args } = o;
-  let model = await Transformer.load(o.dir, { device: device(args) });
-  const done: Transformer[] = [];
-  const bars: { stop: () => void }[] = [];
-  let task: Awaited<ReturnType<typeof Dataset.parallel>> | undefined;
-  try {
-    if (model.config.task !== 'translate')
-      throw new UsageError(`--task translate: ${o.dir} holds a '${model.config.task}' model, not a translator`, 'compress');
-    const maxLen = o.maxLen ?? model.config.maxLen;
-    task = o.spec ? await Dataset.parallel({ source: o.spec, tokenizer: o.tok, maxLen }) : undefined;
-    const evalSet = task?.test ?? task?.valid;
-    const bleu = async (m: Transformer) => (evalSet ? (await m.evaluate(evalSet, { metric: 'bleu', maxSamples: 200 })).bleu : undefined);
-    const training = (what: string): CompressionTraining => {
-      if (!task) throw new UsageError(`${what}: fine-tunes, so it needs the pairs: give --task translate --train FILE,...`, 'compress');
-      const bar = progressReporter(`${what} ${task.name}`);
-      bars.push(bar);
-      return { data: task.train, config: o.config, fit: { onProgress: bar.onProgress } };
-    };
-    const beforeSize = await compressedSize(model);
-    const before = { bleu: await bleu(model), bytes: beforeSize.bytes };
-    model = await applyCompression(model, o, training, done);
-    for (const b of bars.splice(0)) b.stop();
-    await model.save(o.out, { tokenizer: o.tok });
-    await writeTaskRecord(o.out, { source: TRANSLATE_TASK, ...(o.spec ? { parallel: o.spec } : {}), maxLen });
-    const fileBytes = fs.statSync(path.join(o.out, RUN_FILES.weights)).size;
-    const after = { bleu: await bleu(model), bytes: (await compressedSize(model)).bytes, fileBytes };
-    let int8Bleu: number | undefined;
-    if (o.int8) {
-      const fast = await toInt8(model, { engine: args.string('engine') as Int8Engine | undefined });
-      int8Bleu = await bleu(fast);
-      fast.dispose();
-    }
-    const parts = await partBytes(beforeSize, model);
-    const result = {
-      dir: o.out,
-      task: TRANSLATE_TASK,
-      parts,
-      before,
-      after,
-      ...(int8Bleu !== undefined ? { int8Bleu } : {}),
-      ...(evalSet ? { bleuPairs: Math.min(200, evalSet.size) } : {}),
-      compression: { pruned: Object.keys(model.compression.pruned).length, quantized: Object.keys(model.compression.quantized).length },
-    };
-    if (args.bool('json')) console.log(JSON.stringify(result));
-    else {
-      if (evalSet)
-        console.log(
-          `BLEU on ${result.bleuPairs} ${task?.test ? 'test' : 'validation'} pairs: ${before.bleu!.toFixed(2)} before, ${after.bleu!.toFixed(2)} after` +
-            `${int8Bleu !== undefined ? `, ${int8Bleu.toFixed(2)} on int8 kernels` : ''}`,
-        );
-      else console.log('no test or validation pairs known (task.json names none): BLEU not measured');
-      console.log(
-        `bytes: ${before.bytes.toLocaleString('en-US')} before, ${after.bytes.toLocaleString('en-US')} after ` +
-          `(${(before.bytes / after.bytes).toFixed(2)}x smaller)`,
-      );
-      printParts(parts);
-      console.log(`saved ${o.out}: model.safetensors (${fileBytes.toLocaleString('en-US')} bytes), config.json, the tokenizer, task.json`);
-    }
-  } finally {
-    for (const b of bars) b.stop();
-    model.dispose();
-    for (const m of done) m.dispose();
-    task?.dispose();
-  }
-}
 
 // The fine-tuning of gradual pruning and QAT (no evaluation cadence: they evaluate on the test split after).
 const TRAIN_FLAGS = trainFlags(100).filter((f) => !['eval-every', 'eval-samples'].includes(f.name));

@@ -92,7 +92,9 @@ export const Int8OptionsSchema = z
   .object({
     /**
      * One of INT8_ENGINES; 'auto' takes the first this libtorch has of onednn, x86, fbgemm, qnnpack
-     * (native/engine/int8.cc's order, from BENCHMARKS.md, "Int8 inference").
+     * (native/engine/int8.cc's order, from BENCHMARKS.md, "Int8 inference"), and where the CPU has AVX-512
+     * VNNI and the libtorch fbgemm, packs fbgemm too for calls of up to 256 rows (batch x tokens): the
+     * model's `compression.int8.engine` then reads 'fbgemm+onednn'.
      */
     engine: z
       .enum(INT8_ENGINES, {

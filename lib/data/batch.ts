@@ -1,6 +1,6 @@
 // A batch of token ids as the engine takes it (flat ids, shape, attention mask), built from what users pass
 // and checked before native code sees it: ragged sequences padded, every id and length against the model's.
-import { checkSequences, checkTokenId, describeValue } from './tokens';
+import { checkSequences, checkTokenId, describeValue, isTokenId } from './tokens';
 
 /** Token ids: one array per sequence (ragged is fine: padded with padId and masked), or a flat array + shape. */
 export type TokenInput = ArrayLike<number>[] | { ids: Int32Array; batch: number; length: number; attentionMask?: Uint8Array };
@@ -44,7 +44,7 @@ export function toBatch(tokens: TokenInput, shape: BatchShape): TokenBatch {
       if (t.attentionMask.length !== t.ids.length)
         throw new RangeError(`tokens.attentionMask: has ${t.attentionMask.length} elements, ids has ${t.ids.length}`);
     }
-    for (let i = 0; i < t.ids.length; i++) checkTokenId(t.ids[i], `tokens.ids[${i}]`, vocabSize);
+    for (let i = 0; i < t.ids.length; i++) if (!isTokenId(t.ids[i], vocabSize)) checkTokenId(t.ids[i], `tokens.ids[${i}]`, vocabSize);
     return { ids: t.ids, batch: t.batch, length: t.length, mask: t.attentionMask ?? null };
   }
   if (tokens.length === 0) throw new RangeError('tokens: the batch is empty');

@@ -50,6 +50,11 @@ export function describeValue(v: unknown): string {
 }
 
 /** Throws unless `v` is an integer token id (in [0, vocabSize) when given); `where` names it. */
+/** checkTokenId's test without its message: the per-token loops build an element's name only when it fails. */
+export function isTokenId(v: unknown, vocabSize?: number): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && (vocabSize === undefined || v < vocabSize);
+}
+
 export function checkTokenId(v: unknown, where: string, vocabSize?: number): asserts v is number {
   if (typeof v !== 'number' || !Number.isInteger(v))
     throw new TypeError(`${where}: expected an integer token id, got ${typeof v === 'number' ? v : describeValue(v)}`);
@@ -80,7 +85,7 @@ export function checkSequence(value: unknown, where: string, vocabSize?: number)
     );
   }
   const seq = value as ArrayLike<unknown>;
-  for (let j = 0; j < seq.length; j++) checkTokenId(seq[j], `${where}[${j}]`, vocabSize);
+  for (let j = 0; j < seq.length; j++) if (!isTokenId(seq[j], vocabSize)) checkTokenId(seq[j], `${where}[${j}]`, vocabSize);
   return value as ArrayLike<number>;
 }
 

@@ -103,6 +103,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   start_engine_thread();
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);  // deleted with the env
+  init_engine_jobs(env);
   auto model = ModelWrap::Define(env);
   auto dataset = DatasetWrap::Define(env);
   auto trainer = TrainerWrap::Define(env);

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bind/addon.h"
 #include "common/runtime.h"
 
 namespace trainlarge::bind {
@@ -41,12 +42,17 @@ class EngineThread {
   void run(std::function<void()> task) {
     std::packaged_task<void()> packaged(std::move(task));
     auto done = packaged.get_future();
+    post(std::move(packaged));
+    done.get();
+  }
+
+  // Queues `task` and returns at once (it must not throw: nobody waits for it).
+  void post(std::packaged_task<void()> task) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      queue_.push_back(std::move(packaged));
+      queue_.push_back(std::move(task));
     }
     ready_.notify_one();
-    done.get();
   }
 
  private:
@@ -156,6 +162,77 @@ class Job : public Napi::AsyncWorker {
   std::vector<Napi::ObjectReference> refs_;
 };
 
+// A job for the engine thread queued straight from the JS thread, its promise settled through the env's one
+// thread-safe function: two thread hand-offs (JS -> engine -> JS) where an AsyncWorker takes four (JS -> libuv
+// worker -> engine -> worker -> JS), each a futex wake-up of a sleeping thread.
+}  // namespace
+
+// The env's thread-safe function that settles engine jobs on its JS thread, referenced while jobs run.
+struct EngineChannel {
+  Napi::ThreadSafeFunction done;
+  int jobs = 0;  // touched on the JS thread only
+};
+
+namespace {
+
+struct EngineJob {
+  std::shared_ptr<EngineChannel> channel;
+  Napi::Promise::Deferred deferred;
+  Work work;
+  Finish finish;
+  Failure failure;
+  bool failed = false;
+  std::vector<Napi::ObjectReference> refs;
+};
+
+// Runs on the JS thread (env null only when the env is being torn down: then nothing may call into it).
+void settle(Napi::Env env, Napi::Function, EngineJob* job) {
+  if (env == nullptr) {
+    for (auto& r : job->refs) r.SuppressDestruct();
+    delete job;
+    return;
+  }
+  {
+    Napi::HandleScope scope(env);
+    try {
+      if (job->failed)
+        job->deferred.Reject(make_error(env, job->failure).Value());
+      else
+        job->deferred.Resolve(job->finish ? job->finish(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      job->deferred.Reject(e.Value());
+    } catch (...) {
+      job->deferred.Reject(make_error(env, describe_current_exception()).Value());
+    }
+  }
+  auto channel = std::move(job->channel);
+  delete job;
+  if (--channel->jobs == 0) channel->done.Unref(env);
+}
+
+Napi::Promise queue_engine_job(Napi::Env env, Work work, const std::vector<Napi::Object>& keep_alive) {
+  const auto& channel = addon_data(env).engine;
+  auto* job = new EngineJob{channel, Napi::Promise::Deferred::New(env), std::move(work), {}, {}, false, {}};
+  for (const auto& o : keep_alive) job->refs.push_back(Napi::Persistent(o));
+  auto promise = job->deferred.Promise();
+  if (channel->jobs++ == 0) channel->done.Ref(env);  // the event loop stays alive while a job runs
+  auto done = channel->done;
+  EngineThread::get().post(std::packaged_task<void()>([job, done]() mutable {
+    try {
+      apply_thread_settings();
+      job->finish = job->work();
+    } catch (...) {
+      job->failure = describe_current_exception();
+      job->failed = true;
+    }
+    job->work = nullptr;  // its captures die here, on the engine thread, as they would have in an AsyncWorker
+    if (done.NonBlockingCall(job, settle) != napi_ok) {
+      // The env is closing (its TSFN no longer calls): the job cannot be settled; the process or worker is exiting.
+    }
+  }));
+  return promise;
+}
+
 Napi::Promise queue_job(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive, bool on_engine) {
   auto* job = new Job(env, name, std::move(work), keep_alive, on_engine);  // deletes itself after OnOK/OnError
   auto promise = job->promise();
@@ -167,7 +244,22 @@ Napi::Promise queue_job(Napi::Env env, const char* name, Work work, const std::v
 
 // The libuv worker only waits for the engine thread, so JS never blocks and libtorch runs on one thread.
 Napi::Promise run_async(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive) {
-  return queue_job(env, name, std::move(work), keep_alive, true);
+  // TRAINLARGE_JOB_HANDOFF=worker: the AsyncWorker path (four hand-offs), as before 2026-12-07, to compare.
+  static const bool worker = [] {
+    const char* e = std::getenv("TRAINLARGE_JOB_HANDOFF");
+    return e != nullptr && std::string(e) == "worker";
+  }();
+  if (worker) return queue_job(env, name, std::move(work), keep_alive, true);
+  return queue_engine_job(env, std::move(work), keep_alive);
+}
+
+void init_engine_jobs(Napi::Env env) {
+  auto channel = std::make_shared<EngineChannel>();
+  // No JS function: settle() does the work. Unreferenced while no job runs, so an idle addon never holds the
+  // event loop open.
+  channel->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "trainlarge.engine", 0, 1);
+  channel->done.Unref(env);
+  addon_data(env).engine = std::move(channel);
 }
 
 Napi::Promise run_io(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive) {

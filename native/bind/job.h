@@ -1,5 +1,5 @@
-// Runs engine work on the one engine thread (a libuv worker waits for it) and settles a Promise on the JS
-// thread. Every C++ exception
+// Runs engine work on the one engine thread (queued from the JS thread; the env's thread-safe function settles
+// its Promise back on the JS thread) and I/O work on a libuv worker. Every C++ exception
 // (c10::Error included) becomes a JS Error carrying the libtorch message and a `code`; none escapes to
 // terminate the process. Also: Guard() for synchronous methods, with the same translation.
 #pragma once
@@ -23,6 +23,10 @@ Napi::Promise run_async(Napi::Env env, const char* name, Work work, const std::v
 // The same for work that never touches libtorch (file writes, SentencePiece): runs on the libuv worker
 // itself, so it does not wait behind a training job.
 Napi::Promise run_io(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive = {});
+
+// Makes the env's completion channel for run_async (a thread-safe function in AddonData); call from the
+// addon's init, after SetInstanceData.
+void init_engine_jobs(Napi::Env env);
 
 // Starts the engine thread (once per process) and holds the calling thread to one OpenMP thread. Call from
 // the addon's init, before any tensor is made.

@@ -277,12 +277,23 @@ class StateDictUnpickler {
       if (!s) fail(name + ": its first argument is not a storage");
       const auto offset = integer(a[1]);
       const auto size = ints(a[2]), stride = ints(a[3]);
-      int64_t last = offset;
+      if (size.size() != stride.size())
+        fail(name + ": a shape of " + std::to_string(size.size()) + " dimensions with " + std::to_string(stride.size()) + " strides");
+      // Every element inside the storage: the last one's offset, in 128 bits (sizes and strides are the file's and
+      // may be anything; each term is under 2^126 and the sum stops at the storage's end).
+      const auto n = s->data.numel();
+      bool empty = false;
       for (size_t k = 0; k < size.size(); ++k) {
-        if (size[k] == 0) last = -1;
-        if (last >= 0) last += (size[k] - 1) * stride[k];
+        if (size[k] < 0 || stride[k] < 0) fail(name + ": a negative size or stride");
+        empty = empty || size[k] == 0;
       }
-      if (offset < 0 || last >= s->data.numel()) fail(name + ": a view outside its storage");
+      if (offset < 0 || offset > n) fail(name + ": a view outside its storage");
+      __int128 last = offset;
+      for (size_t k = 0; k < size.size() && !empty; ++k) {
+        last += static_cast<__int128>(size[k] - 1) * stride[k];
+        if (last >= n) fail(name + ": a view outside its storage");
+      }
+      if (!empty && last >= n) fail(name + ": a view outside its storage");
       return make(s->data.as_strided(size, stride, offset));
     }
     if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state") {

@@ -6,6 +6,7 @@
 //   trainlarge_engine_test TEXT_FILE OUT_DIR          prints one JSON line; exit 1 on a failed check
 //   trainlarge_engine_test seq2seq TEXT_FILE OUT_DIR  the translation model's checks (run_seq2seq), likewise
 #include <ATen/CPUGeneratorImpl.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include "engine/model.h"
 #include "engine/packed.h"
 #include "io/safetensors.h"
+#include "io/torch_checkpoint.h"
 #include "models/dropout.h"
 #include "train/trainer.h"
 
@@ -475,6 +477,54 @@ int run_seq2seq(const std::string& text, const std::string& out_dir) {
   return 0;
 }
 
+// pytorch_model.bin's pickle machine (io/torch_checkpoint.cc) on hand-written pickles of
+// {'w': _rebuild_tensor_v2(storage '0' of 16 floats, offset, size, stride, ...)} in a torch.save archive: the
+// good one reads, the bad views are refused by name (never read past the storage). Returns how many checks ran.
+int torch_checkpoint_checks(const std::string& dir) {
+  auto str = [](const std::string& v) {
+    std::string out = "X";
+    for (int k = 0; k < 4; ++k) out += static_cast<char>((v.size() >> (8 * k)) & 0xff);
+    return out + v;
+  };
+  auto small = [](int v) { return std::string("K") + static_cast<char>(v); };
+  auto tuple = [&](const std::vector<int>& v) {
+    std::string out = "(";
+    for (int x : v) out += small(x);
+    return out + "t";
+  };
+  auto archive = [&](int offset, const std::vector<int>& size, const std::vector<int>& stride) {
+    const std::string pkl = std::string("\x80\x02}(") + str("w") + "ctorch._utils\n_rebuild_tensor_v2\n((" + str("storage") +
+                            "ctorch\nFloatStorage\n" + str("0") + str("cpu") + small(16) + "tQ" + small(offset) + tuple(size) +
+                            tuple(stride) +
+                            "\x89"
+                            "ccollections\nOrderedDict\n)RtRu.";
+    const auto path = dir + "/ckpt-" + std::to_string(offset) + "-" + std::to_string(size.size()) + std::to_string(stride.size()) + ".bin";
+    caffe2::serialize::PyTorchStreamWriter writer(path);
+    writer.writeRecord("data.pkl", pkl.data(), pkl.size());
+    std::vector<float> ones(16, 1.0f);
+    writer.writeRecord("data/0", ones.data(), ones.size() * sizeof(float));
+    writer.writeEndOfFile();
+    return path;
+  };
+  auto refused = [&](const std::string& path, const std::string& why) {
+    try {
+      (void)tl::read_torch_checkpoint(path);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what()).find(why) != std::string::npos;
+    }
+    return false;
+  };
+  std::filesystem::create_directories(dir);
+  const auto good = tl::read_torch_checkpoint(archive(4, {3, 4}, {4, 1}));
+  check(good.size() == 1 && good[0].first == "w" && good[0].second.sizes() == torch::IntArrayRef({3, 4}) &&
+            good[0].second.sum().item<double>() == 12.0,
+        "a torch.save pickle of a view reads");
+  check(refused(archive(0, {4, 4}, {4}), "a shape of 2 dimensions with 1 strides"), "a stride missing is refused");
+  check(refused(archive(4, {4, 4}, {4, 1}), "a view outside its storage"), "a view past the storage is refused");
+  check(refused(archive(0, {2, 200}, {200, 1}), "a view outside its storage"), "a large size is refused");
+  check(refused(archive(20, {}, {}), "a view outside its storage"), "an offset past the storage is refused");
+  return 5;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -587,11 +637,12 @@ int main(int argc, char** argv) {
     const double keep = dropout_keep_share();
     const double attention = attention_paths_difference();
     check(attention < 1e-4, "fused and explicit attention agree");
+    const int checkpoint_checks = torch_checkpoint_checks(std::string(argv[2]) + "/checkpoints");
 
     std::ostringstream out;
     out << "{\"adamwMaxDifference\":" << adamw << ",\"dropoutKeep\":" << keep << ",\"attentionPathsDifference\":" << attention
-        << ",\"tokens\":" << n << ",\"parameters\":" << model->parameter_count() << ",\"firstTrainLoss\":" << first
-        << ",\"lastTrainLoss\":" << last << ",\"validBefore\":" << before << ",\"validAfter\":" << after
+        << ",\"checkpointChecks\":" << checkpoint_checks << ",\"tokens\":" << n << ",\"parameters\":" << model->parameter_count()
+        << ",\"firstTrainLoss\":" << first << ",\"lastTrainLoss\":" << last << ",\"validBefore\":" << before << ",\"validAfter\":" << after
         << ",\"validCompressed\":" << compressed << ",\"packedBytes\":" << on_disk << ",\"denseBytes\":" << model->parameter_bytes()
         << ",\"validStructured\":" << structured_loss << ",\"structuredBytes\":" << small_bytes << "}";
     std::cout << out.str() << std::endl;
