@@ -44,6 +44,19 @@ def timed(f, n):
     return (time.perf_counter() - t) / n * 1e6
 
 
+def row(label, rows, sides):
+    """One table row: each side's median over 5 rounds (the sides taking turns), ONNX Runtime's (the first) plain,
+    the others with their time over ONNX Runtime's."""
+    n = max(3, 4000 // rows)
+    t = {k: [] for k in sides}
+    for _ in range(5):
+        for k, f in sides.items():
+            t[k].append(timed(f, n))
+    m = [sorted(v)[2] for v in t.values()]
+    cells = [f'{m[0]:.0f}'] + [f'{v:.0f} ({v / m[0]:.2f}x)' for v in m[1:]]
+    print(f'| {label} | {rows} | ' + ' | '.join(cells) + ' |', flush=True)
+
+
 def session(nodes, inputs, outputs, inits, threads):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -84,15 +97,10 @@ def main():
                 xt = torch.from_numpy(x)
                 ref = sess.run(None, {'A': x})[0]
                 assert np.abs(torch.ops.mkldnn._linear_pointwise(xt, packed, bt, 'none', [], '').numpy() - ref).max() < 1e-3
-                n = max(3, 4000 // rows)
-                t = {'ort': [], 'onednn': [], 'aten': []}
-                for _ in range(5):
-                    t['ort'].append(timed(lambda: sess.run(None, {'A': x}), n))
-                    t['onednn'].append(timed(lambda: torch.ops.mkldnn._linear_pointwise(xt, packed, bt, 'none', [], ''), n))
-                    t['aten'].append(timed(lambda: torch.nn.functional.linear(xt, wt, bt), n))
-                m = {k: sorted(v)[2] for k, v in t.items()}
-                print(f'| {size} {name} ({o} x {i}) | {rows} | {m["ort"]:.0f} | {m["onednn"]:.0f} ({m["onednn"] / m["ort"]:.2f}x) | '
-                      f'{m["aten"]:.0f} ({m["aten"] / m["ort"]:.2f}x) |', flush=True)
+                row(f'{size} {name} ({o} x {i})', rows, {
+                    'ort': lambda: sess.run(None, {'A': x}),
+                    'onednn': lambda: torch.ops.mkldnn._linear_pointwise(xt, packed, bt, 'none', [], ''),
+                    'aten': lambda: torch.nn.functional.linear(xt, wt, bt)})
     print()
     print('| int8 layer (out x in) | rows | ORT DynamicQuantizeMatMul | libtorch fbgemm | libtorch onednn |')
     print('|---|---|---|---|---|')
@@ -125,15 +133,10 @@ def main():
                     for e in packs:  # the same arithmetic up to the activations' rounding
                         diff = np.abs(torch.ops.quantized.linear_dynamic(xt, packs[e], False).numpy() - ref).max()
                         assert diff < 0.05, f'{e} differs from ONNX Runtime by {diff}'
-                    n = max(3, 4000 // rows)
-                    t = {'ort': [], 'fbgemm': [], 'onednn': []}
-                    for _ in range(5):
-                        t['ort'].append(timed(lambda: sess.run(None, {'A': x}), n))
-                        for e in packs:
-                            t[e].append(timed(lambda: torch.ops.quantized.linear_dynamic(xt, packs[e], False), n))
-                    m = {k: sorted(v)[2] for k, v in t.items()}
-                    print(f'| {size} {name} ({o} x {i}) | {rows} | {m["ort"]:.0f} | {m["fbgemm"]:.0f} ({m["fbgemm"] / m["ort"]:.2f}x) | '
-                          f'{m["onednn"]:.0f} ({m["onednn"] / m["ort"]:.2f}x) |', flush=True)
+                    row(f'{size} {name} ({o} x {i})', rows, {
+                        'ort': lambda: sess.run(None, {'A': x}),
+                        'fbgemm': lambda: torch.ops.quantized.linear_dynamic(xt, packs['fbgemm'], False),
+                        'onednn': lambda: torch.ops.quantized.linear_dynamic(xt, packs['onednn'], False)})
         print()
         print('| GELU | rows | ORT Gelu | aten::gelu |')
         print('|---|---|---|---|')
@@ -144,14 +147,7 @@ def main():
             for rows in rows_list:
                 x = rng.standard_normal((rows, n_out)).astype(np.float32)
                 xt = torch.from_numpy(x)
-                n = max(3, 4000 // rows)
-                ta, tb = [], []
-                for _ in range(5):
-                    ta.append(timed(lambda: sess.run(None, {'X': x}), n))
-                    tb.append(timed(lambda: torch.nn.functional.gelu(xt), n))
-                ma, mb = sorted(ta)[2], sorted(tb)[2]
-                print(f'| {rows} x {n_out} | {rows} | {ma:.0f} | {mb:.0f} ({mb / ma:.2f}x) |', flush=True)
-
+                row(f'{rows} x {n_out}', rows, {'ort': lambda: sess.run(None, {'X': x}), 'aten': lambda: torch.nn.functional.gelu(xt)})
 
 if __name__ == '__main__':
     main()
