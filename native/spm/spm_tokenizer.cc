@@ -347,19 +347,21 @@ void SpmTokenizer::encode_batch(const std::vector<std::string>& docs, int thread
                                 std::vector<int64_t>* offsets) const {
   std::vector<std::vector<int32_t>> per_doc(docs.size());
   const size_t workers = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, threads)), docs.size()));
-  std::vector<std::thread> pool;
   std::vector<std::exception_ptr> errors(workers);
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&, w] {
-      try {
-        auto& cache = take_cache();
-        std::lock_guard<std::mutex> hold(cache.busy, std::adopt_lock);
-        for (size_t d = w; d < docs.size(); d += workers) encode_with(docs[d], &per_doc[d], cache);
-      } catch (...) {
-        errors[w] = std::current_exception();
-      }
-    });
-  }
+  auto share = [&](size_t w) {
+    try {
+      auto& cache = take_cache();
+      std::lock_guard<std::mutex> hold(cache.busy, std::adopt_lock);
+      for (size_t d = w; d < docs.size(); d += workers) encode_with(docs[d], &per_doc[d], cache);
+    } catch (...) {
+      errors[w] = std::current_exception();
+    }
+  };
+  // The calling thread takes the first share: one thread fewer to start, none at all for a single worker (a
+  // service's request, whose thread start cost more than its encoding).
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(share, w);
+  share(0);
   for (auto& t : pool) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
