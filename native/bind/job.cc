@@ -112,6 +112,17 @@ Napi::Error make_error(Napi::Env env, const Failure& f) {
   return error;
 }
 
+// Resolves `deferred` with the finisher's value (undefined without one); a finisher that throws rejects it.
+void resolve_with(Napi::Env env, Napi::Promise::Deferred& deferred, const Finish& finish) {
+  try {
+    deferred.Resolve(finish ? finish(env) : env.Undefined());
+  } catch (const Napi::Error& e) {
+    deferred.Reject(e.Value());
+  } catch (...) {
+    deferred.Reject(make_error(env, describe_current_exception()).Value());
+  }
+}
+
 class Job : public Napi::AsyncWorker {
  public:
   Job(Napi::Env env, const char* name, Work work, const std::vector<Napi::Object>& keep_alive, bool on_engine)
@@ -139,13 +150,7 @@ class Job : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::HandleScope scope(Env());
-    try {
-      deferred_.Resolve(finish_ ? finish_(Env()) : Env().Undefined());
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (...) {
-      deferred_.Reject(make_error(Env(), describe_current_exception()).Value());
-    }
+    resolve_with(Env(), deferred_, finish_);
   }
 
   void OnError(const Napi::Error&) override {
@@ -194,16 +199,10 @@ void settle(Napi::Env env, Napi::Function, EngineJob* job) {
   }
   {
     Napi::HandleScope scope(env);
-    try {
-      if (job->failed)
-        job->deferred.Reject(make_error(env, job->failure).Value());
-      else
-        job->deferred.Resolve(job->finish ? job->finish(env) : env.Undefined());
-    } catch (const Napi::Error& e) {
-      job->deferred.Reject(e.Value());
-    } catch (...) {
-      job->deferred.Reject(make_error(env, describe_current_exception()).Value());
-    }
+    if (job->failed)
+      job->deferred.Reject(make_error(env, job->failure).Value());
+    else
+      resolve_with(env, job->deferred, job->finish);
   }
   auto channel = std::move(job->channel);
   delete job;
@@ -226,9 +225,8 @@ Napi::Promise queue_engine_job(Napi::Env env, Work work, const std::vector<Napi:
       job->failed = true;
     }
     job->work = nullptr;  // its captures die here, on the engine thread, as they would have in an AsyncWorker
-    if (done.NonBlockingCall(job, settle) != napi_ok) {
-      // The env is closing (its TSFN no longer calls): the job cannot be settled; the process or worker is exiting.
-    }
+    // Fails only while the env closes (the process or worker is exiting): then the job is never settled.
+    (void)done.NonBlockingCall(job, settle);
   }));
   return promise;
 }

@@ -33,6 +33,13 @@ bool has_engine(at::QEngine e) {
   return std::find(supported.begin(), supported.end(), e) != supported.end();
 }
 
+// The engine's name as toInt8 takes and reports it: libtorch's, lower-cased ("onednn", "x86", ...).
+std::string engine_name_of(at::QEngine e) {
+  std::string n = c10::toString(e);
+  std::transform(n.begin(), n.end(), n.begin(), ::tolower);
+  return n;
+}
+
 at::QEngine engine_named(const std::string& name) {
   const auto& supported = at::globalContext().supportedQEngines();
   std::string available;
@@ -43,9 +50,7 @@ at::QEngine engine_named(const std::string& name) {
     }
   } else {
     for (auto e : supported) {
-      std::string n = c10::toString(e);
-      std::transform(n.begin(), n.end(), n.begin(), ::tolower);
-      if (n == name) return e;
+      if (engine_name_of(e) == name) return e;
     }
   }
   throw std::invalid_argument("engine: '" + name + "' is not a quantized engine of this libtorch; available: " + available +
@@ -82,12 +87,7 @@ std::shared_ptr<Int8Linears> pack_int8(Model& model, const std::string& engine_n
                             .findSchemaOrThrow("quantized::linear_prepack", "")
                             .typed<c10::intrusive_ptr<LinearPackedParamsBase>(at::Tensor, c10::optional<at::Tensor>)>();
   auto out = std::make_shared<Int8Linears>();
-  auto name_of = [](at::QEngine e) {
-    std::string n = c10::toString(e);
-    std::transform(n.begin(), n.end(), n.begin(), ::tolower);
-    return n;
-  };
-  out->engine = name_of(engine);
+  out->engine = engine_name_of(engine);
   out->reduce_range = (engine == at::QEngine::FBGEMM || engine == at::QEngine::X86) && fbgemm_needs_reduced_range();
   const bool both =
       engine_name == "auto" && engine == at::QEngine::ONEDNN && has_engine(at::QEngine::FBGEMM) && !fbgemm_needs_reduced_range();
